@@ -1,0 +1,627 @@
+//! The configuration contract of `spec/config.md`: parsed and validated once, compiled into the
+//! lookup structures the request path uses. Every problem is collected (not just the first) with the
+//! JSON path it concerns; no message ever quotes a secret.
+
+use crate::router::{parse_template, Method, Router, Segment};
+use crate::timefmt::parse_instant;
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+
+/// One thing wrong with a configuration, at a JSON path (`apis[2].method`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    App,
+    Anonymous,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppCodeAuth {
+    Disable,
+    Header,
+    HeaderQuery,
+}
+
+/// An app: its identity and its signing keys, prepared once (HMAC key schedules are computed here,
+/// not per request). Debug output leaves the secret out.
+#[derive(Clone)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub owner_id: String,
+    pub(crate) hmac_sha256: Hmac<Sha256>,
+    pub(crate) hmac_sha1: Hmac<Sha1>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App").field("id", &self.id).field("name", &self.name).field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub name: String,
+    pub method: Method,
+    pub path: String,
+    pub template: Vec<Segment>,
+    pub auth: AuthType,
+    pub app_code: AppCodeAuth,
+    pub force_nonce: bool,
+    /// Bit i: published in stage i.
+    pub stages: u64,
+}
+
+/// A grant of an app on an API in a stage; `expires_ms` absent means no end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub expires_ms: Option<i64>,
+}
+
+/// Nonce store geometry: `shards` shared-data keys of at most `per_shard` live entries each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceStoreConfig {
+    pub shards: u32,
+    pub per_shard: u32,
+}
+
+/// A compiled, valid configuration.
+#[derive(Debug)]
+pub struct Gateway {
+    pub stages: Vec<String>,
+    pub release_stage: u32,
+    pub tolerance_ms: u64,
+    pub nonce_ttl_ms: u64,
+    pub require_timestamp: bool,
+    pub nonce_store: NonceStoreConfig,
+    pub max_body_bytes: u64,
+    pub apps: Vec<App>,
+    pub apis: Vec<Api>,
+    pub warnings: Vec<String>,
+    app_by_key: HashMap<Box<[u8]>, u32>,
+    app_by_code: HashMap<[u8; 32], u32>,
+    grants: HashMap<(u32, u32, u32), Grant>,
+    router: Router,
+}
+
+impl Gateway {
+    pub fn stage_index(&self, name: &[u8]) -> Option<u32> {
+        self.stages.iter().position(|s| s.as_bytes() == name).map(|i| i as u32)
+    }
+    pub fn app_by_key(&self, key: &[u8]) -> Option<u32> {
+        self.app_by_key.get(key).copied()
+    }
+    /// AppCodes are secrets: they are looked up by their SHA-256, so the table lookup's timing depends
+    /// on a digest an attacker cannot steer, not on the code.
+    pub fn app_by_code(&self, code: &[u8]) -> Option<u32> {
+        self.app_by_code.get(&<[u8; 32]>::from(Sha256::digest(code))).copied()
+    }
+    pub fn grant(&self, api: u32, app: u32, stage: u32) -> Option<Grant> {
+        self.grants.get(&(api, app, stage)).copied()
+    }
+    pub fn route(&self, method: &[u8], decoded_path: &[u8], stage: u32) -> Option<u32> {
+        self.router.lookup(method, decoded_path, stage)
+    }
+    pub fn app(&self, i: u32) -> Option<&App> {
+        self.apps.get(i as usize)
+    }
+    pub fn api(&self, i: u32) -> Option<&Api> {
+        self.apis.get(i as usize)
+    }
+}
+
+pub const DEFAULT_STAGES: [&str; 3] = ["RELEASE", "PRE", "TEST"];
+pub const DEFAULT_TOLERANCE_S: u64 = 900;
+pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
+pub const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
+/// Entries per shard: small enough that one shared-data read and write copies about 1.5 KB.
+const NONCE_SHARD_TARGET: u64 = 128;
+
+/// Collects problems while walking the document.
+struct Check {
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl Check {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.to_string(), message: message.into() });
+    }
+
+    fn object<'v>(&mut self, v: &'v Value, path: &str, allowed: &[&str]) -> Option<&'v Map<String, Value>> {
+        let Some(map) = v.as_object() else {
+            self.err(path, format!("must be an object, not {}", kind(v)));
+            return None;
+        };
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                self.err(&join(path, k), "unknown field");
+            }
+        }
+        Some(map)
+    }
+
+    fn string<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str, required: bool) -> Option<&'v str> {
+        match map.get(key) {
+            None | Some(Value::Null) if !required => None,
+            None | Some(Value::Null) => {
+                self.err(&join(path, key), "is required");
+                None
+            }
+            Some(Value::String(s)) if s.is_empty() => {
+                self.err(&join(path, key), "must not be empty");
+                None
+            }
+            Some(Value::String(s)) => Some(s),
+            Some(v) => {
+                self.err(&join(path, key), format!("must be a string, not {}", kind(v)));
+                None
+            }
+        }
+    }
+
+    /// An identifier given as a string or a whole number (Aliyun ids are numbers).
+    fn id(&mut self, map: &Map<String, Value>, path: &str, key: &str, required: bool) -> Option<String> {
+        match map.get(key) {
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+            Some(Value::Number(_)) => {
+                self.err(&join(path, key), "must be a string or a whole number");
+                None
+            }
+            _ => self.string(map, path, key, required).map(str::to_string),
+        }
+    }
+
+    fn boolean(&mut self, map: &Map<String, Value>, path: &str, key: &str, default: bool) -> bool {
+        match map.get(key) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.err(&join(path, key), format!("must be true or false, not {}", kind(v)));
+                default
+            }
+        }
+    }
+
+    fn integer(&mut self, map: &Map<String, Value>, path: &str, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        match map.get(key) {
+            None | Some(Value::Null) => default,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(x) if (min..=max).contains(&x) => x,
+                _ => {
+                    self.err(&join(path, key), format!("must be a whole number from {min} to {max}"));
+                    default
+                }
+            },
+            Some(v) => {
+                self.err(&join(path, key), format!("must be a number, not {}", kind(v)));
+                default
+            }
+        }
+    }
+
+    fn array<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> &'v [Value] {
+        match map.get(key) {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(a)) => a,
+            Some(v) => {
+                self.err(&join(path, key), format!("must be an array, not {}", kind(v)));
+                &[]
+            }
+        }
+    }
+
+    fn strings<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> Option<Vec<&'v str>> {
+        if !map.contains_key(key) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, v) in self.array(map, path, key).iter().enumerate() {
+            match v.as_str() {
+                Some(s) if !s.is_empty() => out.push(s),
+                _ => self.err(&format!("{}[{i}]", join(path, key)), "must be a non-empty string"),
+            }
+        }
+        Some(out)
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "apps", "apis"];
+const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
+const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
+const API_FIELDS: &[&str] =
+    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description"];
+const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
+
+/// Parses, validates and compiles a configuration document. On failure, every problem found.
+pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
+    let root: Value = match serde_json::from_slice(doc) {
+        Ok(v) => v,
+        Err(e) => {
+            // serde's message quotes no input, only a position: safe to log even if a secret is near.
+            return Err(vec![Problem { path: String::new(), message: format!("not valid JSON: {e}") }]);
+        }
+    };
+    let mut c = Check { problems: Vec::new(), warnings: Vec::new() };
+    let Some(top) = c.object(&root, "", TOP_FIELDS) else { return Err(c.problems) };
+
+    // stages
+    let stages: Vec<String> = match c.strings(top, "", "stages") {
+        Some(list) => list.into_iter().map(str::to_string).collect(),
+        None => DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
+    };
+    if stages.len() > 64 {
+        c.err("stages", "at most 64 stages");
+    }
+    for (i, s) in stages.iter().enumerate() {
+        if stages[..i].contains(s) {
+            c.err(&format!("stages[{i}]"), format!("duplicate stage {s}"));
+        }
+    }
+    let release_stage = match stages.iter().position(|s| s == "RELEASE") {
+        Some(i) => i as u32,
+        None => {
+            c.err("stages", "must include RELEASE, the stage of a request without X-Ca-Stage");
+            0
+        }
+    };
+
+    // signature
+    let empty = Map::new();
+    let sig = match top.get("signature") {
+        Some(v) => c.object(v, "signature", SIGNATURE_FIELDS).unwrap_or(&empty),
+        None => &empty,
+    };
+    let tolerance = c.integer(sig, "signature", "timestampToleranceSeconds", DEFAULT_TOLERANCE_S, 1, 86_400);
+    let nonce_ttl = c.integer(sig, "signature", "nonceTtlSeconds", tolerance.max(DEFAULT_TOLERANCE_S), 1, 86_400);
+    if nonce_ttl < tolerance {
+        c.err(
+            "signature.nonceTtlSeconds",
+            format!("must be at least timestampToleranceSeconds ({tolerance}): a nonce forgotten earlier can be replayed"),
+        );
+    }
+    let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
+    let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
+    let shards = capacity.div_ceil(NONCE_SHARD_TARGET).clamp(1, 8192) as u32;
+    let nonce_store = NonceStoreConfig { shards, per_shard: capacity.div_ceil(shards as u64) as u32 };
+
+    let max_body_bytes = c.integer(top, "", "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 30);
+
+    // apps
+    let mut apps = Vec::new();
+    let mut app_by_key: HashMap<Box<[u8]>, u32> = HashMap::new();
+    let mut app_by_code: HashMap<[u8; 32], u32> = HashMap::new();
+    let mut app_by_id: HashMap<String, u32> = HashMap::new();
+    let mut code_path: HashMap<[u8; 32], String> = HashMap::new();
+    for (i, v) in c.array(top, "", "apps").iter().enumerate() {
+        let path = format!("apps[{i}]");
+        let Some(o) = c.object(v, &path, APP_FIELDS) else { continue };
+        let id = c.id(o, &path, "appId", true);
+        let name = c.string(o, &path, "name", false).map(str::to_string);
+        let key = c.string(o, &path, "appKey", true);
+        let secret = c.string(o, &path, "appSecret", true);
+        let owner = c.id(o, &path, "ownerId", false);
+        let _ = c.string(o, &path, "description", false);
+        let codes = c.strings(o, &path, "appCodes").unwrap_or_default();
+        let idx = apps.len() as u32;
+        if let Some(id) = &id {
+            if app_by_id.insert(id.clone(), idx).is_some() {
+                c.err(&join(&path, "appId"), format!("duplicate appId {id}"));
+            }
+        }
+        if let Some(key) = key {
+            if app_by_key.insert(key.as_bytes().into(), idx).is_some() {
+                c.err(&join(&path, "appKey"), format!("duplicate appKey {key}"));
+            }
+        }
+        for (j, code) in codes.iter().enumerate() {
+            let here = format!("{path}.appCodes[{j}]");
+            let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
+            if let Some(first) = code_path.get(&digest) {
+                c.err(&here, format!("duplicate AppCode (same as {first})"));
+            } else {
+                code_path.insert(digest, here);
+                app_by_code.insert(digest, idx);
+            }
+        }
+        let (Some(id), Some(key), Some(secret)) = (id, key, secret) else { continue };
+        let (Ok(hmac_sha256), Ok(hmac_sha1)) =
+            (Hmac::<Sha256>::new_from_slice(secret.as_bytes()), Hmac::<Sha1>::new_from_slice(secret.as_bytes()))
+        else {
+            c.err(&join(&path, "appSecret"), "cannot be used as an HMAC key");
+            continue;
+        };
+        apps.push(App {
+            name: name.unwrap_or_else(|| id.clone()),
+            owner_id: owner.unwrap_or_else(|| id.clone()),
+            id,
+            key: key.to_string(),
+            hmac_sha256,
+            hmac_sha1,
+        });
+    }
+
+    // apis
+    let mut apis = Vec::new();
+    let mut router = Router::default();
+    let mut grants = HashMap::new();
+    let mut api_names: HashMap<String, usize> = HashMap::new();
+    // (method, shape of the template, stage) -> api index: two APIs that would match the same requests.
+    let mut shapes: HashMap<(Method, String, u32), usize> = HashMap::new();
+    for (i, v) in c.array(top, "", "apis").iter().enumerate() {
+        let path = format!("apis[{i}]");
+        let Some(o) = c.object(v, &path, API_FIELDS) else { continue };
+        let name = c.string(o, &path, "name", true);
+        let _ = c.string(o, &path, "description", false);
+        if let Some(n) = name {
+            if let Some(first) = api_names.insert(n.to_string(), i) {
+                c.err(&join(&path, "name"), format!("duplicate API name {n} (also apis[{first}])"));
+            }
+        }
+        let method = c.string(o, &path, "method", true).and_then(|m| {
+            let parsed = Method::parse(m);
+            if parsed.is_none() {
+                c.err(&join(&path, "method"), format!("unknown method {m}: GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY"));
+            }
+            parsed
+        });
+        let api_path = c.string(o, &path, "path", true);
+        let template = api_path.and_then(|p| match parse_template(p) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                c.err(&join(&path, "path"), e);
+                None
+            }
+        });
+        let auth = match c.string(o, &path, "authType", false) {
+            None | Some("APP") => AuthType::App,
+            Some("ANONYMOUS") => AuthType::Anonymous,
+            Some(other) => {
+                c.err(&join(&path, "authType"), format!("unknown authType {other}: APP or ANONYMOUS"));
+                AuthType::App
+            }
+        };
+        let app_code = match c.string(o, &path, "appCodeAuth", false) {
+            None | Some("DISABLE") => AppCodeAuth::Disable,
+            Some("HEADER") => AppCodeAuth::Header,
+            Some("HEADER_QUERY") => AppCodeAuth::HeaderQuery,
+            Some(other) => {
+                c.err(&join(&path, "appCodeAuth"), format!("unknown appCodeAuth {other}: DISABLE, HEADER or HEADER_QUERY"));
+                AppCodeAuth::Disable
+            }
+        };
+        let force_nonce = c.boolean(o, &path, "forceNonceCheck", false);
+        let mut stage_bits = 0u64;
+        let api_stages = c.strings(o, &path, "stages").unwrap_or_else(|| vec!["RELEASE"]);
+        for (j, s) in api_stages.iter().enumerate() {
+            match stages.iter().position(|x| x == s) {
+                Some(k) if k < 64 => stage_bits |= 1 << k,
+                _ => c.err(&format!("{path}.stages[{j}]"), format!("unknown stage {s}")),
+            }
+        }
+        let api_idx = apis.len() as u32;
+        for (j, g) in c.array(o, &path, "authorizations").iter().enumerate() {
+            let gpath = format!("{path}.authorizations[{j}]");
+            let Some(go) = c.object(g, &gpath, GRANT_FIELDS) else { continue };
+            let app = c.id(go, &gpath, "appId", true);
+            let stage = c.string(go, &gpath, "stage", false).unwrap_or("RELEASE");
+            let expires_ms = c.string(go, &gpath, "authValidTime", false).and_then(|t| {
+                let parsed = parse_instant(t);
+                if parsed.is_none() {
+                    c.err(&join(&gpath, "authValidTime"), "must be an RFC 3339 time or an HTTP date in GMT");
+                }
+                parsed
+            });
+            let app_idx = app.as_ref().and_then(|a| {
+                let found = app_by_id.get(a).copied();
+                if found.is_none() {
+                    c.err(&join(&gpath, "appId"), format!("unknown app {a}"));
+                }
+                found
+            });
+            let stage_idx = match stages.iter().position(|x| x == stage) {
+                Some(k) if stage_bits & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
+                Some(_) => {
+                    c.err(&join(&gpath, "stage"), format!("the API is not published in stage {stage}"));
+                    None
+                }
+                None => {
+                    c.err(&join(&gpath, "stage"), format!("unknown stage {stage}"));
+                    None
+                }
+            };
+            if let (Some(a), Some(s)) = (app_idx, stage_idx) {
+                if grants.insert((api_idx, a, s), Grant { expires_ms }).is_some() {
+                    c.err(&gpath, format!("app {} is already authorized in stage {stage}", app.unwrap_or_default()));
+                }
+            }
+        }
+        let (Some(name), Some(method), Some(api_path), Some(template)) = (name, method, api_path, template) else { continue };
+        let shape: String = template
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(l) => format!("/{}", String::from_utf8_lossy(l)),
+                Segment::Param(_) => "/[]".to_string(),
+                Segment::Rest => "/*".to_string(),
+            })
+            .collect();
+        for k in 0..stages.len().min(64) as u32 {
+            if stage_bits & (1 << k) != 0 {
+                if let Some(first) = shapes.insert((method, shape.clone(), k), i) {
+                    c.err(&path, format!("{} {api_path} in stage {} is already served by apis[{first}]", method.as_str(), stages[k as usize]));
+                }
+            }
+        }
+        router.insert(&template, api_idx, method, stage_bits);
+        apis.push(Api { name: name.to_string(), method, path: api_path.to_string(), template, auth, app_code, force_nonce, stages: stage_bits });
+    }
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Gateway {
+        stages,
+        release_stage,
+        tolerance_ms: tolerance * 1000,
+        nonce_ttl_ms: nonce_ttl * 1000,
+        require_timestamp,
+        nonce_store,
+        max_body_bytes,
+        apps,
+        apis,
+        warnings: c.warnings,
+        app_by_key,
+        app_by_code,
+        grants,
+        router,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{
+      "stages": ["RELEASE", "PRE", "TEST"],
+      "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 900 },
+      "maxBodyBytes": 8388608,
+      "apps": [ { "appId": 10001, "name": "demo", "appKey": "test-app-key-1",
+                  "appSecret": "test-app-secret-1-0123456789abcdef", "appCodes": ["3F2504E04F8911D39A0C0305E82C3301"] } ],
+      "apis": [ { "name": "orders", "method": "GET", "path": "/orders/[orderId]", "authType": "APP",
+                  "appCodeAuth": "HEADER", "forceNonceCheck": false, "stages": ["RELEASE", "TEST"],
+                  "authorizations": [ { "appId": "10001", "stage": "RELEASE", "authValidTime": "2027-01-01T00:00:00Z" },
+                                      { "appId": "10001", "stage": "TEST" } ] } ]
+    }"#;
+
+    #[test]
+    fn sample_compiles() {
+        let g = compile(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(g.apps[0].id, "10001");
+        assert_eq!(g.app_by_key(b"test-app-key-1"), Some(0));
+        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3301"), Some(0));
+        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3302"), None);
+        assert_eq!(g.route(b"GET", b"/orders/7", 0), Some(0));
+        assert_eq!(g.route(b"GET", b"/orders/7", 1), None, "not published in PRE");
+        assert_eq!(g.grant(0, 0, 0), Some(Grant { expires_ms: Some(1_798_761_600_000) }));
+        assert_eq!(g.grant(0, 0, 2), Some(Grant { expires_ms: None }));
+        assert_eq!(g.grant(0, 0, 1), None);
+        assert_eq!(g.tolerance_ms, 900_000);
+        let dbg = format!("{:?}", g);
+        assert!(!dbg.contains("test-app-secret"), "Debug must not print secrets");
+    }
+
+    #[test]
+    fn defaults() {
+        let g = compile(br#"{"apis":[{"name":"a","method":"ANY","path":"/*","authType":"ANONYMOUS"}]}"#).unwrap();
+        assert_eq!(g.stages, DEFAULT_STAGES);
+        assert_eq!(g.max_body_bytes, DEFAULT_MAX_BODY);
+        assert_eq!(g.tolerance_ms, 900_000);
+        assert_eq!(g.nonce_ttl_ms, 900_000);
+        assert_eq!(g.apis[0].stages, 1);
+        assert!(g.nonce_store.shards as u64 * g.nonce_store.per_shard as u64 >= DEFAULT_NONCE_CAPACITY);
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_no_secret_leaks() {
+        let bad = r#"{
+          "stages": ["RELEASE", "RELEASE"],
+          "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 60, "bogus": 1 },
+          "maxBodyBytes": "big",
+          "apps": [ { "appId": 1, "appKey": "k", "appSecret": "SECRET-ONE", "appCodes": ["CODE-SECRET"] },
+                    { "appId": 1, "appKey": "k", "appSecret": "SECRET-TWO", "appCodes": ["CODE-SECRET"] },
+                    { "appId": 1.5, "appSecret": 7 } ],
+          "apis": [ { "name": "x", "method": "FETCH", "path": "nope", "authType": "MAYBE", "appCodeAuth": "SOMETIMES",
+                      "stages": ["PROD"], "authorizations": [ { "appId": "404", "stage": "DEV", "authValidTime": "soon" } ] },
+                    { "name": "x", "method": "GET", "path": "/a/[id]", "extra": true },
+                    { "name": "y", "method": "GET", "path": "/a/[other]" } ],
+          "unknownTop": 1
+        }"#;
+        let problems = compile(bad.as_bytes()).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let all = text.join("\n");
+        for expected in [
+            "unknownTop: unknown field",
+            "stages[1]: duplicate stage RELEASE",
+            "signature.bogus: unknown field",
+            "signature.nonceTtlSeconds: must be at least",
+            "maxBodyBytes: must be a number",
+            "apps[1].appId: duplicate appId 1",
+            "apps[1].appKey: duplicate appKey k",
+            "apps[1].appCodes[0]: duplicate AppCode (same as apps[0].appCodes[0])",
+            "apps[2].appId: must be a string or a whole number",
+            "apps[2].appKey: is required",
+            "apps[2].appSecret: must be a string",
+            "apis[0].method: unknown method FETCH",
+            "apis[0].path: must start with '/'",
+            "apis[0].authType: unknown authType MAYBE",
+            "apis[0].appCodeAuth: unknown appCodeAuth SOMETIMES",
+            "apis[0].stages[0]: unknown stage PROD",
+            "apis[0].authorizations[0].appId: unknown app 404",
+            "apis[0].authorizations[0].stage: unknown stage DEV",
+            "apis[0].authorizations[0].authValidTime: must be an RFC 3339",
+            "apis[1].extra: unknown field",
+            "apis[1].name: duplicate API name x",
+            "apis[2]: GET /a/[other] in stage RELEASE is already served by apis[1]",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
+        }
+        assert!(!all.contains("SECRET"), "a secret leaked:\n{all}");
+    }
+
+    #[test]
+    fn grant_rules() {
+        let doc = r#"{"apps":[{"appId":"a","appKey":"k","appSecret":"s"}],
+          "apis":[{"name":"x","method":"GET","path":"/x","stages":["RELEASE"],
+                   "authorizations":[{"appId":"a","stage":"TEST"},{"appId":"a"},{"appId":"a","stage":"RELEASE"}]}]}"#;
+        let all: Vec<String> = compile(doc.as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(all.iter().any(|p| p.contains("authorizations[0].stage: the API is not published in stage TEST")), "{all:?}");
+        assert!(all.iter().any(|p| p.contains("authorizations[2]: app a is already authorized in stage RELEASE")), "{all:?}");
+    }
+
+    #[test]
+    fn not_json() {
+        let p = compile(b"{\"apps\": [").unwrap_err();
+        assert!(p[0].message.starts_with("not valid JSON"));
+        let p = compile(b"[]").unwrap_err();
+        assert_eq!(p[0].message, "must be an object, not an array");
+    }
+}

@@ -1,0 +1,145 @@
+//! URL pieces as the signature sees them: percent-decoding, query and form parameters.
+
+use std::borrow::Cow;
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes `s`; with `plus_is_space`, `+` becomes a space (form and query encoding). A `%`
+/// not followed by two hex digits stays as it is, as Java's and Python's lenient decoders leave it.
+/// Borrows when there is nothing to decode.
+pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
+    if !s.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'%' => match (s.get(i + 1).copied().and_then(hex), s.get(i + 2).copied().and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// One decoded parameter: `value` is `None` for a bare `name` (or `name=`), which signs as the bare name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param<'a> {
+    pub name: Cow<'a, [u8]>,
+    pub value: Option<Cow<'a, [u8]>>,
+}
+
+/// Appends the parameters of an `application/x-www-form-urlencoded` string (a query or a form body).
+pub fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<Param<'a>>) {
+    for piece in s.split(|&b| b == b'&') {
+        if piece.is_empty() {
+            continue;
+        }
+        let (name, value) = match piece.iter().position(|&b| b == b'=') {
+            Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
+            None => (piece, None),
+        };
+        let value = value.filter(|v| !v.is_empty()).map(|v| percent_decode(v, true));
+        out.push(Param { name: percent_decode(name, true), value });
+    }
+}
+
+/// Splits a `:path` into the path and the query (without `?`). A fragment, which clients should not
+/// send, is left in the query as received.
+pub fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
+    match full.iter().position(|&b| b == b'?') {
+        Some(q) => (&full[..q], &full[q + 1..]),
+        None => (full, &[]),
+    }
+}
+
+/// Sorts by name (byte order) and keeps only the first value of each name. The sort is stable, so
+/// "first" is the order parameters were appended: query before body.
+pub fn canonical(params: &mut Vec<Param<'_>>) {
+    params.sort_by(|a, b| a.name.cmp(&b.name));
+    params.dedup_by(|later, first| later.name == first.name);
+}
+
+/// Case-insensitive ASCII prefix test.
+pub fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// True when the content type announces a urlencoded form body.
+pub fn is_form(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|ct| starts_with_ignore_case(trim(ct), b"application/x-www-form-urlencoded"))
+}
+
+/// Trims ASCII white space at both ends.
+pub fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(ps: &[Param<'_>]) -> Vec<String> {
+        ps.iter()
+            .map(|p| match &p.value {
+                Some(v) => format!("{}={}", String::from_utf8_lossy(&p.name), String::from_utf8_lossy(v)),
+                None => String::from_utf8_lossy(&p.name).into_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(&*percent_decode(b"%E5%B0%8F+%E6%98%8E", true), "小 明".as_bytes());
+        assert_eq!(&*percent_decode(b"a+b", false), b"a+b");
+        assert_eq!(&*percent_decode(b"100%", true), b"100%");
+        assert_eq!(&*percent_decode(b"%zz%4", true), b"%zz%4");
+        assert!(matches!(percent_decode(b"plain", true), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn parses_sorts_and_keeps_first_value() {
+        let mut ps = Vec::new();
+        parse_urlencoded(b"b=2&a=1&empty=&bare&&expr=1%2B1%3D2&a=9", &mut ps);
+        parse_urlencoded(b"a=body&c=3", &mut ps);
+        canonical(&mut ps);
+        assert_eq!(names(&ps), ["a=1", "b=2", "bare", "c=3", "empty", "expr=1+1=2"]);
+    }
+
+    #[test]
+    fn sorts_upper_case_first() {
+        let mut ps = Vec::new();
+        parse_urlencoded(b"b=1&B=2&_=3", &mut ps);
+        canonical(&mut ps);
+        assert_eq!(names(&ps), ["B=2", "_=3", "b=1"]);
+    }
+
+    #[test]
+    fn form_detection_and_split() {
+        assert!(is_form(Some(b"Application/X-WWW-Form-Urlencoded; charset=UTF-8")));
+        assert!(!is_form(Some(b"application/json")));
+        assert!(!is_form(None));
+        assert_eq!(split_path(b"/a?b=1?c"), (&b"/a"[..], &b"b=1?c"[..]));
+        assert_eq!(split_path(b"/a"), (&b"/a"[..], &b""[..]));
+        assert_eq!(trim(b"  x y\n"), b"x y");
+        assert_eq!(trim(b"   "), b"");
+    }
+}

@@ -1,0 +1,329 @@
+//! Aliyun's digest signature (`spec/signature.md`): the server-side StringToSign and its HMAC check.
+
+use crate::headers::Headers;
+use crate::params::{canonical, is_form, parse_urlencoded, percent_decode, split_path, trim, Param};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::digest::{FixedOutput, KeyInit, Update};
+use hmac::Hmac;
+use md5::{Digest, Md5};
+use sha1::Sha1;
+use sha2::Sha256;
+use std::borrow::Cow;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    HmacSha256,
+    HmacSha1,
+}
+
+impl Algorithm {
+    /// From `X-Ca-Signature-Method`; absent means HmacSHA256. Any other value is refused.
+    pub fn from_header(v: Option<&[u8]>) -> Option<Algorithm> {
+        match v.map(trim) {
+            None | Some(b"HmacSHA256") => Some(Algorithm::HmacSha256),
+            Some(b"HmacSHA1") => Some(Algorithm::HmacSha1),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Headers that never enter the header block, even when listed.
+const NEVER_SIGNED: [&[u8]; 6] =
+    [b"x-ca-signature", b"x-ca-signature-headers", b"accept", b"content-md5", b"content-type", b"date"];
+
+/// The request pieces the signature covers.
+pub struct Signed<'a> {
+    pub method: &'a [u8],
+    /// `:path` as received, with its query.
+    pub path: &'a [u8],
+    pub headers: &'a Headers<'a>,
+    /// The body, when it is a urlencoded form whose parameters are signed.
+    pub form: Option<&'a [u8]>,
+}
+
+/// The StringToSign in three parts: what precedes the path, the path, and the `?params` tail.
+/// Verification MACs the prefix once and tries the decoded and the raw path against it.
+pub struct StringToSign<'a> {
+    pub prefix: Vec<u8>,
+    pub decoded_path: Cow<'a, [u8]>,
+    pub raw_path: &'a [u8],
+    pub tail: Vec<u8>,
+}
+
+impl<'a> StringToSign<'a> {
+    pub fn build(req: &Signed<'a>) -> Self {
+        let h = req.headers;
+        let mut prefix = Vec::with_capacity(256);
+        prefix.extend_from_slice(req.method);
+        for name in [&b"accept"[..], b"content-md5", b"content-type", b"date"] {
+            prefix.push(b'\n');
+            prefix.extend_from_slice(h.get(name).unwrap_or_default());
+        }
+        prefix.push(b'\n');
+
+        // Header block: names exactly as listed, sorted byte-wise, each once.
+        let mut listed: Vec<&[u8]> = Vec::new();
+        if let Some(list) = h.get(b"x-ca-signature-headers") {
+            for name in list.split(|&b| b == b',').map(trim) {
+                if !name.is_empty() && !NEVER_SIGNED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                    listed.push(name);
+                }
+            }
+        }
+        listed.sort_unstable();
+        listed.dedup();
+        for name in listed {
+            prefix.extend_from_slice(name);
+            prefix.push(b':');
+            prefix.extend_from_slice(h.get_ignore_case(name).unwrap_or_default());
+            prefix.push(b'\n');
+        }
+
+        let (raw_path, query) = split_path(req.path);
+        let mut params: Vec<Param<'a>> = Vec::new();
+        parse_urlencoded(query, &mut params);
+        if let Some(form) = req.form {
+            parse_urlencoded(form, &mut params);
+        }
+        canonical(&mut params);
+        let mut tail = Vec::new();
+        for (i, p) in params.iter().enumerate() {
+            tail.push(if i == 0 { b'?' } else { b'&' });
+            tail.extend_from_slice(&p.name);
+            if let Some(v) = &p.value {
+                tail.push(b'=');
+                tail.extend_from_slice(v);
+            }
+        }
+        StringToSign { prefix, decoded_path: percent_decode(raw_path, false), raw_path, tail }
+    }
+
+    /// The canonical (decoded-path) StringToSign, as reported to the client.
+    pub fn canonical(&self) -> Vec<u8> {
+        [&self.prefix[..], &self.decoded_path, &self.tail].concat()
+    }
+
+    /// True when `signature` (Base64, surrounding white space ignored) is the HMAC of either path form.
+    pub fn verify(&self, alg: Algorithm, sha256: &Hmac<Sha256>, sha1: &Hmac<Sha1>, signature: &[u8]) -> bool {
+        let Ok(given) = STANDARD.decode(trim(signature)) else { return false };
+        match alg {
+            Algorithm::HmacSha256 => self.verify_with(sha256, &given),
+            Algorithm::HmacSha1 => self.verify_with(sha1, &given),
+        }
+    }
+
+    fn verify_with<M: Update + FixedOutput + Clone>(&self, keyed: &M, given: &[u8]) -> bool {
+        let mut base = keyed.clone();
+        base.update(&self.prefix);
+        let matches = |path: &[u8]| {
+            let mut m = base.clone();
+            m.update(path);
+            m.update(&self.tail);
+            bool::from(m.finalize_fixed().as_slice().ct_eq(given))
+        };
+        matches(&self.decoded_path) || (*self.decoded_path != *self.raw_path && matches(self.raw_path))
+    }
+}
+
+/// Base64 HMAC of a whole StringToSign (client side: the CLI and the tests' known answers).
+pub fn sign(alg: Algorithm, secret: &[u8], string_to_sign: &[u8]) -> String {
+    fn mac<M: Update + FixedOutput + KeyInit>(secret: &[u8], msg: &[u8]) -> Vec<u8> {
+        match <M as KeyInit>::new_from_slice(secret) {
+            Ok(mut m) => {
+                m.update(msg);
+                m.finalize_fixed().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+    let raw = match alg {
+        Algorithm::HmacSha256 => mac::<Hmac<Sha256>>(secret, string_to_sign),
+        Algorithm::HmacSha1 => mac::<Hmac<Sha1>>(secret, string_to_sign),
+    };
+    STANDARD.encode(raw)
+}
+
+/// `Content-MD5` check: Base64(MD5(body)) must equal the header (white space around it ignored).
+pub fn content_md5_matches(header: &[u8], body: &[u8]) -> bool {
+    STANDARD.encode(Md5::digest(body)).as_bytes() == trim(header)
+}
+
+/// The form body to sign, if the content type says the body is a urlencoded form.
+pub fn form_body<'a>(headers: &Headers<'_>, body: Option<&'a [u8]>) -> Option<&'a [u8]> {
+    if is_form(headers.get(b"content-type")) {
+        body
+    } else {
+        None
+    }
+}
+
+/// Makes a StringToSign fit a header value: `\n` becomes `#` (as Aliyun reports it), other control
+/// bytes, `%` and non-ASCII bytes are percent-encoded.
+pub fn header_safe(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s {
+        match b {
+            b'\n' => out.push('#'),
+            b'%' => out.push_str("%25"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headers::Headers;
+    use hmac::Mac;
+
+    fn headers<'a>(pairs: &[(&'a str, &'a str)]) -> Headers<'a> {
+        Headers::from_pairs(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect())
+    }
+
+    fn sts(method: &str, path: &str, h: &Headers<'_>, body: Option<&[u8]>) -> String {
+        let form = form_body(h, body);
+        let s = StringToSign::build(&Signed { method: method.as_bytes(), path: path.as_bytes(), headers: h, form });
+        String::from_utf8(s.canonical()).unwrap()
+    }
+
+    fn keyed(secret: &str) -> (Hmac<Sha256>, Hmac<Sha1>) {
+        (<Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap(), <Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn worked_example_of_the_spec() {
+        let h = headers(&[
+            ("accept", "application/json; charset=utf-8"),
+            ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+            ("date", "Tue, 14 Nov 2023 22:16:46 GMT"),
+            ("x-ca-key", "test-app-key-1"),
+            ("x-ca-nonce", "00000000-0000-4000-a000-000000000006"),
+            ("x-ca-timestamp", "1700000206000"),
+            ("x-ca-signature-method", "HmacSHA256"),
+            ("x-ca-signature-headers", "x-ca-nonce,x-ca-timestamp,x-ca-key,x-ca-signature-method"),
+        ]);
+        let body = b"nick=%E5%B0%8F+%E6%98%8E&password=123456789&username=xiaoming";
+        let expected = "POST\napplication/json; charset=utf-8\n\napplication/x-www-form-urlencoded; charset=utf-8\nTue, 14 Nov 2023 22:16:46 GMT\nx-ca-key:test-app-key-1\nx-ca-nonce:00000000-0000-4000-a000-000000000006\nx-ca-signature-method:HmacSHA256\nx-ca-timestamp:1700000206000\n/http2test/test?nick=小 明&param1=test&password=123456789&username=xiaoming";
+        assert_eq!(sts("POST", "/http2test/test?param1=test", &h, Some(body)), expected);
+        let secret = "test-app-secret-1-0123456789abcdef";
+        assert_eq!(sign(Algorithm::HmacSha256, secret.as_bytes(), expected.as_bytes()), "2IyXawoHcwHjLAdh3mvkadikiXtQTKw1dkz26Evm0ns=");
+        let s = StringToSign::build(&Signed { method: b"POST", path: b"/http2test/test?param1=test", headers: &h, form: Some(body) });
+        let (a, b) = keyed(secret);
+        assert!(s.verify(Algorithm::HmacSha256, &a, &b, b"2IyXawoHcwHjLAdh3mvkadikiXtQTKw1dkz26Evm0ns=\n"));
+        assert!(!s.verify(Algorithm::HmacSha256, &a, &b, b"3IyXawoHcwHjLAdh3mvkadikiXtQTKw1dkz26Evm0ns="));
+        assert!(!s.verify(Algorithm::HmacSha1, &a, &b, b"2IyXawoHcwHjLAdh3mvkadikiXtQTKw1dkz26Evm0ns="));
+        assert!(!s.verify(Algorithm::HmacSha256, &a, &b, b"not base64!"));
+    }
+
+    #[test]
+    fn higress_known_answers() {
+        let h = headers(&[
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+            ("x-ca-timestamp", "1646365291734"),
+            ("x-ca-nonce", "787dd0c2-7bd8-41cd-9c19-62c05ea524a2"),
+            ("x-ca-key", "appKey"),
+            ("x-ca-signature-headers", "x-ca-key,x-ca-nonce,x-ca-timestamp"),
+        ]);
+        let s = sts("GET", "/Third/Tools/checkSign", &h, None);
+        assert_eq!(sign(Algorithm::HmacSha256, b"appSecret", s.as_bytes()), "EdJSFAMOWyXZOpXhevZnjuS0ZafnwnCqaSk5hz+tXo8=");
+
+        let h = headers(&[
+            ("accept", "application/json"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-ca-timestamp", "1646646682418"),
+            ("x-ca-nonce", "ca5a6753-b76c-4fff-a9d9-e5bb643e8cdf"),
+            ("x-ca-key", "appKey"),
+            ("x-ca-signature-headers", "x-ca-key,x-ca-nonce,x-ca-timestamp"),
+        ]);
+        let s = sts("POST", "/Third/User/getNyAccessToken", &h, Some(b"nickname=nickname&room_id=6893&uuid=uuid&photo=photo"));
+        assert_eq!(sign(Algorithm::HmacSha256, b"appSecret", s.as_bytes()), "gmf9xq0hc95Hmt+7G+OocS009ka3v1v0rvfshKzYc3w=");
+    }
+
+    #[test]
+    fn header_block_rules() {
+        // Listed names kept as listed, sorted byte-wise (upper case first), excluded names dropped,
+        // absent headers signed empty, duplicates and blanks ignored.
+        let h = headers(&[
+            ("x-ca-key", "k"),
+            ("x-ca-nonce", "n"),
+            ("accept", "a"),
+            ("x-ca-signature-headers", " X-Ca-Nonce , x-ca-key,,Accept,Content-Type,X-CA-SIGNATURE,x-absent,X-Ca-Nonce"),
+        ]);
+        assert_eq!(sts("GET", "/p", &h, None), "GET\na\n\n\n\nX-Ca-Nonce:n\nx-absent:\nx-ca-key:k\n/p");
+        // No list: no block and no extra newline.
+        let h = headers(&[("x-ca-key", "k")]);
+        assert_eq!(sts("GET", "/p", &h, None), "GET\n\n\n\n\n/p");
+    }
+
+    #[test]
+    fn parameters_rules() {
+        let h = headers(&[("content-type", "application/json")]);
+        // A JSON body is not form: its content does not sign.
+        assert_eq!(sts("POST", "/p?b=2&a=1&a=3&e=&f", &h, Some(b"x=1")), "POST\n\n\napplication/json\n\n/p?a=1&b=2&e&f");
+        let h = headers(&[("content-type", "APPLICATION/X-WWW-FORM-URLENCODED;charset=GBK")]);
+        assert_eq!(
+            sts("POST", "/p?a=q&expr=1%2B1%3D2", &h, Some(b"a=body&z=%E4%B8%AD")),
+            "POST\n\n\nAPPLICATION/X-WWW-FORM-URLENCODED;charset=GBK\n\n/p?a=q&expr=1+1=2&z=中"
+        );
+    }
+
+    #[test]
+    fn decoded_or_raw_path() {
+        let h = headers(&[]);
+        let path = "/api/%E7%94%A8%E6%88%B7?q=1";
+        let s = StringToSign::build(&Signed { method: b"GET", path: path.as_bytes(), headers: &h, form: None });
+        assert_eq!(String::from_utf8(s.canonical()).unwrap(), "GET\n\n\n\n\n/api/用户?q=1");
+        let (a, b) = keyed("s");
+        let java_python = sign(Algorithm::HmacSha256, b"s", "GET\n\n\n\n\n/api/用户?q=1".as_bytes());
+        let node = sign(Algorithm::HmacSha256, b"s", b"GET\n\n\n\n\n/api/%E7%94%A8%E6%88%B7?q=1");
+        let other = sign(Algorithm::HmacSha256, b"s", b"GET\n\n\n\n\n/api/x?q=1");
+        assert!(s.verify(Algorithm::HmacSha256, &a, &b, java_python.as_bytes()));
+        assert!(s.verify(Algorithm::HmacSha256, &a, &b, node.as_bytes()));
+        assert!(!s.verify(Algorithm::HmacSha256, &a, &b, other.as_bytes()));
+        let sha1 = sign(Algorithm::HmacSha1, b"s", "GET\n\n\n\n\n/api/用户?q=1".as_bytes());
+        assert!(s.verify(Algorithm::HmacSha1, &a, &b, sha1.as_bytes()));
+    }
+
+    #[test]
+    fn client_quirks_fail_verification() {
+        let (a, b) = keyed("s");
+        let h = headers(&[]);
+        // Node signs a repeated parameter as tag=x,y; the gateway signs tag=x.
+        let s = StringToSign::build(&Signed { method: b"GET", path: b"/p?tag=x&tag=y", headers: &h, form: None });
+        assert!(!s.verify(Algorithm::HmacSha256, &a, &b, sign(Algorithm::HmacSha256, b"s", b"GET\n\n\n\n\n/p?tag=x,y").as_bytes()));
+        assert!(s.verify(Algorithm::HmacSha256, &a, &b, sign(Algorithm::HmacSha256, b"s", b"GET\n\n\n\n\n/p?tag=x").as_bytes()));
+        // Python signs a pre-encoded query as written.
+        let s = StringToSign::build(&Signed { method: b"GET", path: b"/p?q=a%20b", headers: &h, form: None });
+        assert!(!s.verify(Algorithm::HmacSha256, &a, &b, sign(Algorithm::HmacSha256, b"s", b"GET\n\n\n\n\n/p?q=a%20b").as_bytes()));
+        // Java's corrupted non-ASCII header value: bytes, not UTF-8; it must not panic, and fails.
+        let bin = Headers::from_pairs(vec![(&b"x-ca-signature-headers"[..], &b"x-name"[..]), (b"x-name", b"\xe4\xb8?\x80\xff")]);
+        let s = StringToSign::build(&Signed { method: b"GET", path: b"/p", headers: &bin, form: None });
+        assert_eq!(s.canonical(), b"GET\n\n\n\n\nx-name:\xe4\xb8?\x80\xff\n/p");
+        assert!(!s.verify(Algorithm::HmacSha256, &a, &b, sign(Algorithm::HmacSha256, b"s", "GET\n\n\n\n\nx-name:中\n/p".as_bytes()).as_bytes()));
+    }
+
+    #[test]
+    fn algorithm_header() {
+        assert_eq!(Algorithm::from_header(None), Some(Algorithm::HmacSha256));
+        assert_eq!(Algorithm::from_header(Some(b"HmacSHA1")), Some(Algorithm::HmacSha1));
+        assert_eq!(Algorithm::from_header(Some(b"HmacMD5")), None);
+        assert_eq!(Algorithm::from_header(Some(b"hmacsha256")), None);
+    }
+
+    #[test]
+    fn md5_and_header_safety() {
+        assert!(content_md5_matches(b"XUFAKrxLKna5cZ2REBfFkg==", b"hello"));
+        assert!(!content_md5_matches(b"XUFAKrxLKna5cZ2REBfFkg==", b"hello!"));
+        assert_eq!(header_safe("GET\n/a b?x=中%\x01".as_bytes()), "GET#/a b?x=%E4%B8%AD%25%01");
+    }
+}

@@ -1,0 +1,103 @@
+//! Host services the core needs, as small traits: the clock and Envoy's shared data. The adapter
+//! implements them with host calls; `MemoryStore` mimics Envoy's semantics for native tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub trait Clock {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetError {
+    /// The value changed since it was read (compare-and-swap lost).
+    CasMismatch,
+    /// Anything else the host reported.
+    Failed,
+}
+
+/// Envoy's shared data: a key-value map shared by every VM with the same vm_id, each value carrying a
+/// CAS token. `get` returns the value and its token; `set` with a non-zero token fails with
+/// `CasMismatch` if the value changed since. A token of 0 writes unconditionally, and a key that does
+/// not exist yet is written whatever the token (Envoy has no create-if-absent), which is why keys
+/// are created up front, once, by `ensure`.
+pub trait SharedStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), SetError>;
+}
+
+/// An in-memory `SharedStore` with Envoy's CAS semantics, safe to share between real threads.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<(HashMap<String, (Vec<u8>, u32)>, u32)>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Number of keys: shared data never frees one, so tests check it stays bounded.
+    pub fn key_count(&self) -> usize {
+        self.inner.lock().map(|g| g.0.len()).unwrap_or(0)
+    }
+    /// Total bytes held in values.
+    pub fn value_bytes(&self) -> usize {
+        self.inner.lock().map(|g| g.0.values().map(|(v, _)| v.len()).sum()).unwrap_or(0)
+    }
+}
+
+impl SharedStore for MemoryStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        let guard = self.inner.lock().ok()?;
+        guard.0.get(key).cloned()
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), SetError> {
+        let mut guard = self.inner.lock().map_err(|_| SetError::Failed)?;
+        let (map, next) = &mut *guard;
+        *next = next.wrapping_add(1).max(1);
+        let token = *next;
+        match map.get_mut(key) {
+            Some(entry) => {
+                if cas != 0 && cas != entry.1 {
+                    return Err(SetError::CasMismatch);
+                }
+                *entry = (value.to_vec(), token);
+            }
+            None => {
+                map.insert(key.to_string(), (value.to_vec(), token));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A clock fixed by the test.
+#[derive(Debug)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cas_semantics_like_envoy() {
+        let s = MemoryStore::new();
+        assert_eq!(s.get("k"), None);
+        s.set("k", b"a", 12345).unwrap(); // absent key: written whatever the token
+        let (v, cas) = s.get("k").unwrap();
+        assert_eq!(v, b"a");
+        s.set("k", b"b", cas).unwrap();
+        assert_eq!(s.set("k", b"c", cas), Err(SetError::CasMismatch));
+        s.set("k", b"d", 0).unwrap(); // token 0: unconditional
+        assert_eq!(s.get("k").unwrap().0, b"d");
+        assert_eq!(s.key_count(), 1);
+    }
+}
