@@ -11,6 +11,9 @@ use crate::store::{SetError, SharedStore};
 use std::hash::Hasher;
 
 const ENTRY: usize = 12;
+/// First byte of every shard value. A shard is never empty, so "absent" and "empty" cannot be
+/// confused (Envoy reports an empty value as no data).
+const VERSION: u8 = 1;
 /// CAS attempts before giving up on a contended shard.
 pub const MAX_ATTEMPTS: usize = 16;
 const SEED_KEY: &str = "cagate.nonce.seed";
@@ -62,7 +65,7 @@ impl NonceStore {
         }
         for key in &self.keys {
             if store.get(key).is_none() {
-                let _ = store.set(key, &[], 0);
+                let _ = store.set(key, &[VERSION], 0);
             }
         }
     }
@@ -92,8 +95,9 @@ impl NonceStore {
         for _ in 0..MAX_ATTEMPTS {
             let (old, cas) = store.get(key).unwrap_or_default();
             let mut next = Vec::with_capacity(old.len() + ENTRY);
+            next.push(VERSION);
             let mut live = 0usize;
-            for e in old.chunks_exact(ENTRY) {
+            for e in old.get(1..).unwrap_or_default().chunks_exact(ENTRY) {
                 let (f, x) = e.split_at(8);
                 let mut fb = [0u8; 8];
                 fb.copy_from_slice(f);
@@ -162,7 +166,7 @@ mod tests {
         assert_eq!(fresh, 32, "exactly shards x per_shard live nonces");
         assert_eq!(full, 968);
         assert_eq!(mem.key_count(), keys_after_init, "no key per nonce");
-        assert!(mem.value_bytes() <= 16 + 32 * ENTRY);
+        assert!(mem.value_bytes() <= 16 + 4 + 32 * ENTRY);
         // Every recorded nonce is still refused: none was forgotten to make room.
         let replayed = (0..1000)
             .filter(|i| n.record(&mem, b"k", format!("nonce-{i}").as_bytes(), 1_000_001, 900_000) == Outcome::Replayed)
@@ -241,7 +245,7 @@ mod tests {
         }
         // One shard: every nonce must be in it, none overwritten by a racing writer.
         let (v, _) = mem.get("cagate.nonce.0").unwrap();
-        assert_eq!(v.len() / ENTRY, threads * per);
+        assert_eq!((v.len() - 1) / ENTRY, threads * per);
         for t in 0..threads {
             for i in 0..per {
                 assert_eq!(n.record(&*mem, b"k", format!("t{t}-{i}").as_bytes(), 10_001, 900_000), Outcome::Replayed);

@@ -151,7 +151,7 @@ fn consider(routes: &[Route], literals: u32, complete: bool, method: &[u8], bit:
             continue;
         }
         let score = (literals, complete, r.method != Method::Any, std::cmp::Reverse(r.api));
-        if best.map_or(true, |b| score > b) {
+        if best.is_none_or(|b| score > b) {
             *best = Some(score);
         }
     }

@@ -28,9 +28,12 @@ pub trait SharedStore {
 }
 
 /// An in-memory `SharedStore` with Envoy's CAS semantics, safe to share between real threads.
+/// Values with their CAS tokens, and the last token handed out.
+type Entries = (HashMap<String, (Vec<u8>, u32)>, u32);
+
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<(HashMap<String, (Vec<u8>, u32)>, u32)>,
+    inner: Mutex<Entries>,
 }
 
 impl MemoryStore {

@@ -1,1 +1,217 @@
+//! The proxy-wasm adapter: gathers the request through host calls, runs cagate-core, and applies the
+//! decision (local reply, or identity headers for the backend). No policy lives here.
 
+mod host;
+
+use cagate_core::config::{compile, Gateway};
+use cagate_core::errors::{self, ErrorCode};
+use cagate_core::gate::{self, Identity, Refusal, Request, Routed, REQUEST_ID_HEADER};
+use cagate_core::headers::Headers;
+use cagate_core::nonce::NonceStore;
+use cagate_core::reply;
+use cagate_core::reqid::RequestIds;
+use host::{HostClock, HostStore, Metrics};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
+}}
+
+/// Everything a request needs, built once per configuration.
+struct State {
+    gateway: Gateway,
+    nonces: NonceStore,
+    metrics: RefCell<Metrics>,
+    ids: RefCell<RequestIds>,
+}
+
+struct Root {
+    state: Option<Rc<State>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let doc = self.get_plugin_configuration().unwrap_or_default();
+        let gateway = match compile(&doc) {
+            Ok(g) => g,
+            Err(problems) => {
+                log::error!("cagate: configuration refused, {} problem(s)", problems.len());
+                for p in &problems {
+                    log::error!("cagate: config: {p}");
+                }
+                return false;
+            }
+        };
+        for w in &gateway.warnings {
+            log::warn!("cagate: config: {w}");
+        }
+        let mut nonces = NonceStore::new(gateway.nonce_store);
+        nonces.ensure(&HostStore, host::random_bytes());
+        log::info!(
+            "cagate: configured {} apps, {} apis, {} stages; nonce store {} shards",
+            gateway.apps.len(),
+            gateway.apis.len(),
+            gateway.stages.len(),
+            nonces.shard_count()
+        );
+        let seed = u64::from_le_bytes(host::random_bytes()[..8].try_into().unwrap_or([0; 8]));
+        self.state = Some(Rc::new(State {
+            gateway,
+            nonces,
+            metrics: RefCell::new(Metrics::define()),
+            ids: RefCell::new(RequestIds::new(seed)),
+        }));
+        true
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            state: self.state.clone(),
+            request_id: [b'0'; 36],
+            head: Vec::new(),
+            pending: None,
+            replied: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    state: Option<Rc<State>>,
+    request_id: [u8; 36],
+    /// The request's header map as the host serialized it, kept while the body is buffered.
+    head: Vec<u8>,
+    /// Routed, waiting for the body.
+    pending: Option<Routed>,
+    replied: bool,
+}
+
+impl Context for Http {}
+
+impl Http {
+    fn id(&self) -> &str {
+        std::str::from_utf8(&self.request_id).unwrap_or("")
+    }
+
+    fn refuse(&mut self, state: &State, r: &Refusal) -> Action {
+        let app = r.app.and_then(|a| state.gateway.app(a)).map_or("-", |a| a.id.as_str());
+        log::debug!("cagate: refused request_id={} code={} app={} cause={}", self.id(), r.error.code, app, r.cause);
+        state.metrics.borrow_mut().refused(r.error.code);
+        if r.error.code == errors::X503BZ.code {
+            state.metrics.borrow_mut().nonce_store_full();
+        }
+        let out = reply::refusal(r, self.id());
+        let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
+        self.replied = true;
+        Action::Pause
+    }
+
+    fn refuse_code(&mut self, state: &State, error: &'static ErrorCode, cause: &'static str) -> Action {
+        let r = Refusal { error, message: error.render(&[]), app: None, cause };
+        self.refuse(state, &r)
+    }
+
+    fn admit(&mut self, state: &State, head: &Headers<'_>, id: &Identity) -> Action {
+        for (name, value) in gate::identity_headers(&state.gateway, id) {
+            match value {
+                Some(v) => self.set_http_request_header_bytes(name, Some(v.as_bytes())),
+                None if head.contains(name.as_bytes()) => self.set_http_request_header_bytes(name, None),
+                None => {}
+            }
+        }
+        let rid = self.request_id;
+        self.set_http_request_header_bytes(REQUEST_ID_HEADER, Some(&rid));
+        state.metrics.borrow_mut().allowed();
+        Action::Continue
+    }
+
+    /// Authenticates with the buffered head and, if needed, the body; then replies or admits.
+    fn decide(&mut self, state: &State, routed: Routed, body: Option<&[u8]>) -> Action {
+        let head_buf = std::mem::take(&mut self.head);
+        let Some(headers) = Headers::from_serialized(&head_buf) else {
+            return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
+        };
+        let req = request(&headers);
+        match gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &HostClock, &HostStore) {
+            Ok(id) => self.admit(state, &headers, &id),
+            Err(r) => self.refuse(state, &r),
+        }
+    }
+}
+
+fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
+    Request { method: h.get(b":method").unwrap_or_default(), path: h.get(b":path").unwrap_or_default(), headers: h }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone() else {
+            // No valid configuration ever loaded: refuse rather than let traffic through unchecked.
+            self.request_id = RequestIds::new(host::now_nanos()).next_id();
+            let r = Refusal { error: &errors::X500AM, message: errors::X500AM.render(&[]), app: None, cause: "no configuration" };
+            let out = reply::refusal(&r, self.id());
+            let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
+            self.replied = true;
+            return Action::Pause;
+        };
+        self.request_id = state.ids.borrow_mut().next_id();
+        self.head = host::request_header_map();
+        let routed = {
+            let Some(headers) = Headers::from_serialized(&self.head) else {
+                return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
+            };
+            gate::route(&state.gateway, &request(&headers))
+        };
+        match routed {
+            Err(r) => self.refuse(&state, &r),
+            Ok(routed) if routed.needs_body && !end_of_stream => {
+                self.pending = Some(routed);
+                Action::Pause
+            }
+            Ok(routed) => {
+                let body: Option<&[u8]> = if routed.needs_body { Some(&[]) } else { None };
+                self.decide(&state, routed, body)
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Some(state), Some(routed)) = (self.state.clone(), self.pending) else {
+            return Action::Continue;
+        };
+        if body_size as u64 > state.gateway.max_body_bytes {
+            self.pending = None;
+            return self.refuse_code(&state, &errors::I413RL, "body over maxBodyBytes");
+        }
+        if !end_of_stream {
+            return Action::Pause; // keep buffering
+        }
+        self.pending = None;
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.decide(&state, routed, Some(&body))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if !self.replied {
+            let rid = self.request_id;
+            if self.pending.is_some() && self.get_http_response_header_bytes(":status").as_deref() == Some(b"413") {
+                // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
+                self.set_http_response_header_bytes(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
+                self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
+            }
+            self.set_http_response_header_bytes(REQUEST_ID_HEADER, Some(&rid));
+        }
+        Action::Continue
+    }
+}

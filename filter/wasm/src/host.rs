@@ -1,0 +1,126 @@
+//! Host services for the core, through proxy-wasm host calls: the clock, shared data, stats, the raw
+//! header map and randomness.
+
+use cagate_core::store::{Clock, SetError, SharedStore};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{MetricType, Status};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::time::UNIX_EPOCH;
+
+pub fn now_nanos() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub struct HostClock;
+
+impl Clock for HostClock {
+    fn now_ms(&self) -> i64 {
+        (now_nanos() / 1_000_000) as i64
+    }
+}
+
+pub struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(v), cas)) => Some((v, cas.unwrap_or(0))),
+            Ok((None, Some(cas))) => Some((Vec::new(), cas)),
+            _ => None,
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), SetError> {
+        match hostcalls::set_shared_data(key, Some(value), if cas == 0 { None } else { Some(cas) }) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(SetError::CasMismatch),
+            Err(_) => Err(SetError::Failed),
+        }
+    }
+}
+
+/// 16 bytes from the host's randomness (WASI `random_get`, through std's hasher seeding).
+pub fn random_bytes() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(now_nanos() ^ i as u64);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+}
+
+/// The request header map in its serialized form, in one host call and one allocation (the SDK's
+/// own getter allocates two buffers per header and insists names be UTF-8).
+#[cfg(target_arch = "wasm32")]
+pub fn request_header_map() -> Vec<u8> {
+    let mut ptr: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: on success the host hands over a buffer it allocated through the SDK's exported
+    // allocator (a Vec<u8> of exactly `size` bytes); we take ownership of it once.
+    unsafe {
+        if proxy_get_header_map_pairs(0, &mut ptr, &mut size) == 0 && !ptr.is_null() {
+            Vec::from_raw_parts(ptr, size, size)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn request_header_map() -> Vec<u8> {
+    Vec::new()
+}
+
+/// Counters, defined once per VM; per-code refusal counters on first use.
+pub struct Metrics {
+    allowed: Option<u32>,
+    refused: Option<u32>,
+    nonce_full: Option<u32>,
+    by_code: HashMap<&'static str, Option<u32>>,
+}
+
+fn define(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+fn bump(id: Option<u32>) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+impl Metrics {
+    pub fn define() -> Self {
+        Metrics {
+            allowed: define("cagate.requests_allowed"),
+            refused: define("cagate.requests_refused"),
+            nonce_full: define("cagate.nonce_store_full"),
+            by_code: HashMap::new(),
+        }
+    }
+
+    pub fn allowed(&mut self) {
+        bump(self.allowed);
+    }
+
+    pub fn refused(&mut self, code: &'static str) {
+        bump(self.refused);
+        let id = *self.by_code.entry(code).or_insert_with(|| define(&format!("cagate.refused.{code}")));
+        bump(id);
+    }
+
+    pub fn nonce_store_full(&mut self) {
+        bump(self.nonce_full);
+    }
+}

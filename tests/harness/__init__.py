@@ -1,0 +1,1 @@
+"""Test harness: a real Envoy with the filter, an echo backend, and an independent request signer."""

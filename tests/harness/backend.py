@@ -1,0 +1,55 @@
+"""An HTTP backend that echoes what it received as JSON: method, path, headers, body."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self):
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        out = json.dumps({
+            "method": self.command,
+            "path": self.path,
+            "headers": headers,
+            "body": body.decode("utf-8", "replace"),
+        }).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
+
+    def log_message(self, *args):
+        pass
+
+
+class EchoBackend:
+    def __init__(self, port=0):
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Echo)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+if __name__ == "__main__":
+    import sys
+    with EchoBackend(int(sys.argv[1]) if len(sys.argv) > 1 else 0) as b:
+        print(f"echo backend on 127.0.0.1:{b.port}", flush=True)
+        threading.Event().wait()

@@ -1,0 +1,154 @@
+"""Starts a real Envoy with the cagate filter on free loopback ports, and stops it."""
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENVOY = os.environ.get("CAGATE_ENVOY", os.path.join(ROOT, ".venv", "bin", "envoy"))
+WASM = os.environ.get("CAGATE_WASM", os.path.join(ROOT, "target", "wasm32-wasip1", "release", "cagate.wasm"))
+EMPTY_WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "cagate_empty.wasm")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wasm_filter(config_json, wasm=WASM, vm_id="cagate"):
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "cagate",
+                "root_id": "cagate",
+                # Lets the filter hold the headers while it reads a form body or checks Content-MD5.
+                "allow_on_headers_stop_iteration": True,
+                "vm_config": {
+                    "vm_id": vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config_json if isinstance(config_json, str) else json.dumps(config_json),
+                },
+            },
+        },
+    }
+
+
+def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024):
+    router = {"name": "envoy.filters.http.router",
+              "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "gateway",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                "per_connection_buffer_limit_bytes": buffer_limit,
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "gateway",
+                        "route_config": {"virtual_hosts": [{
+                            "name": "all", "domains": ["*"],
+                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}}],
+                        }]},
+                        "http_filters": list(http_filters) + [router],
+                    },
+                }]}],
+            }],
+            "clusters": [{
+                "name": "backend",
+                "connect_timeout": "1s",
+                "type": "STATIC",
+                "per_connection_buffer_limit_bytes": buffer_limit,
+                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": backend_port}}}}]}]},
+            }],
+        },
+    }
+
+
+class Envoy:
+    """`with Envoy(cfg, backend_port) as e:` starts Envoy with the filter and waits until it is ready."""
+
+    def __init__(self, filter_config, backend_port, concurrency=2, http_filters=None, log_level="info"):
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="cagate-envoy-")
+        self.config_path = os.path.join(self.dir, "envoy.json")
+        self.log_path = os.path.join(self.dir, "envoy.log")
+        filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
+        with open(self.config_path, "w") as f:
+            json.dump(bootstrap(self.port, self.admin_port, backend_port, filters), f)
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.proc = None
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [ENVOY, "-c", self.config_path, "--concurrency", str(self.concurrency), "--disable-hot-restart",
+             "-l", self.log_level, "--component-log-level", "wasm:debug"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log_text()[-4000:]}")
+
+    def wait_exit(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stats(self, fmt="prometheus"):
+        path = "/stats/prometheus" if fmt == "prometheus" else "/stats"
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
