@@ -233,6 +233,6 @@ def test_stats_are_exported(gate):
     assert_refused(signed_get(gate.port, "/orders/1", key="nobody"), 400, "A400IK")
     text = gate.stats()
     allowed = re.search(r"^\S*cagate_requests_allowed\S* (\d+)", text, re.M)
-    refused = re.search(r"^\S*cagate_refused_A400IK\S* (\d+)", text, re.M)
+    refused = re.search(r'^cagate_refused\{code="A400IK"\} (\d+)', text, re.M)
     assert allowed and int(allowed.group(1)) >= 1, text[-3000:]
     assert refused and int(refused.group(1)) >= 1, text[-3000:]

@@ -1,6 +1,7 @@
 """Starts a real Envoy with the cagate filter on free loopback ports, and stops it."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -47,6 +48,7 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
+        "stats_config": {"stats_tags": [{"tag_name": "code", "regex": r"^wasmcustom\.cagate\.refused(\.(\w+))$"}]},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
             "listeners": [{
@@ -146,6 +148,8 @@ class Envoy:
                 self.proc.wait()
         if getattr(self, "log", None):
             self.log.close()
+        if not os.environ.get("CAGATE_KEEP_LOGS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

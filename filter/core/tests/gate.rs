@@ -1,0 +1,216 @@
+//! Every refusal code of the gate, natively: the core decides from the request, the clock and the
+//! in-memory shared store, with no Envoy.
+
+use cagate_core::config::{compile, Gateway};
+use cagate_core::errors;
+use cagate_core::gate::{authenticate, identity_headers, route, Identity, Refusal, Request};
+use cagate_core::headers::Headers;
+use cagate_core::nonce::NonceStore;
+use cagate_core::sign::{sign, Algorithm};
+use cagate_core::store::{FixedClock, MemoryStore};
+
+const NOW: i64 = 1_700_000_206_000;
+const SECRET: &str = "test-app-secret-1-0123456789abcdef";
+
+fn gateway() -> Gateway {
+    compile(
+        br#"{
+      "maxBodyBytes": 64,
+      "apps": [ { "appId": 10001, "appKey": "k1", "appSecret": "test-app-secret-1-0123456789abcdef", "appCodes": ["CODE1"] },
+                { "appId": 10002, "appKey": "k2", "appSecret": "s2" },
+                { "appId": 10003, "appKey": "k3", "appSecret": "s3" } ],
+      "apis": [
+        { "name": "orders", "method": "GET", "path": "/orders/[id]", "appCodeAuth": "HEADER", "stages": ["RELEASE", "TEST"],
+          "authorizations": [ { "appId": 10001 }, { "appId": 10001, "stage": "TEST" },
+                              { "appId": 10003, "authValidTime": "2023-11-14T22:16:00Z" } ] },
+        { "name": "strict", "method": "GET", "path": "/strict", "forceNonceCheck": true, "authorizations": [ { "appId": 10001 } ] },
+        { "name": "form", "method": "POST", "path": "/form", "appCodeAuth": "HEADER_QUERY", "authorizations": [ { "appId": 10001 } ] },
+        { "name": "open", "method": "ANY", "path": "/open/*", "authType": "ANONYMOUS" }
+      ] }"#,
+    )
+    .unwrap()
+}
+
+struct World {
+    gw: Gateway,
+    nonces: NonceStore,
+    store: MemoryStore,
+}
+
+impl World {
+    fn new() -> Self {
+        let gw = gateway();
+        let store = MemoryStore::new();
+        let mut nonces = NonceStore::new(gw.nonce_store);
+        nonces.ensure(&store, [9; 16]);
+        World { gw, nonces, store }
+    }
+
+    fn run(&self, method: &str, path: &str, headers: &[(&str, String)], body: Option<&[u8]>) -> Result<Identity, Refusal> {
+        let pairs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+        let h = Headers::from_pairs(pairs);
+        let req = Request { method: method.as_bytes(), path: path.as_bytes(), headers: &h };
+        let routed = route(&self.gw, &req)?;
+        assert_eq!(routed.needs_body, body.is_some(), "body need for {method} {path}");
+        authenticate(&self.gw, &self.nonces, &req, &routed, body, &FixedClock(NOW), &self.store)
+    }
+}
+
+/// Signed headers for a GET without body or parameters; the StringToSign is written out by hand.
+fn signed(path: &str, key: &str, secret: &str, nonce: Option<&str>, ts: Option<i64>) -> Vec<(&'static str, String)> {
+    let mut h = vec![("x-ca-key", key.to_string())];
+    let mut block = format!("x-ca-key:{key}\n");
+    let mut listed = vec!["x-ca-key"];
+    if let Some(n) = nonce {
+        h.push(("x-ca-nonce", n.to_string()));
+        block += &format!("x-ca-nonce:{n}\n");
+        listed.push("x-ca-nonce");
+    }
+    if let Some(t) = ts {
+        h.push(("x-ca-timestamp", t.to_string()));
+        block += &format!("x-ca-timestamp:{t}\n");
+        listed.push("x-ca-timestamp");
+    }
+    h.push(("x-ca-signature-headers", listed.join(",")));
+    let sts = format!("GET\n\n\n\n\n{block}{path}");
+    h.push(("x-ca-signature", sign(Algorithm::HmacSha256, secret.as_bytes(), sts.as_bytes())));
+    h
+}
+
+fn code(r: Result<Identity, Refusal>) -> &'static str {
+    match r {
+        Ok(_) => "OK",
+        Err(r) => r.error.code,
+    }
+}
+
+#[test]
+fn valid_signature_admits_with_identity() {
+    let w = World::new();
+    let id = w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, Some("n-1"), Some(NOW)), None).unwrap();
+    assert_eq!(id.app, Some(0));
+    let [(app_h, app), (api_h, api)] = identity_headers(&w.gw, &id);
+    assert_eq!((app_h, app, api_h, api), ("x-ca-app-id", Some("10001"), "x-ca-api-name", Some("orders")));
+}
+
+#[test]
+fn routing_codes() {
+    let w = World::new();
+    let h = signed("/orders/1", "k1", SECRET, None, Some(NOW));
+    assert_eq!(code(w.run("GET", "/missing", &h, None)), "I404NF");
+    let mut staged = h.clone();
+    staged.push(("x-ca-stage", "DEV".into()));
+    assert_eq!(code(w.run("GET", "/orders/1", &staged, None)), "I400SG");
+    let mut pre = h.clone();
+    pre.push(("x-ca-stage", "PRE".into()));
+    assert_eq!(code(w.run("GET", "/orders/1", &pre, None)), "I404NF");
+    let mut test = h;
+    test.push(("x-ca-stage", "TEST".into()));
+    assert_eq!(code(w.run("GET", "/orders/1", &test, None)), "OK");
+}
+
+#[test]
+fn credential_codes() {
+    let w = World::new();
+    assert_eq!(code(w.run("GET", "/orders/1", &[], None)), "A400MA");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "nobody", SECRET, None, None), None)), "A400IK");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", "wrong", None, None), None)), "A403IS");
+    let mut alg = signed("/orders/1", "k1", SECRET, None, None);
+    alg.push(("x-ca-signature-method", "HmacSHA512".into()));
+    assert_eq!(code(w.run("GET", "/orders/1", &alg, None)), "A403IS");
+    let unsigned: Vec<_> = signed("/orders/1", "k1", SECRET, None, None).into_iter().filter(|(n, _)| *n != "x-ca-signature").collect();
+    assert_eq!(code(w.run("GET", "/orders/1", &unsigned, None)), "A403IS");
+}
+
+#[test]
+fn signature_mismatch_reports_the_server_string_to_sign() {
+    let w = World::new();
+    let r = w.run("GET", "/orders/%E4%B8%AD?b=2&a", &signed("/x", "k1", SECRET, None, None), None).unwrap_err();
+    assert_eq!(r.error, &errors::A403IS);
+    assert_eq!(r.message, "Invalid Signature, Server StringToSign:`GET#####x-ca-key:k1#/orders/%E4%B8%AD?a&b=2`");
+    assert_eq!(r.app, Some(0));
+}
+
+#[test]
+fn timestamp_and_nonce_codes() {
+    let w = World::new();
+    let too_old = NOW - 900_001;
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, None, Some(too_old)), None)), "S403TE");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, None, Some(NOW - 900_000)), None)), "OK");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, None, Some(NOW + 900_001)), None)), "S403TE");
+    let mut bad = signed("/orders/1", "k1", SECRET, None, None);
+    bad.push(("x-ca-timestamp", "17e11".into()));
+    assert_eq!(code(w.run("GET", "/orders/1", &bad, None)), "S403TE");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, Some("n"), None), None)), "S403TE", "a nonce needs a timestamp");
+    assert_eq!(code(w.run("GET", "/strict", &signed("/strict", "k1", SECRET, None, Some(NOW)), None)), "I400NC");
+    let once = signed("/strict", "k1", SECRET, Some("once"), Some(NOW));
+    assert_eq!(code(w.run("GET", "/strict", &once, None)), "OK");
+    assert_eq!(code(w.run("GET", "/strict", &once, None)), "S403NU");
+}
+
+#[test]
+fn refused_requests_do_not_burn_nonces() {
+    let w = World::new();
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", "wrong", Some("n7"), Some(NOW)), None)), "A403IS");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k2", "s2", Some("n7"), Some(NOW)), None)), "A403UA");
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, Some("n7"), Some(NOW)), None)), "OK");
+}
+
+#[test]
+fn authorization_codes() {
+    let w = World::new();
+    assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k2", "s2", None, None), None)), "A403UA");
+    let r = w.run("GET", "/orders/1", &signed("/orders/1", "k3", "s3", None, None), None).unwrap_err();
+    assert_eq!((r.error.code, r.error.status, r.message.as_str()), ("A403EP", 403, "App authorization expired"));
+}
+
+#[test]
+fn appcode_codes() {
+    let w = World::new();
+    let hdr = |v: &str| vec![("authorization", v.to_string())];
+    assert_eq!(w.run("GET", "/orders/1", &hdr("APPCODE CODE1"), None).unwrap().app, Some(0));
+    assert_eq!(code(w.run("GET", "/orders/1", &hdr("appcode  CODE1 "), None)), "OK");
+    assert_eq!(code(w.run("GET", "/orders/1", &hdr("APPCODE CODE2"), None)), "A400AC");
+    assert_eq!(code(w.run("GET", "/orders/1?AppCode=CODE1", &[], None)), "A400AC", "query where only the header is allowed");
+    assert_eq!(code(w.run("GET", "/orders/1", &hdr("Bearer x"), None)), "A400MA");
+    assert_eq!(code(w.run("GET", "/strict", &hdr("APPCODE CODE1"), None)), "A400AC", "AppCode disabled on the API");
+    for q in ["AppCode", "appcode", "appCode", "APPCODE", "APPCode"] {
+        assert_eq!(code(w.run("POST", &format!("/form?{q}=CODE1"), &[], None)), "OK", "{q}");
+    }
+    assert_eq!(code(w.run("POST", "/form?appcode=nope", &[], None)), "A400AC");
+}
+
+#[test]
+fn body_codes() {
+    let w = World::new();
+    let form = b"b=2&a=%E4%B8%AD";
+    let sts = "POST\n\n\napplication/x-www-form-urlencoded\n\nx-ca-key:k1\n/form?a=中&b=2&q=1";
+    let mut h = vec![
+        ("content-type", "application/x-www-form-urlencoded".to_string()),
+        ("x-ca-key", "k1".to_string()),
+        ("x-ca-signature-headers", "x-ca-key".to_string()),
+        ("x-ca-signature", sign(Algorithm::HmacSha256, SECRET.as_bytes(), sts.as_bytes())),
+    ];
+    assert_eq!(code(w.run("POST", "/form?q=1", &h, Some(form))), "OK");
+    assert_eq!(code(w.run("POST", "/form?q=1", &h, Some(b"b=3&a=%E4%B8%AD"))), "A403IS");
+    h.push(("content-md5", "XUFAKrxLKna5cZ2REBfFkg==".to_string())); // md5("hello")
+    assert_eq!(code(w.run("POST", "/form?q=1", &h, Some(form))), "I400I5");
+    h.push(("content-length", "65".to_string()));
+    assert_eq!(code(w.run("POST", "/form?q=1", &h, Some(form))), "I413RL");
+}
+
+#[test]
+fn anonymous_needs_nothing() {
+    let w = World::new();
+    let id = w.run("DELETE", "/open/a/b", &[], None).unwrap();
+    assert_eq!(id.app, None);
+    assert_eq!(identity_headers(&w.gw, &id)[0], ("x-ca-app-id", None));
+}
+
+#[test]
+fn statuses_follow_the_table() {
+    for (c, s) in [("A400MA", 400), ("A400IK", 400), ("A400AC", 400), ("A403IS", 403), ("S403TE", 403), ("I400NC", 400),
+                   ("S403NU", 403), ("I400I5", 400), ("I404NF", 404), ("I400SG", 400), ("A403EP", 403), ("I413RL", 413)] {
+        assert_eq!(errors::by_code(c).map(|e| e.status), Some(s), "{c}");
+    }
+}
