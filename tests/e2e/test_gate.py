@@ -231,6 +231,7 @@ def test_non_utf8_header_bytes_refused_and_vm_survives(gate):
 def test_stats_are_exported(gate):
     signed_get(gate.port, "/orders/1")
     assert_refused(signed_get(gate.port, "/orders/1", key="nobody"), 400, "A400IK")
+    time.sleep(1.2)  # counters reach Envoy on the filter's flush timer (every 0.5 s)
     text = gate.stats()
     allowed = re.search(r"^\S*cagate_requests_allowed\S* (\d+)", text, re.M)
     refused = re.search(r'^cagate_refused\{code="A400IK"\} (\d+)', text, re.M)

@@ -82,45 +82,63 @@ pub fn request_header_map() -> Vec<u8> {
     Vec::new()
 }
 
-/// Counters, defined once per VM; per-code refusal counters on first use.
+/// Counters, defined once per VM (per-code refusal counters on first use). Increments are kept in
+/// the VM and flushed to Envoy by the root context's timer (and before a reconfiguration), so a
+/// request pays no host call for its stats; Envoy's view lags by at most one flush period.
 pub struct Metrics {
-    allowed: Option<u32>,
-    refused: Option<u32>,
-    nonce_full: Option<u32>,
-    by_code: HashMap<&'static str, Option<u32>>,
+    allowed: Counter,
+    refused: Counter,
+    nonce_full: Counter,
+    by_code: HashMap<&'static str, Counter>,
 }
 
-fn define(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
+struct Counter {
+    id: Option<u32>,
+    pending: i64,
 }
 
-fn bump(id: Option<u32>) {
-    if let Some(id) = id {
-        let _ = hostcalls::increment_metric(id, 1);
+impl Counter {
+    fn new(name: &str) -> Self {
+        Counter { id: hostcalls::define_metric(MetricType::Counter, name).ok(), pending: 0 }
+    }
+
+    fn flush(&mut self) {
+        if let (Some(id), true) = (self.id, self.pending != 0) {
+            let _ = hostcalls::increment_metric(id, self.pending);
+        }
+        self.pending = 0;
     }
 }
 
 impl Metrics {
     pub fn define() -> Self {
         Metrics {
-            allowed: define("cagate.requests_allowed"),
-            refused: define("cagate.requests_refused"),
-            nonce_full: define("cagate.nonce_store_full"),
+            allowed: Counter::new("cagate.requests_allowed"),
+            refused: Counter::new("cagate.requests_refused"),
+            nonce_full: Counter::new("cagate.nonce_store_full"),
             by_code: HashMap::new(),
         }
     }
 
     pub fn allowed(&mut self) {
-        bump(self.allowed);
+        self.allowed.pending += 1;
     }
 
     pub fn refused(&mut self, code: &'static str) {
-        bump(self.refused);
-        let id = *self.by_code.entry(code).or_insert_with(|| define(&format!("cagate.refused.{code}")));
-        bump(id);
+        self.refused.pending += 1;
+        self.by_code.entry(code).or_insert_with(|| Counter::new(&format!("cagate.refused.{code}"))).pending += 1;
     }
 
     pub fn nonce_store_full(&mut self) {
-        bump(self.nonce_full);
+        self.nonce_full.pending += 1;
+    }
+
+    pub fn flush(&mut self) {
+        self.allowed.flush();
+        self.refused.flush();
+        self.nonce_full.flush();
+        for c in self.by_code.values_mut() {
+            c.flush();
+        }
     }
 }

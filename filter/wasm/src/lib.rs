@@ -16,6 +16,9 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
 
+/// How often each VM hands its counters to Envoy.
+const METRICS_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
@@ -33,10 +36,20 @@ struct Root {
     state: Option<Rc<State>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        if let Some(state) = &self.state {
+            state.metrics.borrow_mut().flush();
+        }
+        true
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
+        if let Some(old) = &self.state {
+            old.metrics.borrow_mut().flush();
+        }
         let doc = self.get_plugin_configuration().unwrap_or_default();
         let gateway = match compile(&doc) {
             Ok(g) => g,
@@ -67,7 +80,14 @@ impl RootContext for Root {
             metrics: RefCell::new(Metrics::define()),
             ids: RefCell::new(RequestIds::new(seed)),
         }));
+        self.set_tick_period(METRICS_FLUSH);
         true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(state) = &self.state {
+            state.metrics.borrow_mut().flush();
+        }
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
@@ -122,15 +142,20 @@ impl Http {
     }
 
     fn admit(&mut self, state: &State, head: &Headers<'_>, id: &Identity) -> Action {
-        for (name, value) in gate::identity_headers(&state.gateway, id) {
+        // Each header call is a host round trip and clears Envoy's route cache: add where the client
+        // sent no copy (cheaper than replace), replace where it did, remove only what is there.
+        let rid = self.request_id;
+        let edits = gate::identity_headers(&state.gateway, id);
+        let edits = edits.iter().map(|(n, v)| (*n, v.map(str::as_bytes))).chain([(REQUEST_ID_HEADER, Some(&rid[..]))]);
+        for (name, value) in edits {
+            let present = head.contains(name.as_bytes());
             match value {
-                Some(v) => self.set_http_request_header_bytes(name, Some(v.as_bytes())),
-                None if head.contains(name.as_bytes()) => self.set_http_request_header_bytes(name, None),
+                Some(v) if present => self.set_http_request_header_bytes(name, Some(v)),
+                Some(v) => self.add_http_request_header_bytes(name, v),
+                None if present => self.set_http_request_header_bytes(name, None),
                 None => {}
             }
         }
-        let rid = self.request_id;
-        self.set_http_request_header_bytes(REQUEST_ID_HEADER, Some(&rid));
         state.metrics.borrow_mut().allowed();
         Action::Continue
     }

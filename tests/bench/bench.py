@@ -1,0 +1,235 @@
+"""`make bench`: the cost of cagate per request, against no filter and an empty Wasm filter.
+
+Every scenario runs its own Envoy (`--concurrency 1`, a direct response so no backend is timed). The
+scenarios are measured in rounds, in a rotating order, so that the machine's drift hits all of them
+alike. Per run: requests/s and p50/p99 latency from wrk, and Envoy's CPU time per request (the Envoy
+process's on-CPU time from /proc, divided by the requests Envoy's own stats counted). Each round's CPU
+figure is compared with the empty filter's of the same round; the table shows medians over rounds.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from harness.envoy import EMPTY_WASM, ENVOY, ROOT, WASM, free_port, wasm_filter  # noqa: E402
+from harness.signer import sign  # noqa: E402
+
+KEY, SECRET = "bench-key-1", "bench-secret-1-0123456789abcdef"
+APPCODE = "0123456789ABCDEF0123456789ABCDEF"
+PATH = "/orders/12345?expand=items&page=2"
+COMMON = {"accept": "application/json", "content-type": "application/json", "user-agent": "bench"}
+
+LUA = r"""
+local reqs = {}
+local n = 0
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do
+    local parts = {}
+    for p in string.gmatch(line, "[^\t]+") do table.insert(parts, p) end
+    local headers = {}
+    for k = 3, #parts do
+      local name, value = string.match(parts[k], "^([^:]+): (.*)$")
+      headers[name] = value
+    end
+    n = n + 1
+    reqs[n] = wrk.format(parts[1], parts[2], headers, nil)
+  end
+end
+request = function()
+  i = i + 1
+  if i > n then i = 1 end
+  return reqs[i]
+end
+"""
+
+
+def small_config():
+    return {
+        "signature": {"timestampToleranceSeconds": 300, "nonceTtlSeconds": 300, "nonceCapacity": 4194304},
+        "apps": [{"appId": 1, "appKey": KEY, "appSecret": SECRET, "appCodes": [APPCODE]}],
+        "apis": [{"name": "orders", "method": "GET", "path": "/orders/[orderId]", "appCodeAuth": "HEADER",
+                  "authorizations": [{"appId": 1}]}],
+    }
+
+
+def large_config(apps=10_000, apis=1_000):
+    cfg = small_config()
+    cfg["apps"] += [{"appId": 100_000 + i, "appKey": f"key-{i}", "appSecret": f"secret-{i}-xxxxxxxxxxxxxxxx",
+                     "appCodes": [f"CODE{i:028d}"]} for i in range(apps)]
+    extra = []
+    for i in range(apis - 1):
+        extra.append({"name": f"api-{i}", "method": ["GET", "POST", "PUT", "ANY"][i % 4],
+                      "path": f"/svc{i % 50}/v{i // 50}/items/[itemId]/parts/[partId]",
+                      "authorizations": [{"appId": 100_000 + (i * 7 + j) % apps} for j in range(5)]})
+    cfg["apis"] += extra
+    return cfg
+
+
+def write_requests(path, kind, count):
+    with open(path, "w") as f:
+        for _ in range(count):
+            if kind == "appcode":
+                h = dict(COMMON, authorization=f"APPCODE {APPCODE}")
+            elif kind == "nonce":
+                h = sign("GET", PATH, KEY, SECRET, headers=COMMON)
+            elif kind == "bad":
+                h = sign("GET", PATH, KEY, "not-the-secret", headers=COMMON, nonce=False)
+            elif kind == "signed":
+                h = sign("GET", PATH, KEY, SECRET, headers=COMMON, nonce=False)
+            else:
+                h = dict(COMMON)
+            f.write("\t".join(["GET", PATH] + [f"{k}: {v}" for k, v in h.items()]) + "\n")
+
+
+def bootstrap(port, admin, filters):
+    router = {"name": "envoy.filters.http.router",
+              "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {"listeners": [{
+            "name": "bench",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "bench",
+                    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
+                        "match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                    "http_filters": filters + [router],
+                }}]}],
+        }]},
+    }
+
+
+class Scenario:
+    def __init__(self, name, filters, kind, workdir):
+        self.name, self.filters, self.kind = name, filters, kind
+        self.port, self.admin = free_port(), free_port()
+        self.dir = os.path.join(workdir, name.replace(" ", "_"))
+        os.makedirs(self.dir)
+        cfg = os.path.join(self.dir, "envoy.json")
+        with open(cfg, "w") as f:
+            json.dump(bootstrap(self.port, self.admin, filters), f)
+        self.log = open(os.path.join(self.dir, "envoy.log"), "wb")
+        t0 = time.time()
+        self.proc = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+        self.ready_s = time.time() - t0
+        self.rows = []
+
+    def wait_ready(self):
+        for _ in range(1200):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name}: envoy exited; see {self.dir}/envoy.log")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"{self.name}: envoy not ready")
+
+    def cpu_ns(self):
+        total = 0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total
+
+    def requests(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/stats?filter=^http.bench.downstream_rq_total$") as r:
+            m = re.search(r"downstream_rq_total: (\d+)", r.read().decode())
+            return int(m.group(1)) if m else 0
+
+    def run(self, seconds, connections, count):
+        reqfile = os.path.join(self.dir, "requests.tsv")
+        write_requests(reqfile, self.kind, count)
+        lua = os.path.join(self.dir, "bench.lua")
+        with open(lua, "w") as f:
+            f.write(LUA)
+        c0, r0 = self.cpu_ns(), self.requests()
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua,
+                              f"http://127.0.0.1:{self.port}{PATH}", "--", reqfile],
+                             capture_output=True, text=True, check=True).stdout
+        c1, r1 = self.cpu_ns(), self.requests()
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        lat = {p: parse_ms(re.search(rf"^\s+{p}%\s+(\S+)", out, re.M).group(1)) for p in ("50", "99")}
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        row = {"rps": rps, "p50": lat["50"], "p99": lat["99"], "cpu_us": (c1 - c0) / 1000 / max(r1 - r0, 1),
+               "non2xx": int(non2xx.group(1)) if non2xx else 0, "requests": r1 - r0}
+        self.rows.append(row)
+        return row
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+def parse_ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--only", help="comma-separated scenario names (plus the two baselines)")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    work = tempfile.mkdtemp(prefix="cagate-bench-")
+    small, large = small_config(), large_config()
+    defs = [
+        ("no filter", [], "plain"),
+        ("empty wasm filter", [wasm_filter("", wasm=EMPTY_WASM, vm_id="empty")], "plain"),
+        ("cagate signed", [wasm_filter(small)], "signed"),
+        ("cagate signed + nonce", [wasm_filter(small)], "nonce"),
+        ("cagate appcode", [wasm_filter(small)], "appcode"),
+        ("cagate bad signature", [wasm_filter(small)], "bad"),
+        ("cagate signed, large config", [wasm_filter(large)], "signed"),
+    ]
+    if args.only:
+        keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
+        defs = [d for d in defs if d[0] in keep]
+    scenarios = [Scenario(n, f, k, work) for n, f, k in defs]
+    count = max(20_000, args.seconds * 40_000)
+    try:
+        for rnd in range(args.rounds):
+            order = scenarios[rnd % len(scenarios):] + scenarios[:rnd % len(scenarios)]
+            for s in order:
+                row = s.run(args.seconds, args.connections, count)
+                print(f"round {rnd + 1} {s.name:30s} {row['rps']:9.0f} req/s  cpu {row['cpu_us']:6.1f} us/req"
+                      f"  non-2xx {row['non2xx']}", flush=True)
+    finally:
+        for s in scenarios:
+            s.stop()
+    empty = next(s for s in scenarios if s.name == "empty wasm filter")
+    print()
+    print(f"{'scenario':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ready s':>7s}")
+    for s in scenarios:
+        med = lambda k: statistics.median(r[k] for r in s.rows)  # noqa: E731
+        delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(s.rows, empty.rows))
+        print(f"{s.name:32s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} {s.ready_s:7.2f}")
+    print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
+          " 'vs empty' = median of per-round differences with the empty Wasm filter.")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
