@@ -1,6 +1,7 @@
 //! Native timing of the request path (route + authenticate) for a signed request, an AppCode request
 //! and config compilation. `cargo run --release -p cagate-core --example hotpath [large-config.json]`.
 //! A measurement aid for `make bench`, not a test.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use cagate_core::config::compile;
 use cagate_core::gate::{authenticate, route, Request};
