@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Every refusal code of the gate, natively: the core decides from the request, the clock and the
 //! in-memory shared store, with no Envoy.
 
