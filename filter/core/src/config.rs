@@ -2,9 +2,11 @@
 //! lookup structures the request path uses. Every problem is collected (not just the first) with the
 //! JSON path it concerns; no message ever quotes a secret.
 
+use crate::plugins::{parse_bindings, parse_plugins, resolve, Bound, Plugin};
 use crate::router::{parse_template, Method, Router, Segment};
 use crate::timefmt::parse_instant;
 use hmac::{Hmac, Mac};
+use crate::check::{join, Check};
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -70,6 +72,8 @@ pub struct Api {
     pub force_nonce: bool,
     /// Bit i: published in stage i.
     pub stages: u64,
+    /// The plugins that apply, per stage (only stages with any).
+    pub plugins: Vec<(u32, Bound)>,
 }
 
 /// A grant of an app on an API in a stage; `expires_ms` absent means no end.
@@ -97,6 +101,7 @@ pub struct Gateway {
     pub max_body_bytes: u64,
     pub apps: Vec<App>,
     pub apis: Vec<Api>,
+    pub plugins: Vec<Plugin>,
     pub warnings: Vec<String>,
     app_by_key: HashMap<Box<[u8]>, u32>,
     app_by_code: HashMap<[u8; 32], u32>,
@@ -122,6 +127,10 @@ impl Gateway {
     pub fn route(&self, method: &[u8], decoded_path: &[u8], stage: u32) -> Option<u32> {
         self.router.lookup(method, decoded_path, stage)
     }
+    /// The plugins bound to an API in a stage.
+    pub fn bound(&self, api: u32, stage: u32) -> Bound {
+        self.api(api).and_then(|a| a.plugins.iter().find(|(s, _)| *s == stage)).map(|(_, b)| *b).unwrap_or_default()
+    }
     pub fn app(&self, i: u32) -> Option<&App> {
         self.apps.get(i as usize)
     }
@@ -137,139 +146,11 @@ pub const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 /// Entries per shard: small enough that one shared-data read and write copies about 1.5 KB.
 const NONCE_SHARD_TARGET: u64 = 128;
 
-/// Collects problems while walking the document.
-struct Check {
-    problems: Vec<Problem>,
-    warnings: Vec<String>,
-}
-
-impl Check {
-    fn err(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.to_string(), message: message.into() });
-    }
-
-    fn object<'v>(&mut self, v: &'v Value, path: &str, allowed: &[&str]) -> Option<&'v Map<String, Value>> {
-        let Some(map) = v.as_object() else {
-            self.err(path, format!("must be an object, not {}", kind(v)));
-            return None;
-        };
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                self.err(&join(path, k), "unknown field");
-            }
-        }
-        Some(map)
-    }
-
-    fn string<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str, required: bool) -> Option<&'v str> {
-        match map.get(key) {
-            None | Some(Value::Null) if !required => None,
-            None | Some(Value::Null) => {
-                self.err(&join(path, key), "is required");
-                None
-            }
-            Some(Value::String(s)) if s.is_empty() => {
-                self.err(&join(path, key), "must not be empty");
-                None
-            }
-            Some(Value::String(s)) => Some(s),
-            Some(v) => {
-                self.err(&join(path, key), format!("must be a string, not {}", kind(v)));
-                None
-            }
-        }
-    }
-
-    /// An identifier given as a string or a whole number (Aliyun ids are numbers).
-    fn id(&mut self, map: &Map<String, Value>, path: &str, key: &str, required: bool) -> Option<String> {
-        match map.get(key) {
-            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
-            Some(Value::Number(_)) => {
-                self.err(&join(path, key), "must be a string or a whole number");
-                None
-            }
-            _ => self.string(map, path, key, required).map(str::to_string),
-        }
-    }
-
-    fn boolean(&mut self, map: &Map<String, Value>, path: &str, key: &str, default: bool) -> bool {
-        match map.get(key) {
-            None | Some(Value::Null) => default,
-            Some(Value::Bool(b)) => *b,
-            Some(v) => {
-                self.err(&join(path, key), format!("must be true or false, not {}", kind(v)));
-                default
-            }
-        }
-    }
-
-    fn integer(&mut self, map: &Map<String, Value>, path: &str, key: &str, default: u64, min: u64, max: u64) -> u64 {
-        match map.get(key) {
-            None | Some(Value::Null) => default,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(x) if (min..=max).contains(&x) => x,
-                _ => {
-                    self.err(&join(path, key), format!("must be a whole number from {min} to {max}"));
-                    default
-                }
-            },
-            Some(v) => {
-                self.err(&join(path, key), format!("must be a number, not {}", kind(v)));
-                default
-            }
-        }
-    }
-
-    fn array<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> &'v [Value] {
-        match map.get(key) {
-            None | Some(Value::Null) => &[],
-            Some(Value::Array(a)) => a,
-            Some(v) => {
-                self.err(&join(path, key), format!("must be an array, not {}", kind(v)));
-                &[]
-            }
-        }
-    }
-
-    fn strings<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> Option<Vec<&'v str>> {
-        if !map.contains_key(key) {
-            return None;
-        }
-        let mut out = Vec::new();
-        for (i, v) in self.array(map, path, key).iter().enumerate() {
-            match v.as_str() {
-                Some(s) if !s.is_empty() => out.push(s),
-                _ => self.err(&format!("{}[{i}]", join(path, key)), "must be a non-empty string"),
-            }
-        }
-        Some(out)
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "apps", "apis"];
+const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "apps", "apis", "plugins", "groupPlugins"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
 const API_FIELDS: &[&str] =
-    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description"];
+    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins"];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
 /// Parses, validates and compiles a configuration document. On failure, every problem found.
@@ -281,7 +162,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
             return Err(vec![Problem { path: String::new(), message: format!("not valid JSON: {e}") }]);
         }
     };
-    let mut c = Check { problems: Vec::new(), warnings: Vec::new() };
+    let mut c = Check::default();
     let Some(top) = c.object(&root, "", TOP_FIELDS) else { return Err(c.problems) };
 
     // stages
@@ -379,6 +260,16 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
             hmac_sha1,
         });
     }
+
+    // plugins and the group's bindings
+    let (plugins, plugin_by_name) = parse_plugins(&mut c, top);
+    let all_plugin_names: Vec<String> = c
+        .array(top, "", "plugins")
+        .iter()
+        .filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let group_list = c.array(top, "", "groupPlugins");
+    let group_bindings = parse_bindings(&mut c, group_list, "groupPlugins", &plugin_by_name, &all_plugin_names, &stages);
 
     // apis
     let mut apis = Vec::new();
@@ -491,8 +382,21 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
                 }
             }
         }
+        let api_list = c.array(o, &path, "plugins");
+        let api_bindings = parse_bindings(&mut c, api_list, &join(&path, "plugins"), &plugin_by_name, &all_plugin_names, &stages);
+        let bound = resolve(&mut c, &path, stage_bits, &group_bindings, &api_bindings, &plugins, &stages);
         router.insert(&template, api_idx, method, stage_bits);
-        apis.push(Api { name: name.to_string(), method, path: api_path.to_string(), template, auth, app_code, force_nonce, stages: stage_bits });
+        apis.push(Api {
+            name: name.to_string(),
+            method,
+            path: api_path.to_string(),
+            template,
+            auth,
+            app_code,
+            force_nonce,
+            stages: stage_bits,
+            plugins: bound,
+        });
     }
 
     if !c.problems.is_empty() {
@@ -508,6 +412,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
         max_body_bytes,
         apps,
         apis,
+        plugins,
         warnings: c.warnings,
         app_by_key,
         app_by_code,

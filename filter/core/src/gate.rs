@@ -239,3 +239,101 @@ pub fn identity_headers<'g>(gw: &'g Gateway, id: &Identity) -> [(&'static str, O
         (API_NAME_HEADER, gw.api(id.api).map(|a| a.name.as_str())),
     ]
 }
+
+/// What the backend receives beyond the request itself: header edits (`None` removes), and the
+/// verified JWT claims for later plugins.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub identity: Identity,
+    pub claims: Option<crate::jwt::Claims>,
+    pub edits: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
+/// jwtAuth → accessControl → trafficControl), after authentication.
+pub fn run_plugins(
+    gw: &Gateway,
+    rt: &mut crate::plugins::Runtime,
+    req: &Request<'_>,
+    identity: Identity,
+    clock: &dyn Clock,
+    store: &dyn SharedStore,
+) -> Result<Admission, Refusal> {
+    let mut admission = Admission { identity, claims: None, edits: Vec::new() };
+    let bound = gw.bound(identity.api, identity.stage);
+    let mut cached_now = None;
+    let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
+    if let Some(idx) = bound.jwt {
+        let (Some(crate::plugins::Plugin { kind: crate::plugins::PluginKind::Jwt(cfg), .. }), Some(Some(state))) =
+            (gw.plugins.get(idx as usize), rt.jwt.get_mut(idx as usize))
+        else {
+            return Err(Refusal::new(&errors::I400JP, &["plugin state missing"], "jwt plugin state missing"));
+        };
+        let claims = match crate::jwt::check(cfg, state, req.headers, req.path, &mut now, store) {
+            Ok(crate::jwt::JwtOutcome::Verified(c)) => Some(c),
+            Ok(crate::jwt::JwtOutcome::Bypassed) => None,
+            Err(r) => return Err(Refusal { app: identity.app, ..r }),
+        };
+        forward_claims(cfg, claims.as_deref(), req, &mut admission.edits);
+        admission.claims = claims;
+    }
+    Ok(admission)
+}
+
+/// `claimParameters`: claims to the backend as headers (client-sent copies always replaced or
+/// removed) or as query parameters (replacing any client-sent parameter of that name).
+fn forward_claims(
+    cfg: &crate::jwt::JwtConfig,
+    claims: Option<&serde_json::Map<String, serde_json::Value>>,
+    req: &Request<'_>,
+    edits: &mut Vec<(String, Option<Vec<u8>>)>,
+) {
+    let value = |name: &str| claims.and_then(|c| c.get(name)).map(crate::jwt::claim_text);
+    let mut query_adds: Vec<(&str, String)> = Vec::new();
+    for p in &cfg.claim_parameters {
+        match p.location {
+            crate::jwt::Location::Query => {
+                if let Some(v) = value(&p.claim) {
+                    query_adds.push((&p.name, v));
+                }
+            }
+            _ => edits.push((p.name.clone(), value(&p.claim).map(String::into_bytes))),
+        }
+    }
+    let replaced: Vec<&str> = cfg.claim_parameters.iter().filter(|p| p.location == crate::jwt::Location::Query).map(|p| p.name.as_str()).collect();
+    if replaced.is_empty() {
+        return;
+    }
+    let (path, query) = split_path(req.path);
+    let mut out = path.to_vec();
+    let mut first = true;
+    let mut push = |piece: &[u8], out: &mut Vec<u8>| {
+        out.push(if first { b'?' } else { b'&' });
+        first = false;
+        out.extend_from_slice(piece);
+    };
+    for piece in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let name = piece.split(|&b| b == b'=').next().unwrap_or_default();
+        if !replaced.iter().any(|r| *percent_decode(name, true) == *r.as_bytes()) {
+            push(piece, &mut out);
+        }
+    }
+    for (name, v) in query_adds {
+        let piece = format!("{}={}", url_encode(name), url_encode(&v));
+        push(piece.as_bytes(), &mut out);
+    }
+    edits.push((":path".to_string(), Some(out)));
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

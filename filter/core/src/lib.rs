@@ -2,12 +2,15 @@
 //! No proxy-wasm here: the adapter gathers the request, calls `gate`, and applies the decision.
 //! Host services (clock, shared data) come in through the traits of `store`.
 
+mod check;
 pub mod config;
 pub mod errors;
 pub mod gate;
 pub mod headers;
+pub mod jwt;
 pub mod nonce;
 pub mod params;
+pub mod plugins;
 pub mod reply;
 pub mod reqid;
 pub mod router;

@@ -40,8 +40,13 @@ pub struct NonceStore {
 
 impl NonceStore {
     pub fn new(cfg: NonceStoreConfig) -> Self {
+        Self::with_prefix("cagate.nonce", cfg)
+    }
+
+    /// A store of its own under `prefix` (the JWT plugin keeps `jti`s this way).
+    pub fn with_prefix(prefix: &str, cfg: NonceStoreConfig) -> Self {
         NonceStore {
-            keys: (0..cfg.shards).map(|i| format!("cagate.nonce.{i}")).collect(),
+            keys: (0..cfg.shards).map(|i| format!("{prefix}.{i}")).collect(),
             per_shard: cfg.per_shard as usize,
             seed: (0, 0),
         }
@@ -86,12 +91,17 @@ impl NonceStore {
 
     /// Records the nonce of `app_key` if it was not used within its lifetime.
     pub fn record(&self, store: &dyn SharedStore, app_key: &[u8], nonce: &[u8], now_ms: i64, ttl_ms: u64) -> Outcome {
-        let fp = self.fingerprint(app_key, nonce);
+        self.record_until(store, app_key, nonce, now_ms, now_ms.max(0).saturating_add(ttl_ms as i64))
+    }
+
+    /// Records `id` within `scope` until `expires_ms`, if not already recorded and live.
+    pub fn record_until(&self, store: &dyn SharedStore, scope: &[u8], id: &[u8], now_ms: i64, expires_ms: i64) -> Outcome {
+        let fp = self.fingerprint(scope, id);
         let Some(key) = self.keys.get(((fp >> 32) as usize) % self.keys.len().max(1)) else {
             return Outcome::Contended;
         };
         let now_s = now_ms.max(0) as u64 / 1000;
-        let expires = (now_ms.max(0) as u64 + ttl_ms).div_ceil(1000).min(u32::MAX as u64) as u32;
+        let expires = (expires_ms.max(0) as u64).div_ceil(1000).min(u32::MAX as u64) as u32;
         for _ in 0..MAX_ATTEMPTS {
             let (old, cas) = store.get(key).unwrap_or_default();
             let mut next = Vec::with_capacity(old.len() + ENTRY);

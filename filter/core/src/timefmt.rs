@@ -95,6 +95,23 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     epoch_ms(num(year)? as i64, mo, num(day)?, num(h)?, num(mi)?, num(sec)?)
 }
 
+/// `2023-11-14T22:16:46Z` for an epoch time in milliseconds (whole seconds).
+pub fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil_from_days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// Either form.
 pub fn parse_instant(s: &str) -> Option<i64> {
     parse_rfc3339(s).or_else(|| parse_http_date(s))
@@ -103,6 +120,16 @@ pub fn parse_instant(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_700_000_206_999), "2023-11-14T22:16:46Z");
+        assert_eq!(format_rfc3339(1_709_164_800_000), "2024-02-29T00:00:00Z");
+        for t in [951_782_400_000i64, 4_102_444_800_000, 1_798_761_600_000] {
+            assert_eq!(parse_instant(&format_rfc3339(t)), Some(t));
+        }
+    }
 
     #[test]
     fn parses_both_forms() {

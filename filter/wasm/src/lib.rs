@@ -5,11 +5,14 @@ mod host;
 
 use cagate_core::config::{compile, Gateway};
 use cagate_core::errors::{self, ErrorCode};
-use cagate_core::gate::{self, Identity, Refusal, Request, Routed, REQUEST_ID_HEADER};
+use cagate_core::gate::{self, Admission, Refusal, Request, Routed, REQUEST_ID_HEADER};
+use cagate_core::jwt::remote;
+use cagate_core::plugins::{PluginKind, Runtime};
 use cagate_core::headers::Headers;
 use cagate_core::nonce::NonceStore;
 use cagate_core::reply;
 use cagate_core::reqid::RequestIds;
+use cagate_core::store::Clock;
 use host::{HostClock, HostStore, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -21,12 +24,13 @@ const METRICS_FLUSH: std::time::Duration = std::time::Duration::from_millis(500)
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None, fetches: Vec::new() }) });
 }}
 
 /// Everything a request needs, built once per configuration.
 struct State {
     gateway: Gateway,
+    runtime: RefCell<Runtime>,
     nonces: NonceStore,
     metrics: RefCell<Metrics>,
     ids: RefCell<RequestIds>,
@@ -34,14 +38,66 @@ struct State {
 
 struct Root {
     state: Option<Rc<State>>,
+    /// Remote JWKS fetches in flight: call token -> plugin index.
+    fetches: Vec<(u32, u32)>,
 }
 
 impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
+        let (_, idx) = self.fetches.swap_remove(pos);
+        let Some(state) = self.state.clone() else { return };
+        let Some(cagate_core::plugins::Plugin { name, .. }) = state.gateway.plugins.get(idx as usize) else { return };
+        let status = self.get_http_call_response_header_bytes(":status");
+        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        if status.as_deref() != Some(b"200") {
+            let shown = status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "no response".into());
+            log::warn!("cagate: plugin {name}: JWKS fetch failed ({shown}); keeping the last good keys");
+            return;
+        }
+        match remote::publish(&HostStore, name, HostClock.now_ms(), &body) {
+            Ok(keys) => {
+                log::info!("cagate: plugin {name}: JWKS loaded, {} key(s)", keys.len());
+                if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx as usize) {
+                    js.remote_keys = Some(keys);
+                    js.clear_cache();
+                }
+            }
+            Err(e) => log::warn!("cagate: plugin {name}: JWKS refused ({e}); keeping the last good keys"),
+        }
+    }
+
     fn on_done(&mut self) -> bool {
         if let Some(state) = &self.state {
             state.metrics.borrow_mut().flush();
         }
         true
+    }
+}
+
+impl Root {
+    /// Installs a newer shared JWKS in this VM, and starts a fetch when one is due and this VM wins
+    /// the lease.
+    fn refresh_remote_keys(&mut self, state: &State) {
+        for (idx, plugin) in state.gateway.plugins.iter().enumerate() {
+            let PluginKind::Jwt(cfg) = &plugin.kind;
+            let Some(r) = &cfg.remote else { continue };
+            if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx) {
+                if let Some((cas, keys)) = remote::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
+                    js.remote_cas = cas;
+                    js.remote_keys = Some(keys);
+                    js.clear_cache();
+                }
+            }
+            if self.fetches.iter().any(|(_, i)| *i == idx as u32) || !remote::should_fetch(&HostStore, &plugin.name, r, HostClock.now_ms()) {
+                continue;
+            }
+            let headers = vec![(":method", "GET"), (":path", r.path.as_str()), (":authority", r.authority.as_str()), ("accept", "application/json")];
+            match self.dispatch_http_call(&r.cluster, headers, None, vec![], std::time::Duration::from_millis(r.timeout_ms)) {
+                Ok(token) => self.fetches.push((token, idx as u32)),
+                Err(e) => log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {} ({e:?})", plugin.name, r.cluster),
+            }
+        }
     }
 }
 
@@ -74,7 +130,17 @@ impl RootContext for Root {
             nonces.shard_count()
         );
         let seed = u64::from_le_bytes(host::random_bytes()[..8].try_into().unwrap_or([0; 8]));
+        let cache_seed = host::random_bytes();
+        let mut runtime = Runtime::new(
+            &gateway.plugins,
+            (
+                u64::from_le_bytes(cache_seed[..8].try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(cache_seed[8..].try_into().unwrap_or([0; 8])),
+            ),
+        );
+        runtime.ensure(&HostStore, host::random_bytes());
         self.state = Some(Rc::new(State {
+            runtime: RefCell::new(runtime),
             gateway,
             nonces,
             metrics: RefCell::new(Metrics::define()),
@@ -85,9 +151,9 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        if let Some(state) = &self.state {
-            state.metrics.borrow_mut().flush();
-        }
+        let Some(state) = self.state.clone() else { return };
+        state.metrics.borrow_mut().flush();
+        self.refresh_remote_keys(&state);
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
@@ -141,12 +207,16 @@ impl Http {
         self.refuse(state, &r)
     }
 
-    fn admit(&mut self, state: &State, head: &Headers<'_>, id: &Identity) -> Action {
+    fn admit(&mut self, state: &State, head: &Headers<'_>, a: &Admission) -> Action {
         // Each header call is a host round trip and clears Envoy's route cache: add where the client
         // sent no copy (cheaper than replace), replace where it did, remove only what is there.
         let rid = self.request_id;
-        let edits = gate::identity_headers(&state.gateway, id);
-        let edits = edits.iter().map(|(n, v)| (*n, v.map(str::as_bytes))).chain([(REQUEST_ID_HEADER, Some(&rid[..]))]);
+        let identity = gate::identity_headers(&state.gateway, &a.identity);
+        let edits = identity
+            .iter()
+            .map(|(n, v)| (*n, v.map(str::as_bytes)))
+            .chain([(REQUEST_ID_HEADER, Some(&rid[..]))])
+            .chain(a.edits.iter().map(|(n, v)| (n.as_str(), v.as_deref())));
         for (name, value) in edits {
             let present = head.contains(name.as_bytes());
             match value {
@@ -167,8 +237,10 @@ impl Http {
             return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
         };
         let req = request(&headers);
-        match gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &HostClock, &HostStore) {
-            Ok(id) => self.admit(state, &headers, &id),
+        let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &HostClock, &HostStore)
+            .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore));
+        match admitted {
+            Ok(a) => self.admit(state, &headers, &a),
             Err(r) => self.refuse(state, &r),
         }
     }

@@ -1,0 +1,164 @@
+//! Walking a JSON configuration document: typed field access that records every problem with its
+//! path instead of stopping at the first. Shared by the top-level configuration and plugin data.
+
+use crate::config::Problem;
+use serde_json::{Map, Value};
+
+/// Collects problems while walking the document.
+#[derive(Default)]
+pub(crate) struct Check {
+    pub(crate) problems: Vec<Problem>,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl Check {
+    pub(crate) fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.to_string(), message: message.into() });
+    }
+
+    pub(crate) fn object<'v>(&mut self, v: &'v Value, path: &str, allowed: &[&str]) -> Option<&'v Map<String, Value>> {
+        let Some(map) = v.as_object() else {
+            self.err(path, format!("must be an object, not {}", kind(v)));
+            return None;
+        };
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                self.err(&join(path, k), "unknown field");
+            }
+        }
+        Some(map)
+    }
+
+    pub(crate) fn string<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str, required: bool) -> Option<&'v str> {
+        match map.get(key) {
+            None | Some(Value::Null) if !required => None,
+            None | Some(Value::Null) => {
+                self.err(&join(path, key), "is required");
+                None
+            }
+            Some(Value::String(s)) if s.is_empty() => {
+                self.err(&join(path, key), "must not be empty");
+                None
+            }
+            Some(Value::String(s)) => Some(s),
+            Some(v) => {
+                self.err(&join(path, key), format!("must be a string, not {}", kind(v)));
+                None
+            }
+        }
+    }
+
+    /// An identifier given as a string or a whole number (Aliyun ids are numbers).
+    pub(crate) fn id(&mut self, map: &Map<String, Value>, path: &str, key: &str, required: bool) -> Option<String> {
+        match map.get(key) {
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+            Some(Value::Number(_)) => {
+                self.err(&join(path, key), "must be a string or a whole number");
+                None
+            }
+            _ => self.string(map, path, key, required).map(str::to_string),
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, map: &Map<String, Value>, path: &str, key: &str, default: bool) -> bool {
+        match map.get(key) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.err(&join(path, key), format!("must be true or false, not {}", kind(v)));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn integer(&mut self, map: &Map<String, Value>, path: &str, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        match map.get(key) {
+            None | Some(Value::Null) => default,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(x) if (min..=max).contains(&x) => x,
+                _ => {
+                    self.err(&join(path, key), format!("must be a whole number from {min} to {max}"));
+                    default
+                }
+            },
+            Some(v) => {
+                self.err(&join(path, key), format!("must be a number, not {}", kind(v)));
+                default
+            }
+        }
+    }
+
+    pub(crate) fn array<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> &'v [Value] {
+        match map.get(key) {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(a)) => a,
+            Some(v) => {
+                self.err(&join(path, key), format!("must be an array, not {}", kind(v)));
+                &[]
+            }
+        }
+    }
+
+    pub(crate) fn strings<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> Option<Vec<&'v str>> {
+        if !map.contains_key(key) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, v) in self.array(map, path, key).iter().enumerate() {
+            match v.as_str() {
+                Some(s) if !s.is_empty() => out.push(s),
+                _ => self.err(&format!("{}[{i}]", join(path, key)), "must be a non-empty string"),
+            }
+        }
+        Some(out)
+    }
+}
+
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+
+impl Check {
+    pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(format!("{path}: {}", message.into()));
+    }
+
+    /// Like `object`, but fields Aliyun defines and cagate does not implement are accepted with a
+    /// warning, so that data pasted from Aliyun loads.
+    pub(crate) fn object_lenient<'v>(
+        &mut self,
+        v: &'v Value,
+        path: &str,
+        allowed: &[&str],
+        tolerated: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
+        let Some(map) = v.as_object() else {
+            self.err(path, format!("must be an object, not {}", kind(v)));
+            return None;
+        };
+        for k in map.keys() {
+            if tolerated.contains(&k.as_str()) {
+                self.warn(&join(path, k), "accepted but not implemented by cagate; ignored");
+            } else if !allowed.contains(&k.as_str()) {
+                self.err(&join(path, k), "unknown field");
+            }
+        }
+        Some(map)
+    }
+}

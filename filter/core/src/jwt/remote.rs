@@ -1,0 +1,114 @@
+//! Remote JWKS (`jwksUri`): fetched by the adapter's root contexts through an Envoy cluster, shared by
+//! all workers through shared data. One VM at a time fetches (a lease taken by compare-and-swap);
+//! every VM installs the newest good key set it finds. A failed fetch keeps the last good keys.
+//! Keys per plugin are fixed (`cagate.jwks.<plugin>` and its `.lease`): the store stays bounded.
+
+use super::jwk::{parse_key_set, Key};
+use crate::check::{join, Check};
+use crate::store::SharedStore;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub refresh_ms: i64,
+    pub timeout_ms: u64,
+}
+
+pub(crate) fn parse(c: &mut Check, o: &Map<String, Value>, path: &str) -> Option<Remote> {
+    let uri = c.string(o, path, "jwksUri", false);
+    let cluster = c.string(o, path, "jwksCluster", false);
+    let refresh_s = c.integer(o, path, "jwksRefreshSeconds", 300, 1, 86_400);
+    let timeout_ms = c.integer(o, path, "jwksTimeoutMs", 5000, 100, 60_000);
+    match (uri, cluster) {
+        (None, None) => None,
+        (Some(_), None) => {
+            c.err(&join(path, "jwksCluster"), "is required with jwksUri: the Envoy cluster that reaches the JWKS server");
+            None
+        }
+        (None, Some(_)) => {
+            c.err(&join(path, "jwksUri"), "is required with jwksCluster");
+            None
+        }
+        (Some(uri), Some(cluster)) => {
+            let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://"));
+            let Some(rest) = rest else {
+                c.err(&join(path, "jwksUri"), "must be an http:// or https:// URL");
+                return None;
+            };
+            let (authority, p) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            if authority.is_empty() {
+                c.err(&join(path, "jwksUri"), "has no host");
+                return None;
+            }
+            Some(Remote {
+                cluster: cluster.to_string(),
+                authority: authority.to_string(),
+                path: p.to_string(),
+                refresh_ms: refresh_s as i64 * 1000,
+                timeout_ms,
+            })
+        }
+    }
+}
+
+fn data_key(plugin: &str) -> String {
+    format!("cagate.jwks.{plugin}")
+}
+
+fn lease_key(plugin: &str) -> String {
+    format!("cagate.jwks.{plugin}.lease")
+}
+
+fn read_ms(v: &[u8]) -> i64 {
+    let mut b = [0u8; 8];
+    if let Some(s) = v.get(..8) {
+        b.copy_from_slice(s);
+    }
+    i64::from_le_bytes(b)
+}
+
+/// True if this VM should fetch now: no fresh key set is shared, and it won the fetch lease.
+pub fn should_fetch(store: &dyn SharedStore, plugin: &str, remote: &Remote, now_ms: i64) -> bool {
+    if let Some((v, _)) = store.get(&data_key(plugin)) {
+        if v.len() >= 8 && now_ms - read_ms(&v) < remote.refresh_ms {
+            return false;
+        }
+    }
+    let key = lease_key(plugin);
+    let (lease, cas) = store.get(&key).unwrap_or_default();
+    if lease.len() >= 8 && read_ms(&lease) > now_ms {
+        return false;
+    }
+    // Held for the fetch timeout plus a margin; a failed fetch is retried once it lapses.
+    let until = now_ms + remote.timeout_ms as i64 + 5_000;
+    store.set(&key, &until.to_le_bytes(), cas).is_ok()
+}
+
+/// Validates a fetched JWKS; if good, shares it with every VM and returns its keys.
+pub fn publish(store: &dyn SharedStore, plugin: &str, now_ms: i64, body: &[u8]) -> Result<Vec<Key>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "the JWKS is not JSON".to_string())?;
+    let keys = parse_key_set(&v)?;
+    if keys.is_empty() {
+        return Err("the JWKS has no key".into());
+    }
+    let mut value = now_ms.to_le_bytes().to_vec();
+    value.extend_from_slice(body);
+    store.set(&data_key(plugin), &value, 0).map_err(|_| "shared data refused the JWKS".to_string())?;
+    Ok(keys)
+}
+
+/// The shared key set if it changed since `last_cas` (`Some((cas, keys))`), for a VM to install.
+pub fn load_if_changed(store: &dyn SharedStore, plugin: &str, last_cas: u32) -> Option<(u32, Vec<Key>)> {
+    let (v, cas) = store.get(&data_key(plugin))?;
+    if cas == last_cas || v.len() <= 8 {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(v.get(8..)?).ok()?;
+    parse_key_set(&body).ok().map(|k| (cas, k))
+}

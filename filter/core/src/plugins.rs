@@ -1,0 +1,230 @@
+//! Aliyun's plugins: named definitions with typed data (an object, or pasted JSON/YAML text), bound
+//! to the group and to APIs per stage. Everything is resolved at configuration time into, per API and
+//! stage, the one plugin of each type that applies; a request only looks its set up.
+
+use crate::check::{join, kind, Check};
+use crate::jwt::{self, JwtConfig, JwtState};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Plugin data as a string may be at most this long (Aliyun's limit).
+pub const MAX_DATA_BYTES: usize = 50 * 1024;
+
+/// Every plugin type Aliyun defines; the ones cagate implements have a slot in `Bound`.
+pub const KNOWN_TYPES: &[&str] = &[
+    "jwtAuth", "trafficControl", "ipControl", "accessControl", "cors", "backendSignature", "basicAuth",
+    "errorMapping", "circuitBreaker", "caching", "routing", "logMask", "parameterAccessControl",
+];
+
+#[derive(Debug, Clone)]
+pub enum PluginKind {
+    Jwt(Box<JwtConfig>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub name: String,
+    pub type_name: String,
+    pub kind: PluginKind,
+}
+
+/// The plugins that apply to one API in one stage, by type (plugin indices).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bound {
+    pub jwt: Option<u32>,
+}
+
+impl Bound {
+    fn slot(&mut self, type_name: &str) -> Option<&mut Option<u32>> {
+        match type_name {
+            "jwtAuth" => Some(&mut self.jwt),
+            _ => None,
+        }
+    }
+}
+
+/// Turns plugin data into a JSON value: an object as is; a string as JSON if it parses, else YAML.
+fn data_value(c: &mut Check, v: Option<&Value>, path: &str) -> Option<Value> {
+    match v {
+        Some(Value::Object(_)) => v.cloned(),
+        Some(Value::String(s)) => {
+            if s.len() > MAX_DATA_BYTES {
+                c.err(path, format!("is {} bytes; plugin data is at most {MAX_DATA_BYTES}", s.len()));
+                return None;
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(s) {
+                return Some(v);
+            }
+            match serde_yaml::from_str::<Value>(s) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    // The location only: YAML errors can quote the input, and data may hold secrets.
+                    let at = e.location().map_or(String::new(), |l| format!(" at line {}, column {}", l.line(), l.column()));
+                    c.err(path, format!("is neither JSON nor YAML{at}"));
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            c.err(path, format!("must be an object or a JSON/YAML string, not {}", kind(other)));
+            None
+        }
+        None => {
+            c.err(path, "is required");
+            None
+        }
+    }
+}
+
+/// Parses `plugins[]`.
+pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>) -> (Vec<Plugin>, HashMap<String, u32>) {
+    let mut plugins = Vec::new();
+    let mut by_name = HashMap::new();
+    for (i, v) in c.array(top, "", "plugins").iter().enumerate() {
+        let path = format!("plugins[{i}]");
+        let Some(o) = c.object(v, &path, &["name", "type", "data", "description"]) else { continue };
+        let name = c.string(o, &path, "name", true);
+        let type_name = c.string(o, &path, "type", true);
+        let _ = c.string(o, &path, "description", false);
+        let data = data_value(c, o.get("data"), &join(&path, "data"));
+        let (Some(name), Some(type_name)) = (name, type_name) else { continue };
+        if by_name.contains_key(name) {
+            c.err(&join(&path, "name"), format!("duplicate plugin name {name}"));
+            continue;
+        }
+        let dpath = format!("{path}.data (plugin {name})");
+        let kind = match (type_name, data) {
+            (_, None) => None,
+            ("jwtAuth", Some(d)) => jwt::parse(c, name, &d, &dpath).map(|j| PluginKind::Jwt(Box::new(j))),
+            (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
+                c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
+                None
+            }
+            (t, Some(_)) => {
+                c.err(&join(&path, "type"), format!("unknown plugin type {t}"));
+                None
+            }
+        };
+        if let Some(kind) = kind {
+            by_name.insert(name.to_string(), plugins.len() as u32);
+            plugins.push(Plugin { name: name.to_string(), type_name: type_name.to_string(), kind });
+        }
+    }
+    (plugins, by_name)
+}
+
+/// A binding of a plugin, `stages` as stage bits (`None`: every stage of the API).
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    plugin: u32,
+    stages: Option<u64>,
+    path: String,
+}
+
+/// Parses a list of bindings (`groupPlugins` or `apis[].plugins`). Bindings naming plugins that failed
+/// validation are skipped silently: that plugin's own problems are already reported.
+pub(crate) fn parse_bindings(
+    c: &mut Check,
+    list: &[Value],
+    path: &str,
+    names: &HashMap<String, u32>,
+    all_names: &[String],
+    stages: &[String],
+) -> Vec<Binding> {
+    let mut out = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(o) = c.object(v, &p, &["plugin", "stages"]) else { continue };
+        let Some(name) = c.string(o, &p, "plugin", true) else { continue };
+        let mut bits = None;
+        if let Some(list) = c.strings(o, &p, "stages") {
+            let mut b = 0u64;
+            for (j, s) in list.iter().enumerate() {
+                match stages.iter().position(|x| x == s) {
+                    Some(k) if k < 64 => b |= 1 << k,
+                    _ => c.err(&format!("{p}.stages[{j}]"), format!("unknown stage {s}")),
+                }
+            }
+            bits = Some(b);
+        }
+        match names.get(name) {
+            Some(&idx) => out.push(Binding { plugin: idx, stages: bits, path: p }),
+            None if all_names.iter().any(|n| n == name) => {}
+            None => c.err(&join(&p, "plugin"), format!("unknown plugin {name}")),
+        }
+    }
+    out
+}
+
+/// Resolves the plugins of one API: per stage it is published in, group bindings overridden by API
+/// bindings of the same type. Two bindings of one type on one level and stage are an error.
+pub(crate) fn resolve(
+    c: &mut Check,
+    api_path: &str,
+    api_stages: u64,
+    group: &[Binding],
+    api: &[Binding],
+    plugins: &[Plugin],
+    stage_names: &[String],
+) -> Vec<(u32, Bound)> {
+    let mut out = Vec::new();
+    for b in api {
+        if let Some(bits) = b.stages {
+            if bits & !api_stages != 0 {
+                c.err(&b.path, "binds the plugin in a stage the API is not published in");
+            }
+        }
+    }
+    for stage in 0..stage_names.len().min(64) as u32 {
+        if api_stages & (1 << stage) == 0 {
+            continue;
+        }
+        let mut bound = Bound::default();
+        for (level, bindings) in [("group", group), ("api", api)] {
+            let mut seen: HashMap<&str, &str> = HashMap::new();
+            for b in bindings {
+                if b.stages.is_some_and(|bits| bits & (1 << stage) == 0) {
+                    continue;
+                }
+                let Some(p) = plugins.get(b.plugin as usize) else { continue };
+                if let Some(first) = seen.insert(p.type_name.as_str(), b.path.as_str()) {
+                    let stage_name = stage_names.get(stage as usize).map_or("", String::as_str);
+                    c.err(&b.path, format!("a second {} plugin on {api_path} in stage {stage_name} at {level} level (also {first})", p.type_name));
+                    continue;
+                }
+                if let Some(slot) = bound.slot(&p.type_name) {
+                    *slot = Some(b.plugin);
+                }
+            }
+        }
+        if bound != Bound::default() {
+            out.push((stage, bound));
+        }
+    }
+    out
+}
+
+/// Per-VM mutable state of the plugins (caches, remote keys), indexed like `Gateway::plugins`.
+pub struct Runtime {
+    pub jwt: Vec<Option<JwtState>>,
+}
+
+impl Runtime {
+    pub fn new(plugins: &[Plugin], seed: (u64, u64)) -> Self {
+        Runtime {
+            jwt: plugins
+                .iter()
+                .map(|p| match &p.kind {
+                    PluginKind::Jwt(cfg) => Some(JwtState::new(cfg, seed)),
+                })
+                .collect(),
+        }
+    }
+
+    /// Creates the shared-data keys of the replay stores (see `NonceStore::ensure`).
+    pub fn ensure(&mut self, store: &dyn crate::store::SharedStore, seed: [u8; 16]) {
+        for state in self.jwt.iter_mut().flatten() {
+            state.jti.ensure(store, seed);
+        }
+    }
+}
