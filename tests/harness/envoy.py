@@ -44,7 +44,17 @@ def wasm_filter(config_json, wasm=WASM, vm_id="cagate"):
     }
 
 
-def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024):
+def static_cluster(name, port):
+    return {
+        "name": name,
+        "connect_timeout": "1s",
+        "type": "STATIC",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
+
+
+def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024, extra_clusters=()):
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
@@ -68,14 +78,8 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
                     },
                 }]}],
             }],
-            "clusters": [{
-                "name": "backend",
-                "connect_timeout": "1s",
-                "type": "STATIC",
-                "per_connection_buffer_limit_bytes": buffer_limit,
-                "load_assignment": {"cluster_name": "backend", "endpoints": [{"lb_endpoints": [{"endpoint": {
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": backend_port}}}}]}]},
-            }],
+            "clusters": [dict(static_cluster("backend", backend_port), per_connection_buffer_limit_bytes=buffer_limit)]
+            + list(extra_clusters),
         },
     }
 
@@ -83,7 +87,8 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
 class Envoy:
     """`with Envoy(cfg, backend_port) as e:` starts Envoy with the filter and waits until it is ready."""
 
-    def __init__(self, filter_config, backend_port, concurrency=2, http_filters=None, log_level="info"):
+    def __init__(self, filter_config, backend_port, concurrency=2, http_filters=None, log_level="info",
+                 extra_clusters=()):
         self.port = free_port()
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cagate-envoy-")
@@ -91,7 +96,7 @@ class Envoy:
         self.log_path = os.path.join(self.dir, "envoy.log")
         filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
         with open(self.config_path, "w") as f:
-            json.dump(bootstrap(self.port, self.admin_port, backend_port, filters), f)
+            json.dump(bootstrap(self.port, self.admin_port, backend_port, filters, extra_clusters=extra_clusters), f)
         self.concurrency = concurrency
         self.log_level = log_level
         self.proc = None
