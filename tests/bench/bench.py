@@ -78,8 +78,10 @@ def large_config(apps=10_000, apis=1_000):
 
 def write_requests(path, kind, count):
     with open(path, "w") as f:
-        for _ in range(count):
-            if kind == "appcode":
+        for i in range(count):
+            if callable(kind):
+                h = dict(COMMON, **kind(i))
+            elif kind == "appcode":
                 h = dict(COMMON, authorization=f"APPCODE {APPCODE}")
             elif kind == "nonce":
                 h = sign("GET", PATH, KEY, SECRET, headers=COMMON)
@@ -90,6 +92,26 @@ def write_requests(path, kind, count):
             else:
                 h = dict(COMMON)
             f.write("\t".join(["GET", PATH] + [f"{k}: {v}" for k, v in h.items()]) + "\n")
+
+
+def jwt_setup():
+    """Keys, a pool of distinct tokens per algorithm (larger than the filter's token cache, cycled, so
+    every use is a first use) and one token reused (every use after the first is a cache hit)."""
+    from harness.jwks import KeyPair
+    keys = {alg: KeyPair(alg, f"bench-{alg}") for alg in ("RS256", "ES256", "HS256")}
+    pools = {alg: [k.token(lifetime=3600) for _ in range(4096)] for alg, k in keys.items()}
+    config = small_config()
+    config["plugins"] = [{"name": "jwt", "type": "jwtAuth",
+                          "data": {"parameter": "Authorization", "jwks": [k.jwk for k in keys.values()]}}]
+    config["apis"].append({"name": "jwt", "method": "GET", "path": "/orders/[orderId]", "authType": "ANONYMOUS",
+                           "stages": ["PRE"], "plugins": [{"plugin": "jwt"}]})
+    config["apis"][0]["stages"] = ["RELEASE"]
+    authn = {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "providers": {"bench": {"local_jwks": {"inline_string": json.dumps({"keys": [keys["RS256"].jwk]})},
+                                "forward": True}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}
+    return keys, pools, config, authn
 
 
 def bootstrap(port, admin, filters):
@@ -190,6 +212,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--only", help="comma-separated scenario names (plus the two baselines)")
+    ap.add_argument("--no-jwt", action="store_true", help="skip the JWT scenarios")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -204,6 +227,17 @@ def main():
         ("cagate bad signature", [wasm_filter(small)], "bad"),
         ("cagate signed, large config", [wasm_filter(large)], "signed"),
     ]
+    if not args.no_jwt:
+        keys, pools, jcfg, authn = jwt_setup()
+        once = {alg: pools[alg][0] for alg in pools}
+        pre = {"x-ca-stage": "PRE"}
+        defs += [
+            ("jwt RS256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['RS256'][i % 4096]}")),
+            ("jwt RS256 cached", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {once['RS256']}")),
+            ("jwt ES256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['ES256'][i % 4096]}")),
+            ("jwt HS256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['HS256'][i % 4096]}")),
+            ("envoy jwt_authn RS256", [authn], lambda i: {"authorization": f"Bearer {once['RS256']}"}),
+        ]
     if args.only:
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
         defs = [d for d in defs if d[0] in keep]

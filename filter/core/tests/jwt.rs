@@ -322,7 +322,7 @@ fn plugin_configuration_is_validated() {
     let all: Vec<String> = compile(bad.to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
     let text = all.join("\n");
     for expected in [
-        "plugins[0].data (plugin a).jwk: key 0: invalid RSA key",
+        "plugins[0].data (plugin a).jwk: key 0: RSA keys shorter than 2048 bits are refused",
         "plugins[1].data (plugin b).parameterLocation: unknown location body",
         "plugins[1].data (plugin b).surprise: unknown field",
         "plugins[2].data: is neither JSON nor YAML",
@@ -356,4 +356,29 @@ fn api_binding_overrides_group_binding_per_stage() {
     assert_eq!(gw.bound(0, 1).jwt, Some(1), "TEST: the API's");
     assert_eq!(gw.bound(1, 0).jwt, Some(0));
     assert_eq!(gw.bound(1, 1).jwt, None, "y is not published in TEST");
+}
+
+#[test]
+fn rsa_signature_edge_cases() {
+    let v = vectors().into_iter().find(|v| v["alg"] == "RS256").unwrap();
+    let key = Key::from_jwk(&v["jwk"]).unwrap();
+    let t = v["token"].as_str().unwrap();
+    let (input, sig) = t.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    assert!(key.verify(Alg::RS256, input.as_bytes(), &sig));
+    assert!(!key.verify(Alg::RS384, input.as_bytes(), &sig), "same key, other hash");
+    assert!(!key.verify(Alg::RS256, input.as_bytes(), &sig[1..]), "short signature");
+    assert!(!key.verify(Alg::RS256, input.as_bytes(), &[0xff; 256]), "signature >= modulus");
+    assert!(!key.verify(Alg::RS256, input.as_bytes(), &[0; 256]));
+    let mut flipped = sig.clone();
+    flipped[100] ^= 1;
+    assert!(!key.verify(Alg::RS256, input.as_bytes(), &flipped));
+    let mut even = v["jwk"].clone();
+    let mut n = URL_SAFE_NO_PAD.decode(even["n"].as_str().unwrap()).unwrap();
+    *n.last_mut().unwrap() &= 0xfe;
+    even["n"] = json!(URL_SAFE_NO_PAD.encode(&n));
+    assert!(Key::from_jwk(&even).is_err());
+    let mut e1 = v["jwk"].clone();
+    e1["e"] = json!("AQ");
+    assert!(Key::from_jwk(&e1).is_err(), "e = 1 is refused");
 }

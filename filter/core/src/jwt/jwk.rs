@@ -5,9 +5,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rsa::signature::Verifier;
-use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, RsaPublicKey};
+use super::rsa::{RsaKey, SHA256_PREFIX, SHA384_PREFIX, SHA512_PREFIX};
+use p256::ecdsa::signature::Verifier;
 use serde_json::{Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
 
@@ -49,7 +48,7 @@ impl Alg {
 
 #[derive(Clone)]
 enum Material {
-    Rsa(RsaPublicKey),
+    Rsa(RsaKey),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     Ed25519(ed25519_dalek::VerifyingKey),
@@ -108,12 +107,7 @@ impl Key {
         let crv = map.get("crv").and_then(Value::as_str);
         let (material, allowed): (Material, &[Alg]) = match (kty, crv) {
             ("RSA", _) => {
-                let n = BigUint::from_bytes_be(&b64(map, "n")?);
-                let e = BigUint::from_bytes_be(&b64(map, "e")?);
-                let key = RsaPublicKey::new_with_max_size(n, e, 8192).map_err(|e| format!("invalid RSA key: {e}"))?;
-                if key.size() < 256 {
-                    return Err("RSA keys shorter than 2048 bits are refused".into());
-                }
+                let key = RsaKey::new(&b64(map, "n")?, &b64(map, "e")?)?;
                 (Material::Rsa(key), &[Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512])
             }
             ("EC", Some("P-256")) => {
@@ -182,19 +176,15 @@ impl Key {
             }
         }
         match &self.material {
-            Material::Rsa(k) => {
-                use rsa::{pkcs1v15, pss};
-                let k = k.clone();
-                match alg {
-                    Alg::RS256 => rsa_verify(pkcs1v15::VerifyingKey::<Sha256>::new(k), signing_input, sig),
-                    Alg::RS384 => rsa_verify(pkcs1v15::VerifyingKey::<Sha384>::new(k), signing_input, sig),
-                    Alg::RS512 => rsa_verify(pkcs1v15::VerifyingKey::<Sha512>::new(k), signing_input, sig),
-                    Alg::PS256 => pss_verify(pss::VerifyingKey::<Sha256>::new(k), signing_input, sig),
-                    Alg::PS384 => pss_verify(pss::VerifyingKey::<Sha384>::new(k), signing_input, sig),
-                    Alg::PS512 => pss_verify(pss::VerifyingKey::<Sha512>::new(k), signing_input, sig),
-                    _ => false,
-                }
-            }
+            Material::Rsa(k) => match alg {
+                Alg::RS256 => k.verify_pkcs1::<Sha256>(SHA256_PREFIX, signing_input, sig),
+                Alg::RS384 => k.verify_pkcs1::<Sha384>(SHA384_PREFIX, signing_input, sig),
+                Alg::RS512 => k.verify_pkcs1::<Sha512>(SHA512_PREFIX, signing_input, sig),
+                Alg::PS256 => k.verify_pss::<Sha256>(signing_input, sig),
+                Alg::PS384 => k.verify_pss::<Sha384>(signing_input, sig),
+                Alg::PS512 => k.verify_pss::<Sha512>(signing_input, sig),
+                _ => false,
+            },
             Material::P256(k) => {
                 p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(signing_input, &s).is_ok())
             }
@@ -211,20 +201,6 @@ impl Key {
             },
         }
     }
-}
-
-fn rsa_verify<D>(k: rsa::pkcs1v15::VerifyingKey<D>, msg: &[u8], sig: &[u8]) -> bool
-where
-    D: sha2::Digest + rsa::pkcs8::AssociatedOid,
-{
-    rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
-}
-
-fn pss_verify<D>(k: rsa::pss::VerifyingKey<D>, msg: &[u8], sig: &[u8]) -> bool
-where
-    D: sha2::Digest + sha2::digest::FixedOutputReset,
-{
-    rsa::pss::Signature::try_from(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
 }
 
 /// Parses the `jwk` and `jwks` of a plugin: one JWK, an array of JWKs, or a JWK Set (`{"keys": [...]}`).

@@ -4,6 +4,7 @@
 
 pub mod jwk;
 pub mod remote;
+mod rsa;
 
 use crate::check::{join, Check};
 use crate::config::NonceStoreConfig;
