@@ -32,9 +32,15 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # Bursts of parallel connections from several Envoy workers must not overflow the listen backlog.
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class EchoBackend:
     def __init__(self, port=0):
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Echo)
+        self.server = _Server(("127.0.0.1", port), _Echo)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

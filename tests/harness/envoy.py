@@ -44,6 +44,14 @@ def wasm_filter(config_json, wasm=WASM, vm_id="cagate"):
     }
 
 
+# Turns cagate's counter names into tags (see envoy/envoy.yaml).
+STATS_TAGS = [
+    {"tag_name": "code", "regex": r"^wasmcustom\.cagate\.refused(\.(\w+))$"},
+    {"tag_name": "plugin", "regex": r"^wasmcustom\.cagate\.traffic\.((.+)\.)(API|USER|APP)\.\w+$"},
+    {"tag_name": "dimension", "regex": r"^wasmcustom\.cagate\.traffic\..+\.((API|USER|APP)\.)\w+$"},
+]
+
+
 def static_cluster(name, port):
     return {
         "name": name,
@@ -58,7 +66,7 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
-        "stats_config": {"stats_tags": [{"tag_name": "code", "regex": r"^wasmcustom\.cagate\.refused(\.(\w+))$"}]},
+        "stats_config": {"stats_tags": STATS_TAGS},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
             "listeners": [{
@@ -70,6 +78,10 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "gateway",
+                        # The connected peer is the client address (ipControl's default source), and the
+                        # X-Forwarded-For header reaches the filter as the client sent it.
+                        "use_remote_address": True,
+                        "skip_xff_append": True,
                         "route_config": {"virtual_hosts": [{
                             "name": "all", "domains": ["*"],
                             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}}],

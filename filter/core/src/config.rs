@@ -262,7 +262,8 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     }
 
     // plugins and the group's bindings
-    let (plugins, plugin_by_name) = parse_plugins(&mut c, top);
+    let app_ids: Vec<&str> = apps.iter().map(|a: &App| a.id.as_str()).collect();
+    let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
     let all_plugin_names: Vec<String> = c
         .array(top, "", "plugins")
         .iter()

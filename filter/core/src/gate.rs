@@ -33,11 +33,15 @@ pub struct Refusal {
     pub message: String,
     pub app: Option<u32>,
     pub cause: &'static str,
+    /// Response headers beyond the error contract (`Retry-After`, `RateLimit-*`, …).
+    pub headers: Vec<(&'static str, String)>,
+    /// The traffic-control plugin and dimension that throttled the request, for stats.
+    pub throttled: Option<(u32, crate::traffic::Dim)>,
 }
 
 impl Refusal {
-    fn new(error: &'static ErrorCode, args: &[&str], cause: &'static str) -> Self {
-        Refusal { error, message: error.render(args), app: None, cause }
+    pub fn new(error: &'static ErrorCode, args: &[&str], cause: &'static str) -> Self {
+        Refusal { error, message: error.render(args), app: None, cause, headers: Vec::new(), throttled: None }
     }
     fn app(mut self, app: u32) -> Self {
         self.app = Some(app);
@@ -247,10 +251,14 @@ pub struct Admission {
     pub identity: Identity,
     pub claims: Option<crate::jwt::Claims>,
     pub edits: Vec<(String, Option<Vec<u8>>)>,
+    /// trafficControl: the plugin, the dimensions counted (for stats) and, when the plugin asks for
+    /// `RateLimit-*` headers, the tightest quota.
+    pub traffic: Option<(u32, Vec<crate::traffic::Dim>, Option<crate::traffic::Quota>)>,
 }
 
 /// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
 /// jwtAuth → accessControl → trafficControl), after authentication.
+#[allow(clippy::too_many_arguments)]
 pub fn run_plugins(
     gw: &Gateway,
     rt: &mut crate::plugins::Runtime,
@@ -258,11 +266,24 @@ pub fn run_plugins(
     identity: Identity,
     clock: &dyn Clock,
     store: &dyn SharedStore,
+    peer: &dyn Fn() -> Option<Vec<u8>>,
 ) -> Result<Admission, Refusal> {
-    let mut admission = Admission { identity, claims: None, edits: Vec::new() };
+    use crate::plugins::{Plugin, PluginKind};
+    let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None };
     let bound = gw.bound(identity.api, identity.stage);
     let mut cached_now = None;
     let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
+    let app = identity.app.and_then(|a| gw.app(a));
+    if let Some(Plugin { kind: PluginKind::Ip(cfg), .. }) = bound.ip.and_then(|i| gw.plugins.get(i as usize)) {
+        let peer_addr = match cfg.source {
+            crate::ipcontrol::Source::Peer => peer(),
+            crate::ipcontrol::Source::Xff(_) => None,
+        };
+        let ip = crate::ipcontrol::client_ip(cfg.source, peer_addr.as_deref(), req.headers.get(b"x-forwarded-for"));
+        if !crate::ipcontrol::allowed(cfg, ip, app.map(|a| a.id.as_str())) {
+            return Err(Refusal { app: identity.app, ..Refusal::new(&errors::A403IP, &[], "ip control") });
+        }
+    }
     if let Some(idx) = bound.jwt {
         let (Some(crate::plugins::Plugin { kind: crate::plugins::PluginKind::Jwt(cfg), .. }), Some(Some(state))) =
             (gw.plugins.get(idx as usize), rt.jwt.get_mut(idx as usize))
@@ -276,6 +297,15 @@ pub fn run_plugins(
         };
         forward_claims(cfg, claims.as_deref(), req, &mut admission.edits);
         admission.claims = claims;
+    }
+    if let Some(idx) = bound.traffic {
+        if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx as usize), gw.api(identity.api)) {
+            let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
+            match crate::traffic::admit(cfg, idx, &api.name, who, now(), store) {
+                Ok((dims, quota)) => admission.traffic = Some((idx, dims, cfg.rate_limit_headers.then_some(quota))),
+                Err(r) => return Err(Refusal { app: identity.app, ..r }),
+            }
+        }
     }
     Ok(admission)
 }

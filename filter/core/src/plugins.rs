@@ -3,7 +3,9 @@
 //! stage, the one plugin of each type that applies; a request only looks its set up.
 
 use crate::check::{join, kind, Check};
+use crate::ipcontrol::{self, IpConfig};
 use crate::jwt::{self, JwtConfig, JwtState};
+use crate::traffic::{self, TrafficConfig};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -19,6 +21,8 @@ pub const KNOWN_TYPES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum PluginKind {
     Jwt(Box<JwtConfig>),
+    Traffic(Box<TrafficConfig>),
+    Ip(Box<IpConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -32,12 +36,16 @@ pub struct Plugin {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bound {
     pub jwt: Option<u32>,
+    pub traffic: Option<u32>,
+    pub ip: Option<u32>,
 }
 
 impl Bound {
     fn slot(&mut self, type_name: &str) -> Option<&mut Option<u32>> {
         match type_name {
             "jwtAuth" => Some(&mut self.jwt),
+            "trafficControl" => Some(&mut self.traffic),
+            "ipControl" => Some(&mut self.ip),
             _ => None,
         }
     }
@@ -77,7 +85,7 @@ fn data_value(c: &mut Check, v: Option<&Value>, path: &str) -> Option<Value> {
 }
 
 /// Parses `plugins[]`.
-pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>) -> (Vec<Plugin>, HashMap<String, u32>) {
+pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>, app_ids: &[&str]) -> (Vec<Plugin>, HashMap<String, u32>) {
     let mut plugins = Vec::new();
     let mut by_name = HashMap::new();
     for (i, v) in c.array(top, "", "plugins").iter().enumerate() {
@@ -96,6 +104,8 @@ pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>) -> (Vec<Plu
         let kind = match (type_name, data) {
             (_, None) => None,
             ("jwtAuth", Some(d)) => jwt::parse(c, name, &d, &dpath).map(|j| PluginKind::Jwt(Box::new(j))),
+            ("trafficControl", Some(d)) => traffic::parse(c, name, &d, &dpath).map(|t| PluginKind::Traffic(Box::new(t))),
+            ("ipControl", Some(d)) => ipcontrol::parse(c, &d, &dpath, app_ids).map(|i| PluginKind::Ip(Box::new(i))),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None
@@ -216,6 +226,7 @@ impl Runtime {
                 .iter()
                 .map(|p| match &p.kind {
                     PluginKind::Jwt(cfg) => Some(JwtState::new(cfg, seed)),
+                    _ => None,
                 })
                 .collect(),
         }

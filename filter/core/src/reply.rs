@@ -41,7 +41,10 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
             (ERROR_CODE_HEADER, r.error.code.to_string()),
             (ERROR_MESSAGE_HEADER, r.message.clone()),
             ("content-type", "application/json; charset=utf-8".to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(r.headers.iter().cloned())
+        .collect(),
         body,
     }
 }
@@ -53,7 +56,8 @@ mod tests {
 
     #[test]
     fn reply_carries_the_contract() {
-        let r = Refusal { error: &errors::A403IS, message: errors::A403IS.render(&["GET#\"q\\"]), app: None, cause: "x" };
+        let mut r = Refusal::new(&errors::A403IS, &["GET#\"q\\"], "x");
+        r.headers.push(("retry-after", "3".into()));
         let reply = refusal(&r, "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF");
         assert_eq!(reply.status, 403);
         assert!(reply.headers.contains(&("x-ca-error-code", "A403IS".to_string())));
@@ -62,5 +66,6 @@ mod tests {
         assert_eq!(v["code"], "A403IS");
         assert_eq!(v["message"], "Invalid Signature, Server StringToSign:`GET#\"q\\`");
         assert_eq!(v["requestId"], "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF");
+        assert!(reply.headers.contains(&("retry-after", "3".to_string())));
     }
 }

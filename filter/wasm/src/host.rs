@@ -90,6 +90,7 @@ pub struct Metrics {
     refused: Counter,
     nonce_full: Counter,
     by_code: HashMap<&'static str, Counter>,
+    traffic: HashMap<(u32, &'static str, bool), Counter>,
 }
 
 struct Counter {
@@ -117,7 +118,17 @@ impl Metrics {
             refused: Counter::new("cagate.requests_refused"),
             nonce_full: Counter::new("cagate.nonce_store_full"),
             by_code: HashMap::new(),
+            traffic: HashMap::new(),
         }
+    }
+
+    /// trafficControl: a request admitted or throttled by one dimension of one plugin.
+    pub fn traffic(&mut self, plugin_idx: u32, plugin: &str, dim: &'static str, admitted: bool) {
+        let what = if admitted { "admitted" } else { "throttled" };
+        self.traffic
+            .entry((plugin_idx, dim, admitted))
+            .or_insert_with(|| Counter::new(&format!("cagate.traffic.{plugin}.{dim}.{what}")))
+            .pending += 1;
     }
 
     pub fn allowed(&mut self) {
@@ -137,7 +148,7 @@ impl Metrics {
         self.allowed.flush();
         self.refused.flush();
         self.nonce_full.flush();
-        for c in self.by_code.values_mut() {
+        for c in self.by_code.values_mut().chain(self.traffic.values_mut()) {
             c.flush();
         }
     }

@@ -12,7 +12,7 @@ use cagate_core::headers::Headers;
 use cagate_core::nonce::NonceStore;
 use cagate_core::reply;
 use cagate_core::reqid::RequestIds;
-use cagate_core::store::Clock;
+use cagate_core::store::{Clock, SharedStore};
 use host::{HostClock, HostStore, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -80,7 +80,7 @@ impl Root {
     /// the lease.
     fn refresh_remote_keys(&mut self, state: &State) {
         for (idx, plugin) in state.gateway.plugins.iter().enumerate() {
-            let PluginKind::Jwt(cfg) = &plugin.kind;
+            let PluginKind::Jwt(cfg) = &plugin.kind else { continue };
             let Some(r) = &cfg.remote else { continue };
             if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx) {
                 if let Some((cas, keys)) = remote::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
@@ -139,6 +139,7 @@ impl RootContext for Root {
             ),
         );
         runtime.ensure(&HostStore, host::random_bytes());
+        ensure_traffic_keys(&gateway);
         self.state = Some(Rc::new(State {
             runtime: RefCell::new(runtime),
             gateway,
@@ -163,6 +164,7 @@ impl RootContext for Root {
             head: Vec::new(),
             pending: None,
             replied: false,
+            quota: None,
         }))
     }
 
@@ -179,6 +181,8 @@ struct Http {
     /// Routed, waiting for the body.
     pending: Option<Routed>,
     replied: bool,
+    /// `RateLimit-*` values for the response, when the traffic plugin asks for them.
+    quota: Option<cagate_core::traffic::Quota>,
 }
 
 impl Context for Http {}
@@ -195,6 +199,10 @@ impl Http {
         if r.error.code == errors::X503BZ.code {
             state.metrics.borrow_mut().nonce_store_full();
         }
+        if let Some((idx, dim)) = r.throttled {
+            let name = state.gateway.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
+            state.metrics.borrow_mut().traffic(idx, name, dim.as_str(), false);
+        }
         let out = reply::refusal(r, self.id());
         let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
@@ -203,7 +211,7 @@ impl Http {
     }
 
     fn refuse_code(&mut self, state: &State, error: &'static ErrorCode, cause: &'static str) -> Action {
-        let r = Refusal { error, message: error.render(&[]), app: None, cause };
+        let r = Refusal::new(error, &[], cause);
         self.refuse(state, &r)
     }
 
@@ -227,6 +235,13 @@ impl Http {
             }
         }
         state.metrics.borrow_mut().allowed();
+        if let Some((idx, dims, quota)) = &a.traffic {
+            let name = state.gateway.plugins.get(*idx as usize).map_or("", |p| p.name.as_str());
+            for d in dims {
+                state.metrics.borrow_mut().traffic(*idx, name, d.as_str(), true);
+            }
+            self.quota = *quota;
+        }
         Action::Continue
     }
 
@@ -238,10 +253,28 @@ impl Http {
         };
         let req = request(&headers);
         let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &HostClock, &HostStore)
-            .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore));
+            .and_then(|id| {
+                let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
+                gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &peer)
+            });
         match admitted {
             Ok(a) => self.admit(state, &headers, &a),
             Err(r) => self.refuse(state, &r),
+        }
+    }
+}
+
+/// Creates the API-dimension counters of trafficControl before traffic arrives: Envoy cannot create a
+/// key only if it is absent, so two workers creating one at the same moment could lose a count.
+fn ensure_traffic_keys(gw: &Gateway) {
+    for api in &gw.apis {
+        for (_, bound) in &api.plugins {
+            if let Some(PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| gw.plugins.get(i as usize)).map(|p| &p.kind) {
+                let key = cagate_core::traffic::api_key(cfg, &api.name);
+                if HostStore.get(&key).is_none() {
+                    let _ = HostStore.set(&key, &[0u8; 16], 0);
+                }
+            }
         }
     }
 }
@@ -255,7 +288,7 @@ impl HttpContext for Http {
         let Some(state) = self.state.clone() else {
             // No valid configuration ever loaded: refuse rather than let traffic through unchecked.
             self.request_id = RequestIds::new(host::now_nanos()).next_id();
-            let r = Refusal { error: &errors::X500AM, message: errors::X500AM.render(&[]), app: None, cause: "no configuration" };
+            let r = Refusal::new(&errors::X500AM, &[], "no configuration");
             let out = reply::refusal(&r, self.id());
             let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
@@ -308,6 +341,11 @@ impl HttpContext for Http {
                 self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
             }
             self.set_http_response_header_bytes(REQUEST_ID_HEADER, Some(&rid));
+            if let Some(q) = self.quota {
+                for (name, value) in q.headers() {
+                    self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+                }
+            }
         }
         Action::Continue
     }

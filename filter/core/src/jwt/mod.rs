@@ -222,7 +222,7 @@ pub enum JwtOutcome {
 }
 
 fn refuse(e: &'static ErrorCode, args: &[&str], cause: &'static str) -> Refusal {
-    Refusal { error: e, message: e.render(args), app: None, cause }
+    Refusal::new(e, args, cause)
 }
 
 fn invalid(reason: &str, cause: &'static str) -> Refusal {
