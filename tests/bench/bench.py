@@ -227,6 +227,16 @@ def main():
         ("cagate bad signature", [wasm_filter(small)], "bad"),
         ("cagate signed, large config", [wasm_filter(large)], "signed"),
     ]
+    def with_traffic(data):
+        cfg = small_config()
+        cfg["plugins"] = [{"name": "limits", "type": "trafficControl", "data": data}]
+        cfg["apis"][0]["plugins"] = [{"plugin": "limits"}]
+        return cfg
+    defs += [
+        ("cagate signed + traffic API", [wasm_filter(with_traffic({"unit": "MINUTE", "apiDefault": 100000000}))], "signed"),
+        ("cagate signed + traffic API+APP", [wasm_filter(with_traffic({"unit": "MINUTE", "apiDefault": 100000000,
+                                                                      "appDefault": 100000000}))], "signed"),
+    ]
     if not args.no_jwt:
         keys, pools, jcfg, authn = jwt_setup()
         once = {alg: pools[alg][0] for alg in pools}
