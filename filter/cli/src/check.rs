@@ -1,0 +1,85 @@
+//! `cagate check`: the filter's own configuration compiler, run on a file. Accepts the JSON document,
+//! an Envoy bootstrap (YAML or JSON) with the Wasm filter's `configuration`, or an Istio WasmPlugin.
+
+use cagate_core::config::compile;
+use serde_json::Value;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Finds the cagate configuration documents inside a parsed file: (where, JSON text).
+fn documents(root: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    walk(root, "", &mut out);
+    if out.is_empty() && (root.get("apis").is_some() || root.get("apps").is_some()) {
+        out.push(("(document)".to_string(), root.to_string()));
+    }
+    out
+}
+
+fn walk(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            // Envoy: the Wasm filter's StringValue configuration
+            if let (Some(Value::String(t)), Some(Value::String(value))) = (m.get("@type"), m.get("value")) {
+                if t.ends_with("google.protobuf.StringValue") {
+                    out.push((path.to_string(), value.clone()));
+                    return;
+                }
+            }
+            // Istio: WasmPlugin.spec.pluginConfig (a structure, sent to the filter as JSON)
+            if let Some(pc) = m.get("pluginConfig") {
+                out.push((format!("{path}.pluginConfig"), pc.to_string()));
+                return;
+            }
+            for (k, child) in m {
+                walk(child, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                walk(child, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn run(file: &Path) -> Result<ExitCode, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let docs = match serde_json::from_str::<Value>(&text) {
+        Ok(v) => documents(&v),
+        Err(_) => {
+            let mut all = Vec::new();
+            for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+                let v: Value = serde::Deserialize::deserialize(doc)
+                    .map_err(|e| format!("{}: document {i} is neither JSON nor YAML ({})", file.display(), e.location().map_or(String::new(), |l| format!("line {}", l.line()))))?;
+                all.extend(documents(&v));
+            }
+            all
+        }
+    };
+    if docs.is_empty() {
+        println!("{}: no cagate configuration found (a JSON document, an Envoy Wasm filter configuration, or an Istio WasmPlugin)", file.display());
+        return Ok(ExitCode::from(1));
+    }
+    let mut ok = true;
+    for (at, doc) in docs {
+        let label = if at.is_empty() { file.display().to_string() } else { format!("{} at {at}", file.display()) };
+        match compile(doc.as_bytes()) {
+            Ok(g) => {
+                println!("{label}: valid ({} apps, {} apis, {} plugins)", g.apps.len(), g.apis.len(), g.plugins.len());
+                for w in &g.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+            Err(problems) => {
+                ok = false;
+                println!("{label}: {} problem(s)", problems.len());
+                for p in problems {
+                    println!("  {p}");
+                }
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
