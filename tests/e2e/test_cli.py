@@ -65,8 +65,7 @@ def test_string_to_sign_finds_the_difference():
 
 
 def test_check_sample_configurations():
-    for f in ["envoy/envoy.yaml"] + [os.path.join("envoy", p) for p in os.listdir(os.path.join(ROOT, "envoy"))
-                                     if p.endswith(".json")]:
+    for f in ["envoy/envoy.yaml", "envoy/compose/envoy.yaml", "envoy/istio/wasmplugin.yaml"]:
         r = run("check", os.path.join(ROOT, f))
         assert r.returncode == 0, (f, r.stdout, r.stderr)
         assert "valid" in r.stdout
