@@ -74,6 +74,11 @@ pub struct Api {
     pub stages: u64,
     /// The plugins that apply, per stage (only stages with any).
     pub plugins: Vec<(u32, Bound)>,
+    /// Parameter definitions checked per request.
+    pub params: Vec<crate::validate::ParamDef>,
+    /// Whether deciding on a request may need its urlencoded form body (FORM parameters, Form:
+    /// variables, a backend signature over form fields).
+    pub reads_form: bool,
 }
 
 /// A grant of an app on an API in a stage; `expires_ms` absent means no end.
@@ -99,6 +104,11 @@ pub struct Gateway {
     pub require_timestamp: bool,
     pub nonce_store: NonceStoreConfig,
     pub max_body_bytes: u64,
+    pub max_url_bytes: u64,
+    /// Loop detection: refuse a request that already passed this many gateways (`None`: off).
+    pub max_hops: Option<u64>,
+    /// Some cors plugin exists: preflights for unknown APIs answer `I404CO`.
+    pub has_cors: bool,
     pub apps: Vec<App>,
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
@@ -142,15 +152,16 @@ impl Gateway {
 pub const DEFAULT_STAGES: [&str; 3] = ["RELEASE", "PRE", "TEST"];
 pub const DEFAULT_TOLERANCE_S: u64 = 900;
 pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
+pub const DEFAULT_MAX_URL: u64 = 8192;
 pub const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 /// Entries per shard: small enough that one shared-data read and write copies about 1.5 KB.
 const NONCE_SHARD_TARGET: u64 = 128;
 
-const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "apps", "apis", "plugins", "groupPlugins"];
+const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
 const API_FIELDS: &[&str] =
-    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins"];
+    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters"];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
 /// Parses, validates and compiles a configuration document. On failure, every problem found.
@@ -206,6 +217,8 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     let nonce_store = NonceStoreConfig { shards, per_shard: capacity.div_ceil(shards as u64) as u32 };
 
     let max_body_bytes = c.integer(top, "", "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 30);
+    let max_url_bytes = c.integer(top, "", "maxUrlBytes", DEFAULT_MAX_URL, 16, 1 << 20);
+    let max_hops = top.get("maxHops").map(|_| c.integer(top, "", "maxHops", 1, 1, 100));
 
     // apps
     let mut apps = Vec::new();
@@ -386,6 +399,25 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
         let api_list = c.array(o, &path, "plugins");
         let api_bindings = parse_bindings(&mut c, api_list, &join(&path, "plugins"), &plugin_by_name, &all_plugin_names, &stages);
         let bound = resolve(&mut c, &path, stage_bits, &group_bindings, &api_bindings, &plugins, &stages);
+        let path_params: Vec<&str> = template
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Param(n) => Some(n.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let param_list = c.array(o, &path, "parameters");
+        let params = crate::validate::parse(&mut c, param_list, &join(&path, "parameters"), &path_params);
+        let reads_form = params.iter().any(|p| p.location == crate::validate::Where::Form)
+            || bound.iter().any(|(_, b)| {
+                b.backend.is_some()
+                    || b.access.and_then(|i| plugins.get(i as usize)).is_some_and(|p| match &p.kind {
+                        crate::plugins::PluginKind::Access(a) => {
+                            a.params.locations.iter().any(|l| matches!(l, crate::conditions::Location::Form(_)))
+                        }
+                        _ => false,
+                    })
+            });
         router.insert(&template, api_idx, method, stage_bits);
         apis.push(Api {
             name: name.to_string(),
@@ -397,6 +429,8 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
             force_nonce,
             stages: stage_bits,
             plugins: bound,
+            params,
+            reads_form,
         });
     }
 
@@ -411,6 +445,9 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
         require_timestamp,
         nonce_store,
         max_body_bytes,
+        max_url_bytes,
+        max_hops,
+        has_cors: plugins.iter().any(|p| matches!(p.kind, crate::plugins::PluginKind::Cors(_))),
         apps,
         apis,
         plugins,

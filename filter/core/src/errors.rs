@@ -106,6 +106,8 @@ table! {
     // answers this case with "Unauthorized" (403); the VPC table has no code for it, so cagate uses
     // A403UA (documented in README).
     A403UA 403 "Unauthorized";
+    // Not in the reference: the basicAuth plugin's refusal (missing or wrong credentials).
+    A401BA 401 "Basic Authorization Required";
 }
 
 /// Looks a code up by its six characters.

@@ -8,6 +8,7 @@ use crate::nonce::{NonceStore, Outcome};
 use crate::params::{is_form, parse_urlencoded, percent_decode, split_path, starts_with_ignore_case, trim, Param};
 use crate::sign::{content_md5_matches, form_body, header_safe, Algorithm, Signed, StringToSign};
 use crate::store::{Clock, SharedStore};
+use std::borrow::Cow;
 
 /// Headers the backend can trust: set by the gateway, any client-sent copy removed.
 pub const APP_ID_HEADER: &str = "x-ca-app-id";
@@ -34,14 +35,17 @@ pub struct Refusal {
     pub app: Option<u32>,
     pub cause: &'static str,
     /// Response headers beyond the error contract (`Retry-After`, `RateLimit-*`, …).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
     /// The traffic-control plugin and dimension that throttled the request, for stats.
     pub throttled: Option<(u32, crate::traffic::Dim)>,
+    /// A status and a body replacing the table's status and the JSON body (accessControl's own).
+    pub status: Option<u16>,
+    pub body: Option<String>,
 }
 
 impl Refusal {
     pub fn new(error: &'static ErrorCode, args: &[&str], cause: &'static str) -> Self {
-        Refusal { error, message: error.render(args), app: None, cause, headers: Vec::new(), throttled: None }
+        Refusal { error, message: error.render(args), app: None, cause, headers: Vec::new(), throttled: None, status: None, body: None }
     }
     fn app(mut self, app: u32) -> Self {
         self.app = Some(app);
@@ -55,6 +59,10 @@ pub struct Routed {
     pub api: u32,
     pub stage: u32,
     pub needs_body: bool,
+    /// The cors plugin of the API, when the request comes from an allowed browser origin.
+    pub cors: Option<u32>,
+    /// A CORS preflight the gateway answers itself.
+    pub preflight: bool,
 }
 
 /// Who is calling, once authenticated.
@@ -65,29 +73,92 @@ pub struct Identity {
     pub app: Option<u32>,
 }
 
-/// Selects the API (stage, method, path). Needs only the headers.
+/// Selects the API (stage, method, path), answers CORS preflights and refuses disallowed origins.
+/// Needs only the headers.
 pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
     let h = req.headers;
+    if req.path.len() as u64 > gw.max_url_bytes {
+        return Err(Refusal::new(&errors::I413UL, &[], "url over maxUrlBytes"));
+    }
+    if let Some(max) = gw.max_hops {
+        let hops = h.get(HOPS_HEADER).and_then(|v| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok()).unwrap_or(0);
+        if hops >= max {
+            return Err(Refusal::new(&errors::I508LD, &[], "loop detected"));
+        }
+    }
     let stage = match h.get(b"x-ca-stage") {
         None => gw.release_stage,
         Some(s) => gw.stage_index(trim(s)).ok_or_else(|| Refusal::new(&errors::I400SG, &[], "unknown stage"))?,
     };
     let (raw_path, _) = split_path(req.path);
     let path = percent_decode(raw_path, false);
+    let origin = h.get(b"origin");
+    let cors_of = |api: u32| -> Option<(u32, &crate::cors::CorsConfig)> {
+        let idx = gw.bound(api, stage).cors?;
+        match &gw.plugins.get(idx as usize)?.kind {
+            crate::plugins::PluginKind::Cors(c) => Some((idx, c.as_ref())),
+            _ => None,
+        }
+    };
+    let disallowed = |origin: &[u8]| {
+        Refusal::new(&errors::A403CO, &[&header_safe(origin)], "cors origin not allowed")
+    };
+    if let (b"OPTIONS", Some(origin), Some(wanted)) = (req.method, origin, h.get(b"access-control-request-method")) {
+        let wanted = trim(wanted);
+        match gw.route(wanted, &path, stage) {
+            Some(api) => {
+                if let Some((idx, cors)) = cors_of(api) {
+                    if !cors.allows(origin) {
+                        return Err(disallowed(origin));
+                    }
+                    return Ok(Routed { api, stage, needs_body: false, cors: Some(idx), preflight: true });
+                }
+            }
+            None if gw.has_cors => {
+                let (m, p) = (String::from_utf8_lossy(wanted), String::from_utf8_lossy(&path));
+                return Err(Refusal::new(&errors::I404CO, &[&header_safe(m.as_bytes()), &header_safe(p.as_bytes())], "preflight for no api"));
+            }
+            None => {}
+        }
+    }
     let Some(api_idx) = gw.route(req.method, &path, stage) else {
         let stage_name = gw.stages.get(stage as usize).map_or("", String::as_str);
         let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(&path));
         return Err(Refusal::new(&errors::I404NF, &[&header_safe(reason.as_bytes())], "no api"));
     };
-    let needs_body = gw.api(api_idx).is_some_and(|api| api.auth == AuthType::App)
-        && (h.contains(b"content-md5") || (h.contains(b"x-ca-key") && is_form(h.get(b"content-type"))));
+    let mut cors = None;
+    if let (Some(origin), Some((idx, cfg))) = (origin, cors_of(api_idx)) {
+        if !cfg.allows(origin) {
+            return Err(disallowed(origin));
+        }
+        cors = Some(idx);
+    }
+    let form = is_form(h.get(b"content-type"));
+    let needs_body = gw.api(api_idx).is_some_and(|api| {
+        (api.auth == AuthType::App && (h.contains(b"content-md5") || (h.contains(b"x-ca-key") && form))) || (api.reads_form && form)
+    });
     if needs_body {
         let declared = h.get(b"content-length").and_then(|v| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > gw.max_body_bytes) {
             return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
         }
     }
-    Ok(Routed { api: api_idx, stage, needs_body })
+    Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+}
+
+/// The hop counter for loop detection (`maxHops`).
+pub const HOPS_HEADER: &[u8] = b"x-ca-hops";
+
+/// CORS headers for a routed request: the preflight answer's, or those of an actual response.
+pub fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> Vec<(&'static str, String)> {
+    let (Some(idx), Some(origin)) = (routed.cors, req.headers.get(b"origin")) else { return Vec::new() };
+    match gw.plugins.get(idx as usize).map(|p| &p.kind) {
+        Some(crate::plugins::PluginKind::Cors(c)) if routed.preflight => {
+            c.preflight_headers(origin, req.headers.get(b"access-control-request-headers"))
+        }
+        Some(crate::plugins::PluginKind::Cors(c)) => c.response_headers(origin),
+        _ => Vec::new(),
+    }
 }
 
 /// The clock is read at most once, and only if a check needs it.
@@ -258,7 +329,13 @@ pub struct Admission {
 
 /// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
 /// jwtAuth → accessControl → trafficControl), after authentication.
-#[allow(clippy::too_many_arguments)]
+/// What the request phase knows beyond the request: its id, its body (if read), the peer address.
+pub struct Ctx<'a> {
+    pub request_id: &'a str,
+    pub body: Option<&'a [u8]>,
+    pub peer: &'a dyn Fn() -> Option<Vec<u8>>,
+}
+
 pub fn run_plugins(
     gw: &Gateway,
     rt: &mut crate::plugins::Runtime,
@@ -266,7 +343,7 @@ pub fn run_plugins(
     identity: Identity,
     clock: &dyn Clock,
     store: &dyn SharedStore,
-    peer: &dyn Fn() -> Option<Vec<u8>>,
+    ctx: &Ctx<'_>,
 ) -> Result<Admission, Refusal> {
     use crate::plugins::{Plugin, PluginKind};
     let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None };
@@ -274,14 +351,28 @@ pub fn run_plugins(
     let mut cached_now = None;
     let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
     let app = identity.app.and_then(|a| gw.app(a));
-    if let Some(Plugin { kind: PluginKind::Ip(cfg), .. }) = bound.ip.and_then(|i| gw.plugins.get(i as usize)) {
+    let plugin = |i: Option<u32>| i.and_then(|i| gw.plugins.get(i as usize));
+    let with_app = |r: Refusal| Refusal { app: identity.app, ..r };
+    if let Some(api) = gw.api(identity.api) {
+        if !api.params.is_empty() {
+            crate::vars::check_parameters(api, req, ctx).map_err(with_app)?;
+        }
+    }
+    if let Some(Plugin { kind: PluginKind::Ip(cfg), .. }) = plugin(bound.ip) {
         let peer_addr = match cfg.source {
-            crate::ipcontrol::Source::Peer => peer(),
+            crate::ipcontrol::Source::Peer => (ctx.peer)(),
             crate::ipcontrol::Source::Xff(_) => None,
         };
         let ip = crate::ipcontrol::client_ip(cfg.source, peer_addr.as_deref(), req.headers.get(b"x-forwarded-for"));
         if !crate::ipcontrol::allowed(cfg, ip, app.map(|a| a.id.as_str())) {
             return Err(Refusal { app: identity.app, ..Refusal::new(&errors::A403IP, &[], "ip control") });
+        }
+    }
+    if let Some(Plugin { kind: PluginKind::Basic(cfg), .. }) = plugin(bound.basic) {
+        if cfg.check(req.headers.get(b"authorization")).is_none() {
+            let mut r = Refusal::new(&errors::A401BA, &[], "basic auth");
+            r.headers.push(("www-authenticate".into(), cfg.challenge()));
+            return Err(with_app(r));
         }
     }
     if let Some(idx) = bound.jwt {
@@ -298,6 +389,10 @@ pub fn run_plugins(
         forward_claims(cfg, claims.as_deref(), req, &mut admission.edits);
         admission.claims = claims;
     }
+    if let Some(Plugin { kind: PluginKind::Access(cfg), .. }) = plugin(bound.access) {
+        let view = crate::vars::RequestVars { gw, req, identity: &identity, claims: admission.claims.as_deref(), ctx };
+        crate::vars::access_control(cfg, &view).map_err(with_app)?;
+    }
     if let Some(idx) = bound.traffic {
         if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx as usize), gw.api(identity.api)) {
             let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
@@ -306,6 +401,24 @@ pub fn run_plugins(
                 Err(r) => return Err(Refusal { app: identity.app, ..r }),
             }
         }
+    }
+    if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
+        // Signed over what the backend will receive: the path after any claim rewrite.
+        let path = admission.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.clone());
+        let path = path.as_deref().unwrap_or(req.path);
+        let form = form_body(req.headers, ctx.body);
+        let md5 = req.headers.get(b"content-md5");
+        admission.edits.extend(crate::backend::headers(cfg, req.method, md5, path, form, ctx.request_id.as_bytes()));
+    }
+    // Client-sent X-Ca-Proxy-* never reach the backend, with or without backendSignature.
+    for (name, _) in req.headers.iter() {
+        if name.starts_with(b"x-ca-proxy-") && !admission.edits.iter().any(|(n, _)| n.as_bytes() == name) {
+            admission.edits.push((String::from_utf8_lossy(name).into_owned(), None));
+        }
+    }
+    if gw.max_hops.is_some() {
+        let hops = req.headers.get(HOPS_HEADER).and_then(|v| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok()).unwrap_or(0);
+        admission.edits.push(("x-ca-hops".to_string(), Some((hops + 1).to_string().into_bytes())));
     }
     Ok(admission)
 }

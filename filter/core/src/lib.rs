@@ -2,8 +2,13 @@
 //! No proxy-wasm here: the adapter gathers the request, calls `gate`, and applies the decision.
 //! Host services (clock, shared data) come in through the traits of `store`.
 
+pub mod access;
+pub mod backend;
+pub mod basic;
 mod check;
+pub mod conditions;
 pub mod config;
+pub mod cors;
 pub mod errors;
 pub mod gate;
 pub mod headers;
@@ -19,3 +24,5 @@ pub mod sign;
 pub mod store;
 pub mod timefmt;
 pub mod traffic;
+pub mod validate;
+pub mod vars;

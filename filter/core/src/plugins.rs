@@ -3,6 +3,10 @@
 //! stage, the one plugin of each type that applies; a request only looks its set up.
 
 use crate::check::{join, kind, Check};
+use crate::access::{self, AccessConfig};
+use crate::backend::{self, BackendConfig};
+use crate::basic::{self, BasicConfig};
+use crate::cors::{self, CorsConfig};
 use crate::ipcontrol::{self, IpConfig};
 use crate::jwt::{self, JwtConfig, JwtState};
 use crate::traffic::{self, TrafficConfig};
@@ -23,6 +27,10 @@ pub enum PluginKind {
     Jwt(Box<JwtConfig>),
     Traffic(Box<TrafficConfig>),
     Ip(Box<IpConfig>),
+    Access(Box<AccessConfig>),
+    Cors(Box<CorsConfig>),
+    Basic(Box<BasicConfig>),
+    Backend(Box<BackendConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +46,10 @@ pub struct Bound {
     pub jwt: Option<u32>,
     pub traffic: Option<u32>,
     pub ip: Option<u32>,
+    pub access: Option<u32>,
+    pub cors: Option<u32>,
+    pub basic: Option<u32>,
+    pub backend: Option<u32>,
 }
 
 impl Bound {
@@ -46,6 +58,10 @@ impl Bound {
             "jwtAuth" => Some(&mut self.jwt),
             "trafficControl" => Some(&mut self.traffic),
             "ipControl" => Some(&mut self.ip),
+            "accessControl" => Some(&mut self.access),
+            "cors" => Some(&mut self.cors),
+            "basicAuth" => Some(&mut self.basic),
+            "backendSignature" => Some(&mut self.backend),
             _ => None,
         }
     }
@@ -106,6 +122,10 @@ pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>, app_ids: &[
             ("jwtAuth", Some(d)) => jwt::parse(c, name, &d, &dpath).map(|j| PluginKind::Jwt(Box::new(j))),
             ("trafficControl", Some(d)) => traffic::parse(c, name, &d, &dpath).map(|t| PluginKind::Traffic(Box::new(t))),
             ("ipControl", Some(d)) => ipcontrol::parse(c, &d, &dpath, app_ids).map(|i| PluginKind::Ip(Box::new(i))),
+            ("accessControl", Some(d)) => access::parse(c, &d, &dpath).map(|a| PluginKind::Access(Box::new(a))),
+            ("cors", Some(d)) => cors::parse(c, &d, &dpath).map(|x| PluginKind::Cors(Box::new(x))),
+            ("basicAuth", Some(d)) => basic::parse(c, &d, &dpath).map(|b| PluginKind::Basic(Box::new(b))),
+            ("backendSignature", Some(d)) => backend::parse(c, &d, &dpath).map(|b| PluginKind::Backend(Box::new(b))),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None

@@ -2,6 +2,7 @@
 //! `X-Ca-Request-Id`, and a small JSON body naming the same.
 
 use crate::gate::Refusal;
+use std::borrow::Cow;
 
 pub const ERROR_CODE_HEADER: &str = "x-ca-error-code";
 pub const ERROR_MESSAGE_HEADER: &str = "x-ca-error-message";
@@ -9,7 +10,7 @@ pub const ERROR_MESSAGE_HEADER: &str = "x-ca-error-message";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
     pub body: String,
 }
 
@@ -24,29 +25,34 @@ fn json_escape(out: &mut String, s: &str) {
     }
 }
 
-/// Builds the local reply for a refusal.
+/// Builds the local reply for a refusal. A plugin's own headers replace the defaults of the same
+/// name (accessControl may answer XML with its own Content-Type); its own body replaces the JSON one.
 pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
-    let mut body = String::with_capacity(64 + r.message.len());
-    body.push_str("{\"code\":\"");
-    body.push_str(r.error.code);
-    body.push_str("\",\"message\":\"");
-    json_escape(&mut body, &r.message);
-    body.push_str("\",\"requestId\":\"");
-    json_escape(&mut body, request_id);
-    body.push_str("\"}");
-    Reply {
-        status: r.error.status,
-        headers: vec![
-            (crate::gate::REQUEST_ID_HEADER, request_id.to_string()),
-            (ERROR_CODE_HEADER, r.error.code.to_string()),
-            (ERROR_MESSAGE_HEADER, r.message.clone()),
-            ("content-type", "application/json; charset=utf-8".to_string()),
-        ]
-        .into_iter()
-        .chain(r.headers.iter().cloned())
-        .collect(),
-        body,
+    let body = match &r.body {
+        Some(b) => b.clone(),
+        None => {
+            let mut body = String::with_capacity(64 + r.message.len());
+            body.push_str("{\"code\":\"");
+            body.push_str(r.error.code);
+            body.push_str("\",\"message\":\"");
+            json_escape(&mut body, &r.message);
+            body.push_str("\",\"requestId\":\"");
+            json_escape(&mut body, request_id);
+            body.push_str("\"}");
+            body
+        }
+    };
+    let mut headers: Vec<(Cow<'static, str>, String)> = vec![
+        (crate::gate::REQUEST_ID_HEADER.into(), request_id.to_string()),
+        (ERROR_CODE_HEADER.into(), r.error.code.to_string()),
+        (ERROR_MESSAGE_HEADER.into(), r.message.clone()),
+        ("content-type".into(), "application/json; charset=utf-8".to_string()),
+    ];
+    for (name, value) in &r.headers {
+        headers.retain(|(n, _)| n != name || *n == crate::gate::REQUEST_ID_HEADER || *n == ERROR_CODE_HEADER);
+        headers.push((name.clone(), value.clone()));
     }
+    Reply { status: r.status.unwrap_or(r.error.status), headers, body }
 }
 
 #[cfg(test)]
@@ -57,15 +63,15 @@ mod tests {
     #[test]
     fn reply_carries_the_contract() {
         let mut r = Refusal::new(&errors::A403IS, &["GET#\"q\\"], "x");
-        r.headers.push(("retry-after", "3".into()));
+        r.headers.push(("retry-after".into(), "3".into()));
         let reply = refusal(&r, "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF");
         assert_eq!(reply.status, 403);
-        assert!(reply.headers.contains(&("x-ca-error-code", "A403IS".to_string())));
-        assert!(reply.headers.contains(&("x-ca-request-id", "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF".to_string())));
+        assert!(reply.headers.contains(&("x-ca-error-code".into(), "A403IS".to_string())));
+        assert!(reply.headers.contains(&("x-ca-request-id".into(), "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF".to_string())));
         let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(v["code"], "A403IS");
         assert_eq!(v["message"], "Invalid Signature, Server StringToSign:`GET#\"q\\`");
         assert_eq!(v["requestId"], "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF");
-        assert!(reply.headers.contains(&("retry-after", "3".to_string())));
+        assert!(reply.headers.contains(&("retry-after".into(), "3".to_string())));
     }
 }

@@ -351,16 +351,16 @@ pub fn admit(
                         let e: &'static ErrorCode = if c.special { &errors::T429PR } else { &errors::T429PA };
                         let mut r = Refusal::new(e, &[], "throttled");
                         r.message = format!("{}: {} limit {} per {}", e.message, c.dim.as_str(), c.limit, cfg.unit.as_str());
-                        r.headers.push(("retry-after", ceil_s(retry_ms).max(1).to_string()));
+                        r.headers.push(("retry-after".into(), ceil_s(retry_ms).max(1).to_string()));
                         if cfg.rate_limit_headers {
                             let q = Quota { limit: c.limit, remaining: 0, reset_s: ceil_s(retry_ms).max(1) };
-                            r.headers.extend(q.headers());
+                            r.headers.extend(q.headers().map(|(n, v)| (n.into(), v)));
                         }
                         r
                     }
                     _ => {
                         let mut r = Refusal::new(&errors::T429MR, &["counter contention"], "rate-limit counter contended");
-                        r.headers.push(("retry-after", "1".to_string()));
+                        r.headers.push(("retry-after".into(), "1".to_string()));
                         r
                     }
                 };

@@ -45,7 +45,8 @@ fn call(gw: &Gateway, rt: &mut Runtime, store: &MemoryStore, path: &str, headers
     let routed = route(gw, &req)?;
     let nonces = NonceStore::new(gw.nonce_store);
     let id = authenticate(gw, &nonces, &req, &routed, None, &FixedClock(now), store)?;
-    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &|| Some(b"192.0.2.10:40000".to_vec()))
+    let peer = || Some(b"192.0.2.10:40000".to_vec());
+    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &peer })
 }
 
 fn code(r: &Result<Admission, Refusal>) -> &'static str {
@@ -147,7 +148,7 @@ fn specials_replace_defaults_and_dimensions_are_independent() {
     assert_eq!((r.error.code, r.error.status), ("T429PA", 429));
     assert_eq!(r.message, "Throttled by API Flow Control: APP limit 2 per MINUTE");
     assert_eq!(r.throttled.map(|t| t.1), Some(Dim::App));
-    assert!(r.headers.contains(&("retry-after", "59".to_string())), "{:?}", r.headers);
+    assert!(r.headers.contains(&("retry-after".into(), "59".to_string())), "{:?}", r.headers);
     // same owner: the user limit (4) is shared by 10001 and 10002
     assert_eq!(code(&run("C2", &mut rt)), "OK");
     assert_eq!(code(&run("C2", &mut rt)), "OK");
@@ -194,7 +195,7 @@ fn refused_earlier_consumes_no_quota_and_anonymous_counts_the_api_only() {
     assert_eq!(dims, vec![Dim::Api]);
     assert_eq!(quota.unwrap().headers()[1], ("ratelimit-remaining", "0".to_string()));
     let r = call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE C2"), ("x-forwarded-for", "203.0.113.5")], T0).unwrap_err();
-    assert!(r.headers.contains(&("ratelimit-limit", "1".to_string())));
+    assert!(r.headers.contains(&("ratelimit-limit".into(), "1".to_string())));
     assert_eq!(r.error, &errors::T429PA);
 }
 

@@ -165,6 +165,7 @@ impl RootContext for Root {
             pending: None,
             replied: false,
             quota: None,
+            cors: Vec::new(),
         }))
     }
 
@@ -183,6 +184,8 @@ struct Http {
     replied: bool,
     /// `RateLimit-*` values for the response, when the traffic plugin asks for them.
     quota: Option<cagate_core::traffic::Quota>,
+    /// CORS headers for the response (an allowed browser origin on an API with a cors plugin).
+    cors: Vec<(&'static str, String)>,
 }
 
 impl Context for Http {}
@@ -204,8 +207,19 @@ impl Http {
             state.metrics.borrow_mut().traffic(idx, name, dim.as_str(), false);
         }
         let out = reply::refusal(r, self.id());
-        let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(self.cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
         self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
+        self.replied = true;
+        Action::Pause
+    }
+
+    /// Answers a CORS preflight (no authentication: browsers send none).
+    fn preflight(&mut self) -> Action {
+        let rid = self.request_id;
+        let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
+        headers.extend(self.cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.send_http_response(200, headers, None);
         self.replied = true;
         Action::Pause
     }
@@ -252,11 +266,11 @@ impl Http {
             return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
         };
         let req = request(&headers);
+        let rid = self.request_id;
+        let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
+        let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer };
         let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &HostClock, &HostStore)
-            .and_then(|id| {
-                let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
-                gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &peer)
-            });
+            .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
         match admitted {
             Ok(a) => self.admit(state, &headers, &a),
             Err(r) => self.refuse(state, &r),
@@ -290,7 +304,7 @@ impl HttpContext for Http {
             self.request_id = RequestIds::new(host::now_nanos()).next_id();
             let r = Refusal::new(&errors::X500AM, &[], "no configuration");
             let out = reply::refusal(&r, self.id());
-            let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
             self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
             self.replied = true;
             return Action::Pause;
@@ -301,10 +315,16 @@ impl HttpContext for Http {
             let Some(headers) = Headers::from_serialized(&self.head) else {
                 return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
             };
-            gate::route(&state.gateway, &request(&headers))
+            let req = request(&headers);
+            let routed = gate::route(&state.gateway, &req);
+            if let Ok(r) = &routed {
+                self.cors = gate::cors_headers(&state.gateway, r, &req);
+            }
+            routed
         };
         match routed {
             Err(r) => self.refuse(&state, &r),
+            Ok(routed) if routed.preflight => self.preflight(),
             Ok(routed) if routed.needs_body && !end_of_stream => {
                 self.pending = Some(routed);
                 Action::Pause
@@ -345,6 +365,9 @@ impl HttpContext for Http {
                 for (name, value) in q.headers() {
                     self.set_http_response_header_bytes(name, Some(value.as_bytes()));
                 }
+            }
+            for (name, value) in std::mem::take(&mut self.cors) {
+                self.set_http_response_header_bytes(name, Some(value.as_bytes()));
             }
         }
         Action::Continue

@@ -1,0 +1,166 @@
+//! API parameter definitions (`apis[].parameters`): required parameters, types, lengths, enums and
+//! patterns, checked per request (`I400MH`, `I400MP`, `I400IP`).
+
+use crate::check::{join, Check};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    Header,
+    Query,
+    Form,
+    Path,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    String,
+    Int,
+    Long,
+    Float,
+    Double,
+    Boolean,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamDef {
+    pub name: String,
+    pub location: Where,
+    pub kind: Kind,
+    pub required: bool,
+    pub max_length: Option<usize>,
+    pub enum_values: Vec<String>,
+    pub pattern: Option<regex_lite::Regex>,
+}
+
+pub(crate) fn parse(c: &mut Check, list: &[Value], path: &str, path_params: &[&str]) -> Vec<ParamDef> {
+    let mut out = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(o) = c.object(v, &p, &["name", "location", "type", "required", "maxLength", "enumValues", "regularExpression", "description", "defaultValue"]) else {
+            continue;
+        };
+        let Some(name) = c.string(o, &p, "name", true) else { continue };
+        let location = match c.string(o, &p, "location", true) {
+            Some("HEADER") => Where::Header,
+            Some("QUERY") => Where::Query,
+            Some("FORM") => Where::Form,
+            Some("PATH") => Where::Path,
+            Some(other) => {
+                c.err(&join(&p, "location"), format!("unknown location {other}: HEADER, QUERY, FORM or PATH"));
+                continue;
+            }
+            None => continue,
+        };
+        if location == Where::Path && !path_params.contains(&name) {
+            c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
+        }
+        let kind = match c.string(o, &p, "type", false) {
+            None | Some("STRING") => Kind::String,
+            Some("INT") => Kind::Int,
+            Some("LONG") => Kind::Long,
+            Some("FLOAT") => Kind::Float,
+            Some("DOUBLE") => Kind::Double,
+            Some("BOOLEAN") => Kind::Boolean,
+            Some(other) => {
+                c.err(&join(&p, "type"), format!("unknown type {other}: STRING, INT, LONG, FLOAT, DOUBLE or BOOLEAN"));
+                Kind::String
+            }
+        };
+        let required = c.boolean(o, &p, "required", false);
+        let max_length = o.get("maxLength").map(|_| c.integer(o, &p, "maxLength", 0, 0, 1 << 20) as usize);
+        let enum_values = c.strings(o, &p, "enumValues").unwrap_or_default().into_iter().map(str::to_string).collect();
+        let pattern = c.string(o, &p, "regularExpression", false).and_then(|r| match regex_lite::Regex::new(r) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                c.err(&join(&p, "regularExpression"), format!("not a valid regular expression: {e}"));
+                None
+            }
+        });
+        out.push(ParamDef { name: name.to_string(), location, kind, required, max_length, enum_values, pattern });
+    }
+    out
+}
+
+/// Why a present value is invalid, if it is.
+pub fn invalid_reason(def: &ParamDef, value: &str) -> Option<String> {
+    let ok_type = match def.kind {
+        Kind::String => true,
+        Kind::Int => value.parse::<i32>().is_ok(),
+        Kind::Long => value.parse::<i64>().is_ok(),
+        Kind::Float => value.parse::<f32>().is_ok_and(f32::is_finite),
+        Kind::Double => value.parse::<f64>().is_ok_and(f64::is_finite),
+        Kind::Boolean => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+    };
+    if !ok_type {
+        let name = match def.kind {
+            Kind::String => "STRING",
+            Kind::Int => "INT",
+            Kind::Long => "LONG",
+            Kind::Float => "FLOAT",
+            Kind::Double => "DOUBLE",
+            Kind::Boolean => "BOOLEAN",
+        };
+        return Some(format!("is not a valid {name}"));
+    }
+    if def.max_length.is_some_and(|m| value.chars().count() > m) {
+        return Some(format!("is longer than {}", def.max_length.unwrap_or_default()));
+    }
+    if !def.enum_values.is_empty() && !def.enum_values.iter().any(|e| e == value) {
+        return Some(format!("is not one of {}", def.enum_values.join(", ")));
+    }
+    if def.pattern.as_ref().is_some_and(|re| !re.is_match(value)) {
+        return Some("does not match the expected pattern".to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(v: Value) -> ParamDef {
+        let mut c = Check::default();
+        let out = parse(&mut c, &[v], "p", &["id"]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        out.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn per_type() {
+        let cases = [
+            ("INT", "12", true), ("INT", "3000000000", false), ("LONG", "3000000000", true), ("LONG", "1.5", false),
+            ("FLOAT", "1.5", true), ("DOUBLE", "-2e10", true), ("DOUBLE", "NaN", false), ("BOOLEAN", "TRUE", true),
+            ("BOOLEAN", "yes", false), ("STRING", "anything", true),
+        ];
+        for (t, v, ok) in cases {
+            let d = def(serde_json::json!({ "name": "x", "location": "QUERY", "type": t }));
+            assert_eq!(invalid_reason(&d, v).is_none(), ok, "{t} {v}");
+        }
+        let d = def(serde_json::json!({ "name": "x", "location": "QUERY", "type": "INT" }));
+        assert_eq!(invalid_reason(&d, "x").unwrap(), "is not a valid INT");
+    }
+
+    #[test]
+    fn length_enum_pattern() {
+        let d = def(serde_json::json!({ "name": "x", "location": "HEADER", "maxLength": 3, "enumValues": ["abc", "de", "toolong"] }));
+        assert_eq!(invalid_reason(&d, "toolong").unwrap(), "is longer than 3");
+        assert_eq!(invalid_reason(&d, "xy").unwrap(), "is not one of abc, de, toolong");
+        assert!(invalid_reason(&d, "de").is_none());
+        let d = def(serde_json::json!({ "name": "email", "location": "FORM", "regularExpression": "^[^@]+@[^@]+$" }));
+        assert!(invalid_reason(&d, "a@b").is_none());
+        assert_eq!(invalid_reason(&d, "ab").unwrap(), "does not match the expected pattern");
+    }
+
+    #[test]
+    fn config_errors() {
+        let mut c = Check::default();
+        parse(&mut c, &[serde_json::json!({ "name": "nope", "location": "PATH" }),
+                        serde_json::json!({ "name": "r", "location": "QUERY", "regularExpression": "([" }),
+                        serde_json::json!({ "name": "t", "location": "COOKIE" })], "apis[0].parameters", &["id"]);
+        let all: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert!(all[0].contains("apis[0].parameters[0].name: no [nope] segment"));
+        assert!(all[1].contains("apis[0].parameters[1].regularExpression: not a valid regular expression"));
+        assert!(all[2].contains("unknown location COOKIE"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Request-phase values: the variables of accessControl conditions (`Header:`, `Query:`, `Form:`,
+//! `Parameter:`, `System:`, `Token:`, `XFF:`, `Method`, `Path`) and API parameter validation.
+
+use crate::access::{AccessConfig, Verdict};
+use crate::conditions::{eval, substitute, Location, Val};
+use crate::config::{Api, Gateway};
+use crate::errors;
+use crate::gate::{Ctx, Identity, Refusal, Request};
+use crate::params::{is_form, parse_urlencoded, percent_decode, split_path, Param};
+use crate::router::path_params;
+use crate::validate::{invalid_reason, Where};
+use serde_json::{Map, Value};
+
+pub struct RequestVars<'a> {
+    pub gw: &'a Gateway,
+    pub req: &'a Request<'a>,
+    pub identity: &'a Identity,
+    pub claims: Option<&'a Map<String, Value>>,
+    pub ctx: &'a Ctx<'a>,
+}
+
+fn text(b: &[u8]) -> Val {
+    Val::Str(String::from_utf8_lossy(b).into_owned())
+}
+
+fn first_param(src: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut ps: Vec<Param<'_>> = Vec::new();
+    parse_urlencoded(src, &mut ps);
+    ps.into_iter().find(|p| *p.name == *name.as_bytes()).map(|p| p.value.map(|v| v.into_owned()).unwrap_or_default())
+}
+
+fn form<'a>(req: &Request<'_>, ctx: &Ctx<'a>) -> Option<&'a [u8]> {
+    if is_form(req.headers.get(b"content-type")) {
+        ctx.body
+    } else {
+        None
+    }
+}
+
+fn path_param(api: &Api, req: &Request<'_>, name: &str) -> Option<Vec<u8>> {
+    let (raw, _) = split_path(req.path);
+    let decoded = percent_decode(raw, false);
+    path_params(&api.template, &decoded).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_vec())
+}
+
+impl RequestVars<'_> {
+    pub fn get(&self, loc: &Location) -> Val {
+        let (req, gw) = (self.req, self.gw);
+        let h = req.headers;
+        let app = self.identity.app.and_then(|a| gw.app(a));
+        let found = |v: Option<Vec<u8>>| v.map_or(Val::Null, |b| text(&b));
+        match loc {
+            Location::Method => text(req.method),
+            Location::Path => text(&percent_decode(split_path(req.path).0, false)),
+            Location::Header(n) => h.get(n.as_bytes()).map_or(Val::Null, text),
+            Location::Query(n) => found(first_param(split_path(req.path).1, n)),
+            Location::Form(n) => found(form(req, self.ctx).and_then(|f| first_param(f, n))),
+            Location::Parameter(n) => found(gw.api(self.identity.api).and_then(|api| path_param(api, req, n))),
+            Location::Token(n) => match self.claims.and_then(|c| c.get(n)) {
+                None | Some(Value::Null) => Val::Null,
+                Some(Value::String(s)) => Val::Str(s.clone()),
+                Some(Value::Number(x)) => x.as_f64().map_or(Val::Null, Val::Num),
+                Some(Value::Bool(b)) => Val::Bool(*b),
+                Some(other) => Val::Str(other.to_string()),
+            },
+            Location::Xff(n) => {
+                let ip = crate::ipcontrol::client_ip(crate::ipcontrol::Source::Xff(*n), None, h.get(b"x-forwarded-for"));
+                ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
+            }
+            Location::System(name) => match name.as_str() {
+                "CaAppId" => app.map_or(Val::Null, |a| Val::Str(a.id.clone())),
+                "CaAppKey" => app.map_or(Val::Null, |a| Val::Str(a.key.clone())),
+                "CaApiName" => gw.api(self.identity.api).map_or(Val::Null, |a| Val::Str(a.name.clone())),
+                "CaStage" => gw.stages.get(self.identity.stage as usize).map_or(Val::Null, |s| Val::Str(s.clone())),
+                "CaRequestId" => Val::Str(self.ctx.request_id.to_string()),
+                "CaClientIp" => {
+                    let peer = (self.ctx.peer)();
+                    let ip = crate::ipcontrol::client_ip(crate::ipcontrol::Source::Peer, peer.as_deref(), None);
+                    ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
+                }
+                "CaDomain" => h.get(b":authority").map_or(Val::Null, text),
+                "CaHttpSchema" => h.get(b"x-forwarded-proto").or(h.get(b":scheme")).map_or(Val::Null, text),
+                "CaClientUa" => h.get(b"user-agent").map_or(Val::Null, text),
+                _ => Val::Null,
+            },
+            Location::StatusCode | Location::ErrorCode | Location::BodyJsonField(_) => Val::Null,
+        }
+    }
+}
+
+/// A number in [0, 1) for `Random()`: varies per request, needs no host call.
+fn random_for(request_id: &str, n: u64) -> f64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    request_id.hash(&mut h);
+    n.hash(&mut h);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Runs the rules in order: the first rule that decides wins; none deciding admits.
+pub fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), Refusal> {
+    let values: Vec<Val> = cfg.params.locations.iter().map(|l| view.get(l)).collect();
+    let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
+    let mut draws = 0u64;
+    let mut random = || {
+        draws += 1;
+        random_for(view.ctx.request_id, draws)
+    };
+    for rule in &cfg.rules {
+        let holds = eval(&rule.condition, &var, &mut random);
+        match if holds { rule.if_true } else { rule.if_false } {
+            None => continue,
+            Some(Verdict::Allow) => return Ok(()),
+            Some(Verdict::Deny) => {
+                let mut r = Refusal::new(&errors::A403AC, &[&rule.name], "access control");
+                if let Some(m) = &rule.error_message {
+                    r.message = crate::sign::header_safe(substitute(m, &cfg.params.names, &var).as_bytes());
+                }
+                r.status = Some(rule.status);
+                r.body = rule.response_body.as_ref().map(|b| substitute(b, &cfg.params.names, &var));
+                r.headers = rule.response_headers.iter().map(|(n, v)| (n.clone().into(), substitute(v, &cfg.params.names, &var))).collect();
+                return Err(r);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the API's parameter definitions: `I400MH`, `I400MP`, `I400IP`.
+pub fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
+    let (_, query) = split_path(req.path);
+    for def in &api.params {
+        let value: Option<Vec<u8>> = match def.location {
+            Where::Header => req.headers.get(def.name.to_ascii_lowercase().as_bytes()).map(<[u8]>::to_vec),
+            Where::Query => first_param(query, &def.name),
+            Where::Form => form(req, ctx).and_then(|f| first_param(f, &def.name)),
+            Where::Path => path_param(api, req, &def.name),
+        };
+        let shown = crate::sign::header_safe(def.name.as_bytes());
+        match value {
+            None if def.required => {
+                let (e, cause) = if def.location == Where::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
+                return Err(Refusal::new(e, &[&shown], cause));
+            }
+            None => {}
+            Some(v) => {
+                let v = String::from_utf8_lossy(&v);
+                if let Some(reason) = invalid_reason(def, &v) {
+                    return Err(Refusal::new(&errors::I400IP, &[&shown, &reason], "invalid parameter"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
