@@ -91,3 +91,9 @@ def test_check_lists_every_problem_and_no_secret(tmp_path):
 def test_help_has_examples(cmd):
     r = run(cmd, "--help")
     assert r.returncode == 0 and "Examples:" in r.stdout
+
+
+def test_sample_envoy_config_is_valid_for_envoy():
+    from harness.envoy import ENVOY
+    r = subprocess.run([ENVOY, "--mode", "validate", "-c", "envoy/envoy.yaml"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -1,5 +1,6 @@
 """An HTTP backend that echoes what it received as JSON: method, path, headers, body."""
 import json
+import time
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -7,9 +8,43 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def _special(self):
+        """Test endpoints: /bytes/N?type=CT, /status/N, /result/CODE, /hang/SECONDS, /flaky (failing
+        with 500 after /toggle?fail=1, until /toggle?fail=0)."""
+        from urllib.parse import parse_qs, urlsplit
+        u = urlsplit(self.path)
+        parts = u.path.strip("/").split("/")
+        q = parse_qs(u.query)
+        if parts[0] == "bytes" and len(parts) > 1:
+            return 200, q.get("type", ["application/json"])[0], b"a" * int(parts[1])
+        if parts[0] == "status" and len(parts) > 1:
+            return int(parts[1]), "application/json", json.dumps({"error": "backend says " + parts[1]}).encode()
+        if parts[0] == "result" and len(parts) > 1:
+            return 200, "application/json", json.dumps({"result_code": parts[1], "req_msg_id": "r-1"}).encode()
+        if parts[0] == "hang":
+            time.sleep(float(parts[1]) if len(parts) > 1 else 5)
+            return 200, "application/json", b"{}"
+        if parts[0] == "toggle":
+            _Echo.failing = q.get("fail", ["0"])[0] == "1"
+            return 200, "application/json", b"{}"
+        if parts[0] == "flaky":
+            return (500 if _Echo.failing else 200), "application/json", b"{}"
+        return None
+
+    failing = False
+
     def _handle(self):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        special = self._special()
+        if special:
+            status, ctype, out = special
+            self.send_response(status)
+            self.send_header("content-type", ctype)
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
         headers = {}
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), []).append(value)

@@ -62,7 +62,23 @@ def static_cluster(name, port):
     }
 
 
-def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024, extra_clusters=()):
+# Envoy's compressor with the reference's gzip rule: the request accepts gzip, the body is over 2 KB,
+# the content type is one of these.
+GZIP_TYPES = ["text/xml", "text/plain", "text/css", "application/javascript", "application/x-javascript",
+              "application/rss+xml", "application/xml", "application/json", "application/octet-stream"]
+COMPRESSOR = {
+    "name": "envoy.filters.http.compressor",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
+        "response_direction_config": {"common_config": {"min_content_length": 2049, "content_type": GZIP_TYPES}},
+        "compressor_library": {"name": "gzip", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip"}},
+    },
+}
+
+
+def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024, extra_clusters=(),
+              routes=None):
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
@@ -84,7 +100,7 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
                         "skip_xff_append": True,
                         "route_config": {"virtual_hosts": [{
                             "name": "all", "domains": ["*"],
-                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}}],
+                            "routes": routes or [{"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}}],
                         }]},
                         "http_filters": list(http_filters) + [router],
                     },
@@ -100,15 +116,18 @@ class Envoy:
     """`with Envoy(cfg, backend_port) as e:` starts Envoy with the filter and waits until it is ready."""
 
     def __init__(self, filter_config, backend_port, concurrency=2, http_filters=None, log_level="info",
-                 extra_clusters=()):
+                 extra_clusters=(), routes=None, compressor=False):
         self.port = free_port()
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cagate-envoy-")
         self.config_path = os.path.join(self.dir, "envoy.json")
         self.log_path = os.path.join(self.dir, "envoy.log")
         filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
+        if compressor:
+            filters = [COMPRESSOR] + filters
         with open(self.config_path, "w") as f:
-            json.dump(bootstrap(self.port, self.admin_port, backend_port, filters, extra_clusters=extra_clusters), f)
+            json.dump(bootstrap(self.port, self.admin_port, backend_port, filters, extra_clusters=extra_clusters,
+                                routes=routes), f)
         self.concurrency = concurrency
         self.log_level = log_level
         self.proc = None

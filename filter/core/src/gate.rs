@@ -325,6 +325,8 @@ pub struct Admission {
     /// trafficControl: the plugin, the dimensions counted (for stats) and, when the plugin asks for
     /// `RateLimit-*` headers, the tightest quota.
     pub traffic: Option<(u32, Vec<crate::traffic::Dim>, Option<crate::traffic::Quota>)>,
+    /// circuitBreaker: the plugin, its state key, and how this request passed (the response reports).
+    pub breaker: Option<(u32, String, crate::breaker::Pass)>,
 }
 
 /// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
@@ -346,7 +348,7 @@ pub fn run_plugins(
     ctx: &Ctx<'_>,
 ) -> Result<Admission, Refusal> {
     use crate::plugins::{Plugin, PluginKind};
-    let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None };
+    let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None };
     let bound = gw.bound(identity.api, identity.stage);
     let mut cached_now = None;
     let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
@@ -401,6 +403,11 @@ pub fn run_plugins(
                 Err(r) => return Err(Refusal { app: identity.app, ..r }),
             }
         }
+    }
+    if let (Some(Plugin { kind: PluginKind::Breaker(cfg), .. }), Some(api)) = (plugin(bound.breaker), gw.api(identity.api)) {
+        let key = crate::breaker::key(cfg, &api.name);
+        let pass = crate::breaker::admit(cfg, &key, now(), store).map_err(with_app)?;
+        admission.breaker = bound.breaker.map(|i| (i, key, pass));
     }
     if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
         // Signed over what the backend will receive: the path after any claim rewrite.

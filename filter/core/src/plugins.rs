@@ -6,6 +6,8 @@ use crate::check::{join, kind, Check};
 use crate::access::{self, AccessConfig};
 use crate::backend::{self, BackendConfig};
 use crate::basic::{self, BasicConfig};
+use crate::breaker::{self, BreakerConfig};
+use crate::mapping::{self, MappingConfig};
 use crate::cors::{self, CorsConfig};
 use crate::ipcontrol::{self, IpConfig};
 use crate::jwt::{self, JwtConfig, JwtState};
@@ -31,6 +33,8 @@ pub enum PluginKind {
     Cors(Box<CorsConfig>),
     Basic(Box<BasicConfig>),
     Backend(Box<BackendConfig>),
+    Breaker(Box<BreakerConfig>),
+    Mapping(Box<MappingConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +54,8 @@ pub struct Bound {
     pub cors: Option<u32>,
     pub basic: Option<u32>,
     pub backend: Option<u32>,
+    pub breaker: Option<u32>,
+    pub mapping: Option<u32>,
 }
 
 impl Bound {
@@ -62,6 +68,8 @@ impl Bound {
             "cors" => Some(&mut self.cors),
             "basicAuth" => Some(&mut self.basic),
             "backendSignature" => Some(&mut self.backend),
+            "circuitBreaker" => Some(&mut self.breaker),
+            "errorMapping" => Some(&mut self.mapping),
             _ => None,
         }
     }
@@ -126,6 +134,8 @@ pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>, app_ids: &[
             ("cors", Some(d)) => cors::parse(c, &d, &dpath).map(|x| PluginKind::Cors(Box::new(x))),
             ("basicAuth", Some(d)) => basic::parse(c, &d, &dpath).map(|b| PluginKind::Basic(Box::new(b))),
             ("backendSignature", Some(d)) => backend::parse(c, &d, &dpath).map(|b| PluginKind::Backend(Box::new(b))),
+            ("circuitBreaker", Some(d)) => breaker::parse(c, name, &d, &dpath).map(|b| PluginKind::Breaker(Box::new(b))),
+            ("errorMapping", Some(d)) => mapping::parse(c, &d, &dpath).map(|m| PluginKind::Mapping(Box::new(m))),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None

@@ -89,6 +89,8 @@ pub struct Metrics {
     allowed: Counter,
     refused: Counter,
     nonce_full: Counter,
+    breaker_opened: Counter,
+    breaker_refused: Counter,
     by_code: HashMap<&'static str, Counter>,
     traffic: HashMap<(u32, &'static str, bool), Counter>,
 }
@@ -117,6 +119,8 @@ impl Metrics {
             allowed: Counter::new("cagate.requests_allowed"),
             refused: Counter::new("cagate.requests_refused"),
             nonce_full: Counter::new("cagate.nonce_store_full"),
+            breaker_opened: Counter::new("cagate.breaker_opened"),
+            breaker_refused: Counter::new("cagate.breaker_refused"),
             by_code: HashMap::new(),
             traffic: HashMap::new(),
         }
@@ -140,6 +144,14 @@ impl Metrics {
         self.by_code.entry(code).or_insert_with(|| Counter::new(&format!("cagate.refused.{code}"))).pending += 1;
     }
 
+    pub fn breaker_opened(&mut self) {
+        self.breaker_opened.pending += 1;
+    }
+
+    pub fn breaker_refused(&mut self) {
+        self.breaker_refused.pending += 1;
+    }
+
     pub fn nonce_store_full(&mut self) {
         self.nonce_full.pending += 1;
     }
@@ -148,6 +160,8 @@ impl Metrics {
         self.allowed.flush();
         self.refused.flush();
         self.nonce_full.flush();
+        self.breaker_opened.flush();
+        self.breaker_refused.flush();
         for c in self.by_code.values_mut().chain(self.traffic.values_mut()) {
             c.flush();
         }

@@ -7,6 +7,7 @@ use cagate_core::config::{compile, Gateway};
 use cagate_core::errors::{self, ErrorCode};
 use cagate_core::gate::{self, Admission, Refusal, Request, Routed, REQUEST_ID_HEADER};
 use cagate_core::jwt::remote;
+use cagate_core::upstream;
 use cagate_core::plugins::{PluginKind, Runtime};
 use cagate_core::headers::Headers;
 use cagate_core::nonce::NonceStore;
@@ -166,6 +167,11 @@ impl RootContext for Root {
             replied: false,
             quota: None,
             cors: Vec::new(),
+            admitted: None,
+            rewrite_body: None,
+            mapping: None,
+            debug_start: None,
+            debug_info: None,
         }))
     }
 
@@ -186,6 +192,23 @@ struct Http {
     quota: Option<cagate_core::traffic::Quota>,
     /// CORS headers for the response (an allowed browser origin on an API with a cors plugin).
     cors: Vec<(&'static str, String)>,
+    /// What the response phase needs to know about an admitted request.
+    admitted: Option<Admitted>,
+    /// The gateway's own body for a backend failure Envoy answered (replaces Envoy's text).
+    rewrite_body: Option<String>,
+    /// errorMapping waiting for the backend's JSON body: (plugin index, backend status).
+    mapping: Option<(u32, u16)>,
+    /// Debug mode: when the request started (ns), then the X-Ca-Debug-Info value.
+    debug_start: Option<u64>,
+    debug_info: Option<String>,
+}
+
+struct Admitted {
+    api: u32,
+    stage: u32,
+    app: Option<u32>,
+    claims: Option<cagate_core::jwt::Claims>,
+    breaker: Option<(u32, String, cagate_core::breaker::Pass)>,
 }
 
 impl Context for Http {}
@@ -201,6 +224,9 @@ impl Http {
         state.metrics.borrow_mut().refused(r.error.code);
         if r.error.code == errors::X503BZ.code {
             state.metrics.borrow_mut().nonce_store_full();
+        }
+        if r.error.code == errors::D503CB.code {
+            state.metrics.borrow_mut().breaker_refused();
         }
         if let Some((idx, dim)) = r.throttled {
             let name = state.gateway.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
@@ -249,6 +275,16 @@ impl Http {
             }
         }
         state.metrics.borrow_mut().allowed();
+        if let (Some(start), Some(app)) = (self.debug_start, a.identity.app.and_then(|i| state.gateway.app(i))) {
+            self.debug_info = Some(debug_info(&state.gateway, a, &app.id, host::now_nanos().saturating_sub(start)));
+        }
+        self.admitted = Some(Admitted {
+            api: a.identity.api,
+            stage: a.identity.stage,
+            app: a.identity.app,
+            claims: a.claims.clone(),
+            breaker: a.breaker.clone(),
+        });
         if let Some((idx, dims, quota)) = &a.traffic {
             let name = state.gateway.plugins.get(*idx as usize).map_or("", |p| p.name.as_str());
             for d in dims {
@@ -316,6 +352,9 @@ impl HttpContext for Http {
                 return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
             };
             let req = request(&headers);
+            if headers.get(b"x-ca-request-mode").map(cagate_core::params::trim) == Some(b"debug") {
+                self.debug_start = Some(host::now_nanos());
+            }
             let routed = gate::route(&state.gateway, &req);
             if let Ok(r) = &routed {
                 self.cors = gate::cors_headers(&state.gateway, r, &req);
@@ -352,24 +391,170 @@ impl HttpContext for Http {
         self.decide(&state, routed, Some(&body))
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if !self.replied {
-            let rid = self.request_id;
-            if self.pending.is_some() && self.get_http_response_header_bytes(":status").as_deref() == Some(b"413") {
-                // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
-                self.set_http_response_header_bytes(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
-                self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Continue; // our own local reply carries everything already
+        }
+        let Some(state) = self.state.clone() else { return Action::Continue };
+        let status: u16 = self
+            .get_http_response_header_bytes(":status")
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut gateway_code: Option<&'static ErrorCode> = None;
+        if self.pending.is_some() && status == 413 {
+            // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
+            gateway_code = Some(&errors::I413RL);
+            self.set_http_response_header_bytes(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
+            self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
+        } else if status >= 500 && self.get_http_response_header_bytes(reply::ERROR_CODE_HEADER).is_none() {
+            let details = self.get_property(vec!["response", "code_details"]).unwrap_or_default();
+            if let Some((code, reason)) = upstream::map_local_reply(&details) {
+                gateway_code = Some(code);
+                self.answer_backend_failure(&state, code, &reason, end_of_stream);
             }
-            self.set_http_response_header_bytes(REQUEST_ID_HEADER, Some(&rid));
-            if let Some(q) = self.quota {
-                for (name, value) in q.headers() {
-                    self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+        }
+        self.report_to_breaker(&state, status);
+        let mapping = self.admitted.as_ref().and_then(|a| state.gateway.bound(a.api, a.stage).mapping);
+        let mut action = Action::Continue;
+        if let (Some(idx), None) = (mapping, gateway_code) {
+            if let Some(PluginKind::Mapping(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) {
+                let json = self
+                    .get_http_response_header_bytes("content-type")
+                    .is_some_and(|ct| cagate_core::params::starts_with_ignore_case(cagate_core::params::trim(&ct), b"application/json"));
+                let fits = self
+                    .get_http_response_header_bytes("content-length")
+                    .and_then(|l| std::str::from_utf8(&l).ok()?.parse::<usize>().ok())
+                    .is_none_or(|l| l <= cfg.max_body);
+                if cfg.reads_body() && !end_of_stream && json && fits {
+                    // Held until the body is in: the status may still change.
+                    self.mapping = Some((idx, status));
+                    action = Action::Pause;
+                } else {
+                    self.apply_mapping(&state, cfg, status, None);
                 }
             }
-            for (name, value) in std::mem::take(&mut self.cors) {
+        }
+        self.add_response_headers();
+        action
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.rewrite_body.is_some() {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let body = self.rewrite_body.take().unwrap_or_default();
+            self.set_http_response_body(0, body_size, body.as_bytes());
+            return Action::Continue;
+        }
+        let Some((idx, status)) = self.mapping else { return Action::Continue };
+        let Some(state) = self.state.clone() else { return Action::Continue };
+        let Some(PluginKind::Mapping(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) else {
+            return Action::Continue;
+        };
+        if body_size > cfg.max_body {
+            self.mapping = None; // larger than announced: stream it through untouched
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.mapping = None;
+        let body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        self.apply_mapping(&state, cfg, status, doc.as_ref());
+        Action::Continue
+    }
+}
+
+fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_ns: u64) -> String {
+    let b = gw.bound(a.identity.api, a.identity.stage);
+    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.backend, b.mapping, b.cors]
+        .iter()
+        .flatten()
+        .filter_map(|i| gw.plugins.get(*i as usize))
+        .map(|p| format!("{}/{}", p.type_name, p.name))
+        .collect();
+    let api = gw.api(a.identity.api).map_or("", |x| x.name.as_str());
+    let stage = gw.stages.get(a.identity.stage as usize).map_or("", String::as_str);
+    let text = format!("api={api};stage={stage};app={app_id};plugins={};filterMicros={}", plugins.join(","), elapsed_ns / 1000);
+    cagate_core::sign::header_safe(text.as_bytes())
+}
+
+impl Http {
+    fn add_response_headers(&mut self) {
+        let rid = self.request_id;
+        self.set_http_response_header_bytes(REQUEST_ID_HEADER, Some(&rid));
+        if let Some(q) = self.quota {
+            for (name, value) in q.headers() {
                 self.set_http_response_header_bytes(name, Some(value.as_bytes()));
             }
         }
-        Action::Continue
+        for (name, value) in std::mem::take(&mut self.cors) {
+            self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+        }
+        if let Some(info) = self.debug_info.take() {
+            self.set_http_response_header_bytes("x-ca-debug-info", Some(info.as_bytes()));
+        }
+    }
+
+    /// Envoy answered because the backend failed: the client gets the gateway contract.
+    fn answer_backend_failure(&mut self, state: &State, code: &'static ErrorCode, reason: &str, end_of_stream: bool) {
+        let r = Refusal { message: upstream::message(code, reason), ..Refusal::new(code, &[], "backend failure") };
+        log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.id(), code.code);
+        state.metrics.borrow_mut().refused(code.code);
+        let out = reply::refusal(&r, self.id());
+        self.set_http_response_header_bytes(":status", Some(out.status.to_string().as_bytes()));
+        self.set_http_response_header_bytes("content-length", None);
+        for (name, value) in &out.headers {
+            if name != REQUEST_ID_HEADER {
+                self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+            }
+        }
+        if !end_of_stream {
+            self.rewrite_body = Some(out.body);
+        }
+    }
+
+    fn report_to_breaker(&mut self, state: &State, status: u16) {
+        let Some((idx, key, pass)) = self.admitted.as_mut().and_then(|a| a.breaker.take()) else { return };
+        let Some(PluginKind::Breaker(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) else { return };
+        if cagate_core::breaker::record(cfg, &key, pass, status >= 500, HostClock.now_ms(), &HostStore) {
+            log::warn!("cagate: circuit breaker {} opened for {key}", cfg.plugin);
+            state.metrics.borrow_mut().breaker_opened();
+        }
+    }
+
+    fn apply_mapping(&mut self, state: &State, cfg: &cagate_core::mapping::MappingConfig, status: u16, body: Option<&serde_json::Value>) {
+        let Some(adm) = &self.admitted else { return };
+        let headers = |name: &str| {
+            proxy_wasm::hostcalls::get_map_value_bytes(proxy_wasm::types::MapType::HttpResponseHeaders, name)
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        let gw = &state.gateway;
+        let rid = self.id().to_string();
+        let system = |name: &str| match name {
+            "CaAppId" => adm.app.and_then(|a| gw.app(a)).map(|a| a.id.clone()),
+            "CaApiName" => gw.api(adm.api).map(|a| a.name.clone()),
+            "CaStage" => gw.stages.get(adm.stage as usize).cloned(),
+            "CaRequestId" => Some(rid.clone()),
+            _ => None,
+        };
+        let response = cagate_core::mapping::Response {
+            status,
+            headers: &headers,
+            error_code: None,
+            body,
+            claims: adm.claims.as_deref(),
+            system: &system,
+        };
+        if let Some((new_status, message)) = cagate_core::mapping::apply(cfg, &response) {
+            self.set_http_response_header_bytes(":status", Some(new_status.to_string().as_bytes()));
+            if let Some(m) = message {
+                self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
+            }
+        }
     }
 }

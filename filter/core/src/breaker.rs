@@ -1,0 +1,201 @@
+//! Aliyun's circuitBreaker plugin, as cagate reads its fields (Aliyun documents only their names):
+//! `timeoutThreshold` backend failures (timeouts, connection failures, 5xx) within `windowInSeconds`
+//! open the breaker; while open, requests get `D503CB` without reaching the backend; after
+//! `openTimeoutSeconds` one trial request goes through (half-open): its success closes the breaker,
+//! its failure opens it again. State per API in Envoy shared data, shared by all workers, by CAS.
+
+use crate::check::Check;
+use crate::errors;
+use crate::gate::Refusal;
+use crate::store::{SetError, SharedStore};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct BreakerConfig {
+    pub plugin: String,
+    pub threshold: u32,
+    pub window_ms: i64,
+    pub open_ms: i64,
+}
+
+pub(crate) fn parse(c: &mut Check, plugin: &str, data: &Value, path: &str) -> Option<BreakerConfig> {
+    let o = c.object_lenient(data, path, &["timeoutThreshold", "windowInSeconds", "openTimeoutSeconds"], &["errorThreshold", "errorRatio"])?;
+    Some(BreakerConfig {
+        plugin: plugin.to_string(),
+        threshold: c.integer(o, path, "timeoutThreshold", 15, 1, 100_000) as u32,
+        window_ms: c.integer(o, path, "windowInSeconds", 30, 1, 3600) as i64 * 1000,
+        open_ms: c.integer(o, path, "openTimeoutSeconds", 15, 1, 3600) as i64 * 1000,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct State {
+    /// 0 closed, 1 open, 2 half-open with a trial in flight
+    pub mode: u8,
+    pub window_start: i64,
+    pub failures: u32,
+    pub opened_at: i64,
+}
+
+impl State {
+    fn decode(v: &[u8]) -> State {
+        let i = |r: std::ops::Range<usize>| v.get(r).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, i64::from_le_bytes);
+        State {
+            mode: v.first().copied().unwrap_or(0),
+            window_start: i(1..9),
+            failures: v.get(9..13).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes),
+            opened_at: i(13..21),
+        }
+    }
+    fn encode(&self) -> [u8; 21] {
+        let mut out = [0u8; 21];
+        out[0] = self.mode;
+        out[1..9].copy_from_slice(&self.window_start.to_le_bytes());
+        out[9..13].copy_from_slice(&self.failures.to_le_bytes());
+        out[13..21].copy_from_slice(&self.opened_at.to_le_bytes());
+        out
+    }
+}
+
+pub fn key(cfg: &BreakerConfig, api: &str) -> String {
+    format!("cagate.cb.{}.{api}", cfg.plugin)
+}
+
+/// What a request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Closed: go on.
+    Closed,
+    /// This request is the half-open trial.
+    Trial,
+}
+
+/// Pure transition before a request: `Ok(None)` pass without a write, `Ok(Some(new))` pass as the
+/// trial, `Err(remaining_ms)` refused while open (or while another trial is in flight).
+pub fn before(cfg: &BreakerConfig, s: State, now: i64) -> Result<Option<State>, i64> {
+    match s.mode {
+        0 => Ok(None),
+        1 if now - s.opened_at >= cfg.open_ms => Ok(Some(State { mode: 2, opened_at: now, ..s })),
+        1 => Err(cfg.open_ms - (now - s.opened_at)),
+        // a trial that never reported back (the worker went away) is retried after another open period
+        _ if now - s.opened_at >= cfg.open_ms => Ok(Some(State { mode: 2, opened_at: now, ..s })),
+        _ => Err(cfg.open_ms - (now - s.opened_at)),
+    }
+}
+
+/// Pure transition after a response.
+pub fn after(cfg: &BreakerConfig, s: State, pass: Pass, failed: bool, now: i64) -> State {
+    if pass == Pass::Trial {
+        return if failed { State { mode: 1, opened_at: now, failures: 0, window_start: now } } else { State::default() };
+    }
+    if s.mode != 0 || !failed {
+        return s;
+    }
+    let (window_start, failures) = if now - s.window_start >= cfg.window_ms { (now, 1) } else { (s.window_start, s.failures + 1) };
+    if failures >= cfg.threshold {
+        State { mode: 1, opened_at: now, window_start, failures: 0 }
+    } else {
+        State { window_start, failures, ..s }
+    }
+}
+
+const ATTEMPTS: usize = 8;
+
+/// Before a request: pass (and as what), or `D503CB`.
+pub fn admit(cfg: &BreakerConfig, key: &str, now: i64, store: &dyn SharedStore) -> Result<Pass, Refusal> {
+    for _ in 0..ATTEMPTS {
+        let (v, cas) = store.get(key).unwrap_or_default();
+        match before(cfg, State::decode(&v), now) {
+            Ok(None) => return Ok(Pass::Closed),
+            Ok(Some(next)) => match store.set(key, &next.encode(), cas) {
+                Ok(()) => return Ok(Pass::Trial),
+                Err(SetError::CasMismatch) => continue,
+                Err(SetError::Failed) => break,
+            },
+            Err(remaining_ms) => {
+                let reason = format!("retry in {}s", (remaining_ms.max(0) + 999) / 1000);
+                let mut r = Refusal::new(&errors::D503CB, &[&reason], "circuit breaker open");
+                r.headers.push(("retry-after".into(), ((remaining_ms.max(0) + 999) / 1000).max(1).to_string()));
+                return Err(r);
+            }
+        }
+    }
+    // The state could not be read or written: let the request through rather than fail closed on
+    // our own contention; the breaker protects the backend, it is not an access policy.
+    Ok(Pass::Closed)
+}
+
+/// After a response: counts a failure, opens or closes the breaker. Returns true if it opened.
+pub fn record(cfg: &BreakerConfig, key: &str, pass: Pass, failed: bool, now: i64, store: &dyn SharedStore) -> bool {
+    if !failed && pass == Pass::Closed {
+        return false; // the common case writes nothing
+    }
+    for _ in 0..ATTEMPTS {
+        let (v, cas) = store.get(key).unwrap_or_default();
+        let old = State::decode(&v);
+        let next = after(cfg, old, pass, failed, now);
+        if next == old {
+            return false;
+        }
+        match store.set(key, &next.encode(), cas) {
+            Ok(()) => return next.mode == 1 && old.mode != 1,
+            Err(SetError::CasMismatch) => continue,
+            Err(SetError::Failed) => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn cfg() -> BreakerConfig {
+        BreakerConfig { plugin: "cb".into(), threshold: 3, window_ms: 10_000, open_ms: 5_000 }
+    }
+
+    #[test]
+    fn transitions_with_a_test_clock() {
+        let (c, store, k) = (cfg(), MemoryStore::new(), "cagate.cb.cb.api");
+        let t = 1_000_000;
+        assert_eq!(admit(&c, k, t, &store), Ok(Pass::Closed));
+        assert!(!record(&c, k, Pass::Closed, true, t, &store));
+        assert!(!record(&c, k, Pass::Closed, true, t + 1000, &store));
+        assert!(!record(&c, k, Pass::Closed, false, t + 1500, &store), "a success does not reset the count");
+        assert!(record(&c, k, Pass::Closed, true, t + 2000, &store), "third failure within the window opens it");
+        let r = admit(&c, k, t + 3000, &store).unwrap_err();
+        assert_eq!((r.error.code, r.message.as_str()), ("D503CB", "Backend circuit breaker open, retry in 4s"));
+        // half-open: one trial, the others still refused
+        assert_eq!(admit(&c, k, t + 7000, &store), Ok(Pass::Trial));
+        assert_eq!(admit(&c, k, t + 7001, &store).unwrap_err().error.code, "D503CB");
+        // the trial fails: open again
+        assert!(record(&c, k, Pass::Trial, true, t + 7100, &store));
+        assert_eq!(admit(&c, k, t + 8000, &store).unwrap_err().error.code, "D503CB");
+        // next trial succeeds: closed
+        assert_eq!(admit(&c, k, t + 12_200, &store), Ok(Pass::Trial));
+        assert!(!record(&c, k, Pass::Trial, false, t + 12_300, &store));
+        assert_eq!(admit(&c, k, t + 12_400, &store), Ok(Pass::Closed));
+    }
+
+    #[test]
+    fn failures_outside_the_window_do_not_add_up() {
+        let c = cfg();
+        let mut s = State::default();
+        for (i, t) in [0, 9_000, 19_500, 20_000].iter().enumerate() {
+            s = after(&c, s, Pass::Closed, true, *t);
+            assert_eq!(s.mode, 0, "failure {i}");
+        }
+        assert_eq!(s.failures, 2, "a new window began at 19.5 s");
+        s = after(&c, s, Pass::Closed, true, 21_000);
+        assert_eq!(s.mode, 1);
+    }
+
+    #[test]
+    fn a_lost_trial_is_retried() {
+        let c = cfg();
+        let s = State { mode: 2, opened_at: 0, ..State::default() };
+        assert_eq!(before(&c, s, 4_000), Err(1_000));
+        assert!(before(&c, s, 5_000).is_ok());
+    }
+}

@@ -1,0 +1,178 @@
+//! Aliyun's errorMapping plugin (response phase): when `errorCondition` holds for a backend response,
+//! its status becomes the mapping's (selected by the value of `errorCode`'s variable) or the
+//! default's, and `X-Ca-Error-Message` carries the message. The body is kept. Only JSON bodies within
+//! a bound are read.
+
+use crate::access::{parse_parameters, Parameters};
+use crate::check::{join, Check};
+use crate::conditions::{self, eval, json_lookup, substitute, Expr, Location, Val};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub code: String,
+    pub status: u16,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingConfig {
+    pub params: Parameters,
+    pub condition: Expr,
+    /// Index of the variable whose value selects a mapping.
+    pub code_var: Option<usize>,
+    pub mappings: Vec<Mapping>,
+    pub default: Option<Mapping>,
+    pub max_body: usize,
+}
+
+/// Largest backend body the plugin reads.
+pub const DEFAULT_MAX_BODY: u64 = 64 * 1024;
+
+fn mapping(c: &mut Check, v: &Value, path: &str, need_code: bool) -> Option<Mapping> {
+    let o = c.object(v, path, &["code", "statusCode", "errorMessage"])?;
+    let code = if need_code { c.string(o, path, "code", true)?.to_string() } else { String::new() };
+    let status = c.integer(o, path, "statusCode", 500, 100, 599) as u16;
+    let message = c.string(o, path, "errorMessage", false).map(str::to_string);
+    Some(Mapping { code, status, message })
+}
+
+pub(crate) fn parse(c: &mut Check, data: &Value, path: &str) -> Option<MappingConfig> {
+    let o = c.object(data, path, &["parameters", "errorCondition", "errorCode", "mappings", "defaultMapping", "maxBodyBytes"])?;
+    let params = parse_parameters(c, o, path, true);
+    let condition = match c.string(o, path, "errorCondition", true).map(|s| conditions::parse(s, &params.names)) {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            c.err(&join(path, "errorCondition"), e.to_string());
+            return None;
+        }
+        None => return None,
+    };
+    let code_var = c.string(o, path, "errorCode", false).and_then(|name| {
+        let i = params.names.iter().position(|n| n == name.trim_start_matches('$'));
+        if i.is_none() {
+            c.err(&join(path, "errorCode"), format!("{name} is not one of the parameters"));
+        }
+        i
+    });
+    let mappings = c
+        .array(o, path, "mappings")
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| mapping(c, m, &format!("{path}.mappings[{i}]"), true))
+        .collect();
+    let default = o.get("defaultMapping").and_then(|d| mapping(c, d, &join(path, "defaultMapping"), false));
+    let max_body = c.integer(o, path, "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 24) as usize;
+    Some(MappingConfig { params, condition, code_var, mappings, default, max_body })
+}
+
+impl MappingConfig {
+    /// Whether any variable needs the response body.
+    pub fn reads_body(&self) -> bool {
+        self.params.locations.iter().any(|l| matches!(l, Location::BodyJsonField(_)))
+    }
+}
+
+/// What a response looks like to the plugin.
+pub struct Response<'a> {
+    pub status: u16,
+    pub headers: &'a dyn Fn(&str) -> Option<String>,
+    pub error_code: Option<&'a str>,
+    pub body: Option<&'a Value>,
+    pub claims: Option<&'a serde_json::Map<String, Value>>,
+    pub system: &'a dyn Fn(&str) -> Option<String>,
+}
+
+fn json_val(v: &Value) -> Val {
+    match v {
+        Value::Null => Val::Null,
+        Value::String(s) => Val::Str(s.clone()),
+        Value::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
+        Value::Bool(b) => Val::Bool(*b),
+        other => Val::Str(other.to_string()),
+    }
+}
+
+fn value(loc: &Location, r: &Response<'_>) -> Val {
+    match loc {
+        Location::StatusCode => Val::Num(r.status as f64),
+        Location::ErrorCode => r.error_code.map_or(Val::Null, |c| Val::Str(c.to_string())),
+        Location::Header(n) => (r.headers)(n).map_or(Val::Null, Val::Str),
+        Location::BodyJsonField(p) => r.body.and_then(|b| json_lookup(b, p)).map_or(Val::Null, json_val),
+        Location::Token(n) => r.claims.and_then(|c| c.get(n)).map_or(Val::Null, json_val),
+        Location::System(n) => (r.system)(n).map_or(Val::Null, Val::Str),
+        _ => Val::Null,
+    }
+}
+
+/// The new status and message, if the error condition holds.
+pub fn apply(cfg: &MappingConfig, r: &Response<'_>) -> Option<(u16, Option<String>)> {
+    let values: Vec<Val> = cfg.params.locations.iter().map(|l| value(l, r)).collect();
+    let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
+    let mut never_random = || 0.0;
+    if !eval(&cfg.condition, &var, &mut never_random) {
+        return None;
+    }
+    let selected = cfg.code_var.map(|i| var(i).to_string());
+    let m = selected.and_then(|code| cfg.mappings.iter().find(|m| m.code == code)).or(cfg.default.as_ref())?;
+    let message = m.message.as_ref().map(|t| crate::sign::header_safe(substitute(t, &cfg.params.names, &var).as_bytes()));
+    Some((m.status, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> MappingConfig {
+        let mut c = Check::default();
+        let data: Value = serde_yaml::from_str(
+            r#"
+parameters:
+  statusCode: "StatusCode"
+  resultCode: "BodyJsonField:$.result_code"
+  resultId: "BodyJsonField:$.req_msg_id"
+errorCondition: "$statusCode = 200 and $resultCode <> 'OK'"
+errorCode: "resultCode"
+mappings:
+  - code: "ROLE_NOT_EXISTS"
+    statusCode: 404
+    errorMessage: "Role Not Exists, RequestId=${resultId}"
+defaultMapping:
+  statusCode: 500
+  errorMessage: "Unknown Error, ${resultCode}, RequestId=${resultId}"
+"#,
+        )
+        .unwrap();
+        let out = parse(&mut c, &data, "m").unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        out
+    }
+
+    fn run(status: u16, body: Value) -> Option<(u16, Option<String>)> {
+        let none = |_: &str| None;
+        apply(&cfg(), &Response { status, headers: &none, error_code: None, body: Some(&body), claims: None, system: &none })
+    }
+
+    #[test]
+    fn mapping_selection() {
+        assert_eq!(run(200, serde_json::json!({"result_code": "OK"})), None);
+        assert_eq!(run(500, serde_json::json!({"result_code": "X"})), None, "condition needs 200");
+        assert_eq!(
+            run(200, serde_json::json!({"result_code": "ROLE_NOT_EXISTS", "req_msg_id": "r-1"})),
+            Some((404, Some("Role Not Exists, RequestId=r-1".into())))
+        );
+        assert_eq!(
+            run(200, serde_json::json!({"result_code": "BOOM", "req_msg_id": 7})),
+            Some((500, Some("Unknown Error, BOOM, RequestId=7".into())))
+        );
+        assert!(cfg().reads_body());
+    }
+
+    #[test]
+    fn request_locations_are_refused_in_the_response_phase() {
+        let mut c = Check::default();
+        let data = serde_json::json!({ "parameters": { "q": "Query:x" }, "errorCondition": "$q = 1" });
+        parse(&mut c, &data, "m");
+        assert!(c.problems[0].to_string().contains("m.parameters.q: Query:x is not available in the response phase"));
+    }
+}

@@ -1,0 +1,76 @@
+//! When Envoy answers in place of a failed backend, the client gets the gateway's contract instead of
+//! Envoy's plain local reply: one table from Envoy's response code details to Aliyun's D-codes.
+//! Genuine backend responses (`via_upstream`) are never touched.
+
+use crate::errors::{self, ErrorCode};
+
+/// (substring of Envoy's response code details, the code). First match wins, so the specific
+/// entries (TLS, timeouts) come before the general ones (connection failures).
+pub const TABLE: &[(&str, &ErrorCode)] = &[
+    ("via_upstream", &errors::X500ER), // sentinel: never mapped, see `map_local_reply`
+    ("tls_error", &errors::D504CS),
+    ("tls", &errors::D504CS),
+    ("ssl", &errors::D504CS),
+    ("certificate", &errors::D504CS),
+    ("upstream_response_timeout", &errors::D504TO),
+    ("upstream_per_try_timeout", &errors::D504TO),
+    ("timeout", &errors::D504TO),
+    ("dns_resolution_failure", &errors::D504RE),
+    ("dns", &errors::D504RE),
+    ("no_healthy_upstream", &errors::D503BB),
+    ("overflow", &errors::D503BB),
+    ("maintenance_mode", &errors::D503BB),
+    ("connection_failure", &errors::D504CO),
+    ("connection_termination", &errors::D504CO),
+    ("remote_reset", &errors::D504CO),
+    ("upstream_reset", &errors::D504CO),
+];
+
+/// The gateway code for a response Envoy produced itself, from its response code details; `None`
+/// for a backend's own response or a detail the table does not know.
+pub fn map_local_reply(details: &[u8]) -> Option<(&'static ErrorCode, String)> {
+    let d = String::from_utf8_lossy(details).to_ascii_lowercase();
+    if d.is_empty() || d == "via_upstream" {
+        return None;
+    }
+    let (_, code) = TABLE.iter().skip(1).find(|(needle, _)| d.contains(needle))?;
+    Some((code, crate::sign::header_safe(d.as_bytes())))
+}
+
+/// The message for a mapped failure: the table's template with Envoy's detail as the reason.
+pub fn message(code: &ErrorCode, reason: &str) -> String {
+    match code.code {
+        "D504RE" => code.render(&["backend"]),
+        _ => code.render(&[reason]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_to_code_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("via_upstream", None),
+            ("", None),
+            ("upstream_reset_before_response_started{connection_failure}", Some("D504CO")),
+            ("upstream_reset_before_response_started{connection_failure,delayed_connect_error:_Connection_refused}", Some("D504CO")),
+            ("upstream_reset_before_response_started{connection_failure,TLS_error:_268435581:SSL_routines}", Some("D504CS")),
+            ("upstream_response_timeout", Some("D504TO")),
+            ("upstream_per_try_timeout", Some("D504TO")),
+            ("no_healthy_upstream", Some("D503BB")),
+            ("upstream_reset_before_response_started{overflow}", Some("D503BB")),
+            ("dns_resolution_failure", Some("D504RE")),
+            ("upstream_reset_after_response_started{remote_reset}", Some("D504CO")),
+            ("request_payload_too_large", None),
+        ];
+        for (details, code) in cases {
+            assert_eq!(map_local_reply(details.as_bytes()).map(|(c, _)| c.code), *code, "{details}");
+        }
+        let (c, reason) = map_local_reply(b"upstream_reset_before_response_started{connection_failure}").unwrap();
+        assert_eq!(message(c, &reason), "Backend service connect failed `upstream_reset_before_response_started{connection_failure}`");
+        let (c, reason) = map_local_reply(b"upstream_response_timeout").unwrap();
+        assert_eq!((c.status, message(c, &reason).as_str()), (504, "Backend service request timeout"));
+    }
+}

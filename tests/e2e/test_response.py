@@ -1,0 +1,137 @@
+"""The response side against a real Envoy: backend failures in the gateway's contract, the circuit
+breaker, error mapping on a backend JSON body, gzip at the 2 KB boundary, debug mode."""
+import gzip
+import re
+import time
+
+import pytest
+
+from conftest import KEY1, SECRET1, _running, call
+from harness.envoy import Envoy, free_port, static_cluster
+from harness.signer import sign
+from test_gate import assert_refused
+
+DEAD = free_port()
+
+
+@pytest.fixture(scope="module")
+def resp(backend):
+    config = {
+        "apps": [{"appId": 10001, "appKey": KEY1, "appSecret": SECRET1}],
+        "plugins": [
+            {"name": "breaker", "type": "circuitBreaker",
+             "data": "timeoutThreshold: 3\nwindowInSeconds: 30\nopenTimeoutSeconds: 2\n"},
+            {"name": "errors", "type": "errorMapping", "data": """
+parameters:
+  statusCode: "StatusCode"
+  resultCode: "BodyJsonField:$.result_code"
+  resultId: "BodyJsonField:$.req_msg_id"
+errorCondition: "$statusCode = 200 and $resultCode <> 'OK'"
+errorCode: "resultCode"
+mappings:
+  - code: "ROLE_NOT_EXISTS"
+    statusCode: 404
+    errorMessage: "Role Not Exists, RequestId=${resultId}"
+defaultMapping:
+  statusCode: 500
+  errorMessage: "Unknown Error, ${resultCode}, RequestId=${resultId}"
+"""},
+        ],
+        "apis": [
+            {"name": "any", "method": "ANY", "path": "/*", "authType": "ANONYMOUS"},
+            {"name": "flaky", "method": "GET", "path": "/flaky", "authType": "ANONYMOUS", "plugins": [{"plugin": "breaker"}]},
+            {"name": "result", "method": "GET", "path": "/result/[code]", "authType": "ANONYMOUS", "plugins": [{"plugin": "errors"}]},
+            {"name": "signed", "method": "GET", "path": "/signed/*", "authorizations": [{"appId": 10001}],
+             "plugins": [{"plugin": "breaker"}]},
+        ],
+    }
+    routes = [
+        {"match": {"prefix": "/hang"}, "route": {"cluster": "backend", "timeout": "1s"}},
+        {"match": {"prefix": "/refused"}, "route": {"cluster": "dead", "timeout": "5s"}},
+        {"match": {"prefix": "/tls"}, "route": {"cluster": "tls", "timeout": "5s"}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}},
+    ]
+    tls = dict(static_cluster("tls", backend.port), transport_socket={
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"}})
+    with Envoy(config, backend.port, concurrency=2, extra_clusters=[static_cluster("dead", DEAD), tls], routes=routes,
+               compressor=True) as e:
+        _running.append(e)
+        yield e
+        _running.remove(e)
+
+
+def test_backend_failures_get_aliyun_codes(resp):
+    r = call(resp.port, "GET", "/refused/x")
+    assert_refused(r, 504, "D504CO")
+    assert r.header("x-ca-error-message").startswith("Backend service connect failed `")
+    assert r.header("content-type").startswith("application/json")
+    r = call(resp.port, "GET", "/hang/3")
+    assert_refused(r, 504, "D504TO", "Backend service request timeout")
+    r = call(resp.port, "GET", "/tls/x")
+    assert_refused(r, 504, "D504CS")
+
+
+def test_genuine_backend_errors_are_untouched(resp):
+    r = call(resp.port, "GET", "/status/500")
+    assert r.status == 500 and r.code is None
+    assert r.json() == {"error": "backend says 500"}
+    assert r.header("x-ca-request-id")
+    assert call(resp.port, "GET", "/status/503").code is None
+
+
+def test_circuit_breaker_opens_then_recovers(resp):
+    p = resp.port
+    call(p, "GET", "/toggle?fail=1")  # the backend starts failing
+    statuses = [call(p, "GET", "/flaky").status for _ in range(3)]
+    assert statuses == [500, 500, 500]
+    r = call(p, "GET", "/flaky")
+    assert_refused(r, 503, "D503CB")
+    assert r.header("x-ca-error-message").startswith("Backend circuit breaker open, ")
+    call(p, "GET", "/toggle?fail=0")  # the backend recovers
+    time.sleep(2.2)
+    assert call(p, "GET", "/flaky").status == 200  # the half-open trial
+    assert [call(p, "GET", "/flaky").status for _ in range(3)] == [200, 200, 200]
+    time.sleep(1.2)
+    text = resp.stats()
+    assert re.search(r"^cagate_breaker_opened\S* 1$", text, re.M), [l for l in text.splitlines() if "breaker" in l]
+    assert re.search(r"^cagate_breaker_refused\S* [1-9]", text, re.M)
+
+
+def test_error_mapping_on_a_backend_json_body(resp):
+    p = resp.port
+    r = call(p, "GET", "/result/OK")
+    assert r.status == 200 and r.header("x-ca-error-message") is None
+    r = call(p, "GET", "/result/ROLE_NOT_EXISTS")
+    assert r.status == 404
+    assert r.header("x-ca-error-message") == "Role Not Exists, RequestId=r-1"
+    assert r.json() == {"result_code": "ROLE_NOT_EXISTS", "req_msg_id": "r-1"}, "the body is kept"
+    r = call(p, "GET", "/result/BOOM")
+    assert (r.status, r.header("x-ca-error-message")) == (500, "Unknown Error, BOOM, RequestId=r-1")
+
+
+def test_gzip_at_the_2kb_boundary_and_per_content_type(resp):
+    p = resp.port
+    gz = {"accept-encoding": "gzip"}
+    over = call(p, "GET", "/bytes/2049?type=application/json", gz)
+    assert over.header("content-encoding") == "gzip"
+    assert gzip.decompress(over.body) == b"a" * 2049
+    assert call(p, "GET", "/bytes/2048?type=application/json", gz).header("content-encoding") is None
+    assert call(p, "GET", "/bytes/4096?type=application/json").header("content-encoding") is None, "no Accept-Encoding"
+    for t in ["text/xml", "text/plain", "text/css", "application/javascript", "application/xml", "application/octet-stream"]:
+        assert call(p, "GET", f"/bytes/4096?type={t}", gz).header("content-encoding") == "gzip", t
+    assert call(p, "GET", "/bytes/4096?type=text/html", gz).header("content-encoding") is None
+    assert call(p, "GET", "/bytes/4096?type=image/png", gz).header("content-encoding") is None
+
+
+def test_debug_mode(resp):
+    p = resp.port
+    h = sign("GET", "/signed/a", KEY1, SECRET1, headers={"x-ca-request-mode": "debug"})
+    r = call(p, "GET", "/signed/a", h)
+    assert r.status == 200
+    info = r.header("x-ca-debug-info")
+    assert info and info.startswith("api=signed;stage=RELEASE;app=10001;plugins=circuitBreaker/breaker;filterMicros=")
+    assert SECRET1 not in info
+    # ignored for anonymous callers and without the header
+    assert call(p, "GET", "/status/200", {"x-ca-request-mode": "debug"}).header("x-ca-debug-info") is None
+    assert call(p, "GET", "/signed/a", sign("GET", "/signed/a", KEY1, SECRET1)).header("x-ca-debug-info") is None
