@@ -6,7 +6,7 @@
 //! an empty value).
 
 use crate::check::{join, Check};
-use crate::params::{canonical, parse_urlencoded, percent_decode, split_path, Param};
+use crate::params::{append_signed_parameters, percent_decode, split_path};
 use crate::sign::{sign, Algorithm};
 use serde_json::Value;
 
@@ -58,20 +58,7 @@ pub fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[u8], fo
     }
     let (p, query) = split_path(path);
     out.extend_from_slice(&percent_decode(p, false));
-    let mut params: Vec<Param<'_>> = Vec::new();
-    parse_urlencoded(query, &mut params);
-    if let Some(f) = form {
-        parse_urlencoded(f, &mut params);
-    }
-    canonical(&mut params);
-    for (i, pm) in params.iter().enumerate() {
-        out.push(if i == 0 { b'?' } else { b'&' });
-        out.extend_from_slice(&pm.name);
-        if let Some(v) = &pm.value {
-            out.push(b'=');
-            out.extend_from_slice(v);
-        }
-    }
+    append_signed_parameters(query, form, &mut out);
     out
 }
 

@@ -76,6 +76,26 @@ pub fn canonical(params: &mut Vec<Param<'_>>) {
     params.dedup_by(|later, first| later.name == first.name);
 }
 
+/// Appends the signed form of the parameters: `?` then the query and form parameters, decoded,
+/// sorted by name, first value of each, a bare name for an empty value, joined with `&`. Nothing
+/// when there are none. (The client signature and the backend signature share this.)
+pub fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, out: &mut Vec<u8>) {
+    let mut params: Vec<Param<'_>> = Vec::new();
+    parse_urlencoded(query, &mut params);
+    if let Some(f) = form {
+        parse_urlencoded(f, &mut params);
+    }
+    canonical(&mut params);
+    for (i, p) in params.iter().enumerate() {
+        out.push(if i == 0 { b'?' } else { b'&' });
+        out.extend_from_slice(&p.name);
+        if let Some(v) = &p.value {
+            out.push(b'=');
+            out.extend_from_slice(v);
+        }
+    }
+}
+
 /// Case-insensitive ASCII prefix test.
 pub fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
     s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)

@@ -1,7 +1,7 @@
 //! Aliyun's digest signature (`spec/signature.md`): the server-side StringToSign and its HMAC check.
 
 use crate::headers::Headers;
-use crate::params::{canonical, is_form, parse_urlencoded, percent_decode, split_path, trim, Param};
+use crate::params::{append_signed_parameters, is_form, percent_decode, split_path, trim};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::digest::{FixedOutput, KeyInit, Update};
@@ -82,21 +82,8 @@ impl<'a> StringToSign<'a> {
         }
 
         let (raw_path, query) = split_path(req.path);
-        let mut params: Vec<Param<'a>> = Vec::new();
-        parse_urlencoded(query, &mut params);
-        if let Some(form) = req.form {
-            parse_urlencoded(form, &mut params);
-        }
-        canonical(&mut params);
         let mut tail = Vec::new();
-        for (i, p) in params.iter().enumerate() {
-            tail.push(if i == 0 { b'?' } else { b'&' });
-            tail.extend_from_slice(&p.name);
-            if let Some(v) = &p.value {
-                tail.push(b'=');
-                tail.extend_from_slice(v);
-            }
-        }
+        append_signed_parameters(query, req.form, &mut tail);
         StringToSign { prefix, decoded_path: percent_decode(raw_path, false), raw_path, tail }
     }
 
