@@ -25,6 +25,7 @@ from harness.envoy import EMPTY_WASM, ENVOY, ROOT, WASM, free_port, wasm_filter 
 from harness.signer import sign  # noqa: E402
 
 KEY, SECRET = "bench-key-1", "bench-secret-1-0123456789abcdef"
+WORKERS_ONLY = False
 APPCODE = "0123456789ABCDEF0123456789ABCDEF"
 PATH = "/orders/12345?expand=items&page=2"
 COMMON = {"accept": "application/json", "content-type": "application/json", "user-agent": "bench"}
@@ -164,8 +165,13 @@ class Scenario:
         raise SystemExit(f"{self.name}: envoy not ready")
 
     def cpu_ns(self):
+        """On-CPU time of the whole Envoy process, or of its worker threads only (--workers-only)."""
         total = 0
         for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            if WORKERS_ONLY:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/comm") as f:
+                    if not f.read().startswith("wrk:worker"):
+                        continue
             with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat") as f:
                 total += int(f.read().split()[0])
         return total
@@ -213,7 +219,11 @@ def main():
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--only", help="comma-separated scenario names (plus the two baselines)")
     ap.add_argument("--no-jwt", action="store_true", help="skip the JWT scenarios")
+    ap.add_argument("--workers-only", action="store_true",
+                    help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
+    global WORKERS_ONLY
+    WORKERS_ONLY = args.workers_only
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     work = tempfile.mkdtemp(prefix="cagate-bench-")
@@ -265,11 +275,13 @@ def main():
             s.stop()
     empty = next(s for s in scenarios if s.name == "empty wasm filter")
     print()
-    print(f"{'scenario':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ready s':>7s}")
+    print(f"{'scenario':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
     for s in scenarios:
         med = lambda k: statistics.median(r[k] for r in s.rows)  # noqa: E731
         delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(s.rows, empty.rows))
-        print(f"{s.name:32s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} {s.ready_s:7.2f}")
+        ratio = statistics.median(r["cpu_us"] / e["cpu_us"] for r, e in zip(s.rows, empty.rows))
+        print(f"{s.name:32s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} "
+              f"{ratio:6.2f} {s.ready_s:7.2f}")
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs empty' = median of per-round differences with the empty Wasm filter.")
     shutil.rmtree(work, ignore_errors=True)

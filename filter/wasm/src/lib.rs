@@ -256,22 +256,31 @@ impl Http {
     }
 
     fn admit(&mut self, state: &State, head: &Headers<'_>, a: &Admission) -> Action {
-        // Each header call is a host round trip and clears Envoy's route cache: add where the client
-        // sent no copy (cheaper than replace), replace where it did, remove only what is there.
         let rid = self.request_id;
         let identity = gate::identity_headers(&state.gateway, &a.identity);
-        let edits = identity
+        let edits: Vec<(&str, Option<&[u8]>)> = identity
             .iter()
             .map(|(n, v)| (*n, v.map(str::as_bytes)))
             .chain([(REQUEST_ID_HEADER, Some(&rid[..]))])
-            .chain(a.edits.iter().map(|(n, v)| (n.as_str(), v.as_deref())));
-        for (name, value) in edits {
-            let present = head.contains(name.as_bytes());
-            match value {
-                Some(v) if present => self.set_http_request_header_bytes(name, Some(v)),
-                Some(v) => self.add_http_request_header_bytes(name, v),
-                None if present => self.set_http_request_header_bytes(name, None),
-                None => {}
+            .chain(a.edits.iter().map(|(n, v)| (n.as_str(), v.as_deref())))
+            .collect();
+        // One host call for all edits: the whole map, as received less what the gateway sets, plus
+        // the gateway's headers. Measured cheaper than a call per header (each also clears Envoy's
+        // route cache). Header names are tokens, so always UTF-8; the fallback is for form's sake.
+        let kept: Option<Vec<(&str, &[u8])>> = head
+            .iter()
+            .filter(|(n, _)| !edits.iter().any(|(e, _)| e.as_bytes() == *n))
+            .map(|(n, v)| std::str::from_utf8(n).ok().map(|n| (n, v)))
+            .collect();
+        match kept {
+            Some(mut pairs) => {
+                pairs.extend(edits.iter().filter_map(|(n, v)| v.map(|v| (*n, v))));
+                self.set_http_request_headers_bytes(pairs);
+            }
+            None => {
+                for (name, value) in edits {
+                    self.set_http_request_header_bytes(name, value);
+                }
             }
         }
         state.metrics.borrow_mut().allowed();
