@@ -336,6 +336,9 @@ pub struct Ctx<'a> {
     pub request_id: &'a str,
     pub body: Option<&'a [u8]>,
     pub peer: &'a dyn Fn() -> Option<Vec<u8>>,
+    /// A clock that may lag by a fraction of a second, for checks with tolerances of seconds
+    /// (JWT `exp`/`nbf`); rate limits and the breaker use the precise `clock`.
+    pub coarse: &'a dyn Clock,
 }
 
 pub fn run_plugins(
@@ -383,7 +386,8 @@ pub fn run_plugins(
         else {
             return Err(Refusal::new(&errors::I400JP, &["plugin state missing"], "jwt plugin state missing"));
         };
-        let claims = match crate::jwt::check(cfg, state, req.headers, req.path, &mut now, store) {
+        let mut coarse_now = || ctx.coarse.now_ms();
+        let claims = match crate::jwt::check(cfg, state, req.headers, req.path, &mut coarse_now, store) {
             Ok(crate::jwt::JwtOutcome::Verified(c)) => Some(c),
             Ok(crate::jwt::JwtOutcome::Bypassed) => None,
             Err(r) => return Err(Refusal { app: identity.app, ..r }),

@@ -48,7 +48,7 @@ impl World {
         let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
         let routed = route(&self.gw, &req)?;
         let id = authenticate(&self.gw, &self.nonces, &req, &routed, None, &FixedClock(now), &self.store)?;
-        run_plugins(&self.gw, &mut self.rt, &req, id, &FixedClock(now), &self.store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &|| None })
+        run_plugins(&self.gw, &mut self.rt, &req, id, &FixedClock(now), &self.store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &|| None, coarse: &FixedClock(now) })
     }
 
     fn bearer(&mut self, token: &str) -> Result<Admission, Refusal> {
@@ -278,7 +278,7 @@ fn jti_replay_across_threads() {
                 let req = Request { method: b"GET", path: b"/x", headers: &h };
                 let routed = route(&gw, &req).unwrap();
                 let id = authenticate(&gw, &nonces, &req, &routed, None, &FixedClock(NOW), &*store).unwrap();
-                (0..5).filter(|_| run_plugins(&gw, &mut rt, &req, id, &FixedClock(NOW), &*store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &|| None }).is_ok()).count()
+                (0..5).filter(|_| run_plugins(&gw, &mut rt, &req, id, &FixedClock(NOW), &*store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &|| None, coarse: &FixedClock(NOW) }).is_ok()).count()
             })
         })
         .collect();

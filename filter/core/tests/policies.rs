@@ -26,7 +26,7 @@ fn decide(rules: serde_json::Value, params: serde_json::Value, path: &str, heade
     assert_eq!(routed.needs_body, body.is_some() && h.get(b"content-type").is_some(), "Form: variables make the filter read a form body");
     let id = authenticate(&gw, &NonceStore::new(gw.nonce_store), &req, &routed, body, &FixedClock(0), &store).unwrap();
     let peer = || Some(b"192.0.2.4:5555".to_vec());
-    let ctx = Ctx { request_id: "REQ-1", body, peer: &peer };
+    let ctx = Ctx { request_id: "REQ-1", body, peer: &peer, coarse: &FixedClock(0) };
     run_plugins(&gw, &mut rt, &req, id, &FixedClock(0), &store, &ctx).map(|_| ()).map_err(|r| (r.error.code.to_string(), r.message.clone()))
 }
 

@@ -46,7 +46,7 @@ fn call(gw: &Gateway, rt: &mut Runtime, store: &MemoryStore, path: &str, headers
     let nonces = NonceStore::new(gw.nonce_store);
     let id = authenticate(gw, &nonces, &req, &routed, None, &FixedClock(now), store)?;
     let peer = || Some(b"192.0.2.10:40000".to_vec());
-    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &peer })
+    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &peer, coarse: &FixedClock(now) })
 }
 
 fn code(r: &Result<Admission, Refusal>) -> &'static str {

@@ -17,6 +17,33 @@ pub fn now_nanos() -> u64 {
 
 pub struct HostClock;
 
+thread_local! {
+    static COARSE_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads the host clock into the per-VM coarse clock (the root context does it on every tick).
+pub fn refresh_coarse_clock() {
+    let now = HostClock.now_ms();
+    COARSE_MS.with(|c| c.set(now));
+}
+
+/// The clock as of the last tick (at most the tick period old): for checks with tolerances of seconds
+/// or minutes (timestamps, nonces, grants, JWT times), it spares every request a host call. Rate
+/// limits and the circuit breaker read the host clock.
+pub struct CoarseClock;
+
+impl Clock for CoarseClock {
+    fn now_ms(&self) -> i64 {
+        match COARSE_MS.with(|c| c.get()) {
+            0 => {
+                refresh_coarse_clock();
+                COARSE_MS.with(|c| c.get())
+            }
+            t => t,
+        }
+    }
+}
+
 impl Clock for HostClock {
     fn now_ms(&self) -> i64 {
         (now_nanos() / 1_000_000) as i64

@@ -14,14 +14,14 @@ use cagate_core::nonce::NonceStore;
 use cagate_core::reply;
 use cagate_core::reqid::RequestIds;
 use cagate_core::store::{Clock, SharedStore};
-use host::{HostClock, HostStore, Metrics};
+use host::{CoarseClock, HostClock, HostStore, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// How often each VM hands its counters to Envoy.
-const METRICS_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often each VM hands its counters to Envoy, refreshes its coarse clock and checks remote JWKS.
+const TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -148,11 +148,13 @@ impl RootContext for Root {
             metrics: RefCell::new(Metrics::define()),
             ids: RefCell::new(RequestIds::new(seed)),
         }));
-        self.set_tick_period(METRICS_FLUSH);
+        host::refresh_coarse_clock();
+        self.set_tick_period(TICK);
         true
     }
 
     fn on_tick(&mut self) {
+        host::refresh_coarse_clock();
         let Some(state) = self.state.clone() else { return };
         state.metrics.borrow_mut().flush();
         self.refresh_remote_keys(&state);
@@ -313,8 +315,8 @@ impl Http {
         let req = request(&headers);
         let rid = self.request_id;
         let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
-        let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer };
-        let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &HostClock, &HostStore)
+        let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer, coarse: &CoarseClock };
+        let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
             .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
         match admitted {
             Ok(a) => self.admit(state, &headers, &a),
