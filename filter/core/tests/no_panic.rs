@@ -1,0 +1,136 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! A panic kills the Wasm VM and every request on its worker: feed the request path random and
+//! mutated input and require an answer (admit or refuse), never a panic.
+
+use cagate_core::conditions;
+use cagate_core::config::compile;
+use cagate_core::gate::{authenticate, route, run_plugins, Ctx, Request};
+use cagate_core::headers::{serialize, Headers};
+use cagate_core::nonce::NonceStore;
+use cagate_core::plugins::Runtime;
+use cagate_core::store::{FixedClock, MemoryStore};
+use serde_json::json;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, max: usize, alphabet: &[u8]) -> Vec<u8> {
+        let n = (self.next() as usize) % (max + 1);
+        (0..n).map(|_| alphabet[(self.next() as usize) % alphabet.len()]).collect()
+    }
+}
+
+const NASTY: &[u8] = b"%/?&=+;,.:$'\"()[]{}*\\ \t\r\n\x00\x7f\x80\xff\xe4\xb8\xadaZ09-_~<>!#@";
+
+#[test]
+fn the_request_path_never_panics() {
+    let jwk = json!({"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"});
+    let cfg = json!({
+        "maxBodyBytes": 256, "maxUrlBytes": 512, "maxHops": 3,
+        "apps": [ { "appId": 1, "appKey": "k", "appSecret": "s", "appCodes": ["C"] } ],
+        "plugins": [
+            { "name": "jwt", "type": "jwtAuth", "data": { "parameter": "Authorization", "jwk": jwk, "bypassEmptyToken": true,
+              "claimParameters": [ { "claimName": "sub", "parameterName": "s", "location": "query" } ] } },
+            { "name": "ac", "type": "accessControl", "data": { "parameters": { "a": "Query:a", "b": "Form:b", "x": "XFF:-1", "t": "Token:sub", "p": "Parameter:id" },
+              "rules": [ { "name": "r", "condition": "$a > 3 or $b = 'x' or $x = null or $t = null or $t <> $p", "ifFalse": "DENY" } ] } },
+            { "name": "tc", "type": "trafficControl", "data": { "unit": "SECOND", "apiDefault": 1000000 } },
+            { "name": "ip", "type": "ipControl", "data": { "type": "REFUSE", "resource": "XFF:0", "items": [ { "blocks": ["10.0.0.0/8"] } ] } },
+            { "name": "cors", "type": "cors", "data": { "allowOrigins": "*.example.org" } },
+            { "name": "be", "type": "backendSignature", "data": { "key": "k", "secret": "s" } }
+        ],
+        "groupPlugins": [ { "plugin": "jwt" }, { "plugin": "ac" }, { "plugin": "tc" }, { "plugin": "ip" }, { "plugin": "cors" }, { "plugin": "be" } ],
+        "apis": [
+            { "name": "a", "method": "ANY", "path": "/x/[id]/*", "appCodeAuth": "HEADER_QUERY", "authorizations": [ { "appId": 1 } ],
+              "parameters": [ { "name": "n", "location": "QUERY", "type": "INT" } ] },
+            { "name": "b", "method": "ANY", "path": "/*", "authType": "ANONYMOUS" }
+        ]
+    });
+    let gw = compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
+    let store = MemoryStore::new();
+    let mut nonces = NonceStore::new(gw.nonce_store);
+    nonces.ensure(&store, [1; 16]);
+    let mut rt = Runtime::new(&gw.plugins, (3, 4));
+    rt.ensure(&store, [2; 16]);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let names: [&[u8]; 14] = [
+        b"x-ca-key", b"x-ca-signature", b"x-ca-signature-headers", b"x-ca-timestamp", b"x-ca-nonce", b"content-type",
+        b"content-md5", b"authorization", b"x-ca-stage", b"x-forwarded-for", b"origin", b"access-control-request-method",
+        b"x-ca-hops", b"cookie",
+    ];
+    let (mut admitted, mut refused) = (0, 0);
+    let mut codes = std::collections::BTreeMap::new();
+    for i in 0..20_000 {
+        let path = match i % 3 {
+            0 => [b"/x/".as_slice(), &rng.bytes(40, NASTY)].concat(),
+            1 => [b"/".as_slice(), &rng.bytes(40, b"abc/?&=%20")].concat(),
+            _ => rng.bytes(60, NASTY),
+        };
+        let method = [&b"GET"[..], b"POST", b"OPTIONS", b"\xff"][(rng.next() % 4) as usize];
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for _ in 0..(rng.next() % 8) {
+            let name = names[(rng.next() as usize) % names.len()].to_vec();
+            let value = match rng.next() % 5 {
+                0 => b"k".to_vec(),
+                4 => b"198.51.100.7, 203.0.113.7".to_vec(),
+                1 => b"application/x-www-form-urlencoded".to_vec(),
+                2 => [b"Bearer ".as_slice(), &rng.bytes(80, b"abcXYZ019-_.=")].concat(),
+                _ => rng.bytes(50, NASTY),
+            };
+            pairs.push((name, value));
+        }
+        if rng.next() % 2 == 0 {
+            pairs.push((b"x-forwarded-for".to_vec(), b"198.51.100.7".to_vec()));
+        }
+        // also through the serialized form the adapter uses, truncated at random
+        let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+        let mut buf = serialize(&refs);
+        if i % 5 == 0 {
+            let cut = (rng.next() as usize) % (buf.len() + 1);
+            buf.truncate(cut);
+        }
+        let Some(h) = Headers::from_serialized(&buf) else { continue };
+        let req = Request { method, path: &path, headers: &h };
+        let body = rng.bytes(64, NASTY);
+        let routed = match route(&gw, &req) {
+            Ok(r) => r,
+            Err(r) => {
+                refused += 1;
+                *codes.entry(r.error.code).or_insert(0) += 1;
+                continue;
+            }
+        };
+        let body = routed.needs_body.then_some(body.as_slice());
+        let outcome = authenticate(&gw, &nonces, &req, &routed, body, &FixedClock(1_000), &store).and_then(|id| {
+            let peer = || Some(b"not an address".to_vec());
+            let ctx = Ctx { request_id: "R", body, peer: &peer, coarse: &FixedClock(1_000) };
+            run_plugins(&gw, &mut rt, &req, id, &FixedClock(1_000), &store, &ctx)
+        });
+        match outcome {
+            Ok(_) => admitted += 1,
+            Err(r) => {
+                refused += 1;
+                *codes.entry(r.error.code).or_insert(0) += 1;
+            }
+        }
+    }
+    assert!(admitted > 0 && refused > 0, "admitted {admitted}, refused {refused}: {codes:?}");
+}
+
+#[test]
+fn conditions_and_config_never_panic() {
+    let mut rng = Rng(12345);
+    let vars = vec!["a".to_string(), "b".to_string()];
+    for _ in 0..20_000 {
+        let src = String::from_utf8_lossy(&rng.bytes(30, b"$ab()'\"=<>!andortnulxyz0129.- \xe4\xb8\xad")).into_owned();
+        if let Ok(e) = conditions::parse(&src, &vars) {
+            conditions::eval(&e, &|_| conditions::Val::Null, &mut || 0.5);
+        }
+        let doc = rng.bytes(80, b"{}[]\":,apisnmethodpath/ 0123456789truefalsenull\\");
+        let _ = compile(&doc);
+    }
+}
