@@ -83,13 +83,13 @@ fn the_request_path_never_panics() {
             };
             pairs.push((name, value));
         }
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             pairs.push((b"x-forwarded-for".to_vec(), b"198.51.100.7".to_vec()));
         }
         // also through the serialized form the adapter uses, truncated at random
         let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
         let mut buf = serialize(&refs);
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             let cut = (rng.next() as usize) % (buf.len() + 1);
             buf.truncate(cut);
         }
