@@ -64,7 +64,7 @@ fn the_request_path_never_panics() {
     ];
     let (mut admitted, mut refused) = (0, 0);
     let mut codes = std::collections::BTreeMap::new();
-    for i in 0..20_000 {
+    for i in 0..20_000u32 {
         let path = match i % 3 {
             0 => [b"/x/".as_slice(), &rng.bytes(40, NASTY)].concat(),
             1 => [b"/".as_slice(), &rng.bytes(40, b"abc/?&=%20")].concat(),
