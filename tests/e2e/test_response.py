@@ -49,12 +49,15 @@ defaultMapping:
         {"match": {"prefix": "/hang"}, "route": {"cluster": "backend", "timeout": "1s"}},
         {"match": {"prefix": "/refused"}, "route": {"cluster": "dead", "timeout": "5s"}},
         {"match": {"prefix": "/tls"}, "route": {"cluster": "tls", "timeout": "5s"}},
+        {"match": {"prefix": "/empty"}, "route": {"cluster": "empty", "timeout": "5s"}},
         {"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}},
     ]
     tls = dict(static_cluster("tls", backend.port), transport_socket={
         "name": "envoy.transport_sockets.tls",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"}})
-    with Envoy(config, backend.port, concurrency=2, extra_clusters=[static_cluster("dead", DEAD), tls], routes=routes,
+    empty = {"name": "empty", "connect_timeout": "1s", "type": "STATIC",
+             "load_assignment": {"cluster_name": "empty", "endpoints": []}}
+    with Envoy(config, backend.port, concurrency=2, extra_clusters=[static_cluster("dead", DEAD), tls, empty], routes=routes,
                compressor=True) as e:
         _running.append(e)
         yield e
@@ -70,6 +73,8 @@ def test_backend_failures_get_aliyun_codes(resp):
     assert_refused(r, 504, "D504TO", "Backend service request timeout")
     r = call(resp.port, "GET", "/tls/x")
     assert_refused(r, 504, "D504CS")
+    r = call(resp.port, "GET", "/empty/x")  # a cluster with no healthy host
+    assert_refused(r, 503, "D503BB", "Backend circuit breaker busy")
 
 
 def test_genuine_backend_errors_are_untouched(resp):
