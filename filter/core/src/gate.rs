@@ -479,6 +479,22 @@ fn forward_claims(
     edits.push((":path".to_string(), Some(out)));
 }
 
+/// `X-Ca-Debug-Info` for debug mode: the API matched, the stage, the app, the plugins bound, the
+/// filter's own time. Header-safe; never a secret.
+pub fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: u64) -> String {
+    let b = gw.bound(a.identity.api, a.identity.stage);
+    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.backend, b.mapping, b.cors]
+        .iter()
+        .flatten()
+        .filter_map(|i| gw.plugins.get(*i as usize))
+        .map(|p| format!("{}/{}", p.type_name, p.name))
+        .collect();
+    let api = gw.api(a.identity.api).map_or("", |x| x.name.as_str());
+    let stage = gw.stages.get(a.identity.stage as usize).map_or("", String::as_str);
+    let text = format!("api={api};stage={stage};app={app_id};plugins={};filterMicros={elapsed_us}", plugins.join(","));
+    header_safe(text.as_bytes())
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -201,6 +201,22 @@ pub fn api_key(cfg: &TrafficConfig, api: &str) -> String {
     format!("cagate.rl.{}.{}.API.-", cfg.plugin, api)
 }
 
+/// Every API-dimension counter key of a configuration, to be created before traffic arrives.
+pub fn api_keys(gw: &crate::config::Gateway) -> Vec<String> {
+    let mut keys = Vec::new();
+    for api in &gw.apis {
+        for (_, bound) in &api.plugins {
+            if let Some(crate::plugins::PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| gw.plugins.get(i as usize)).map(|p| &p.kind) {
+                let key = api_key(cfg, &api.name);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+    }
+    keys
+}
+
 /// What a counter said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Take {

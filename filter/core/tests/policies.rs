@@ -86,3 +86,14 @@ fn bad_conditions_refuse_the_configuration_with_plugin_rule_and_position() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 }
+
+#[test]
+fn debug_info_names_the_api_stage_app_and_plugins() {
+    use cagate_core::gate::{debug_info, Admission, Identity};
+    let cfg = json!({ "stages": ["RELEASE", "TEST"],
+        "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } } ],
+        "apis": [ { "name": "thing", "method": "GET", "path": "/t", "authType": "ANONYMOUS", "stages": ["TEST"], "plugins": [ { "plugin": "lim" } ] } ] });
+    let gw = compile(cfg.to_string().as_bytes()).unwrap();
+    let a = Admission { identity: Identity { api: 0, stage: 1, app: None }, claims: None, edits: vec![], traffic: None, breaker: None };
+    assert_eq!(debug_info(&gw, &a, "10001", 57), "api=thing;stage=TEST;app=10001;plugins=trafficControl/lim;filterMicros=57");
+}

@@ -1,0 +1,395 @@
+//! The HTTP context: gathers the request through host calls, runs the core, applies its decision
+//! (a local reply, or the upstream header edits), and handles the response phase.
+
+use crate::host::{self, CoarseClock, HostClock, HostStore};
+use crate::State;
+use cagate_core::errors::{self, ErrorCode};
+use cagate_core::gate::{self, Admission, Refusal, Request, Routed, REQUEST_ID_HEADER};
+use cagate_core::headers::Headers;
+use cagate_core::plugins::PluginKind;
+use cagate_core::reply;
+use cagate_core::reqid::RequestIds;
+use cagate_core::store::Clock;
+use cagate_core::upstream;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+
+pub(crate) struct Http {
+    state: Option<Rc<State>>,
+    request_id: [u8; 36],
+    /// The request's header map as the host serialized it, kept while the body is buffered.
+    head: Vec<u8>,
+    /// Routed, waiting for the body.
+    pending: Option<Routed>,
+    replied: bool,
+    /// `RateLimit-*` values for the response, when the traffic plugin asks for them.
+    quota: Option<cagate_core::traffic::Quota>,
+    /// CORS headers for the response (an allowed browser origin on an API with a cors plugin).
+    cors: Vec<(&'static str, String)>,
+    /// What the response phase needs to know about an admitted request.
+    admitted: Option<Admitted>,
+    /// The gateway's own body for a backend failure Envoy answered (replaces Envoy's text).
+    rewrite_body: Option<String>,
+    /// errorMapping waiting for the backend's JSON body: (plugin index, backend status).
+    mapping: Option<(u32, u16)>,
+    /// Debug mode: when the request started (ns), then the X-Ca-Debug-Info value.
+    debug_start: Option<u64>,
+    debug_info: Option<String>,
+}
+
+struct Admitted {
+    api: u32,
+    stage: u32,
+    app: Option<u32>,
+    claims: Option<cagate_core::jwt::Claims>,
+    breaker: Option<(u32, String, cagate_core::breaker::Pass)>,
+}
+
+impl Context for Http {}
+
+impl Http {
+    pub(crate) fn new(state: Option<Rc<State>>) -> Self {
+        Http {
+            state,
+            request_id: [b'0'; 36],
+            head: Vec::new(),
+            pending: None,
+            replied: false,
+            quota: None,
+            cors: Vec::new(),
+            admitted: None,
+            rewrite_body: None,
+            mapping: None,
+            debug_start: None,
+            debug_info: None,
+        }
+    }
+}
+
+impl Http {
+    fn id(&self) -> &str {
+        std::str::from_utf8(&self.request_id).unwrap_or("")
+    }
+
+    fn refuse(&mut self, state: &State, r: &Refusal) -> Action {
+        let app = r.app.and_then(|a| state.gateway.app(a)).map_or("-", |a| a.id.as_str());
+        log::debug!("cagate: refused request_id={} code={} app={} cause={}", self.id(), r.error.code, app, r.cause);
+        state.metrics.borrow_mut().refused(r.error.code);
+        if r.error.code == errors::X503BZ.code {
+            state.metrics.borrow_mut().nonce_store_full();
+        }
+        if r.error.code == errors::D503CB.code {
+            state.metrics.borrow_mut().breaker_refused();
+        }
+        if let Some((idx, dim)) = r.throttled {
+            let name = state.gateway.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
+            state.metrics.borrow_mut().traffic(idx, name, dim.as_str(), false);
+        }
+        let out = reply::refusal(r, self.id());
+        let headers: Vec<(&str, &str)> =
+            out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(self.cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
+        self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
+        self.replied = true;
+        Action::Pause
+    }
+
+    /// Answers a CORS preflight (no authentication: browsers send none).
+    fn preflight(&mut self) -> Action {
+        let rid = self.request_id;
+        let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
+        headers.extend(self.cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.send_http_response(200, headers, None);
+        self.replied = true;
+        Action::Pause
+    }
+
+    fn refuse_code(&mut self, state: &State, error: &'static ErrorCode, cause: &'static str) -> Action {
+        let r = Refusal::new(error, &[], cause);
+        self.refuse(state, &r)
+    }
+
+    fn admit(&mut self, state: &State, head: &Headers<'_>, a: &Admission) -> Action {
+        let rid = self.request_id;
+        let identity = gate::identity_headers(&state.gateway, &a.identity);
+        let edits: Vec<(&str, Option<&[u8]>)> = identity
+            .iter()
+            .map(|(n, v)| (*n, v.map(str::as_bytes)))
+            .chain([(REQUEST_ID_HEADER, Some(&rid[..]))])
+            .chain(a.edits.iter().map(|(n, v)| (n.as_str(), v.as_deref())))
+            .collect();
+        // One host call for all edits: the whole map, as received less what the gateway sets, plus
+        // the gateway's headers. Measured cheaper than a call per header (each also clears Envoy's
+        // route cache). Header names are tokens, so always UTF-8; the fallback is for form's sake.
+        let kept: Option<Vec<(&str, &[u8])>> = head
+            .iter()
+            .filter(|(n, _)| !edits.iter().any(|(e, _)| e.as_bytes() == *n))
+            .map(|(n, v)| std::str::from_utf8(n).ok().map(|n| (n, v)))
+            .collect();
+        match kept {
+            Some(mut pairs) => {
+                pairs.extend(edits.iter().filter_map(|(n, v)| v.map(|v| (*n, v))));
+                self.set_http_request_headers_bytes(pairs);
+            }
+            None => {
+                for (name, value) in edits {
+                    self.set_http_request_header_bytes(name, value);
+                }
+            }
+        }
+        state.metrics.borrow_mut().allowed();
+        if let (Some(start), Some(app)) = (self.debug_start, a.identity.app.and_then(|i| state.gateway.app(i))) {
+            self.debug_info = Some(gate::debug_info(&state.gateway, a, &app.id, host::now_nanos().saturating_sub(start) / 1000));
+        }
+        self.admitted = Some(Admitted {
+            api: a.identity.api,
+            stage: a.identity.stage,
+            app: a.identity.app,
+            claims: a.claims.clone(),
+            breaker: a.breaker.clone(),
+        });
+        if let Some((idx, dims, quota)) = &a.traffic {
+            let name = state.gateway.plugins.get(*idx as usize).map_or("", |p| p.name.as_str());
+            for d in dims {
+                state.metrics.borrow_mut().traffic(*idx, name, d.as_str(), true);
+            }
+            self.quota = *quota;
+        }
+        Action::Continue
+    }
+
+    /// Authenticates with the buffered head and, if needed, the body; then replies or admits.
+    fn decide(&mut self, state: &State, routed: Routed, body: Option<&[u8]>) -> Action {
+        let head_buf = std::mem::take(&mut self.head);
+        let Some(headers) = Headers::from_serialized(&head_buf) else {
+            return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
+        };
+        let req = request(&headers);
+        let rid = self.request_id;
+        let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
+        let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer, coarse: &CoarseClock };
+        let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
+            .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
+        match admitted {
+            Ok(a) => self.admit(state, &headers, &a),
+            Err(r) => self.refuse(state, &r),
+        }
+    }
+}
+
+fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
+    Request { method: h.get(b":method").unwrap_or_default(), path: h.get(b":path").unwrap_or_default(), headers: h }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone() else {
+            // No valid configuration ever loaded: refuse rather than let traffic through unchecked.
+            self.request_id = RequestIds::new(host::now_nanos()).next_id();
+            let r = Refusal::new(&errors::X500AM, &[], "no configuration");
+            let out = reply::refusal(&r, self.id());
+            let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+            self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
+            self.replied = true;
+            return Action::Pause;
+        };
+        self.request_id = state.ids.borrow_mut().next_id();
+        self.head = host::request_header_map();
+        let routed = {
+            let Some(headers) = Headers::from_serialized(&self.head) else {
+                return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
+            };
+            let req = request(&headers);
+            if headers.get(b"x-ca-request-mode").map(cagate_core::params::trim) == Some(b"debug") {
+                self.debug_start = Some(host::now_nanos());
+            }
+            let routed = gate::route(&state.gateway, &req);
+            if let Ok(r) = &routed {
+                self.cors = gate::cors_headers(&state.gateway, r, &req);
+            }
+            routed
+        };
+        match routed {
+            Err(r) => self.refuse(&state, &r),
+            Ok(routed) if routed.preflight => self.preflight(),
+            Ok(routed) if routed.needs_body && !end_of_stream => {
+                self.pending = Some(routed);
+                Action::Pause
+            }
+            Ok(routed) => {
+                let body: Option<&[u8]> = if routed.needs_body { Some(&[]) } else { None };
+                self.decide(&state, routed, body)
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Some(state), Some(routed)) = (self.state.clone(), self.pending) else {
+            return Action::Continue;
+        };
+        if body_size as u64 > state.gateway.max_body_bytes {
+            self.pending = None;
+            return self.refuse_code(&state, &errors::I413RL, "body over maxBodyBytes");
+        }
+        if !end_of_stream {
+            return Action::Pause; // keep buffering
+        }
+        self.pending = None;
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.decide(&state, routed, Some(&body))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.replied {
+            return Action::Continue; // our own local reply carries everything already
+        }
+        let Some(state) = self.state.clone() else { return Action::Continue };
+        let status: u16 = self
+            .get_http_response_header_bytes(":status")
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut gateway_code: Option<&'static ErrorCode> = None;
+        if self.pending.is_some() && status == 413 {
+            // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
+            gateway_code = Some(&errors::I413RL);
+            self.set_http_response_header_bytes(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
+            self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
+        } else if status >= 500 && self.get_http_response_header_bytes(reply::ERROR_CODE_HEADER).is_none() {
+            let details = self.get_property(vec!["response", "code_details"]).unwrap_or_default();
+            if let Some((code, reason)) = upstream::map_local_reply(&details) {
+                gateway_code = Some(code);
+                self.answer_backend_failure(&state, code, &reason, end_of_stream);
+            }
+        }
+        self.report_to_breaker(&state, status);
+        let mapping = self.admitted.as_ref().and_then(|a| state.gateway.bound(a.api, a.stage).mapping);
+        let mut action = Action::Continue;
+        if let (Some(idx), None) = (mapping, gateway_code) {
+            if let Some(PluginKind::Mapping(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) {
+                let json = self
+                    .get_http_response_header_bytes("content-type")
+                    .is_some_and(|ct| cagate_core::params::starts_with_ignore_case(cagate_core::params::trim(&ct), b"application/json"));
+                let fits = self
+                    .get_http_response_header_bytes("content-length")
+                    .and_then(|l| std::str::from_utf8(&l).ok()?.parse::<usize>().ok())
+                    .is_none_or(|l| l <= cfg.max_body);
+                if cfg.reads_body() && !end_of_stream && json && fits {
+                    // Held until the body is in: the status may still change.
+                    self.mapping = Some((idx, status));
+                    action = Action::Pause;
+                } else {
+                    self.apply_mapping(&state, cfg, status, None);
+                }
+            }
+        }
+        self.add_response_headers();
+        action
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.rewrite_body.is_some() {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let body = self.rewrite_body.take().unwrap_or_default();
+            self.set_http_response_body(0, body_size, body.as_bytes());
+            return Action::Continue;
+        }
+        let Some((idx, status)) = self.mapping else { return Action::Continue };
+        let Some(state) = self.state.clone() else { return Action::Continue };
+        let Some(PluginKind::Mapping(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) else {
+            return Action::Continue;
+        };
+        if body_size > cfg.max_body {
+            self.mapping = None; // larger than announced: stream it through untouched
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.mapping = None;
+        let body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        self.apply_mapping(&state, cfg, status, doc.as_ref());
+        Action::Continue
+    }
+}
+
+
+impl Http {
+    fn add_response_headers(&mut self) {
+        let rid = self.request_id;
+        self.set_http_response_header_bytes(REQUEST_ID_HEADER, Some(&rid));
+        if let Some(q) = self.quota {
+            for (name, value) in q.headers() {
+                self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+            }
+        }
+        for (name, value) in std::mem::take(&mut self.cors) {
+            self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+        }
+        if let Some(info) = self.debug_info.take() {
+            self.set_http_response_header_bytes("x-ca-debug-info", Some(info.as_bytes()));
+        }
+    }
+
+    /// Envoy answered because the backend failed: the client gets the gateway contract.
+    fn answer_backend_failure(&mut self, state: &State, code: &'static ErrorCode, reason: &str, end_of_stream: bool) {
+        let r = Refusal { message: upstream::message(code, reason), ..Refusal::new(code, &[], "backend failure") };
+        log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.id(), code.code);
+        state.metrics.borrow_mut().refused(code.code);
+        let out = reply::refusal(&r, self.id());
+        self.set_http_response_header_bytes(":status", Some(out.status.to_string().as_bytes()));
+        self.set_http_response_header_bytes("content-length", None);
+        for (name, value) in &out.headers {
+            if name != REQUEST_ID_HEADER {
+                self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+            }
+        }
+        if !end_of_stream {
+            self.rewrite_body = Some(out.body);
+        }
+    }
+
+    fn report_to_breaker(&mut self, state: &State, status: u16) {
+        let Some((idx, key, pass)) = self.admitted.as_mut().and_then(|a| a.breaker.take()) else { return };
+        let Some(PluginKind::Breaker(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) else { return };
+        if cagate_core::breaker::record(cfg, &key, pass, status >= 500, HostClock.now_ms(), &HostStore) {
+            log::warn!("cagate: circuit breaker {} opened for {key}", cfg.plugin);
+            state.metrics.borrow_mut().breaker_opened();
+        }
+    }
+
+    fn apply_mapping(&mut self, state: &State, cfg: &cagate_core::mapping::MappingConfig, status: u16, body: Option<&serde_json::Value>) {
+        let Some(adm) = &self.admitted else { return };
+        let headers = |name: &str| {
+            proxy_wasm::hostcalls::get_map_value_bytes(proxy_wasm::types::MapType::HttpResponseHeaders, name)
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        let gw = &state.gateway;
+        let rid = self.id().to_string();
+        let system = |name: &str| match name {
+            "CaAppId" => adm.app.and_then(|a| gw.app(a)).map(|a| a.id.clone()),
+            "CaApiName" => gw.api(adm.api).map(|a| a.name.clone()),
+            "CaStage" => gw.stages.get(adm.stage as usize).cloned(),
+            "CaRequestId" => Some(rid.clone()),
+            _ => None,
+        };
+        let response = cagate_core::mapping::Response {
+            status,
+            headers: &headers,
+            error_code: None,
+            body,
+            claims: adm.claims.as_deref(),
+            system: &system,
+        };
+        if let Some((new_status, message)) = cagate_core::mapping::apply(cfg, &response) {
+            self.set_http_response_header_bytes(":status", Some(new_status.to_string().as_bytes()));
+            if let Some(m) = message {
+                self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
+            }
+        }
+    }
+}

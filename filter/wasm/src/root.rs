@@ -1,0 +1,168 @@
+//! The root context: configuration (once, in `on_configure`), the tick (stats flush, coarse clock,
+//! remote JWKS), and the factory of HTTP contexts.
+
+use crate::host::{self, HostClock, HostStore, Metrics};
+use crate::http::Http;
+use crate::State;
+use cagate_core::config::compile;
+use cagate_core::jwt::remote;
+use cagate_core::nonce::NonceStore;
+use cagate_core::plugins::{PluginKind, Runtime};
+use cagate_core::reqid::RequestIds;
+use cagate_core::store::{Clock, SharedStore};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// How often each VM hands its counters to Envoy, refreshes its coarse clock and checks remote JWKS.
+const TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub(crate) struct Root {
+    state: Option<Rc<State>>,
+    /// Remote JWKS fetches in flight: call token -> plugin index.
+    fetches: Vec<(u32, u32)>,
+}
+
+impl Root {
+    pub(crate) fn new() -> Self {
+        Root { state: None, fetches: Vec::new() }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
+        let (_, idx) = self.fetches.swap_remove(pos);
+        let Some(state) = self.state.clone() else { return };
+        let Some(cagate_core::plugins::Plugin { name, .. }) = state.gateway.plugins.get(idx as usize) else { return };
+        let status = self.get_http_call_response_header_bytes(":status");
+        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        if status.as_deref() != Some(b"200") {
+            let shown = status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "no response".into());
+            log::warn!("cagate: plugin {name}: JWKS fetch failed ({shown}); keeping the last good keys");
+            return;
+        }
+        match remote::publish(&HostStore, name, HostClock.now_ms(), &body) {
+            Ok(keys) => {
+                log::info!("cagate: plugin {name}: JWKS loaded, {} key(s)", keys.len());
+                if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx as usize) {
+                    js.remote_keys = Some(keys);
+                    js.clear_cache();
+                }
+            }
+            Err(e) => log::warn!("cagate: plugin {name}: JWKS refused ({e}); keeping the last good keys"),
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Some(state) = &self.state {
+            state.metrics.borrow_mut().flush();
+        }
+        true
+    }
+}
+
+impl Root {
+    /// Installs a newer shared JWKS in this VM, and starts a fetch when one is due and this VM wins
+    /// the lease.
+    fn refresh_remote_keys(&mut self, state: &State) {
+        for (idx, plugin) in state.gateway.plugins.iter().enumerate() {
+            let PluginKind::Jwt(cfg) = &plugin.kind else { continue };
+            let Some(r) = &cfg.remote else { continue };
+            if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx) {
+                if let Some((cas, keys)) = remote::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
+                    js.remote_cas = cas;
+                    js.remote_keys = Some(keys);
+                    js.clear_cache();
+                }
+            }
+            if self.fetches.iter().any(|(_, i)| *i == idx as u32) || !remote::should_fetch(&HostStore, &plugin.name, r, HostClock.now_ms()) {
+                continue;
+            }
+            let headers = vec![(":method", "GET"), (":path", r.path.as_str()), (":authority", r.authority.as_str()), ("accept", "application/json")];
+            match self.dispatch_http_call(&r.cluster, headers, None, vec![], std::time::Duration::from_millis(r.timeout_ms)) {
+                Ok(token) => self.fetches.push((token, idx as u32)),
+                Err(e) => log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {} ({e:?})", plugin.name, r.cluster),
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        if let Some(old) = &self.state {
+            old.metrics.borrow_mut().flush();
+        }
+        let doc = self.get_plugin_configuration().unwrap_or_default();
+        let gateway = match compile(&doc) {
+            Ok(g) => g,
+            Err(problems) => {
+                log::error!("cagate: configuration refused, {} problem(s)", problems.len());
+                for p in &problems {
+                    log::error!("cagate: config: {p}");
+                }
+                return false;
+            }
+        };
+        for w in &gateway.warnings {
+            log::warn!("cagate: config: {w}");
+        }
+        let mut nonces = NonceStore::new(gateway.nonce_store);
+        nonces.ensure(&HostStore, host::random_bytes());
+        log::info!(
+            "cagate: configured {} apps, {} apis, {} stages; nonce store {} shards",
+            gateway.apps.len(),
+            gateway.apis.len(),
+            gateway.stages.len(),
+            nonces.shard_count()
+        );
+        let seed = u64::from_le_bytes(host::random_bytes()[..8].try_into().unwrap_or([0; 8]));
+        let cache_seed = host::random_bytes();
+        let mut runtime = Runtime::new(
+            &gateway.plugins,
+            (
+                u64::from_le_bytes(cache_seed[..8].try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(cache_seed[8..].try_into().unwrap_or([0; 8])),
+            ),
+        );
+        runtime.ensure(&HostStore, host::random_bytes());
+        ensure_traffic_keys(&gateway);
+        self.state = Some(Rc::new(State {
+            runtime: RefCell::new(runtime),
+            gateway,
+            nonces,
+            metrics: RefCell::new(Metrics::define()),
+            ids: RefCell::new(RequestIds::new(seed)),
+        }));
+        host::refresh_coarse_clock();
+        self.set_tick_period(TICK);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        host::refresh_coarse_clock();
+        let Some(state) = self.state.clone() else { return };
+        state.metrics.borrow_mut().flush();
+        self.refresh_remote_keys(&state);
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(self.state.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+
+/// Creates the API-dimension counters of trafficControl before traffic arrives: Envoy cannot create a
+/// key only if it is absent, so two workers creating one at the same moment could lose a count.
+fn ensure_traffic_keys(gw: &cagate_core::config::Gateway) {
+    for key in cagate_core::traffic::api_keys(gw) {
+        if HostStore.get(&key).is_none() {
+            let _ = HostStore.set(&key, &[0u8; 16], 0);
+        }
+    }
+}
