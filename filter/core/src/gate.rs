@@ -81,8 +81,7 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         return Err(Refusal::new(&errors::I413UL, &[], "url over maxUrlBytes"));
     }
     if let Some(max) = gw.max_hops {
-        let hops = h.get(HOPS_HEADER).and_then(|v| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok()).unwrap_or(0);
-        if hops >= max {
+        if header_u64(h, HOPS_HEADER).unwrap_or(0) >= max {
             return Err(Refusal::new(&errors::I508LD, &[], "loop detected"));
         }
     }
@@ -137,13 +136,15 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
     let needs_body = gw.api(api_idx).is_some_and(|api| {
         (api.auth == AuthType::App && (h.contains(b"content-md5") || (h.contains(b"x-ca-key") && form))) || (api.reads_form && form)
     });
-    if needs_body {
-        let declared = h.get(b"content-length").and_then(|v| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > gw.max_body_bytes) {
-            return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
-        }
+    if needs_body && header_u64(h, b"content-length").is_some_and(|n| n > gw.max_body_bytes) {
+        return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
     }
     Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+}
+
+/// A header holding a whole number (`Content-Length`, the hop counter).
+fn header_u64(h: &Headers<'_>, name: &[u8]) -> Option<u64> {
+    std::str::from_utf8(trim(h.get(name)?)).ok()?.parse().ok()
 }
 
 /// The hop counter for loop detection (`maxHops`).
@@ -428,7 +429,7 @@ pub fn run_plugins(
         }
     }
     if gw.max_hops.is_some() {
-        let hops = req.headers.get(HOPS_HEADER).and_then(|v| std::str::from_utf8(trim(v)).ok()?.parse::<u64>().ok()).unwrap_or(0);
+        let hops = header_u64(req.headers, HOPS_HEADER).unwrap_or(0);
         admission.edits.push(("x-ca-hops".to_string(), Some((hops + 1).to_string().into_bytes())));
     }
     Ok(admission)

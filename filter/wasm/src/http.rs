@@ -159,19 +159,15 @@ impl Http {
     }
 
     /// Authenticates with the buffered head and, if needed, the body; then replies or admits.
-    fn decide(&mut self, state: &State, routed: Routed, body: Option<&[u8]>) -> Action {
-        let head_buf = std::mem::take(&mut self.head);
-        let Some(headers) = Headers::from_serialized(&head_buf) else {
-            return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
-        };
-        let req = request(&headers);
+    fn decide(&mut self, state: &State, headers: &Headers<'_>, routed: Routed, body: Option<&[u8]>) -> Action {
+        let req = request(headers);
         let rid = self.request_id;
         let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
         let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer, coarse: &CoarseClock };
         let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
             .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
         match admitted {
-            Ok(a) => self.admit(state, &headers, &a),
+            Ok(a) => self.admit(state, headers, &a),
             Err(r) => self.refuse(state, &r),
         }
     }
@@ -194,33 +190,31 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         self.request_id = state.ids.borrow_mut().next_id();
-        self.head = host::request_header_map();
-        let routed = {
-            let Some(headers) = Headers::from_serialized(&self.head) else {
-                return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
-            };
-            let req = request(&headers);
-            if headers.get(b"x-ca-request-mode").map(cagate_core::params::trim) == Some(b"debug") {
-                self.debug_start = Some(host::now_nanos());
-            }
-            let routed = gate::route(&state.gateway, &req);
-            if let Ok(r) = &routed {
-                self.cors = gate::cors_headers(&state.gateway, r, &req);
-            }
-            routed
+        // The header map is fetched and parsed once; it is kept only while a body is awaited.
+        let head = host::request_header_map();
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
         };
-        match routed {
-            Err(r) => self.refuse(&state, &r),
-            Ok(routed) if routed.preflight => self.preflight(),
-            Ok(routed) if routed.needs_body && !end_of_stream => {
-                self.pending = Some(routed);
-                Action::Pause
-            }
-            Ok(routed) => {
-                let body: Option<&[u8]> = if routed.needs_body { Some(&[]) } else { None };
-                self.decide(&state, routed, body)
-            }
+        let req = request(&headers);
+        if headers.get(b"x-ca-request-mode").map(cagate_core::params::trim) == Some(b"debug") {
+            self.debug_start = Some(host::now_nanos());
         }
+        let routed = match gate::route(&state.gateway, &req) {
+            Ok(r) => r,
+            Err(r) => return self.refuse(&state, &r),
+        };
+        self.cors = gate::cors_headers(&state.gateway, &routed, &req);
+        if routed.preflight {
+            return self.preflight();
+        }
+        if routed.needs_body && !end_of_stream {
+            drop(headers);
+            self.head = head;
+            self.pending = Some(routed);
+            return Action::Pause;
+        }
+        let body: Option<&[u8]> = if routed.needs_body { Some(&[]) } else { None };
+        self.decide(&state, &headers, routed, body)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -236,7 +230,11 @@ impl HttpContext for Http {
         }
         self.pending = None;
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        self.decide(&state, routed, Some(&body))
+        let head = std::mem::take(&mut self.head);
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
+        };
+        self.decide(&state, &headers, routed, Some(&body))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
