@@ -7,7 +7,7 @@
 use crate::check::Check;
 use crate::errors;
 use crate::gate::Refusal;
-use crate::store::{SetError, SharedStore};
+use crate::store::{le_u32, le_u64, SetError, SharedStore};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -39,12 +39,11 @@ pub struct State {
 
 impl State {
     fn decode(v: &[u8]) -> State {
-        let i = |r: std::ops::Range<usize>| v.get(r).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, i64::from_le_bytes);
         State {
             mode: v.first().copied().unwrap_or(0),
-            window_start: i(1..9),
-            failures: v.get(9..13).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes),
-            opened_at: i(13..21),
+            window_start: le_u64(v, 1) as i64,
+            failures: le_u32(v, 9),
+            opened_at: le_u64(v, 13) as i64,
         }
     }
     fn encode(&self) -> [u8; 21] {

@@ -7,7 +7,7 @@
 //! forgotten nonce could be replayed.
 
 use crate::config::NonceStoreConfig;
-use crate::store::{SetError, SharedStore};
+use crate::store::{le_u32, le_u64, SetError, SharedStore};
 use std::hash::Hasher;
 
 const ENTRY: usize = 12;
@@ -60,12 +60,8 @@ impl NonceStore {
             let _ = store.set(SEED_KEY, &fresh_seed, 0);
         }
         if let Some((v, _)) = store.get(SEED_KEY) {
-            if let (Some(a), Some(b)) = (v.get(0..8), v.get(8..16)) {
-                let mut k0 = [0u8; 8];
-                let mut k1 = [0u8; 8];
-                k0.copy_from_slice(a);
-                k1.copy_from_slice(b);
-                self.seed = (u64::from_le_bytes(k0), u64::from_le_bytes(k1));
+            if v.len() >= 16 {
+                self.seed = (le_u64(&v, 0), le_u64(&v, 8));
             }
         }
         for key in &self.keys {
@@ -108,15 +104,10 @@ impl NonceStore {
             next.push(VERSION);
             let mut live = 0usize;
             for e in old.get(1..).unwrap_or_default().chunks_exact(ENTRY) {
-                let (f, x) = e.split_at(8);
-                let mut fb = [0u8; 8];
-                fb.copy_from_slice(f);
-                let mut xb = [0u8; 4];
-                xb.copy_from_slice(x);
-                if u32::from_le_bytes(xb) as u64 <= now_s {
+                if le_u32(e, 8) as u64 <= now_s {
                     continue; // expired: pruned by this write
                 }
-                if u64::from_le_bytes(fb) == fp {
+                if le_u64(e, 0) == fp {
                     return Outcome::Replayed;
                 }
                 next.extend_from_slice(e);

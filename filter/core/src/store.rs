@@ -4,6 +4,16 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Little-endian fields of a shared-data value: 0 where the value is too short (a key created empty
+/// or by an older layout reads as zero).
+pub fn le_u64(v: &[u8], at: usize) -> u64 {
+    v.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
+}
+
+pub fn le_u32(v: &[u8], at: usize) -> u32 {
+    v.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes)
+}
+
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
     fn now_ms(&self) -> i64;

@@ -7,7 +7,7 @@
 use crate::check::{join, Check};
 use crate::errors::{self, ErrorCode};
 use crate::gate::Refusal;
-use crate::store::{SetError, SharedStore};
+use crate::store::{le_u64, SetError, SharedStore};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -229,13 +229,7 @@ pub enum Take {
 }
 
 fn read(v: &[u8]) -> (i64, u64) {
-    let mut a = [0u8; 8];
-    let mut b = [0u8; 8];
-    if let (Some(x), Some(y)) = (v.get(0..8), v.get(8..16)) {
-        a.copy_from_slice(x);
-        b.copy_from_slice(y);
-    }
-    (i64::from_le_bytes(a), u64::from_le_bytes(b))
+    (le_u64(v, 0) as i64, le_u64(v, 8))
 }
 
 fn write(a: i64, b: u64) -> [u8; 16] {

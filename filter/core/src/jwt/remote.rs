@@ -66,11 +66,7 @@ fn lease_key(plugin: &str) -> String {
 }
 
 fn read_ms(v: &[u8]) -> i64 {
-    let mut b = [0u8; 8];
-    if let Some(s) = v.get(..8) {
-        b.copy_from_slice(s);
-    }
-    i64::from_le_bytes(b)
+    crate::store::le_u64(v, 0) as i64
 }
 
 /// True if this VM should fetch now: no fresh key set is shared, and it won the fetch lease.
