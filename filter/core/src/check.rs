@@ -16,17 +16,9 @@ impl Check {
         self.problems.push(Problem { path: path.to_string(), message: message.into() });
     }
 
+    /// An object whose fields are all in `allowed`; any other field is reported.
     pub(crate) fn object<'v>(&mut self, v: &'v Value, path: &str, allowed: &[&str]) -> Option<&'v Map<String, Value>> {
-        let Some(map) = v.as_object() else {
-            self.err(path, format!("must be an object, not {}", kind(v)));
-            return None;
-        };
-        for k in map.keys() {
-            if !allowed.contains(&k.as_str()) {
-                self.err(&join(path, k), "unknown field");
-            }
-        }
-        Some(map)
+        self.object_lenient(v, path, allowed, &[])
     }
 
     pub(crate) fn string<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str, required: bool) -> Option<&'v str> {
