@@ -94,6 +94,23 @@ pub struct NonceStoreConfig {
     pub per_shard: u32,
 }
 
+/// Shards of every one-time-key store, whatever its capacity: the shard of a key never depends on
+/// the configuration, so a reload that changes a capacity still finds every live key.
+pub const ONE_TIME_KEY_SHARDS: u32 = 4096;
+
+impl NonceStoreConfig {
+    /// Room for at least `capacity` live keys. Keys fall into shards at random (a binomial count per
+    /// shard), so each shard gets its mean plus four standard deviations plus a little: the first
+    /// full shard then comes after the capacity is reached, not at 80-90 % of it.
+    pub fn for_capacity(capacity: u64) -> Self {
+        let shards = ONE_TIME_KEY_SHARDS;
+        let mean = capacity.div_ceil(shards as u64);
+        let spread = (4.0 * (mean as f64).sqrt()).ceil() as u64;
+        let per_shard = (mean + spread + 8).min(u32::MAX as u64) as u32;
+        NonceStoreConfig { shards, per_shard }
+    }
+}
+
 /// A compiled, valid configuration.
 #[derive(Debug)]
 pub struct Gateway {
@@ -154,8 +171,6 @@ pub const DEFAULT_TOLERANCE_S: u64 = 900;
 pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_URL: u64 = 8192;
 pub const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
-/// Entries per shard: small enough that one shared-data read and write copies about 1.5 KB.
-const NONCE_SHARD_TARGET: u64 = 128;
 
 const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
@@ -213,8 +228,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     }
     let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
     let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
-    let shards = capacity.div_ceil(NONCE_SHARD_TARGET).clamp(1, 8192) as u32;
-    let nonce_store = NonceStoreConfig { shards, per_shard: capacity.div_ceil(shards as u64) as u32 };
+    let nonce_store = NonceStoreConfig::for_capacity(capacity);
 
     let max_body_bytes = c.integer(top, "", "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 30);
     let max_url_bytes = c.integer(top, "", "maxUrlBytes", DEFAULT_MAX_URL, 16, 1 << 20);

@@ -91,6 +91,10 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
     };
     let (raw_path, _) = split_path(req.path);
     let path = percent_decode(raw_path, false);
+    // A backend that resolves `..` would act on another API's path than the one routed here.
+    if has_dot_segment(&path) {
+        return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "dot segment in path"));
+    }
     let origin = h.get(b"origin");
     let cors_of = |api: u32| -> Option<(u32, &crate::cors::CorsConfig)> {
         let idx = gw.bound(api, stage).cors?;
@@ -140,6 +144,17 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
     }
     Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+}
+
+/// True if a segment of the decoded path is `.` or `..`; `\\` counts as a separator, as some
+/// servers read it so.
+pub fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/' || b == b'\\').any(|seg| seg == b"." || seg == b"..")
+}
+
+/// At most 256 bytes of a client value, for a message.
+fn shorten(v: &[u8]) -> &[u8] {
+    v.get(..256).unwrap_or(v)
 }
 
 /// A header holding a whole number (`Content-Length`, the hop counter).
@@ -201,10 +216,12 @@ pub fn authenticate(
         if api.force_nonce && nonce.is_none() {
             return Err(refuse(&errors::I400NC, &[], "nonce required"));
         }
-        match h.get(b"x-ca-timestamp").map(trim) {
+        let timestamp = h.get(b"x-ca-timestamp").map(trim);
+        let mut signed_at = None;
+        match timestamp {
             Some(ts) => {
-                let ok = parse_millis(ts).is_some_and(|t| t.abs_diff(now.get()) <= gw.tolerance_ms);
-                if !ok {
+                signed_at = parse_millis(ts).filter(|t| t.abs_diff(now.get()) <= gw.tolerance_ms);
+                if signed_at.is_none() {
                     return Err(refuse(&errors::S403TE, &[], "timestamp malformed or outside tolerance"));
                 }
             }
@@ -229,9 +246,20 @@ pub fn authenticate(
             let shown = header_safe(&sts.canonical());
             return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));
         }
+        // An unsigned nonce or timestamp could be changed at will on a captured request.
+        for (value, name, shown) in [(nonce, &b"x-ca-nonce"[..], "X-Ca-Nonce"), (timestamp, b"x-ca-timestamp", "X-Ca-Timestamp")] {
+            if value.is_some() && !signs_header(h, name) {
+                return Err(refuse(&errors::I400HD, &[shown, "is not signed: list it in X-Ca-Signature-Headers"], "nonce or timestamp not signed"));
+            }
+        }
         authorize(gw, routed, app, &mut now)?;
         if let Some(nonce) = nonce {
-            match nonces.record(store, key, nonce, now.get(), gw.nonce_ttl_ms) {
+            // Remembered for as long as the request could pass the timestamp check again: a
+            // timestamp ahead of the clock stays acceptable until `timestamp + tolerance`.
+            let now_ms = now.get();
+            let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64))
+                .max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
+            match nonces.record_until(store, key, nonce, now_ms, until) {
                 Outcome::Fresh => {}
                 Outcome::Replayed => return Err(refuse(&errors::S403NU, &[], "nonce replayed")),
                 Outcome::Full => return Err(refuse(&errors::X503BZ, &[], "nonce store full")),
@@ -288,6 +316,11 @@ fn authorize(gw: &Gateway, routed: &Routed, app: u32, now: &mut Now<'_>) -> Resu
         }
         Some(_) => Ok(()),
     }
+}
+
+/// Whether `X-Ca-Signature-Headers` lists `name` (given in lower case), in any case.
+fn signs_header(h: &Headers<'_>, name: &[u8]) -> bool {
+    h.get(b"x-ca-signature-headers").is_some_and(|list| list.split(|&b| b == b',').any(|n| trim(n).eq_ignore_ascii_case(name)))
 }
 
 fn parse_millis(ts: &[u8]) -> Option<i64> {
@@ -421,12 +454,6 @@ pub fn run_plugins(
         let form = form_body(req.headers, ctx.body);
         let md5 = req.headers.get(b"content-md5");
         admission.edits.extend(crate::backend::headers(cfg, req.method, md5, path, form, ctx.request_id.as_bytes()));
-    }
-    // Client-sent X-Ca-Proxy-* never reach the backend, with or without backendSignature.
-    for (name, _) in req.headers.iter() {
-        if name.starts_with(b"x-ca-proxy-") && !admission.edits.iter().any(|(n, _)| n.as_bytes() == name) {
-            admission.edits.push((String::from_utf8_lossy(name).into_owned(), None));
-        }
     }
     if gw.max_hops.is_some() {
         let hops = header_u64(req.headers, HOPS_HEADER).unwrap_or(0);

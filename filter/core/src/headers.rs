@@ -61,6 +61,59 @@ impl<'a> Headers<'a> {
     }
 }
 
+/// How a backend may read a header name: case ignored, and `_` as `-` (CGI and WSGI turn both into
+/// `HTTP_X_CA_APP_ID`). Two names that fold alike are one header to such a backend.
+fn fold(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// True if a client-sent `name` is, to some backend, the header `owned` (lower case, `-`).
+pub fn same_name(name: &[u8], owned: &[u8]) -> bool {
+    name.len() == owned.len() && name.iter().zip(owned).all(|(&a, &b)| fold(a) == b)
+}
+
+/// True if a client-sent `name` starts, to some backend, with `prefix` (lower case, `-`).
+pub fn starts_with_name(name: &[u8], prefix: &[u8]) -> bool {
+    name.get(..prefix.len()).is_some_and(|head| same_name(head, prefix))
+}
+
+/// Names the gateway owns by prefix: a client's copy never reaches the backend.
+pub const OWNED_PREFIXES: [&[u8]; 1] = [b"x-ca-proxy-"];
+
+/// True if the backend must not receive the client's header `name`: the gateway sets or removes a
+/// header of that name (`edits`), or owns its prefix, under any spelling.
+pub fn gateway_owned<'e>(name: &[u8], mut edits: impl Iterator<Item = &'e [u8]>) -> bool {
+    OWNED_PREFIXES.iter().any(|p| starts_with_name(name, p)) || edits.any(|e| same_name(name, e))
+}
+
+/// A header edit of the gateway's: set `name` to the value, or remove it (`None`).
+pub type Edit<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// The request header map the backend receives: the client's headers less every one the gateway
+/// owns (in any spelling), then the gateway's values.
+pub fn upstream_pairs<'a>(head: &Headers<'a>, edits: &[Edit<'a>]) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(head.pairs.len() + edits.len());
+    out.extend(head.iter().filter(|(n, _)| !gateway_owned(n, edits.iter().map(|e| e.0))));
+    out.extend(edits.iter().filter_map(|&(n, v)| Some((n, v?))));
+    out
+}
+
+/// For editing header by header: the client's names to remove that the edits do not already name
+/// exactly (other spellings of owned names, owned prefixes).
+pub fn owned_spellings<'a>(head: &Headers<'a>, edits: &[Edit<'_>]) -> Vec<&'a [u8]> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for (n, _) in head.iter() {
+        if gateway_owned(n, edits.iter().map(|e| e.0)) && !edits.iter().any(|e| e.0 == n) && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
 /// Serializes pairs in the proxy-wasm map encoding (the adapter's tests and the host mock use it).
 pub fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -106,5 +159,32 @@ mod tests {
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(Headers::from_serialized(&huge).is_none());
         assert_eq!(Headers::from_serialized(&[]).unwrap().iter().count(), 0);
+    }
+
+    #[test]
+    fn gateway_owned_names_in_every_spelling() {
+        let edits: [&[u8]; 2] = [b"x-ca-app-id", b"x-user"];
+        for name in [&b"x-ca-app-id"[..], b"X_Ca_App_Id", b"x-ca_app-id", b"X-CA-APP-ID", b"x_user", b"x-ca-proxy-x", b"X_CA_PROXY_SIGNATURE"] {
+            assert!(gateway_owned(name, edits.iter().copied()), "{}", String::from_utf8_lossy(name));
+        }
+        for name in [&b"x-ca-app-idx"[..], b"x-ca-app", b"x-ca-key", b"x-ca-proxy", b"xuser"] {
+            assert!(!gateway_owned(name, edits.iter().copied()), "{}", String::from_utf8_lossy(name));
+        }
+    }
+
+    #[test]
+    fn upstream_map_drops_every_spelling_of_owned_names() {
+        let pairs: Vec<(&[u8], &[u8])> = vec![
+            (b":path", b"/a"),
+            (b"x_ca_app_id", b"99999"),
+            (b"x-ca-app-id", b"1"),
+            (b"x-ca-proxy-signature", b"forged"),
+            (b"keep", b"k"),
+        ];
+        let h = Headers::from_pairs(pairs);
+        let edits: Vec<Edit<'_>> = vec![(b"x-ca-app-id", Some(b"10001")), (b"x-ca-api-name", None)];
+        let out = upstream_pairs(&h, &edits);
+        assert_eq!(out, vec![(&b":path"[..], &b"/a"[..]), (b"keep", b"k"), (b"x-ca-app-id", b"10001")]);
+        assert_eq!(owned_spellings(&h, &edits), vec![&b"x_ca_app_id"[..], b"x-ca-proxy-signature"]);
     }
 }

@@ -139,15 +139,21 @@ pub fn client_ip(source: Source, peer: Option<&[u8]>, xff: Option<&[u8]>) -> Opt
     }
 }
 
-/// ALLOW: admitted if the address is in a block for everyone, or in a block of the calling app.
+/// ALLOW: an app with items of its own is admitted only from its own blocks (Aliyun: the app may call
+/// only from the listed addresses); any other caller from a block of an item without `appId`.
 /// REFUSE: refused if the address is in any block. An address that cannot be established is refused.
 pub fn allowed(cfg: &IpConfig, ip: Option<IpAddr>, app_id: Option<&str>) -> bool {
     let Some(ip) = ip else { return false };
     let key = ip_key(ip);
-    let hit = cfg.items.iter().any(|(app, blocks)| {
-        app.as_deref().is_none_or(|a| Some(a) == app_id) && blocks.iter().any(|b| b.contains(key))
-    });
-    hit == cfg.allow
+    let in_blocks = |blocks: &Vec<Block>| blocks.iter().any(|b| b.contains(key));
+    if !cfg.allow {
+        return !cfg.items.iter().any(|(_, blocks)| in_blocks(blocks));
+    }
+    let restricted = app_id.is_some() && cfg.items.iter().any(|(app, _)| app.as_deref() == app_id);
+    cfg.items.iter().any(|(app, blocks)| {
+        let applies = if restricted { app.as_deref() == app_id } else { app.is_none() };
+        applies && in_blocks(blocks)
+    })
 }
 
 #[cfg(test)]
@@ -214,6 +220,7 @@ mod tests {
         assert!(!allowed(&c, ip("192.0.2.1"), Some("10002")), "another app's block");
         assert!(!allowed(&c, ip("192.0.2.1"), None));
         assert!(!allowed(&c, None, Some("10001")), "unknown address: refused");
+        assert!(!allowed(&c, ip("10.1.2.3"), Some("10001")), "a restricted app is not admitted by a general item");
         let r = cfg(false, &[(None, &["2001:db8::/32", "79.11.12.2"])]);
         assert!(!allowed(&r, ip("2001:db8::5"), None));
         assert!(!allowed(&r, ip("79.11.12.2"), Some("x")));

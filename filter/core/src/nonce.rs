@@ -253,4 +253,28 @@ mod tests {
             }
         }
     }
+
+    /// Fills a store with distinct nonces until the first refusal; returns how many it took.
+    fn first_refusal(capacity: u64) -> u64 {
+        let mem = MemoryStore::new();
+        let mut n = NonceStore::new(NonceStoreConfig::for_capacity(capacity));
+        n.ensure(&mem, [11; 16]);
+        let mut i = 0u64;
+        while n.record(&mem, b"k", &i.to_le_bytes(), 1_000_000, 900_000) == Outcome::Fresh {
+            i += 1;
+        }
+        i
+    }
+
+    #[test]
+    fn holds_at_least_its_capacity() {
+        for capacity in [64, 1024, 16_384, 262_144] {
+            let first = first_refusal(capacity);
+            let cfg = NonceStoreConfig::for_capacity(capacity);
+            let bound = cfg.shards as u64 * cfg.per_shard as u64;
+            eprintln!("capacity {capacity}: first refusal after {first} live nonces ({:.2}x), bound {bound}", first as f64 / capacity as f64);
+            assert!(first >= capacity, "capacity {capacity}: refused after {first}");
+            assert!(first <= bound);
+        }
+    }
 }

@@ -28,6 +28,7 @@ fn json_escape(out: &mut String, s: &str) {
 /// Builds the local reply for a refusal. A plugin's own headers replace the defaults of the same
 /// name (accessControl may answer XML with its own Content-Type); its own body replaces the JSON one.
 pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
+    let message = bounded(&r.message);
     let body = match &r.body {
         Some(b) => b.clone(),
         None => {
@@ -35,7 +36,7 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
             body.push_str("{\"code\":\"");
             body.push_str(r.error.code);
             body.push_str("\",\"message\":\"");
-            json_escape(&mut body, &r.message);
+            json_escape(&mut body, message);
             body.push_str("\",\"requestId\":\"");
             json_escape(&mut body, request_id);
             body.push_str("\"}");
@@ -45,7 +46,7 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
     let mut headers: Vec<(Cow<'static, str>, String)> = vec![
         (crate::gate::REQUEST_ID_HEADER.into(), request_id.to_string()),
         (ERROR_CODE_HEADER.into(), r.error.code.to_string()),
-        (ERROR_MESSAGE_HEADER.into(), r.message.clone()),
+        (ERROR_MESSAGE_HEADER.into(), message.to_string()),
         ("content-type".into(), "application/json; charset=utf-8".to_string()),
     ];
     for (name, value) in &r.headers {
@@ -53,6 +54,18 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
         headers.push((name.clone(), value.clone()));
     }
     Reply { status: r.status.unwrap_or(r.error.status), headers, body }
+}
+
+/// Longest `X-Ca-Error-Message`: a StringToSign that quotes a huge signed header must not make a
+/// reply Envoy or the client refuses to carry.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+fn bounded(message: &str) -> &str {
+    let mut end = message.len().min(MAX_MESSAGE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -73,5 +86,16 @@ mod tests {
         assert_eq!(v["message"], "Invalid Signature, Server StringToSign:`GET#\"q\\`");
         assert_eq!(v["requestId"], "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF");
         assert!(reply.headers.contains(&("retry-after".into(), "3".to_string())));
+    }
+
+    #[test]
+    fn huge_messages_are_cut_on_a_char_boundary() {
+        let big = format!("{}é{}", "x".repeat(MAX_MESSAGE_BYTES - 1), "y".repeat(1 << 20));
+        let r = Refusal::new(&errors::A403IS, &[&big], "x");
+        let reply = refusal(&r, "id");
+        let shown = &reply.headers.iter().find(|(n, _)| n == "x-ca-error-message").unwrap().1;
+        assert!(shown.len() <= MAX_MESSAGE_BYTES && shown.starts_with("Invalid Signature"));
+        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(v["message"].as_str().unwrap(), shown);
     }
 }

@@ -215,3 +215,89 @@ fn statuses_follow_the_table() {
         assert_eq!(errors::by_code(c).map(|e| e.status), Some(s), "{c}");
     }
 }
+
+/// Signed like `signed`, but with the nonce and timestamp headers left out of the signed list.
+fn signed_without(path: &str, nonce: &str, ts: i64, unsigned: &str) -> Vec<(&'static str, String)> {
+    let mut h = vec![("x-ca-key", "k1".to_string()), ("x-ca-nonce", nonce.to_string()), ("x-ca-timestamp", ts.to_string())];
+    let mut block = "x-ca-key:k1\n".to_string();
+    let mut listed = vec!["x-ca-key"];
+    for (name, value) in [("x-ca-nonce", nonce.to_string()), ("x-ca-timestamp", ts.to_string())] {
+        if name != unsigned {
+            block += &format!("{name}:{value}\n");
+            listed.push(name);
+        }
+    }
+    h.push(("x-ca-signature-headers", listed.join(",")));
+    let sts = format!("GET\n\n\n\n\n{block}{path}");
+    h.push(("x-ca-signature", sign(Algorithm::HmacSha256, SECRET.as_bytes(), sts.as_bytes())));
+    h
+}
+
+#[test]
+fn nonce_and_timestamp_must_be_signed() {
+    let w = World::new();
+    for unsigned in ["x-ca-nonce", "x-ca-timestamp"] {
+        let r = w.run("GET", "/orders/1", &signed_without("/orders/1", "u1", NOW, unsigned), None).unwrap_err();
+        assert_eq!(r.error, &errors::I400HD, "{unsigned}");
+        assert!(r.message.to_ascii_lowercase().contains(unsigned), "{}", r.message);
+    }
+    // Listed in another case: still signed.
+    let mut h = signed("/orders/1", "k1", SECRET, Some("u2"), Some(NOW));
+    assert_eq!(code(w.run("GET", "/orders/1", &h, None)), "OK");
+    h.retain(|(n, _)| *n != "x-ca-nonce");
+    h.push(("x-ca-nonce", "u3".into()));
+    assert_eq!(code(w.run("GET", "/orders/1", &h, None)), "A403IS", "a changed signed nonce breaks the signature");
+}
+
+#[test]
+fn a_future_timestamp_keeps_its_nonce_until_it_expires() {
+    let gw = compile(
+        br#"{ "signature": { "timestampToleranceSeconds": 10, "nonceTtlSeconds": 10 },
+              "apps": [ { "appId": 1, "appKey": "k1", "appSecret": "test-app-secret-1-0123456789abcdef" } ],
+              "apis": [ { "name": "o", "method": "GET", "path": "/o", "authorizations": [ { "appId": 1 } ] } ] }"#,
+    )
+    .unwrap();
+    let store = MemoryStore::new();
+    let mut nonces = NonceStore::new(gw.nonce_store);
+    nonces.ensure(&store, [1; 16]);
+    let h = signed("/o", "k1", SECRET, Some("ahead"), Some(NOW + 8_000));
+    let run = |at: i64| {
+        let pairs: Vec<(&[u8], &[u8])> = h.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+        let hs = Headers::from_pairs(pairs);
+        let req = Request { method: b"GET", path: b"/o", headers: &hs };
+        let routed = route(&gw, &req).unwrap();
+        code(authenticate(&gw, &nonces, &req, &routed, None, &FixedClock(at), &store))
+    };
+    assert_eq!(run(NOW), "OK");
+    assert_eq!(run(NOW + 10_500), "S403NU", "still within timestamp + tolerance");
+    assert_eq!(run(NOW + 17_900), "S403NU");
+    assert_eq!(run(NOW + 18_001), "S403TE", "the timestamp itself has expired by then");
+}
+
+#[test]
+fn dot_segments_are_refused_before_routing() {
+    let w = World::new();
+    for path in ["/open/../orders/1", "/open/%2e%2e/orders/1", "/open/%2E%2E%2Forders%2F1", "/open/./x", "/open/..%5corders/1", "/open/.."] {
+        let r = w.run("GET", path, &[], None).unwrap_err();
+        assert_eq!(r.error, &errors::I400PA, "{path}");
+    }
+    for path in ["/open/file.txt", "/open/..hidden", "/open/a.b/c", "/open/.well-known"] {
+        assert_eq!(code(w.run("GET", path, &[], None)), "OK", "{path}");
+    }
+}
+
+#[test]
+fn a_capacity_change_keeps_every_live_nonce() {
+    use cagate_core::config::NonceStoreConfig;
+    let store = MemoryStore::new();
+    let mut small = NonceStore::new(NonceStoreConfig::for_capacity(1024));
+    small.ensure(&store, [5; 16]);
+    for i in 0..500 {
+        assert_eq!(small.record(&store, b"k", format!("n{i}").as_bytes(), NOW, 900_000), cagate_core::nonce::Outcome::Fresh);
+    }
+    let mut large = NonceStore::new(NonceStoreConfig::for_capacity(1 << 20));
+    large.ensure(&store, [6; 16]);
+    for i in 0..500 {
+        assert_eq!(large.record(&store, b"k", format!("n{i}").as_bytes(), NOW + 1, 900_000), cagate_core::nonce::Outcome::Replayed);
+    }
+}

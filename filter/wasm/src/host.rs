@@ -1,18 +1,13 @@
 //! Host services for the core, through proxy-wasm host calls: the clock, shared data, stats, the raw
 //! header map and randomness.
 
+use crate::hostcall::{self, Map, CAS_MISMATCH};
 use cagate_core::store::{Clock, SetError, SharedStore};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MetricType, Status};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::time::UNIX_EPOCH;
 
 pub fn now_nanos() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64)
+    hostcall::now_nanos()
 }
 
 pub struct HostClock;
@@ -54,17 +49,13 @@ pub struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(v), cas)) => Some((v, cas.unwrap_or(0))),
-            Ok((None, Some(cas))) => Some((Vec::new(), cas)),
-            _ => None,
-        }
+        hostcall::shared(key)
     }
 
     fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), SetError> {
-        match hostcalls::set_shared_data(key, Some(value), if cas == 0 { None } else { Some(cas) }) {
+        match hostcall::set_shared(key, value, cas) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(SetError::CasMismatch),
+            Err(CAS_MISMATCH) => Err(SetError::CasMismatch),
             Err(_) => Err(SetError::Failed),
         }
     }
@@ -81,32 +72,10 @@ pub fn random_bytes() -> [u8; 16] {
     out
 }
 
-#[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
-}
-
 /// The request header map in its serialized form, in one host call and one allocation (the SDK's
 /// own getter allocates two buffers per header and insists names be UTF-8).
-#[cfg(target_arch = "wasm32")]
 pub fn request_header_map() -> Vec<u8> {
-    let mut ptr: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: on success the host hands over a buffer it allocated through the SDK's exported
-    // allocator (a Vec<u8> of exactly `size` bytes); we take ownership of it once.
-    unsafe {
-        if proxy_get_header_map_pairs(0, &mut ptr, &mut size) == 0 && !ptr.is_null() {
-            Vec::from_raw_parts(ptr, size, size)
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-pub fn request_header_map() -> Vec<u8> {
-    Vec::new()
+    hostcall::header_map(Map::Request)
 }
 
 /// Counters, defined once per VM (per-code refusal counters on first use). Increments are kept in
@@ -129,12 +98,12 @@ struct Counter {
 
 impl Counter {
     fn new(name: &str) -> Self {
-        Counter { id: hostcalls::define_metric(MetricType::Counter, name).ok(), pending: 0 }
+        Counter { id: hostcall::define_counter(name), pending: 0 }
     }
 
     fn flush(&mut self) {
         if let (Some(id), true) = (self.id, self.pending != 0) {
-            let _ = hostcalls::increment_metric(id, self.pending);
+            let _ = hostcall::increment(id, self.pending);
         }
         self.pending = 0;
     }

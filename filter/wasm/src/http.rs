@@ -2,10 +2,11 @@
 //! (a local reply, or the upstream header edits), and handles the response phase.
 
 use crate::host::{self, CoarseClock, HostClock, HostStore};
+use crate::hostcall::{self, Buffer, Map};
 use crate::State;
 use cagate_core::errors::{self, ErrorCode};
 use cagate_core::gate::{self, Admission, Refusal, Request, Routed, REQUEST_ID_HEADER};
-use cagate_core::headers::Headers;
+use cagate_core::headers::{self, Edit, Headers};
 use cagate_core::plugins::PluginKind;
 use cagate_core::reply;
 use cagate_core::reqid::RequestIds;
@@ -87,9 +88,17 @@ impl Http {
             state.metrics.borrow_mut().traffic(idx, name, dim.as_str(), false);
         }
         let out = reply::refusal(r, self.id());
+        let cors = std::mem::take(&mut self.cors);
         let headers: Vec<(&str, &str)> =
-            out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(self.cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
-        self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
+            out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
+        self.reply(out.status, &headers, out.body.as_bytes())
+    }
+
+    /// A local reply. After it the stream is the host's: the filter pauses whatever happens.
+    fn reply(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Action {
+        if let Err(e) = hostcall::send_local_response(status as u32, headers, body) {
+            log::warn!("cagate: local reply {status} refused by the host (status {e}) request_id={}", self.id());
+        }
         self.replied = true;
         Action::Pause
     }
@@ -97,11 +106,10 @@ impl Http {
     /// Answers a CORS preflight (no authentication: browsers send none).
     fn preflight(&mut self) -> Action {
         let rid = self.request_id;
+        let cors = std::mem::take(&mut self.cors);
         let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
-        headers.extend(self.cors.iter().map(|(n, v)| (*n, v.as_str())));
-        self.send_http_response(200, headers, None);
-        self.replied = true;
-        Action::Pause
+        headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.reply(200, &headers, b"")
     }
 
     fn refuse_code(&mut self, state: &State, error: &'static ErrorCode, cause: &'static str) -> Action {
@@ -112,31 +120,13 @@ impl Http {
     fn admit(&mut self, state: &State, head: &Headers<'_>, a: &Admission) -> Action {
         let rid = self.request_id;
         let identity = gate::identity_headers(&state.gateway, &a.identity);
-        let edits: Vec<(&str, Option<&[u8]>)> = identity
+        let edits: Vec<Edit<'_>> = identity
             .iter()
-            .map(|(n, v)| (*n, v.map(str::as_bytes)))
-            .chain([(REQUEST_ID_HEADER, Some(&rid[..]))])
-            .chain(a.edits.iter().map(|(n, v)| (n.as_str(), v.as_deref())))
+            .map(|(n, v)| (n.as_bytes(), v.map(str::as_bytes)))
+            .chain([(REQUEST_ID_HEADER.as_bytes(), Some(&rid[..]))])
+            .chain(a.edits.iter().map(|(n, v)| (n.as_bytes(), v.as_deref())))
             .collect();
-        // One host call for all edits: the whole map, as received less what the gateway sets, plus
-        // the gateway's headers. Measured cheaper than a call per header (each also clears Envoy's
-        // route cache). Header names are tokens, so always UTF-8; the fallback is for form's sake.
-        let kept: Option<Vec<(&str, &[u8])>> = head
-            .iter()
-            .filter(|(n, _)| !edits.iter().any(|(e, _)| e.as_bytes() == *n))
-            .map(|(n, v)| std::str::from_utf8(n).ok().map(|n| (n, v)))
-            .collect();
-        match kept {
-            Some(mut pairs) => {
-                pairs.extend(edits.iter().filter_map(|(n, v)| v.map(|v| (*n, v))));
-                self.set_http_request_headers_bytes(pairs);
-            }
-            None => {
-                for (name, value) in edits {
-                    self.set_http_request_header_bytes(name, value);
-                }
-            }
-        }
+        edit_upstream_headers(head, &edits);
         state.metrics.borrow_mut().allowed();
         if let (Some(start), Some(app)) = (self.debug_start, a.identity.app.and_then(|i| state.gateway.app(i))) {
             self.debug_info = Some(gate::debug_info(&state.gateway, a, &app.id, host::now_nanos().saturating_sub(start) / 1000));
@@ -162,7 +152,7 @@ impl Http {
     fn decide(&mut self, state: &State, headers: &Headers<'_>, routed: Routed, body: Option<&[u8]>) -> Action {
         let req = request(headers);
         let rid = self.request_id;
-        let peer = || proxy_wasm::hostcalls::get_property(vec!["source", "address"]).ok().flatten();
+        let peer = || hostcall::property(&["source", "address"]);
         let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer, coarse: &CoarseClock };
         let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
             .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
@@ -185,9 +175,7 @@ impl HttpContext for Http {
             let r = Refusal::new(&errors::X500AM, &[], "no configuration");
             let out = reply::refusal(&r, self.id());
             let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
-            self.send_http_response(out.status as u32, headers, Some(out.body.as_bytes()));
-            self.replied = true;
-            return Action::Pause;
+            return self.reply(out.status, &headers, out.body.as_bytes());
         };
         self.request_id = state.ids.borrow_mut().next_id();
         // The header map is fetched and parsed once; it is kept only while a body is awaited.
@@ -229,7 +217,7 @@ impl HttpContext for Http {
             return Action::Pause; // keep buffering
         }
         self.pending = None;
-        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        let body = hostcall::buffer(Buffer::RequestBody, 0, body_size);
         let head = std::mem::take(&mut self.head);
         let Some(headers) = Headers::from_serialized(&head) else {
             return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
@@ -250,10 +238,10 @@ impl HttpContext for Http {
         if self.pending.is_some() && status == 413 {
             // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
             gateway_code = Some(&errors::I413RL);
-            self.set_http_response_header_bytes(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
-            self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
-        } else if status >= 500 && self.get_http_response_header_bytes(reply::ERROR_CODE_HEADER).is_none() {
-            let details = self.get_property(vec!["response", "code_details"]).unwrap_or_default();
+            set_response_header(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
+            set_response_header(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
+        } else if status >= 500 && response_header(reply::ERROR_CODE_HEADER).is_none() {
+            let details = hostcall::property(&["response", "code_details"]).unwrap_or_default();
             if let Some((code, reason)) = upstream::map_local_reply(&details) {
                 gateway_code = Some(code);
                 self.answer_backend_failure(&state, code, &reason, end_of_stream);
@@ -290,7 +278,7 @@ impl HttpContext for Http {
                 return Action::Pause;
             }
             let body = self.rewrite_body.take().unwrap_or_default();
-            self.set_http_response_body(0, body_size, body.as_bytes());
+            let _ = hostcall::set_buffer(Buffer::ResponseBody, 0, body_size, body.as_bytes());
             return Action::Continue;
         }
         let Some((idx, status)) = self.mapping else { return Action::Continue };
@@ -306,7 +294,7 @@ impl HttpContext for Http {
             return Action::Pause;
         }
         self.mapping = None;
-        let body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        let body = hostcall::buffer(Buffer::ResponseBody, 0, body_size);
         let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         self.apply_mapping(&state, cfg, status, doc.as_ref());
         Action::Continue
@@ -317,17 +305,17 @@ impl HttpContext for Http {
 impl Http {
     fn add_response_headers(&mut self) {
         let rid = self.request_id;
-        self.set_http_response_header_bytes(REQUEST_ID_HEADER, Some(&rid));
+        set_response_header(REQUEST_ID_HEADER, Some(&rid));
         if let Some(q) = self.quota {
             for (name, value) in q.headers() {
-                self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+                set_response_header(name, Some(value.as_bytes()));
             }
         }
         for (name, value) in std::mem::take(&mut self.cors) {
-            self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+            set_response_header(name, Some(value.as_bytes()));
         }
         if let Some(info) = self.debug_info.take() {
-            self.set_http_response_header_bytes("x-ca-debug-info", Some(info.as_bytes()));
+            set_response_header("x-ca-debug-info", Some(info.as_bytes()));
         }
     }
 
@@ -337,11 +325,11 @@ impl Http {
         log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.id(), code.code);
         state.metrics.borrow_mut().refused(code.code);
         let out = reply::refusal(&r, self.id());
-        self.set_http_response_header_bytes(":status", Some(out.status.to_string().as_bytes()));
-        self.set_http_response_header_bytes("content-length", None);
+        set_response_header(":status", Some(out.status.to_string().as_bytes()));
+        set_response_header("content-length", None);
         for (name, value) in &out.headers {
             if name != REQUEST_ID_HEADER {
-                self.set_http_response_header_bytes(name, Some(value.as_bytes()));
+                set_response_header(name, Some(value.as_bytes()));
             }
         }
         if !end_of_stream {
@@ -360,12 +348,7 @@ impl Http {
 
     fn apply_mapping(&mut self, state: &State, cfg: &cagate_core::mapping::MappingConfig, status: u16, body: Option<&serde_json::Value>) {
         let Some(adm) = &self.admitted else { return };
-        let headers = |name: &str| {
-            proxy_wasm::hostcalls::get_map_value_bytes(proxy_wasm::types::MapType::HttpResponseHeaders, name)
-                .ok()
-                .flatten()
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-        };
+        let headers = |name: &str| response_header(name).map(|v| String::from_utf8_lossy(&v).into_owned());
         let gw = &state.gateway;
         let rid = self.id().to_string();
         let system = |name: &str| match name {
@@ -384,10 +367,48 @@ impl Http {
             system: &system,
         };
         if let Some((new_status, message)) = cagate_core::mapping::apply(cfg, &response) {
-            self.set_http_response_header_bytes(":status", Some(new_status.to_string().as_bytes()));
+            set_response_header(":status", Some(new_status.to_string().as_bytes()));
             if let Some(m) = message {
-                self.set_http_response_header_bytes(reply::ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
+                set_response_header(reply::ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
             }
+        }
+    }
+}
+
+fn response_header(name: &str) -> Option<Vec<u8>> {
+    hostcall::header(Map::Response, name)
+}
+
+/// A response header edit; a host that refuses one leaves the backend's response as it was.
+fn set_response_header(name: &str, value: Option<&[u8]>) {
+    let _ = hostcall::set_header(Map::Response, name.as_bytes(), value);
+}
+
+/// Maps at most this large are replaced whole: one host call, measured cheaper than a call per
+/// header (each of which also clears Envoy's route cache). The proxy-wasm host deserializes at most
+/// 1024 pairs and 1 MiB (proxy-wasm-cpp-host `limits.h`); past that it hands Envoy an empty list and
+/// Envoy installs an empty map, `:path` included, and answers Ok. Well below those limits, or the
+/// map is edited header by header.
+const WHOLE_MAP_MAX_PAIRS: usize = 512;
+const WHOLE_MAP_MAX_BYTES: usize = 512 * 1024;
+
+/// Applies the gateway's request header edits: every client spelling of a gateway-owned header goes,
+/// the gateway's values are set.
+fn edit_upstream_headers(head: &Headers<'_>, edits: &[Edit<'_>]) {
+    let pairs = headers::upstream_pairs(head, edits);
+    let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
+    if pairs.len() <= WHOLE_MAP_MAX_PAIRS && bytes <= WHOLE_MAP_MAX_BYTES {
+        let serialized = hostcall::serialize_map(&pairs);
+        if hostcall::set_header_map(Map::Request, &serialized).is_ok() {
+            return;
+        }
+    }
+    for name in headers::owned_spellings(head, edits) {
+        let _ = hostcall::set_header(Map::Request, name, None);
+    }
+    for (name, value) in edits {
+        if let Err(e) = hostcall::set_header(Map::Request, name, *value) {
+            log::warn!("cagate: request header {} not set (host status {e})", String::from_utf8_lossy(name));
         }
     }
 }

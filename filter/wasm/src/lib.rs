@@ -2,6 +2,7 @@
 //! decision (local reply, or identity headers for the backend). No policy lives here.
 
 mod host;
+mod hostcall;
 mod http;
 mod root;
 
@@ -11,11 +12,14 @@ use cagate_core::plugins::Runtime;
 use cagate_core::reqid::RequestIds;
 use host::Metrics;
 use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
 use std::cell::RefCell;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
+    // Our logger and panic hook, not the SDK's: those unwrap the host's answer to a log call.
+    if log::set_logger(&hostcall::HostLogger).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+    }
+    std::panic::set_hook(Box::new(|info| hostcall::log(5, &info.to_string())));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
 }}
 

@@ -2,6 +2,7 @@
 //! remote JWKS), and the factory of HTTP contexts.
 
 use crate::host::{self, HostClock, HostStore, Metrics};
+use crate::hostcall::{self, Buffer, Map};
 use crate::http::Http;
 use crate::State;
 use cagate_core::config::compile;
@@ -36,8 +37,8 @@ impl Context for Root {
         let (_, idx) = self.fetches.swap_remove(pos);
         let Some(state) = self.state.clone() else { return };
         let Some(cagate_core::plugins::Plugin { name, .. }) = state.gateway.plugins.get(idx as usize) else { return };
-        let status = self.get_http_call_response_header_bytes(":status");
-        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        let status = hostcall::header(Map::HttpCallResponse, ":status");
+        let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         if status.as_deref() != Some(b"200") {
             let shown = status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "no response".into());
             log::warn!("cagate: plugin {name}: JWKS fetch failed ({shown}); keeping the last good keys");
@@ -94,7 +95,7 @@ impl RootContext for Root {
         if let Some(old) = &self.state {
             old.metrics.borrow_mut().flush();
         }
-        let doc = self.get_plugin_configuration().unwrap_or_default();
+        let doc = hostcall::buffer(Buffer::PluginConfiguration, 0, usize::MAX);
         let gateway = match compile(&doc) {
             Ok(g) => g,
             Err(problems) => {
@@ -136,7 +137,9 @@ impl RootContext for Root {
             ids: RefCell::new(RequestIds::new(seed)),
         }));
         host::refresh_coarse_clock();
-        self.set_tick_period(TICK);
+        if let Err(e) = hostcall::set_tick_period(TICK) {
+            log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed");
+        }
         true
     }
 

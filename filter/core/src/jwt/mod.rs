@@ -130,7 +130,6 @@ pub(crate) fn parse(c: &mut Check, plugin: &str, data: &Value, path: &str) -> Op
     };
     let audiences = c.strings(o, path, "audiences").unwrap_or_default().into_iter().map(str::to_string).collect();
     let capacity = c.integer(o, path, "jtiCapacity", 65_536, 64, 1 << 22);
-    let shards = capacity.div_ceil(128).clamp(1, 4096) as u32;
     Some(JwtConfig {
         plugin: plugin.to_string(),
         parameter: if location == Location::Header { parameter.to_ascii_lowercase() } else { parameter },
@@ -145,7 +144,7 @@ pub(crate) fn parse(c: &mut Check, plugin: &str, data: &Value, path: &str) -> Op
         audiences,
         skew_ms: c.integer(o, path, "clockSkewSeconds", DEFAULT_CLOCK_SKEW_S, 0, 3600) as i64 * 1000,
         cache_size: c.integer(o, path, "cacheSize", DEFAULT_CACHE_SIZE, 0, 1 << 20) as usize,
-        jti_store: NonceStoreConfig { shards, per_shard: capacity.div_ceil(shards as u64) as u32 },
+        jti_store: NonceStoreConfig::for_capacity(capacity),
         jti_ttl_ms: c.integer(o, path, "jtiTtlSeconds", DEFAULT_JTI_TTL_S, 1, 30 * 86_400) as i64 * 1000,
     })
 }
@@ -328,7 +327,14 @@ pub fn check(
         let Some(jti) = verified.claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty()) else {
             return Err(refuse(&errors::S403JI, &[], "jti missing"));
         };
-        let until = verified.exp.map_or(now_ms + cfg.jti_ttl_ms, |e| e + cfg.skew_ms).max(now_ms + 1000);
+        // Remembered while the token can still pass: until `exp` plus the skew; a token that never
+        // expires here (no `exp`, or ignoreExpirationCheck) for jtiTtlSeconds at least.
+        let ttl_floor = now_ms + cfg.jti_ttl_ms;
+        let until = match verified.exp {
+            Some(e) if !cfg.ignore_expiration => (e + cfg.skew_ms).max(now_ms + 1000),
+            Some(e) => (e + cfg.skew_ms).max(ttl_floor),
+            None => ttl_floor,
+        };
         match state.jti.record_until(store, cfg.plugin.as_bytes(), jti.as_bytes(), now_ms, until) {
             Outcome::Fresh => {}
             Outcome::Replayed => return Err(refuse(&errors::A403SV, &[], "jti replayed")),
