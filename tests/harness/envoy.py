@@ -77,60 +77,135 @@ COMPRESSOR = {
 }
 
 
-def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024, extra_clusters=(),
-              routes=None):
+def http_connection_manager(http_filters, routes=None, hcm_options=None):
+    """The gateway's connection manager; `hcm_options` are merged over the defaults (say
+    `{"normalize_path": True}` or `{"common_http_protocol_options": {"max_headers_count": 5000}}`)."""
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gateway",
+        # The connected peer is the client address (ipControl's default source), and the
+        # X-Forwarded-For header reaches the filter as the client sent it.
+        "use_remote_address": True,
+        "skip_xff_append": True,
+        "route_config": {"virtual_hosts": [{
+            "name": "all", "domains": ["*"],
+            "routes": routes or [{"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}}],
+        }]},
+        "http_filters": list(http_filters) + [router],
+    }
+    hcm.update(hcm_options or {})
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+
+
+def listener(port, http_filters, buffer_limit=16 * 1024 * 1024, routes=None, hcm_options=None):
     return {
+        "name": "gateway",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "per_connection_buffer_limit_bytes": buffer_limit,
+        "filter_chains": [{"filters": [http_connection_manager(http_filters, routes, hcm_options)]}],
+    }
+
+
+def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 1024 * 1024, extra_clusters=(),
+              routes=None, hcm_options=None, lds_path=None):
+    """With `lds_path`, the listener is not static: Envoy reads it from that file (a DiscoveryResponse)
+    and reloads it whenever a new file is renamed over it."""
+    gateway = listener(port, http_filters, buffer_limit, routes, hcm_options)
+    boot = {
         "stats_config": {"stats_tags": STATS_TAGS},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
-            "listeners": [{
-                "name": "gateway",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-                "per_connection_buffer_limit_bytes": buffer_limit,
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "gateway",
-                        # The connected peer is the client address (ipControl's default source), and the
-                        # X-Forwarded-For header reaches the filter as the client sent it.
-                        "use_remote_address": True,
-                        "skip_xff_append": True,
-                        "route_config": {"virtual_hosts": [{
-                            "name": "all", "domains": ["*"],
-                            "routes": routes or [{"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}}],
-                        }]},
-                        "http_filters": list(http_filters) + [router],
-                    },
-                }]}],
-            }],
+            "listeners": [] if lds_path else [gateway],
             "clusters": [dict(static_cluster("backend", backend_port), per_connection_buffer_limit_bytes=buffer_limit)]
             + list(extra_clusters),
         },
     }
+    if lds_path:
+        boot["node"] = {"id": "cagate-test", "cluster": "cagate-test"}  # required with dynamic resources
+        boot["dynamic_resources"] = {"lds_config": {"resource_api_version": "V3",
+                                                    "path_config_source": {"path": lds_path}}}
+    return boot
+
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
 
 class Envoy:
     """`with Envoy(cfg, backend_port) as e:` starts Envoy with the filter and waits until it is ready."""
 
     def __init__(self, filter_config, backend_port, concurrency=2, http_filters=None, log_level="info",
-                 extra_clusters=(), routes=None, compressor=False):
+                 extra_clusters=(), routes=None, compressor=False, hcm_options=None, lds=False):
+        """`hcm_options`: extra HttpConnectionManager fields. `lds`: serve the listener from a watched
+        file, so that `publish()` can reconfigure the filter while Envoy runs."""
         self.port = free_port()
         self.admin_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cagate-envoy-")
         self.config_path = os.path.join(self.dir, "envoy.json")
         self.log_path = os.path.join(self.dir, "envoy.log")
+        self.lds_path = os.path.join(self.dir, "lds", "listeners.json") if lds else None
+        self.routes = routes
+        self.hcm_options = hcm_options
+        self.compressor = compressor
+        self.lds_version = 0
         filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
         if compressor:
             filters = [COMPRESSOR] + filters
+        if lds:
+            os.makedirs(os.path.dirname(self.lds_path))
+            self._write_listener(filters)
         with open(self.config_path, "w") as f:
             json.dump(bootstrap(self.port, self.admin_port, backend_port, filters, extra_clusters=extra_clusters,
-                                routes=routes), f)
+                                routes=routes, hcm_options=hcm_options, lds_path=self.lds_path), f)
         self.concurrency = concurrency
         self.log_level = log_level
         self.proc = None
+
+    def _write_listener(self, http_filters):
+        self.lds_version += 1
+        doc = {"version_info": str(self.lds_version),
+               "resources": [dict(listener(self.port, http_filters, routes=self.routes, hcm_options=self.hcm_options),
+                                  **{"@type": LISTENER_TYPE})]}
+        tmp = self.lds_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, self.lds_path)  # Envoy reloads the file when a new one is moved over it
+
+    def publish(self, filter_config=None, http_filters=None):
+        """Only with `lds=True`: replaces the listener with one whose filter has `filter_config` (same
+        vm_id). Returns at once: see `wait_listener_update`."""
+        assert self.lds_path, "Envoy(..., lds=True) required"
+        filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
+        if self.compressor:
+            filters = [COMPRESSOR] + filters
+        self._lds_before = (self.counter("listener_manager.lds.update_success"),
+                            self.counter("listener_manager.lds.update_rejected"))
+        self._write_listener(filters)
+
+    def counter(self, name):
+        """One counter or gauge from the admin /stats (0 when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats?filter=^{name}$", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                k, _, v = line.partition(": ")
+                if k == name:
+                    return int(v)
+        return 0
+
+    def wait_listener_update(self, timeout=15):
+        """After `publish()`: waits until Envoy accepted the new listener file (one more
+        `listener_manager.lds.update_success`) and no listener is still warming; raises if Envoy
+        rejected it (`listener_manager.lds.update_rejected`, say the filter refused its configuration)."""
+        success, rejected = self._lds_before
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.counter("listener_manager.lds.update_rejected") > rejected:
+                raise RuntimeError(f"envoy rejected the listener update:\n{self.log_text()[-4000:]}")
+            if (self.counter("listener_manager.lds.update_success") > success
+                    and self.counter("listener_manager.total_listeners_warming") == 0):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"listener update not applied after {timeout}s:\n{self.log_text()[-4000:]}")
 
     def start(self, wait=True):
         self.log = open(self.log_path, "wb")
