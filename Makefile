@@ -32,6 +32,7 @@ run: build venv
 test: lint unit e2e compose-test
 
 lint: wasm-target
+	python3 tests/tools/modgraph.py filter/core/src
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target wasm32-wasip1 -p cagate -- -D warnings
 

@@ -1,7 +1,7 @@
 //! `cagate check`: the filter's own configuration compiler, run on a file. Accepts the JSON document,
 //! an Envoy bootstrap (YAML or JSON) with the Wasm filter's `configuration`, or an Istio WasmPlugin.
 
-use cagate_core::config::compile;
+use cagate_core::compile;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,7 +44,7 @@ fn walk(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-pub fn run(file: &Path) -> Result<ExitCode, String> {
+pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let docs = match serde_json::from_str::<Value>(&text) {
         Ok(v) => documents(&v),

@@ -2,9 +2,9 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use cagate_core::headers::Headers;
-use cagate_core::params::is_form;
-use cagate_core::sign::{header_safe, sign as hmac_sign, Algorithm, Signed, StringToSign};
+use cagate_core::Headers;
+use cagate_core::is_form;
+use cagate_core::{header_safe, sign as hmac_sign, Algorithm, Signed, StringToSign};
 use clap::Args;
 use md5::{Digest, Md5};
 use std::io::{Read, Write};
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// HTTP method
     #[arg(short = 'X', long = "request", default_value = "GET")]
     method: String,
@@ -27,7 +27,7 @@ pub struct Common {
 }
 
 #[derive(Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// The AppKey
     #[arg(long, env = "CA_APP_KEY")]
     key: String,
@@ -48,7 +48,7 @@ pub struct SignArgs {
 }
 
 #[derive(Args)]
-pub struct StsArgs {
+pub(crate) struct StsArgs {
     /// The server's X-Ca-Error-Message (or just its StringToSign in the `#` form), to compare with
     #[arg(long)]
     server: Option<String>,
@@ -120,7 +120,7 @@ fn set(headers: &mut Vec<(String, String)>, name: &str, value: String) {
     }
 }
 
-pub fn sign(a: SignArgs) -> Result<ExitCode, String> {
+pub(crate) fn sign(a: SignArgs) -> Result<ExitCode, String> {
     let url = parse_url(&a.req.url).or_else(|e| if a.send { Err(e) } else { raw_url(&a.req.url) })?;
     let mut headers = parse_headers(&a.req.headers)?;
     let alg = if a.sha1 { Algorithm::HmacSha1 } else { Algorithm::HmacSha256 };
@@ -210,7 +210,7 @@ fn send(method: &str, url: &Url, headers: &[(String, String)], body: Option<&str
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn string_to_sign(a: StsArgs) -> Result<ExitCode, String> {
+pub(crate) fn string_to_sign(a: StsArgs) -> Result<ExitCode, String> {
     let url = raw_url(&a.req.url)?;
     let headers = parse_headers(&a.req.headers)?;
     let sts = compute(&a.req.method, &url.target, &headers, a.req.body.as_deref());
@@ -242,7 +242,7 @@ pub fn string_to_sign(a: StsArgs) -> Result<ExitCode, String> {
 }
 
 /// Byte offset of the first difference, `None` if equal.
-pub fn first_difference(a: &str, b: &str) -> Option<usize> {
+pub(crate) fn first_difference(a: &str, b: &str) -> Option<usize> {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     match a.iter().zip(b).position(|(x, y)| x != y) {
         Some(i) => Some(i),

@@ -3,12 +3,12 @@
 //! A measurement aid for `make bench`, not a test.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use cagate_core::config::compile;
-use cagate_core::gate::{authenticate, route, Request};
-use cagate_core::headers::Headers;
-use cagate_core::nonce::NonceStore;
-use cagate_core::sign::{sign, Algorithm};
-use cagate_core::store::{FixedClock, MemoryStore};
+use cagate_core::compile;
+use cagate_core::{authenticate, route, Request};
+use cagate_core::Headers;
+use cagate_core::NonceStore;
+use cagate_core::{sign, Algorithm};
+use cagate_core::{FixedClock, MemoryStore};
 use std::time::Instant;
 
 fn main() {

@@ -1,16 +1,17 @@
-//! Host services the core needs, as small traits: the clock and Envoy's shared data. The adapter
-//! implements them with host calls; `MemoryStore` mimics Envoy's semantics for native tests.
+//! Host services the core needs, as small traits: the clock, Envoy's shared data, and what the host
+//! knows of a stream. The adapter implements them with host calls; `MemoryStore` mimics Envoy's
+//! semantics (compare-and-swap included) for native tests.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// Little-endian fields of a shared-data value: 0 where the value is too short (a key created empty
 /// or by an older layout reads as zero).
-pub fn le_u64(v: &[u8], at: usize) -> u64 {
+pub(crate) fn le_u64(v: &[u8], at: usize) -> u64 {
     v.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
 }
 
-pub fn le_u32(v: &[u8], at: usize) -> u32 {
+pub(crate) fn le_u32(v: &[u8], at: usize) -> u32 {
     v.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes)
 }
 
@@ -40,6 +41,33 @@ pub trait SharedStore {
 /// An in-memory `SharedStore` with Envoy's CAS semantics, safe to share between real threads.
 /// Values with their CAS tokens, and the last token handed out.
 type Entries = (HashMap<String, (Vec<u8>, u32)>, u32);
+
+/// What the host knows of the stream a request or a response belongs to, read only when a check needs
+/// it (each answer is a host call in Envoy).
+pub trait Stream {
+    /// The connected peer's address, as Envoy reports it (`ip:port`, `[v6]:port`).
+    fn peer_address(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// A header of the backend's response (response phase).
+    fn response_header(&self, _name: &str) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// A stream the host tells nothing about (native tests, the CLI).
+pub struct NoStream;
+
+impl Stream for NoStream {}
+
+/// A stream whose peer is fixed (native tests).
+pub struct FixedPeer(pub &'static str);
+
+impl Stream for FixedPeer {
+    fn peer_address(&self) -> Option<Vec<u8>> {
+        Some(self.0.as_bytes().to_vec())
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {

@@ -1,31 +1,43 @@
 //! cagate-core: Alibaba Cloud API Gateway's request authentication as pure functions and types.
-//! No proxy-wasm here: the adapter gathers the request, calls `gate`, and applies the decision.
-//! Host services (clock, shared data) come in through the traits of `store`.
+//! No proxy-wasm here: the adapter gathers the request, calls the request decision, and applies it.
+//!
+//! The modules, from the bottom up (a module imports only from its own layer or those below):
+//! - `wire`: bytes on the wire (header maps, URLs, forms, header-safe text, time formats);
+//! - `host`: the host services as traits (clock, shared data, the stream), with in-memory versions;
+//! - `contract`: Aliyun's error table, refusals and their replies, the header names the gateway owns;
+//! - `auth`: the digest signature and replay protection (one-time keys);
+//! - `plugins`: Aliyun's plugins, their registry and the condition language;
+//! - `config`: validation and compilation of the configuration into lookup tables;
+//! - `request`: the request decision (route, authenticate, admit).
+//!
+//! Everything other crates use is re-exported here, so they import from one place.
 
-pub mod access;
-pub mod backend;
-pub mod basic;
-pub mod breaker;
-mod check;
-pub mod conditions;
-pub mod config;
-pub mod cors;
-pub mod errors;
-pub mod gate;
-pub mod headers;
-pub mod ipcontrol;
-pub mod jwt;
-pub mod mapping;
-pub mod nonce;
-pub mod params;
-pub mod plugins;
-pub mod reply;
-pub mod reqid;
-pub mod router;
-pub mod sign;
-pub mod store;
-pub mod timefmt;
-pub mod traffic;
-pub mod upstream;
-pub mod validate;
-pub mod vars;
+mod auth;
+mod config;
+mod contract;
+mod host;
+mod plugins;
+mod request;
+mod wire;
+
+pub use auth::replay::{NonceStore, NonceStoreConfig, Outcome as ReplayOutcome};
+pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
+pub use config::compile::compile;
+pub use config::model::{Api, App, Gateway, Grant};
+pub use config::validator::Problem;
+pub use contract::errors::{self, ErrorCode};
+pub use contract::names::{API_NAME_HEADER, APP_ID_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER};
+pub use contract::refusal::Refusal;
+pub use contract::reply::{refusal as reply_for, Reply};
+pub use contract::request_id::RequestIds;
+pub use contract::backend_failure;
+pub use host::{Clock, FixedClock, FixedPeer, MemoryStore, NoStream, SetError, SharedStore, Stream};
+pub use plugins::registry::{Plugin, PluginKind, Runtime};
+pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, traffic_control};
+pub use request::admit::{debug_info, identity_headers, run_plugins};
+pub use request::authenticate::authenticate;
+pub use request::model::{Admission, Ctx, Identity, Request, Routed};
+pub use request::route::{cors_headers, route};
+pub use wire::headers::{self, Edit, Headers};
+pub use wire::text::header_safe;
+pub use wire::url::{is_form, starts_with_ignore_case, trim};

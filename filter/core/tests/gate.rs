@@ -2,13 +2,13 @@
 //! Every refusal code of the gate, natively: the core decides from the request, the clock and the
 //! in-memory shared store, with no Envoy.
 
-use cagate_core::config::{compile, Gateway};
+use cagate_core::{compile, Gateway};
 use cagate_core::errors;
-use cagate_core::gate::{authenticate, identity_headers, route, Identity, Refusal, Request};
-use cagate_core::headers::Headers;
-use cagate_core::nonce::NonceStore;
-use cagate_core::sign::{sign, Algorithm};
-use cagate_core::store::{FixedClock, MemoryStore};
+use cagate_core::{authenticate, identity_headers, route, Identity, Refusal, Request};
+use cagate_core::Headers;
+use cagate_core::NonceStore;
+use cagate_core::{sign, Algorithm};
+use cagate_core::{FixedClock, MemoryStore};
 
 const NOW: i64 = 1_700_000_206_000;
 const SECRET: &str = "test-app-secret-1-0123456789abcdef";
@@ -288,16 +288,16 @@ fn dot_segments_are_refused_before_routing() {
 
 #[test]
 fn a_capacity_change_keeps_every_live_nonce() {
-    use cagate_core::config::NonceStoreConfig;
+    use cagate_core::NonceStoreConfig;
     let store = MemoryStore::new();
     let mut small = NonceStore::new(NonceStoreConfig::for_capacity(1024));
     small.ensure(&store, [5; 16]);
     for i in 0..500 {
-        assert_eq!(small.record(&store, b"k", format!("n{i}").as_bytes(), NOW, 900_000), cagate_core::nonce::Outcome::Fresh);
+        assert_eq!(small.record(&store, b"k", format!("n{i}").as_bytes(), NOW, 900_000), cagate_core::ReplayOutcome::Fresh);
     }
     let mut large = NonceStore::new(NonceStoreConfig::for_capacity(1 << 20));
     large.ensure(&store, [6; 16]);
     for i in 0..500 {
-        assert_eq!(large.record(&store, b"k", format!("n{i}").as_bytes(), NOW + 1, 900_000), cagate_core::nonce::Outcome::Replayed);
+        assert_eq!(large.record(&store, b"k", format!("n{i}").as_bytes(), NOW + 1, 900_000), cagate_core::ReplayOutcome::Replayed);
     }
 }

@@ -4,13 +4,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use cagate_core::config::{compile, Gateway};
-use cagate_core::gate::{authenticate, route, run_plugins, Admission, Refusal, Request};
-use cagate_core::headers::Headers;
+use cagate_core::{compile, Gateway};
+use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
+use cagate_core::Headers;
 use cagate_core::jwt::jwk::{Alg, Key};
-use cagate_core::nonce::NonceStore;
-use cagate_core::plugins::Runtime;
-use cagate_core::store::{FixedClock, MemoryStore};
+use cagate_core::NonceStore;
+use cagate_core::Runtime;
+use cagate_core::{FixedClock, MemoryStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ impl World {
         let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
         let routed = route(&self.gw, &req)?;
         let id = authenticate(&self.gw, &self.nonces, &req, &routed, None, &FixedClock(now), &self.store)?;
-        run_plugins(&self.gw, &mut self.rt, &req, id, &FixedClock(now), &self.store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &|| None, coarse: &FixedClock(now) })
+        run_plugins(&self.gw, &mut self.rt, &req, id, &FixedClock(now), &self.store, &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(now) })
     }
 
     fn bearer(&mut self, token: &str) -> Result<Admission, Refusal> {
@@ -279,7 +279,7 @@ fn jti_replay_across_threads() {
                 let req = Request { method: b"GET", path: b"/x", headers: &h };
                 let routed = route(&gw, &req).unwrap();
                 let id = authenticate(&gw, &nonces, &req, &routed, None, &FixedClock(NOW), &*store).unwrap();
-                (0..5).filter(|_| run_plugins(&gw, &mut rt, &req, id, &FixedClock(NOW), &*store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &|| None, coarse: &FixedClock(NOW) }).is_ok()).count()
+                (0..5).filter(|_| run_plugins(&gw, &mut rt, &req, id, &FixedClock(NOW), &*store, &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(NOW) }).is_ok()).count()
             })
         })
         .collect();

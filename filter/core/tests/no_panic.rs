@@ -3,12 +3,12 @@
 //! mutated input and require an answer (admit or refuse), never a panic.
 
 use cagate_core::conditions;
-use cagate_core::config::compile;
-use cagate_core::gate::{authenticate, route, run_plugins, Ctx, Request};
+use cagate_core::compile;
+use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
 use cagate_core::headers::{serialize, Headers};
-use cagate_core::nonce::NonceStore;
-use cagate_core::plugins::Runtime;
-use cagate_core::store::{FixedClock, MemoryStore};
+use cagate_core::NonceStore;
+use cagate_core::Runtime;
+use cagate_core::{FixedClock, MemoryStore};
 use serde_json::json;
 
 struct Rng(u64);
@@ -106,8 +106,8 @@ fn the_request_path_never_panics() {
         };
         let body = routed.needs_body.then_some(body.as_slice());
         let outcome = authenticate(&gw, &nonces, &req, &routed, body, &FixedClock(1_000), &store).and_then(|id| {
-            let peer = || Some(b"not an address".to_vec());
-            let ctx = Ctx { request_id: "R", body, peer: &peer, coarse: &FixedClock(1_000) };
+            let peer = cagate_core::FixedPeer("not an address");
+            let ctx = Ctx { request_id: "R", body, stream: &peer, coarse: &FixedClock(1_000) };
             run_plugins(&gw, &mut rt, &req, id, &FixedClock(1_000), &store, &ctx)
         });
         match outcome {

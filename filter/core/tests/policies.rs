@@ -1,12 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! accessControl natively: every request location, rule order, `${var}` substitution.
 
-use cagate_core::config::compile;
-use cagate_core::gate::{authenticate, route, run_plugins, Ctx, Request};
-use cagate_core::headers::Headers;
-use cagate_core::nonce::NonceStore;
-use cagate_core::plugins::Runtime;
-use cagate_core::store::{FixedClock, MemoryStore};
+use cagate_core::compile;
+use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
+use cagate_core::Headers;
+use cagate_core::NonceStore;
+use cagate_core::Runtime;
+use cagate_core::{FixedClock, MemoryStore};
 use serde_json::json;
 
 fn decide(rules: serde_json::Value, params: serde_json::Value, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<(), (String, String)> {
@@ -25,8 +25,8 @@ fn decide(rules: serde_json::Value, params: serde_json::Value, path: &str, heade
     let routed = route(&gw, &req).map_err(|r| (r.error.code.to_string(), r.message.clone()))?;
     assert_eq!(routed.needs_body, body.is_some() && h.get(b"content-type").is_some(), "Form: variables make the filter read a form body");
     let id = authenticate(&gw, &NonceStore::new(gw.nonce_store), &req, &routed, body, &FixedClock(0), &store).unwrap();
-    let peer = || Some(b"192.0.2.4:5555".to_vec());
-    let ctx = Ctx { request_id: "REQ-1", body, peer: &peer, coarse: &FixedClock(0) };
+    let peer = cagate_core::FixedPeer("192.0.2.4:5555");
+    let ctx = Ctx { request_id: "REQ-1", body, stream: &peer, coarse: &FixedClock(0) };
     run_plugins(&gw, &mut rt, &req, id, &FixedClock(0), &store, &ctx).map(|_| ()).map_err(|r| (r.error.code.to_string(), r.message.clone()))
 }
 
@@ -89,7 +89,7 @@ fn bad_conditions_refuse_the_configuration_with_plugin_rule_and_position() {
 
 #[test]
 fn debug_info_names_the_api_stage_app_and_plugins() {
-    use cagate_core::gate::{debug_info, Admission, Identity};
+    use cagate_core::{debug_info, Admission, Identity};
     let cfg = json!({ "stages": ["RELEASE", "TEST"],
         "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } } ],
         "apis": [ { "name": "thing", "method": "GET", "path": "/t", "authType": "ANONYMOUS", "stages": ["TEST"], "plugins": [ { "plugin": "lim" } ] } ] });

@@ -2,14 +2,14 @@
 //! trafficControl and ipControl natively: windows at their edges, the token bucket, specials,
 //! validation messages, and real threads hammering the in-memory CAS store.
 
-use cagate_core::config::{compile, Gateway};
+use cagate_core::{compile, Gateway};
 use cagate_core::errors;
-use cagate_core::gate::{authenticate, route, run_plugins, Admission, Refusal, Request};
-use cagate_core::headers::Headers;
-use cagate_core::nonce::NonceStore;
-use cagate_core::plugins::{PluginKind, Runtime};
-use cagate_core::store::{FixedClock, MemoryStore, SharedStore};
-use cagate_core::traffic::{admit, step, Dim, TrafficConfig, Unit};
+use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
+use cagate_core::Headers;
+use cagate_core::NonceStore;
+use cagate_core::{PluginKind, Runtime};
+use cagate_core::{FixedClock, MemoryStore, SharedStore};
+use cagate_core::traffic_control::{admit, step, Dim, TrafficConfig, Unit};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,8 +45,8 @@ fn call(gw: &Gateway, rt: &mut Runtime, store: &MemoryStore, path: &str, headers
     let routed = route(gw, &req)?;
     let nonces = NonceStore::new(gw.nonce_store);
     let id = authenticate(gw, &nonces, &req, &routed, None, &FixedClock(now), store)?;
-    let peer = || Some(b"192.0.2.10:40000".to_vec());
-    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &cagate_core::gate::Ctx { request_id: "RID", body: None, peer: &peer, coarse: &FixedClock(now) })
+    let peer = cagate_core::FixedPeer("192.0.2.10:40000");
+    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &cagate_core::Ctx { request_id: "RID", body: None, stream: &peer, coarse: &FixedClock(now) })
 }
 
 fn code(r: &Result<Admission, Refusal>) -> &'static str {
@@ -239,7 +239,7 @@ fn real_threads_admit_exactly_the_limit() {
 
 #[test]
 fn fail_open_admits_when_the_counter_stays_contended() {
-    use cagate_core::store::SetError;
+    use cagate_core::SetError;
     struct Always;
     impl SharedStore for Always {
         fn get(&self, _: &str) -> Option<(Vec<u8>, u32)> {

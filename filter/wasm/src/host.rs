@@ -2,22 +2,22 @@
 //! header map and randomness.
 
 use crate::hostcall::{self, Map, CAS_MISMATCH};
-use cagate_core::store::{Clock, SetError, SharedStore};
+use cagate_core::{Clock, SetError, SharedStore, Stream};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
-pub fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     hostcall::now_nanos()
 }
 
-pub struct HostClock;
+pub(crate) struct HostClock;
 
 thread_local! {
     static COARSE_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
 }
 
 /// Reads the host clock into the per-VM coarse clock (the root context does it on every tick).
-pub fn refresh_coarse_clock() {
+pub(crate) fn refresh_coarse_clock() {
     let now = HostClock.now_ms();
     COARSE_MS.with(|c| c.set(now));
 }
@@ -25,7 +25,7 @@ pub fn refresh_coarse_clock() {
 /// The clock as of the last tick (at most the tick period old): for checks with tolerances of seconds
 /// or minutes (timestamps, nonces, grants, JWT times), it spares every request a host call. Rate
 /// limits and the circuit breaker read the host clock.
-pub struct CoarseClock;
+pub(crate) struct CoarseClock;
 
 impl Clock for CoarseClock {
     fn now_ms(&self) -> i64 {
@@ -45,7 +45,7 @@ impl Clock for HostClock {
     }
 }
 
-pub struct HostStore;
+pub(crate) struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
@@ -61,8 +61,21 @@ impl SharedStore for HostStore {
     }
 }
 
+/// The stream of the current HTTP context, as the host reports it.
+pub(crate) struct HostStream;
+
+impl Stream for HostStream {
+    fn peer_address(&self) -> Option<Vec<u8>> {
+        hostcall::property(&["source", "address"])
+    }
+
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        hostcall::header(Map::Response, name)
+    }
+}
+
 /// 16 bytes from the host's randomness (WASI `random_get`, through std's hasher seeding).
-pub fn random_bytes() -> [u8; 16] {
+pub(crate) fn random_bytes() -> [u8; 16] {
     let mut out = [0u8; 16];
     for (i, chunk) in out.chunks_mut(8).enumerate() {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -74,14 +87,14 @@ pub fn random_bytes() -> [u8; 16] {
 
 /// The request header map in its serialized form, in one host call and one allocation (the SDK's
 /// own getter allocates two buffers per header and insists names be UTF-8).
-pub fn request_header_map() -> Vec<u8> {
+pub(crate) fn request_header_map() -> Vec<u8> {
     hostcall::header_map(Map::Request)
 }
 
 /// Counters, defined once per VM (per-code refusal counters on first use). Increments are kept in
 /// the VM and flushed to Envoy by the root context's timer (and before a reconfiguration), so a
 /// request pays no host call for its stats; Envoy's view lags by at most one flush period.
-pub struct Metrics {
+pub(crate) struct Metrics {
     allowed: Counter,
     refused: Counter,
     nonce_full: Counter,
@@ -110,7 +123,7 @@ impl Counter {
 }
 
 impl Metrics {
-    pub fn define() -> Self {
+    pub(crate) fn define() -> Self {
         Metrics {
             allowed: Counter::new("cagate.requests_allowed"),
             refused: Counter::new("cagate.requests_refused"),
@@ -123,7 +136,7 @@ impl Metrics {
     }
 
     /// trafficControl: a request admitted or throttled by one dimension of one plugin.
-    pub fn traffic(&mut self, plugin_idx: u32, plugin: &str, dim: &'static str, admitted: bool) {
+    pub(crate) fn traffic(&mut self, plugin_idx: u32, plugin: &str, dim: &'static str, admitted: bool) {
         let what = if admitted { "admitted" } else { "throttled" };
         self.traffic
             .entry((plugin_idx, dim, admitted))
@@ -131,28 +144,28 @@ impl Metrics {
             .pending += 1;
     }
 
-    pub fn allowed(&mut self) {
+    pub(crate) fn allowed(&mut self) {
         self.allowed.pending += 1;
     }
 
-    pub fn refused(&mut self, code: &'static str) {
+    pub(crate) fn refused(&mut self, code: &'static str) {
         self.refused.pending += 1;
         self.by_code.entry(code).or_insert_with(|| Counter::new(&format!("cagate.refused.{code}"))).pending += 1;
     }
 
-    pub fn breaker_opened(&mut self) {
+    pub(crate) fn breaker_opened(&mut self) {
         self.breaker_opened.pending += 1;
     }
 
-    pub fn breaker_refused(&mut self) {
+    pub(crate) fn breaker_refused(&mut self) {
         self.breaker_refused.pending += 1;
     }
 
-    pub fn nonce_store_full(&mut self) {
+    pub(crate) fn nonce_store_full(&mut self) {
         self.nonce_full.pending += 1;
     }
 
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.allowed.flush();
         self.refused.flush();
         self.nonce_full.flush();

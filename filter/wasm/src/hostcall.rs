@@ -11,13 +11,13 @@
 //! Envoy's `Context::httpCall` returns no other (memory errors aside, impossible with our slices).
 
 /// The ABI's status codes (proxy-wasm ABI 0.2.1).
-pub const OK: u32 = 0;
-pub const CAS_MISMATCH: u32 = 8;
+pub(crate) const OK: u32 = 0;
+pub(crate) const CAS_MISMATCH: u32 = 8;
 
 /// Header maps.
 #[derive(Clone, Copy)]
 #[repr(u32)]
-pub enum Map {
+pub(crate) enum Map {
     Request = 0,
     Response = 2,
     HttpCallResponse = 6,
@@ -26,36 +26,36 @@ pub enum Map {
 /// Buffers.
 #[derive(Clone, Copy)]
 #[repr(u32)]
-pub enum Buffer {
+pub(crate) enum Buffer {
     RequestBody = 0,
     ResponseBody = 1,
     HttpCallResponseBody = 4,
     PluginConfiguration = 7,
 }
 
-pub type Status = u32;
+pub(crate) type Status = u32;
 
 #[cfg(target_arch = "wasm32")]
 mod abi {
     #[link(wasm_import_module = "env")]
     extern "C" {
-        pub fn proxy_log(level: u32, data: *const u8, size: usize) -> u32;
-        pub fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
-        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
-        pub fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
-        pub fn proxy_set_buffer_bytes(kind: u32, start: usize, size: usize, data: *const u8, data_size: usize) -> u32;
-        pub fn proxy_get_header_map_pairs(map: u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
-        pub fn proxy_set_header_map_pairs(map: u32, data: *const u8, size: usize) -> u32;
-        pub fn proxy_get_header_map_value(map: u32, key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
-        pub fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
-        pub fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
-        pub fn proxy_get_property(path: *const u8, path_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
-        pub fn proxy_get_shared_data(key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize, cas: *mut u32) -> u32;
-        pub fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
-        pub fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, out: *mut u32) -> u32;
-        pub fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+        pub(super) fn proxy_log(level: u32, data: *const u8, size: usize) -> u32;
+        pub(super) fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
+        pub(super) fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        pub(super) fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
+        pub(super) fn proxy_set_buffer_bytes(kind: u32, start: usize, size: usize, data: *const u8, data_size: usize) -> u32;
+        pub(super) fn proxy_get_header_map_pairs(map: u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
+        pub(super) fn proxy_set_header_map_pairs(map: u32, data: *const u8, size: usize) -> u32;
+        pub(super) fn proxy_get_header_map_value(map: u32, key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
+        pub(super) fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
+        pub(super) fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
+        pub(super) fn proxy_get_property(path: *const u8, path_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
+        pub(super) fn proxy_get_shared_data(key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize, cas: *mut u32) -> u32;
+        pub(super) fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
+        pub(super) fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, out: *mut u32) -> u32;
+        pub(super) fn proxy_increment_metric(id: u32, offset: i64) -> u32;
         #[allow(clippy::too_many_arguments)]
-        pub fn proxy_send_local_response(
+        pub(super) fn proxy_send_local_response(
             status: u32,
             details: *const u8,
             details_size: usize,
@@ -73,22 +73,22 @@ mod abi {
 #[allow(clippy::too_many_arguments)]
 mod abi {
     const NO_HOST: u32 = 10;
-    pub unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_get_current_time_nanoseconds(_: *mut u64) -> u32 { NO_HOST }
-    pub unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 { NO_HOST }
-    pub unsafe fn proxy_get_buffer_bytes(_: u32, _: usize, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_set_buffer_bytes(_: u32, _: usize, _: usize, _: *const u8, _: usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_set_header_map_pairs(_: u32, _: *const u8, _: usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_get_header_map_value(_: u32, _: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_replace_header_map_value(_: u32, _: *const u8, _: usize, _: *const u8, _: usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_get_property(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
-    pub unsafe fn proxy_get_shared_data(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize, _: *mut u32) -> u32 { NO_HOST }
-    pub unsafe fn proxy_set_shared_data(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) -> u32 { NO_HOST }
-    pub unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 { NO_HOST }
-    pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 { NO_HOST }
-    pub unsafe fn proxy_send_local_response(_: u32, _: *const u8, _: usize, _: *const u8, _: usize, _: *const u8, _: usize, _: i32) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_log(_: u32, _: *const u8, _: usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_current_time_nanoseconds(_: *mut u64) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_set_tick_period_milliseconds(_: u32) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_buffer_bytes(_: u32, _: usize, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_set_buffer_bytes(_: u32, _: usize, _: usize, _: *const u8, _: usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_set_header_map_pairs(_: u32, _: *const u8, _: usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_header_map_value(_: u32, _: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_replace_header_map_value(_: u32, _: *const u8, _: usize, _: *const u8, _: usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_property(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_shared_data(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize, _: *mut u32) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_set_shared_data(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_send_local_response(_: u32, _: *const u8, _: usize, _: *const u8, _: usize, _: *const u8, _: usize, _: i32) -> u32 { NO_HOST }
 }
 
 /// Takes ownership of a buffer the host returned. The host allocates it through the SDK's exported
@@ -110,12 +110,12 @@ fn status(s: u32) -> Result<(), Status> {
 }
 
 /// Writes one log line; a failure to log is not worth failing a request for.
-pub fn log(level: u32, message: &str) {
+pub(crate) fn log(level: u32, message: &str) {
     // SAFETY: a valid slice for the duration of the call.
     let _ = unsafe { abi::proxy_log(level, message.as_ptr(), message.len()) };
 }
 
-pub fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     let mut t = 0u64;
     // SAFETY: `t` outlives the call.
     match unsafe { abi::proxy_get_current_time_nanoseconds(&mut t) } {
@@ -124,13 +124,13 @@ pub fn now_nanos() -> u64 {
     }
 }
 
-pub fn set_tick_period(period: std::time::Duration) -> Result<(), Status> {
+pub(crate) fn set_tick_period(period: std::time::Duration) -> Result<(), Status> {
     // SAFETY: plain values.
     status(unsafe { abi::proxy_set_tick_period_milliseconds(period.as_millis().min(u32::MAX as u128) as u32) })
 }
 
 /// Up to `max` bytes of a buffer from `start`; empty if the host has none.
-pub fn buffer(kind: Buffer, start: usize, max: usize) -> Vec<u8> {
+pub(crate) fn buffer(kind: Buffer, start: usize, max: usize) -> Vec<u8> {
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_buffer_bytes(kind as u32, start, max, &mut ptr, &mut size) } {
@@ -140,13 +140,13 @@ pub fn buffer(kind: Buffer, start: usize, max: usize) -> Vec<u8> {
 }
 
 /// Replaces `size` bytes from `start` of a buffer with `data`.
-pub fn set_buffer(kind: Buffer, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
+pub(crate) fn set_buffer(kind: Buffer, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
     // SAFETY: a valid slice for the duration of the call.
     status(unsafe { abi::proxy_set_buffer_bytes(kind as u32, start, size, data.as_ptr(), data.len()) })
 }
 
 /// A whole header map in the proxy-wasm serialized form (see `cagate_core::headers`).
-pub fn header_map(map: Map) -> Vec<u8> {
+pub(crate) fn header_map(map: Map) -> Vec<u8> {
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_header_map_pairs(map as u32, &mut ptr, &mut size) } {
@@ -156,12 +156,12 @@ pub fn header_map(map: Map) -> Vec<u8> {
 }
 
 /// Replaces a whole header map with a serialized one.
-pub fn set_header_map(map: Map, serialized: &[u8]) -> Result<(), Status> {
+pub(crate) fn set_header_map(map: Map, serialized: &[u8]) -> Result<(), Status> {
     // SAFETY: a valid slice for the duration of the call.
     status(unsafe { abi::proxy_set_header_map_pairs(map as u32, serialized.as_ptr(), serialized.len()) })
 }
 
-pub fn header(map: Map, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn header(map: Map, name: &str) -> Option<Vec<u8>> {
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut ptr, &mut size) } {
@@ -171,7 +171,7 @@ pub fn header(map: Map, name: &str) -> Option<Vec<u8>> {
 }
 
 /// Sets (replacing every value of that name) or, with `None`, removes a header.
-pub fn set_header(map: Map, name: &[u8], value: Option<&[u8]>) -> Result<(), Status> {
+pub(crate) fn set_header(map: Map, name: &[u8], value: Option<&[u8]>) -> Result<(), Status> {
     // SAFETY: valid slices for the duration of the call.
     status(unsafe {
         match value {
@@ -182,7 +182,7 @@ pub fn set_header(map: Map, name: &[u8], value: Option<&[u8]>) -> Result<(), Sta
 }
 
 /// A property (`["source", "address"]`, `["response", "code_details"]`, …).
-pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+pub(crate) fn property(path: &[&str]) -> Option<Vec<u8>> {
     let joined = path.join("\0");
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
@@ -194,7 +194,7 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
 
 /// A shared-data value and its CAS; `None` if absent or on failure. An existing empty value comes
 /// back as an empty vector.
-pub fn shared(key: &str) -> Option<(Vec<u8>, u32)> {
+pub(crate) fn shared(key: &str) -> Option<(Vec<u8>, u32)> {
     let (mut ptr, mut size, mut cas) = (std::ptr::null_mut(), 0usize, 0u32);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut size, &mut cas) } {
@@ -204,13 +204,13 @@ pub fn shared(key: &str) -> Option<(Vec<u8>, u32)> {
 }
 
 /// Sets a shared-data value if its CAS is still `cas` (0: unconditionally).
-pub fn set_shared(key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+pub(crate) fn set_shared(key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
     // SAFETY: valid slices for the duration of the call.
     status(unsafe { abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
 }
 
 /// A counter's id.
-pub fn define_counter(name: &str) -> Option<u32> {
+pub(crate) fn define_counter(name: &str) -> Option<u32> {
     let mut id = 0u32;
     // SAFETY: valid slice and out-pointer for the duration of the call.
     match unsafe { abi::proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) } {
@@ -219,7 +219,7 @@ pub fn define_counter(name: &str) -> Option<u32> {
     }
 }
 
-pub fn increment(id: u32, by: i64) -> Result<(), Status> {
+pub(crate) fn increment(id: u32, by: i64) -> Result<(), Status> {
     // SAFETY: plain values.
     status(unsafe { abi::proxy_increment_metric(id, by) })
 }
@@ -244,12 +244,12 @@ fn serialize<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> V
 }
 
 /// Serializes a header map for `set_header_map`.
-pub fn serialize_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+pub(crate) fn serialize_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     serialize(pairs.iter().copied())
 }
 
 /// Answers the request locally. The caller returns `Action::Pause` whatever this returns.
-pub fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
+pub(crate) fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
     let map = serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
     // SAFETY: valid slices for the duration of the call.
     status(unsafe { abi::proxy_send_local_response(status_code, std::ptr::null(), 0, body.as_ptr(), body.len(), map.as_ptr(), map.len(), -1) })
@@ -257,7 +257,7 @@ pub fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u
 
 /// The `log` crate's messages to Envoy's log, through `log` above (the SDK's logger unwraps the
 /// host's answer).
-pub struct HostLogger;
+pub(crate) struct HostLogger;
 
 impl log::Log for HostLogger {
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {

@@ -1,17 +1,12 @@
 //! The HTTP context: gathers the request through host calls, runs the core, applies its decision
 //! (a local reply, or the upstream header edits), and handles the response phase.
 
-use crate::host::{self, CoarseClock, HostClock, HostStore};
+use crate::host::{self, CoarseClock, HostClock, HostStore, HostStream};
 use crate::hostcall::{self, Buffer, Map};
 use crate::State;
 use cagate_core::errors::{self, ErrorCode};
-use cagate_core::gate::{self, Admission, Refusal, Request, Routed, REQUEST_ID_HEADER};
 use cagate_core::headers::{self, Edit, Headers};
-use cagate_core::plugins::PluginKind;
-use cagate_core::reply;
-use cagate_core::reqid::RequestIds;
-use cagate_core::store::Clock;
-use cagate_core::upstream;
+use cagate_core::{backend_failure, Admission, Clock, PluginKind, Refusal, Request, RequestIds, Routed, REQUEST_ID_HEADER};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
@@ -25,7 +20,7 @@ pub(crate) struct Http {
     pending: Option<Routed>,
     replied: bool,
     /// `RateLimit-*` values for the response, when the traffic plugin asks for them.
-    quota: Option<cagate_core::traffic::Quota>,
+    quota: Option<cagate_core::traffic_control::Quota>,
     /// CORS headers for the response (an allowed browser origin on an API with a cors plugin).
     cors: Vec<(&'static str, String)>,
     /// What the response phase needs to know about an admitted request.
@@ -44,7 +39,7 @@ struct Admitted {
     stage: u32,
     app: Option<u32>,
     claims: Option<cagate_core::jwt::Claims>,
-    breaker: Option<(u32, String, cagate_core::breaker::Pass)>,
+    breaker: Option<(u32, String, cagate_core::circuit_breaker::Pass)>,
 }
 
 impl Context for Http {}
@@ -87,7 +82,7 @@ impl Http {
             let name = state.gateway.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
             state.metrics.borrow_mut().traffic(idx, name, dim.as_str(), false);
         }
-        let out = reply::refusal(r, self.id());
+        let out = cagate_core::reply_for(r, self.id());
         let cors = std::mem::take(&mut self.cors);
         let headers: Vec<(&str, &str)> =
             out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
@@ -119,7 +114,7 @@ impl Http {
 
     fn admit(&mut self, state: &State, head: &Headers<'_>, a: &Admission) -> Action {
         let rid = self.request_id;
-        let identity = gate::identity_headers(&state.gateway, &a.identity);
+        let identity = cagate_core::identity_headers(&state.gateway, &a.identity);
         let edits: Vec<Edit<'_>> = identity
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.map(str::as_bytes)))
@@ -129,7 +124,7 @@ impl Http {
         edit_upstream_headers(head, &edits);
         state.metrics.borrow_mut().allowed();
         if let (Some(start), Some(app)) = (self.debug_start, a.identity.app.and_then(|i| state.gateway.app(i))) {
-            self.debug_info = Some(gate::debug_info(&state.gateway, a, &app.id, host::now_nanos().saturating_sub(start) / 1000));
+            self.debug_info = Some(cagate_core::debug_info(&state.gateway, a, &app.id, host::now_nanos().saturating_sub(start) / 1000));
         }
         self.admitted = Some(Admitted {
             api: a.identity.api,
@@ -152,10 +147,9 @@ impl Http {
     fn decide(&mut self, state: &State, headers: &Headers<'_>, routed: Routed, body: Option<&[u8]>) -> Action {
         let req = request(headers);
         let rid = self.request_id;
-        let peer = || hostcall::property(&["source", "address"]);
-        let ctx = gate::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, peer: &peer, coarse: &CoarseClock };
-        let admitted = gate::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
-            .and_then(|id| gate::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
+        let ctx = cagate_core::Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, stream: &HostStream, coarse: &CoarseClock };
+        let admitted = cagate_core::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
+            .and_then(|id| cagate_core::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
         match admitted {
             Ok(a) => self.admit(state, headers, &a),
             Err(r) => self.refuse(state, &r),
@@ -173,7 +167,7 @@ impl HttpContext for Http {
             // No valid configuration ever loaded: refuse rather than let traffic through unchecked.
             self.request_id = RequestIds::new(host::now_nanos()).next_id();
             let r = Refusal::new(&errors::X500AM, &[], "no configuration");
-            let out = reply::refusal(&r, self.id());
+            let out = cagate_core::reply_for(&r, self.id());
             let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
             return self.reply(out.status, &headers, out.body.as_bytes());
         };
@@ -184,14 +178,14 @@ impl HttpContext for Http {
             return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
         };
         let req = request(&headers);
-        if headers.get(b"x-ca-request-mode").map(cagate_core::params::trim) == Some(b"debug") {
+        if headers.get(b"x-ca-request-mode").map(cagate_core::trim) == Some(b"debug") {
             self.debug_start = Some(host::now_nanos());
         }
-        let routed = match gate::route(&state.gateway, &req) {
+        let routed = match cagate_core::route(&state.gateway, &req) {
             Ok(r) => r,
             Err(r) => return self.refuse(&state, &r),
         };
-        self.cors = gate::cors_headers(&state.gateway, &routed, &req);
+        self.cors = cagate_core::cors_headers(&state.gateway, &routed, &req);
         if routed.preflight {
             return self.preflight();
         }
@@ -238,11 +232,11 @@ impl HttpContext for Http {
         if self.pending.is_some() && status == 413 {
             // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
             gateway_code = Some(&errors::I413RL);
-            set_response_header(reply::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
-            set_response_header(reply::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
-        } else if status >= 500 && response_header(reply::ERROR_CODE_HEADER).is_none() {
+            set_response_header(cagate_core::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
+            set_response_header(cagate_core::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
+        } else if status >= 500 && response_header(cagate_core::ERROR_CODE_HEADER).is_none() {
             let details = hostcall::property(&["response", "code_details"]).unwrap_or_default();
-            if let Some((code, reason)) = upstream::map_local_reply(&details) {
+            if let Some((code, reason)) = backend_failure::map_local_reply(&details) {
                 gateway_code = Some(code);
                 self.answer_backend_failure(&state, code, &reason, end_of_stream);
             }
@@ -254,7 +248,7 @@ impl HttpContext for Http {
             if let Some(PluginKind::Mapping(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) {
                 let json = self
                     .get_http_response_header_bytes("content-type")
-                    .is_some_and(|ct| cagate_core::params::starts_with_ignore_case(cagate_core::params::trim(&ct), b"application/json"));
+                    .is_some_and(|ct| cagate_core::starts_with_ignore_case(cagate_core::trim(&ct), b"application/json"));
                 let fits = self
                     .get_http_response_header_bytes("content-length")
                     .and_then(|l| std::str::from_utf8(&l).ok()?.parse::<usize>().ok())
@@ -321,10 +315,10 @@ impl Http {
 
     /// Envoy answered because the backend failed: the client gets the gateway contract.
     fn answer_backend_failure(&mut self, state: &State, code: &'static ErrorCode, reason: &str, end_of_stream: bool) {
-        let r = Refusal { message: upstream::message(code, reason), ..Refusal::new(code, &[], "backend failure") };
+        let r = Refusal { message: backend_failure::message(code, reason), ..Refusal::new(code, &[], "backend failure") };
         log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.id(), code.code);
         state.metrics.borrow_mut().refused(code.code);
-        let out = reply::refusal(&r, self.id());
+        let out = cagate_core::reply_for(&r, self.id());
         set_response_header(":status", Some(out.status.to_string().as_bytes()));
         set_response_header("content-length", None);
         for (name, value) in &out.headers {
@@ -340,15 +334,14 @@ impl Http {
     fn report_to_breaker(&mut self, state: &State, status: u16) {
         let Some((idx, key, pass)) = self.admitted.as_mut().and_then(|a| a.breaker.take()) else { return };
         let Some(PluginKind::Breaker(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) else { return };
-        if cagate_core::breaker::record(cfg, &key, pass, status >= 500, HostClock.now_ms(), &HostStore) {
+        if cagate_core::circuit_breaker::record(cfg, &key, pass, status >= 500, HostClock.now_ms(), &HostStore) {
             log::warn!("cagate: circuit breaker {} opened for {key}", cfg.plugin);
             state.metrics.borrow_mut().breaker_opened();
         }
     }
 
-    fn apply_mapping(&mut self, state: &State, cfg: &cagate_core::mapping::MappingConfig, status: u16, body: Option<&serde_json::Value>) {
+    fn apply_mapping(&mut self, state: &State, cfg: &cagate_core::error_mapping::MappingConfig, status: u16, body: Option<&serde_json::Value>) {
         let Some(adm) = &self.admitted else { return };
-        let headers = |name: &str| response_header(name).map(|v| String::from_utf8_lossy(&v).into_owned());
         let gw = &state.gateway;
         let rid = self.id().to_string();
         let system = |name: &str| match name {
@@ -358,18 +351,18 @@ impl Http {
             "CaRequestId" => Some(rid.clone()),
             _ => None,
         };
-        let response = cagate_core::mapping::Response {
+        let response = cagate_core::error_mapping::Response {
             status,
-            headers: &headers,
+            stream: &HostStream,
             error_code: None,
             body,
             claims: adm.claims.as_deref(),
             system: &system,
         };
-        if let Some((new_status, message)) = cagate_core::mapping::apply(cfg, &response) {
+        if let Some((new_status, message)) = cagate_core::error_mapping::apply(cfg, &response) {
             set_response_header(":status", Some(new_status.to_string().as_bytes()));
             if let Some(m) = message {
-                set_response_header(reply::ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
+                set_response_header(cagate_core::ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
             }
         }
     }

@@ -6,10 +6,10 @@ mod hostcall;
 mod http;
 mod root;
 
-use cagate_core::config::Gateway;
-use cagate_core::nonce::NonceStore;
-use cagate_core::plugins::Runtime;
-use cagate_core::reqid::RequestIds;
+use cagate_core::Gateway;
+use cagate_core::NonceStore;
+use cagate_core::Runtime;
+use cagate_core::RequestIds;
 use host::Metrics;
 use proxy_wasm::traits::RootContext;
 use std::cell::RefCell;

@@ -5,12 +5,12 @@ use crate::host::{self, HostClock, HostStore, Metrics};
 use crate::hostcall::{self, Buffer, Map};
 use crate::http::Http;
 use crate::State;
-use cagate_core::config::compile;
+use cagate_core::compile;
 use cagate_core::jwt::remote;
-use cagate_core::nonce::NonceStore;
-use cagate_core::plugins::{PluginKind, Runtime};
-use cagate_core::reqid::RequestIds;
-use cagate_core::store::{Clock, SharedStore};
+use cagate_core::NonceStore;
+use cagate_core::{PluginKind, Runtime};
+use cagate_core::RequestIds;
+use cagate_core::{Clock, SharedStore};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
@@ -36,7 +36,7 @@ impl Context for Root {
         let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
         let (_, idx) = self.fetches.swap_remove(pos);
         let Some(state) = self.state.clone() else { return };
-        let Some(cagate_core::plugins::Plugin { name, .. }) = state.gateway.plugins.get(idx as usize) else { return };
+        let Some(cagate_core::Plugin { name, .. }) = state.gateway.plugins.get(idx as usize) else { return };
         let status = hostcall::header(Map::HttpCallResponse, ":status");
         let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         if status.as_deref() != Some(b"200") {
@@ -162,8 +162,8 @@ impl RootContext for Root {
 
 /// Creates the API-dimension counters of trafficControl before traffic arrives: Envoy cannot create a
 /// key only if it is absent, so two workers creating one at the same moment could lose a count.
-fn ensure_traffic_keys(gw: &cagate_core::config::Gateway) {
-    for key in cagate_core::traffic::api_keys(gw) {
+fn ensure_traffic_keys(gw: &cagate_core::Gateway) {
+    for key in gw.traffic_keys() {
         if HostStore.get(&key).is_none() {
             let _ = HostStore.set(&key, &[0u8; 16], 0);
         }

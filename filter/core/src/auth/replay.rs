@@ -6,16 +6,39 @@
 //! times. A shard full of live nonces refuses the new one rather than forgetting an old one: a
 //! forgotten nonce could be replayed.
 
-use crate::config::NonceStoreConfig;
-use crate::store::{le_u32, le_u64, SetError, SharedStore};
+use crate::host::{le_u32, le_u64, SetError, SharedStore};
 use std::hash::Hasher;
+
+/// Nonce store geometry: `shards` shared-data keys of at most `per_shard` live entries each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceStoreConfig {
+    pub shards: u32,
+    pub per_shard: u32,
+}
+
+/// Shards of every one-time-key store, whatever its capacity: the shard of a key never depends on
+/// the configuration, so a reload that changes a capacity still finds every live key.
+pub(crate) const ONE_TIME_KEY_SHARDS: u32 = 4096;
+
+impl NonceStoreConfig {
+    /// Room for at least `capacity` live keys. Keys fall into shards at random (a binomial count per
+    /// shard), so each shard gets its mean plus four standard deviations plus a little: the first
+    /// full shard then comes after the capacity is reached, not at 80-90 % of it.
+    pub fn for_capacity(capacity: u64) -> Self {
+        let shards = ONE_TIME_KEY_SHARDS;
+        let mean = capacity.div_ceil(shards as u64);
+        let spread = (4.0 * (mean as f64).sqrt()).ceil() as u64;
+        let per_shard = (mean + spread + 8).min(u32::MAX as u64) as u32;
+        NonceStoreConfig { shards, per_shard }
+    }
+}
 
 const ENTRY: usize = 12;
 /// First byte of every shard value. A shard is never empty, so "absent" and "empty" cannot be
 /// confused (Envoy reports an empty value as no data).
 const VERSION: u8 = 1;
 /// CAS attempts before giving up on a contended shard.
-pub const MAX_ATTEMPTS: usize = 16;
+pub(crate) const MAX_ATTEMPTS: usize = 16;
 const SEED_KEY: &str = "cagate.nonce.seed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +154,7 @@ impl NonceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::host::MemoryStore;
     use std::sync::Arc;
 
     fn store(shards: u32, per_shard: u32) -> (NonceStore, MemoryStore) {

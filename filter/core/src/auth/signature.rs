@@ -1,7 +1,7 @@
 //! Aliyun's digest signature (`spec/signature.md`): the server-side StringToSign and its HMAC check.
 
-use crate::headers::Headers;
-use crate::params::{append_signed_parameters, is_form, percent_decode, split_path, trim};
+use crate::wire::headers::Headers;
+use crate::wire::url::{append_signed_parameters, is_form, percent_decode, split_path, trim};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::digest::{FixedOutput, KeyInit, Update};
@@ -133,12 +133,12 @@ pub fn sign(alg: Algorithm, secret: &[u8], string_to_sign: &[u8]) -> String {
 }
 
 /// `Content-MD5` check: Base64(MD5(body)) must equal the header (white space around it ignored).
-pub fn content_md5_matches(header: &[u8], body: &[u8]) -> bool {
+pub(crate) fn content_md5_matches(header: &[u8], body: &[u8]) -> bool {
     STANDARD.encode(Md5::digest(body)).as_bytes() == trim(header)
 }
 
 /// The form body to sign, if the content type says the body is a urlencoded form.
-pub fn form_body<'a>(headers: &Headers<'_>, body: Option<&'a [u8]>) -> Option<&'a [u8]> {
+pub(crate) fn form_body<'a>(headers: &Headers<'_>, body: Option<&'a [u8]>) -> Option<&'a [u8]> {
     if is_form(headers.get(b"content-type")) {
         body
     } else {
@@ -146,30 +146,11 @@ pub fn form_body<'a>(headers: &Headers<'_>, body: Option<&'a [u8]>) -> Option<&'
     }
 }
 
-/// Makes a StringToSign fit a header value: `\n` becomes `#` (as Aliyun reports it), other control
-/// bytes, `%` and non-ASCII bytes are percent-encoded.
-pub fn header_safe(s: &[u8]) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s {
-        match b {
-            b'\n' => out.push('#'),
-            b'%' => out.push_str("%25"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 15) as usize] as char);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::Headers;
+    use crate::wire::headers::Headers;
+    use crate::wire::text::header_safe;
     use hmac::Mac;
 
     fn headers<'a>(pairs: &[(&'a str, &'a str)]) -> Headers<'a> {

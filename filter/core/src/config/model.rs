@@ -1,34 +1,14 @@
-//! The configuration contract of `spec/config.md`: parsed and validated once, compiled into the
-//! lookup structures the request path uses. Every problem is collected (not just the first) with the
-//! JSON path it concerns; no message ever quotes a secret.
+//! The compiled configuration: apps with their prepared keys, APIs, grants, the route trie and the
+//! plugins bound per API and stage, with the lookups a request makes.
 
-use crate::plugins::{parse_bindings, parse_plugins, resolve, Bound, Plugin};
-use crate::router::{parse_template, Method, Router, Segment};
-use crate::timefmt::parse_instant;
-use hmac::{Hmac, Mac};
-use crate::check::{join, Check};
-use serde_json::{Map, Value};
+use crate::auth::replay::NonceStoreConfig;
+use crate::config::router::{Method, Router, Segment};
+use crate::plugins::registry::{Bound, Plugin, PluginKind};
+use hmac::Hmac;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
-
-/// One thing wrong with a configuration, at a JSON path (`apis[2].method`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthType {
@@ -75,7 +55,7 @@ pub struct Api {
     /// The plugins that apply, per stage (only stages with any).
     pub plugins: Vec<(u32, Bound)>,
     /// Parameter definitions checked per request.
-    pub params: Vec<crate::validate::ParamDef>,
+    pub params: Vec<crate::config::parameters::ApiParameter>,
     /// Whether deciding on a request may need its urlencoded form body (FORM parameters, Form:
     /// variables, a backend signature over form fields).
     pub reads_form: bool,
@@ -85,30 +65,6 @@ pub struct Api {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
     pub expires_ms: Option<i64>,
-}
-
-/// Nonce store geometry: `shards` shared-data keys of at most `per_shard` live entries each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NonceStoreConfig {
-    pub shards: u32,
-    pub per_shard: u32,
-}
-
-/// Shards of every one-time-key store, whatever its capacity: the shard of a key never depends on
-/// the configuration, so a reload that changes a capacity still finds every live key.
-pub const ONE_TIME_KEY_SHARDS: u32 = 4096;
-
-impl NonceStoreConfig {
-    /// Room for at least `capacity` live keys. Keys fall into shards at random (a binomial count per
-    /// shard), so each shard gets its mean plus four standard deviations plus a little: the first
-    /// full shard then comes after the capacity is reached, not at 80-90 % of it.
-    pub fn for_capacity(capacity: u64) -> Self {
-        let shards = ONE_TIME_KEY_SHARDS;
-        let mean = capacity.div_ceil(shards as u64);
-        let spread = (4.0 * (mean as f64).sqrt()).ceil() as u64;
-        let per_shard = (mean + spread + 8).min(u32::MAX as u64) as u32;
-        NonceStoreConfig { shards, per_shard }
-    }
 }
 
 /// A compiled, valid configuration.
@@ -130,13 +86,30 @@ pub struct Gateway {
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
     pub warnings: Vec<String>,
-    app_by_key: HashMap<Box<[u8]>, u32>,
-    app_by_code: HashMap<[u8; 32], u32>,
-    grants: HashMap<(u32, u32, u32), Grant>,
-    router: Router,
+    pub(crate) app_by_key: HashMap<Box<[u8]>, u32>,
+    pub(crate) app_by_code: HashMap<[u8; 32], u32>,
+    pub(crate) grants: HashMap<(u32, u32, u32), Grant>,
+    pub(crate) router: Router,
 }
 
 impl Gateway {
+    /// Every API-dimension counter key of trafficControl, to be created before traffic arrives
+    /// (Envoy cannot create a shared-data key only if it is absent).
+    pub fn traffic_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for api in &self.apis {
+            for (_, bound) in &api.plugins {
+                if let Some(PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| self.plugins.get(i as usize)).map(|p| &p.kind) {
+                    let key = crate::plugins::traffic_control::api_key(cfg, &api.name);
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        keys
+    }
+
     pub fn stage_index(&self, name: &[u8]) -> Option<u32> {
         self.stages.iter().position(|s| s.as_bytes() == name).map(|i| i as u32)
     }
@@ -166,419 +139,3 @@ impl Gateway {
     }
 }
 
-pub const DEFAULT_STAGES: [&str; 3] = ["RELEASE", "PRE", "TEST"];
-pub const DEFAULT_TOLERANCE_S: u64 = 900;
-pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
-pub const DEFAULT_MAX_URL: u64 = 8192;
-pub const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
-
-const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins"];
-const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
-const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
-const API_FIELDS: &[&str] =
-    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters"];
-const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
-
-/// Parses, validates and compiles a configuration document. On failure, every problem found.
-pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
-    let root: Value = match serde_json::from_slice(doc) {
-        Ok(v) => v,
-        Err(e) => {
-            // serde's message quotes no input, only a position: safe to log even if a secret is near.
-            return Err(vec![Problem { path: String::new(), message: format!("not valid JSON: {e}") }]);
-        }
-    };
-    let mut c = Check::default();
-    let Some(top) = c.object(&root, "", TOP_FIELDS) else { return Err(c.problems) };
-
-    // stages
-    let stages: Vec<String> = match c.strings(top, "", "stages") {
-        Some(list) => list.into_iter().map(str::to_string).collect(),
-        None => DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
-    };
-    if stages.len() > 64 {
-        c.err("stages", "at most 64 stages");
-    }
-    for (i, s) in stages.iter().enumerate() {
-        if stages[..i].contains(s) {
-            c.err(&format!("stages[{i}]"), format!("duplicate stage {s}"));
-        }
-    }
-    let release_stage = match stages.iter().position(|s| s == "RELEASE") {
-        Some(i) => i as u32,
-        None => {
-            c.err("stages", "must include RELEASE, the stage of a request without X-Ca-Stage");
-            0
-        }
-    };
-
-    // signature
-    let empty = Map::new();
-    let sig = match top.get("signature") {
-        Some(v) => c.object(v, "signature", SIGNATURE_FIELDS).unwrap_or(&empty),
-        None => &empty,
-    };
-    let tolerance = c.integer(sig, "signature", "timestampToleranceSeconds", DEFAULT_TOLERANCE_S, 1, 86_400);
-    let nonce_ttl = c.integer(sig, "signature", "nonceTtlSeconds", tolerance.max(DEFAULT_TOLERANCE_S), 1, 86_400);
-    if nonce_ttl < tolerance {
-        c.err(
-            "signature.nonceTtlSeconds",
-            format!("must be at least timestampToleranceSeconds ({tolerance}): a nonce forgotten earlier can be replayed"),
-        );
-    }
-    let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
-    let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
-    let nonce_store = NonceStoreConfig::for_capacity(capacity);
-
-    let max_body_bytes = c.integer(top, "", "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 30);
-    let max_url_bytes = c.integer(top, "", "maxUrlBytes", DEFAULT_MAX_URL, 16, 1 << 20);
-    let max_hops = top.get("maxHops").map(|_| c.integer(top, "", "maxHops", 1, 1, 100));
-
-    // apps
-    let mut apps = Vec::new();
-    let mut app_by_key: HashMap<Box<[u8]>, u32> = HashMap::new();
-    let mut app_by_code: HashMap<[u8; 32], u32> = HashMap::new();
-    let mut app_by_id: HashMap<String, u32> = HashMap::new();
-    let mut code_path: HashMap<[u8; 32], String> = HashMap::new();
-    for (i, v) in c.array(top, "", "apps").iter().enumerate() {
-        let path = format!("apps[{i}]");
-        let Some(o) = c.object(v, &path, APP_FIELDS) else { continue };
-        let id = c.id(o, &path, "appId", true);
-        let name = c.string(o, &path, "name", false).map(str::to_string);
-        let key = c.string(o, &path, "appKey", true);
-        let secret = c.string(o, &path, "appSecret", true);
-        let owner = c.id(o, &path, "ownerId", false);
-        let _ = c.string(o, &path, "description", false);
-        let codes = c.strings(o, &path, "appCodes").unwrap_or_default();
-        let idx = apps.len() as u32;
-        if let Some(id) = &id {
-            if app_by_id.insert(id.clone(), idx).is_some() {
-                c.err(&join(&path, "appId"), format!("duplicate appId {id}"));
-            }
-        }
-        if let Some(key) = key {
-            if app_by_key.insert(key.as_bytes().into(), idx).is_some() {
-                c.err(&join(&path, "appKey"), format!("duplicate appKey {key}"));
-            }
-        }
-        for (j, code) in codes.iter().enumerate() {
-            let here = format!("{path}.appCodes[{j}]");
-            let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
-            if let Some(first) = code_path.get(&digest) {
-                c.err(&here, format!("duplicate AppCode (same as {first})"));
-            } else {
-                code_path.insert(digest, here);
-                app_by_code.insert(digest, idx);
-            }
-        }
-        let (Some(id), Some(key), Some(secret)) = (id, key, secret) else { continue };
-        let (Ok(hmac_sha256), Ok(hmac_sha1)) =
-            (Hmac::<Sha256>::new_from_slice(secret.as_bytes()), Hmac::<Sha1>::new_from_slice(secret.as_bytes()))
-        else {
-            c.err(&join(&path, "appSecret"), "cannot be used as an HMAC key");
-            continue;
-        };
-        apps.push(App {
-            name: name.unwrap_or_else(|| id.clone()),
-            owner_id: owner.unwrap_or_else(|| id.clone()),
-            id,
-            key: key.to_string(),
-            hmac_sha256,
-            hmac_sha1,
-        });
-    }
-
-    // plugins and the group's bindings
-    let app_ids: Vec<&str> = apps.iter().map(|a: &App| a.id.as_str()).collect();
-    let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
-    let all_plugin_names: Vec<String> = c
-        .array(top, "", "plugins")
-        .iter()
-        .filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    let group_list = c.array(top, "", "groupPlugins");
-    let group_bindings = parse_bindings(&mut c, group_list, "groupPlugins", &plugin_by_name, &all_plugin_names, &stages);
-
-    // apis
-    let mut apis = Vec::new();
-    let mut router = Router::default();
-    let mut grants = HashMap::new();
-    let mut api_names: HashMap<String, usize> = HashMap::new();
-    // (method, shape of the template, stage) -> api index: two APIs that would match the same requests.
-    let mut shapes: HashMap<(Method, String, u32), usize> = HashMap::new();
-    for (i, v) in c.array(top, "", "apis").iter().enumerate() {
-        let path = format!("apis[{i}]");
-        let Some(o) = c.object(v, &path, API_FIELDS) else { continue };
-        let name = c.string(o, &path, "name", true);
-        let _ = c.string(o, &path, "description", false);
-        if let Some(n) = name {
-            if let Some(first) = api_names.insert(n.to_string(), i) {
-                c.err(&join(&path, "name"), format!("duplicate API name {n} (also apis[{first}])"));
-            }
-        }
-        let method = c.string(o, &path, "method", true).and_then(|m| {
-            let parsed = Method::parse(m);
-            if parsed.is_none() {
-                c.err(&join(&path, "method"), format!("unknown method {m}: GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY"));
-            }
-            parsed
-        });
-        let api_path = c.string(o, &path, "path", true);
-        let template = api_path.and_then(|p| match parse_template(p) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                c.err(&join(&path, "path"), e);
-                None
-            }
-        });
-        let auth = match c.string(o, &path, "authType", false) {
-            None | Some("APP") => AuthType::App,
-            Some("ANONYMOUS") => AuthType::Anonymous,
-            Some(other) => {
-                c.err(&join(&path, "authType"), format!("unknown authType {other}: APP or ANONYMOUS"));
-                AuthType::App
-            }
-        };
-        let app_code = match c.string(o, &path, "appCodeAuth", false) {
-            None | Some("DISABLE") => AppCodeAuth::Disable,
-            Some("HEADER") => AppCodeAuth::Header,
-            Some("HEADER_QUERY") => AppCodeAuth::HeaderQuery,
-            Some(other) => {
-                c.err(&join(&path, "appCodeAuth"), format!("unknown appCodeAuth {other}: DISABLE, HEADER or HEADER_QUERY"));
-                AppCodeAuth::Disable
-            }
-        };
-        let force_nonce = c.boolean(o, &path, "forceNonceCheck", false);
-        let mut stage_bits = 0u64;
-        let api_stages = c.strings(o, &path, "stages").unwrap_or_else(|| vec!["RELEASE"]);
-        for (j, s) in api_stages.iter().enumerate() {
-            match stages.iter().position(|x| x == s) {
-                Some(k) if k < 64 => stage_bits |= 1 << k,
-                _ => c.err(&format!("{path}.stages[{j}]"), format!("unknown stage {s}")),
-            }
-        }
-        let api_idx = apis.len() as u32;
-        for (j, g) in c.array(o, &path, "authorizations").iter().enumerate() {
-            let gpath = format!("{path}.authorizations[{j}]");
-            let Some(go) = c.object(g, &gpath, GRANT_FIELDS) else { continue };
-            let app = c.id(go, &gpath, "appId", true);
-            let stage = c.string(go, &gpath, "stage", false).unwrap_or("RELEASE");
-            let expires_ms = c.string(go, &gpath, "authValidTime", false).and_then(|t| {
-                let parsed = parse_instant(t);
-                if parsed.is_none() {
-                    c.err(&join(&gpath, "authValidTime"), "must be an RFC 3339 time or an HTTP date in GMT");
-                }
-                parsed
-            });
-            let app_idx = app.as_ref().and_then(|a| {
-                let found = app_by_id.get(a).copied();
-                if found.is_none() {
-                    c.err(&join(&gpath, "appId"), format!("unknown app {a}"));
-                }
-                found
-            });
-            let stage_idx = match stages.iter().position(|x| x == stage) {
-                Some(k) if stage_bits & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
-                Some(_) => {
-                    c.err(&join(&gpath, "stage"), format!("the API is not published in stage {stage}"));
-                    None
-                }
-                None => {
-                    c.err(&join(&gpath, "stage"), format!("unknown stage {stage}"));
-                    None
-                }
-            };
-            if let (Some(a), Some(s)) = (app_idx, stage_idx) {
-                if grants.insert((api_idx, a, s), Grant { expires_ms }).is_some() {
-                    c.err(&gpath, format!("app {} is already authorized in stage {stage}", app.unwrap_or_default()));
-                }
-            }
-        }
-        let (Some(name), Some(method), Some(api_path), Some(template)) = (name, method, api_path, template) else { continue };
-        let shape: String = template
-            .iter()
-            .map(|s| match s {
-                Segment::Literal(l) => format!("/{}", String::from_utf8_lossy(l)),
-                Segment::Param(_) => "/[]".to_string(),
-                Segment::Rest => "/*".to_string(),
-            })
-            .collect();
-        for k in 0..stages.len().min(64) as u32 {
-            if stage_bits & (1 << k) != 0 {
-                if let Some(first) = shapes.insert((method, shape.clone(), k), i) {
-                    c.err(&path, format!("{} {api_path} in stage {} is already served by apis[{first}]", method.as_str(), stages[k as usize]));
-                }
-            }
-        }
-        let api_list = c.array(o, &path, "plugins");
-        let api_bindings = parse_bindings(&mut c, api_list, &join(&path, "plugins"), &plugin_by_name, &all_plugin_names, &stages);
-        let bound = resolve(&mut c, &path, stage_bits, &group_bindings, &api_bindings, &plugins, &stages);
-        let path_params: Vec<&str> = template
-            .iter()
-            .filter_map(|s| match s {
-                Segment::Param(n) => Some(n.as_ref()),
-                _ => None,
-            })
-            .collect();
-        let param_list = c.array(o, &path, "parameters");
-        let params = crate::validate::parse(&mut c, param_list, &join(&path, "parameters"), &path_params);
-        let reads_form = params.iter().any(|p| p.location == crate::validate::Where::Form)
-            || bound.iter().any(|(_, b)| {
-                b.backend.is_some()
-                    || b.access.and_then(|i| plugins.get(i as usize)).is_some_and(|p| match &p.kind {
-                        crate::plugins::PluginKind::Access(a) => {
-                            a.params.locations.iter().any(|l| matches!(l, crate::conditions::Location::Form(_)))
-                        }
-                        _ => false,
-                    })
-            });
-        router.insert(&template, api_idx, method, stage_bits);
-        apis.push(Api {
-            name: name.to_string(),
-            method,
-            path: api_path.to_string(),
-            template,
-            auth,
-            app_code,
-            force_nonce,
-            stages: stage_bits,
-            plugins: bound,
-            params,
-            reads_form,
-        });
-    }
-
-    if !c.problems.is_empty() {
-        return Err(c.problems);
-    }
-    Ok(Gateway {
-        stages,
-        release_stage,
-        tolerance_ms: tolerance * 1000,
-        nonce_ttl_ms: nonce_ttl * 1000,
-        require_timestamp,
-        nonce_store,
-        max_body_bytes,
-        max_url_bytes,
-        max_hops,
-        has_cors: plugins.iter().any(|p| matches!(p.kind, crate::plugins::PluginKind::Cors(_))),
-        apps,
-        apis,
-        plugins,
-        warnings: c.warnings,
-        app_by_key,
-        app_by_code,
-        grants,
-        router,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SAMPLE: &str = r#"{
-      "stages": ["RELEASE", "PRE", "TEST"],
-      "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 900 },
-      "maxBodyBytes": 8388608,
-      "apps": [ { "appId": 10001, "name": "demo", "appKey": "test-app-key-1",
-                  "appSecret": "test-app-secret-1-0123456789abcdef", "appCodes": ["3F2504E04F8911D39A0C0305E82C3301"] } ],
-      "apis": [ { "name": "orders", "method": "GET", "path": "/orders/[orderId]", "authType": "APP",
-                  "appCodeAuth": "HEADER", "forceNonceCheck": false, "stages": ["RELEASE", "TEST"],
-                  "authorizations": [ { "appId": "10001", "stage": "RELEASE", "authValidTime": "2027-01-01T00:00:00Z" },
-                                      { "appId": "10001", "stage": "TEST" } ] } ]
-    }"#;
-
-    #[test]
-    fn sample_compiles() {
-        let g = compile(SAMPLE.as_bytes()).unwrap();
-        assert_eq!(g.apps[0].id, "10001");
-        assert_eq!(g.app_by_key(b"test-app-key-1"), Some(0));
-        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3301"), Some(0));
-        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3302"), None);
-        assert_eq!(g.route(b"GET", b"/orders/7", 0), Some(0));
-        assert_eq!(g.route(b"GET", b"/orders/7", 1), None, "not published in PRE");
-        assert_eq!(g.grant(0, 0, 0), Some(Grant { expires_ms: Some(1_798_761_600_000) }));
-        assert_eq!(g.grant(0, 0, 2), Some(Grant { expires_ms: None }));
-        assert_eq!(g.grant(0, 0, 1), None);
-        assert_eq!(g.tolerance_ms, 900_000);
-        let dbg = format!("{:?}", g);
-        assert!(!dbg.contains("test-app-secret"), "Debug must not print secrets");
-    }
-
-    #[test]
-    fn defaults() {
-        let g = compile(br#"{"apis":[{"name":"a","method":"ANY","path":"/*","authType":"ANONYMOUS"}]}"#).unwrap();
-        assert_eq!(g.stages, DEFAULT_STAGES);
-        assert_eq!(g.max_body_bytes, DEFAULT_MAX_BODY);
-        assert_eq!(g.tolerance_ms, 900_000);
-        assert_eq!(g.nonce_ttl_ms, 900_000);
-        assert_eq!(g.apis[0].stages, 1);
-        assert!(g.nonce_store.shards as u64 * g.nonce_store.per_shard as u64 >= DEFAULT_NONCE_CAPACITY);
-    }
-
-    #[test]
-    fn every_problem_is_reported_and_no_secret_leaks() {
-        let bad = r#"{
-          "stages": ["RELEASE", "RELEASE"],
-          "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 60, "bogus": 1 },
-          "maxBodyBytes": "big",
-          "apps": [ { "appId": 1, "appKey": "k", "appSecret": "SECRET-ONE", "appCodes": ["CODE-SECRET"] },
-                    { "appId": 1, "appKey": "k", "appSecret": "SECRET-TWO", "appCodes": ["CODE-SECRET"] },
-                    { "appId": 1.5, "appSecret": 7 } ],
-          "apis": [ { "name": "x", "method": "FETCH", "path": "nope", "authType": "MAYBE", "appCodeAuth": "SOMETIMES",
-                      "stages": ["PROD"], "authorizations": [ { "appId": "404", "stage": "DEV", "authValidTime": "soon" } ] },
-                    { "name": "x", "method": "GET", "path": "/a/[id]", "extra": true },
-                    { "name": "y", "method": "GET", "path": "/a/[other]" } ],
-          "unknownTop": 1
-        }"#;
-        let problems = compile(bad.as_bytes()).unwrap_err();
-        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        let all = text.join("\n");
-        for expected in [
-            "unknownTop: unknown field",
-            "stages[1]: duplicate stage RELEASE",
-            "signature.bogus: unknown field",
-            "signature.nonceTtlSeconds: must be at least",
-            "maxBodyBytes: must be a number",
-            "apps[1].appId: duplicate appId 1",
-            "apps[1].appKey: duplicate appKey k",
-            "apps[1].appCodes[0]: duplicate AppCode (same as apps[0].appCodes[0])",
-            "apps[2].appId: must be a string or a whole number",
-            "apps[2].appKey: is required",
-            "apps[2].appSecret: must be a string",
-            "apis[0].method: unknown method FETCH",
-            "apis[0].path: must start with '/'",
-            "apis[0].authType: unknown authType MAYBE",
-            "apis[0].appCodeAuth: unknown appCodeAuth SOMETIMES",
-            "apis[0].stages[0]: unknown stage PROD",
-            "apis[0].authorizations[0].appId: unknown app 404",
-            "apis[0].authorizations[0].stage: unknown stage DEV",
-            "apis[0].authorizations[0].authValidTime: must be an RFC 3339",
-            "apis[1].extra: unknown field",
-            "apis[1].name: duplicate API name x",
-            "apis[2]: GET /a/[other] in stage RELEASE is already served by apis[1]",
-        ] {
-            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
-        }
-        assert!(!all.contains("SECRET"), "a secret leaked:\n{all}");
-    }
-
-    #[test]
-    fn grant_rules() {
-        let doc = r#"{"apps":[{"appId":"a","appKey":"k","appSecret":"s"}],
-          "apis":[{"name":"x","method":"GET","path":"/x","stages":["RELEASE"],
-                   "authorizations":[{"appId":"a","stage":"TEST"},{"appId":"a"},{"appId":"a","stage":"RELEASE"}]}]}"#;
-        let all: Vec<String> = compile(doc.as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
-        assert!(all.iter().any(|p| p.contains("authorizations[0].stage: the API is not published in stage TEST")), "{all:?}");
-        assert!(all.iter().any(|p| p.contains("authorizations[2]: app a is already authorized in stage RELEASE")), "{all:?}");
-    }
-
-    #[test]
-    fn not_json() {
-        let p = compile(b"{\"apps\": [").unwrap_err();
-        assert!(p[0].message.starts_with("not valid JSON"));
-        let p = compile(b"[]").unwrap_err();
-        assert_eq!(p[0].message, "must be an object, not an array");
-    }
-}

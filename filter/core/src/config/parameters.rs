@@ -1,11 +1,11 @@
 //! API parameter definitions (`apis[].parameters`): required parameters, types, lengths, enums and
 //! patterns, checked per request (`I400MH`, `I400MP`, `I400IP`).
 
-use crate::check::{join, Check};
+use crate::config::validator::{join, Validator};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Where {
+pub enum ParamLocation {
     Header,
     Query,
     Form,
@@ -23,9 +23,9 @@ pub enum Kind {
 }
 
 #[derive(Debug, Clone)]
-pub struct ParamDef {
+pub struct ApiParameter {
     pub name: String,
-    pub location: Where,
+    pub location: ParamLocation,
     pub kind: Kind,
     pub required: bool,
     pub max_length: Option<usize>,
@@ -33,7 +33,7 @@ pub struct ParamDef {
     pub pattern: Option<regex_lite::Regex>,
 }
 
-pub(crate) fn parse(c: &mut Check, list: &[Value], path: &str, path_params: &[&str]) -> Vec<ParamDef> {
+pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: &[&str]) -> Vec<ApiParameter> {
     let mut out = Vec::new();
     for (i, v) in list.iter().enumerate() {
         let p = format!("{path}[{i}]");
@@ -42,17 +42,17 @@ pub(crate) fn parse(c: &mut Check, list: &[Value], path: &str, path_params: &[&s
         };
         let Some(name) = c.string(o, &p, "name", true) else { continue };
         let location = match c.string(o, &p, "location", true) {
-            Some("HEADER") => Where::Header,
-            Some("QUERY") => Where::Query,
-            Some("FORM") => Where::Form,
-            Some("PATH") => Where::Path,
+            Some("HEADER") => ParamLocation::Header,
+            Some("QUERY") => ParamLocation::Query,
+            Some("FORM") => ParamLocation::Form,
+            Some("PATH") => ParamLocation::Path,
             Some(other) => {
                 c.err(&join(&p, "location"), format!("unknown location {other}: HEADER, QUERY, FORM or PATH"));
                 continue;
             }
             None => continue,
         };
-        if location == Where::Path && !path_params.contains(&name) {
+        if location == ParamLocation::Path && !path_params.contains(&name) {
             c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
         }
         let kind = match c.string(o, &p, "type", false) {
@@ -77,13 +77,13 @@ pub(crate) fn parse(c: &mut Check, list: &[Value], path: &str, path_params: &[&s
                 None
             }
         });
-        out.push(ParamDef { name: name.to_string(), location, kind, required, max_length, enum_values, pattern });
+        out.push(ApiParameter { name: name.to_string(), location, kind, required, max_length, enum_values, pattern });
     }
     out
 }
 
 /// Why a present value is invalid, if it is.
-pub fn invalid_reason(def: &ParamDef, value: &str) -> Option<String> {
+pub(crate) fn invalid_reason(def: &ApiParameter, value: &str) -> Option<String> {
     let ok_type = match def.kind {
         Kind::String => true,
         Kind::Int => value.parse::<i32>().is_ok(),
@@ -119,8 +119,8 @@ pub fn invalid_reason(def: &ParamDef, value: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn def(v: Value) -> ParamDef {
-        let mut c = Check::default();
+    fn def(v: Value) -> ApiParameter {
+        let mut c = Validator::default();
         let out = parse(&mut c, &[v], "p", &["id"]);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         out.into_iter().next().unwrap()
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn config_errors() {
-        let mut c = Check::default();
+        let mut c = Validator::default();
         parse(&mut c, &[serde_json::json!({ "name": "nope", "location": "PATH" }),
                         serde_json::json!({ "name": "r", "location": "QUERY", "regularExpression": "([" }),
                         serde_json::json!({ "name": "t", "location": "COOKIE" })], "apis[0].parameters", &["id"]);

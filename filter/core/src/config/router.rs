@@ -13,7 +13,7 @@ pub enum Segment {
 }
 
 /// Parses an Aliyun path template (`/orders/[orderId]/*`). Errors are messages for the config checker.
-pub fn parse_template(path: &str) -> Result<Vec<Segment>, String> {
+pub(crate) fn parse_template(path: &str) -> Result<Vec<Segment>, String> {
     let Some(body) = path.strip_prefix('/') else {
         return Err("must start with '/'".into());
     };
@@ -110,7 +110,7 @@ struct Node {
 
 /// The compiled routing table.
 #[derive(Debug, Default)]
-pub struct Router {
+pub(crate) struct Router {
     root: Node,
 }
 
@@ -119,7 +119,7 @@ pub struct Router {
 type Score = (u32, bool, bool, std::cmp::Reverse<u32>);
 
 impl Router {
-    pub fn insert(&mut self, template: &[Segment], api: u32, method: Method, stages: u64) {
+    pub(crate) fn insert(&mut self, template: &[Segment], api: u32, method: Method, stages: u64) {
         let mut node = &mut self.root;
         let route = Route { api, method, stages };
         for seg in template {
@@ -136,7 +136,7 @@ impl Router {
     }
 
     /// The API for a method, a (percent-decoded) path and a stage index, if any.
-    pub fn lookup(&self, method: &[u8], path: &[u8], stage: u32) -> Option<u32> {
+    pub(crate) fn lookup(&self, method: &[u8], path: &[u8], stage: u32) -> Option<u32> {
         let rest = path.strip_prefix(b"/")?;
         let mut best: Option<Score> = None;
         let bit = 1u64.checked_shl(stage)?;
@@ -178,7 +178,7 @@ fn walk(node: &Node, rest: Option<&[u8]>, literals: u32, method: &[u8], bit: u64
 }
 
 /// Path parameters of a matched template: (name, value) pairs, values borrowed from the path.
-pub fn path_params<'p, 't>(template: &'t [Segment], path: &'p [u8]) -> Vec<(&'t str, &'p [u8])> {
+pub(crate) fn path_params<'p, 't>(template: &'t [Segment], path: &'p [u8]) -> Vec<(&'t str, &'p [u8])> {
     let mut out = Vec::new();
     let Some(rest) = path.strip_prefix(b"/") else { return out };
     for (seg, value) in template.iter().zip(rest.split(|&b| b == b'/')) {

@@ -1,17 +1,34 @@
 //! Walking a JSON configuration document: typed field access that records every problem with its
 //! path instead of stopping at the first. Shared by the top-level configuration and plugin data.
 
-use crate::config::Problem;
+use std::fmt;
 use serde_json::{Map, Value};
+
+/// One thing wrong with a configuration, at a JSON path (`apis[2].method`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
 
 /// Collects problems while walking the document.
 #[derive(Default)]
-pub(crate) struct Check {
+pub(crate) struct Validator {
     pub(crate) problems: Vec<Problem>,
     pub(crate) warnings: Vec<String>,
 }
 
-impl Check {
+impl Validator {
     pub(crate) fn err(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(Problem { path: path.to_string(), message: message.into() });
     }
@@ -126,7 +143,7 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 }
 
 
-impl Check {
+impl Validator {
     pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
         self.warnings.push(format!("{path}: {}", message.into()));
     }

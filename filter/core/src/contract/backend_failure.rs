@@ -2,7 +2,7 @@
 //! Envoy's plain local reply: one table from Envoy's response code details to Aliyun's D-codes.
 //! Genuine backend responses (`via_upstream`) are never touched.
 
-use crate::errors::{self, ErrorCode};
+use crate::contract::errors::{self, ErrorCode};
 
 /// (substring of Envoy's response code details, the code). First match wins, so the specific
 /// entries (TLS, timeouts) come before the general ones (connection failures).
@@ -34,7 +34,7 @@ pub fn map_local_reply(details: &[u8]) -> Option<(&'static ErrorCode, String)> {
         return None;
     }
     let (_, code) = TABLE.iter().skip(1).find(|(needle, _)| d.contains(needle))?;
-    Some((code, crate::sign::header_safe(d.as_bytes())))
+    Some((code, crate::wire::text::header_safe(d.as_bytes())))
 }
 
 /// The message for a mapped failure: the table's template with Envoy's detail as the reason.

@@ -1,11 +1,10 @@
 //! The refusal the client sees: the table's status, `X-Ca-Error-Code`, `X-Ca-Error-Message`,
 //! `X-Ca-Request-Id`, and a small JSON body naming the same.
 
-use crate::gate::Refusal;
+use crate::contract::names::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, REQUEST_ID_HEADER};
+use crate::contract::refusal::Refusal;
 use std::borrow::Cow;
 
-pub const ERROR_CODE_HEADER: &str = "x-ca-error-code";
-pub const ERROR_MESSAGE_HEADER: &str = "x-ca-error-message";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -44,13 +43,13 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
         }
     };
     let mut headers: Vec<(Cow<'static, str>, String)> = vec![
-        (crate::gate::REQUEST_ID_HEADER.into(), request_id.to_string()),
+        (REQUEST_ID_HEADER.into(), request_id.to_string()),
         (ERROR_CODE_HEADER.into(), r.error.code.to_string()),
         (ERROR_MESSAGE_HEADER.into(), message.to_string()),
         ("content-type".into(), "application/json; charset=utf-8".to_string()),
     ];
     for (name, value) in &r.headers {
-        headers.retain(|(n, _)| n != name || *n == crate::gate::REQUEST_ID_HEADER || *n == ERROR_CODE_HEADER);
+        headers.retain(|(n, _)| n != name || *n == REQUEST_ID_HEADER || *n == ERROR_CODE_HEADER);
         headers.push((name.clone(), value.clone()));
     }
     Reply { status: r.status.unwrap_or(r.error.status), headers, body }
@@ -58,7 +57,7 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
 
 /// Longest `X-Ca-Error-Message`: a StringToSign that quotes a huge signed header must not make a
 /// reply Envoy or the client refuses to carry.
-pub const MAX_MESSAGE_BYTES: usize = 4096;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
 
 fn bounded(message: &str) -> &str {
     let mut end = message.len().min(MAX_MESSAGE_BYTES);
@@ -71,7 +70,7 @@ fn bounded(message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errors;
+    use crate::contract::errors;
 
     #[test]
     fn reply_carries_the_contract() {

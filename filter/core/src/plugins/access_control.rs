@@ -1,8 +1,9 @@
 //! Aliyun's accessControl plugin: ordered rules over the request's parameters; `ALLOW` admits at once,
 //! `DENY` refuses at once (`A403AC`, or the rule's own status, message, headers and body).
 
-use crate::check::{join, Check};
-use crate::conditions::{self, Expr, Location};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
+use crate::plugins::conditions::{self, Expr, VarSource};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,20 +26,20 @@ pub struct Rule {
 
 /// Named variables and where they come from (shared by accessControl and errorMapping).
 #[derive(Debug, Clone, Default)]
-pub struct Parameters {
+pub struct Variables {
     pub names: Vec<String>,
-    pub locations: Vec<Location>,
+    pub locations: Vec<VarSource>,
 }
 
 #[derive(Debug, Clone)]
 pub struct AccessConfig {
-    pub params: Parameters,
+    pub params: Variables,
     pub rules: Vec<Rule>,
 }
 
 /// Parses `parameters` (name -> location); `response` says which phase the plugin runs in.
-pub(crate) fn parse_parameters(c: &mut Check, o: &Map<String, Value>, path: &str, response: bool) -> Parameters {
-    let mut p = Parameters::default();
+pub(crate) fn parse_variables(c: &mut Validator, o: &Map<String, Value>, path: &str, response: bool) -> Variables {
+    let mut p = Variables::default();
     let Some(v) = o.get("parameters") else { return p };
     let Some(m) = v.as_object() else {
         c.err(&join(path, "parameters"), "must be an object of name: location");
@@ -50,7 +51,7 @@ pub(crate) fn parse_parameters(c: &mut Check, o: &Map<String, Value>, path: &str
             c.err(&lp, "must be a location string such as Header:X-User or Token:sub");
             continue;
         };
-        match Location::parse(text) {
+        match VarSource::parse(text) {
             Ok(l) if response && l.request_only() => c.err(&lp, format!("{text} is not available in the response phase")),
             Ok(l) if !response && l.response_only() => c.err(&lp, format!("{text} is only available in the response phase")),
             Ok(l) => {
@@ -63,7 +64,7 @@ pub(crate) fn parse_parameters(c: &mut Check, o: &Map<String, Value>, path: &str
     p
 }
 
-fn verdict(c: &mut Check, o: &Map<String, Value>, path: &str, key: &str) -> Option<Verdict> {
+fn verdict(c: &mut Validator, o: &Map<String, Value>, path: &str, key: &str) -> Option<Verdict> {
     match c.string(o, path, key, false)? {
         "ALLOW" => Some(Verdict::Allow),
         "DENY" => Some(Verdict::Deny),
@@ -74,52 +75,57 @@ fn verdict(c: &mut Check, o: &Map<String, Value>, path: &str, key: &str) -> Opti
     }
 }
 
-pub(crate) fn parse(c: &mut Check, data: &Value, path: &str) -> Option<AccessConfig> {
-    let o = c.object(data, path, &["parameters", "rules"])?;
-    let params = parse_parameters(c, o, path, false);
-    let mut rules = Vec::new();
-    for (i, r) in c.array(o, path, "rules").iter().enumerate() {
-        let rp = format!("{path}.rules[{i}]");
-        let Some(ro) = c.object(r, &rp, &["name", "condition", "ifTrue", "ifFalse", "statusCode", "errorMessage", "responseHeaders", "responseBody"]) else {
-            continue;
-        };
-        let name = c.string(ro, &rp, "name", true).unwrap_or_default().to_string();
-        let rule_label = format!("{rp} (rule {name})");
-        let condition = match c.string(ro, &rp, "condition", true).map(|s| conditions::parse(s, &params.names)) {
-            Some(Ok(e)) => Some(e),
-            Some(Err(e)) => {
-                c.err(&join(&rule_label, "condition"), e.to_string());
-                None
+impl AliyunPlugin for AccessConfig {
+    const TYPE: &'static str = "accessControl";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let path = def.path;
+        let o = c.object(data, path, &["parameters", "rules"])?;
+        let params = parse_variables(c, o, path, false);
+        let mut rules = Vec::new();
+        for (i, r) in c.array(o, path, "rules").iter().enumerate() {
+            let rp = format!("{path}.rules[{i}]");
+            let Some(ro) = c.object(r, &rp, &["name", "condition", "ifTrue", "ifFalse", "statusCode", "errorMessage", "responseHeaders", "responseBody"]) else {
+                continue;
+            };
+            let name = c.string(ro, &rp, "name", true).unwrap_or_default().to_string();
+            let rule_label = format!("{rp} (rule {name})");
+            let condition = match c.string(ro, &rp, "condition", true).map(|s| conditions::parse(s, &params.names)) {
+                Some(Ok(e)) => Some(e),
+                Some(Err(e)) => {
+                    c.err(&join(&rule_label, "condition"), e.to_string());
+                    None
+                }
+                None => None,
+            };
+            let if_true = verdict(c, ro, &rp, "ifTrue");
+            let if_false = verdict(c, ro, &rp, "ifFalse");
+            if if_true.is_none() && if_false.is_none() && ro.get("ifTrue").is_none() && ro.get("ifFalse").is_none() {
+                c.err(&rule_label, "needs ifTrue or ifFalse");
             }
-            None => None,
-        };
-        let if_true = verdict(c, ro, &rp, "ifTrue");
-        let if_false = verdict(c, ro, &rp, "ifFalse");
-        if if_true.is_none() && if_false.is_none() && ro.get("ifTrue").is_none() && ro.get("ifFalse").is_none() {
-            c.err(&rule_label, "needs ifTrue or ifFalse");
-        }
-        let status = c.integer(ro, &rp, "statusCode", 403, 200, 599) as u16;
-        let error_message = c.string(ro, &rp, "errorMessage", false).map(str::to_string);
-        let mut response_headers = Vec::new();
-        if let Some(h) = ro.get("responseHeaders") {
-            match h.as_object() {
-                Some(m) => {
-                    for (k, v) in m {
-                        match v.as_str() {
-                            Some(s) if k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) => {
-                                response_headers.push((k.to_ascii_lowercase(), s.to_string()))
+            let status = c.integer(ro, &rp, "statusCode", 403, 200, 599) as u16;
+            let error_message = c.string(ro, &rp, "errorMessage", false).map(str::to_string);
+            let mut response_headers = Vec::new();
+            if let Some(h) = ro.get("responseHeaders") {
+                match h.as_object() {
+                    Some(m) => {
+                        for (k, v) in m {
+                            match v.as_str() {
+                                Some(s) if k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) => {
+                                    response_headers.push((k.to_ascii_lowercase(), s.to_string()))
+                                }
+                                _ => c.err(&format!("{rp}.responseHeaders.{k}"), "must be a header name with a string value"),
                             }
-                            _ => c.err(&format!("{rp}.responseHeaders.{k}"), "must be a header name with a string value"),
                         }
                     }
+                    None => c.err(&join(&rp, "responseHeaders"), "must be an object of header: value"),
                 }
-                None => c.err(&join(&rp, "responseHeaders"), "must be an object of header: value"),
+            }
+            let response_body = c.string(ro, &rp, "responseBody", false).map(str::to_string);
+            if let Some(condition) = condition {
+                rules.push(Rule { name, condition, if_true, if_false, status, error_message, response_headers, response_body });
             }
         }
-        let response_body = c.string(ro, &rp, "responseBody", false).map(str::to_string);
-        if let Some(condition) = condition {
-            rules.push(Rule { name, condition, if_true, if_false, status, error_message, response_headers, response_body });
-        }
+        Some(AccessConfig { params, rules })
     }
-    Some(AccessConfig { params, rules })
 }

@@ -5,18 +5,19 @@
 //! path, then the query and form parameters as in the client signature (first value, bare name for
 //! an empty value).
 
-use crate::check::{join, Check};
-use crate::params::{append_signed_parameters, percent_decode, split_path};
-use crate::sign::{sign, Algorithm};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
+use crate::wire::url::{append_signed_parameters, percent_decode, split_path};
+use crate::auth::signature::{sign, Algorithm};
 use serde_json::Value;
 
-pub const SIGNATURE: &str = "x-ca-proxy-signature";
-pub const SIGNATURE_HEADERS: &str = "x-ca-proxy-signature-headers";
-pub const SECRET_KEY: &str = "x-ca-proxy-signature-secret-key";
-pub const SIGNATURE_METHOD: &str = "x-ca-proxy-signature-method";
+pub(crate) const SIGNATURE: &str = "x-ca-proxy-signature";
+pub(crate) const SIGNATURE_HEADERS: &str = "x-ca-proxy-signature-headers";
+pub(crate) const SECRET_KEY: &str = "x-ca-proxy-signature-secret-key";
+pub(crate) const SIGNATURE_METHOD: &str = "x-ca-proxy-signature-method";
 
 /// The headers the gateway signs: both set by the gateway itself, so a client cannot influence them.
-pub const SIGNED: [&str; 2] = [SECRET_KEY, crate::gate::REQUEST_ID_HEADER];
+pub(crate) const SIGNED: [&str; 2] = [SECRET_KEY, crate::contract::names::REQUEST_ID_HEADER];
 
 #[derive(Clone)]
 pub struct BackendConfig {
@@ -30,19 +31,24 @@ impl std::fmt::Debug for BackendConfig {
     }
 }
 
-pub(crate) fn parse(c: &mut Check, data: &Value, path: &str) -> Option<BackendConfig> {
-    let o = c.object(data, path, &["type", "key", "secret"])?;
-    match c.string(o, path, "type", false) {
-        None | Some("APIGW_BACKEND") => {}
-        Some(other) => c.err(&join(path, "type"), format!("unsupported type {other}: APIGW_BACKEND")),
+impl AliyunPlugin for BackendConfig {
+    const TYPE: &'static str = "backendSignature";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let path = def.path;
+        let o = c.object(data, path, &["type", "key", "secret"])?;
+        match c.string(o, path, "type", false) {
+            None | Some("APIGW_BACKEND") => {}
+            Some(other) => c.err(&join(path, "type"), format!("unsupported type {other}: APIGW_BACKEND")),
+        }
+        let key = c.string(o, path, "key", true)?.to_string();
+        let secret = c.string(o, path, "secret", true)?.to_string();
+        Some(BackendConfig { key, secret })
     }
-    let key = c.string(o, path, "key", true)?.to_string();
-    let secret = c.string(o, path, "secret", true)?.to_string();
-    Some(BackendConfig { key, secret })
 }
 
 /// The StringToSign for the backend. `headers` are the values of `SIGNED`, in that order.
-pub fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[u8], form: Option<&[u8]>, headers: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[u8], form: Option<&[u8]>, headers: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(method);
     out.push(b'\n');
@@ -63,8 +69,8 @@ pub fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[u8], fo
 }
 
 /// The four headers to add to the forwarded request.
-pub fn headers(cfg: &BackendConfig, method: &[u8], content_md5: Option<&[u8]>, path: &[u8], form: Option<&[u8]>, request_id: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
-    let signed: [(&str, &[u8]); 2] = [(SECRET_KEY, cfg.key.as_bytes()), (crate::gate::REQUEST_ID_HEADER, request_id)];
+pub(crate) fn headers(cfg: &BackendConfig, method: &[u8], content_md5: Option<&[u8]>, path: &[u8], form: Option<&[u8]>, request_id: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
+    let signed: [(&str, &[u8]); 2] = [(SECRET_KEY, cfg.key.as_bytes()), (crate::contract::names::REQUEST_ID_HEADER, request_id)];
     let sts = string_to_sign(method, content_md5, path, form, &signed);
     vec![
         (SIGNATURE.to_string(), Some(sign(Algorithm::HmacSha256, cfg.secret.as_bytes(), &sts).into_bytes())),

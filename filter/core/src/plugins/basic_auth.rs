@@ -1,7 +1,8 @@
 //! Aliyun's basicAuth plugin: `Authorization: Basic …` against the configured users. Credentials are
 //! compared as SHA-256 digests in constant time; refusals carry `WWW-Authenticate`.
 
-use crate::check::{join, Check};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
@@ -21,47 +22,52 @@ impl std::fmt::Debug for BasicConfig {
     }
 }
 
-pub(crate) fn parse(c: &mut Check, data: &Value, path: &str) -> Option<BasicConfig> {
-    let o = c.object(data, path, &["users", "realm"])?;
-    let realm = c.string(o, path, "realm", false).unwrap_or("cagate").to_string();
-    if realm.contains('"') {
-        c.err(&join(path, "realm"), "must not contain a double quote");
-    }
-    let mut users = Vec::new();
-    for (i, u) in c.array(o, path, "users").iter().enumerate() {
-        let up = format!("{path}.users[{i}]");
-        let Some(uo) = c.object(u, &up, &["username", "password"]) else { continue };
-        let name = c.string(uo, &up, "username", true);
-        let password = match uo.get("password") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => {
-                c.err(&join(&up, "password"), "is required: a string or a number");
-                None
-            }
-        };
-        if let (Some(name), Some(password)) = (name, password) {
-            if name.contains(':') {
-                c.err(&join(&up, "username"), "must not contain ':'");
-            }
-            if users.iter().any(|(_, n)| n == name) {
-                c.err(&join(&up, "username"), format!("duplicate user {name}"));
-            }
-            users.push((Sha256::digest(format!("{name}:{password}").as_bytes()).into(), name.to_string()));
+impl AliyunPlugin for BasicConfig {
+    const TYPE: &'static str = "basicAuth";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let path = def.path;
+        let o = c.object(data, path, &["users", "realm"])?;
+        let realm = c.string(o, path, "realm", false).unwrap_or("cagate").to_string();
+        if realm.contains('"') {
+            c.err(&join(path, "realm"), "must not contain a double quote");
         }
+        let mut users = Vec::new();
+        for (i, u) in c.array(o, path, "users").iter().enumerate() {
+            let up = format!("{path}.users[{i}]");
+            let Some(uo) = c.object(u, &up, &["username", "password"]) else { continue };
+            let name = c.string(uo, &up, "username", true);
+            let password = match uo.get("password") {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => {
+                    c.err(&join(&up, "password"), "is required: a string or a number");
+                    None
+                }
+            };
+            if let (Some(name), Some(password)) = (name, password) {
+                if name.contains(':') {
+                    c.err(&join(&up, "username"), "must not contain ':'");
+                }
+                if users.iter().any(|(_, n)| n == name) {
+                    c.err(&join(&up, "username"), format!("duplicate user {name}"));
+                }
+                users.push((Sha256::digest(format!("{name}:{password}").as_bytes()).into(), name.to_string()));
+            }
+        }
+        if users.is_empty() && c.problems.is_empty() {
+            c.err(&join(path, "users"), "needs at least one user");
+        }
+        Some(BasicConfig { realm, users })
     }
-    if users.is_empty() && c.problems.is_empty() {
-        c.err(&join(path, "users"), "needs at least one user");
-    }
-    Some(BasicConfig { realm, users })
 }
 
 impl BasicConfig {
     /// The user the `Authorization` header authenticates, if any. Every configured user is compared,
     /// in constant time, whatever matched.
     pub fn check(&self, authorization: Option<&[u8]>) -> Option<&str> {
-        let v = crate::params::trim(authorization?);
-        let b64 = if crate::params::starts_with_ignore_case(v, b"basic ") { crate::params::trim(v.get(6..)?) } else { return None };
+        let v = crate::wire::url::trim(authorization?);
+        let b64 = if crate::wire::url::starts_with_ignore_case(v, b"basic ") { crate::wire::url::trim(v.get(6..)?) } else { return None };
         let raw = STANDARD.decode(b64).ok()?;
         let digest: [u8; 32] = Sha256::digest(&raw).into();
         let mut found = None;
@@ -84,8 +90,8 @@ mod tests {
 
     #[test]
     fn credentials() {
-        let mut c = Check::default();
-        let b = parse(&mut c, &serde_json::json!({ "users": [ { "username": "alice", "password": "s3cret" }, { "username": "bob", "password": 1234 } ] }), "p").unwrap();
+        let mut c = Validator::default();
+        let b = BasicConfig::parse(&mut c, &serde_json::json!({ "users": [ { "username": "alice", "password": "s3cret" }, { "username": "bob", "password": 1234 } ] }), &Definition { name: "t", path: "p", app_ids: &[] }).unwrap();
         assert!(c.problems.is_empty());
         let h = |s: &str| format!("Basic {}", STANDARD.encode(s));
         assert_eq!(b.check(Some(h("alice:s3cret").as_bytes())), Some("alice"));

@@ -4,10 +4,11 @@
 //! `openTimeoutSeconds` one trial request goes through (half-open): its success closes the breaker,
 //! its failure opens it again. State per API in Envoy shared data, shared by all workers, by CAS.
 
-use crate::check::Check;
-use crate::errors;
-use crate::gate::Refusal;
-use crate::store::{le_u32, le_u64, SetError, SharedStore};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::Validator;
+use crate::contract::errors;
+use crate::contract::refusal::Refusal;
+use crate::host::{le_u32, le_u64, SetError, SharedStore};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -18,14 +19,19 @@ pub struct BreakerConfig {
     pub open_ms: i64,
 }
 
-pub(crate) fn parse(c: &mut Check, plugin: &str, data: &Value, path: &str) -> Option<BreakerConfig> {
-    let o = c.object_lenient(data, path, &["timeoutThreshold", "windowInSeconds", "openTimeoutSeconds"], &["errorThreshold", "errorRatio"])?;
-    Some(BreakerConfig {
-        plugin: plugin.to_string(),
-        threshold: c.integer(o, path, "timeoutThreshold", 15, 1, 100_000) as u32,
-        window_ms: c.integer(o, path, "windowInSeconds", 30, 1, 3600) as i64 * 1000,
-        open_ms: c.integer(o, path, "openTimeoutSeconds", 15, 1, 3600) as i64 * 1000,
-    })
+impl AliyunPlugin for BreakerConfig {
+    const TYPE: &'static str = "circuitBreaker";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let (plugin, path) = (def.name, def.path);
+        let o = c.object_lenient(data, path, &["timeoutThreshold", "windowInSeconds", "openTimeoutSeconds"], &["errorThreshold", "errorRatio"])?;
+        Some(BreakerConfig {
+            plugin: plugin.to_string(),
+            threshold: c.integer(o, path, "timeoutThreshold", 15, 1, 100_000) as u32,
+            window_ms: c.integer(o, path, "windowInSeconds", 30, 1, 3600) as i64 * 1000,
+            open_ms: c.integer(o, path, "openTimeoutSeconds", 15, 1, 3600) as i64 * 1000,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -148,7 +154,7 @@ pub fn record(cfg: &BreakerConfig, key: &str, pass: Pass, failed: bool, now: i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::host::MemoryStore;
 
     fn cfg() -> BreakerConfig {
         BreakerConfig { plugin: "cb".into(), threshold: 3, window_ms: 10_000, open_ms: 5_000 }

@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-/// Where a variable's value comes from.
+/// ParamLocation a variable's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
+pub enum VarSource {
     Method,
     Path,
     Header(String),
@@ -30,8 +30,8 @@ pub enum JsonStep {
 const SYSTEM: [&str; 9] =
     ["CaAppId", "CaAppKey", "CaApiName", "CaStage", "CaRequestId", "CaClientIp", "CaDomain", "CaHttpSchema", "CaClientUa"];
 
-impl Location {
-    pub fn parse(s: &str) -> Result<Location, String> {
+impl VarSource {
+    pub fn parse(s: &str) -> Result<VarSource, String> {
         let named = |rest: &str, what: &str| {
             if rest.is_empty() {
                 Err(format!("{what}: needs a name"))
@@ -40,20 +40,20 @@ impl Location {
             }
         };
         Ok(match s {
-            "Method" => Location::Method,
-            "Path" => Location::Path,
-            "StatusCode" => Location::StatusCode,
-            "ErrorCode" => Location::ErrorCode,
+            "Method" => VarSource::Method,
+            "Path" => VarSource::Path,
+            "StatusCode" => VarSource::StatusCode,
+            "ErrorCode" => VarSource::ErrorCode,
             _ => match s.split_once(':') {
-                Some(("Header", n)) => Location::Header(named(n, "Header")?.to_ascii_lowercase()),
-                Some(("Query", n)) => Location::Query(named(n, "Query")?),
-                Some(("Form", n)) => Location::Form(named(n, "Form")?),
-                Some(("Parameter", n)) => Location::Parameter(named(n, "Parameter")?),
-                Some(("Token", n)) => Location::Token(named(n, "Token")?),
-                Some(("System", n)) if SYSTEM.contains(&n) => Location::System(n.to_string()),
+                Some(("Header", n)) => VarSource::Header(named(n, "Header")?.to_ascii_lowercase()),
+                Some(("Query", n)) => VarSource::Query(named(n, "Query")?),
+                Some(("Form", n)) => VarSource::Form(named(n, "Form")?),
+                Some(("Parameter", n)) => VarSource::Parameter(named(n, "Parameter")?),
+                Some(("Token", n)) => VarSource::Token(named(n, "Token")?),
+                Some(("System", n)) if SYSTEM.contains(&n) => VarSource::System(n.to_string()),
                 Some(("System", n)) => return Err(format!("unknown System variable {n}: {}", SYSTEM.join(", "))),
-                Some(("XFF", n)) => Location::Xff(n.parse().map_err(|_| "XFF:N needs a whole number".to_string())?),
-                Some(("BodyJsonField", p)) => Location::BodyJsonField(parse_json_path(p)?),
+                Some(("XFF", n)) => VarSource::Xff(n.parse().map_err(|_| "XFF:N needs a whole number".to_string())?),
+                Some(("BodyJsonField", p)) => VarSource::BodyJsonField(parse_json_path(p)?),
                 _ => return Err(format!("unknown location {s}")),
             },
         })
@@ -61,12 +61,12 @@ impl Location {
 
     /// True for locations only the response phase has.
     pub fn response_only(&self) -> bool {
-        matches!(self, Location::StatusCode | Location::ErrorCode | Location::BodyJsonField(_))
+        matches!(self, VarSource::StatusCode | VarSource::ErrorCode | VarSource::BodyJsonField(_))
     }
 
     /// True for locations only the request phase has.
     pub fn request_only(&self) -> bool {
-        matches!(self, Location::Method | Location::Path | Location::Query(_) | Location::Form(_) | Location::Parameter(_) | Location::Xff(_))
+        matches!(self, VarSource::Method | VarSource::Path | VarSource::Query(_) | VarSource::Form(_) | VarSource::Parameter(_) | VarSource::Xff(_))
     }
 }
 
@@ -550,17 +550,17 @@ mod tests {
 
     #[test]
     fn locations_and_json_paths() {
-        assert_eq!(Location::parse("Header:X-User").unwrap(), Location::Header("x-user".into()));
-        assert_eq!(Location::parse("XFF:-1").unwrap(), Location::Xff(-1));
-        assert_eq!(Location::parse("System:CaAppId").unwrap(), Location::System("CaAppId".into()));
-        assert!(Location::parse("System:Nope").is_err());
-        assert!(Location::parse("Cookie:x").is_err());
-        assert!(Location::parse("Header:").is_err());
-        let Location::BodyJsonField(p) = Location::parse("BodyJsonField:$.data.items[1]['na.me']").unwrap() else { panic!() };
+        assert_eq!(VarSource::parse("Header:X-User").unwrap(), VarSource::Header("x-user".into()));
+        assert_eq!(VarSource::parse("XFF:-1").unwrap(), VarSource::Xff(-1));
+        assert_eq!(VarSource::parse("System:CaAppId").unwrap(), VarSource::System("CaAppId".into()));
+        assert!(VarSource::parse("System:Nope").is_err());
+        assert!(VarSource::parse("Cookie:x").is_err());
+        assert!(VarSource::parse("Header:").is_err());
+        let VarSource::BodyJsonField(p) = VarSource::parse("BodyJsonField:$.data.items[1]['na.me']").unwrap() else { panic!() };
         let doc = serde_json::json!({"data": {"items": [0, {"na.me": "x"}]}});
         assert_eq!(json_lookup(&doc, &p), Some(&serde_json::json!("x")));
-        assert!(Location::parse("BodyJsonField:data").is_err());
-        assert!(Location::parse("BodyJsonField:$.a[").is_err());
+        assert!(VarSource::parse("BodyJsonField:data").is_err());
+        assert!(VarSource::parse("BodyJsonField:$.a[").is_err());
     }
 
     #[test]

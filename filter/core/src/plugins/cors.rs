@@ -1,7 +1,8 @@
 //! Aliyun's cors plugin: preflight answered by the gateway (before authentication), CORS headers on
 //! actual responses, refusals included, so that a browser can read `X-Ca-Error-Code`.
 
-use crate::check::{join, Check};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -18,38 +19,43 @@ pub struct CorsConfig {
 }
 
 const FIELDS: &[&str] = &["allowOrigins", "allowMethods", "allowHeaders", "exposeHeaders", "allowCredentials", "maxAge"];
-pub const DEFAULT_EXPOSE: &str = "X-Ca-Request-Id,X-Ca-Error-Code,X-Ca-Error-Message";
+pub(crate) const DEFAULT_EXPOSE: &str = "X-Ca-Request-Id,X-Ca-Error-Code,X-Ca-Error-Message";
 
-fn list(c: &mut Check, o: &serde_json::Map<String, Value>, path: &str, key: &str, default: &str) -> String {
+fn list(c: &mut Validator, o: &serde_json::Map<String, Value>, path: &str, key: &str, default: &str) -> String {
     let v = c.string(o, path, key, false).unwrap_or(default);
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(",")
 }
 
-pub(crate) fn parse(c: &mut Check, data: &Value, path: &str) -> Option<CorsConfig> {
-    let o = c.object(data, path, FIELDS)?;
-    let origins_text = list(c, o, path, "allowOrigins", "*");
-    let mut cfg = CorsConfig {
-        any_origin: false,
-        origins: Vec::new(),
-        suffixes: Vec::new(),
-        allow_methods: list(c, o, path, "allowMethods", "GET,POST,PUT,DELETE,HEAD,OPTIONS,PATCH"),
-        allow_headers: list(c, o, path, "allowHeaders", "*"),
-        expose_headers: list(c, o, path, "exposeHeaders", DEFAULT_EXPOSE),
-        allow_credentials: c.boolean(o, path, "allowCredentials", false),
-        max_age: c.integer(o, path, "maxAge", 172_800, 0, 31_536_000),
-    };
-    for origin in origins_text.split(',') {
-        if origin == "*" {
-            cfg.any_origin = true;
-        } else if let Some(domain) = origin.strip_prefix("*.") {
-            cfg.suffixes.push(format!(".{}", domain.to_ascii_lowercase()));
-        } else if origin.contains('*') {
-            c.err(&join(path, "allowOrigins"), format!("{origin}: a wildcard only as `*` or a leading `*.`"));
-        } else {
-            cfg.origins.push(origin.trim_end_matches('/').to_ascii_lowercase());
+impl AliyunPlugin for CorsConfig {
+    const TYPE: &'static str = "cors";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let path = def.path;
+        let o = c.object(data, path, FIELDS)?;
+        let origins_text = list(c, o, path, "allowOrigins", "*");
+        let mut cfg = CorsConfig {
+            any_origin: false,
+            origins: Vec::new(),
+            suffixes: Vec::new(),
+            allow_methods: list(c, o, path, "allowMethods", "GET,POST,PUT,DELETE,HEAD,OPTIONS,PATCH"),
+            allow_headers: list(c, o, path, "allowHeaders", "*"),
+            expose_headers: list(c, o, path, "exposeHeaders", DEFAULT_EXPOSE),
+            allow_credentials: c.boolean(o, path, "allowCredentials", false),
+            max_age: c.integer(o, path, "maxAge", 172_800, 0, 31_536_000),
+        };
+        for origin in origins_text.split(',') {
+            if origin == "*" {
+                cfg.any_origin = true;
+            } else if let Some(domain) = origin.strip_prefix("*.") {
+                cfg.suffixes.push(format!(".{}", domain.to_ascii_lowercase()));
+            } else if origin.contains('*') {
+                c.err(&join(path, "allowOrigins"), format!("{origin}: a wildcard only as `*` or a leading `*.`"));
+            } else {
+                cfg.origins.push(origin.trim_end_matches('/').to_ascii_lowercase());
+            }
         }
+        Some(cfg)
     }
-    Some(cfg)
 }
 
 impl CorsConfig {
@@ -116,9 +122,9 @@ mod tests {
     use super::*;
 
     fn cfg(origins: &str, creds: bool) -> CorsConfig {
-        let mut c = Check::default();
+        let mut c = Validator::default();
         let v = serde_json::json!({ "allowOrigins": origins, "allowCredentials": creds });
-        let out = parse(&mut c, &v, "cors").unwrap();
+        let out = CorsConfig::parse(&mut c, &v, &Definition { name: "t", path: "cors", app_ids: &[] }).unwrap();
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         out
     }
@@ -154,8 +160,8 @@ mod tests {
 
     #[test]
     fn bad_wildcard() {
-        let mut c = Check::default();
-        parse(&mut c, &serde_json::json!({ "allowOrigins": "https://*.x.com" }), "cors");
+        let mut c = Validator::default();
+        CorsConfig::parse(&mut c, &serde_json::json!({ "allowOrigins": "https://*.x.com" }), &Definition { name: "t", path: "cors", app_ids: &[] });
         assert!(c.problems[0].message.contains("a wildcard only as"));
     }
 }

@@ -3,9 +3,10 @@
 //! default's, and `X-Ca-Error-Message` carries the message. The body is kept. Only JSON bodies within
 //! a bound are read.
 
-use crate::access::{parse_parameters, Parameters};
-use crate::check::{join, Check};
-use crate::conditions::{self, eval, json_lookup, substitute, Expr, Location, Val};
+use crate::plugins::access_control::{parse_variables, Variables};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
+use crate::plugins::conditions::{self, eval, json_lookup, substitute, Expr, VarSource, Val};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct Mapping {
 
 #[derive(Debug, Clone)]
 pub struct MappingConfig {
-    pub params: Parameters,
+    pub params: Variables,
     pub condition: Expr,
     /// Index of the variable whose value selects a mapping.
     pub code_var: Option<usize>,
@@ -29,7 +30,7 @@ pub struct MappingConfig {
 /// Largest backend body the plugin reads.
 pub const DEFAULT_MAX_BODY: u64 = 64 * 1024;
 
-fn mapping(c: &mut Check, v: &Value, path: &str, need_code: bool) -> Option<Mapping> {
+fn mapping(c: &mut Validator, v: &Value, path: &str, need_code: bool) -> Option<Mapping> {
     let o = c.object(v, path, &["code", "statusCode", "errorMessage"])?;
     let code = if need_code { c.string(o, path, "code", true)?.to_string() } else { String::new() };
     let status = c.integer(o, path, "statusCode", 500, 100, 599) as u16;
@@ -37,46 +38,52 @@ fn mapping(c: &mut Check, v: &Value, path: &str, need_code: bool) -> Option<Mapp
     Some(Mapping { code, status, message })
 }
 
-pub(crate) fn parse(c: &mut Check, data: &Value, path: &str) -> Option<MappingConfig> {
-    let o = c.object(data, path, &["parameters", "errorCondition", "errorCode", "mappings", "defaultMapping", "maxBodyBytes"])?;
-    let params = parse_parameters(c, o, path, true);
-    let condition = match c.string(o, path, "errorCondition", true).map(|s| conditions::parse(s, &params.names)) {
-        Some(Ok(e)) => e,
-        Some(Err(e)) => {
-            c.err(&join(path, "errorCondition"), e.to_string());
-            return None;
-        }
-        None => return None,
-    };
-    let code_var = c.string(o, path, "errorCode", false).and_then(|name| {
-        let i = params.names.iter().position(|n| n == name.trim_start_matches('$'));
-        if i.is_none() {
-            c.err(&join(path, "errorCode"), format!("{name} is not one of the parameters"));
-        }
-        i
-    });
-    let mappings = c
-        .array(o, path, "mappings")
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| mapping(c, m, &format!("{path}.mappings[{i}]"), true))
-        .collect();
-    let default = o.get("defaultMapping").and_then(|d| mapping(c, d, &join(path, "defaultMapping"), false));
-    let max_body = c.integer(o, path, "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 24) as usize;
-    Some(MappingConfig { params, condition, code_var, mappings, default, max_body })
+impl AliyunPlugin for MappingConfig {
+    const TYPE: &'static str = "errorMapping";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let path = def.path;
+        let o = c.object(data, path, &["parameters", "errorCondition", "errorCode", "mappings", "defaultMapping", "maxBodyBytes"])?;
+        let params = parse_variables(c, o, path, true);
+        let condition = match c.string(o, path, "errorCondition", true).map(|s| conditions::parse(s, &params.names)) {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                c.err(&join(path, "errorCondition"), e.to_string());
+                return None;
+            }
+            None => return None,
+        };
+        let code_var = c.string(o, path, "errorCode", false).and_then(|name| {
+            let i = params.names.iter().position(|n| n == name.trim_start_matches('$'));
+            if i.is_none() {
+                c.err(&join(path, "errorCode"), format!("{name} is not one of the parameters"));
+            }
+            i
+        });
+        let mappings = c
+            .array(o, path, "mappings")
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| mapping(c, m, &format!("{path}.mappings[{i}]"), true))
+            .collect();
+        let default = o.get("defaultMapping").and_then(|d| mapping(c, d, &join(path, "defaultMapping"), false));
+        let max_body = c.integer(o, path, "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 24) as usize;
+        Some(MappingConfig { params, condition, code_var, mappings, default, max_body })
+    }
 }
 
 impl MappingConfig {
     /// Whether any variable needs the response body.
     pub fn reads_body(&self) -> bool {
-        self.params.locations.iter().any(|l| matches!(l, Location::BodyJsonField(_)))
+        self.params.locations.iter().any(|l| matches!(l, VarSource::BodyJsonField(_)))
     }
 }
 
 /// What a response looks like to the plugin.
 pub struct Response<'a> {
     pub status: u16,
-    pub headers: &'a dyn Fn(&str) -> Option<String>,
+    /// The host's view of the response (its headers).
+    pub stream: &'a dyn crate::host::Stream,
     pub error_code: Option<&'a str>,
     pub body: Option<&'a Value>,
     pub claims: Option<&'a serde_json::Map<String, Value>>,
@@ -93,14 +100,14 @@ fn json_val(v: &Value) -> Val {
     }
 }
 
-fn value(loc: &Location, r: &Response<'_>) -> Val {
+fn value(loc: &VarSource, r: &Response<'_>) -> Val {
     match loc {
-        Location::StatusCode => Val::Num(r.status as f64),
-        Location::ErrorCode => r.error_code.map_or(Val::Null, |c| Val::Str(c.to_string())),
-        Location::Header(n) => (r.headers)(n).map_or(Val::Null, Val::Str),
-        Location::BodyJsonField(p) => r.body.and_then(|b| json_lookup(b, p)).map_or(Val::Null, json_val),
-        Location::Token(n) => r.claims.and_then(|c| c.get(n)).map_or(Val::Null, json_val),
-        Location::System(n) => (r.system)(n).map_or(Val::Null, Val::Str),
+        VarSource::StatusCode => Val::Num(r.status as f64),
+        VarSource::ErrorCode => r.error_code.map_or(Val::Null, |c| Val::Str(c.to_string())),
+        VarSource::Header(n) => r.stream.response_header(n).map_or(Val::Null, |v| Val::Str(String::from_utf8_lossy(&v).into_owned())),
+        VarSource::BodyJsonField(p) => r.body.and_then(|b| json_lookup(b, p)).map_or(Val::Null, json_val),
+        VarSource::Token(n) => r.claims.and_then(|c| c.get(n)).map_or(Val::Null, json_val),
+        VarSource::System(n) => (r.system)(n).map_or(Val::Null, Val::Str),
         _ => Val::Null,
     }
 }
@@ -115,7 +122,7 @@ pub fn apply(cfg: &MappingConfig, r: &Response<'_>) -> Option<(u16, Option<Strin
     }
     let selected = cfg.code_var.map(|i| var(i).to_string());
     let m = selected.and_then(|code| cfg.mappings.iter().find(|m| m.code == code)).or(cfg.default.as_ref())?;
-    let message = m.message.as_ref().map(|t| crate::sign::header_safe(substitute(t, &cfg.params.names, &var).as_bytes()));
+    let message = m.message.as_ref().map(|t| crate::wire::text::header_safe(substitute(t, &cfg.params.names, &var).as_bytes()));
     Some((m.status, message))
 }
 
@@ -124,7 +131,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> MappingConfig {
-        let mut c = Check::default();
+        let mut c = Validator::default();
         let data: Value = serde_yaml::from_str(
             r#"
 parameters:
@@ -143,14 +150,14 @@ defaultMapping:
 "#,
         )
         .unwrap();
-        let out = parse(&mut c, &data, "m").unwrap();
+        let out = MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] }).unwrap();
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         out
     }
 
     fn run(status: u16, body: Value) -> Option<(u16, Option<String>)> {
         let none = |_: &str| None;
-        apply(&cfg(), &Response { status, headers: &none, error_code: None, body: Some(&body), claims: None, system: &none })
+        apply(&cfg(), &Response { status, stream: &crate::host::NoStream, error_code: None, body: Some(&body), claims: None, system: &none })
     }
 
     #[test]
@@ -170,9 +177,9 @@ defaultMapping:
 
     #[test]
     fn request_locations_are_refused_in_the_response_phase() {
-        let mut c = Check::default();
+        let mut c = Validator::default();
         let data = serde_json::json!({ "parameters": { "q": "Query:x" }, "errorCondition": "$q = 1" });
-        parse(&mut c, &data, "m");
+        MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] });
         assert!(c.problems[0].to_string().contains("m.parameters.q: Query:x is not available in the response phase"));
     }
 }

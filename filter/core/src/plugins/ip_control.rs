@@ -2,8 +2,9 @@
 //! CIDR blocks, per app or for everyone, the client address taken from the connection or from an
 //! `X-Forwarded-For` entry.
 
-use crate::check::{join, Check};
-use crate::params::trim;
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
+use crate::wire::url::trim;
 use serde_json::Value;
 use std::net::IpAddr;
 
@@ -53,7 +54,7 @@ fn mask(prefix: u32) -> u128 {
 }
 
 /// An address as the blocks compare it (IPv4 mapped into IPv6).
-pub fn ip_key(ip: IpAddr) -> u128 {
+pub(crate) fn ip_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(u128::from(v6), |v4| u128::from(v4.to_ipv6_mapped())),
@@ -75,57 +76,62 @@ pub struct IpConfig {
     pub items: Vec<(Option<String>, Vec<Block>)>,
 }
 
-pub(crate) fn parse(c: &mut Check, data: &Value, path: &str, app_ids: &[&str]) -> Option<IpConfig> {
-    let o = c.object(data, path, &["type", "resource", "items"])?;
-    let allow = match c.string(o, path, "type", true) {
-        Some("ALLOW") => true,
-        Some("REFUSE") => false,
-        Some(other) => {
-            c.err(&join(path, "type"), format!("unknown type {other}: ALLOW or REFUSE"));
-            true
-        }
-        None => true,
-    };
-    let source = match c.string(o, path, "resource", false) {
-        None => Source::Peer,
-        Some(r) => match r.strip_prefix("XFF:").and_then(|n| n.parse::<i32>().ok()) {
-            Some(n) => Source::Xff(n),
-            None => {
-                c.err(&join(path, "resource"), "must be XFF:N (N an entry index, negative from the end)");
-                Source::Peer
+impl AliyunPlugin for IpConfig {
+    const TYPE: &'static str = "ipControl";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let (path, app_ids) = (def.path, def.app_ids);
+        let o = c.object(data, path, &["type", "resource", "items"])?;
+        let allow = match c.string(o, path, "type", true) {
+            Some("ALLOW") => true,
+            Some("REFUSE") => false,
+            Some(other) => {
+                c.err(&join(path, "type"), format!("unknown type {other}: ALLOW or REFUSE"));
+                true
             }
-        },
-    };
-    let mut items = Vec::new();
-    for (i, v) in c.array(o, path, "items").iter().enumerate() {
-        let ip = format!("{path}.items[{i}]");
-        let Some(io) = c.object(v, &ip, &["blocks", "appId"]) else { continue };
-        let app = c.id(io, &ip, "appId", false);
-        if let Some(a) = &app {
-            if !allow {
-                c.err(&join(&ip, "appId"), "is not allowed with type REFUSE");
-            } else if !app_ids.contains(&a.as_str()) {
-                c.err(&join(&ip, "appId"), format!("unknown app {a}"));
+            None => true,
+        };
+        let source = match c.string(o, path, "resource", false) {
+            None => Source::Peer,
+            Some(r) => match r.strip_prefix("XFF:").and_then(|n| n.parse::<i32>().ok()) {
+                Some(n) => Source::Xff(n),
+                None => {
+                    c.err(&join(path, "resource"), "must be XFF:N (N an entry index, negative from the end)");
+                    Source::Peer
+                }
+            },
+        };
+        let mut items = Vec::new();
+        for (i, v) in c.array(o, path, "items").iter().enumerate() {
+            let ip = format!("{path}.items[{i}]");
+            let Some(io) = c.object(v, &ip, &["blocks", "appId"]) else { continue };
+            let app = c.id(io, &ip, "appId", false);
+            if let Some(a) = &app {
+                if !allow {
+                    c.err(&join(&ip, "appId"), "is not allowed with type REFUSE");
+                } else if !app_ids.contains(&a.as_str()) {
+                    c.err(&join(&ip, "appId"), format!("unknown app {a}"));
+                }
             }
-        }
-        let mut blocks = Vec::new();
-        for (j, b) in c.strings(io, &ip, "blocks").unwrap_or_default().iter().enumerate() {
-            match Block::parse(b) {
-                Some(block) => blocks.push(block),
-                None => c.err(&format!("{ip}.blocks[{j}]"), format!("{b} is not an IPv4 or IPv6 address or CIDR block")),
+            let mut blocks = Vec::new();
+            for (j, b) in c.strings(io, &ip, "blocks").unwrap_or_default().iter().enumerate() {
+                match Block::parse(b) {
+                    Some(block) => blocks.push(block),
+                    None => c.err(&format!("{ip}.blocks[{j}]"), format!("{b} is not an IPv4 or IPv6 address or CIDR block")),
+                }
             }
+            if blocks.is_empty() {
+                c.err(&join(&ip, "blocks"), "needs at least one address or block");
+            }
+            items.push((app, blocks));
         }
-        if blocks.is_empty() {
-            c.err(&join(&ip, "blocks"), "needs at least one address or block");
-        }
-        items.push((app, blocks));
+        Some(IpConfig { allow, source, items })
     }
-    Some(IpConfig { allow, source, items })
 }
 
 /// The client address: the peer (`ip:port` or `[v6]:port` as Envoy reports it), or an
 /// `X-Forwarded-For` entry. `None` if it cannot be established.
-pub fn client_ip(source: Source, peer: Option<&[u8]>, xff: Option<&[u8]>) -> Option<IpAddr> {
+pub(crate) fn client_ip(source: Source, peer: Option<&[u8]>, xff: Option<&[u8]>) -> Option<IpAddr> {
     match source {
         Source::Peer => {
             let s = std::str::from_utf8(peer?).ok()?;
@@ -142,7 +148,7 @@ pub fn client_ip(source: Source, peer: Option<&[u8]>, xff: Option<&[u8]>) -> Opt
 /// ALLOW: an app with items of its own is admitted only from its own blocks (Aliyun: the app may call
 /// only from the listed addresses); any other caller from a block of an item without `appId`.
 /// REFUSE: refused if the address is in any block. An address that cannot be established is refused.
-pub fn allowed(cfg: &IpConfig, ip: Option<IpAddr>, app_id: Option<&str>) -> bool {
+pub(crate) fn allowed(cfg: &IpConfig, ip: Option<IpAddr>, app_id: Option<&str>) -> bool {
     let Some(ip) = ip else { return false };
     let key = ip_key(ip);
     let in_blocks = |blocks: &Vec<Block>| blocks.iter().any(|b| b.contains(key));

@@ -2,24 +2,25 @@
 //! to the group and to APIs per stage. Everything is resolved at configuration time into, per API and
 //! stage, the one plugin of each type that applies; a request only looks its set up.
 
-use crate::check::{join, kind, Check};
-use crate::access::{self, AccessConfig};
-use crate::backend::{self, BackendConfig};
-use crate::basic::{self, BasicConfig};
-use crate::breaker::{self, BreakerConfig};
-use crate::mapping::{self, MappingConfig};
-use crate::cors::{self, CorsConfig};
-use crate::ipcontrol::{self, IpConfig};
-use crate::jwt::{self, JwtConfig, JwtState};
-use crate::traffic::{self, TrafficConfig};
+use crate::config::validator::{join, kind, Validator};
+use crate::plugins::access_control::AccessConfig;
+use crate::plugins::backend_signature::BackendConfig;
+use crate::plugins::basic_auth::BasicConfig;
+use crate::plugins::circuit_breaker::BreakerConfig;
+use crate::plugins::cors::CorsConfig;
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::plugins::error_mapping::MappingConfig;
+use crate::plugins::ip_control::IpConfig;
+use crate::plugins::jwt::{JwtConfig, JwtState};
+use crate::plugins::traffic_control::TrafficConfig;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// Plugin data as a string may be at most this long (Aliyun's limit).
-pub const MAX_DATA_BYTES: usize = 50 * 1024;
+pub(crate) const MAX_DATA_BYTES: usize = 50 * 1024;
 
 /// Every plugin type Aliyun defines; the ones cagate implements have a slot in `Bound`.
-pub const KNOWN_TYPES: &[&str] = &[
+pub(crate) const KNOWN_TYPES: &[&str] = &[
     "jwtAuth", "trafficControl", "ipControl", "accessControl", "cors", "backendSignature", "basicAuth",
     "errorMapping", "circuitBreaker", "caching", "routing", "logMask", "parameterAccessControl",
 ];
@@ -61,22 +62,22 @@ pub struct Bound {
 impl Bound {
     fn slot(&mut self, type_name: &str) -> Option<&mut Option<u32>> {
         match type_name {
-            "jwtAuth" => Some(&mut self.jwt),
-            "trafficControl" => Some(&mut self.traffic),
-            "ipControl" => Some(&mut self.ip),
-            "accessControl" => Some(&mut self.access),
-            "cors" => Some(&mut self.cors),
-            "basicAuth" => Some(&mut self.basic),
-            "backendSignature" => Some(&mut self.backend),
-            "circuitBreaker" => Some(&mut self.breaker),
-            "errorMapping" => Some(&mut self.mapping),
+            JwtConfig::TYPE => Some(&mut self.jwt),
+            TrafficConfig::TYPE => Some(&mut self.traffic),
+            IpConfig::TYPE => Some(&mut self.ip),
+            AccessConfig::TYPE => Some(&mut self.access),
+            CorsConfig::TYPE => Some(&mut self.cors),
+            BasicConfig::TYPE => Some(&mut self.basic),
+            BackendConfig::TYPE => Some(&mut self.backend),
+            BreakerConfig::TYPE => Some(&mut self.breaker),
+            MappingConfig::TYPE => Some(&mut self.mapping),
             _ => None,
         }
     }
 }
 
 /// Turns plugin data into a JSON value: an object as is; a string as JSON if it parses, else YAML.
-fn data_value(c: &mut Check, v: Option<&Value>, path: &str) -> Option<Value> {
+fn data_value(c: &mut Validator, v: Option<&Value>, path: &str) -> Option<Value> {
     match v {
         Some(Value::Object(_)) => v.cloned(),
         Some(Value::String(s)) => {
@@ -108,8 +109,12 @@ fn data_value(c: &mut Check, v: Option<&Value>, path: &str) -> Option<Value> {
     }
 }
 
+fn parse_as<T: AliyunPlugin>(c: &mut Validator, data: &Value, def: &Definition<'_>, wrap: fn(Box<T>) -> PluginKind) -> Option<PluginKind> {
+    T::parse(c, data, def).map(|t| wrap(Box::new(t)))
+}
+
 /// Parses `plugins[]`.
-pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>, app_ids: &[&str]) -> (Vec<Plugin>, HashMap<String, u32>) {
+pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids: &[&str]) -> (Vec<Plugin>, HashMap<String, u32>) {
     let mut plugins = Vec::new();
     let mut by_name = HashMap::new();
     for (i, v) in c.array(top, "", "plugins").iter().enumerate() {
@@ -125,17 +130,18 @@ pub(crate) fn parse_plugins(c: &mut Check, top: &Map<String, Value>, app_ids: &[
             continue;
         }
         let dpath = format!("{path}.data (plugin {name})");
+        let def = Definition { name, path: &dpath, app_ids };
         let kind = match (type_name, data) {
             (_, None) => None,
-            ("jwtAuth", Some(d)) => jwt::parse(c, name, &d, &dpath).map(|j| PluginKind::Jwt(Box::new(j))),
-            ("trafficControl", Some(d)) => traffic::parse(c, name, &d, &dpath).map(|t| PluginKind::Traffic(Box::new(t))),
-            ("ipControl", Some(d)) => ipcontrol::parse(c, &d, &dpath, app_ids).map(|i| PluginKind::Ip(Box::new(i))),
-            ("accessControl", Some(d)) => access::parse(c, &d, &dpath).map(|a| PluginKind::Access(Box::new(a))),
-            ("cors", Some(d)) => cors::parse(c, &d, &dpath).map(|x| PluginKind::Cors(Box::new(x))),
-            ("basicAuth", Some(d)) => basic::parse(c, &d, &dpath).map(|b| PluginKind::Basic(Box::new(b))),
-            ("backendSignature", Some(d)) => backend::parse(c, &d, &dpath).map(|b| PluginKind::Backend(Box::new(b))),
-            ("circuitBreaker", Some(d)) => breaker::parse(c, name, &d, &dpath).map(|b| PluginKind::Breaker(Box::new(b))),
-            ("errorMapping", Some(d)) => mapping::parse(c, &d, &dpath).map(|m| PluginKind::Mapping(Box::new(m))),
+            (JwtConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Jwt),
+            (TrafficConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Traffic),
+            (IpConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Ip),
+            (AccessConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Access),
+            (CorsConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Cors),
+            (BasicConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Basic),
+            (BackendConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Backend),
+            (BreakerConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Breaker),
+            (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Mapping),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None
@@ -164,7 +170,7 @@ pub(crate) struct Binding {
 /// Parses a list of bindings (`groupPlugins` or `apis[].plugins`). Bindings naming plugins that failed
 /// validation are skipped silently: that plugin's own problems are already reported.
 pub(crate) fn parse_bindings(
-    c: &mut Check,
+    c: &mut Validator,
     list: &[Value],
     path: &str,
     names: &HashMap<String, u32>,
@@ -199,7 +205,7 @@ pub(crate) fn parse_bindings(
 /// Resolves the plugins of one API: per stage it is published in, group bindings overridden by API
 /// bindings of the same type. Two bindings of one type on one level and stage are an error.
 pub(crate) fn resolve(
-    c: &mut Check,
+    c: &mut Validator,
     api_path: &str,
     api_stages: u64,
     group: &[Binding],
@@ -263,7 +269,7 @@ impl Runtime {
     }
 
     /// Creates the shared-data keys of the replay stores (see `NonceStore::ensure`).
-    pub fn ensure(&mut self, store: &dyn crate::store::SharedStore, seed: [u8; 16]) {
+    pub fn ensure(&mut self, store: &dyn crate::host::SharedStore, seed: [u8; 16]) {
         for state in self.jwt.iter_mut().flatten() {
             state.jti.ensure(store, seed);
         }

@@ -4,10 +4,11 @@
 //! One key per (plugin, API, dimension, app or user): a new window reuses the key (its start is in
 //! the value), so the store does not grow with time.
 
-use crate::check::{join, Check};
-use crate::errors::{self, ErrorCode};
-use crate::gate::Refusal;
-use crate::store::{le_u64, SetError, SharedStore};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
+use crate::contract::errors::{self, ErrorCode};
+use crate::contract::refusal::Refusal;
+use crate::host::{le_u64, SetError, SharedStore};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -43,22 +44,7 @@ impl Unit {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dim {
-    Api,
-    User,
-    App,
-}
-
-impl Dim {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dim::Api => "API",
-            Dim::User => "USER",
-            Dim::App => "APP",
-        }
-    }
-}
+pub use crate::contract::refusal::Dim;
 
 #[derive(Debug, Clone)]
 pub struct TrafficConfig {
@@ -76,96 +62,101 @@ pub struct TrafficConfig {
 const FIELDS: &[&str] = &["unit", "apiDefault", "userDefault", "appDefault", "specials", "rateLimitHeaders", "failOpen"];
 const TOLERATED: &[&str] = &["controlMode", "blockingMode", "globalDefault"];
 
-pub(crate) fn parse(c: &mut Check, plugin: &str, data: &Value, path: &str) -> Option<TrafficConfig> {
-    let o = c.object_lenient(data, path, FIELDS, TOLERATED)?;
-    let unit = match c.string(o, path, "unit", true) {
-        Some("SECOND") => Unit::Second,
-        Some("MINUTE") => Unit::Minute,
-        Some("HOUR") => Unit::Hour,
-        Some("DAY") => Unit::Day,
-        Some(other) => {
-            c.err(&join(path, "unit"), format!("unknown unit {other}: SECOND, MINUTE, HOUR or DAY"));
-            Unit::Minute
-        }
-        None => Unit::Minute,
-    };
-    let limit = |c: &mut Check, key: &str| -> Option<u64> {
-        match o.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(_) => {
-                c.err(&join(path, key), "must be a whole number from 0");
-                None
-            }
-        }
-    };
-    let api_default = limit(c, "apiDefault");
-    if o.get("apiDefault").is_none() {
-        c.err(&join(path, "apiDefault"), "is required");
-    }
-    let user_default = limit(c, "userDefault");
-    let app_default = limit(c, "appDefault");
-    let api = api_default.unwrap_or(MAX_LIMIT);
-    // The management API's own messages for these rules (reference, "InvalidApiDefault" etc.).
-    if api > MAX_LIMIT {
-        c.err(&join(path, "apiDefault"), "InvalidApiDefault: The ApiDefault value exceeds limit.");
-    }
-    if let Some(user) = user_default {
-        if user > api || app_default.is_some_and(|app| app > user) || user > MAX_LIMIT {
-            c.err(&join(path, "userDefault"), "InvalidUserDefault: The UserDefault value must bigger than the AppDefault and smaller than the ApiDefault.");
-        }
-    }
-    if let Some(app) = app_default {
-        if app > api || user_default.is_some_and(|user| app > user) || app > MAX_LIMIT {
-            c.err(&join(path, "appDefault"), "InvalidAppDefault: The AppDefault value must smaller than the UserDefault and ApiDefault.");
-        }
-    }
-    let mut app_specials = HashMap::new();
-    let mut user_specials = HashMap::new();
-    for (i, s) in c.array(o, path, "specials").iter().enumerate() {
-        let sp = format!("{path}.specials[{i}]");
-        let Some(so) = c.object(s, &sp, &["type", "policies"]) else { continue };
-        let target = match c.string(so, &sp, "type", true) {
-            Some("APP") => &mut app_specials,
-            Some("USER") => &mut user_specials,
+impl AliyunPlugin for TrafficConfig {
+    const TYPE: &'static str = "trafficControl";
+
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let (plugin, path) = (def.name, def.path);
+        let o = c.object_lenient(data, path, FIELDS, TOLERATED)?;
+        let unit = match c.string(o, path, "unit", true) {
+            Some("SECOND") => Unit::Second,
+            Some("MINUTE") => Unit::Minute,
+            Some("HOUR") => Unit::Hour,
+            Some("DAY") => Unit::Day,
             Some(other) => {
-                c.err(&join(&sp, "type"), format!("unknown special type {other}: APP or USER"));
-                continue;
+                c.err(&join(path, "unit"), format!("unknown unit {other}: SECOND, MINUTE, HOUR or DAY"));
+                Unit::Minute
             }
-            None => continue,
+            None => Unit::Minute,
         };
-        for (j, p) in c.array(so, &sp, "policies").iter().enumerate() {
-            let pp = format!("{sp}.policies[{j}]");
-            let Some(po) = c.object(p, &pp, &["key", "value"]) else { continue };
-            let key = c.id(po, &pp, "key", true);
-            let value = match po.get("value") {
+        let limit = |c: &mut Validator, key: &str| -> Option<u64> {
+            match o.get(key) {
+                None | Some(Value::Null) => None,
                 Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-                _ => {
-                    c.err(&join(&pp, "value"), "must be a whole number from 0");
+                Some(_) => {
+                    c.err(&join(path, key), "must be a whole number from 0");
                     None
                 }
-            };
-            if let (Some(key), Some(value)) = (key, value) {
-                if value > api || value > MAX_LIMIT {
-                    c.err(&join(&pp, "value"), format!("a special ({value}) must not exceed apiDefault ({api})"));
+            }
+        };
+        let api_default = limit(c, "apiDefault");
+        if o.get("apiDefault").is_none() {
+            c.err(&join(path, "apiDefault"), "is required");
+        }
+        let user_default = limit(c, "userDefault");
+        let app_default = limit(c, "appDefault");
+        let api = api_default.unwrap_or(MAX_LIMIT);
+        // The management API's own messages for these rules (reference, "InvalidApiDefault" etc.).
+        if api > MAX_LIMIT {
+            c.err(&join(path, "apiDefault"), "InvalidApiDefault: The ApiDefault value exceeds limit.");
+        }
+        if let Some(user) = user_default {
+            if user > api || app_default.is_some_and(|app| app > user) || user > MAX_LIMIT {
+                c.err(&join(path, "userDefault"), "InvalidUserDefault: The UserDefault value must bigger than the AppDefault and smaller than the ApiDefault.");
+            }
+        }
+        if let Some(app) = app_default {
+            if app > api || user_default.is_some_and(|user| app > user) || app > MAX_LIMIT {
+                c.err(&join(path, "appDefault"), "InvalidAppDefault: The AppDefault value must smaller than the UserDefault and ApiDefault.");
+            }
+        }
+        let mut app_specials = HashMap::new();
+        let mut user_specials = HashMap::new();
+        for (i, s) in c.array(o, path, "specials").iter().enumerate() {
+            let sp = format!("{path}.specials[{i}]");
+            let Some(so) = c.object(s, &sp, &["type", "policies"]) else { continue };
+            let target = match c.string(so, &sp, "type", true) {
+                Some("APP") => &mut app_specials,
+                Some("USER") => &mut user_specials,
+                Some(other) => {
+                    c.err(&join(&sp, "type"), format!("unknown special type {other}: APP or USER"));
+                    continue;
                 }
-                if target.insert(key.clone(), value).is_some() {
-                    c.err(&join(&pp, "key"), format!("{key} has two specials of this type"));
+                None => continue,
+            };
+            for (j, p) in c.array(so, &sp, "policies").iter().enumerate() {
+                let pp = format!("{sp}.policies[{j}]");
+                let Some(po) = c.object(p, &pp, &["key", "value"]) else { continue };
+                let key = c.id(po, &pp, "key", true);
+                let value = match po.get("value") {
+                    Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+                    _ => {
+                        c.err(&join(&pp, "value"), "must be a whole number from 0");
+                        None
+                    }
+                };
+                if let (Some(key), Some(value)) = (key, value) {
+                    if value > api || value > MAX_LIMIT {
+                        c.err(&join(&pp, "value"), format!("a special ({value}) must not exceed apiDefault ({api})"));
+                    }
+                    if target.insert(key.clone(), value).is_some() {
+                        c.err(&join(&pp, "key"), format!("{key} has two specials of this type"));
+                    }
                 }
             }
         }
+        Some(TrafficConfig {
+            plugin: plugin.to_string(),
+            unit,
+            api_default: api,
+            user_default,
+            app_default,
+            app_specials,
+            user_specials,
+            rate_limit_headers: c.boolean(o, path, "rateLimitHeaders", false),
+            fail_open: c.boolean(o, path, "failOpen", false),
+        })
     }
-    Some(TrafficConfig {
-        plugin: plugin.to_string(),
-        unit,
-        api_default: api,
-        user_default,
-        app_default,
-        app_specials,
-        user_specials,
-        rate_limit_headers: c.boolean(o, path, "rateLimitHeaders", false),
-        fail_open: c.boolean(o, path, "failOpen", false),
-    })
 }
 
 /// One counter a request must pass.
@@ -199,22 +190,6 @@ pub fn counters(cfg: &TrafficConfig, api: &str, app: Option<(&str, &str)>) -> Ve
 /// The key of the API dimension, which the adapter creates up front (Envoy has no create-if-absent).
 pub fn api_key(cfg: &TrafficConfig, api: &str) -> String {
     format!("cagate.rl.{}.{}.API.-", cfg.plugin, api)
-}
-
-/// Every API-dimension counter key of a configuration, to be created before traffic arrives.
-pub fn api_keys(gw: &crate::config::Gateway) -> Vec<String> {
-    let mut keys = Vec::new();
-    for api in &gw.apis {
-        for (_, bound) in &api.plugins {
-            if let Some(crate::plugins::PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| gw.plugins.get(i as usize)).map(|p| &p.kind) {
-                let key = api_key(cfg, &api.name);
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
-            }
-        }
-    }
-    keys
 }
 
 /// What a counter said.

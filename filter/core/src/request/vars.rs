@@ -1,17 +1,18 @@
 //! Request-phase values: the variables of accessControl conditions (`Header:`, `Query:`, `Form:`,
 //! `Parameter:`, `System:`, `Token:`, `XFF:`, `Method`, `Path`) and API parameter validation.
 
-use crate::access::{AccessConfig, Verdict};
-use crate::conditions::{eval, substitute, Location, Val};
-use crate::config::{Api, Gateway};
-use crate::errors;
-use crate::gate::{Ctx, Identity, Refusal, Request};
-use crate::params::{is_form, parse_urlencoded, percent_decode, split_path, Param};
-use crate::router::path_params;
-use crate::validate::{invalid_reason, Where};
+use crate::plugins::access_control::{AccessConfig, Verdict};
+use crate::plugins::conditions::{eval, substitute, VarSource, Val};
+use crate::config::model::{Api, Gateway};
+use crate::contract::errors;
+use crate::contract::refusal::Refusal;
+use crate::request::model::{Ctx, Identity, Request};
+use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, UrlParam};
+use crate::config::router::path_params;
+use crate::config::parameters::{invalid_reason, ParamLocation};
 use serde_json::{Map, Value};
 
-pub struct RequestVars<'a> {
+pub(crate) struct RequestVars<'a> {
     pub gw: &'a Gateway,
     pub req: &'a Request<'a>,
     pub identity: &'a Identity,
@@ -24,7 +25,7 @@ fn text(b: &[u8]) -> Val {
 }
 
 fn first_param(src: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut ps: Vec<Param<'_>> = Vec::new();
+    let mut ps: Vec<UrlParam<'_>> = Vec::new();
     parse_urlencoded(src, &mut ps);
     ps.into_iter().find(|p| *p.name == *name.as_bytes()).map(|p| p.value.map(|v| v.into_owned()).unwrap_or_default())
 }
@@ -44,38 +45,38 @@ fn path_param(api: &Api, req: &Request<'_>, name: &str) -> Option<Vec<u8>> {
 }
 
 impl RequestVars<'_> {
-    pub fn get(&self, loc: &Location) -> Val {
+    pub(crate) fn get(&self, loc: &VarSource) -> Val {
         let (req, gw) = (self.req, self.gw);
         let h = req.headers;
         let app = self.identity.app.and_then(|a| gw.app(a));
         let found = |v: Option<Vec<u8>>| v.map_or(Val::Null, |b| text(&b));
         match loc {
-            Location::Method => text(req.method),
-            Location::Path => text(&percent_decode(split_path(req.path).0, false)),
-            Location::Header(n) => h.get(n.as_bytes()).map_or(Val::Null, text),
-            Location::Query(n) => found(first_param(split_path(req.path).1, n)),
-            Location::Form(n) => found(form(req, self.ctx).and_then(|f| first_param(f, n))),
-            Location::Parameter(n) => found(gw.api(self.identity.api).and_then(|api| path_param(api, req, n))),
-            Location::Token(n) => match self.claims.and_then(|c| c.get(n)) {
+            VarSource::Method => text(req.method),
+            VarSource::Path => text(&percent_decode(split_path(req.path).0, false)),
+            VarSource::Header(n) => h.get(n.as_bytes()).map_or(Val::Null, text),
+            VarSource::Query(n) => found(first_param(split_path(req.path).1, n)),
+            VarSource::Form(n) => found(form(req, self.ctx).and_then(|f| first_param(f, n))),
+            VarSource::Parameter(n) => found(gw.api(self.identity.api).and_then(|api| path_param(api, req, n))),
+            VarSource::Token(n) => match self.claims.and_then(|c| c.get(n)) {
                 None | Some(Value::Null) => Val::Null,
                 Some(Value::String(s)) => Val::Str(s.clone()),
                 Some(Value::Number(x)) => x.as_f64().map_or(Val::Null, Val::Num),
                 Some(Value::Bool(b)) => Val::Bool(*b),
                 Some(other) => Val::Str(other.to_string()),
             },
-            Location::Xff(n) => {
-                let ip = crate::ipcontrol::client_ip(crate::ipcontrol::Source::Xff(*n), None, h.get(b"x-forwarded-for"));
+            VarSource::Xff(n) => {
+                let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Xff(*n), None, h.get(b"x-forwarded-for"));
                 ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
             }
-            Location::System(name) => match name.as_str() {
+            VarSource::System(name) => match name.as_str() {
                 "CaAppId" => app.map_or(Val::Null, |a| Val::Str(a.id.clone())),
                 "CaAppKey" => app.map_or(Val::Null, |a| Val::Str(a.key.clone())),
                 "CaApiName" => gw.api(self.identity.api).map_or(Val::Null, |a| Val::Str(a.name.clone())),
                 "CaStage" => gw.stages.get(self.identity.stage as usize).map_or(Val::Null, |s| Val::Str(s.clone())),
                 "CaRequestId" => Val::Str(self.ctx.request_id.to_string()),
                 "CaClientIp" => {
-                    let peer = (self.ctx.peer)();
-                    let ip = crate::ipcontrol::client_ip(crate::ipcontrol::Source::Peer, peer.as_deref(), None);
+                    let peer = self.ctx.stream.peer_address();
+                    let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, peer.as_deref(), None);
                     ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
                 }
                 "CaDomain" => h.get(b":authority").map_or(Val::Null, text),
@@ -83,7 +84,7 @@ impl RequestVars<'_> {
                 "CaClientUa" => h.get(b"user-agent").map_or(Val::Null, text),
                 _ => Val::Null,
             },
-            Location::StatusCode | Location::ErrorCode | Location::BodyJsonField(_) => Val::Null,
+            VarSource::StatusCode | VarSource::ErrorCode | VarSource::BodyJsonField(_) => Val::Null,
         }
     }
 }
@@ -98,7 +99,7 @@ fn random_for(request_id: &str, n: u64) -> f64 {
 }
 
 /// Runs the rules in order: the first rule that decides wins; none deciding admits.
-pub fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), Refusal> {
+pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), Refusal> {
     let values: Vec<Val> = cfg.params.locations.iter().map(|l| view.get(l)).collect();
     let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
     let mut draws = 0u64;
@@ -114,7 +115,7 @@ pub fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), 
             Some(Verdict::Deny) => {
                 let mut r = Refusal::new(&errors::A403AC, &[&rule.name], "access control");
                 if let Some(m) = &rule.error_message {
-                    r.message = crate::sign::header_safe(substitute(m, &cfg.params.names, &var).as_bytes());
+                    r.message = crate::wire::text::header_safe(substitute(m, &cfg.params.names, &var).as_bytes());
                 }
                 r.status = Some(rule.status);
                 r.body = rule.response_body.as_ref().map(|b| substitute(b, &cfg.params.names, &var));
@@ -127,19 +128,19 @@ pub fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), 
 }
 
 /// Checks the API's parameter definitions: `I400MH`, `I400MP`, `I400IP`.
-pub fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
+pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
     let (_, query) = split_path(req.path);
     for def in &api.params {
         let value: Option<Vec<u8>> = match def.location {
-            Where::Header => req.headers.get(def.name.to_ascii_lowercase().as_bytes()).map(<[u8]>::to_vec),
-            Where::Query => first_param(query, &def.name),
-            Where::Form => form(req, ctx).and_then(|f| first_param(f, &def.name)),
-            Where::Path => path_param(api, req, &def.name),
+            ParamLocation::Header => req.headers.get(def.name.to_ascii_lowercase().as_bytes()).map(<[u8]>::to_vec),
+            ParamLocation::Query => first_param(query, &def.name),
+            ParamLocation::Form => form(req, ctx).and_then(|f| first_param(f, &def.name)),
+            ParamLocation::Path => path_param(api, req, &def.name),
         };
-        let shown = crate::sign::header_safe(def.name.as_bytes());
+        let shown = crate::wire::text::header_safe(def.name.as_bytes());
         match value {
             None if def.required => {
-                let (e, cause) = if def.location == Where::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
+                let (e, cause) = if def.location == ParamLocation::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
                 return Err(Refusal::new(e, &[&shown], cause));
             }
             None => {}

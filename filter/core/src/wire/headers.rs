@@ -52,6 +52,11 @@ impl<'a> Headers<'a> {
         self.pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
     }
 
+    /// A header holding a whole number (`Content-Length`, the hop counter).
+    pub fn number(&self, name: &[u8]) -> Option<u64> {
+        std::str::from_utf8(crate::wire::url::trim(self.get(name)?)).ok()?.parse().ok()
+    }
+
     pub fn contains(&self, name: &[u8]) -> bool {
         self.pairs.iter().any(|(n, _)| *n == name)
     }

@@ -36,7 +36,7 @@ fn epoch_ms(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
 }
 
 /// `2027-01-01T00:00:00Z`, `2027-01-01T08:00:00.5+08:00`, also with a space or `t`/`z`.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
@@ -82,7 +82,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// `Tue, 14 Nov 2023 22:16:46 GMT` (RFC 7231 IMF-fixdate).
-pub fn parse_http_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
     let parts: Vec<&str> = s.split(' ').collect();
     let [_, day, mon, year, time, "GMT"] = parts.as_slice() else { return None };
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -96,7 +96,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
 }
 
 /// `2023-11-14T22:16:46Z` for an epoch time in milliseconds (whole seconds).
-pub fn format_rfc3339(ms: i64) -> String {
+pub(crate) fn format_rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // civil_from_days (Howard Hinnant's algorithm)
@@ -113,7 +113,7 @@ pub fn format_rfc3339(ms: i64) -> String {
 }
 
 /// Either form.
-pub fn parse_instant(s: &str) -> Option<i64> {
+pub(crate) fn parse_instant(s: &str) -> Option<i64> {
     parse_rfc3339(s).or_else(|| parse_http_date(s))
 }
 

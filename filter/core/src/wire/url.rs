@@ -14,7 +14,7 @@ fn hex(b: u8) -> Option<u8> {
 /// Percent-decodes `s`; with `plus_is_space`, `+` becomes a space (form and query encoding). A `%`
 /// not followed by two hex digits stays as it is, as Java's and Python's lenient decoders leave it.
 /// Borrows when there is nothing to decode.
-pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
+pub(crate) fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
     if !s.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
         return Cow::Borrowed(s);
     }
@@ -40,13 +40,13 @@ pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
 
 /// One decoded parameter: `value` is `None` for a bare `name` (or `name=`), which signs as the bare name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Param<'a> {
+pub(crate) struct UrlParam<'a> {
     pub name: Cow<'a, [u8]>,
     pub value: Option<Cow<'a, [u8]>>,
 }
 
 /// Appends the parameters of an `application/x-www-form-urlencoded` string (a query or a form body).
-pub fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<Param<'a>>) {
+pub(crate) fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<UrlParam<'a>>) {
     for piece in s.split(|&b| b == b'&') {
         if piece.is_empty() {
             continue;
@@ -56,13 +56,13 @@ pub fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<Param<'a>>) {
             None => (piece, None),
         };
         let value = value.filter(|v| !v.is_empty()).map(|v| percent_decode(v, true));
-        out.push(Param { name: percent_decode(name, true), value });
+        out.push(UrlParam { name: percent_decode(name, true), value });
     }
 }
 
 /// Splits a `:path` into the path and the query (without `?`). A fragment, which clients should not
 /// send, is left in the query as received.
-pub fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
     match full.iter().position(|&b| b == b'?') {
         Some(q) => (&full[..q], &full[q + 1..]),
         None => (full, &[]),
@@ -71,7 +71,7 @@ pub fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
 
 /// Sorts by name (byte order) and keeps only the first value of each name. The sort is stable, so
 /// "first" is the order parameters were appended: query before body.
-pub fn canonical(params: &mut Vec<Param<'_>>) {
+pub(crate) fn canonical(params: &mut Vec<UrlParam<'_>>) {
     params.sort_by(|a, b| a.name.cmp(&b.name));
     params.dedup_by(|later, first| later.name == first.name);
 }
@@ -79,8 +79,8 @@ pub fn canonical(params: &mut Vec<Param<'_>>) {
 /// Appends the signed form of the parameters: `?` then the query and form parameters, decoded,
 /// sorted by name, first value of each, a bare name for an empty value, joined with `&`. Nothing
 /// when there are none. (The client signature and the backend signature share this.)
-pub fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, out: &mut Vec<u8>) {
-    let mut params: Vec<Param<'_>> = Vec::new();
+pub(crate) fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, out: &mut Vec<u8>) {
+    let mut params: Vec<UrlParam<'_>> = Vec::new();
     parse_urlencoded(query, &mut params);
     if let Some(f) = form {
         parse_urlencoded(f, &mut params);
@@ -113,11 +113,24 @@ pub fn trim(s: &[u8]) -> &[u8] {
     s.get(start..end).unwrap_or(&[])
 }
 
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub(crate) fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn names(ps: &[Param<'_>]) -> Vec<String> {
+    fn names(ps: &[UrlParam<'_>]) -> Vec<String> {
         ps.iter()
             .map(|p| match &p.value {
                 Some(v) => format!("{}={}", String::from_utf8_lossy(&p.name), String::from_utf8_lossy(v)),

@@ -6,13 +6,14 @@ pub mod jwk;
 pub mod remote;
 mod rsa;
 
-use crate::check::{join, Check};
-use crate::config::NonceStoreConfig;
-use crate::errors::{self, ErrorCode};
-use crate::gate::Refusal;
-use crate::headers::Headers;
-use crate::nonce::{NonceStore, Outcome};
-use crate::params::{parse_urlencoded, split_path, starts_with_ignore_case, trim, Param};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::config::validator::{join, Validator};
+use crate::auth::replay::NonceStoreConfig;
+use crate::contract::errors::{self, ErrorCode};
+use crate::contract::refusal::Refusal;
+use crate::wire::headers::Headers;
+use crate::auth::replay::{NonceStore, Outcome};
+use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwk::{Alg, Key};
@@ -31,7 +32,7 @@ pub const DEFAULT_CACHE_SIZE: u64 = 1024;
 pub const DEFAULT_JTI_TTL_S: u64 = 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Location {
+pub enum TokenLocation {
     Header,
     Query,
     Cookie,
@@ -42,7 +43,7 @@ pub struct ClaimParameter {
     pub claim: String,
     pub name: String,
     /// Header (lower-cased name) or query parameter.
-    pub location: Location,
+    pub location: TokenLocation,
 }
 
 /// A validated jwtAuth plugin.
@@ -50,7 +51,7 @@ pub struct ClaimParameter {
 pub struct JwtConfig {
     pub plugin: String,
     pub parameter: String,
-    pub location: Location,
+    pub location: TokenLocation,
     pub keys: Vec<Key>,
     pub remote: Option<remote::Remote>,
     pub claim_parameters: Vec<ClaimParameter>,
@@ -73,80 +74,85 @@ const FIELDS: &[&str] = &[
 /// Aliyun fields cagate accepts and ignores.
 const TOLERATED: &[&str] = &["orgnization", "organization"];
 
-/// Validates jwtAuth plugin data.
-pub(crate) fn parse(c: &mut Check, plugin: &str, data: &Value, path: &str) -> Option<JwtConfig> {
-    let o = c.object_lenient(data, path, FIELDS, TOLERATED)?;
-    let before = c.problems.len();
-    let parameter = c.string(o, path, "parameter", true).unwrap_or_default().to_string();
-    let location = match c.string(o, path, "parameterLocation", false) {
-        None | Some("header") | Some("HEADER") => Location::Header,
-        Some("query") | Some("QUERY") => Location::Query,
-        Some("cookie") | Some("COOKIE") => Location::Cookie,
-        Some(other) => {
-            c.err(&join(path, "parameterLocation"), format!("unknown location {other}: header, query or cookie"));
-            Location::Header
-        }
-    };
-    let mut keys = Vec::new();
-    for field in ["jwk", "jwks"] {
-        if let Some(v) = o.get(field) {
-            match jwk::parse_key_set(v) {
-                Ok(k) => keys.extend(k),
-                Err(e) => c.err(&join(path, field), e),
-            }
-        }
-    }
-    let remote = remote::parse(c, o, path);
-    if keys.is_empty() && remote.is_none() && c.problems.len() == before {
-        c.err(path, "needs at least one key: `jwk`, `jwks` or `jwksUri`");
-    }
-    let mut claim_parameters = Vec::new();
-    for (i, v) in c.array(o, path, "claimParameters").iter().enumerate() {
-        let p = format!("{path}.claimParameters[{i}]");
-        let Some(m) = c.object(v, &p, &["claimName", "parameterName", "location"]) else { continue };
-        let claim = c.string(m, &p, "claimName", true);
-        let name = c.string(m, &p, "parameterName", true);
-        let location = match c.string(m, &p, "location", false) {
-            None | Some("header") | Some("HEADER") => Location::Header,
-            Some("query") | Some("QUERY") => Location::Query,
+impl AliyunPlugin for JwtConfig {
+    const TYPE: &'static str = "jwtAuth";
+
+    /// Validates jwtAuth plugin data.
+    fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
+        let (plugin, path) = (def.name, def.path);
+        let o = c.object_lenient(data, path, FIELDS, TOLERATED)?;
+        let before = c.problems.len();
+        let parameter = c.string(o, path, "parameter", true).unwrap_or_default().to_string();
+        let location = match c.string(o, path, "parameterLocation", false) {
+            None | Some("header") | Some("HEADER") => TokenLocation::Header,
+            Some("query") | Some("QUERY") => TokenLocation::Query,
+            Some("cookie") | Some("COOKIE") => TokenLocation::Cookie,
             Some(other) => {
-                c.err(&join(&p, "location"), format!("unknown location {other}: header or query"));
-                Location::Header
+                c.err(&join(path, "parameterLocation"), format!("unknown location {other}: header, query or cookie"));
+                TokenLocation::Header
             }
         };
-        if let (Some(claim), Some(name)) = (claim, name) {
-            if location == Location::Header && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
-                c.err(&join(&p, "parameterName"), "not a valid header name");
-                continue;
+        let mut keys = Vec::new();
+        for field in ["jwk", "jwks"] {
+            if let Some(v) = o.get(field) {
+                match jwk::parse_key_set(v) {
+                    Ok(k) => keys.extend(k),
+                    Err(e) => c.err(&join(path, field), e),
+                }
             }
-            let name = if location == Location::Header { name.to_ascii_lowercase() } else { name.to_string() };
-            claim_parameters.push(ClaimParameter { claim: claim.to_string(), name, location });
         }
+        let remote = remote::parse(c, o, path);
+        if keys.is_empty() && remote.is_none() && c.problems.len() == before {
+            c.err(path, "needs at least one key: `jwk`, `jwks` or `jwksUri`");
+        }
+        let mut claim_parameters = Vec::new();
+        for (i, v) in c.array(o, path, "claimParameters").iter().enumerate() {
+            let p = format!("{path}.claimParameters[{i}]");
+            let Some(m) = c.object(v, &p, &["claimName", "parameterName", "location"]) else { continue };
+            let claim = c.string(m, &p, "claimName", true);
+            let name = c.string(m, &p, "parameterName", true);
+            let location = match c.string(m, &p, "location", false) {
+                None | Some("header") | Some("HEADER") => TokenLocation::Header,
+                Some("query") | Some("QUERY") => TokenLocation::Query,
+                Some(other) => {
+                    c.err(&join(&p, "location"), format!("unknown location {other}: header or query"));
+                    TokenLocation::Header
+                }
+            };
+            if let (Some(claim), Some(name)) = (claim, name) {
+                if location == TokenLocation::Header && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                    c.err(&join(&p, "parameterName"), "not a valid header name");
+                    continue;
+                }
+                let name = if location == TokenLocation::Header { name.to_ascii_lowercase() } else { name.to_string() };
+                claim_parameters.push(ClaimParameter { claim: claim.to_string(), name, location });
+            }
+        }
+        let issuers = match o.get("issuer") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(_) => c.strings(o, path, "issuer").unwrap_or_default().into_iter().map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+        let audiences = c.strings(o, path, "audiences").unwrap_or_default().into_iter().map(str::to_string).collect();
+        let capacity = c.integer(o, path, "jtiCapacity", 65_536, 64, 1 << 22);
+        Some(JwtConfig {
+            plugin: plugin.to_string(),
+            parameter: if location == TokenLocation::Header { parameter.to_ascii_lowercase() } else { parameter },
+            location,
+            keys,
+            remote,
+            claim_parameters,
+            prevent_jti_replay: c.boolean(o, path, "preventJtiReplay", false),
+            bypass_empty_token: c.boolean(o, path, "bypassEmptyToken", false),
+            ignore_expiration: c.boolean(o, path, "ignoreExpirationCheck", false),
+            issuers,
+            audiences,
+            skew_ms: c.integer(o, path, "clockSkewSeconds", DEFAULT_CLOCK_SKEW_S, 0, 3600) as i64 * 1000,
+            cache_size: c.integer(o, path, "cacheSize", DEFAULT_CACHE_SIZE, 0, 1 << 20) as usize,
+            jti_store: NonceStoreConfig::for_capacity(capacity),
+            jti_ttl_ms: c.integer(o, path, "jtiTtlSeconds", DEFAULT_JTI_TTL_S, 1, 30 * 86_400) as i64 * 1000,
+        })
     }
-    let issuers = match o.get("issuer") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(_) => c.strings(o, path, "issuer").unwrap_or_default().into_iter().map(str::to_string).collect(),
-        None => Vec::new(),
-    };
-    let audiences = c.strings(o, path, "audiences").unwrap_or_default().into_iter().map(str::to_string).collect();
-    let capacity = c.integer(o, path, "jtiCapacity", 65_536, 64, 1 << 22);
-    Some(JwtConfig {
-        plugin: plugin.to_string(),
-        parameter: if location == Location::Header { parameter.to_ascii_lowercase() } else { parameter },
-        location,
-        keys,
-        remote,
-        claim_parameters,
-        prevent_jti_replay: c.boolean(o, path, "preventJtiReplay", false),
-        bypass_empty_token: c.boolean(o, path, "bypassEmptyToken", false),
-        ignore_expiration: c.boolean(o, path, "ignoreExpirationCheck", false),
-        issuers,
-        audiences,
-        skew_ms: c.integer(o, path, "clockSkewSeconds", DEFAULT_CLOCK_SKEW_S, 0, 3600) as i64 * 1000,
-        cache_size: c.integer(o, path, "cacheSize", DEFAULT_CACHE_SIZE, 0, 1 << 20) as usize,
-        jti_store: NonceStoreConfig::for_capacity(capacity),
-        jti_ttl_ms: c.integer(o, path, "jtiTtlSeconds", DEFAULT_JTI_TTL_S, 1, 30 * 86_400) as i64 * 1000,
-    })
 }
 
 /// A token that verified, as remembered by the cache.
@@ -231,18 +237,18 @@ fn invalid(reason: &str, cause: &'static str) -> Refusal {
 /// The token, as the plugin's `parameter` and `parameterLocation` say.
 pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, path: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
     let raw: std::borrow::Cow<'a, [u8]> = match cfg.location {
-        Location::Header => {
+        TokenLocation::Header => {
             let v = trim(h.get(cfg.parameter.as_bytes())?);
             let v = if starts_with_ignore_case(v, b"bearer ") { trim(v.get(7..)?) } else { v };
             std::borrow::Cow::Borrowed(v)
         }
-        Location::Query => {
+        TokenLocation::Query => {
             let (_, q) = split_path(path);
-            let mut ps: Vec<Param<'a>> = Vec::new();
+            let mut ps: Vec<UrlParam<'a>> = Vec::new();
             parse_urlencoded(q, &mut ps);
             ps.into_iter().find(|p| *p.name == *cfg.parameter.as_bytes())?.value?
         }
-        Location::Cookie => {
+        TokenLocation::Cookie => {
             let cookies = h.get(b"cookie")?;
             cookies.split(|&b| b == b';').map(trim).find_map(|c| {
                 let eq = c.iter().position(|&b| b == b'=')?;
@@ -264,7 +270,7 @@ fn decode_json(part: &[u8]) -> Option<Map<String, Value>> {
 
 fn shown(token: &[u8]) -> String {
     let cut = &token[..token.len().min(64)];
-    let mut s = crate::sign::header_safe(cut);
+    let mut s = crate::wire::text::header_safe(cut);
     if token.len() > 64 {
         s.push_str("...");
     }
@@ -289,7 +295,7 @@ pub fn check(
     h: &Headers<'_>,
     path: &[u8],
     now: &mut dyn FnMut() -> i64,
-    store: &dyn crate::store::SharedStore,
+    store: &dyn crate::host::SharedStore,
 ) -> Result<JwtOutcome, Refusal> {
     let Some(token) = extract(cfg, h, path) else {
         if cfg.bypass_empty_token {
@@ -313,7 +319,7 @@ pub fn check(
     if !cfg.ignore_expiration {
         if let Some(exp) = verified.exp {
             if now_ms > exp + cfg.skew_ms {
-                let date = crate::timefmt::format_rfc3339(exp);
+                let date = crate::wire::time::format_rfc3339(exp);
                 return Err(refuse(&errors::A403JE, &[&date], "token expired"));
             }
         }
@@ -358,7 +364,7 @@ fn verify(cfg: &JwtConfig, state: &JwtState, token: &[u8]) -> Result<Verified, R
     let sig = URL_SAFE_NO_PAD.decode(s64).map_err(|_| undecodable())?;
     let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
     let Some(alg) = Alg::parse(alg_name) else {
-        return Err(invalid(&format!("algorithm `{}` is not accepted", crate::sign::header_safe(alg_name.as_bytes())), "bad alg"));
+        return Err(invalid(&format!("algorithm `{}` is not accepted", crate::wire::text::header_safe(alg_name.as_bytes())), "bad alg"));
     };
     if header.contains_key("crit") {
         return Err(invalid("`crit` header parameters are not supported", "crit"));
@@ -382,7 +388,7 @@ fn verify(cfg: &JwtConfig, state: &JwtState, token: &[u8]) -> Result<Verified, R
         }
     };
     if candidates.is_empty() {
-        let shown_kid = crate::sign::header_safe(kid.unwrap_or("").as_bytes());
+        let shown_kid = crate::wire::text::header_safe(kid.unwrap_or("").as_bytes());
         return Err(refuse(&errors::A403JK, &[&shown_kid], "no key for kid"));
     }
     let fitting: Vec<&Key> = candidates.into_iter().filter(|k| k.allows(alg)).collect();

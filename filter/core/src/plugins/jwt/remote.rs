@@ -4,8 +4,8 @@
 //! Keys per plugin are fixed (`cagate.jwks.<plugin>` and its `.lease`): the store stays bounded.
 
 use super::jwk::{parse_key_set, Key};
-use crate::check::{join, Check};
-use crate::store::SharedStore;
+use crate::config::validator::{join, Validator};
+use crate::host::SharedStore;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Remote {
     pub timeout_ms: u64,
 }
 
-pub(crate) fn parse(c: &mut Check, o: &Map<String, Value>, path: &str) -> Option<Remote> {
+pub(crate) fn parse(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Option<Remote> {
     let uri = c.string(o, path, "jwksUri", false);
     let cluster = c.string(o, path, "jwksCluster", false);
     let refresh_s = c.integer(o, path, "jwksRefreshSeconds", 300, 1, 86_400);
@@ -66,7 +66,7 @@ fn lease_key(plugin: &str) -> String {
 }
 
 fn read_ms(v: &[u8]) -> i64 {
-    crate::store::le_u64(v, 0) as i64
+    crate::host::le_u64(v, 0) as i64
 }
 
 /// True if this VM should fetch now: no fresh key set is shared, and it won the fetch lease.

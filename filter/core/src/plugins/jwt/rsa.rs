@@ -7,7 +7,7 @@ use sha2::digest::{Digest, FixedOutputReset};
 
 /// A public key prepared for repeated verification.
 #[derive(Clone)]
-pub struct RsaKey {
+pub(super) struct RsaKey {
     /// Modulus, little-endian 32-bit limbs.
     n: Vec<u32>,
     /// -n^-1 mod 2^32.
@@ -46,7 +46,7 @@ fn sub_in_place(a: &mut [u32], b: &[u32]) {
 }
 
 impl RsaKey {
-    pub fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaKey, String> {
+    pub(super) fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaKey, String> {
         let n = limbs_from_be(n_be);
         let bits = n.last().map_or(0, |top| (n.len() - 1) * 32 + (32 - top.leading_zeros() as usize));
         if bits < 2048 {
@@ -161,7 +161,7 @@ impl RsaKey {
     }
 
     /// RSASSA-PKCS1-v1_5 verification (RFC 8017 8.2.2).
-    pub fn verify_pkcs1<D: Digest>(&self, prefix: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    pub(super) fn verify_pkcs1<D: Digest>(&self, prefix: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         let Some(em) = self.public_op(sig) else { return false };
         let hash = D::digest(msg);
         let t_len = prefix.len() + hash.len();
@@ -179,7 +179,7 @@ impl RsaKey {
 
     /// RSASSA-PSS verification (RFC 8017 8.1.2, EMSA-PSS-VERIFY 9.1.2) with MGF1 over the same hash;
     /// the salt length is recovered from the encoding.
-    pub fn verify_pss<D: Digest + FixedOutputReset>(&self, msg: &[u8], sig: &[u8]) -> bool {
+    pub(super) fn verify_pss<D: Digest + FixedOutputReset>(&self, msg: &[u8], sig: &[u8]) -> bool {
         let Some(full) = self.public_op(sig) else { return false };
         let em_bits = self.bits - 1;
         let em_len = em_bits.div_ceil(8);
@@ -224,6 +224,6 @@ impl RsaKey {
     }
 }
 
-pub const SHA256_PREFIX: &[u8] = &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
-pub const SHA384_PREFIX: &[u8] = &[0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30];
-pub const SHA512_PREFIX: &[u8] = &[0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40];
+pub(super) const SHA256_PREFIX: &[u8] = &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+pub(super) const SHA384_PREFIX: &[u8] = &[0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30];
+pub(super) const SHA512_PREFIX: &[u8] = &[0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40];

@@ -1,0 +1,516 @@
+//! The configuration contract of `spec/config.md`: parsed and validated once, compiled into the
+//! lookup structures the request path uses. Every problem is collected (not just the first) with the
+//! JSON path it concerns; no message ever quotes a secret. One section a function: stages, signature
+//! settings, apps, plugins, then each API with its grants.
+
+use crate::auth::replay::NonceStoreConfig;
+use crate::config::model::{Api, App, AppCodeAuth, AuthType, Gateway, Grant};
+use crate::config::parameters::{self, ParamLocation};
+use crate::config::router::{parse_template, Method, Router, Segment};
+use crate::config::validator::{join, Problem, Validator};
+use crate::plugins::conditions::VarSource;
+use crate::plugins::registry::{parse_bindings, parse_plugins, resolve, Binding, Bound, Plugin, PluginKind};
+use crate::wire::time::parse_instant;
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+pub(crate) const DEFAULT_STAGES: [&str; 3] = ["RELEASE", "PRE", "TEST"];
+pub(crate) const DEFAULT_TOLERANCE_S: u64 = 900;
+pub(crate) const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_URL: u64 = 8192;
+pub(crate) const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
+
+const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins"];
+const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
+const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
+const API_FIELDS: &[&str] =
+    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters"];
+const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
+
+/// Parses, validates and compiles a configuration document. On failure, every problem found.
+pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
+    let root: Value = match serde_json::from_slice(doc) {
+        Ok(v) => v,
+        Err(e) => {
+            // serde's message quotes no input, only a position: safe to log even if a secret is near.
+            return Err(vec![Problem { path: String::new(), message: format!("not valid JSON: {e}") }]);
+        }
+    };
+    let mut c = Validator::default();
+    let Some(top) = c.object(&root, "", TOP_FIELDS) else { return Err(c.problems) };
+
+    let (stages, release_stage) = stages(&mut c, top);
+    let sig = signature(&mut c, top);
+    let max_body_bytes = c.integer(top, "", "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 30);
+    let max_url_bytes = c.integer(top, "", "maxUrlBytes", DEFAULT_MAX_URL, 16, 1 << 20);
+    let max_hops = top.get("maxHops").map(|_| c.integer(top, "", "maxHops", 1, 1, 100));
+    let apps = apps(&mut c, top);
+
+    let app_ids: Vec<&str> = apps.list.iter().map(|a: &App| a.id.as_str()).collect();
+    let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
+    let all_plugin_names: Vec<String> =
+        c.array(top, "", "plugins").iter().filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string)).collect();
+    let group_list = c.array(top, "", "groupPlugins");
+    let group = parse_bindings(&mut c, group_list, "groupPlugins", &plugin_by_name, &all_plugin_names, &stages);
+    let scope = Scope { stages: &stages, app_by_id: &apps.by_id, plugins: &plugins, plugin_by_name: &plugin_by_name, plugin_names: &all_plugin_names, group: &group };
+
+    let mut compiled = ApiTables::default();
+    for (i, v) in c.array(top, "", "apis").iter().enumerate() {
+        api(&mut c, &scope, i, v, &mut compiled);
+    }
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Gateway {
+        stages,
+        release_stage,
+        tolerance_ms: sig.tolerance_s * 1000,
+        nonce_ttl_ms: sig.nonce_ttl_s * 1000,
+        require_timestamp: sig.require_timestamp,
+        nonce_store: sig.nonce_store,
+        max_body_bytes,
+        max_url_bytes,
+        max_hops,
+        has_cors: plugins.iter().any(|p| matches!(p.kind, PluginKind::Cors(_))),
+        apps: apps.list,
+        apis: compiled.apis,
+        plugins,
+        warnings: c.warnings,
+        app_by_key: apps.by_key,
+        app_by_code: apps.by_code,
+        grants: compiled.grants,
+        router: compiled.router,
+    })
+}
+
+/// `stages`, and the index of RELEASE (the stage of a request without `X-Ca-Stage`).
+fn stages(c: &mut Validator, top: &Map<String, Value>) -> (Vec<String>, u32) {
+    let stages: Vec<String> = match c.strings(top, "", "stages") {
+        Some(list) => list.into_iter().map(str::to_string).collect(),
+        None => DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
+    };
+    if stages.len() > 64 {
+        c.err("stages", "at most 64 stages");
+    }
+    for (i, s) in stages.iter().enumerate() {
+        if stages[..i].contains(s) {
+            c.err(&format!("stages[{i}]"), format!("duplicate stage {s}"));
+        }
+    }
+    let release = match stages.iter().position(|s| s == "RELEASE") {
+        Some(i) => i as u32,
+        None => {
+            c.err("stages", "must include RELEASE, the stage of a request without X-Ca-Stage");
+            0
+        }
+    };
+    (stages, release)
+}
+
+struct SignatureSettings {
+    tolerance_s: u64,
+    nonce_ttl_s: u64,
+    require_timestamp: bool,
+    nonce_store: NonceStoreConfig,
+}
+
+fn signature(c: &mut Validator, top: &Map<String, Value>) -> SignatureSettings {
+    let empty = Map::new();
+    let sig = match top.get("signature") {
+        Some(v) => c.object(v, "signature", SIGNATURE_FIELDS).unwrap_or(&empty),
+        None => &empty,
+    };
+    let tolerance_s = c.integer(sig, "signature", "timestampToleranceSeconds", DEFAULT_TOLERANCE_S, 1, 86_400);
+    let nonce_ttl_s = c.integer(sig, "signature", "nonceTtlSeconds", tolerance_s.max(DEFAULT_TOLERANCE_S), 1, 86_400);
+    if nonce_ttl_s < tolerance_s {
+        c.err(
+            "signature.nonceTtlSeconds",
+            format!("must be at least timestampToleranceSeconds ({tolerance_s}): a nonce forgotten earlier can be replayed"),
+        );
+    }
+    let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
+    let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
+    SignatureSettings { tolerance_s, nonce_ttl_s, require_timestamp, nonce_store: NonceStoreConfig::for_capacity(capacity) }
+}
+
+/// The apps and their lookup tables.
+#[derive(Default)]
+struct AppTables {
+    list: Vec<App>,
+    by_key: HashMap<Box<[u8]>, u32>,
+    by_code: HashMap<[u8; 32], u32>,
+    by_id: HashMap<String, u32>,
+}
+
+fn apps(c: &mut Validator, top: &Map<String, Value>) -> AppTables {
+    let mut t = AppTables::default();
+    // ParamLocation each AppCode (by digest) was first defined, to name it in a duplicate's message.
+    let mut code_path: HashMap<[u8; 32], String> = HashMap::new();
+    for (i, v) in c.array(top, "", "apps").iter().enumerate() {
+        let path = format!("apps[{i}]");
+        let Some(o) = c.object(v, &path, APP_FIELDS) else { continue };
+        let id = c.id(o, &path, "appId", true);
+        let name = c.string(o, &path, "name", false).map(str::to_string);
+        let key = c.string(o, &path, "appKey", true);
+        let secret = c.string(o, &path, "appSecret", true);
+        let owner = c.id(o, &path, "ownerId", false);
+        let _ = c.string(o, &path, "description", false);
+        let codes = c.strings(o, &path, "appCodes").unwrap_or_default();
+        let idx = t.list.len() as u32;
+        if let Some(id) = &id {
+            if t.by_id.insert(id.clone(), idx).is_some() {
+                c.err(&join(&path, "appId"), format!("duplicate appId {id}"));
+            }
+        }
+        if let Some(key) = key {
+            if t.by_key.insert(key.as_bytes().into(), idx).is_some() {
+                c.err(&join(&path, "appKey"), format!("duplicate appKey {key}"));
+            }
+        }
+        for (j, code) in codes.iter().enumerate() {
+            let here = format!("{path}.appCodes[{j}]");
+            let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
+            if let Some(first) = code_path.get(&digest) {
+                c.err(&here, format!("duplicate AppCode (same as {first})"));
+            } else {
+                code_path.insert(digest, here);
+                t.by_code.insert(digest, idx);
+            }
+        }
+        let (Some(id), Some(key), Some(secret)) = (id, key, secret) else { continue };
+        let (Ok(hmac_sha256), Ok(hmac_sha1)) =
+            (Hmac::<Sha256>::new_from_slice(secret.as_bytes()), Hmac::<Sha1>::new_from_slice(secret.as_bytes()))
+        else {
+            c.err(&join(&path, "appSecret"), "cannot be used as an HMAC key");
+            continue;
+        };
+        t.list.push(App {
+            name: name.unwrap_or_else(|| id.clone()),
+            owner_id: owner.unwrap_or_else(|| id.clone()),
+            id,
+            key: key.to_string(),
+            hmac_sha256,
+            hmac_sha1,
+        });
+    }
+    t
+}
+
+/// What every API is compiled against.
+struct Scope<'a> {
+    stages: &'a [String],
+    app_by_id: &'a HashMap<String, u32>,
+    plugins: &'a [Plugin],
+    plugin_by_name: &'a HashMap<String, u32>,
+    plugin_names: &'a [String],
+    group: &'a [Binding],
+}
+
+/// The APIs compiled so far, and what is needed to find conflicts between them.
+#[derive(Default)]
+struct ApiTables {
+    apis: Vec<Api>,
+    router: Router,
+    grants: HashMap<(u32, u32, u32), Grant>,
+    names: HashMap<String, usize>,
+    /// (method, shape of the template, stage) -> document index: two APIs that would match the same
+    /// requests.
+    shapes: HashMap<(Method, String, u32), usize>,
+}
+
+/// Compiles `apis[i]` into `t`. An API with a problem adds nothing (its grants neither), so one
+/// mistake is reported once, not again as a conflict of the next API.
+fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTables) {
+    let path = format!("apis[{i}]");
+    let Some(o) = c.object(v, &path, API_FIELDS) else { return };
+    let name = c.string(o, &path, "name", true);
+    let _ = c.string(o, &path, "description", false);
+    if let Some(n) = name {
+        if let Some(first) = t.names.insert(n.to_string(), i) {
+            c.err(&join(&path, "name"), format!("duplicate API name {n} (also apis[{first}])"));
+        }
+    }
+    let method = c.string(o, &path, "method", true).and_then(|m| {
+        let parsed = Method::parse(m);
+        if parsed.is_none() {
+            c.err(&join(&path, "method"), format!("unknown method {m}: GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY"));
+        }
+        parsed
+    });
+    let api_path = c.string(o, &path, "path", true);
+    let template = api_path.and_then(|p| match parse_template(p) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            c.err(&join(&path, "path"), e);
+            None
+        }
+    });
+    let (auth, app_code) = auth_types(c, o, &path);
+    let force_nonce = c.boolean(o, &path, "forceNonceCheck", false);
+    let stage_bits = api_stages(c, o, &path, scope.stages);
+    let grants = grants(c, o, &path, scope, stage_bits);
+    let (Some(name), Some(method), Some(api_path), Some(template)) = (name, method, api_path, template) else { return };
+    check_overlap(c, &path, i, method, api_path, &template, stage_bits, scope.stages, &mut t.shapes);
+    let api_list = c.array(o, &path, "plugins");
+    let api_bindings = parse_bindings(c, api_list, &join(&path, "plugins"), scope.plugin_by_name, scope.plugin_names, scope.stages);
+    let bound = resolve(c, &path, stage_bits, scope.group, &api_bindings, scope.plugins, scope.stages);
+    let path_params: Vec<&str> = template
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Param(n) => Some(n.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let param_list = c.array(o, &path, "parameters");
+    let params = parameters::parse(c, param_list, &join(&path, "parameters"), &path_params);
+    let reads_form = params.iter().any(|p| p.location == ParamLocation::Form) || bound.iter().any(|(_, b)| reads_form(b, scope.plugins));
+    let api_idx = t.apis.len() as u32;
+    for ((app, stage), grant) in grants {
+        t.grants.insert((api_idx, app, stage), grant);
+    }
+    t.router.insert(&template, api_idx, method, stage_bits);
+    t.apis.push(Api {
+        name: name.to_string(),
+        method,
+        path: api_path.to_string(),
+        template,
+        auth,
+        app_code,
+        force_nonce,
+        stages: stage_bits,
+        plugins: bound,
+        params,
+        reads_form,
+    });
+}
+
+fn auth_types(c: &mut Validator, o: &Map<String, Value>, path: &str) -> (AuthType, AppCodeAuth) {
+    let auth = match c.string(o, path, "authType", false) {
+        None | Some("APP") => AuthType::App,
+        Some("ANONYMOUS") => AuthType::Anonymous,
+        Some(other) => {
+            c.err(&join(path, "authType"), format!("unknown authType {other}: APP or ANONYMOUS"));
+            AuthType::App
+        }
+    };
+    let app_code = match c.string(o, path, "appCodeAuth", false) {
+        None | Some("DISABLE") => AppCodeAuth::Disable,
+        Some("HEADER") => AppCodeAuth::Header,
+        Some("HEADER_QUERY") => AppCodeAuth::HeaderQuery,
+        Some(other) => {
+            c.err(&join(path, "appCodeAuth"), format!("unknown appCodeAuth {other}: DISABLE, HEADER or HEADER_QUERY"));
+            AppCodeAuth::Disable
+        }
+    };
+    (auth, app_code)
+}
+
+/// The stages an API is published in, as bits (bit i: stage i).
+fn api_stages(c: &mut Validator, o: &Map<String, Value>, path: &str, stages: &[String]) -> u64 {
+    let mut bits = 0u64;
+    for (j, s) in c.strings(o, path, "stages").unwrap_or_else(|| vec!["RELEASE"]).iter().enumerate() {
+        match stages.iter().position(|x| x == s) {
+            Some(k) if k < 64 => bits |= 1 << k,
+            _ => c.err(&format!("{path}.stages[{j}]"), format!("unknown stage {s}")),
+        }
+    }
+    bits
+}
+
+/// `authorizations`: (app, stage) -> grant.
+fn grants(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &Scope<'_>, stage_bits: u64) -> HashMap<(u32, u32), Grant> {
+    let mut out = HashMap::new();
+    for (j, g) in c.array(o, path, "authorizations").iter().enumerate() {
+        let gpath = format!("{path}.authorizations[{j}]");
+        let Some(go) = c.object(g, &gpath, GRANT_FIELDS) else { continue };
+        let app = c.id(go, &gpath, "appId", true);
+        let stage = c.string(go, &gpath, "stage", false).unwrap_or("RELEASE");
+        let expires_ms = c.string(go, &gpath, "authValidTime", false).and_then(|t| {
+            let parsed = parse_instant(t);
+            if parsed.is_none() {
+                c.err(&join(&gpath, "authValidTime"), "must be an RFC 3339 time or an HTTP date in GMT");
+            }
+            parsed
+        });
+        let app_idx = app.as_ref().and_then(|a| {
+            let found = scope.app_by_id.get(a).copied();
+            if found.is_none() {
+                c.err(&join(&gpath, "appId"), format!("unknown app {a}"));
+            }
+            found
+        });
+        let stage_idx = match scope.stages.iter().position(|x| x == stage) {
+            Some(k) if stage_bits & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
+            Some(_) => {
+                c.err(&join(&gpath, "stage"), format!("the API is not published in stage {stage}"));
+                None
+            }
+            None => {
+                c.err(&join(&gpath, "stage"), format!("unknown stage {stage}"));
+                None
+            }
+        };
+        if let (Some(a), Some(s)) = (app_idx, stage_idx) {
+            if out.insert((a, s), Grant { expires_ms }).is_some() {
+                c.err(&gpath, format!("app {} is already authorized in stage {stage}", app.unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+/// Two APIs that would serve the same requests (same method, same template shape, same stage) are
+/// a configuration error.
+#[allow(clippy::too_many_arguments)]
+fn check_overlap(
+    c: &mut Validator,
+    path: &str,
+    i: usize,
+    method: Method,
+    api_path: &str,
+    template: &[Segment],
+    stage_bits: u64,
+    stages: &[String],
+    shapes: &mut HashMap<(Method, String, u32), usize>,
+) {
+    let shape: String = template
+        .iter()
+        .map(|s| match s {
+            Segment::Literal(l) => format!("/{}", String::from_utf8_lossy(l)),
+            Segment::Param(_) => "/[]".to_string(),
+            Segment::Rest => "/*".to_string(),
+        })
+        .collect();
+    for k in 0..stages.len().min(64) as u32 {
+        if stage_bits & (1 << k) != 0 {
+            if let Some(first) = shapes.insert((method, shape.clone(), k), i) {
+                c.err(path, format!("{} {api_path} in stage {} is already served by apis[{first}]", method.as_str(), stages[k as usize]));
+            }
+        }
+    }
+}
+
+/// Whether deciding on a request of an API may need its urlencoded form body: a backend signature
+/// over form fields, or accessControl reading `Form:` variables.
+fn reads_form(b: &Bound, plugins: &[Plugin]) -> bool {
+    b.backend.is_some()
+        || b.access.and_then(|i| plugins.get(i as usize)).is_some_and(|p| match &p.kind {
+            PluginKind::Access(a) => a.params.locations.iter().any(|l| matches!(l, VarSource::Form(_))),
+            _ => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::*;
+
+    const SAMPLE: &str = r#"{
+      "stages": ["RELEASE", "PRE", "TEST"],
+      "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 900 },
+      "maxBodyBytes": 8388608,
+      "apps": [ { "appId": 10001, "name": "demo", "appKey": "test-app-key-1",
+                  "appSecret": "test-app-secret-1-0123456789abcdef", "appCodes": ["3F2504E04F8911D39A0C0305E82C3301"] } ],
+      "apis": [ { "name": "orders", "method": "GET", "path": "/orders/[orderId]", "authType": "APP",
+                  "appCodeAuth": "HEADER", "forceNonceCheck": false, "stages": ["RELEASE", "TEST"],
+                  "authorizations": [ { "appId": "10001", "stage": "RELEASE", "authValidTime": "2027-01-01T00:00:00Z" },
+                                      { "appId": "10001", "stage": "TEST" } ] } ]
+    }"#;
+
+    #[test]
+    fn sample_compiles() {
+        let g = compile(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(g.apps[0].id, "10001");
+        assert_eq!(g.app_by_key(b"test-app-key-1"), Some(0));
+        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3301"), Some(0));
+        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3302"), None);
+        assert_eq!(g.route(b"GET", b"/orders/7", 0), Some(0));
+        assert_eq!(g.route(b"GET", b"/orders/7", 1), None, "not published in PRE");
+        assert_eq!(g.grant(0, 0, 0), Some(Grant { expires_ms: Some(1_798_761_600_000) }));
+        assert_eq!(g.grant(0, 0, 2), Some(Grant { expires_ms: None }));
+        assert_eq!(g.grant(0, 0, 1), None);
+        assert_eq!(g.tolerance_ms, 900_000);
+        let dbg = format!("{:?}", g);
+        assert!(!dbg.contains("test-app-secret"), "Debug must not print secrets");
+    }
+
+    #[test]
+    fn defaults() {
+        let g = compile(br#"{"apis":[{"name":"a","method":"ANY","path":"/*","authType":"ANONYMOUS"}]}"#).unwrap();
+        assert_eq!(g.stages, DEFAULT_STAGES);
+        assert_eq!(g.max_body_bytes, DEFAULT_MAX_BODY);
+        assert_eq!(g.tolerance_ms, 900_000);
+        assert_eq!(g.nonce_ttl_ms, 900_000);
+        assert_eq!(g.apis[0].stages, 1);
+        assert!(g.nonce_store.shards as u64 * g.nonce_store.per_shard as u64 >= DEFAULT_NONCE_CAPACITY);
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_no_secret_leaks() {
+        let bad = r#"{
+          "stages": ["RELEASE", "RELEASE"],
+          "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 60, "bogus": 1 },
+          "maxBodyBytes": "big",
+          "apps": [ { "appId": 1, "appKey": "k", "appSecret": "SECRET-ONE", "appCodes": ["CODE-SECRET"] },
+                    { "appId": 1, "appKey": "k", "appSecret": "SECRET-TWO", "appCodes": ["CODE-SECRET"] },
+                    { "appId": 1.5, "appSecret": 7 } ],
+          "apis": [ { "name": "x", "method": "FETCH", "path": "nope", "authType": "MAYBE", "appCodeAuth": "SOMETIMES",
+                      "stages": ["PROD"], "authorizations": [ { "appId": "404", "stage": "DEV", "authValidTime": "soon" } ] },
+                    { "name": "x", "method": "GET", "path": "/a/[id]", "extra": true },
+                    { "name": "y", "method": "GET", "path": "/a/[other]" } ],
+          "unknownTop": 1
+        }"#;
+        let problems = compile(bad.as_bytes()).unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let all = text.join("\n");
+        for expected in [
+            "unknownTop: unknown field",
+            "stages[1]: duplicate stage RELEASE",
+            "signature.bogus: unknown field",
+            "signature.nonceTtlSeconds: must be at least",
+            "maxBodyBytes: must be a number",
+            "apps[1].appId: duplicate appId 1",
+            "apps[1].appKey: duplicate appKey k",
+            "apps[1].appCodes[0]: duplicate AppCode (same as apps[0].appCodes[0])",
+            "apps[2].appId: must be a string or a whole number",
+            "apps[2].appKey: is required",
+            "apps[2].appSecret: must be a string",
+            "apis[0].method: unknown method FETCH",
+            "apis[0].path: must start with '/'",
+            "apis[0].authType: unknown authType MAYBE",
+            "apis[0].appCodeAuth: unknown appCodeAuth SOMETIMES",
+            "apis[0].stages[0]: unknown stage PROD",
+            "apis[0].authorizations[0].appId: unknown app 404",
+            "apis[0].authorizations[0].stage: unknown stage DEV",
+            "apis[0].authorizations[0].authValidTime: must be an RFC 3339",
+            "apis[1].extra: unknown field",
+            "apis[1].name: duplicate API name x",
+            "apis[2]: GET /a/[other] in stage RELEASE is already served by apis[1]",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
+        }
+        assert!(!all.contains("SECRET"), "a secret leaked:\n{all}");
+    }
+
+    #[test]
+    fn grant_rules() {
+        let doc = r#"{"apps":[{"appId":"a","appKey":"k","appSecret":"s"}],
+          "apis":[{"name":"x","method":"GET","path":"/x","stages":["RELEASE"],
+                   "authorizations":[{"appId":"a","stage":"TEST"},{"appId":"a"},{"appId":"a","stage":"RELEASE"}]}]}"#;
+        let all: Vec<String> = compile(doc.as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(all.iter().any(|p| p.contains("authorizations[0].stage: the API is not published in stage TEST")), "{all:?}");
+        assert!(all.iter().any(|p| p.contains("authorizations[2]: app a is already authorized in stage RELEASE")), "{all:?}");
+    }
+
+    #[test]
+    fn not_json() {
+        let p = compile(b"{\"apps\": [").unwrap_err();
+        assert!(p[0].message.starts_with("not valid JSON"));
+        let p = compile(b"[]").unwrap_err();
+        assert_eq!(p[0].message, "must be an object, not an array");
+    }
+}

@@ -1,0 +1,14 @@
+//! The header names the gateway owns. A client's copy of the first group never reaches the backend
+//! (see `wire::headers::gateway_owned`); the second group are the refusal's own.
+
+/// Headers the backend can trust: set by the gateway, any client-sent copy removed.
+pub const APP_ID_HEADER: &str = "x-ca-app-id";
+pub const API_NAME_HEADER: &str = "x-ca-api-name";
+pub const REQUEST_ID_HEADER: &str = "x-ca-request-id";
+
+/// The hop counter for loop detection (`maxHops`).
+pub const HOPS_HEADER: &[u8] = b"x-ca-hops";
+
+/// The refusal's code and message.
+pub const ERROR_CODE_HEADER: &str = "x-ca-error-code";
+pub const ERROR_MESSAGE_HEADER: &str = "x-ca-error-message";

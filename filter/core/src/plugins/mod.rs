@@ -1,0 +1,15 @@
+//! Aliyun's plugins, one module each, with the registry that parses their definitions and binds them
+//! to APIs and stages, and the condition language accessControl and errorMapping share.
+
+pub(crate) mod access_control;
+pub(crate) mod backend_signature;
+pub(crate) mod basic_auth;
+pub mod circuit_breaker;
+pub mod conditions;
+pub(crate) mod cors;
+pub(crate) mod definition;
+pub mod error_mapping;
+pub(crate) mod ip_control;
+pub mod jwt;
+pub(crate) mod registry;
+pub mod traffic_control;

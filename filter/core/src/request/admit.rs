@@ -1,0 +1,171 @@
+//! Admission of an authenticated request: the request-phase plugins in Aliyun's order, then the header
+//! edits the backend receives (identity, claims, backend signature, hop count).
+
+use crate::config::model::Gateway;
+use crate::contract::names::{API_NAME_HEADER, APP_ID_HEADER, HOPS_HEADER};
+use crate::contract::refusal::Refusal;
+use crate::contract::errors;
+use crate::host::{Clock, SharedStore};
+use crate::request::model::{Admission, Ctx, Identity, Request};
+use crate::auth::signature::form_body;
+use crate::wire::text::header_safe;
+use crate::wire::url::{percent_decode, split_path, url_encode};
+
+/// The identity headers for the backend: `(name, value)`; a `None` value means "remove any
+/// client-sent copy". The request id is added by the caller, which generated it.
+pub fn identity_headers<'g>(gw: &'g Gateway, id: &Identity) -> [(&'static str, Option<&'g str>); 2] {
+    [
+        (APP_ID_HEADER, id.app.and_then(|a| gw.app(a)).map(|a| a.id.as_str())),
+        (API_NAME_HEADER, gw.api(id.api).map(|a| a.name.as_str())),
+    ]
+}
+
+/// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
+/// jwtAuth → accessControl → trafficControl), after authentication.
+pub fn run_plugins(
+    gw: &Gateway,
+    rt: &mut crate::plugins::registry::Runtime,
+    req: &Request<'_>,
+    identity: Identity,
+    clock: &dyn Clock,
+    store: &dyn SharedStore,
+    ctx: &Ctx<'_>,
+) -> Result<Admission, Refusal> {
+    use crate::plugins::registry::{Plugin, PluginKind};
+    let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None };
+    let bound = gw.bound(identity.api, identity.stage);
+    let mut cached_now = None;
+    let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
+    let app = identity.app.and_then(|a| gw.app(a));
+    let plugin = |i: Option<u32>| i.and_then(|i| gw.plugins.get(i as usize));
+    let with_app = |r: Refusal| Refusal { app: identity.app, ..r };
+    if let Some(api) = gw.api(identity.api) {
+        if !api.params.is_empty() {
+            crate::request::vars::check_parameters(api, req, ctx).map_err(with_app)?;
+        }
+    }
+    if let Some(Plugin { kind: PluginKind::Ip(cfg), .. }) = plugin(bound.ip) {
+        let peer_addr = match cfg.source {
+            crate::plugins::ip_control::Source::Peer => ctx.stream.peer_address(),
+            crate::plugins::ip_control::Source::Xff(_) => None,
+        };
+        let ip = crate::plugins::ip_control::client_ip(cfg.source, peer_addr.as_deref(), req.headers.get(b"x-forwarded-for"));
+        if !crate::plugins::ip_control::allowed(cfg, ip, app.map(|a| a.id.as_str())) {
+            return Err(Refusal { app: identity.app, ..Refusal::new(&errors::A403IP, &[], "ip control") });
+        }
+    }
+    if let Some(Plugin { kind: PluginKind::Basic(cfg), .. }) = plugin(bound.basic) {
+        if cfg.check(req.headers.get(b"authorization")).is_none() {
+            let mut r = Refusal::new(&errors::A401BA, &[], "basic auth");
+            r.headers.push(("www-authenticate".into(), cfg.challenge()));
+            return Err(with_app(r));
+        }
+    }
+    if let Some(idx) = bound.jwt {
+        let (Some(crate::plugins::registry::Plugin { kind: crate::plugins::registry::PluginKind::Jwt(cfg), .. }), Some(Some(state))) =
+            (gw.plugins.get(idx as usize), rt.jwt.get_mut(idx as usize))
+        else {
+            return Err(Refusal::new(&errors::I400JP, &["plugin state missing"], "jwt plugin state missing"));
+        };
+        let mut coarse_now = || ctx.coarse.now_ms();
+        let claims = match crate::plugins::jwt::check(cfg, state, req.headers, req.path, &mut coarse_now, store) {
+            Ok(crate::plugins::jwt::JwtOutcome::Verified(c)) => Some(c),
+            Ok(crate::plugins::jwt::JwtOutcome::Bypassed) => None,
+            Err(r) => return Err(Refusal { app: identity.app, ..r }),
+        };
+        forward_claims(cfg, claims.as_deref(), req, &mut admission.edits);
+        admission.claims = claims;
+    }
+    if let Some(Plugin { kind: PluginKind::Access(cfg), .. }) = plugin(bound.access) {
+        let view = crate::request::vars::RequestVars { gw, req, identity: &identity, claims: admission.claims.as_deref(), ctx };
+        crate::request::vars::access_control(cfg, &view).map_err(with_app)?;
+    }
+    if let Some(idx) = bound.traffic {
+        if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx as usize), gw.api(identity.api)) {
+            let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
+            match crate::plugins::traffic_control::admit(cfg, idx, &api.name, who, now(), store) {
+                Ok((dims, quota)) => admission.traffic = Some((idx, dims, cfg.rate_limit_headers.then_some(quota))),
+                Err(r) => return Err(Refusal { app: identity.app, ..r }),
+            }
+        }
+    }
+    if let (Some(Plugin { kind: PluginKind::Breaker(cfg), .. }), Some(api)) = (plugin(bound.breaker), gw.api(identity.api)) {
+        let key = crate::plugins::circuit_breaker::key(cfg, &api.name);
+        let pass = crate::plugins::circuit_breaker::admit(cfg, &key, now(), store).map_err(with_app)?;
+        admission.breaker = bound.breaker.map(|i| (i, key, pass));
+    }
+    if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
+        // Signed over what the backend will receive: the path after any claim rewrite.
+        let path = admission.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.clone());
+        let path = path.as_deref().unwrap_or(req.path);
+        let form = form_body(req.headers, ctx.body);
+        let md5 = req.headers.get(b"content-md5");
+        admission.edits.extend(crate::plugins::backend_signature::headers(cfg, req.method, md5, path, form, ctx.request_id.as_bytes()));
+    }
+    if gw.max_hops.is_some() {
+        let hops = req.headers.number(HOPS_HEADER).unwrap_or(0);
+        admission.edits.push(("x-ca-hops".to_string(), Some((hops + 1).to_string().into_bytes())));
+    }
+    Ok(admission)
+}
+
+/// `claimParameters`: claims to the backend as headers (client-sent copies always replaced or
+/// removed) or as query parameters (replacing any client-sent parameter of that name).
+fn forward_claims(
+    cfg: &crate::plugins::jwt::JwtConfig,
+    claims: Option<&serde_json::Map<String, serde_json::Value>>,
+    req: &Request<'_>,
+    edits: &mut Vec<(String, Option<Vec<u8>>)>,
+) {
+    let value = |name: &str| claims.and_then(|c| c.get(name)).map(crate::plugins::jwt::claim_text);
+    let mut query_adds: Vec<(&str, String)> = Vec::new();
+    for p in &cfg.claim_parameters {
+        match p.location {
+            crate::plugins::jwt::TokenLocation::Query => {
+                if let Some(v) = value(&p.claim) {
+                    query_adds.push((&p.name, v));
+                }
+            }
+            _ => edits.push((p.name.clone(), value(&p.claim).map(String::into_bytes))),
+        }
+    }
+    let replaced: Vec<&str> = cfg.claim_parameters.iter().filter(|p| p.location == crate::plugins::jwt::TokenLocation::Query).map(|p| p.name.as_str()).collect();
+    if replaced.is_empty() {
+        return;
+    }
+    let (path, query) = split_path(req.path);
+    let mut out = path.to_vec();
+    let mut first = true;
+    let mut push = |piece: &[u8], out: &mut Vec<u8>| {
+        out.push(if first { b'?' } else { b'&' });
+        first = false;
+        out.extend_from_slice(piece);
+    };
+    for piece in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let name = piece.split(|&b| b == b'=').next().unwrap_or_default();
+        if !replaced.iter().any(|r| *percent_decode(name, true) == *r.as_bytes()) {
+            push(piece, &mut out);
+        }
+    }
+    for (name, v) in query_adds {
+        let piece = format!("{}={}", url_encode(name), url_encode(&v));
+        push(piece.as_bytes(), &mut out);
+    }
+    edits.push((":path".to_string(), Some(out)));
+}
+
+/// `X-Ca-Debug-Info` for debug mode: the API matched, the stage, the app, the plugins bound, the
+/// filter's own time. Header-safe; never a secret.
+pub fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: u64) -> String {
+    let b = gw.bound(a.identity.api, a.identity.stage);
+    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.backend, b.mapping, b.cors]
+        .iter()
+        .flatten()
+        .filter_map(|i| gw.plugins.get(*i as usize))
+        .map(|p| format!("{}/{}", p.type_name, p.name))
+        .collect();
+    let api = gw.api(a.identity.api).map_or("", |x| x.name.as_str());
+    let stage = gw.stages.get(a.identity.stage as usize).map_or("", String::as_str);
+    let text = format!("api={api};stage={stage};app={app_id};plugins={};filterMicros={elapsed_us}", plugins.join(","));
+    header_safe(text.as_bytes())
+}

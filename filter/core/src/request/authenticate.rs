@@ -1,0 +1,179 @@
+//! Authentication and authorization of a routed request: the digest signature or an AppCode, the
+//! timestamp and replay checks, the grant.
+
+use crate::auth::replay::{NonceStore, Outcome};
+use crate::auth::signature::{content_md5_matches, form_body, Algorithm, Signed, StringToSign};
+use crate::config::model::{AppCodeAuth, AuthType, Gateway};
+use crate::contract::errors::{self, ErrorCode};
+use crate::contract::refusal::Refusal;
+use crate::host::{Clock, SharedStore};
+use crate::request::model::{Identity, Request, Routed};
+use crate::wire::headers::Headers;
+use crate::wire::text::header_safe;
+use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
+
+/// The spellings of the AppCode query parameter that clients use.
+const APPCODE_QUERY_NAMES: [&[u8]; 5] = [b"AppCode", b"appcode", b"appCode", b"APPCODE", b"APPCode"];
+
+/// The clock is read at most once, and only if a check needs it.
+struct Now<'c> {
+    clock: &'c dyn Clock,
+    value: Option<i64>,
+}
+
+impl Now<'_> {
+    fn get(&mut self) -> i64 {
+        *self.value.get_or_insert_with(|| self.clock.now_ms())
+    }
+}
+
+/// Authenticates and authorizes a routed request. `body` is the full body when `routed.needs_body`.
+pub fn authenticate(
+    gw: &Gateway,
+    nonces: &NonceStore,
+    req: &Request<'_>,
+    routed: &Routed,
+    body: Option<&[u8]>,
+    clock: &dyn Clock,
+    store: &dyn SharedStore,
+) -> Result<Identity, Refusal> {
+    let mut identity = Identity { api: routed.api, stage: routed.stage, app: None };
+    let Some(api) = gw.api(routed.api) else {
+        return Err(Refusal::new(&errors::X500AM, &[], "api index out of range"));
+    };
+    if api.auth == AuthType::Anonymous {
+        return Ok(identity);
+    }
+    let h = req.headers;
+    let mut now = Now { clock, value: None };
+
+    if let Some(key) = h.get(b"x-ca-key").map(trim).filter(|k| !k.is_empty()) {
+        let app = gw.app_by_key(key).ok_or_else(|| Refusal::new(&errors::A400IK, &[], "unknown appKey"))?;
+        let refuse = |e: &'static ErrorCode, args: &[&str], cause| Refusal::new(e, args, cause).app(app);
+        let nonce = h.get(b"x-ca-nonce").map(trim).filter(|n| !n.is_empty());
+        if api.force_nonce && nonce.is_none() {
+            return Err(refuse(&errors::I400NC, &[], "nonce required"));
+        }
+        let timestamp = h.get(b"x-ca-timestamp").map(trim);
+        let mut signed_at = None;
+        match timestamp {
+            Some(ts) => {
+                signed_at = parse_millis(ts).filter(|t| t.abs_diff(now.get()) <= gw.tolerance_ms);
+                if signed_at.is_none() {
+                    return Err(refuse(&errors::S403TE, &[], "timestamp malformed or outside tolerance"));
+                }
+            }
+            // Without a timestamp a nonce could be replayed once it is forgotten.
+            None if nonce.is_some() || api.force_nonce || gw.require_timestamp => {
+                return Err(refuse(&errors::S403TE, &[], "timestamp missing"));
+            }
+            None => {}
+        }
+        check_content_md5(h, body).map_err(|r| r.app(app))?;
+
+        let form = form_body(h, body);
+        let sts = StringToSign::build(&Signed { method: req.method, path: req.path, headers: h, form });
+        let Some(keys) = gw.app(app) else {
+            return Err(refuse(&errors::X500AM, &[], "app index out of range"));
+        };
+        let valid = match (Algorithm::from_header(h.get(b"x-ca-signature-method")), h.get(b"x-ca-signature")) {
+            (Some(alg), Some(sig)) => sts.verify(alg, &keys.hmac_sha256, &keys.hmac_sha1, sig),
+            _ => false,
+        };
+        if !valid {
+            let shown = header_safe(&sts.canonical());
+            return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));
+        }
+        // An unsigned nonce or timestamp could be changed at will on a captured request.
+        for (value, name, shown) in [(nonce, &b"x-ca-nonce"[..], "X-Ca-Nonce"), (timestamp, b"x-ca-timestamp", "X-Ca-Timestamp")] {
+            if value.is_some() && !signs_header(h, name) {
+                return Err(refuse(&errors::I400HD, &[shown, "is not signed: list it in X-Ca-Signature-Headers"], "nonce or timestamp not signed"));
+            }
+        }
+        authorize(gw, routed, app, &mut now)?;
+        if let Some(nonce) = nonce {
+            // Remembered for as long as the request could pass the timestamp check again: a
+            // timestamp ahead of the clock stays acceptable until `timestamp + tolerance`.
+            let now_ms = now.get();
+            let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64))
+                .max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
+            match nonces.record_until(store, key, nonce, now_ms, until) {
+                Outcome::Fresh => {}
+                Outcome::Replayed => return Err(refuse(&errors::S403NU, &[], "nonce replayed")),
+                Outcome::Full => return Err(refuse(&errors::X503BZ, &[], "nonce store full")),
+                Outcome::Contended => return Err(refuse(&errors::X503BZ, &[], "nonce store contended")),
+            }
+        }
+        identity.app = Some(app);
+        return Ok(identity);
+    }
+
+    // AppCode: the header first, then the query where the API allows it.
+    let from_header = h
+        .get(b"authorization")
+        .map(trim)
+        .filter(|v| starts_with_ignore_case(v, b"APPCODE "))
+        .map(|v| trim(v.get(8..).unwrap_or_default()));
+    let (code, in_query) = match from_header {
+        Some(c) => (Some(std::borrow::Cow::Borrowed(c)), false),
+        None => (query_appcode(req.path), true),
+    };
+    let Some(code) = code else {
+        return Err(Refusal::new(&errors::A400MA, &[], "no credentials"));
+    };
+    let allowed = match api.app_code {
+        AppCodeAuth::Disable => false,
+        AppCodeAuth::Header => !in_query,
+        AppCodeAuth::HeaderQuery => true,
+    };
+    if !allowed {
+        let reason = if in_query { "AppCode in the query is not allowed for this API" } else { "AppCode is not allowed for this API" };
+        return Err(Refusal::new(&errors::A400AC, &[reason], "appcode not allowed here"));
+    }
+    let app = gw.app_by_code(&code).ok_or_else(|| Refusal::new(&errors::A400AC, &[], "unknown appcode"))?;
+    check_content_md5(h, body).map_err(|r| r.app(app))?;
+    authorize(gw, routed, app, &mut now)?;
+    identity.app = Some(app);
+    Ok(identity)
+}
+
+fn check_content_md5(h: &Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal> {
+    match h.get(b"content-md5") {
+        Some(md5) if !content_md5_matches(md5, body.unwrap_or_default()) => {
+            Err(Refusal::new(&errors::I400I5, &["does not match the body"], "content-md5 mismatch"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn authorize(gw: &Gateway, routed: &Routed, app: u32, now: &mut Now<'_>) -> Result<(), Refusal> {
+    match gw.grant(routed.api, app, routed.stage) {
+        None => Err(Refusal::new(&errors::A403UA, &[], "no grant for api and stage").app(app)),
+        Some(g) if g.expires_ms.is_some_and(|end| now.get() >= end) => {
+            Err(Refusal::new(&errors::A403EP, &[], "grant expired").app(app))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether `X-Ca-Signature-Headers` lists `name` (given in lower case), in any case.
+fn signs_header(h: &Headers<'_>, name: &[u8]) -> bool {
+    h.get(b"x-ca-signature-headers").is_some_and(|list| list.split(|&b| b == b',').any(|n| trim(n).eq_ignore_ascii_case(name)))
+}
+
+fn parse_millis(ts: &[u8]) -> Option<i64> {
+    if ts.is_empty() || ts.len() > 15 || !ts.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(ts).ok()?.parse().ok()
+}
+
+fn query_appcode(path: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let (_, query) = split_path(path);
+    if query.is_empty() {
+        return None;
+    }
+    let mut params: Vec<UrlParam<'_>> = Vec::new();
+    parse_urlencoded(query, &mut params);
+    params.into_iter().find(|p| APPCODE_QUERY_NAMES.iter().any(|n| *n == &*p.name)).and_then(|p| p.value)
+}

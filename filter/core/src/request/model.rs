@@ -1,0 +1,59 @@
+//! What the request decision works on and produces: the request view, the routed API, the caller's
+//! identity, the admission (the backend's header edits), and what the request phase knows beyond the
+//! request.
+
+use crate::host::{Clock, Stream};
+use crate::wire::headers::Headers;
+
+/// The request as the core sees it.
+pub struct Request<'a> {
+    pub method: &'a [u8],
+    /// `:path`, with the query.
+    pub path: &'a [u8],
+    pub headers: &'a Headers<'a>,
+}
+
+/// The API a request is for, and whether its body must be read before deciding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    pub api: u32,
+    pub stage: u32,
+    pub needs_body: bool,
+    /// The cors plugin of the API, when the request comes from an allowed browser origin.
+    pub cors: Option<u32>,
+    /// A CORS preflight the gateway answers itself.
+    pub preflight: bool,
+}
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub api: u32,
+    pub stage: u32,
+    pub app: Option<u32>,
+}
+
+/// What the backend receives beyond the request itself: header edits (`None` removes), and the
+/// verified JWT claims for later plugins.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub identity: Identity,
+    pub claims: Option<crate::plugins::jwt::Claims>,
+    pub edits: Vec<(String, Option<Vec<u8>>)>,
+    /// trafficControl: the plugin, the dimensions counted (for stats) and, when the plugin asks for
+    /// `RateLimit-*` headers, the tightest quota.
+    pub traffic: Option<(u32, Vec<crate::plugins::traffic_control::Dim>, Option<crate::plugins::traffic_control::Quota>)>,
+    /// circuitBreaker: the plugin, its state key, and how this request passed (the response reports).
+    pub breaker: Option<(u32, String, crate::plugins::circuit_breaker::Pass)>,
+}
+
+/// What the request phase knows beyond the request: its id, its body (if read), the peer address.
+pub struct Ctx<'a> {
+    pub request_id: &'a str,
+    pub body: Option<&'a [u8]>,
+    /// What the host knows of the stream (the peer address).
+    pub stream: &'a dyn Stream,
+    /// A clock that may lag by a fraction of a second, for checks with tolerances of seconds
+    /// (JWT `exp`/`nbf`); rate limits and the breaker use the precise `clock`.
+    pub coarse: &'a dyn Clock,
+}

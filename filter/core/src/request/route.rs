@@ -1,0 +1,106 @@
+//! Routing: the API of a request (stage, method, path), CORS preflights and origins, and the checks
+//! that come before any credential (URL length, loops, dot segments, body size).
+
+use crate::config::model::{AuthType, Gateway};
+use crate::contract::errors;
+use crate::contract::names::HOPS_HEADER;
+use crate::contract::refusal::Refusal;
+use crate::request::model::{Request, Routed};
+use crate::wire::text::header_safe;
+use crate::wire::url::{is_form, percent_decode, split_path, trim};
+
+/// Selects the API (stage, method, path), answers CORS preflights and refuses disallowed origins.
+/// Needs only the headers.
+pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
+    let h = req.headers;
+    if req.path.len() as u64 > gw.max_url_bytes {
+        return Err(Refusal::new(&errors::I413UL, &[], "url over maxUrlBytes"));
+    }
+    if let Some(max) = gw.max_hops {
+        if h.number(HOPS_HEADER).unwrap_or(0) >= max {
+            return Err(Refusal::new(&errors::I508LD, &[], "loop detected"));
+        }
+    }
+    let stage = match h.get(b"x-ca-stage") {
+        None => gw.release_stage,
+        Some(s) => gw.stage_index(trim(s)).ok_or_else(|| Refusal::new(&errors::I400SG, &[], "unknown stage"))?,
+    };
+    let (raw_path, _) = split_path(req.path);
+    let path = percent_decode(raw_path, false);
+    // A backend that resolves `..` would act on another API's path than the one routed here.
+    if has_dot_segment(&path) {
+        return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "dot segment in path"));
+    }
+    let origin = h.get(b"origin");
+    let cors_of = |api: u32| -> Option<(u32, &crate::plugins::cors::CorsConfig)> {
+        let idx = gw.bound(api, stage).cors?;
+        match &gw.plugins.get(idx as usize)?.kind {
+            crate::plugins::registry::PluginKind::Cors(c) => Some((idx, c.as_ref())),
+            _ => None,
+        }
+    };
+    let disallowed = |origin: &[u8]| {
+        Refusal::new(&errors::A403CO, &[&header_safe(origin)], "cors origin not allowed")
+    };
+    if let (b"OPTIONS", Some(origin), Some(wanted)) = (req.method, origin, h.get(b"access-control-request-method")) {
+        let wanted = trim(wanted);
+        match gw.route(wanted, &path, stage) {
+            Some(api) => {
+                if let Some((idx, cors)) = cors_of(api) {
+                    if !cors.allows(origin) {
+                        return Err(disallowed(origin));
+                    }
+                    return Ok(Routed { api, stage, needs_body: false, cors: Some(idx), preflight: true });
+                }
+            }
+            None if gw.has_cors => {
+                let (m, p) = (String::from_utf8_lossy(wanted), String::from_utf8_lossy(&path));
+                return Err(Refusal::new(&errors::I404CO, &[&header_safe(m.as_bytes()), &header_safe(p.as_bytes())], "preflight for no api"));
+            }
+            None => {}
+        }
+    }
+    let Some(api_idx) = gw.route(req.method, &path, stage) else {
+        let stage_name = gw.stages.get(stage as usize).map_or("", String::as_str);
+        let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(&path));
+        return Err(Refusal::new(&errors::I404NF, &[&header_safe(reason.as_bytes())], "no api"));
+    };
+    let mut cors = None;
+    if let (Some(origin), Some((idx, cfg))) = (origin, cors_of(api_idx)) {
+        if !cfg.allows(origin) {
+            return Err(disallowed(origin));
+        }
+        cors = Some(idx);
+    }
+    let form = is_form(h.get(b"content-type"));
+    let needs_body = gw.api(api_idx).is_some_and(|api| {
+        (api.auth == AuthType::App && (h.contains(b"content-md5") || (h.contains(b"x-ca-key") && form))) || (api.reads_form && form)
+    });
+    if needs_body && h.number(b"content-length").is_some_and(|n| n > gw.max_body_bytes) {
+        return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
+    }
+    Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+}
+
+/// True if a segment of the decoded path is `.` or `..`; `\\` counts as a separator, as some
+/// servers read it so.
+pub(crate) fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/' || b == b'\\').any(|seg| seg == b"." || seg == b"..")
+}
+
+/// At most 256 bytes of a client value, for a message.
+fn shorten(v: &[u8]) -> &[u8] {
+    v.get(..256).unwrap_or(v)
+}
+
+/// CORS headers for a routed request: the preflight answer's, or those of an actual response.
+pub fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> Vec<(&'static str, String)> {
+    let (Some(idx), Some(origin)) = (routed.cors, req.headers.get(b"origin")) else { return Vec::new() };
+    match gw.plugins.get(idx as usize).map(|p| &p.kind) {
+        Some(crate::plugins::registry::PluginKind::Cors(c)) if routed.preflight => {
+            c.preflight_headers(origin, req.headers.get(b"access-control-request-headers"))
+        }
+        Some(crate::plugins::registry::PluginKind::Cors(c)) => c.response_headers(origin),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,21 @@
+//! Client bytes made fit for a header value or a message.
+
+/// Makes a StringToSign fit a header value: `\n` becomes `#` (as Aliyun reports it), other control
+/// bytes, `%` and non-ASCII bytes are percent-encoded.
+pub fn header_safe(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s {
+        match b {
+            b'\n' => out.push('#'),
+            b'%' => out.push_str("%25"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+    out
+}
