@@ -513,4 +513,14 @@ mod tests {
         let p = compile(b"[]").unwrap_err();
         assert_eq!(p[0].message, "must be an object, not an array");
     }
+
+    #[test]
+    fn one_problem_one_message() {
+        let doc = br#"{ "apps": [ { "appId": 1, "appKey": "k", "appSecret": "s" } ],
+          "apis": [ { "name": "a", "method": "FETCH", "path": "/a", "authorizations": [ { "appId": 1 } ] },
+                    { "name": "b", "method": "GET", "path": "/b", "authorizations": [ { "appId": 1 } ] } ] }"#;
+        let problems = compile(doc).unwrap_err();
+        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown, vec!["apis[0].method: unknown method FETCH: GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY"]);
+    }
 }
