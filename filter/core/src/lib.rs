@@ -40,4 +40,4 @@ pub use request::model::{Admission, Ctx, Identity, Request, Routed};
 pub use request::route::{cors_headers, route};
 pub use wire::headers::{self, Edit, Headers};
 pub use wire::text::header_safe;
-pub use wire::url::{is_form, starts_with_ignore_case, trim};
+pub use wire::url::{append_signed_parameters, is_form, parse_urlencoded, percent_decode, split_path, starts_with_ignore_case, trim, UrlParam};

@@ -14,7 +14,7 @@ fn hex(b: u8) -> Option<u8> {
 /// Percent-decodes `s`; with `plus_is_space`, `+` becomes a space (form and query encoding). A `%`
 /// not followed by two hex digits stays as it is, as Java's and Python's lenient decoders leave it.
 /// Borrows when there is nothing to decode.
-pub(crate) fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
+pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
     if !s.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
         return Cow::Borrowed(s);
     }
@@ -40,13 +40,13 @@ pub(crate) fn percent_decode(s: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
 
 /// One decoded parameter: `value` is `None` for a bare `name` (or `name=`), which signs as the bare name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UrlParam<'a> {
+pub struct UrlParam<'a> {
     pub name: Cow<'a, [u8]>,
     pub value: Option<Cow<'a, [u8]>>,
 }
 
 /// Appends the parameters of an `application/x-www-form-urlencoded` string (a query or a form body).
-pub(crate) fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<UrlParam<'a>>) {
+pub fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<UrlParam<'a>>) {
     for piece in s.split(|&b| b == b'&') {
         if piece.is_empty() {
             continue;
@@ -62,7 +62,7 @@ pub(crate) fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<UrlParam<'a>>) {
 
 /// Splits a `:path` into the path and the query (without `?`). A fragment, which clients should not
 /// send, is left in the query as received.
-pub(crate) fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
+pub fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
     match full.iter().position(|&b| b == b'?') {
         Some(q) => (&full[..q], &full[q + 1..]),
         None => (full, &[]),
@@ -79,7 +79,7 @@ pub(crate) fn canonical(params: &mut Vec<UrlParam<'_>>) {
 /// Appends the signed form of the parameters: `?` then the query and form parameters, decoded,
 /// sorted by name, first value of each, a bare name for an empty value, joined with `&`. Nothing
 /// when there are none. (The client signature and the backend signature share this.)
-pub(crate) fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, out: &mut Vec<u8>) {
+pub fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, out: &mut Vec<u8>) {
     let mut params: Vec<UrlParam<'_>> = Vec::new();
     parse_urlencoded(query, &mut params);
     if let Some(f) = form {
