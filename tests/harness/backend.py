@@ -49,6 +49,7 @@ class _Echo(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), []).append(value)
         out = json.dumps({
+            "backend": self.server.name,
             "method": self.command,
             "path": self.path,
             "headers": headers,
@@ -74,8 +75,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class EchoBackend:
-    def __init__(self, port=0):
+    """`name` is echoed back as `backend`, so a test can tell two backends apart."""
+
+    def __init__(self, port=0, name="echo"):
         self.server = _Server(("127.0.0.1", port), _Echo)
+        self.server.name = name
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

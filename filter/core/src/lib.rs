@@ -22,11 +22,15 @@ mod wire;
 
 pub use auth::replay::{NonceStore, NonceStoreConfig, Outcome as ReplayOutcome};
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
+pub use config::backend::MockBackend;
 pub use config::compile::compile;
 pub use config::model::{Api, App, Gateway, Grant};
 pub use config::validator::Problem;
 pub use contract::errors::{self, ErrorCode};
-pub use contract::names::{API_NAME_HEADER, APP_ID_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER};
+pub use contract::names::{
+    API_NAME_HEADER, APP_ID_HEADER, BACKEND_CLUSTER_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER,
+    UPSTREAM_TIMEOUT_HEADER,
+};
 pub use contract::refusal::Refusal;
 pub use contract::reply::{refusal as reply_for, Reply};
 pub use contract::request_id::RequestIds;

@@ -4,6 +4,7 @@
 //! settings, apps, plugins, then each API with its grants.
 
 use crate::auth::replay::NonceStoreConfig;
+use crate::config::backend;
 use crate::config::model::{Api, App, AppCodeAuth, AuthType, Gateway, Grant};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
@@ -23,11 +24,12 @@ pub(crate) const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
 pub(crate) const DEFAULT_MAX_URL: u64 = 8192;
 pub(crate) const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 
-const TOP_FIELDS: &[&str] = &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins"];
+const TOP_FIELDS: &[&str] =
+    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
 const API_FIELDS: &[&str] =
-    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters"];
+    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters", "requestMode", "backend"];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
 /// Parses, validates and compiles a configuration document. On failure, every problem found.
@@ -55,7 +57,16 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
         c.array(top, "", "plugins").iter().filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string)).collect();
     let group_list = c.array(top, "", "groupPlugins");
     let group = parse_bindings(&mut c, group_list, "groupPlugins", &plugin_by_name, &all_plugin_names, &stages);
-    let scope = Scope { stages: &stages, app_by_id: &apps.by_id, plugins: &plugins, plugin_by_name: &plugin_by_name, plugin_names: &all_plugin_names, group: &group };
+    let variables = backend::parse_stage_variables(&mut c, top, &stages);
+    let scope = Scope {
+        stages: &stages,
+        app_by_id: &apps.by_id,
+        plugins: &plugins,
+        plugin_by_name: &plugin_by_name,
+        plugin_names: &all_plugin_names,
+        group: &group,
+        variables: &variables,
+    };
 
     let mut compiled = ApiTables::default();
     for (i, v) in c.array(top, "", "apis").iter().enumerate() {
@@ -208,6 +219,7 @@ struct Scope<'a> {
     plugin_by_name: &'a HashMap<String, u32>,
     plugin_names: &'a [String],
     group: &'a [Binding],
+    variables: &'a backend::StageVariables,
 }
 
 /// The APIs compiled so far, and what is needed to find conflicts between them.
@@ -267,6 +279,13 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         .collect();
     let param_list = c.array(o, &path, "parameters");
     let params = parameters::parse(c, param_list, &join(&path, "parameters"), &path_params);
+    let request_mode = backend::parse_request_mode(c, o, &path);
+    let path_aliases: Vec<String> =
+        params.iter().filter(|p| p.location == ParamLocation::Path).filter_map(|p| p.backend_name.clone()).collect();
+    let backend = o.get("backend").and_then(|b| {
+        let bscope = backend::BackendScope { stages: scope.stages, stage_bits, variables: scope.variables, template: &template, path_aliases: &path_aliases };
+        backend::parse(c, b, &join(&path, "backend"), &bscope)
+    });
     let reads_form = params.iter().any(|p| p.location == ParamLocation::Form) || bound.iter().any(|(_, b)| reads_form(b, scope.plugins));
     let api_idx = t.apis.len() as u32;
     for ((app, stage), grant) in grants {
@@ -284,6 +303,8 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         stages: stage_bits,
         plugins: bound,
         params,
+        request_mode,
+        backend,
         reads_form,
     });
 }

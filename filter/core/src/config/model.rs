@@ -56,6 +56,9 @@ pub struct Api {
     pub plugins: Vec<(u32, Bound)>,
     /// Parameter definitions checked per request.
     pub params: Vec<crate::config::parameters::ApiParameter>,
+    /// Aliyun's parameter mapping rule, and the backend (`None`: Envoy's route decides).
+    pub request_mode: crate::config::backend::RequestMode,
+    pub backend: Option<crate::config::backend::Backend>,
     /// Whether deciding on a request may need its urlencoded form body (FORM parameters, Form:
     /// variables, a backend signature over form fields).
     pub reads_form: bool,
@@ -131,6 +134,14 @@ impl Gateway {
     pub fn bound(&self, api: u32, stage: u32) -> Bound {
         self.api(api).and_then(|a| a.plugins.iter().find(|(s, _)| *s == stage)).map(|(_, b)| *b).unwrap_or_default()
     }
+    /// The answer of an API whose backend is a mock.
+    pub fn mock_reply(&self, api: u32) -> Option<&crate::config::backend::MockBackend> {
+        match &self.api(api)?.backend {
+            Some(crate::config::backend::Backend::Mock(m)) => Some(m),
+            _ => None,
+        }
+    }
+
     pub fn app(&self, i: u32) -> Option<&App> {
         self.apps.get(i as usize)
     }

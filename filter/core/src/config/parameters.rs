@@ -31,27 +31,25 @@ pub struct ApiParameter {
     pub max_length: Option<usize>,
     pub enum_values: Vec<String>,
     pub pattern: Option<regex_lite::Regex>,
+    /// Parameter mapping: the name and location at the backend (`None`: as received).
+    pub backend_name: Option<String>,
+    pub backend_location: Option<ParamLocation>,
 }
 
 pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: &[&str]) -> Vec<ApiParameter> {
     let mut out = Vec::new();
     for (i, v) in list.iter().enumerate() {
         let p = format!("{path}[{i}]");
-        let Some(o) = c.object(v, &p, &["name", "location", "type", "required", "maxLength", "enumValues", "regularExpression", "description", "defaultValue"]) else {
+        let Some(o) = c.object(v, &p, &["name", "location", "type", "required", "maxLength", "enumValues", "regularExpression", "description", "defaultValue", "backendName", "backendLocation"]) else {
             continue;
         };
         let Some(name) = c.string(o, &p, "name", true) else { continue };
-        let location = match c.string(o, &p, "location", true) {
-            Some("HEADER") => ParamLocation::Header,
-            Some("QUERY") => ParamLocation::Query,
-            Some("FORM") => ParamLocation::Form,
-            Some("PATH") => ParamLocation::Path,
-            Some(other) => {
-                c.err(&join(&p, "location"), format!("unknown location {other}: HEADER, QUERY, FORM or PATH"));
-                continue;
-            }
-            None => continue,
-        };
+        let Some(location) = param_location(c, o, &p, "location", true) else { continue };
+        let backend_location = param_location(c, o, &p, "backendLocation", false);
+        let backend_name = c.string(o, &p, "backendName", false).map(|n| if backend_location.unwrap_or(location) == ParamLocation::Header { n.to_ascii_lowercase() } else { n.to_string() });
+        if backend_location.is_some_and(|b| b != location && (b == ParamLocation::Path || location == ParamLocation::Path)) {
+            c.err(&join(&p, "backendLocation"), "a PATH parameter stays a PATH parameter");
+        }
         if location == ParamLocation::Path && !path_params.contains(&name) {
             c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
         }
@@ -77,9 +75,22 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
                 None
             }
         });
-        out.push(ApiParameter { name: name.to_string(), location, kind, required, max_length, enum_values, pattern });
+        out.push(ApiParameter { name: name.to_string(), location, kind, required, max_length, enum_values, pattern, backend_name, backend_location });
     }
     out
+}
+
+fn param_location(c: &mut Validator, o: &serde_json::Map<String, Value>, p: &str, key: &str, required: bool) -> Option<ParamLocation> {
+    match c.string(o, p, key, required)? {
+        "HEADER" => Some(ParamLocation::Header),
+        "QUERY" => Some(ParamLocation::Query),
+        "FORM" => Some(ParamLocation::Form),
+        "PATH" => Some(ParamLocation::Path),
+        other => {
+            c.err(&join(p, key), format!("unknown location {other}: HEADER, QUERY, FORM or PATH"));
+            None
+        }
+    }
 }
 
 /// Why a present value is invalid, if it is.

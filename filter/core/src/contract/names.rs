@@ -12,3 +12,8 @@ pub const HOPS_HEADER: &[u8] = b"x-ca-hops";
 /// The refusal's code and message.
 pub const ERROR_CODE_HEADER: &str = "x-ca-error-code";
 pub const ERROR_MESSAGE_HEADER: &str = "x-ca-error-message";
+
+/// The Envoy cluster of an API's backend, for a route with `cluster_header: x-cagate-cluster`.
+pub const BACKEND_CLUSTER_HEADER: &str = "x-cagate-cluster";
+/// The backend timeout of an API, honoured by Envoy's router.
+pub const UPSTREAM_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";

@@ -9,7 +9,9 @@ use crate::host::{Clock, SharedStore};
 use crate::request::model::{Admission, Ctx, Identity, Request};
 use crate::auth::signature::form_body;
 use crate::wire::text::header_safe;
-use crate::wire::url::{percent_decode, split_path, url_encode};
+use crate::request::forward::{self, QueryAdds};
+
+type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The identity headers for the backend: `(name, value)`; a `None` value means "remove any
 /// client-sent copy". The request id is added by the caller, which generated it.
@@ -33,6 +35,7 @@ pub fn run_plugins(
 ) -> Result<Admission, Refusal> {
     use crate::plugins::registry::{Plugin, PluginKind};
     let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None };
+    let mut query_adds = QueryAdds::default();
     let bound = gw.bound(identity.api, identity.stage);
     let mut cached_now = None;
     let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
@@ -73,7 +76,7 @@ pub fn run_plugins(
             Ok(crate::plugins::jwt::JwtOutcome::Bypassed) => None,
             Err(r) => return Err(Refusal { app: identity.app, ..r }),
         };
-        forward_claims(cfg, claims.as_deref(), req, &mut admission.edits);
+        forward_claims(cfg, claims.as_deref(), &mut admission.edits, &mut query_adds);
         admission.claims = claims;
     }
     if let Some(Plugin { kind: PluginKind::Access(cfg), .. }) = plugin(bound.access) {
@@ -94,8 +97,11 @@ pub fn run_plugins(
         let pass = crate::plugins::circuit_breaker::admit(cfg, &key, now(), store).map_err(with_app)?;
         admission.breaker = bound.breaker.map(|i| (i, key, pass));
     }
+    if let Some(api) = gw.api(identity.api) {
+        forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits);
+    }
     if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
-        // Signed over what the backend will receive: the path after any claim rewrite.
+        // Signed over what the backend will receive: the path after mapping and claims.
         let path = admission.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.clone());
         let path = path.as_deref().unwrap_or(req.path);
         let form = form_body(req.headers, ctx.body);
@@ -110,48 +116,21 @@ pub fn run_plugins(
 }
 
 /// `claimParameters`: claims to the backend as headers (client-sent copies always replaced or
-/// removed) or as query parameters (replacing any client-sent parameter of that name).
-fn forward_claims(
-    cfg: &crate::plugins::jwt::JwtConfig,
-    claims: Option<&serde_json::Map<String, serde_json::Value>>,
-    req: &Request<'_>,
-    edits: &mut Vec<(String, Option<Vec<u8>>)>,
-) {
+/// removed) or as query parameters (replacing any client-sent parameter of that name; the upstream
+/// path is built once, in `forward`).
+fn forward_claims(cfg: &crate::plugins::jwt::JwtConfig, claims: Option<&serde_json::Map<String, serde_json::Value>>, edits: &mut Edits, adds: &mut QueryAdds) {
     let value = |name: &str| claims.and_then(|c| c.get(name)).map(crate::plugins::jwt::claim_text);
-    let mut query_adds: Vec<(&str, String)> = Vec::new();
     for p in &cfg.claim_parameters {
         match p.location {
             crate::plugins::jwt::TokenLocation::Query => {
+                adds.replaced.push(p.name.clone());
                 if let Some(v) = value(&p.claim) {
-                    query_adds.push((&p.name, v));
+                    adds.pairs.push((p.name.clone(), v));
                 }
             }
             _ => edits.push((p.name.clone(), value(&p.claim).map(String::into_bytes))),
         }
     }
-    let replaced: Vec<&str> = cfg.claim_parameters.iter().filter(|p| p.location == crate::plugins::jwt::TokenLocation::Query).map(|p| p.name.as_str()).collect();
-    if replaced.is_empty() {
-        return;
-    }
-    let (path, query) = split_path(req.path);
-    let mut out = path.to_vec();
-    let mut first = true;
-    let mut push = |piece: &[u8], out: &mut Vec<u8>| {
-        out.push(if first { b'?' } else { b'&' });
-        first = false;
-        out.extend_from_slice(piece);
-    };
-    for piece in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
-        let name = piece.split(|&b| b == b'=').next().unwrap_or_default();
-        if !replaced.iter().any(|r| *percent_decode(name, true) == *r.as_bytes()) {
-            push(piece, &mut out);
-        }
-    }
-    for (name, v) in query_adds {
-        let piece = format!("{}={}", url_encode(name), url_encode(&v));
-        push(piece.as_bytes(), &mut out);
-    }
-    edits.push((":path".to_string(), Some(out)));
 }
 
 /// `X-Ca-Debug-Info` for debug mode: the API matched, the stage, the app, the plugins bound, the

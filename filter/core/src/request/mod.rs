@@ -3,6 +3,7 @@
 
 pub(crate) mod admit;
 pub(crate) mod authenticate;
+pub(crate) mod forward;
 pub(crate) mod model;
 pub(crate) mod route;
 pub(crate) mod vars;

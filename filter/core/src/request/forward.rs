@@ -1,0 +1,207 @@
+//! What the backend receives: the API's backend (cluster, path, method, host, timeout) and Aliyun's
+//! parameter mapping (request mode, backend names and locations, constant and system parameters), and
+//! jwtAuth's claims forwarded as query parameters. One place builds the upstream `:path`.
+
+use crate::config::backend::{Backend, HttpBackend, PathPiece, RequestMode, SystemValue};
+use crate::config::model::{Api, Gateway};
+use crate::config::parameters::{ApiParameter, ParamLocation};
+use crate::config::router::path_params;
+use crate::contract::names::{BACKEND_CLUSTER_HEADER, UPSTREAM_TIMEOUT_HEADER};
+use crate::request::model::{Ctx, Identity, Request};
+use crate::wire::url::{percent_decode, split_path, url_encode};
+
+/// Query parameters the gateway sets (claims, constants, system values), replacing any client-sent
+/// parameter of the same name.
+#[derive(Debug, Default)]
+pub(crate) struct QueryAdds {
+    pub(crate) pairs: Vec<(String, String)>,
+    /// Names whose client-sent values are dropped (a claim parameter is replaced even when the claim
+    /// is absent).
+    pub(crate) replaced: Vec<String>,
+}
+
+type Edits = Vec<(String, Option<Vec<u8>>)>;
+
+/// The backend's header edits and `:path` for an admitted request; `adds` are the claim query
+/// parameters jwtAuth asked for.
+pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>, mut adds: QueryAdds, edits: &mut Edits) {
+    // Client-sent copies of the routing headers never count, whatever the API.
+    edits.push((BACKEND_CLUSTER_HEADER.to_string(), None));
+    edits.push((UPSTREAM_TIMEOUT_HEADER.to_string(), None));
+    let http = match &api.backend {
+        Some(Backend::Http(h)) => Some(h.as_ref()),
+        _ => None,
+    };
+    let (raw_path, query) = split_path(req.path);
+    let mut path = raw_path.to_vec();
+    if let Some(h) = http {
+        route_to(h, identity.stage, edits);
+        if let Some(pieces) = &h.path {
+            path = backend_path(pieces, api, raw_path);
+        }
+        for c in &h.constants {
+            set(c.location, &c.name, c.value.clone(), edits, &mut adds);
+        }
+        for s in &h.system {
+            if let Some(v) = system_value(gw, s.system, identity, req, ctx) {
+                set(s.location, &s.backend_name, v, edits, &mut adds);
+            }
+        }
+    }
+    if api.request_mode != RequestMode::Passthrough {
+        map_headers(api, req, edits, &mut adds);
+    }
+    let mapped = map_query(api, query, &mut adds, edits);
+    if http.is_some() || mapped.is_some() {
+        let query = mapped.unwrap_or_else(|| query.to_vec());
+        if !query.is_empty() {
+            path.push(b'?');
+            path.extend_from_slice(&query);
+        }
+        edits.push((":path".to_string(), Some(path)));
+    }
+}
+
+fn route_to(h: &HttpBackend, stage: u32, edits: &mut Edits) {
+    if let Some(cluster) = h.cluster(stage) {
+        set_header(edits, BACKEND_CLUSTER_HEADER, cluster.as_bytes().to_vec());
+    }
+    set_header(edits, UPSTREAM_TIMEOUT_HEADER, h.timeout_ms.to_string().into_bytes());
+    if let Some(m) = &h.method {
+        edits.push((":method".to_string(), Some(m.as_bytes().to_vec())));
+    }
+    if let Some(host) = &h.host {
+        edits.push((":authority".to_string(), Some(host.as_bytes().to_vec())));
+    }
+}
+
+/// Replaces an earlier edit of the same header (the removal every request starts with).
+fn set_header(edits: &mut Edits, name: &str, value: Vec<u8>) {
+    edits.retain(|(n, _)| n != name);
+    edits.push((name.to_string(), Some(value)));
+}
+
+fn set(location: ParamLocation, name: &str, value: String, edits: &mut Edits, adds: &mut QueryAdds) {
+    match location {
+        ParamLocation::Query => {
+            adds.replaced.push(name.to_string());
+            adds.pairs.push((name.to_string(), value));
+        }
+        _ => set_header(edits, name, value.into_bytes()),
+    }
+}
+
+/// The backend path: its text, with each `[name]` replaced by the value (as received, still
+/// percent-encoded) of the API's path parameter `name`, or of the declared PATH parameter whose
+/// backend name it is.
+fn backend_path(pieces: &[PathPiece], api: &Api, raw_path: &[u8]) -> Vec<u8> {
+    let values = path_params(&api.template, raw_path);
+    let mut out = Vec::with_capacity(raw_path.len() + 16);
+    for piece in pieces {
+        match piece {
+            PathPiece::Text(t) => out.extend_from_slice(t.as_bytes()),
+            PathPiece::Param(name) => {
+                let api_name = api
+                    .params
+                    .iter()
+                    .find(|p| p.location == ParamLocation::Path && p.backend_name.as_deref() == Some(name))
+                    .map_or(name.as_str(), |p| p.name.as_str());
+                if let Some((_, v)) = values.iter().find(|(n, _)| *n == api_name) {
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn declared<'a>(api: &'a Api, location: ParamLocation, name: &[u8]) -> Option<&'a ApiParameter> {
+    api.params.iter().find(|p| p.location == location && p.name.as_bytes() == name)
+}
+
+/// Declared HEADER parameters under their backend names and locations (mapping modes).
+fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut QueryAdds) {
+    for p in api.params.iter().filter(|p| p.location == ParamLocation::Header) {
+        let target = p.backend_location.unwrap_or(ParamLocation::Header);
+        let name = p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase());
+        if target == ParamLocation::Header && name == p.name.to_ascii_lowercase() {
+            continue;
+        }
+        let value = req.headers.get(p.name.to_ascii_lowercase().as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned());
+        edits.push((p.name.to_ascii_lowercase(), None));
+        if let Some(v) = value {
+            set(target, &name, v, edits, adds);
+        }
+    }
+}
+
+/// The query the backend receives, or `None` when it is the client's, unchanged.
+fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -> Option<Vec<u8>> {
+    let mode = api.request_mode;
+    let mapping = mode != RequestMode::Passthrough && api.params.iter().any(|p| p.location == ParamLocation::Query);
+    if adds.pairs.is_empty() && adds.replaced.is_empty() && !mapping && mode != RequestMode::Mapping {
+        return None;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(query.len() + 32);
+    let mut push = |piece: &[u8]| {
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        out.extend_from_slice(piece);
+    };
+    for piece in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let mut parts = piece.splitn(2, |&b| b == b'=');
+        let raw_name = parts.next().unwrap_or_default();
+        let raw_value = parts.next();
+        let name = percent_decode(raw_name, true);
+        if adds.replaced.iter().any(|r| r.as_bytes() == &*name) {
+            continue;
+        }
+        match (mode, declared(api, ParamLocation::Query, &name)) {
+            (RequestMode::Passthrough, _) | (RequestMode::MappingPassthrough, None) => push(piece),
+            (RequestMode::Mapping, None) => {}
+            (_, Some(p)) => match p.backend_location.unwrap_or(ParamLocation::Query) {
+                ParamLocation::Header => {
+                    let v = raw_value.map(|v| percent_decode(v, true).into_owned()).unwrap_or_default();
+                    let name = p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase());
+                    set_header(edits, &name, v);
+                }
+                _ => {
+                    let renamed = p.backend_name.as_deref().map_or_else(|| raw_name.to_vec(), |n| url_encode(n).into_bytes());
+                    let mut piece = renamed;
+                    if let Some(v) = raw_value {
+                        piece.push(b'=');
+                        piece.extend_from_slice(v);
+                    }
+                    push(&piece);
+                }
+            },
+        }
+    }
+    for (name, value) in &adds.pairs {
+        push(format!("{}={}", url_encode(name), url_encode(value)).as_bytes());
+    }
+    Some(out)
+}
+
+/// A system parameter's value for this request.
+fn system_value(gw: &Gateway, which: SystemValue, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>) -> Option<String> {
+    let app = identity.app.and_then(|a| gw.app(a));
+    let header = |name: &[u8]| req.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
+    match which {
+        SystemValue::ClientIp => {
+            let peer = ctx.stream.peer_address()?;
+            let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, Some(&peer), None)?;
+            Some(ip.to_string())
+        }
+        SystemValue::RequestId => Some(ctx.request_id.to_string()),
+        SystemValue::AppId => app.map(|a| a.id.clone()),
+        SystemValue::AppKey => app.map(|a| a.key.clone()),
+        SystemValue::ApiName => gw.api(identity.api).map(|a| a.name.clone()),
+        SystemValue::Stage => gw.stages.get(identity.stage as usize).cloned(),
+        SystemValue::Domain => header(b":authority").or_else(|| header(b"host")),
+        SystemValue::HttpSchema => header(b"x-forwarded-proto").or_else(|| header(b":scheme")),
+        SystemValue::ClientUa => header(b"user-agent"),
+        SystemValue::RequestHandleTime => Some(crate::wire::time::format_rfc3339(ctx.coarse.now_ms())),
+    }
+}

@@ -1,0 +1,110 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Backends natively: stage variables, the backend path, parameter mapping per request mode, constant
+//! and system parameters, the routing headers, mocks, and what the configuration refuses.
+
+use cagate_core::{authenticate, compile, route, run_plugins, Ctx, FixedClock, FixedPeer, Headers, MemoryStore, NonceStore, Request, Runtime};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+fn config(api: Value) -> Value {
+    json!({
+        "stageVariables": { "RELEASE": { "orders": "orders-prod" }, "TEST": { "orders": "orders-test" } },
+        "apis": [ api ]
+    })
+}
+
+fn orders(mode: &str) -> Value {
+    json!({
+        "name": "getOrder", "method": "GET", "path": "/orders/[orderId]", "authType": "ANONYMOUS",
+        "stages": ["RELEASE", "TEST"], "requestMode": mode,
+        "parameters": [ { "name": "fields", "location": "QUERY", "backendName": "select", "backendLocation": "QUERY" },
+                        { "name": "X-Tenant", "location": "HEADER", "backendName": "tenant", "backendLocation": "QUERY" } ],
+        "backend": {
+            "type": "HTTP", "cluster": "#orders#", "path": "/v1/orders/[orderId]", "method": "GET", "timeoutMs": 3000,
+            "host": "orders.internal",
+            "constantParameters": [ { "name": "X-Source", "value": "gateway", "location": "HEADER" } ],
+            "systemParameters": [ { "name": "CaClientIp", "backendName": "X-Client-Ip", "location": "HEADER" },
+                                  { "name": "CaStage", "backendName": "stage", "location": "QUERY" } ]
+        }
+    })
+}
+
+/// The edits the backend would receive: name -> value (`None`: removed).
+fn edits(cfg: &Value, path: &str, headers: &[(&str, &str)]) -> HashMap<String, Option<String>> {
+    let gw = compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
+    let store = MemoryStore::new();
+    let mut rt = Runtime::new(&gw.plugins, (0, 0));
+    let h = Headers::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect());
+    let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
+    let routed = route(&gw, &req).unwrap();
+    let id = authenticate(&gw, &NonceStore::new(gw.nonce_store), &req, &routed, None, &FixedClock(0), &store).unwrap();
+    let peer = FixedPeer("192.0.2.7:4000");
+    let ctx = Ctx { request_id: "RID", body: None, stream: &peer, coarse: &FixedClock(0) };
+    let a = run_plugins(&gw, &mut rt, &req, id, &FixedClock(0), &store, &ctx).unwrap();
+    a.edits.into_iter().map(|(n, v)| (n, v.map(|v| String::from_utf8(v).unwrap()))).collect()
+}
+
+fn some(s: &str) -> Option<String> {
+    Some(s.to_string())
+}
+
+#[test]
+fn mapping_reaches_the_stage_backend_with_mapped_parameters() {
+    let e = edits(&config(orders("MAPPING")), "/orders/42?fields=a,b&junk=1", &[("x-tenant", "t1"), ("x-cagate-cluster", "evil")]);
+    assert_eq!(e["x-cagate-cluster"], some("orders-prod"));
+    assert_eq!(e["x-envoy-upstream-rq-timeout-ms"], some("3000"));
+    assert_eq!(e[":authority"], some("orders.internal"));
+    assert_eq!(e[":method"], some("GET"));
+    assert_eq!(e["x-source"], some("gateway"));
+    assert_eq!(e["x-client-ip"], some("192.0.2.7"));
+    assert_eq!(e["x-tenant"], None, "a mapped header leaves under its backend name only");
+    assert_eq!(e[":path"], some("/v1/orders/42?select=a,b&stage=RELEASE&tenant=t1"), "undeclared `junk` dropped");
+    let e = edits(&config(orders("MAPPING")), "/orders/42", &[("x-ca-stage", "TEST")]);
+    assert_eq!(e["x-cagate-cluster"], some("orders-test"));
+    assert_eq!(e[":path"], some("/v1/orders/42?stage=TEST"));
+}
+
+#[test]
+fn passthrough_keeps_the_query_and_maps_only_the_path() {
+    let e = edits(&config(orders("PASSTHROUGH")), "/orders/%E4%B8%AD?fields=a&junk=1", &[("x-tenant", "t1")]);
+    assert_eq!(e[":path"], some("/v1/orders/%E4%B8%AD?fields=a&junk=1&stage=RELEASE"));
+    assert!(!e.contains_key("x-tenant"), "headers pass untouched");
+    let e = edits(&config(orders("MAPPING_PASSTHROUGH")), "/orders/1?fields=a&junk=1", &[]);
+    assert_eq!(e[":path"], some("/v1/orders/1?select=a&junk=1&stage=RELEASE"));
+}
+
+#[test]
+fn an_api_without_backend_still_drops_client_routing_headers() {
+    let cfg = json!({ "apis": [ { "name": "p", "method": "ANY", "path": "/p/*", "authType": "ANONYMOUS" } ] });
+    let e = edits(&cfg, "/p/x?a=1", &[("x-cagate-cluster", "evil"), ("x-envoy-upstream-rq-timeout-ms", "1")]);
+    assert_eq!(e["x-cagate-cluster"], None);
+    assert_eq!(e["x-envoy-upstream-rq-timeout-ms"], None);
+    assert!(!e.contains_key(":path"), "the path is the client's");
+}
+
+#[test]
+fn mock_answers() {
+    let cfg = json!({ "apis": [ { "name": "m", "method": "GET", "path": "/m", "authType": "ANONYMOUS",
+        "backend": { "type": "MOCK", "mockStatusCode": 201, "mockResult": "{\"ok\":true}", "mockHeaders": [ { "name": "X-Mock", "value": "1" } ] } } ] });
+    let gw = compile(cfg.to_string().as_bytes()).unwrap();
+    let m = gw.mock_reply(0).unwrap();
+    assert_eq!((m.status, m.body.as_str()), (201, "{\"ok\":true}"));
+    assert_eq!(m.headers, vec![("x-mock".to_string(), "1".to_string())]);
+}
+
+#[test]
+fn backend_configuration_errors() {
+    let mut api = orders("MAPPING");
+    api["stages"] = json!(["RELEASE", "PRE"]);
+    api["backend"]["path"] = json!("/v1/[nope]");
+    api["backend"]["timeoutMs"] = json!(30001);
+    let problems: Vec<String> = compile(config(api).to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert!(problems.contains(&"apis[0].backend.cluster: stage variable #orders# is not defined for stage PRE".to_string()), "{problems:?}");
+    assert!(problems.contains(&"apis[0].backend.path: [nope] is not a path parameter of the API".to_string()), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("apis[0].backend.timeoutMs")), "{problems:?}");
+    let mut api = orders("SOMETIMES");
+    api["backend"]["type"] = json!("FC");
+    let problems: Vec<String> = compile(config(api).to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert!(problems.iter().any(|p| p.starts_with("apis[0].requestMode: unknown requestMode SOMETIMES")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("apis[0].backend.type: unknown backend type FC")), "{problems:?}");
+}
