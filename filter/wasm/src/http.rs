@@ -151,9 +151,23 @@ impl Http {
         let admitted = cagate_core::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
             .and_then(|id| cagate_core::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
         match admitted {
-            Ok(a) => self.admit(state, headers, &a),
+            Ok(a) => match state.gateway.mock_reply(a.identity.api) {
+                Some(mock) => self.mock(state, mock),
+                None => self.admit(state, headers, &a),
+            },
             Err(r) => self.refuse(state, &r),
         }
+    }
+
+    /// An API whose backend is a mock: the gateway answers, as Aliyun's mock does.
+    fn mock(&mut self, state: &State, m: &cagate_core::MockBackend) -> Action {
+        state.metrics.borrow_mut().allowed();
+        let rid = self.request_id;
+        let cors = std::mem::take(&mut self.cors);
+        let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
+        headers.extend(m.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.reply(m.status, &headers, m.body.as_bytes())
     }
 }
 
