@@ -13,6 +13,7 @@
 //! Everything other crates use is re-exported here, so they import from one place.
 
 mod auth;
+mod cluster;
 mod config;
 mod contract;
 mod host;
@@ -20,7 +21,9 @@ mod plugins;
 mod request;
 mod wire;
 
-pub use auth::replay::{NonceStore, NonceStoreConfig, Outcome as ReplayOutcome};
+pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
+pub use cluster::etcd::Lease;
+pub use cluster::settings::ClusterSettings;
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
 pub use config::backend::MockBackend;
 pub use config::compile::compile;
@@ -41,6 +44,7 @@ pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, traffic_contr
 pub use request::admit::{debug_info, identity_headers, run_plugins};
 pub use request::authenticate::authenticate;
 pub use request::model::{Admission, Ctx, Identity, Request, Routed};
+pub use request::remote::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict, GrpcCall};
 pub use request::route::{cors_headers, route};
 pub use wire::headers::{self, Edit, Headers};
 pub use wire::text::header_safe;

@@ -94,6 +94,6 @@ fn debug_info_names_the_api_stage_app_and_plugins() {
         "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } } ],
         "apis": [ { "name": "thing", "method": "GET", "path": "/t", "authType": "ANONYMOUS", "stages": ["TEST"], "plugins": [ { "plugin": "lim" } ] } ] });
     let gw = compile(cfg.to_string().as_bytes()).unwrap();
-    let a = Admission { identity: Identity { api: 0, stage: 1, app: None }, claims: None, edits: vec![], traffic: None, breaker: None };
+    let a = Admission { identity: Identity { api: 0, stage: 1, app: None, nonce: None }, claims: None, edits: vec![], traffic: None, breaker: None, rate_limit: None, one_time: vec![] };
     assert_eq!(debug_info(&gw, &a, "10001", 57), "api=thing;stage=TEST;app=10001;plugins=trafficControl/lim;filterMicros=57");
 }

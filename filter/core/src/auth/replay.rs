@@ -33,6 +33,34 @@ impl NonceStoreConfig {
     }
 }
 
+/// A one-time key admitted here, for a claim across Envoys (cluster mode): what it is, a digest of its
+/// scope and value, and until when it must stay claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OneTime {
+    pub kind: OneTimeKind,
+    pub digest: [u8; 16],
+    pub until_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeKind {
+    Nonce,
+    Jti,
+}
+
+impl OneTime {
+    pub(crate) fn new(kind: OneTimeKind, scope: &[u8], value: &[u8], until_ms: i64) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(scope);
+        h.update([0xff]);
+        h.update(value);
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(h.finalize().get(..16).unwrap_or(&[0; 16]));
+        OneTime { kind, digest, until_ms }
+    }
+}
+
 const ENTRY: usize = 12;
 /// First byte of every shard value. A shard is never empty, so "absent" and "empty" cannot be
 /// confused (Envoy reports an empty value as no data).

@@ -25,7 +25,7 @@ pub(crate) const DEFAULT_MAX_URL: u64 = 8192;
 pub(crate) const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 
 const TOP_FIELDS: &[&str] =
-    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables"];
+    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables", "cluster"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
 const API_FIELDS: &[&str] =
@@ -50,6 +50,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     let max_url_bytes = c.integer(top, "", "maxUrlBytes", DEFAULT_MAX_URL, 16, 1 << 20);
     let max_hops = top.get("maxHops").map(|_| c.integer(top, "", "maxHops", 1, 1, 100));
     let apps = apps(&mut c, top);
+    let cluster = crate::cluster::settings::parse(&mut c, top);
 
     let app_ids: Vec<&str> = apps.list.iter().map(|a: &App| a.id.as_str()).collect();
     let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
@@ -78,6 +79,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     }
     Ok(Gateway {
         stages,
+        cluster,
         release_stage,
         tolerance_ms: sig.tolerance_s * 1000,
         nonce_ttl_ms: sig.nonce_ttl_s * 1000,

@@ -74,6 +74,8 @@ pub struct Grant {
 #[derive(Debug)]
 pub struct Gateway {
     pub stages: Vec<String>,
+    /// Cluster mode: the rate limit service and etcd (both optional).
+    pub cluster: crate::cluster::settings::ClusterSettings,
     pub release_stage: u32,
     pub tolerance_ms: u64,
     pub nonce_ttl_ms: u64,

@@ -34,7 +34,9 @@ pub fn run_plugins(
     ctx: &Ctx<'_>,
 ) -> Result<Admission, Refusal> {
     use crate::plugins::registry::{Plugin, PluginKind};
-    let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None };
+    let mut admission =
+        Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None, rate_limit: None, one_time: Vec::new() };
+    admission.one_time.extend(identity.nonce);
     let mut query_adds = QueryAdds::default();
     let bound = gw.bound(identity.api, identity.stage);
     let mut cached_now = None;
@@ -72,7 +74,12 @@ pub fn run_plugins(
         };
         let mut coarse_now = || ctx.coarse.now_ms();
         let claims = match crate::plugins::jwt::check(cfg, state, req.headers, req.path, &mut coarse_now, store) {
-            Ok(crate::plugins::jwt::JwtOutcome::Verified(c)) => Some(c),
+            Ok(crate::plugins::jwt::JwtOutcome::Verified(c, jti)) => {
+                if gw.cluster.one_time_keys.is_some() {
+                    admission.one_time.extend(jti);
+                }
+                Some(c)
+            }
             Ok(crate::plugins::jwt::JwtOutcome::Bypassed) => None,
             Err(r) => return Err(Refusal { app: identity.app, ..r }),
         };
@@ -86,9 +93,14 @@ pub fn run_plugins(
     if let Some(idx) = bound.traffic {
         if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx as usize), gw.api(identity.api)) {
             let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
-            match crate::plugins::traffic_control::admit(cfg, idx, &api.name, who, now(), store) {
-                Ok((dims, quota)) => admission.traffic = Some((idx, dims, cfg.rate_limit_headers.then_some(quota))),
-                Err(r) => return Err(Refusal { app: identity.app, ..r }),
+            if let Some(rls) = &gw.cluster.rate_limit_service {
+                // Counted by the rate limit service, after every local check has passed.
+                admission.rate_limit = Some(crate::cluster::rls::call(&rls.domain, cfg, idx, &api.name, who));
+            } else {
+                match crate::plugins::traffic_control::admit(cfg, idx, &api.name, who, now(), store) {
+                    Ok((dims, quota)) => admission.traffic = Some((idx, dims, cfg.rate_limit_headers.then_some(quota))),
+                    Err(r) => return Err(Refusal { app: identity.app, ..r }),
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Authentication and authorization of a routed request: the digest signature or an AppCode, the
 //! timestamp and replay checks, the grant.
 
-use crate::auth::replay::{NonceStore, Outcome};
+use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
 use crate::auth::signature::{content_md5_matches, form_body, Algorithm, Signed, StringToSign};
 use crate::config::model::{AppCodeAuth, AuthType, Gateway};
 use crate::contract::errors::{self, ErrorCode};
@@ -37,7 +37,7 @@ pub fn authenticate(
     clock: &dyn Clock,
     store: &dyn SharedStore,
 ) -> Result<Identity, Refusal> {
-    let mut identity = Identity { api: routed.api, stage: routed.stage, app: None };
+    let mut identity = Identity { api: routed.api, stage: routed.stage, app: None, nonce: None };
     let Some(api) = gw.api(routed.api) else {
         return Err(Refusal::new(&errors::X500AM, &[], "api index out of range"));
     };
@@ -98,6 +98,9 @@ pub fn authenticate(
             let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64))
                 .max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
             match nonces.record_until(store, key, nonce, now_ms, until) {
+                Outcome::Fresh if gw.cluster.one_time_keys.is_some() => {
+                    identity.nonce = Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until));
+                }
                 Outcome::Fresh => {}
                 Outcome::Replayed => return Err(refuse(&errors::S403NU, &[], "nonce replayed")),
                 Outcome::Full => return Err(refuse(&errors::X503BZ, &[], "nonce store full")),

@@ -5,5 +5,6 @@ pub(crate) mod admit;
 pub(crate) mod authenticate;
 pub(crate) mod forward;
 pub(crate) mod model;
+pub(crate) mod remote;
 pub(crate) mod route;
 pub(crate) mod vars;

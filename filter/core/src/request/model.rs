@@ -2,6 +2,8 @@
 //! identity, the admission (the backend's header edits), and what the request phase knows beyond the
 //! request.
 
+use crate::auth::replay::OneTime;
+use crate::cluster::rls::RateLimitCall;
 use crate::host::{Clock, Stream};
 use crate::wire::headers::Headers;
 
@@ -31,6 +33,8 @@ pub struct Identity {
     pub api: u32,
     pub stage: u32,
     pub app: Option<u32>,
+    /// The nonce admitted here, to be claimed across Envoys (cluster mode only).
+    pub nonce: Option<OneTime>,
 }
 
 /// What the backend receives beyond the request itself: header edits (`None` removes), and the
@@ -45,6 +49,9 @@ pub struct Admission {
     pub traffic: Option<(u32, Vec<crate::plugins::traffic_control::Dim>, Option<crate::plugins::traffic_control::Quota>)>,
     /// circuitBreaker: the plugin, its state key, and how this request passed (the response reports).
     pub breaker: Option<(u32, String, crate::plugins::circuit_breaker::Pass)>,
+    /// Cluster mode: the rate-limit call to make, and the one-time keys to claim, before admitting.
+    pub rate_limit: Option<RateLimitCall>,
+    pub one_time: Vec<OneTime>,
 }
 
 /// What the request phase knows beyond the request: its id, its body (if read), the peer address.

@@ -12,7 +12,7 @@ use crate::auth::replay::NonceStoreConfig;
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::refusal::Refusal;
 use crate::wire::headers::Headers;
-use crate::auth::replay::{NonceStore, Outcome};
+use crate::auth::replay::{NonceStore, Outcome, OneTime, OneTimeKind};
 use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -223,7 +223,8 @@ impl JwtState {
 pub enum JwtOutcome {
     /// No token and `bypassEmptyToken`: passed on unchecked.
     Bypassed,
-    Verified(Claims),
+    /// Verified; with `preventJtiReplay`, the `jti` admitted here (for a claim across Envoys).
+    Verified(Claims, Option<OneTime>),
 }
 
 fn refuse(e: &'static ErrorCode, args: &[&str], cause: &'static str) -> Refusal {
@@ -342,13 +343,16 @@ pub fn check(
             None => ttl_floor,
         };
         match state.jti.record_until(store, cfg.plugin.as_bytes(), jti.as_bytes(), now_ms, until) {
-            Outcome::Fresh => {}
+            Outcome::Fresh => {
+                let claimed = OneTime::new(OneTimeKind::Jti, cfg.plugin.as_bytes(), jti.as_bytes(), until);
+                return Ok(JwtOutcome::Verified(verified.claims, Some(claimed)));
+            }
             Outcome::Replayed => return Err(refuse(&errors::A403SV, &[], "jti replayed")),
             Outcome::Full => return Err(refuse(&errors::X503BZ, &[], "jti store full")),
             Outcome::Contended => return Err(refuse(&errors::X503BZ, &[], "jti store contended")),
         }
     }
-    Ok(JwtOutcome::Verified(verified.claims))
+    Ok(JwtOutcome::Verified(verified.claims, None))
 }
 
 /// Decodes and verifies a token's signature, issuer and audience (not its times: those are checked

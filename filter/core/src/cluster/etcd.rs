@@ -1,0 +1,136 @@
+//! One-time keys in etcd v3: a key is claimed with one `KV.Txn` (compare `create_revision == 0`, then
+//! put), so exactly one claim of a key succeeds across every Envoy. Every key carries a lease, shared by
+//! all keys that expire in the same minute, so etcd's memory is bounded without a lease per key. The
+//! lease id is derived from the key prefix and the minute, so every Envoy uses the same one and whoever
+//! grants it first creates it.
+//!
+//! Field numbers (etcd api/etcdserverpb/rpc.proto): TxnRequest { compare = 1; success = 2 } · Compare
+//! { result = 1; target = 2; key = 3; create_revision = 5 } · RequestOp { request_put = 2 } ·
+//! PutRequest { key = 1; value = 2; lease = 3 } · TxnResponse { succeeded = 2 } · LeaseGrantRequest
+//! { TTL = 1; ID = 2 } · LeaseGrantResponse { ID = 2; TTL = 3; error = 4 }.
+
+use crate::auth::replay::{OneTime, OneTimeKind};
+use crate::cluster::proto;
+use sha2::{Digest, Sha256};
+
+pub(crate) const KV_SERVICE: &str = "etcdserverpb.KV";
+pub(crate) const TXN: &str = "Txn";
+pub(crate) const LEASE_SERVICE: &str = "etcdserverpb.Lease";
+pub(crate) const LEASE_GRANT: &str = "LeaseGrant";
+
+/// Keys expiring in the same bucket share one lease.
+pub(crate) const LEASE_BUCKET_S: i64 = 60;
+/// A lease outlives the last moment a key of its bucket must be kept by this much.
+const LEASE_MARGIN_S: i64 = 30;
+
+/// A lease: its id and the TTL to grant it with, from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub id: i64,
+    pub ttl_s: i64,
+    /// The bucket's end (epoch seconds): every key of the bucket may be forgotten after it.
+    pub bucket_end_s: i64,
+}
+
+/// The lease for a key that must be kept until `until_ms`.
+pub(crate) fn lease_for(prefix: &str, until_ms: i64, now_ms: i64) -> Lease {
+    let until_s = until_ms.max(0).div_euclid(1000) + 1;
+    let bucket = until_s.div_euclid(LEASE_BUCKET_S) + 1;
+    let bucket_end_s = bucket * LEASE_BUCKET_S;
+    let mut h = Sha256::new();
+    h.update(b"cagate-lease\0");
+    h.update(prefix.as_bytes());
+    h.update(bucket.to_le_bytes());
+    let d = h.finalize();
+    let mut id_bytes = [0u8; 8];
+    id_bytes.copy_from_slice(d.get(..8).unwrap_or(&[1; 8]));
+    // etcd lease ids are positive int64s; 0 means "none".
+    let id = (i64::from_le_bytes(id_bytes) & i64::MAX).max(1);
+    let ttl_s = (bucket_end_s + LEASE_MARGIN_S - now_ms.div_euclid(1000)).max(1);
+    Lease { id, ttl_s, bucket_end_s }
+}
+
+/// The etcd key of a one-time key: the prefix, its kind (`n` nonce, `j` jti) and its digest (a nonce is
+/// the client's and may be anything; the digest keeps keys short and uniform).
+pub(crate) fn key(prefix: &str, key: &OneTime) -> Vec<u8> {
+    let kind = match key.kind {
+        OneTimeKind::Nonce => "n/",
+        OneTimeKind::Jti => "j/",
+    };
+    let mut out = Vec::with_capacity(prefix.len() + 34);
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(kind.as_bytes());
+    for b in key.digest {
+        out.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    out
+}
+
+/// `KV.Txn`: if the key has never been created, put it with the lease.
+pub(crate) fn claim(key: &[u8], lease: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() * 2 + 32);
+    proto::message(&mut out, 1, |c| {
+        proto::uint(c, 2, 1); // target CREATE (result EQUAL is 0, the default)
+        proto::bytes(c, 3, key);
+        proto::uint(c, 5, 0); // create_revision == 0: written, it is in a oneof
+    });
+    proto::message(&mut out, 2, |op| {
+        proto::message(op, 2, |put| {
+            proto::bytes(put, 1, key);
+            proto::bytes(put, 2, b"1");
+            proto::uint(put, 3, lease as u64);
+        });
+    });
+    out
+}
+
+/// Whether a `TxnResponse` says the claim succeeded; `None` if it is malformed.
+pub(crate) fn claimed(buf: &[u8]) -> Option<bool> {
+    Some(proto::last_uint(&proto::fields(buf)?, 2) != 0)
+}
+
+/// `Lease.LeaseGrant` with the client-chosen id.
+pub(crate) fn lease_grant(lease: &Lease) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    proto::uint(&mut out, 1, lease.ttl_s as u64);
+    proto::uint(&mut out, 2, lease.id as u64);
+    out
+}
+
+/// Whether a `LeaseGrantResponse` granted the lease. A lease that exists already (another Envoy
+/// granted it) is as good; etcd reports that as a gRPC error, which the caller treats the same way.
+pub(crate) fn lease_granted(buf: &[u8]) -> bool {
+    proto::fields(buf).is_some_and(|f| proto::last_bytes(&f, 4).is_none_or(<[u8]>::is_empty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_shared_per_bucket_and_outlive_their_keys() {
+        let now = 1_700_000_000_000;
+        let a = lease_for("cagate/", now + 900_000, now);
+        let b = lease_for("cagate/", now + 900_500, now + 10);
+        assert_eq!(a.id, b.id, "same minute, same lease");
+        assert!(a.id > 0);
+        assert!(now / 1000 + a.ttl_s >= (now + 900_000) / 1000 + 1, "the lease outlives the key's deadline");
+        assert!(a.ttl_s <= 900 + LEASE_BUCKET_S + LEASE_MARGIN_S + 1);
+        assert_ne!(lease_for("other/", now + 900_000, now).id, a.id, "per prefix");
+        assert_ne!(lease_for("cagate/", now + 960_000, now).id, a.id, "next minute, next lease");
+    }
+
+    #[test]
+    fn messages() {
+        let k = key("cagate/", &OneTime::new(OneTimeKind::Nonce, b"app-key", b"nonce-1", 0));
+        assert!(k.starts_with(b"cagate/n/") && k.len() == "cagate/n/".len() + 32);
+        assert_ne!(k, key("cagate/", &OneTime::new(OneTimeKind::Nonce, b"app-key2", b"nonce-1", 0)));
+        let txn = claim(&k, 7);
+        assert!(txn.windows(2).any(|w| w == [0x28, 0x00]), "create_revision = 0 written explicitly");
+        assert_eq!(claimed(&[0x10, 0x01]), Some(true));
+        assert_eq!(claimed(&[]), Some(false));
+        assert_eq!(claimed(&[0x12]), None);
+        assert!(lease_granted(&[0x10, 0x07]));
+        assert!(!lease_granted(&[0x22, 0x03, b'b', b'a', b'd']));
+    }
+}
