@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv run test unit lint e2e compose-test oci bench clean
+.PHONY: all build wasm-target venv engines run test unit lint e2e cluster-infra compose-test oci bench clean
 
 all: build
 
@@ -26,10 +26,15 @@ $(STAMP): tests/requirements.txt
 
 venv: $(STAMP)
 
+# Debian's redis-server and etcd for the cluster-mode tests (installed only when missing; the tests
+# start and stop their own instances).
+engines:
+	@bash tests/tools/install-engines.sh
+
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit e2e compose-test
+test: lint unit e2e cluster-infra compose-test
 
 lint: wasm-target
 	python3 tests/tools/modgraph.py filter/core/src
@@ -39,8 +44,12 @@ lint: wasm-target
 unit:
 	cargo test --workspace
 
-e2e: build venv oci
+e2e: build venv oci engines
 	$(PY) -m pytest -q tests/e2e
+
+# The test-only rate limit service and the engine harness, against real Redis and etcd.
+cluster-infra: venv engines
+	$(PY) -m pytest -q tests/ratelimit
 
 # The docker compose stack of envoy/docker-compose.yml, with images built here from local files.
 compose-test: build venv

@@ -22,7 +22,7 @@ mod request;
 mod wire;
 
 pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
-pub use cluster::etcd::Lease;
+pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
 pub use cluster::settings::ClusterSettings;
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
 pub use config::backend::MockBackend;

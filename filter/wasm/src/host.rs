@@ -102,6 +102,7 @@ pub(crate) struct Metrics {
     breaker_refused: Counter,
     by_code: HashMap<&'static str, Counter>,
     traffic: HashMap<(u32, &'static str, bool), Counter>,
+    cluster: HashMap<(&'static str, &'static str), Counter>,
 }
 
 struct Counter {
@@ -132,6 +133,7 @@ impl Metrics {
             breaker_refused: Counter::new("cagate.breaker_refused"),
             by_code: HashMap::new(),
             traffic: HashMap::new(),
+            cluster: HashMap::new(),
         }
     }
 
@@ -142,6 +144,12 @@ impl Metrics {
             .entry((plugin_idx, dim, admitted))
             .or_insert_with(|| Counter::new(&format!("cagate.traffic.{plugin}.{dim}.{what}")))
             .pending += 1;
+    }
+
+    /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, over_limit, replayed, errors, timeouts,
+    /// fail_open, refused_unavailable).
+    pub(crate) fn cluster(&mut self, service: &'static str, what: &'static str) {
+        self.cluster.entry((service, what)).or_insert_with(|| Counter::new(&format!("cagate.cluster.{service}.{what}"))).pending += 1;
     }
 
     pub(crate) fn allowed(&mut self) {
@@ -171,7 +179,7 @@ impl Metrics {
         self.nonce_full.flush();
         self.breaker_opened.flush();
         self.breaker_refused.flush();
-        for c in self.by_code.values_mut().chain(self.traffic.values_mut()) {
+        for c in self.by_code.values_mut().chain(self.traffic.values_mut()).chain(self.cluster.values_mut()) {
             c.flush();
         }
     }

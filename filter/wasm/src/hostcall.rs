@@ -30,6 +30,7 @@ pub(crate) enum Buffer {
     RequestBody = 0,
     ResponseBody = 1,
     HttpCallResponseBody = 4,
+    GrpcReceive = 5,
     PluginConfiguration = 7,
 }
 
@@ -54,6 +55,8 @@ mod abi {
         pub(super) fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
         pub(super) fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, out: *mut u32) -> u32;
         pub(super) fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+        pub(super) fn proxy_continue_stream(stream: u32) -> u32;
+        pub(super) fn proxy_get_status(code: *mut u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
         #[allow(clippy::too_many_arguments)]
         pub(super) fn proxy_send_local_response(
             status: u32,
@@ -88,6 +91,8 @@ mod abi {
     pub(super) unsafe fn proxy_set_shared_data(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_continue_stream(_: u32) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_get_status(_: *mut u32, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_send_local_response(_: u32, _: *const u8, _: usize, _: *const u8, _: usize, _: *const u8, _: usize, _: i32) -> u32 { NO_HOST }
 }
 
@@ -222,6 +227,22 @@ pub(crate) fn define_counter(name: &str) -> Option<u32> {
 pub(crate) fn increment(id: u32, by: i64) -> Result<(), Status> {
     // SAFETY: plain values.
     status(unsafe { abi::proxy_increment_metric(id, by) })
+}
+
+/// Resumes a request the filter paused (after its remote checks).
+pub(crate) fn resume_request() -> Result<(), Status> {
+    // SAFETY: a plain value (0: the HTTP request stream).
+    status(unsafe { abi::proxy_continue_stream(0) })
+}
+
+/// The message of the last gRPC status (read only after a call failed).
+pub(crate) fn grpc_status_message() -> String {
+    let (mut code, mut ptr, mut size) = (0u32, std::ptr::null_mut(), 0usize);
+    // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
+    match unsafe { abi::proxy_get_status(&mut code, &mut ptr, &mut size) } {
+        OK => String::from_utf8_lossy(&take(ptr, size)).into_owned(),
+        _ => String::new(),
+    }
 }
 
 /// Serializes header pairs in the proxy-wasm map encoding.

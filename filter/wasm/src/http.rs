@@ -1,6 +1,7 @@
 //! The HTTP context: gathers the request through host calls, runs the core, applies its decision
 //! (a local reply, or the upstream header edits), and handles the response phase.
 
+use crate::cluster::{self, Answer, Waiting};
 use crate::host::{self, CoarseClock, HostClock, HostStore, HostStream};
 use crate::hostcall::{self, Buffer, Map};
 use crate::State;
@@ -32,6 +33,16 @@ pub(crate) struct Http {
     /// Debug mode: when the request started (ns), then the X-Ca-Debug-Info value.
     debug_start: Option<u64>,
     debug_info: Option<String>,
+    /// Cluster mode: an admitted request waiting for its remote checks.
+    remote: Option<Remote>,
+}
+
+/// The remote checks of a request in flight, and what they said so far.
+struct Remote {
+    admission: Admission,
+    waiting: Vec<(u32, Waiting)>,
+    refusal: Option<Refusal>,
+    quota: Option<cagate_core::traffic_control::Quota>,
 }
 
 struct Admitted {
@@ -42,7 +53,13 @@ struct Admitted {
     breaker: Option<(u32, String, cagate_core::circuit_breaker::Pass)>,
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let Some(state) = self.state.clone() else { return };
+        let answer = Answer::read(status, size);
+        self.remote_answer(&state, token, answer);
+    }
+}
 
 impl Http {
     pub(crate) fn new(state: Option<Rc<State>>) -> Self {
@@ -59,6 +76,7 @@ impl Http {
             mapping: None,
             debug_start: None,
             debug_info: None,
+            remote: None,
         }
     }
 }
@@ -151,6 +169,7 @@ impl Http {
         let admitted = cagate_core::authenticate(&state.gateway, &state.nonces, &req, &routed, body, &CoarseClock, &HostStore)
             .and_then(|id| cagate_core::run_plugins(&state.gateway, &mut state.runtime.borrow_mut(), &req, id, &HostClock, &HostStore, &ctx));
         match admitted {
+            Ok(a) if a.rate_limit.is_some() || !a.one_time.is_empty() => self.start_remote(state, a),
             Ok(a) => match state.gateway.mock_reply(a.identity.api) {
                 Some(mock) => self.mock(state, mock),
                 None => self.admit(state, headers, &a),
@@ -417,5 +436,147 @@ fn edit_upstream_headers(head: &Headers<'_>, edits: &[Edit<'_>]) {
         if let Err(e) = hostcall::set_header(Map::Request, name, *value) {
             log::warn!("cagate: request header {} not set (host status {e})", String::from_utf8_lossy(name));
         }
+    }
+}
+
+impl Http {
+    /// Sends the remote checks of an admitted request, in parallel, and pauses it until they answer.
+    fn start_remote(&mut self, state: &State, admission: Admission) -> Action {
+        let gw = &state.gateway;
+        let mut remote = Remote { admission, waiting: Vec::new(), refusal: None, quota: None };
+        if let Some(call) = cagate_core::rate_limit_call(gw, &remote.admission) {
+            state.metrics.borrow_mut().cluster("rls", "calls");
+            match cluster::send(self, &call) {
+                Some(token) => remote.waiting.push((token, Waiting::RateLimit)),
+                None => {
+                    state.metrics.borrow_mut().cluster("rls", "errors");
+                    self.rate_limit_answer(state, &mut remote, None);
+                }
+            }
+        }
+        let now = CoarseClock.now_ms();
+        for key in remote.admission.one_time.clone() {
+            let Some(lease) = cagate_core::lease_of(gw, &key, now) else { continue };
+            let known = state.leases.borrow().knows(&lease);
+            let waiting = if known { Waiting::Claim { key, lease, retried: false } } else { Waiting::Grant { key, lease } };
+            self.send_one_time(state, &mut remote, waiting);
+        }
+        self.remote = Some(remote);
+        self.finish_remote(state)
+    }
+
+    /// Sends a lease grant or a claim; a call that cannot be sent is a failed claim.
+    fn send_one_time(&mut self, state: &State, remote: &mut Remote, waiting: Waiting) {
+        let gw = &state.gateway;
+        let call = match &waiting {
+            Waiting::Grant { lease, .. } => cagate_core::lease_call(gw, lease),
+            Waiting::Claim { key, lease, .. } => cagate_core::claim_call(gw, key, lease),
+            Waiting::RateLimit => None,
+        };
+        state.metrics.borrow_mut().cluster("etcd", "calls");
+        match call.and_then(|c| cluster::send(self, &c)) {
+            Some(token) => remote.waiting.push((token, waiting)),
+            None => {
+                state.metrics.borrow_mut().cluster("etcd", "errors");
+                if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
+                    record(remote, cagate_core::claim_verdict(&key, None).err());
+                }
+            }
+        }
+    }
+
+    fn rate_limit_answer(&mut self, state: &State, remote: &mut Remote, answer: Option<&[u8]>) {
+        match cagate_core::rate_limit_verdict(&state.gateway, &remote.admission, answer) {
+            Ok(q) => {
+                if answer.is_none() {
+                    state.metrics.borrow_mut().cluster("rls", "fail_open");
+                    log::warn!("cagate: cluster: rate limit service unavailable, admitted (failOpen) request_id={}", self.id());
+                }
+                remote.quota = q;
+            }
+            Err(r) => {
+                let over = r.error.code != errors::X503BZ.code;
+                state.metrics.borrow_mut().cluster("rls", if over { "over_limit" } else { "refused_unavailable" });
+                record(remote, Some(r));
+            }
+        }
+    }
+
+    /// One answer of a remote check.
+    fn remote_answer(&mut self, state: &State, token: u32, answer: Answer) {
+        let Some(mut remote) = self.remote.take() else { return };
+        let Some(pos) = remote.waiting.iter().position(|(t, _)| *t == token) else {
+            self.remote = Some(remote);
+            return;
+        };
+        let (_, waiting) = remote.waiting.swap_remove(pos);
+        let service = if matches!(waiting, Waiting::RateLimit) { "rls" } else { "etcd" };
+        match &answer {
+            Answer::Timeout => state.metrics.borrow_mut().cluster(service, "timeouts"),
+            Answer::Failed(_) if !answer.lease_exists() && !answer.lease_missing() => state.metrics.borrow_mut().cluster(service, "errors"),
+            _ => {}
+        }
+        let now_s = CoarseClock.now_ms() / 1000;
+        match waiting {
+            Waiting::RateLimit => self.rate_limit_answer(state, &mut remote, answer.body()),
+            Waiting::Grant { key, lease } => {
+                if answer.lease_exists() || answer.body().is_some_and(cagate_core::lease_granted) {
+                    state.leases.borrow_mut().add(&lease, now_s);
+                    self.send_one_time(state, &mut remote, Waiting::Claim { key, lease, retried: true });
+                } else {
+                    log::warn!("cagate: cluster: etcd lease grant failed request_id={}", self.id());
+                    record(&mut remote, cagate_core::claim_verdict(&key, None).err());
+                }
+            }
+            Waiting::Claim { key, lease, retried } => {
+                if answer.lease_missing() && !retried {
+                    state.leases.borrow_mut().forget(&lease);
+                    self.send_one_time(state, &mut remote, Waiting::Grant { key, lease });
+                } else {
+                    let verdict = cagate_core::claim_verdict(&key, answer.body());
+                    if let Err(r) = &verdict {
+                        let what = if r.error.code == errors::X503BZ.code { "refused_unavailable" } else { "replayed" };
+                        state.metrics.borrow_mut().cluster("etcd", what);
+                    }
+                    record(&mut remote, verdict.err());
+                }
+            }
+        }
+        self.remote = Some(remote);
+        let _ = self.finish_remote(state);
+    }
+
+    /// Once every answer is in: refuse, or admit and resume the request.
+    fn finish_remote(&mut self, state: &State) -> Action {
+        let Some(remote) = self.remote.take() else { return Action::Pause };
+        if !remote.waiting.is_empty() {
+            self.remote = Some(remote);
+            return Action::Pause;
+        }
+        if let Some(r) = &remote.refusal {
+            return self.refuse(state, r);
+        }
+        if let Some(mock) = state.gateway.mock_reply(remote.admission.identity.api) {
+            return self.mock(state, mock);
+        }
+        let head = host::request_header_map();
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
+        };
+        let _ = self.admit(state, &headers, &remote.admission);
+        if remote.quota.is_some() {
+            self.quota = remote.quota;
+        }
+        if let Err(e) = hostcall::resume_request() {
+            log::warn!("cagate: cannot resume request_id={} (host status {e})", self.id());
+        }
+        Action::Pause
+    }
+}
+
+/// Keeps the first refusal: the request is refused once.
+fn record(remote: &mut Remote, refusal: Option<Refusal>) {
+    if remote.refusal.is_none() {
+        remote.refusal = refusal;
     }
 }

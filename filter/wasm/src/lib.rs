@@ -1,6 +1,7 @@
 //! The proxy-wasm adapter: gathers the request through host calls, runs cagate-core, and applies the
 //! decision (local reply, or identity headers for the backend). No policy lives here.
 
+mod cluster;
 mod host;
 mod hostcall;
 mod http;
@@ -30,4 +31,6 @@ pub(crate) struct State {
     nonces: NonceStore,
     metrics: RefCell<Metrics>,
     ids: RefCell<RequestIds>,
+    /// Cluster mode: the etcd leases this VM knows exist.
+    leases: RefCell<cluster::LeaseBook>,
 }

@@ -23,15 +23,29 @@ pub(crate) struct Root {
     state: Option<Rc<State>>,
     /// Remote JWKS fetches in flight: call token -> plugin index.
     fetches: Vec<(u32, u32)>,
+    /// Cluster mode: etcd lease grants in flight.
+    granting: Vec<crate::cluster::Granting>,
 }
 
 impl Root {
     pub(crate) fn new() -> Self {
-        Root { state: None, fetches: Vec::new() }
+        Root { state: None, fetches: Vec::new(), granting: Vec::new() }
     }
 }
 
 impl Context for Root {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let Some(pos) = self.granting.iter().position(|g| g.token == token) else { return };
+        let g = self.granting.swap_remove(pos);
+        let Some(state) = self.state.clone() else { return };
+        let answer = crate::cluster::Answer::read(status, size);
+        if answer.lease_exists() || answer.body().is_some_and(cagate_core::lease_granted) {
+            state.leases.borrow_mut().add(&g.lease, host::CoarseClock.now_ms() / 1000);
+        } else {
+            state.metrics.borrow_mut().cluster("etcd", "errors");
+        }
+    }
+
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
         let (_, idx) = self.fetches.swap_remove(pos);
@@ -90,6 +104,30 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Grants the etcd leases the next nonces will use (this minute's and the next), so a request's
+    /// claim is one round trip.
+    fn grant_leases_ahead(&mut self, state: &State) {
+        let gw = &state.gateway;
+        if gw.cluster.one_time_keys.is_none() || !self.granting.is_empty() {
+            return;
+        }
+        let now = HostClock.now_ms();
+        for ahead_ms in [0, cagate_core::LEASE_BUCKET_S * 1000] {
+            let until = now + gw.nonce_ttl_ms as i64 + ahead_ms;
+            let key = cagate_core::OneTime { kind: cagate_core::OneTimeKind::Nonce, digest: [0; 16], until_ms: until };
+            let Some(lease) = cagate_core::lease_of(gw, &key, now) else { continue };
+            if state.leases.borrow().knows(&lease) {
+                continue;
+            }
+            if let Some(token) = cagate_core::lease_call(gw, &lease).and_then(|c| crate::cluster::send(self, &c)) {
+                state.metrics.borrow_mut().cluster("etcd", "calls");
+                self.granting.push(crate::cluster::Granting { token, lease });
+            }
+        }
+    }
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         if let Some(old) = &self.state {
@@ -135,6 +173,7 @@ impl RootContext for Root {
             nonces,
             metrics: RefCell::new(Metrics::define()),
             ids: RefCell::new(RequestIds::new(seed)),
+            leases: RefCell::new(crate::cluster::LeaseBook::default()),
         }));
         host::refresh_coarse_clock();
         if let Err(e) = hostcall::set_tick_period(TICK) {
@@ -148,6 +187,7 @@ impl RootContext for Root {
         let Some(state) = self.state.clone() else { return };
         state.metrics.borrow_mut().flush();
         self.refresh_remote_keys(&state);
+        self.grant_leases_ahead(&state);
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {

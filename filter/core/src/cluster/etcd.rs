@@ -19,7 +19,7 @@ pub(crate) const LEASE_SERVICE: &str = "etcdserverpb.Lease";
 pub(crate) const LEASE_GRANT: &str = "LeaseGrant";
 
 /// Keys expiring in the same bucket share one lease.
-pub(crate) const LEASE_BUCKET_S: i64 = 60;
+pub const LEASE_BUCKET_S: i64 = 60;
 /// A lease outlives the last moment a key of its bucket must be kept by this much.
 const LEASE_MARGIN_S: i64 = 30;
 
