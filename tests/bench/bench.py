@@ -119,7 +119,7 @@ def jwt_setup():
 KEEP_AFTER_400 = {"http_protocol_options": {"override_stream_error_on_invalid_http_message": True}}
 
 
-def bootstrap(port, admin, filters, hcm_options=KEEP_AFTER_400):
+def bootstrap(port, admin, filters, hcm_options=KEEP_AFTER_400, clusters=(), route_extra=None):
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
@@ -133,23 +133,24 @@ def bootstrap(port, admin, filters, hcm_options=KEEP_AFTER_400):
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "bench",
                     "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
-                        "match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
+                        "match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
+                        **(route_extra or {})}]}]},
                     "http_filters": filters + [router],
                     **hcm_options,
                 }}]}],
-        }]},
+        }], "clusters": list(clusters)},
     }
 
 
 class Scenario:
-    def __init__(self, name, filters, kind, workdir, hcm_options=KEEP_AFTER_400):
+    def __init__(self, name, filters, kind, workdir, hcm_options=KEEP_AFTER_400, clusters=(), route_extra=None):
         self.name, self.filters, self.kind = name, filters, kind
         self.port, self.admin = free_port(), free_port()
         self.dir = os.path.join(workdir, name.replace(" ", "_"))
         os.makedirs(self.dir)
         cfg = os.path.join(self.dir, "envoy.json")
         with open(cfg, "w") as f:
-            json.dump(bootstrap(self.port, self.admin, filters, hcm_options), f)
+            json.dump(bootstrap(self.port, self.admin, filters, hcm_options, clusters, route_extra), f)
         self.log = open(os.path.join(self.dir, "envoy.log"), "wb")
         t0 = time.time()
         self.proc = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"],
@@ -224,6 +225,7 @@ def main():
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--only", help="comma-separated scenario names (plus the two baselines)")
     ap.add_argument("--no-jwt", action="store_true", help="skip the JWT scenarios")
+    ap.add_argument("--no-cluster", action="store_true", help="skip the cluster-mode scenarios (etcd, Redis, RLS)")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -267,6 +269,23 @@ def main():
             ("jwt HS256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['HS256'][i % 4096]}")),
             ("envoy jwt_authn RS256", [authn], lambda i: {"authorization": f"Bearer {once['RS256']}"}),
         ]
+    engines = []
+    if not args.no_cluster:
+        from harness.engines import Etcd, RateLimitService, Redis, grpc_cluster
+        redis = Redis().__enter__()
+        etcd = Etcd().__enter__()
+        rls = RateLimitService(redis.port).__enter__()
+        engines = [rls, etcd, redis]
+        clusters = [grpc_cluster("ratelimit", rls.port), grpc_cluster("etcd", etcd.port)]
+        # Cluster mode against local mode, same requests: etcd claims each nonce, the RLS counts.
+        nonce_cfg = small_config()
+        nonce_cfg["cluster"] = {"oneTimeKeys": {"etcdCluster": "etcd", "timeoutMs": 1000}}
+        rls_cfg = with_traffic({"unit": "MINUTE", "apiDefault": 100000000})
+        rls_cfg["cluster"] = {"rateLimitService": {"grpcCluster": "ratelimit", "timeoutMs": 1000}}
+        defs += [
+            ("cagate nonce (cluster etcd)", [wasm_filter(nonce_cfg)], "nonce", KEEP_AFTER_400, clusters),
+            ("cagate traffic (cluster RLS)", [wasm_filter(rls_cfg)], "signed", KEEP_AFTER_400, clusters),
+        ]
     if args.only:
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
         defs = [d for d in defs if d[0] in keep]
@@ -282,6 +301,8 @@ def main():
     finally:
         for s in scenarios:
             s.stop()
+        for e in engines:
+            e.__exit__(None, None, None)
     empty = next(s for s in scenarios if s.name == "empty wasm filter")
     print()
     print(f"{'scenario':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
