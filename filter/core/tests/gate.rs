@@ -118,7 +118,7 @@ fn credential_codes() {
     assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", "wrong", None, None), None)), "A403IS");
     let mut alg = signed("/orders/1", "k1", SECRET, None, None);
     alg.push(("x-ca-signature-method", "HmacSHA512".into()));
-    assert_eq!(code(w.run("GET", "/orders/1", &alg, None)), "A403IS");
+    assert_eq!(code(w.run("GET", "/orders/1", &alg, None)), "I400HD", "an unknown signature method is a malformed header");
     let unsigned: Vec<_> = signed("/orders/1", "k1", SECRET, None, None).into_iter().filter(|(n, _)| *n != "x-ca-signature").collect();
     assert_eq!(code(w.run("GET", "/orders/1", &unsigned, None)), "A403IS");
 }
@@ -141,7 +141,7 @@ fn timestamp_and_nonce_codes() {
     assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, None, Some(NOW + 900_001)), None)), "S403TE");
     let mut bad = signed("/orders/1", "k1", SECRET, None, None);
     bad.push(("x-ca-timestamp", "17e11".into()));
-    assert_eq!(code(w.run("GET", "/orders/1", &bad, None)), "S403TE");
+    assert_eq!(code(w.run("GET", "/orders/1", &bad, None)), "I400HD", "a malformed timestamp is a malformed header; an expired one S403TE");
     assert_eq!(code(w.run("GET", "/orders/1", &signed("/orders/1", "k1", SECRET, Some("n"), None), None)), "S403TE", "a nonce needs a timestamp");
     assert_eq!(code(w.run("GET", "/strict", &signed("/strict", "k1", SECRET, None, Some(NOW)), None)), "I400NC");
     let once = signed("/strict", "k1", SECRET, Some("once"), Some(NOW));
@@ -300,4 +300,31 @@ fn a_capacity_change_keeps_every_live_nonce() {
     for i in 0..500 {
         assert_eq!(large.record(&store, b"k", format!("n{i}").as_bytes(), NOW + 1, 900_000), cagate_core::ReplayOutcome::Replayed);
     }
+}
+
+#[test]
+fn reference_codes_the_gateway_can_detect() {
+    let gw = compile(
+        br#"{ "domains": ["api.example.org", "*.example.com"],
+              "apis": [ { "name": "open", "method": "ANY", "path": "/open/*", "authType": "ANONYMOUS" },
+                        { "name": "tls", "method": "GET", "path": "/tls", "authType": "ANONYMOUS", "protocol": "HTTPS" } ] }"#,
+    )
+    .unwrap();
+    let run = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        let h = Headers::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect());
+        let req = Request { method: method.as_bytes(), path: path.as_bytes(), headers: &h };
+        route(&gw, &req).map(|_| "OK").map_err(|r| (r.error.code, r.message))
+    };
+    let host = |h: &'static str| vec![(":authority", h)];
+    assert_eq!(run("GET", "/open/x", &host("api.example.org:8443")), Ok("OK"));
+    assert_eq!(run("GET", "/open/x", &host("a.b.example.com")), Ok("OK"));
+    assert_eq!(run("GET", "/open/x", &host("example.com")).unwrap_err().0, "I404DO", "the wildcard needs a subdomain");
+    assert_eq!(run("GET", "/open/x", &host("evil.org")).unwrap_err(), ("I404DO", "Invalid Domain `evil.org`".to_string()));
+    assert_eq!(run("TRACE", "/open/x", &host("api.example.org")).unwrap_err(), ("I405UM", "Unsupported Method `TRACE`".to_string()));
+    assert_eq!(run("GET", "/open/%zz", &host("api.example.org")).unwrap_err().0, "I400PA");
+    assert_eq!(run("GET", "/open/a%00b", &host("api.example.org")).unwrap_err().0, "I400PA");
+    assert_eq!(run("GET", "/open/a?q=%4", &host("api.example.org")).unwrap_err().0, "I400RU");
+    let tls = |proto: &'static str| vec![(":authority", "api.example.org"), (":scheme", "http"), ("x-forwarded-proto", proto)];
+    assert_eq!(run("GET", "/tls", &tls("https")), Ok("OK"));
+    assert_eq!(run("GET", "/tls", &tls("http")).unwrap_err(), ("I403PT", "Invalid protocol HTTP unsupported".to_string()));
 }

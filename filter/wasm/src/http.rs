@@ -267,7 +267,7 @@ impl HttpContext for Http {
             gateway_code = Some(&errors::I413RL);
             set_response_header(cagate_core::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
             set_response_header(cagate_core::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
-        } else if status >= 500 && response_header(cagate_core::ERROR_CODE_HEADER).is_none() {
+        } else if (status >= 500 || status == 404 || status == 413) && response_header(cagate_core::ERROR_CODE_HEADER).is_none() {
             let details = hostcall::property(&["response", "code_details"]).unwrap_or_default();
             if let Some((code, reason)) = backend_failure::map_local_reply(&details) {
                 gateway_code = Some(code);
@@ -348,7 +348,8 @@ impl Http {
 
     /// Envoy answered because the backend failed: the client gets the gateway contract.
     fn answer_backend_failure(&mut self, state: &State, code: &'static ErrorCode, reason: &str, end_of_stream: bool) {
-        let r = Refusal { message: backend_failure::message(code, reason), ..Refusal::new(code, &[], "backend failure") };
+        let host = self.admitted.as_ref().and_then(|a| state.gateway.backend_host(a.api, a.stage));
+        let r = Refusal { message: backend_failure::message(code, reason, host), ..Refusal::new(code, &[], "backend failure") };
         log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.id(), code.code);
         state.metrics.borrow_mut().refused(code.code);
         let out = cagate_core::reply_for(&r, self.id());

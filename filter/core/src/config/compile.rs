@@ -5,7 +5,7 @@
 
 use crate::auth::replay::NonceStoreConfig;
 use crate::config::backend;
-use crate::config::model::{Api, App, AppCodeAuth, AuthType, Gateway, Grant};
+use crate::config::model::{Api, App, AppCodeAuth, AuthType, Gateway, Grant, Protocols};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
 use crate::config::validator::{join, Problem, Validator};
@@ -25,11 +25,11 @@ pub(crate) const DEFAULT_MAX_URL: u64 = 8192;
 pub(crate) const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 
 const TOP_FIELDS: &[&str] =
-    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables", "cluster"];
+    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables", "cluster", "domains"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
 const API_FIELDS: &[&str] =
-    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters", "requestMode", "backend"];
+    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters", "requestMode", "backend", "protocol"];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
 /// Parses, validates and compiles a configuration document. On failure, every problem found.
@@ -51,6 +51,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     let max_hops = top.get("maxHops").map(|_| c.integer(top, "", "maxHops", 1, 1, 100));
     let apps = apps(&mut c, top);
     let cluster = crate::cluster::settings::parse(&mut c, top);
+    let domains = domains(&mut c, top);
 
     let app_ids: Vec<&str> = apps.list.iter().map(|a: &App| a.id.as_str()).collect();
     let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
@@ -79,6 +80,7 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     }
     Ok(Gateway {
         stages,
+        domains,
         cluster,
         release_stage,
         tolerance_ms: sig.tolerance_s * 1000,
@@ -265,6 +267,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
     });
     let (auth, app_code) = auth_types(c, o, &path);
     let force_nonce = c.boolean(o, &path, "forceNonceCheck", false);
+    let protocols = protocols(c, o, &path);
     let stage_bits = api_stages(c, o, &path, scope.stages);
     let grants = grants(c, o, &path, scope, stage_bits);
     let (Some(name), Some(method), Some(api_path), Some(template)) = (name, method, api_path, template) else { return };
@@ -305,10 +308,40 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         stages: stage_bits,
         plugins: bound,
         params,
+        protocols,
         request_mode,
         backend,
         reads_form,
     });
+}
+
+/// `domains`: the hosts the group answers (`I404DO` for any other); absent or empty: any host.
+fn domains(c: &mut Validator, top: &Map<String, Value>) -> Vec<String> {
+    let list = c.strings(top, "", "domains").unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, d) in list.iter().enumerate() {
+        let name = d.strip_prefix("*.").unwrap_or(d);
+        let ok = !name.is_empty() && name.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if !ok {
+            c.err(&format!("domains[{i}]"), format!("{d} is not a host name or *.wildcard"));
+        }
+        out.push(d.to_ascii_lowercase());
+    }
+    out
+}
+
+/// `protocol`: Aliyun's RequestProtocol, `HTTP`, `HTTPS` or `HTTP,HTTPS` (default both).
+fn protocols(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Protocols {
+    let Some(v) = c.string(o, path, "protocol", false) else { return Protocols { http: true, https: true } };
+    let mut p = Protocols { http: false, https: false };
+    for part in v.split(',').map(str::trim) {
+        match part.to_ascii_uppercase().as_str() {
+            "HTTP" => p.http = true,
+            "HTTPS" => p.https = true,
+            _ => c.err(&join(path, "protocol"), format!("unknown protocol {part}: HTTP, HTTPS or HTTP,HTTPS")),
+        }
+    }
+    p
 }
 
 fn auth_types(c: &mut Validator, o: &Map<String, Value>, path: &str) -> (AuthType, AppCodeAuth) {

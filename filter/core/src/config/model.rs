@@ -56,12 +56,31 @@ pub struct Api {
     pub plugins: Vec<(u32, Bound)>,
     /// Parameter definitions checked per request.
     pub params: Vec<crate::config::parameters::ApiParameter>,
+    /// `protocol`: the schemes the API is served over.
+    pub protocols: Protocols,
     /// Aliyun's parameter mapping rule, and the backend (`None`: Envoy's route decides).
     pub request_mode: crate::config::backend::RequestMode,
     pub backend: Option<crate::config::backend::Backend>,
     /// Whether deciding on a request may need its urlencoded form body (FORM parameters, Form:
     /// variables, a backend signature over form fields).
     pub reads_form: bool,
+}
+
+/// Aliyun's RequestProtocol: `HTTP`, `HTTPS` or `HTTP,HTTPS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocols {
+    pub http: bool,
+    pub https: bool,
+}
+
+impl Protocols {
+    pub fn allows(&self, https: bool) -> bool {
+        if https {
+            self.https
+        } else {
+            self.http
+        }
+    }
 }
 
 /// A grant of an app on an API in a stage; `expires_ms` absent means no end.
@@ -74,6 +93,8 @@ pub struct Grant {
 #[derive(Debug)]
 pub struct Gateway {
     pub stages: Vec<String>,
+    /// The group's bound domains (exact, or `*.example.org`); empty: any host.
+    pub domains: Vec<String>,
     /// Cluster mode: the rate limit service and etcd (both optional).
     pub cluster: crate::cluster::settings::ClusterSettings,
     pub release_stage: u32,
@@ -136,6 +157,14 @@ impl Gateway {
     pub fn bound(&self, api: u32, stage: u32) -> Bound {
         self.api(api).and_then(|a| a.plugins.iter().find(|(s, _)| *s == stage)).map(|(_, b)| *b).unwrap_or_default()
     }
+    /// The host an API's backend is reached at in a stage: its `host`, else its Envoy cluster.
+    pub fn backend_host(&self, api: u32, stage: u32) -> Option<&str> {
+        match &self.api(api)?.backend {
+            Some(crate::config::backend::Backend::Http(h)) => h.host.as_deref().or_else(|| h.cluster(stage)),
+            _ => None,
+        }
+    }
+
     /// The answer of an API whose backend is a mock.
     pub fn mock_reply(&self, api: u32) -> Option<&crate::config::backend::MockBackend> {
         match &self.api(api)?.backend {

@@ -8,6 +8,9 @@ use crate::contract::errors::{self, ErrorCode};
 /// entries (TLS, timeouts) come before the general ones (connection failures).
 pub const TABLE: &[(&str, &ErrorCode)] = &[
     ("via_upstream", &errors::X500ER), // sentinel: never mapped, see `map_local_reply`
+    // Envoy's own answers to the request itself, not to a backend failure.
+    ("route_not_found", &errors::I404NF),
+    ("request_payload_too_large", &errors::I413RL),
     ("tls_error", &errors::D504CS),
     ("tls", &errors::D504CS),
     ("ssl", &errors::D504CS),
@@ -37,10 +40,12 @@ pub fn map_local_reply(details: &[u8]) -> Option<(&'static ErrorCode, String)> {
     Some((code, crate::wire::text::header_safe(d.as_bytes())))
 }
 
-/// The message for a mapped failure: the table's template with Envoy's detail as the reason.
-pub fn message(code: &ErrorCode, reason: &str) -> String {
+/// The message for a mapped failure: the table's template with Envoy's detail as the reason, and for a
+/// name that did not resolve the backend's host (its `host`, else its Envoy cluster) when known.
+pub fn message(code: &ErrorCode, reason: &str, host: Option<&str>) -> String {
     match code.code {
-        "D504RE" => code.render(&["backend"]),
+        "D504RE" => code.render(&[&crate::wire::text::header_safe(host.unwrap_or("backend").as_bytes())]),
+        "I404NF" => code.render(&["(no Envoy route for the request)"]),
         _ => code.render(&[reason]),
     }
 }
@@ -63,14 +68,23 @@ mod tests {
             ("upstream_reset_before_response_started{overflow}", Some("D503BB")),
             ("dns_resolution_failure", Some("D504RE")),
             ("upstream_reset_after_response_started{remote_reset}", Some("D504CO")),
-            ("request_payload_too_large", None),
+            ("request_payload_too_large", Some("I413RL")),
         ];
         for (details, code) in cases {
             assert_eq!(map_local_reply(details.as_bytes()).map(|(c, _)| c.code), *code, "{details}");
         }
         let (c, reason) = map_local_reply(b"upstream_reset_before_response_started{connection_failure}").unwrap();
-        assert_eq!(message(c, &reason), "Backend service connect failed `upstream_reset_before_response_started{connection_failure}`");
+        assert_eq!(message(c, &reason, None), "Backend service connect failed `upstream_reset_before_response_started{connection_failure}`");
         let (c, reason) = map_local_reply(b"upstream_response_timeout").unwrap();
-        assert_eq!((c.status, message(c, &reason).as_str()), (504, "Backend service request timeout"));
+        assert_eq!((c.status, message(c, &reason, None).as_str()), (504, "Backend service request timeout"));
+    }
+
+    #[test]
+    fn unresolved_names_and_envoys_own_answers() {
+        let (c, reason) = map_local_reply(b"dns_resolution_failure").unwrap();
+        assert_eq!(message(c, &reason, Some("orders.internal")), "Backend domain `orders.internal` resolve failed");
+        assert_eq!(message(c, &reason, None), "Backend domain `backend` resolve failed");
+        assert_eq!(map_local_reply(b"route_not_found").unwrap().0.code, "I404NF");
+        assert_eq!(map_local_reply(b"request_payload_too_large").unwrap().0.code, "I413RL");
     }
 }

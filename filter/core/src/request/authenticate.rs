@@ -58,10 +58,13 @@ pub fn authenticate(
         let mut signed_at = None;
         match timestamp {
             Some(ts) => {
-                signed_at = parse_millis(ts).filter(|t| t.abs_diff(now.get()) <= gw.tolerance_ms);
-                if signed_at.is_none() {
-                    return Err(refuse(&errors::S403TE, &[], "timestamp malformed or outside tolerance"));
+                let Some(t) = parse_millis(ts) else {
+                    return Err(refuse(&errors::I400HD, &["X-Ca-Timestamp", "is not a time in milliseconds"], "timestamp malformed"));
+                };
+                if t.abs_diff(now.get()) > gw.tolerance_ms {
+                    return Err(refuse(&errors::S403TE, &[], "timestamp outside tolerance"));
                 }
+                signed_at = Some(t);
             }
             // Without a timestamp a nonce could be replayed once it is forgotten.
             None if nonce.is_some() || api.force_nonce || gw.require_timestamp => {
@@ -69,6 +72,9 @@ pub fn authenticate(
             }
             None => {}
         }
+        let Some(alg) = Algorithm::from_header(h.get(b"x-ca-signature-method")) else {
+            return Err(refuse(&errors::I400HD, &["X-Ca-Signature-Method", "must be HmacSHA256 or HmacSHA1"], "unknown signature method"));
+        };
         check_content_md5(h, body).map_err(|r| r.app(app))?;
 
         let form = form_body(h, body);
@@ -76,10 +82,7 @@ pub fn authenticate(
         let Some(keys) = gw.app(app) else {
             return Err(refuse(&errors::X500AM, &[], "app index out of range"));
         };
-        let valid = match (Algorithm::from_header(h.get(b"x-ca-signature-method")), h.get(b"x-ca-signature")) {
-            (Some(alg), Some(sig)) => sts.verify(alg, &keys.hmac_sha256, &keys.hmac_sha1, sig),
-            _ => false,
-        };
+        let valid = h.get(b"x-ca-signature").is_some_and(|sig| sts.verify(alg, &keys.hmac_sha256, &keys.hmac_sha1, sig));
         if !valid {
             let shown = header_safe(&sts.canonical());
             return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));

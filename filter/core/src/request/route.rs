@@ -21,11 +21,26 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
             return Err(Refusal::new(&errors::I508LD, &[], "loop detected"));
         }
     }
+    if !ALIYUN_METHODS.contains(&req.method) {
+        return Err(Refusal::new(&errors::I405UM, &[&header_safe(shorten(req.method))], "method not served"));
+    }
+    if !gw.domains.is_empty() {
+        let host = host_of(h.get(b":authority").or_else(|| h.get(b"host")).unwrap_or_default());
+        if !gw.domains.iter().any(|d| domain_matches(d, &host)) {
+            return Err(Refusal::new(&errors::I404DO, &[&header_safe(shorten(&host))], "unknown domain"));
+        }
+    }
     let stage = match h.get(b"x-ca-stage") {
         None => gw.release_stage,
         Some(s) => gw.stage_index(trim(s)).ok_or_else(|| Refusal::new(&errors::I400SG, &[], "unknown stage"))?,
     };
-    let (raw_path, _) = split_path(req.path);
+    let (raw_path, query) = split_path(req.path);
+    if !decodable(raw_path) {
+        return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "path cannot be decoded"));
+    }
+    if !decodable(query) {
+        return Err(Refusal::new(&errors::I400RU, &[&header_safe(shorten(req.path))], "query cannot be decoded"));
+    }
     let path = percent_decode(raw_path, false);
     // A backend that resolves `..` would act on another API's path than the one routed here.
     if has_dot_segment(&path) {
@@ -72,6 +87,13 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         }
         cors = Some(idx);
     }
+    if let Some(api) = gw.api(api_idx) {
+        let scheme = h.get(b"x-forwarded-proto").or_else(|| h.get(b":scheme")).map(|s| trim(s.split(|&b| b == b',').next().unwrap_or_default()));
+        let https = scheme.is_some_and(|s| s.eq_ignore_ascii_case(b"https"));
+        if !api.protocols.allows(https) {
+            return Err(Refusal::new(&errors::I403PT, &[if https { "HTTPS" } else { "HTTP" }], "protocol not allowed"));
+        }
+    }
     let form = is_form(h.get(b"content-type"));
     let needs_body = gw.api(api_idx).is_some_and(|api| {
         (api.auth == AuthType::App && (h.contains(b"content-md5") || (h.contains(b"x-ca-key") && form))) || (api.reads_form && form)
@@ -80,6 +102,34 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
     }
     Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+}
+
+/// The methods Aliyun's gateway serves; anything else (TRACE, CONNECT, WebDAV's) is `I405UM`.
+const ALIYUN_METHODS: [&[u8]; 7] = [b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS"];
+
+/// Every `%` starts a valid escape, and none decodes to NUL (which some backends end a path at).
+fn decodable(s: &[u8]) -> bool {
+    let hex = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
+    s.iter().enumerate().all(|(i, &b)| b != b'%' || (hex(s.get(i + 1)) && hex(s.get(i + 2)) && s.get(i + 1..i + 3) != Some(b"00")))
+}
+
+/// The host of an `:authority`, without its port, in lower case.
+fn host_of(authority: &[u8]) -> Vec<u8> {
+    let a = trim(authority);
+    let host = if a.first() == Some(&b'[') {
+        a.iter().position(|&b| b == b']').and_then(|e| a.get(..=e)).unwrap_or(a)
+    } else {
+        a.iter().position(|&b| b == b':').and_then(|e| a.get(..e)).unwrap_or(a)
+    };
+    host.to_ascii_lowercase()
+}
+
+/// `domains` entries: an exact host, or `*.example.org` for any subdomain of it.
+fn domain_matches(pattern: &str, host: &[u8]) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => host.len() > parent.len() + 1 && host.ends_with(parent.as_bytes()) && host.get(host.len() - parent.len() - 1) == Some(&b'.'),
+        None => host == pattern.as_bytes(),
+    }
 }
 
 /// True if a segment of the decoded path is `.` or `..`; `\\` counts as a separator, as some
