@@ -1,14 +1,16 @@
 //! `cagate`: the client side of the gateway, built on the same core as the filter, so the two can
 //! never disagree about a StringToSign.
 
+mod apps;
 mod check;
+mod import;
 mod request;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cagate", version, about = "Sign requests for cagate / Alibaba Cloud API Gateway, debug signatures, check configurations")]
+#[command(name = "cagate", version, about = "Sign requests for cagate / Alibaba Cloud API Gateway, debug signatures, check configurations, import Aliyun Swagger, make apps")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +41,20 @@ enum Command {
         /// The file to check
         config: std::path::PathBuf,
     },
+    /// Import an Aliyun API Gateway Swagger 2.0 export (x-aliyun-apigateway-* extensions) as a cagate
+    /// configuration: one API per operation, backends as Envoy clusters; optionally a runnable Envoy
+    /// configuration. Problems name their path in the document; exits 1 on an error, writing nothing.
+    #[command(after_help = "Examples:
+  cagate import orders.yaml -o cagate.json
+  cagate import orders.yaml -o cagate.json --envoy envoy.yaml --listen 0.0.0.0:10000
+  cagate import orders.yaml --stage-var RELEASE:orders=orders-prod --stage-var TEST:orders=http://orders-test:8080
+  cagate import orders.json --merge cagate.json -o cagate.json    # keeps apps, plugins and grants")]
+    Import(import::ImportArgs),
+    /// Make apps: `cagate apps new` prints a new app with random credentials, as JSON.
+    #[command(after_help = "Examples:
+  cagate apps new
+  cagate apps new --name billing --app-id 20001")]
+    Apps(apps::AppsArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +63,8 @@ fn main() -> ExitCode {
         Command::Sign(a) => request::sign(a),
         Command::StringToSign(a) => request::string_to_sign(a),
         Command::Check { config } => check::run(&config),
+        Command::Import(a) => import::run(a),
+        Command::Apps(a) => apps::run(a),
     };
     match result {
         Ok(code) => code,

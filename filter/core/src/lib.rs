@@ -25,7 +25,7 @@ pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outco
 pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
 pub use cluster::settings::ClusterSettings;
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
-pub use config::backend::MockBackend;
+pub use config::backend::{system_parameter_names, MockBackend};
 pub use config::compile::compile;
 pub use config::model::{Api, App, Gateway, Grant};
 pub use config::validator::Problem;

@@ -72,6 +72,11 @@ pub(crate) const SYSTEM_PARAMETERS: &[(&str, SystemValue)] = &[
     ("CaRequestHandleTime", SystemValue::RequestHandleTime),
 ];
 
+/// The names of the system parameters cagate supplies (for tools that write configurations).
+pub fn system_parameter_names() -> impl Iterator<Item = &'static str> {
+    SYSTEM_PARAMETERS.iter().map(|(n, _)| *n)
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpBackend {
     /// The Envoy cluster per stage index, stage variables substituted at load time.

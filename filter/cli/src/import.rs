@@ -1,0 +1,253 @@
+//! `cagate import`: an Aliyun Swagger 2.0 export (JSON or YAML, with the `x-aliyun-apigateway-*`
+//! extensions) as a cagate configuration, checked by the filter's own compiler, and optionally a
+//! runnable Envoy bootstrap. Every problem names its path in the Swagger document; what Aliyun does
+//! and cagate will not is a warning; nothing is written when there is an error.
+
+mod backend;
+mod diag;
+mod envoy;
+mod merge;
+mod params;
+mod swagger;
+pub(crate) mod value;
+
+use backend::Clusters;
+use diag::Diags;
+use merge::StageVar;
+use serde_yaml::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The Aliyun Swagger 2.0 document (JSON or YAML)
+    swagger: PathBuf,
+    /// Write the cagate configuration (JSON) here; default: standard output
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Also write a runnable Envoy bootstrap (YAML): listener, route, one cluster per backend, cagate
+    #[arg(long, value_name = "FILE")]
+    envoy: Option<PathBuf>,
+    /// A stage variable: the backend address http://#NAME# (or VPC access #NAME#) uses VALUE in STAGE.
+    /// VALUE is an Envoy cluster name, or an http(s)://host:port URL (its cluster is made). Repeatable
+    #[arg(long = "stage-var", value_name = "STAGE:NAME=VALUE")]
+    stage_vars: Vec<StageVar>,
+    /// Publish the imported APIs in this stage (repeatable). Default: RELEASE and the stages of
+    /// --stage-var; with --merge, an existing API keeps its stages
+    #[arg(long = "stage", value_name = "STAGE")]
+    stages: Vec<String>,
+    /// An existing cagate configuration: its apps, plugins, signature settings and other fields are
+    /// kept, its APIs replaced (an API of the same name keeps its authorizations, plugin bindings,
+    /// stages and appCodeAuth)
+    #[arg(long, value_name = "FILE")]
+    merge: Option<PathBuf>,
+    /// With --envoy: the listener address
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:10000")]
+    listen: envoy::SocketAddr,
+    /// With --envoy: the admin address
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9901")]
+    admin: envoy::SocketAddr,
+    /// With --envoy: the path of cagate.wasm as Envoy will see it
+    #[arg(long, value_name = "PATH", default_value = "target/wasm32-wasip1/release/cagate.wasm")]
+    wasm: String,
+}
+
+/// What to import with (the arguments, files already read).
+pub(crate) struct Settings<'a> {
+    pub(crate) stage_vars: &'a [StageVar],
+    pub(crate) stages: &'a [String],
+    /// The existing configuration: file name and text.
+    pub(crate) merge: Option<(&'a str, &'a str)>,
+    pub(crate) envoy: Option<(&'a envoy::SocketAddr, &'a envoy::SocketAddr, &'a str)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub(crate) config: String,
+    pub(crate) envoy: Option<String>,
+    pub(crate) clusters: Clusters,
+    pub(crate) apis: usize,
+    pub(crate) skipped: usize,
+}
+
+pub(crate) fn run(a: ImportArgs) -> Result<ExitCode, String> {
+    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let swagger = read(&a.swagger)?;
+    let merge_text = a.merge.as_ref().map(read).transpose()?;
+    let merge_name = a.merge.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let settings = Settings {
+        stage_vars: &a.stage_vars,
+        stages: &a.stages,
+        merge: merge_text.as_deref().map(|t| (merge_name.as_str(), t)),
+        envoy: a.envoy.as_ref().map(|_| (&a.listen, &a.admin, a.wasm.as_str())),
+    };
+    let mut d = Diags::default();
+    let out = import(&swagger, &settings, &mut d);
+    d.print();
+    let Some(out) = out else {
+        eprintln!("cagate import: {} error(s) in {}; nothing written", d.errors.len(), a.swagger.display());
+        return Ok(ExitCode::from(1));
+    };
+    match &a.output {
+        Some(p) => std::fs::write(p, format!("{}\n", out.config)).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => println!("{}", out.config),
+    }
+    if let (Some(p), Some(text)) = (&a.envoy, &out.envoy) {
+        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    summary(&out, &d, &a);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(out: &Output, d: &Diags, a: &ImportArgs) {
+    let skipped = if out.skipped > 0 { format!(", {} operation(s) not imported", out.skipped) } else { String::new() };
+    let to = a.output.as_ref().map_or_else(|| "standard output".to_string(), |p| p.display().to_string());
+    eprintln!("cagate import: {} API(s){skipped}, {} warning(s); configuration written to {to}", out.apis, d.warnings.len());
+    if let Some(p) = &a.envoy {
+        eprintln!("Envoy configuration written to {}", p.display());
+    }
+    if !out.clusters.is_empty() {
+        eprintln!("Envoy clusters the backends need:");
+        for (name, c) in &out.clusters {
+            let kind = if c.ip { "STATIC" } else { "STRICT_DNS" };
+            eprintln!("  {name}  {kind} {}:{}{}  ({})", c.host, c.port, if c.tls { " TLS" } else { "" }, c.source);
+        }
+    }
+}
+
+/// The import itself, on texts: `None` when there is an error (all of them are in `d`).
+pub(crate) fn import(swagger: &str, settings: &Settings<'_>, d: &mut Diags) -> Option<Output> {
+    let doc = match value::parse(swagger) {
+        Ok(v) => v,
+        Err(e) => {
+            d.error("", format!("the Swagger document is {e}"));
+            return None;
+        }
+    };
+    let mut stages: Vec<String> = settings.stages.to_vec();
+    if stages.is_empty() {
+        stages.push("RELEASE".to_string());
+        for v in settings.stage_vars {
+            if !stages.contains(&v.stage) {
+                stages.push(v.stage.clone());
+            }
+        }
+    }
+    let mut imported = swagger::convert(&doc, &stages, d);
+    if !d.errors.is_empty() {
+        return None;
+    }
+    let existing = match settings.merge {
+        Some((file, text)) => match value::parse(text) {
+            Ok(v) => Some((file, v)),
+            Err(e) => {
+                d.error(file, format!("the configuration to merge with is {e}"));
+                return None;
+            }
+        },
+        None => None,
+    };
+    let existing_ref = existing.as_ref().map(|(file, doc)| merge::Existing { file, doc });
+    let merged = merge::build(existing_ref, &mut imported, settings.stage_vars, !settings.stages.is_empty(), d);
+    merge::check_stage_variables(&merged, &imported.origins, d);
+    unused_stage_vars(&merged, settings.stage_vars, d);
+    if !d.errors.is_empty() {
+        return None;
+    }
+    let config = match value::to_json(&merged) {
+        Ok(j) => j,
+        Err(e) => {
+            d.error("", e);
+            return None;
+        }
+    };
+    if !compiles(&config, &imported.origins, d) {
+        return None;
+    }
+    let envoy = match settings.envoy {
+        Some((listen, admin, wasm)) => Some(envoy_config(&merged, &config, &imported.clusters, (listen, admin, wasm), d)?),
+        None => None,
+    };
+    Some(Output { config, envoy, clusters: imported.clusters, apis: imported.apis.len(), skipped: imported.skipped })
+}
+
+/// A `--stage-var` no backend cluster refers to is most likely a mistake.
+fn unused_stage_vars(doc: &Value, vars: &[StageVar], d: &mut Diags) {
+    let clusters: Vec<&str> = doc
+        .get("apis")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("backend").and_then(|b| b.get("cluster")).and_then(Value::as_str))
+        .collect();
+    for v in vars {
+        if !clusters.iter().any(|c| c.contains(&format!("#{}#", v.name))) {
+            d.warn(&format!("--stage-var {}:{}", v.stage, v.name), format!("no backend address uses #{}#", v.name));
+        }
+    }
+}
+
+/// The filter's own compiler on the result: its problems are errors (with the operation they come
+/// from), its warnings warnings.
+fn compiles(config: &str, origins: &[String], d: &mut Diags) -> bool {
+    match cagate_core::compile(config.as_bytes()) {
+        Ok(g) => {
+            for w in &g.warnings {
+                d.warn("cagate check", w);
+            }
+            true
+        }
+        Err(problems) => {
+            for p in problems {
+                let index = p.path.strip_prefix("apis[").and_then(|r| r.split(']').next()).and_then(|i| i.parse::<usize>().ok());
+                let from = index.and_then(|i| origins.get(i)).map(|o| format!(" (from {o})")).unwrap_or_default();
+                d.error("cagate check", format!("{p}{from}"));
+            }
+            false
+        }
+    }
+}
+
+type EnvoyAddrs<'a> = (&'a envoy::SocketAddr, &'a envoy::SocketAddr, &'a str);
+
+fn envoy_config(merged: &Value, config: &str, clusters: &Clusters, (listen, admin, wasm): EnvoyAddrs<'_>, d: &mut Diags) -> Option<String> {
+    for (api, stage, cluster) in resolved_clusters(merged) {
+        if !clusters.contains_key(&cluster) {
+            d.warn("--envoy", format!("the cluster {cluster} (API {api}, stage {stage}) is not in the Envoy configuration: add it"));
+        }
+    }
+    let max_body = merged.get("maxBodyBytes").and_then(Value::as_u64).unwrap_or(0);
+    let options = envoy::Options { listen, admin, wasm, buffer_limit: max_body.max(16 * 1024 * 1024) };
+    match envoy::bootstrap(config, clusters, &options) {
+        Ok(y) => Some(y),
+        Err(e) => {
+            d.error("--envoy", e);
+            None
+        }
+    }
+}
+
+/// Every (API, stage, cluster) of the configuration, stage variables substituted.
+fn resolved_clusters(doc: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for api in doc.get("apis").and_then(Value::as_sequence).into_iter().flatten() {
+        let Some(template) = api.get("backend").and_then(|b| b.get("cluster")).and_then(Value::as_str) else { continue };
+        let name = api.get("name").and_then(Value::as_str).unwrap_or_default();
+        let stages: Vec<&str> = api.get("stages").and_then(Value::as_sequence).map_or_else(|| vec!["RELEASE"], |l| l.iter().filter_map(Value::as_str).collect());
+        for st in stages {
+            let vars = doc.get("stageVariables").and_then(|v| v.get(st));
+            let cluster: String = template
+                .split('#')
+                .enumerate()
+                .map(|(i, piece)| if i % 2 == 1 { vars.and_then(|v| v.get(piece)).and_then(Value::as_str).unwrap_or(piece).to_string() } else { piece.to_string() })
+                .collect();
+            if !out.iter().any(|(_, _, c)| *c == cluster) {
+                out.push((name.to_string(), st.to_string(), cluster));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
