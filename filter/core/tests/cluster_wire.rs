@@ -41,11 +41,12 @@ fn request_decodes_as_envoys_rate_limit_request() {
     assert_eq!(call.upstream, b"\x0a\x0b\x0a\x09ratelimit", "a serialized GrpcService naming the cluster");
     let req = RateLimitRequest::decode(call.message.as_slice()).unwrap();
     assert_eq!(req.domain, "cagate");
-    let shown: Vec<(Vec<(String, String)>, u32, i32)> = req
+    type Shown = (Vec<(String, String)>, u32, i32);
+    let shown: Vec<Shown> = req
         .descriptors
         .iter()
         .map(|d| {
-            let l = d.limit.clone().unwrap();
+            let l = d.limit.unwrap();
             (d.entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect(), l.requests_per_unit, l.unit)
         })
         .collect();
