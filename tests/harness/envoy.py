@@ -20,7 +20,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wasm_filter(config_json, wasm=WASM, vm_id="cagate"):
+def wasm_filter(config_json, wasm=WASM, vm_id="cagate", vm_env=None):
+    """`vm_env`: environment variables of the Wasm VM (`vm_config.environment_variables`)."""
+    vm_config = {
+        "vm_id": vm_id,
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": wasm}},
+    }
+    if vm_env:
+        vm_config["environment_variables"] = {"key_values": dict(vm_env)}
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -30,11 +38,7 @@ def wasm_filter(config_json, wasm=WASM, vm_id="cagate"):
                 "root_id": "cagate",
                 # Lets the filter hold the headers while it reads a form body or checks Content-MD5.
                 "allow_on_headers_stop_iteration": True,
-                "vm_config": {
-                    "vm_id": vm_id,
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm}},
-                },
+                "vm_config": vm_config,
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                     "value": config_json if isinstance(config_json, str) else json.dumps(config_json),

@@ -144,6 +144,6 @@ mod tests {
             "apis": [ { "name": "x", "method": "GET", "path": "/x", "authorizations": [ { "appId": a["appId"] } ] } ]
         });
         let g = cagate_core::compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
-        assert_eq!(g.apps.len(), 2);
+        assert_eq!(g.app_count(), 2);
     }
 }

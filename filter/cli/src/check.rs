@@ -67,7 +67,7 @@ pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
         let label = if at.is_empty() { file.display().to_string() } else { format!("{} at {at}", file.display()) };
         match compile(doc.as_bytes()) {
             Ok(g) => {
-                println!("{label}: valid ({} apps, {} apis, {} plugins)", g.apps.len(), g.apis.len(), g.plugins.len());
+                println!("{label}: valid ({} apps, {} apis, {} plugins)", g.app_count(), g.apis.len(), g.plugins.len());
                 for w in &g.warnings {
                     println!("  warning: {w}");
                 }

@@ -65,6 +65,6 @@ fn main() {
         let doc = std::fs::read(path).unwrap_or_default();
         let t = Instant::now();
         let g = compile(&doc).unwrap_or_else(|p| panic!("{:?}", &p[..p.len().min(5)]));
-        println!("compile  {:6.1} ms for {} apps, {} apis (native)", t.elapsed().as_secs_f64() * 1e3, g.apps.len(), g.apis.len());
+        println!("compile  {:6.1} ms for {} apps, {} apis (native)", t.elapsed().as_secs_f64() * 1e3, g.app_count(), g.apis.len());
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! Everything other crates use is re-exported here, so they import from one place.
 
+mod apps;
 mod auth;
 mod cluster;
 mod config;
@@ -26,8 +27,10 @@ pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
 pub use cluster::settings::ClusterSettings;
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
 pub use config::backend::{system_parameter_names, MockBackend};
-pub use config::compile::compile;
-pub use config::model::{Api, App, Gateway, Grant};
+pub use apps::directory::{App, Credential, Directory};
+pub use apps::registry::{self as app_registry, RegistrySettings};
+pub use config::compile::{compile, compile_with_env};
+pub use config::model::{Api, Gateway, Grant};
 pub use config::validator::Problem;
 pub use contract::errors::{self, ErrorCode};
 pub use contract::names::{

@@ -103,6 +103,9 @@ pub(crate) struct Metrics {
     by_code: HashMap<&'static str, Counter>,
     traffic: HashMap<(u32, &'static str, bool), Counter>,
     cluster: HashMap<(&'static str, &'static str), Counter>,
+    registry: HashMap<&'static str, Counter>,
+    registry_version: Option<u32>,
+    registry_apps: Option<u32>,
 }
 
 struct Counter {
@@ -134,6 +137,9 @@ impl Metrics {
             by_code: HashMap::new(),
             traffic: HashMap::new(),
             cluster: HashMap::new(),
+            registry: HashMap::new(),
+            registry_version: hostcall::define_gauge("cagate.registry.version"),
+            registry_apps: hostcall::define_gauge("cagate.registry.apps"),
         }
     }
 
@@ -150,6 +156,21 @@ impl Metrics {
     /// fail_open, refused_unavailable).
     pub(crate) fn cluster(&mut self, service: &'static str, what: &'static str) {
         self.cluster.entry((service, what)).or_insert_with(|| Counter::new(&format!("cagate.cluster.{service}.{what}"))).pending += 1;
+    }
+
+    /// App registry fetches by result: changed, unchanged, failed, invalid.
+    pub(crate) fn registry_fetch(&mut self, result: &'static str) {
+        self.registry.entry(result).or_insert_with(|| Counter::new(&format!("cagate.registry.fetches.{result}"))).pending += 1;
+    }
+
+    /// The registry version and app count installed (gauges, set at once).
+    pub(crate) fn registry_installed(&mut self, version: u32, apps: usize) {
+        if let Some(id) = self.registry_version {
+            let _ = hostcall::record(id, u64::from(version));
+        }
+        if let Some(id) = self.registry_apps {
+            let _ = hostcall::record(id, apps as u64);
+        }
     }
 
     pub(crate) fn allowed(&mut self) {
@@ -179,7 +200,7 @@ impl Metrics {
         self.nonce_full.flush();
         self.breaker_opened.flush();
         self.breaker_refused.flush();
-        for c in self.by_code.values_mut().chain(self.traffic.values_mut()).chain(self.cluster.values_mut()) {
+        for c in self.by_code.values_mut().chain(self.traffic.values_mut()).chain(self.cluster.values_mut()).chain(self.registry.values_mut()) {
             c.flush();
         }
     }

@@ -55,6 +55,7 @@ mod abi {
         pub(super) fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
         pub(super) fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, out: *mut u32) -> u32;
         pub(super) fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+        pub(super) fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub(super) fn proxy_continue_stream(stream: u32) -> u32;
         pub(super) fn proxy_get_status(code: *mut u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
         #[allow(clippy::too_many_arguments)]
@@ -91,6 +92,7 @@ mod abi {
     pub(super) unsafe fn proxy_set_shared_data(_: *const u8, _: usize, _: *const u8, _: usize, _: u32) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 { NO_HOST }
+    pub(super) unsafe fn proxy_record_metric(_: u32, _: u64) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_continue_stream(_: u32) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_get_status(_: *mut u32, _: *mut *mut u8, _: *mut usize) -> u32 { NO_HOST }
     pub(super) unsafe fn proxy_send_local_response(_: u32, _: *const u8, _: usize, _: *const u8, _: usize, _: *const u8, _: usize, _: i32) -> u32 { NO_HOST }
@@ -222,6 +224,21 @@ pub(crate) fn define_counter(name: &str) -> Option<u32> {
         OK => Some(id),
         _ => None,
     }
+}
+
+/// A gauge's id.
+pub(crate) fn define_gauge(name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: valid slice and out-pointer for the duration of the call.
+    match unsafe { abi::proxy_define_metric(1, name.as_ptr(), name.len(), &mut id) } {
+        OK => Some(id),
+        _ => None,
+    }
+}
+
+pub(crate) fn record(id: u32, value: u64) -> Result<(), Status> {
+    // SAFETY: plain values.
+    status(unsafe { abi::proxy_record_metric(id, value) })
 }
 
 pub(crate) fn increment(id: u32, by: i64) -> Result<(), Status> {

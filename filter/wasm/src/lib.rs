@@ -5,6 +5,7 @@ mod cluster;
 mod host;
 mod hostcall;
 mod http;
+mod registry;
 mod root;
 
 use cagate_core::Gateway;
@@ -14,6 +15,7 @@ use cagate_core::RequestIds;
 use host::Metrics;
 use proxy_wasm::traits::RootContext;
 use std::cell::RefCell;
+use std::rc::Rc;
 
 proxy_wasm::main! {{
     // Our logger and panic hook, not the SDK's: those unwrap the host's answer to a log call.
@@ -24,13 +26,29 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
 }}
 
-/// Everything a request needs, built once per configuration.
+/// Everything a request needs, built once per configuration (and again, around the same runtime
+/// pieces, when a newer app registry document is installed). A request keeps the state it started
+/// with.
 pub(crate) struct State {
     gateway: Gateway,
-    runtime: RefCell<Runtime>,
+    runtime: Rc<RefCell<Runtime>>,
     nonces: NonceStore,
-    metrics: RefCell<Metrics>,
-    ids: RefCell<RequestIds>,
+    metrics: Rc<RefCell<Metrics>>,
+    ids: Rc<RefCell<RequestIds>>,
     /// Cluster mode: the etcd leases this VM knows exist.
-    leases: RefCell<cluster::LeaseBook>,
+    leases: Rc<RefCell<cluster::LeaseBook>>,
+}
+
+impl State {
+    /// The same runtime pieces (caches, stats, request ids, leases) around another configuration.
+    pub(crate) fn with_gateway(&self, gateway: Gateway) -> State {
+        State {
+            gateway,
+            runtime: self.runtime.clone(),
+            nonces: self.nonces.clone(),
+            metrics: self.metrics.clone(),
+            ids: self.ids.clone(),
+            leases: self.leases.clone(),
+        }
+    }
 }

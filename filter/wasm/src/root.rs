@@ -25,11 +25,12 @@ pub(crate) struct Root {
     fetches: Vec<(u32, u32)>,
     /// Cluster mode: etcd lease grants in flight.
     granting: Vec<crate::cluster::Granting>,
+    registry: crate::registry::Registry,
 }
 
 impl Root {
     pub(crate) fn new() -> Self {
-        Root { state: None, fetches: Vec::new(), granting: Vec::new() }
+        Root { state: None, fetches: Vec::new(), granting: Vec::new(), registry: Default::default() }
     }
 }
 
@@ -47,6 +48,11 @@ impl Context for Root {
     }
 
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if let Some(state) = self.state.clone() {
+            if self.registry.on_response(&state, token, body_size) {
+                return;
+            }
+        }
         let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
         let (_, idx) = self.fetches.swap_remove(pos);
         let Some(state) = self.state.clone() else { return };
@@ -128,6 +134,17 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Installs a newer shared registry document: a new state around the merged configuration, for the
+    /// requests that start from now on.
+    fn install_registry(&mut self) {
+        let Some(state) = self.state.clone() else { return };
+        if let Some(gw) = self.registry.newer(&state) {
+            self.state = Some(Rc::new(state.with_gateway(gw)));
+        }
+    }
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         if let Some(old) = &self.state {
@@ -151,7 +168,7 @@ impl RootContext for Root {
         nonces.ensure(&HostStore, host::random_bytes());
         log::info!(
             "cagate: configured {} apps, {} apis, {} stages; nonce store {} shards",
-            gateway.apps.len(),
+            gateway.app_count(),
             gateway.apis.len(),
             gateway.stages.len(),
             nonces.shard_count()
@@ -167,14 +184,17 @@ impl RootContext for Root {
         );
         runtime.ensure(&HostStore, host::random_bytes());
         ensure_traffic_keys(&gateway);
+        self.registry.reset(Rc::new(gateway.clone()));
         self.state = Some(Rc::new(State {
-            runtime: RefCell::new(runtime),
+            runtime: Rc::new(RefCell::new(runtime)),
             gateway,
             nonces,
-            metrics: RefCell::new(Metrics::define()),
-            ids: RefCell::new(RequestIds::new(seed)),
-            leases: RefCell::new(crate::cluster::LeaseBook::default()),
+            metrics: Rc::new(RefCell::new(Metrics::define())),
+            ids: Rc::new(RefCell::new(RequestIds::new(seed))),
+            leases: Rc::new(RefCell::new(crate::cluster::LeaseBook::default())),
         }));
+        // A document shared before this configuration (a reload) is installed at once.
+        self.install_registry();
         host::refresh_coarse_clock();
         if let Err(e) = hostcall::set_tick_period(TICK) {
             log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed");
@@ -188,6 +208,10 @@ impl RootContext for Root {
         state.metrics.borrow_mut().flush();
         self.refresh_remote_keys(&state);
         self.grant_leases_ahead(&state);
+        let mut registry = std::mem::take(&mut self.registry);
+        registry.maybe_fetch(self, &state);
+        self.registry = registry;
+        self.install_registry();
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {

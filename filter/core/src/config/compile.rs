@@ -5,17 +5,15 @@
 
 use crate::auth::replay::NonceStoreConfig;
 use crate::config::backend;
-use crate::config::model::{Api, App, AppCodeAuth, AuthType, Gateway, Grant, Protocols};
+use crate::apps::directory::{add_apps, App, Directory};
+use crate::config::model::{Api, AppCodeAuth, AuthType, Gateway, Grant, Protocols};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
 use crate::config::validator::{join, Problem, Validator};
 use crate::plugins::conditions::VarSource;
 use crate::plugins::registry::{parse_bindings, parse_plugins, resolve, Binding, Bound, Plugin, PluginKind};
 use crate::wire::time::parse_instant;
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 pub(crate) const DEFAULT_STAGES: [&str; 3] = ["RELEASE", "PRE", "TEST"];
@@ -25,15 +23,21 @@ pub(crate) const DEFAULT_MAX_URL: u64 = 8192;
 pub(crate) const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 
 const TOP_FIELDS: &[&str] =
-    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables", "cluster", "domains"];
+    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables", "cluster", "domains", "appRegistry"];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
-const APP_FIELDS: &[&str] = &["appId", "name", "appKey", "appSecret", "appCodes", "ownerId", "description"];
 const API_FIELDS: &[&str] =
     &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters", "requestMode", "backend", "protocol"];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
-/// Parses, validates and compiles a configuration document. On failure, every problem found.
+/// Parses, validates and compiles a configuration document. On failure, every problem found. An
+/// `appSecret` of `{"env": NAME}` is read from the process environment (in Envoy, the Wasm VM's
+/// `vm_config.environment_variables`).
 pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
+    compile_with_env(doc, &|name| std::env::var(name).ok())
+}
+
+/// `compile`, with the environment given.
+pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Gateway, Vec<Problem>> {
     let root: Value = match serde_json::from_slice(doc) {
         Ok(v) => v,
         Err(e) => {
@@ -49,11 +53,14 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
     let max_body_bytes = c.integer(top, "", "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 30);
     let max_url_bytes = c.integer(top, "", "maxUrlBytes", DEFAULT_MAX_URL, 16, 1 << 20);
     let max_hops = top.get("maxHops").map(|_| c.integer(top, "", "maxHops", 1, 1, 100));
-    let apps = apps(&mut c, top);
+    let mut apps = Directory::default();
+    let app_list = c.array(top, "", "apps");
+    add_apps(&mut c, app_list, "apps", Some(env), &mut apps);
+    let registry = crate::apps::registry::parse_settings(&mut c, top);
     let cluster = crate::cluster::settings::parse(&mut c, top);
     let domains = domains(&mut c, top);
 
-    let app_ids: Vec<&str> = apps.list.iter().map(|a: &App| a.id.as_str()).collect();
+    let app_ids: Vec<&str> = apps.apps.iter().map(|a: &App| a.id.as_str()).collect();
     let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
     let all_plugin_names: Vec<String> =
         c.array(top, "", "plugins").iter().filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string)).collect();
@@ -91,12 +98,12 @@ pub fn compile(doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
         max_url_bytes,
         max_hops,
         has_cors: plugins.iter().any(|p| matches!(p.kind, PluginKind::Cors(_))),
-        apps: apps.list,
+        registry_loaded: false,
+        registry,
+        apps,
         apis: compiled.apis,
         plugins,
         warnings: c.warnings,
-        app_by_key: apps.by_key,
-        app_by_code: apps.by_code,
         grants: compiled.grants,
         router: compiled.router,
     })
@@ -150,69 +157,6 @@ fn signature(c: &mut Validator, top: &Map<String, Value>) -> SignatureSettings {
     let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
     let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
     SignatureSettings { tolerance_s, nonce_ttl_s, require_timestamp, nonce_store: NonceStoreConfig::for_capacity(capacity) }
-}
-
-/// The apps and their lookup tables.
-#[derive(Default)]
-struct AppTables {
-    list: Vec<App>,
-    by_key: HashMap<Box<[u8]>, u32>,
-    by_code: HashMap<[u8; 32], u32>,
-    by_id: HashMap<String, u32>,
-}
-
-fn apps(c: &mut Validator, top: &Map<String, Value>) -> AppTables {
-    let mut t = AppTables::default();
-    // ParamLocation each AppCode (by digest) was first defined, to name it in a duplicate's message.
-    let mut code_path: HashMap<[u8; 32], String> = HashMap::new();
-    for (i, v) in c.array(top, "", "apps").iter().enumerate() {
-        let path = format!("apps[{i}]");
-        let Some(o) = c.object(v, &path, APP_FIELDS) else { continue };
-        let id = c.id(o, &path, "appId", true);
-        let name = c.string(o, &path, "name", false).map(str::to_string);
-        let key = c.string(o, &path, "appKey", true);
-        let secret = c.string(o, &path, "appSecret", true);
-        let owner = c.id(o, &path, "ownerId", false);
-        let _ = c.string(o, &path, "description", false);
-        let codes = c.strings(o, &path, "appCodes").unwrap_or_default();
-        let idx = t.list.len() as u32;
-        if let Some(id) = &id {
-            if t.by_id.insert(id.clone(), idx).is_some() {
-                c.err(&join(&path, "appId"), format!("duplicate appId {id}"));
-            }
-        }
-        if let Some(key) = key {
-            if t.by_key.insert(key.as_bytes().into(), idx).is_some() {
-                c.err(&join(&path, "appKey"), format!("duplicate appKey {key}"));
-            }
-        }
-        for (j, code) in codes.iter().enumerate() {
-            let here = format!("{path}.appCodes[{j}]");
-            let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
-            if let Some(first) = code_path.get(&digest) {
-                c.err(&here, format!("duplicate AppCode (same as {first})"));
-            } else {
-                code_path.insert(digest, here);
-                t.by_code.insert(digest, idx);
-            }
-        }
-        let (Some(id), Some(key), Some(secret)) = (id, key, secret) else { continue };
-        let (Ok(hmac_sha256), Ok(hmac_sha1)) =
-            (Hmac::<Sha256>::new_from_slice(secret.as_bytes()), Hmac::<Sha1>::new_from_slice(secret.as_bytes()))
-        else {
-            c.err(&join(&path, "appSecret"), "cannot be used as an HMAC key");
-            continue;
-        };
-        t.list.push(App {
-            name: name.unwrap_or_else(|| id.clone()),
-            owner_id: owner.unwrap_or_else(|| id.clone()),
-            id,
-            key: key.to_string(),
-            hmac_sha256,
-            hmac_sha1,
-        });
-    }
-    t
 }
 
 /// What every API is compiled against.
@@ -480,7 +424,7 @@ mod tests {
     #[test]
     fn sample_compiles() {
         let g = compile(SAMPLE.as_bytes()).unwrap();
-        assert_eq!(g.apps[0].id, "10001");
+        assert_eq!(g.apps.apps[0].id, "10001");
         assert_eq!(g.app_by_key(b"test-app-key-1"), Some(0));
         assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3301"), Some(0));
         assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3302"), None);

@@ -1,14 +1,11 @@
 //! The compiled configuration: apps with their prepared keys, APIs, grants, the route trie and the
 //! plugins bound per API and stage, with the lookups a request makes.
 
+use crate::apps::directory::{App, Directory};
 use crate::auth::replay::NonceStoreConfig;
 use crate::config::router::{Method, Router, Segment};
 use crate::plugins::registry::{Bound, Plugin, PluginKind};
-use hmac::Hmac;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthType {
@@ -21,24 +18,6 @@ pub enum AppCodeAuth {
     Disable,
     Header,
     HeaderQuery,
-}
-
-/// An app: its identity and its signing keys, prepared once (HMAC key schedules are computed here,
-/// not per request). Debug output leaves the secret out.
-#[derive(Clone)]
-pub struct App {
-    pub id: String,
-    pub name: String,
-    pub key: String,
-    pub owner_id: String,
-    pub(crate) hmac_sha256: Hmac<Sha256>,
-    pub(crate) hmac_sha1: Hmac<Sha1>,
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App").field("id", &self.id).field("name", &self.name).field("key", &self.key).finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +69,7 @@ pub struct Grant {
 }
 
 /// A compiled, valid configuration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Gateway {
     pub stages: Vec<String>,
     /// The group's bound domains (exact, or `*.example.org`); empty: any host.
@@ -108,12 +87,14 @@ pub struct Gateway {
     pub max_hops: Option<u64>,
     /// Some cors plugin exists: preflights for unknown APIs answer `I404CO`.
     pub has_cors: bool,
-    pub apps: Vec<App>,
+    /// The apps: the static configuration's, and the registry's once a document has loaded.
+    pub apps: Directory,
+    /// The app registry (`appRegistry`), and whether a document of it is in `apps`.
+    pub registry: Option<crate::apps::registry::RegistrySettings>,
+    pub registry_loaded: bool,
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
     pub warnings: Vec<String>,
-    pub(crate) app_by_key: HashMap<Box<[u8]>, u32>,
-    pub(crate) app_by_code: HashMap<[u8; 32], u32>,
     pub(crate) grants: HashMap<(u32, u32, u32), Grant>,
     pub(crate) router: Router,
 }
@@ -140,12 +121,12 @@ impl Gateway {
         self.stages.iter().position(|s| s.as_bytes() == name).map(|i| i as u32)
     }
     pub fn app_by_key(&self, key: &[u8]) -> Option<u32> {
-        self.app_by_key.get(key).copied()
+        self.apps.by_key.get(key).copied()
     }
     /// AppCodes are secrets: they are looked up by their SHA-256, so the table lookup's timing depends
     /// on a digest an attacker cannot steer, not on the code.
     pub fn app_by_code(&self, code: &[u8]) -> Option<u32> {
-        self.app_by_code.get(&<[u8; 32]>::from(Sha256::digest(code))).copied()
+        self.apps.by_code(code)
     }
     pub fn grant(&self, api: u32, app: u32, stage: u32) -> Option<Grant> {
         self.grants.get(&(api, app, stage)).copied()
@@ -174,7 +155,11 @@ impl Gateway {
     }
 
     pub fn app(&self, i: u32) -> Option<&App> {
-        self.apps.get(i as usize)
+        self.apps.apps.get(i as usize)
+    }
+
+    pub fn app_count(&self) -> usize {
+        self.apps.apps.len()
     }
     pub fn api(&self, i: u32) -> Option<&Api> {
         self.apis.get(i as usize)

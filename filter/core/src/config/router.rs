@@ -100,7 +100,7 @@ struct Route {
     stages: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Node {
     literal: HashMap<Box<[u8]>, Node>,
     param: Option<Box<Node>>,
@@ -109,7 +109,7 @@ struct Node {
 }
 
 /// The compiled routing table.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Router {
     root: Node,
 }

@@ -2,6 +2,7 @@
 //! timestamp and replay checks, the grant.
 
 use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
+use crate::apps::directory::Credential;
 use crate::auth::signature::{content_md5_matches, form_body, Algorithm, Signed, StringToSign};
 use crate::config::model::{AppCodeAuth, AuthType, Gateway};
 use crate::contract::errors::{self, ErrorCode};
@@ -48,8 +49,15 @@ pub fn authenticate(
     let mut now = Now { clock, value: None };
 
     if let Some(key) = h.get(b"x-ca-key").map(trim).filter(|k| !k.is_empty()) {
-        let app = gw.app_by_key(key).ok_or_else(|| Refusal::new(&errors::A400IK, &[], "unknown appKey"))?;
+        let app = gw.app_by_key(key).ok_or_else(|| unknown_app(gw, &errors::A400IK, "unknown appKey"))?;
         let refuse = |e: &'static ErrorCode, args: &[&str], cause| Refusal::new(e, args, cause).app(app);
+        // The app's pairs with this key that are still valid (a rotated-out pair has expired).
+        let today = now.get();
+        let pairs: Vec<&Credential> =
+            gw.app(app).map(|a| a.credentials.iter().filter(|c| c.key.as_bytes() == key && c.valid_at(today)).collect()).unwrap_or_default();
+        if pairs.is_empty() {
+            return Err(refuse(&errors::A400IK, &[], "appKey expired"));
+        }
         let nonce = h.get(b"x-ca-nonce").map(trim).filter(|n| !n.is_empty());
         if api.force_nonce && nonce.is_none() {
             return Err(refuse(&errors::I400NC, &[], "nonce required"));
@@ -79,10 +87,7 @@ pub fn authenticate(
 
         let form = form_body(h, body);
         let sts = StringToSign::build(&Signed { method: req.method, path: req.path, headers: h, form });
-        let Some(keys) = gw.app(app) else {
-            return Err(refuse(&errors::X500AM, &[], "app index out of range"));
-        };
-        let valid = h.get(b"x-ca-signature").is_some_and(|sig| sts.verify(alg, &keys.hmac_sha256, &keys.hmac_sha1, sig));
+        let valid = h.get(b"x-ca-signature").is_some_and(|sig| pairs.iter().any(|c| sts.verify(alg, &c.hmac_sha256, &c.hmac_sha1, sig)));
         if !valid {
             let shown = header_safe(&sts.canonical());
             return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));
@@ -136,11 +141,22 @@ pub fn authenticate(
         let reason = if in_query { "AppCode in the query is not allowed for this API" } else { "AppCode is not allowed for this API" };
         return Err(Refusal::new(&errors::A400AC, &[reason], "appcode not allowed here"));
     }
-    let app = gw.app_by_code(&code).ok_or_else(|| Refusal::new(&errors::A400AC, &[], "unknown appcode"))?;
+    let app = gw.app_by_code(&code).ok_or_else(|| unknown_app(gw, &errors::A400AC, "unknown appcode"))?;
     check_content_md5(h, body).map_err(|r| r.app(app))?;
     authorize(gw, routed, app, &mut now)?;
     identity.app = Some(app);
     Ok(identity)
+}
+
+/// An unknown appKey or AppCode; while the app registry has not loaded a first document, the app may
+/// well exist there: the client is told to retry (`X503BZ`) rather than that its credentials are bad.
+fn unknown_app(gw: &Gateway, code: &'static ErrorCode, cause: &'static str) -> Refusal {
+    if gw.registry.is_some() && !gw.registry_loaded {
+        let mut r = Refusal::new(&errors::X503BZ, &[], "app registry not loaded yet");
+        r.headers.push(("retry-after".into(), "1".to_string()));
+        return r;
+    }
+    Refusal::new(code, &[], cause)
 }
 
 fn check_content_md5(h: &Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal> {

@@ -1,0 +1,179 @@
+//! The app registry (`appRegistry`): a document of apps and authorizations fetched through an Envoy
+//! cluster, so apps are created, authorized and rotated without touching Envoy's configuration.
+//!
+//! One VM at a time fetches (a lease in shared data), with `If-None-Match`; a document is validated as
+//! a whole against the static configuration (same rules and messages) and, if good, published in
+//! shared data with a version; every VM installs a newer version on its tick, outside any request. A
+//! failed fetch or an invalid document keeps the last good one. The keys are fixed
+//! (`cagate.registry.doc`, `.meta`, `.lease`): the store stays bounded.
+
+use crate::apps::directory::add_apps;
+use crate::config::model::{Gateway, Grant};
+use crate::config::validator::{join, Problem, Validator};
+use crate::host::{le_u64, SharedStore};
+use crate::wire::time::parse_instant;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    pub refresh_ms: i64,
+    pub timeout_ms: u64,
+}
+
+pub(crate) fn parse_settings(c: &mut Validator, top: &Map<String, Value>) -> Option<RegistrySettings> {
+    let v = top.get("appRegistry")?;
+    let p = "appRegistry";
+    let o = c.object(v, p, &["uri", "cluster", "refreshSeconds", "timeoutMs"])?;
+    let uri = c.string(o, p, "uri", true);
+    let cluster = c.string(o, p, "cluster", true);
+    let refresh_s = c.integer(o, p, "refreshSeconds", 10, 1, 86_400);
+    let timeout_ms = c.integer(o, p, "timeoutMs", 2000, 100, 60_000);
+    let (uri, cluster) = (uri?, cluster?);
+    let Some(rest) = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) else {
+        c.err(&join(p, "uri"), "must be an http:// or https:// URL");
+        return None;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        c.err(&join(p, "uri"), "has no host");
+        return None;
+    }
+    Some(RegistrySettings {
+        cluster: cluster.to_string(),
+        authority: authority.to_string(),
+        path: path.to_string(),
+        refresh_ms: refresh_s as i64 * 1000,
+        timeout_ms,
+    })
+}
+
+const DOC_FIELDS: &[&str] = &["apps", "authorizations", "version", "description"];
+const GRANT_FIELDS: &[&str] = &["appId", "api", "stage", "authValidTime"];
+
+impl Gateway {
+    /// This configuration with a registry document's apps and authorizations added. The document is
+    /// refused as a whole (every problem reported, paths into the document) when anything is wrong,
+    /// including an appId defined twice or an appKey or AppCode of two apps, static ones included.
+    pub fn with_registry(&self, doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
+        let root: Value = serde_json::from_slice(doc)
+            .map_err(|e| vec![Problem { path: String::new(), message: format!("the registry document is not valid JSON: {e}") }])?;
+        let mut c = Validator::default();
+        let Some(top) = c.object(&root, "", DOC_FIELDS) else { return Err(c.problems) };
+        let mut gw = self.clone();
+        let list = c.array(top, "", "apps");
+        add_apps(&mut c, list, "apps", None, &mut gw.apps);
+        let api_by_name: HashMap<&str, u32> = self.apis.iter().enumerate().map(|(i, a)| (a.name.as_str(), i as u32)).collect();
+        for (j, g) in c.array(top, "", "authorizations").iter().enumerate() {
+            let gp = format!("authorizations[{j}]");
+            let Some(go) = c.object(g, &gp, GRANT_FIELDS) else { continue };
+            let app = c.id(go, &gp, "appId", true);
+            let api = c.string(go, &gp, "api", true);
+            let stage = c.string(go, &gp, "stage", false).unwrap_or("RELEASE");
+            let expires_ms = c.string(go, &gp, "authValidTime", false).and_then(|t| {
+                let parsed = parse_instant(t);
+                if parsed.is_none() {
+                    c.err(&join(&gp, "authValidTime"), "must be an RFC 3339 time or an HTTP date in GMT");
+                }
+                parsed
+            });
+            let app_idx = app.as_deref().and_then(|a| {
+                let found = gw.apps.by_id.get(a).copied();
+                if found.is_none() {
+                    c.err(&join(&gp, "appId"), format!("unknown app {a}"));
+                }
+                found
+            });
+            let api_idx = api.and_then(|a| {
+                let found = api_by_name.get(a).copied();
+                if found.is_none() {
+                    c.err(&join(&gp, "api"), format!("unknown API {a}"));
+                }
+                found
+            });
+            let stage_idx = match (self.stages.iter().position(|s| s == stage), api_idx.and_then(|i| self.api(i))) {
+                (Some(k), Some(a)) if a.stages & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
+                (Some(_), Some(_)) => {
+                    c.err(&join(&gp, "stage"), format!("the API is not published in stage {stage}"));
+                    None
+                }
+                (None, _) => {
+                    c.err(&join(&gp, "stage"), format!("unknown stage {stage}"));
+                    None
+                }
+                _ => None,
+            };
+            if let (Some(a), Some(api), Some(s)) = (app_idx, api_idx, stage_idx) {
+                gw.grants.insert((api, a, s), Grant { expires_ms });
+            }
+        }
+        if !c.problems.is_empty() {
+            return Err(c.problems);
+        }
+        gw.registry_loaded = true;
+        Ok(gw)
+    }
+}
+
+const DOC_KEY: &str = "cagate.registry.doc";
+/// fetched-at ms (8 bytes LE) then the ETag of the document in `DOC_KEY`.
+const META_KEY: &str = "cagate.registry.meta";
+const LEASE_KEY: &str = "cagate.registry.lease";
+
+/// True if this VM should fetch now: the last fetch is older than the refresh period, and it won the
+/// fetch lease.
+pub fn should_fetch(store: &dyn SharedStore, settings: &RegistrySettings, now_ms: i64) -> bool {
+    if let Some((meta, _)) = store.get(META_KEY) {
+        if meta.len() >= 8 && now_ms - (le_u64(&meta, 0) as i64) < settings.refresh_ms {
+            return false;
+        }
+    }
+    let (lease, cas) = store.get(LEASE_KEY).unwrap_or_default();
+    if lease.len() >= 8 && le_u64(&lease, 0) as i64 > now_ms {
+        return false;
+    }
+    let until = now_ms + settings.timeout_ms as i64 + 5_000;
+    store.set(LEASE_KEY, &until.to_le_bytes(), cas).is_ok()
+}
+
+/// Ends this VM's fetch (answered or failed): the next one is due after the refresh period, not after
+/// the lease would have lapsed.
+pub fn release(store: &dyn SharedStore) {
+    let _ = store.set(LEASE_KEY, &0i64.to_le_bytes(), 0);
+}
+
+/// The ETag of the shared document, for `If-None-Match`.
+pub fn etag(store: &dyn SharedStore) -> Option<String> {
+    let (meta, _) = store.get(META_KEY)?;
+    let tag = meta.get(8..)?;
+    (!tag.is_empty()).then(|| String::from_utf8_lossy(tag).into_owned())
+}
+
+/// Records a fetch that changed nothing (304, or a failure): the next one waits a refresh period.
+pub fn touch(store: &dyn SharedStore, now_ms: i64) {
+    let tag = etag(store).unwrap_or_default();
+    let mut meta = now_ms.to_le_bytes().to_vec();
+    meta.extend_from_slice(tag.as_bytes());
+    let _ = store.set(META_KEY, &meta, 0);
+}
+
+/// Shares a document this VM validated (`base.with_registry(body)` succeeded).
+pub fn publish(store: &dyn SharedStore, body: &[u8], etag: Option<&str>, now_ms: i64) -> Result<(), String> {
+    store.set(DOC_KEY, body, 0).map_err(|_| "shared data refused the registry document".to_string())?;
+    let mut meta = now_ms.to_le_bytes().to_vec();
+    meta.extend_from_slice(etag.unwrap_or_default().as_bytes());
+    let _ = store.set(META_KEY, &meta, 0);
+    Ok(())
+}
+
+/// The shared document if its version (the shared-data CAS) differs from `last`.
+pub fn load_if_changed(store: &dyn SharedStore, last: u32) -> Option<(u32, Vec<u8>)> {
+    let (doc, cas) = store.get(DOC_KEY)?;
+    (cas != last && !doc.is_empty()).then_some((cas, doc))
+}

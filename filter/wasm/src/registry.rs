@@ -1,0 +1,120 @@
+//! The app registry in the adapter: one VM fetches the document (a lease in shared data, with
+//! `If-None-Match`), validates it against the static configuration and shares it; every VM installs a
+//! newer shared version on its tick by building a new `State` around the merged configuration.
+//! Requests in flight keep the state they started with.
+
+use crate::host::{HostClock, HostStore};
+use crate::hostcall::{self, Buffer, Map};
+use crate::State;
+use cagate_core::{app_registry, Clock, Gateway};
+use proxy_wasm::traits::Context;
+use std::rc::Rc;
+
+/// The registry as one VM sees it.
+#[derive(Default)]
+pub(crate) struct Registry {
+    /// The static configuration, which every document is merged into.
+    pub(crate) base: Option<Rc<Gateway>>,
+    /// The shared document version installed here (0: none yet).
+    installed: u32,
+    /// The fetch in flight, if this VM is fetching.
+    fetch: Option<u32>,
+}
+
+impl Registry {
+    pub(crate) fn reset(&mut self, base: Rc<Gateway>) {
+        *self = Registry { base: Some(base), installed: 0, fetch: None };
+    }
+
+    /// Starts a fetch when one is due and this VM wins the lease.
+    pub(crate) fn maybe_fetch(&mut self, ctx: &dyn Context, state: &State) {
+        let Some(settings) = self.base.as_ref().and_then(|b| b.registry.clone()) else { return };
+        if self.fetch.is_some() || !app_registry::should_fetch(&HostStore, &settings, HostClock.now_ms()) {
+            return;
+        }
+        let etag = app_registry::etag(&HostStore);
+        let mut headers = vec![(":method", "GET"), (":path", settings.path.as_str()), (":authority", settings.authority.as_str()), ("accept", "application/json")];
+        if let Some(tag) = &etag {
+            headers.push(("if-none-match", tag.as_str()));
+        }
+        // The SDK's wrapper registers the token with its dispatcher; it panics only on a status other
+        // than Ok, BadArgument and InternalFailure, which Envoy's httpCall never returns.
+        match ctx.dispatch_http_call(&settings.cluster, headers, None, vec![], std::time::Duration::from_millis(settings.timeout_ms)) {
+            Ok(token) => self.fetch = Some(token),
+            Err(e) => {
+                log::warn!("cagate: app registry: cannot fetch through cluster {} ({e:?}); keeping the last good document", settings.cluster);
+                state.metrics.borrow_mut().registry_fetch("failed");
+                app_registry::touch(&HostStore, HostClock.now_ms());
+            }
+        }
+    }
+
+    /// The fetch's answer: a new document is validated as a whole and shared, or refused with its
+    /// problems logged (paths, never a secret). Returns false when the token is not the registry's.
+    pub(crate) fn on_response(&mut self, state: &State, token: u32, body_size: usize) -> bool {
+        if self.fetch != Some(token) {
+            return false;
+        }
+        self.fetch = None;
+        let now = HostClock.now_ms();
+        let status = hostcall::header(Map::HttpCallResponse, ":status").unwrap_or_default();
+        let result = match status.as_slice() {
+            b"304" => "unchanged",
+            b"200" => {
+                let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
+                let etag = hostcall::header(Map::HttpCallResponse, "etag").map(|t| String::from_utf8_lossy(&t).into_owned());
+                match self.base.as_ref().map(|b| b.with_registry(&body)) {
+                    Some(Ok(_)) => match app_registry::publish(&HostStore, &body, etag.as_deref(), now) {
+                        Ok(()) => "changed",
+                        Err(e) => {
+                            log::warn!("cagate: app registry: {e}; keeping the last good document");
+                            "failed"
+                        }
+                    },
+                    Some(Err(problems)) => {
+                        log::warn!("cagate: app registry: document refused, {} problem(s); keeping the last good document", problems.len());
+                        for p in problems.iter().take(50) {
+                            log::warn!("cagate: app registry: {p}");
+                        }
+                        "invalid"
+                    }
+                    None => "failed",
+                }
+            }
+            other => {
+                let shown = if other.is_empty() { "no response".to_string() } else { String::from_utf8_lossy(other).into_owned() };
+                log::warn!("cagate: app registry: fetch failed ({shown}); keeping the last good document");
+                "failed"
+            }
+        };
+        if result != "changed" {
+            app_registry::touch(&HostStore, now);
+        }
+        app_registry::release(&HostStore);
+        state.metrics.borrow_mut().registry_fetch(result);
+        true
+    }
+
+    /// A newer shared document, merged and ready to install, if there is one.
+    pub(crate) fn newer(&mut self, state: &State) -> Option<Gateway> {
+        let base = self.base.clone()?;
+        base.registry.as_ref()?;
+        let (version, doc) = app_registry::load_if_changed(&HostStore, self.installed)?;
+        self.installed = version;
+        let start = hostcall::now_nanos();
+        match base.with_registry(&doc) {
+            Ok(gw) => {
+                let ms = hostcall::now_nanos().saturating_sub(start) / 1_000_000;
+                log::info!("cagate: app registry: version {version} installed, {} apps, rebuilt in {ms} ms", gw.app_count());
+                state.metrics.borrow_mut().registry_installed(version, gw.app_count());
+                Some(gw)
+            }
+            Err(problems) => {
+                // Another VM validated it against the same configuration; this cannot differ, but a
+                // document is never installed unchecked.
+                log::warn!("cagate: app registry: shared version {version} refused here ({} problem(s))", problems.len());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+"""Apps and secrets at scale, against a real Envoy (--concurrency 2) and a small registry server: apps
+published at runtime are admitted on every worker within refreshSeconds + 2 s, with no Envoy restart;
+key rotation; expired pairs; grants from the registry; the last good document survives a registry that
+fails or serves nonsense; a secret from the VM's environment."""
+import time
+
+import pytest
+
+from conftest import call
+from harness.envoy import Envoy, static_cluster, wasm_filter
+from harness.registry_server import RegistryServer
+from harness.signer import sign
+
+REFRESH = 1
+
+
+def config(registry_port_unused=None):
+    return {
+        "appRegistry": {"uri": "http://registry.internal/cagate/apps.json", "cluster": "registry",
+                        "refreshSeconds": REFRESH, "timeoutMs": 1000},
+        "apps": [{"appId": 1, "appKey": "static-key", "appSecret": {"env": "CAGATE_STATIC_SECRET"}}],
+        "apis": [
+            {"name": "getOrder", "method": "GET", "path": "/orders/[id]",
+             "authorizations": [{"appId": 1}]},
+            {"name": "reports", "method": "GET", "path": "/reports", "authorizations": [{"appId": 1}]},
+        ],
+    }
+
+
+def app(app_id, key, secret, keys=None):
+    a = {"appId": app_id, "appKey": key, "appSecret": secret}
+    if keys:
+        a["keys"] = keys
+    return a
+
+
+def grant(app_id, api="getOrder"):
+    return {"appId": app_id, "api": api, "stage": "RELEASE"}
+
+
+@pytest.fixture(scope="module")
+def stack(backend):
+    reg = RegistryServer({"apps": [app(10001, "k1", "s1")], "authorizations": [grant(10001)]}).start()
+    filt = wasm_filter(config(), vm_env={"CAGATE_STATIC_SECRET": "static-secret-from-env"})
+    e = Envoy(None, backend.port, concurrency=2, http_filters=[filt], extra_clusters=[static_cluster("registry", reg.port)])
+    with e:
+        wait_for(e, "k1", "s1", 200)
+        yield e, reg
+    reg.stop()
+
+
+def get(e, key, secret, path="/orders/1"):
+    return call(e.port, "GET", path, sign("GET", path, key, secret))
+
+
+def wait_for(e, key, secret, status, path="/orders/1", timeout=REFRESH + 2.0, code=None):
+    """Polls until `rounds` consecutive calls (fresh connections, so both workers) answer `status`."""
+    deadline = time.time() + timeout
+    while True:
+        results = [get(e, key, secret, path) for _ in range(6)]
+        if all(r.status == status and (code is None or r.code == code) for r in results):
+            return time.time()
+        if time.time() > deadline:
+            raise AssertionError(f"not {status} within {timeout}s: {[(r.status, r.code) for r in results]}")
+        time.sleep(0.1)
+
+
+def test_secret_from_the_vm_environment(stack):
+    """A static app whose appSecret is {"env": NAME}: the secret reaches the filter from the VM's env."""
+    e, _ = stack
+    assert get(e, "static-key", "static-secret-from-env").status == 200
+    assert get(e, "static-key", "wrong").code == "A403IS"
+
+
+def test_new_app_is_admitted_on_every_worker_without_restart(stack):
+    """An app absent at start gets A400IK; published, it is admitted within refreshSeconds + 2 s."""
+    e, reg = stack
+    assert get(e, "k2", "s2").code == "A400IK"
+    reg.publish({"apps": [app(10001, "k1", "s1"), app(10002, "k2", "s2")],
+                 "authorizations": [grant(10001), grant(10002)]})
+    start = time.time()
+    done = wait_for(e, "k2", "s2", 200)
+    assert done - start <= REFRESH + 2.0
+    assert any(h.get("If-None-Match") or h.get("if-none-match") for h in reg.requests), "fetches are conditional"
+
+
+def test_rotation_both_pairs_pass_then_only_the_new(stack):
+    """During a rotation both key pairs pass; after it the old one gets A400IK."""
+    e, reg = stack
+    reg.publish({"apps": [app(10003, "old-key", "old-secret", keys=[{"appKey": "new-key", "appSecret": "new-secret"}])],
+                 "authorizations": [grant(10003)]})
+    wait_for(e, "new-key", "new-secret", 200)
+    assert get(e, "old-key", "old-secret").status == 200
+    reg.publish({"apps": [app(10003, "new-key", "new-secret")], "authorizations": [grant(10003)]})
+    wait_for(e, "old-key", "old-secret", 400, code="A400IK")
+    assert get(e, "new-key", "new-secret").status == 200
+
+
+def test_expired_pair_is_refused(stack):
+    """A pair past its validUntil is refused, the app's other pair still passes."""
+    e, reg = stack
+    reg.publish({"apps": [app(10004, "k4", "s4", keys=[{"appKey": "k4-old", "appSecret": "x",
+                                                         "validUntil": "2020-01-01T00:00:00Z"}])],
+                 "authorizations": [grant(10004)]})
+    wait_for(e, "k4", "s4", 200)
+    r = get(e, "k4-old", "x")
+    assert (r.status, r.code) == (400, "A400IK"), r
+
+
+def test_grant_added_in_the_registry_opens_the_api(stack):
+    """A403UA until the registry authorizes the app on the API."""
+    e, reg = stack
+    apps = [app(10005, "k5", "s5")]
+    reg.publish({"apps": apps, "authorizations": [grant(10005)]})
+    wait_for(e, "k5", "s5", 200)
+    assert get(e, "k5", "s5", "/reports").code == "A403UA"
+    reg.publish({"apps": apps, "authorizations": [grant(10005), grant(10005, "reports")]})
+    wait_for(e, "k5", "s5", 200, path="/reports")
+
+
+def test_last_good_document_survives_failures_and_nonsense(stack):
+    """The registry failing or serving an invalid document keeps the last good apps working."""
+    e, reg = stack
+    reg.publish({"apps": [app(10006, "k6", "s6")], "authorizations": [grant(10006)]})
+    wait_for(e, "k6", "s6", 200)
+    reg.mode = "invalid"
+    time.sleep(REFRESH + 1.5)
+    assert get(e, "k6", "s6").status == 200
+    reg.mode = "fail"
+    time.sleep(REFRESH + 1.5)
+    assert get(e, "k6", "s6").status == 200
+    reg.stop()
+    time.sleep(REFRESH + 1.5)
+    assert get(e, "k6", "s6").status == 200
+    reg.mode = "serve"
+    reg.start()
+    time.sleep(0.2)
+    stats = e.stats()
+    assert "cagate_registry_fetches_invalid" in stats and "cagate_registry_fetches_failed" in stats, stats[-1500:]
+    assert "cagate_registry_apps" in stats
+
+
+def test_before_a_first_document_registry_apps_are_told_to_retry(backend):
+    """With the registry unreachable from the start: static apps work, unknown keys get X503BZ."""
+    filt = wasm_filter(config(), vm_env={"CAGATE_STATIC_SECRET": "static-secret-from-env"})
+    with Envoy(None, backend.port, concurrency=1, http_filters=[filt], extra_clusters=[static_cluster("registry", 1)]) as e:
+        assert get(e, "static-key", "static-secret-from-env").status == 200
+        r = get(e, "k1", "s1")
+        assert (r.status, r.code) == (503, "X503BZ"), r
