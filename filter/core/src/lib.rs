@@ -28,7 +28,7 @@ pub use cluster::settings::ClusterSettings;
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
 pub use config::backend::{system_parameter_names, MockBackend};
 pub use apps::directory::{App, Credential, Directory};
-pub use apps::registry::{self as app_registry, RegistrySettings};
+pub use apps::registry::{self as app_registry, Install as RegistryInstall, RegistrySettings};
 pub use config::compile::{compile, compile_with_env};
 pub use config::model::{Api, Gateway, Grant};
 pub use config::validator::Problem;

@@ -6,7 +6,7 @@
 use crate::host::{HostClock, HostStore};
 use crate::hostcall::{self, Buffer, Map};
 use crate::State;
-use cagate_core::{app_registry, Clock, Gateway};
+use cagate_core::{app_registry, Clock, Gateway, RegistryInstall};
 use proxy_wasm::traits::Context;
 use std::rc::Rc;
 
@@ -19,17 +19,36 @@ pub(crate) struct Registry {
     installed: u32,
     /// The fetch in flight, if this VM is fetching.
     fetch: Option<u32>,
+    /// A document being merged, a batch per slice of a tick.
+    installing: Option<Installing>,
 }
+
+struct Installing {
+    install: RegistryInstall,
+    /// The shared version it is (`None`: fetched here, shared once it proves valid, with its ETag).
+    version: Option<u32>,
+    etag: Option<String>,
+    started_ns: u64,
+}
+
+/// How long one tick may spend merging a document before it lets requests run again.
+const SLICE_NS: u64 = 5_000_000;
+const BATCH: usize = 200;
 
 impl Registry {
     pub(crate) fn reset(&mut self, base: Rc<Gateway>) {
-        *self = Registry { base: Some(base), installed: 0, fetch: None };
+        *self = Registry { base: Some(base), ..Default::default() };
+    }
+
+    /// Whether a document is being merged (the root ticks faster meanwhile).
+    pub(crate) fn busy(&self) -> bool {
+        self.installing.is_some()
     }
 
     /// Starts a fetch when one is due and this VM wins the lease.
     pub(crate) fn maybe_fetch(&mut self, ctx: &dyn Context, state: &State) {
         let Some(settings) = self.base.as_ref().and_then(|b| b.registry.clone()) else { return };
-        if self.fetch.is_some() || !app_registry::should_fetch(&HostStore, &settings, HostClock.now_ms()) {
+        if self.fetch.is_some() || self.busy() || !app_registry::should_fetch(&HostStore, &settings, HostClock.now_ms()) {
             return;
         }
         let etag = app_registry::etag(&HostStore);
@@ -63,19 +82,14 @@ impl Registry {
             b"200" => {
                 let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
                 let etag = hostcall::header(Map::HttpCallResponse, "etag").map(|t| String::from_utf8_lossy(&t).into_owned());
-                match self.base.as_ref().map(|b| b.with_registry(&body)) {
-                    Some(Ok(_)) => match app_registry::publish(&HostStore, &body, etag.as_deref(), now) {
-                        Ok(()) => "changed",
-                        Err(e) => {
-                            log::warn!("cagate: app registry: {e}; keeping the last good document");
-                            "failed"
-                        }
-                    },
+                match self.base.as_ref().map(|b| RegistryInstall::start(b, body)) {
+                    // Validated in steps on the coming ticks, then shared (see `step`).
+                    Some(Ok(install)) => {
+                        self.installing = Some(Installing { install, version: None, etag, started_ns: hostcall::now_nanos() });
+                        return true;
+                    }
                     Some(Err(problems)) => {
-                        log::warn!("cagate: app registry: document refused, {} problem(s); keeping the last good document", problems.len());
-                        for p in problems.iter().take(50) {
-                            log::warn!("cagate: app registry: {p}");
-                        }
+                        refused(&problems);
                         "invalid"
                     }
                     None => "failed",
@@ -95,26 +109,66 @@ impl Registry {
         true
     }
 
-    /// A newer shared document, merged and ready to install, if there is one.
-    pub(crate) fn newer(&mut self, state: &State) -> Option<Gateway> {
+    /// One slice of work on the tick: merge some more of a document being installed, or start on a
+    /// newer shared one. Returns the merged configuration once a document is complete and good.
+    pub(crate) fn step(&mut self, state: &State) -> Option<Gateway> {
         let base = self.base.clone()?;
         base.registry.as_ref()?;
-        let (version, doc) = app_registry::load_if_changed(&HostStore, self.installed)?;
-        self.installed = version;
-        let start = hostcall::now_nanos();
-        match base.with_registry(&doc) {
+        let Some(mut job) = self.installing.take() else {
+            let (version, doc) = app_registry::load_if_changed(&HostStore, self.installed)?;
+            self.installed = version;
+            match RegistryInstall::start(&base, doc) {
+                Ok(install) => self.installing = Some(Installing { install, version: Some(version), etag: None, started_ns: hostcall::now_nanos() }),
+                Err(problems) => refused(&problems),
+            }
+            return None;
+        };
+        let deadline = hostcall::now_nanos().saturating_add(SLICE_NS);
+        while !job.install.step(BATCH) {
+            if hostcall::now_nanos() >= deadline {
+                self.installing = Some(job);
+                return None;
+            }
+        }
+        let doc = job.install.document().to_vec();
+        let ms = hostcall::now_nanos().saturating_sub(job.started_ns) / 1_000_000;
+        match job.install.finish() {
             Ok(gw) => {
-                let ms = hostcall::now_nanos().saturating_sub(start) / 1_000_000;
-                log::info!("cagate: app registry: version {version} installed, {} apps, rebuilt in {ms} ms", gw.app_count());
+                let version = match job.version {
+                    Some(v) => v,
+                    // Fetched here and now known good: shared with every VM.
+                    None => {
+                        let result = app_registry::publish(&HostStore, &doc, job.etag.as_deref(), HostClock.now_ms());
+                        app_registry::release(&HostStore);
+                        state.metrics.borrow_mut().registry_fetch(if result.is_ok() { "changed" } else { "failed" });
+                        if let Err(e) = result {
+                            log::warn!("cagate: app registry: {e}; keeping the last good document");
+                            return None;
+                        }
+                        app_registry::load_if_changed(&HostStore, 0).map_or(0, |(v, _)| v)
+                    }
+                };
+                self.installed = version;
+                log::info!("cagate: app registry: version {version} installed, {} apps, merged in {ms} ms (in slices)", gw.app_count());
                 state.metrics.borrow_mut().registry_installed(version, gw.app_count());
                 Some(gw)
             }
             Err(problems) => {
-                // Another VM validated it against the same configuration; this cannot differ, but a
-                // document is never installed unchecked.
-                log::warn!("cagate: app registry: shared version {version} refused here ({} problem(s))", problems.len());
+                refused(&problems);
+                if job.version.is_none() {
+                    state.metrics.borrow_mut().registry_fetch("invalid");
+                    app_registry::touch(&HostStore, HostClock.now_ms());
+                    app_registry::release(&HostStore);
+                }
                 None
             }
         }
+    }
+}
+
+fn refused(problems: &[cagate_core::Problem]) {
+    log::warn!("cagate: app registry: document refused, {} problem(s); keeping the last good document", problems.len());
+    for p in problems.iter().take(50) {
+        log::warn!("cagate: app registry: {p}");
     }
 }

@@ -18,6 +18,8 @@ use std::rc::Rc;
 
 /// How often each VM hands its counters to Envoy, refreshes its coarse clock and checks remote JWKS.
 const TICK: std::time::Duration = std::time::Duration::from_millis(500);
+/// The tick while an app registry document is being merged in slices.
+const INSTALL_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 pub(crate) struct Root {
     state: Option<Rc<State>>,
@@ -26,11 +28,13 @@ pub(crate) struct Root {
     /// Cluster mode: etcd lease grants in flight.
     granting: Vec<crate::cluster::Granting>,
     registry: crate::registry::Registry,
+    /// The tick runs at `INSTALL_TICK` (a registry document is being merged).
+    fast_tick: bool,
 }
 
 impl Root {
     pub(crate) fn new() -> Self {
-        Root { state: None, fetches: Vec::new(), granting: Vec::new(), registry: Default::default() }
+        Root { state: None, fetches: Vec::new(), granting: Vec::new(), registry: Default::default(), fast_tick: false }
     }
 }
 
@@ -139,8 +143,13 @@ impl Root {
     /// requests that start from now on.
     fn install_registry(&mut self) {
         let Some(state) = self.state.clone() else { return };
-        if let Some(gw) = self.registry.newer(&state) {
+        if let Some(gw) = self.registry.step(&state) {
             self.state = Some(Rc::new(state.with_gateway(gw)));
+        }
+        // While a document is merged, the tick comes often, and each does a few milliseconds of it.
+        if self.registry.busy() != self.fast_tick {
+            self.fast_tick = self.registry.busy();
+            let _ = hostcall::set_tick_period(if self.fast_tick { INSTALL_TICK } else { TICK });
         }
     }
 }

@@ -74,57 +74,61 @@ pub(crate) type Env<'a> = Option<&'a dyn Fn(&str) -> Option<String>>;
 /// or AppCode of two apps (also against the apps already in `dir`).
 pub(crate) fn add_apps(c: &mut Validator, list: &[Value], path: &str, env: Env<'_>, dir: &mut Directory) {
     for (i, v) in list.iter().enumerate() {
-        let p = format!("{path}[{i}]");
-        let Some(o) = c.object(v, &p, APP_FIELDS) else { continue };
-        let id = c.id(o, &p, "appId", true);
-        let name = c.string(o, &p, "name", false).map(str::to_string);
-        let owner = c.id(o, &p, "ownerId", false);
-        let _ = c.string(o, &p, "description", false);
-        let codes = c.strings(o, &p, "appCodes").unwrap_or_default();
-        let idx = dir.apps.len() as u32;
-        let own = credential(c, o, &p, env, false);
-        // Each pair with the path of its appKey, for a duplicate's message.
-        let mut credentials: Vec<(Credential, String)> = own.iter().map(|k| (k.clone(), join(&p, "appKey"))).collect();
-        for (j, k) in c.array(o, &p, "keys").iter().enumerate() {
-            let kp = format!("{p}.keys[{j}]");
-            if let Some(ko) = c.object(k, &kp, KEY_FIELDS) {
-                credentials.extend(credential(c, ko, &kp, env, true).map(|k| (k, join(&kp, "appKey"))));
-            }
-        }
-        if let Some(id) = &id {
-            if dir.by_id.insert(id.clone(), idx).is_some() {
-                c.err(&join(&p, "appId"), format!("duplicate appId {id}"));
-            }
-        }
-        for (cred, at) in &credentials {
-            match dir.by_key.get(cred.key.as_bytes()) {
-                // The same app may repeat its key with another secret: that is a rotation.
-                Some(&other) if other == idx => {}
-                Some(_) => c.err(at, format!("duplicate appKey {}", cred.key)),
-                None => {
-                    dir.by_key.insert(cred.key.as_bytes().into(), idx);
-                }
-            }
-        }
-        for (j, code) in codes.iter().enumerate() {
-            let here = format!("{p}.appCodes[{j}]");
-            let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
-            if let Some(first) = dir.code_paths.get(&digest) {
-                c.err(&here, format!("duplicate AppCode (same as {first})"));
-            } else {
-                dir.code_paths.insert(digest, here);
-                dir.by_code.insert(digest, idx);
-            }
-        }
-        let (Some(id), Some(own)) = (id, own) else { continue };
-        dir.apps.push(App {
-            name: name.unwrap_or_else(|| id.clone()),
-            owner_id: owner.unwrap_or_else(|| id.clone()),
-            key: own.key,
-            id,
-            credentials: credentials.into_iter().map(|(k, _)| k).collect(),
-        });
+        add_app(c, v, &format!("{path}[{i}]"), env, dir);
     }
+}
+
+/// Adds one app (at `p`) to `dir`; see `add_apps`.
+pub(crate) fn add_app(c: &mut Validator, v: &Value, p: &str, env: Env<'_>, dir: &mut Directory) {
+    let Some(o) = c.object(v, p, APP_FIELDS) else { return };
+    let id = c.id(o, p, "appId", true);
+    let name = c.string(o, p, "name", false).map(str::to_string);
+    let owner = c.id(o, p, "ownerId", false);
+    let _ = c.string(o, p, "description", false);
+    let codes = c.strings(o, p, "appCodes").unwrap_or_default();
+    let idx = dir.apps.len() as u32;
+    let own = credential(c, o, p, env, false);
+    // Each pair with the path of its appKey, for a duplicate's message.
+    let mut credentials: Vec<(Credential, String)> = own.iter().map(|k| (k.clone(), join(p, "appKey"))).collect();
+    for (j, k) in c.array(o, p, "keys").iter().enumerate() {
+        let kp = format!("{p}.keys[{j}]");
+        if let Some(ko) = c.object(k, &kp, KEY_FIELDS) {
+            credentials.extend(credential(c, ko, &kp, env, true).map(|k| (k, join(&kp, "appKey"))));
+        }
+    }
+    if let Some(id) = &id {
+        if dir.by_id.insert(id.clone(), idx).is_some() {
+            c.err(&join(p, "appId"), format!("duplicate appId {id}"));
+        }
+    }
+    for (cred, at) in &credentials {
+        match dir.by_key.get(cred.key.as_bytes()) {
+            // The same app may repeat its key with another secret: that is a rotation.
+            Some(&other) if other == idx => {}
+            Some(_) => c.err(at, format!("duplicate appKey {}", cred.key)),
+            None => {
+                dir.by_key.insert(cred.key.as_bytes().into(), idx);
+            }
+        }
+    }
+    for (j, code) in codes.iter().enumerate() {
+        let here = format!("{p}.appCodes[{j}]");
+        let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
+        if let Some(first) = dir.code_paths.get(&digest) {
+            c.err(&here, format!("duplicate AppCode (same as {first})"));
+        } else {
+            dir.code_paths.insert(digest, here);
+            dir.by_code.insert(digest, idx);
+        }
+    }
+    let (Some(id), Some(own)) = (id, own) else { return };
+    dir.apps.push(App {
+        name: name.unwrap_or_else(|| id.clone()),
+        owner_id: owner.unwrap_or_else(|| id.clone()),
+        key: own.key,
+        id,
+        credentials: credentials.into_iter().map(|(k, _)| k).collect(),
+    });
 }
 
 /// A key pair at `p`: `appKey`, `appSecret` (a string, or `{"env": NAME}` where allowed) and, for the

@@ -7,11 +7,12 @@
 //! failed fetch or an invalid document keeps the last good one. The keys are fixed
 //! (`cagate.registry.doc`, `.meta`, `.lease`): the store stays bounded.
 
-use crate::apps::directory::add_apps;
+use crate::apps::directory::add_app;
 use crate::config::model::{Gateway, Grant};
 use crate::config::validator::{join, Problem, Validator};
 use crate::host::{le_u64, SharedStore};
 use crate::wire::time::parse_instant;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -58,66 +59,148 @@ const DOC_FIELDS: &[&str] = &["apps", "authorizations", "version", "description"
 const GRANT_FIELDS: &[&str] = &["appId", "api", "stage", "authValidTime"];
 
 impl Gateway {
-    /// This configuration with a registry document's apps and authorizations added. The document is
-    /// refused as a whole (every problem reported, paths into the document) when anything is wrong,
-    /// including an appId defined twice or an appKey or AppCode of two apps, static ones included.
+    /// This configuration with a registry document's apps and authorizations added, all at once (see
+    /// `Install` for the same in steps).
     pub fn with_registry(&self, doc: &[u8]) -> Result<Gateway, Vec<Problem>> {
-        let root: Value = serde_json::from_slice(doc)
-            .map_err(|e| vec![Problem { path: String::new(), message: format!("the registry document is not valid JSON: {e}") }])?;
+        let mut install = Install::start(self, doc.to_vec())?;
+        while !install.step(usize::MAX) {}
+        install.finish()
+    }
+}
+
+/// A registry document being merged into a configuration, a few entries at a time, so that a VM
+/// never stops serving requests for long: the document is split once into its entries (spans of the
+/// bytes, no JSON tree of the whole), then each step parses and checks a batch. The document is
+/// refused as a whole (every problem reported, paths into the document) when anything is wrong,
+/// including an appId defined twice or an appKey or AppCode of two apps, static ones included.
+pub struct Install {
+    gw: Gateway,
+    doc: Vec<u8>,
+    apps: Vec<(usize, usize)>,
+    grants: Vec<(usize, usize)>,
+    done: usize,
+    c: Validator,
+    api_by_name: HashMap<String, u32>,
+}
+
+/// The byte span of a raw JSON value inside `doc`.
+fn span(doc: &str, raw: &RawValue) -> (usize, usize) {
+    let start = (raw.get().as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
+    (start, start + raw.get().len())
+}
+
+impl Install {
+    /// Splits the document into its entries; a document that is not a JSON object of the known fields
+    /// is refused at once.
+    pub fn start(base: &Gateway, doc: Vec<u8>) -> Result<Install, Vec<Problem>> {
+        let refuse = |message: String| vec![Problem { path: String::new(), message }];
+        let text = std::str::from_utf8(&doc).map_err(|_| refuse("the registry document is not UTF-8 JSON".into()))?;
+        let top: HashMap<&str, &RawValue> =
+            serde_json::from_str(text).map_err(|e| refuse(format!("the registry document is not a JSON object: {e}")))?;
         let mut c = Validator::default();
-        let Some(top) = c.object(&root, "", DOC_FIELDS) else { return Err(c.problems) };
-        let mut gw = self.clone();
-        let list = c.array(top, "", "apps");
-        add_apps(&mut c, list, "apps", None, &mut gw.apps);
-        let api_by_name: HashMap<&str, u32> = self.apis.iter().enumerate().map(|(i, a)| (a.name.as_str(), i as u32)).collect();
-        for (j, g) in c.array(top, "", "authorizations").iter().enumerate() {
-            let gp = format!("authorizations[{j}]");
-            let Some(go) = c.object(g, &gp, GRANT_FIELDS) else { continue };
-            let app = c.id(go, &gp, "appId", true);
-            let api = c.string(go, &gp, "api", true);
-            let stage = c.string(go, &gp, "stage", false).unwrap_or("RELEASE");
-            let expires_ms = c.string(go, &gp, "authValidTime", false).and_then(|t| {
-                let parsed = parse_instant(t);
-                if parsed.is_none() {
-                    c.err(&join(&gp, "authValidTime"), "must be an RFC 3339 time or an HTTP date in GMT");
+        for k in top.keys().filter(|k| !DOC_FIELDS.contains(k)) {
+            c.err(k, "unknown field");
+        }
+        let mut list = |name: &str| -> Vec<(usize, usize)> {
+            let Some(raw) = top.get(name) else { return Vec::new() };
+            match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+                Ok(items) => items.iter().map(|r| span(text, r)).collect(),
+                Err(_) => {
+                    c.err(name, "must be an array");
+                    Vec::new()
                 }
-                parsed
-            });
-            let app_idx = app.as_deref().and_then(|a| {
-                let found = gw.apps.by_id.get(a).copied();
-                if found.is_none() {
-                    c.err(&join(&gp, "appId"), format!("unknown app {a}"));
-                }
-                found
-            });
-            let api_idx = api.and_then(|a| {
-                let found = api_by_name.get(a).copied();
-                if found.is_none() {
-                    c.err(&join(&gp, "api"), format!("unknown API {a}"));
-                }
-                found
-            });
-            let stage_idx = match (self.stages.iter().position(|s| s == stage), api_idx.and_then(|i| self.api(i))) {
-                (Some(k), Some(a)) if a.stages & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
-                (Some(_), Some(_)) => {
-                    c.err(&join(&gp, "stage"), format!("the API is not published in stage {stage}"));
-                    None
-                }
-                (None, _) => {
-                    c.err(&join(&gp, "stage"), format!("unknown stage {stage}"));
-                    None
-                }
-                _ => None,
+            }
+        };
+        let (apps, grants) = (list("apps"), list("authorizations"));
+        let api_by_name = base.apis.iter().enumerate().map(|(i, a)| (a.name.clone(), i as u32)).collect();
+        Ok(Install { gw: base.clone(), doc, apps, grants, done: 0, c, api_by_name })
+    }
+
+    /// Entries in the document (apps, then authorizations), and how many are merged so far.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.done, self.apps.len() + self.grants.len())
+    }
+
+    /// Merges up to `budget` more entries; true when every entry is merged.
+    pub fn step(&mut self, budget: usize) -> bool {
+        let total = self.apps.len() + self.grants.len();
+        let end = self.done.saturating_add(budget).min(total);
+        while self.done < end {
+            let i = self.done;
+            self.done += 1;
+            let (is_app, k) = if i < self.apps.len() { (true, i) } else { (false, i - self.apps.len()) };
+            let (a, b) = if is_app { self.apps[k] } else { self.grants[k] };
+            let path = format!("{}[{k}]", if is_app { "apps" } else { "authorizations" });
+            let Ok(value) = serde_json::from_slice::<Value>(self.doc.get(a..b).unwrap_or_default()) else {
+                self.c.err(&path, "is not valid JSON");
+                continue;
             };
-            if let (Some(a), Some(api), Some(s)) = (app_idx, api_idx, stage_idx) {
-                gw.grants.insert((api, a, s), Grant { expires_ms });
+            if is_app {
+                add_app(&mut self.c, &value, &path, None, &mut self.gw.apps);
+            } else {
+                self.grant(&value, &path);
             }
         }
-        if !c.problems.is_empty() {
-            return Err(c.problems);
+        self.done >= total
+    }
+
+    fn grant(&mut self, g: &Value, gp: &str) {
+        let c = &mut self.c;
+        let Some(go) = c.object(g, gp, GRANT_FIELDS) else { return };
+        let app = c.id(go, gp, "appId", true);
+        let api = c.string(go, gp, "api", true);
+        let stage = c.string(go, gp, "stage", false).unwrap_or("RELEASE");
+        let expires_ms = c.string(go, gp, "authValidTime", false).and_then(|t| {
+            let parsed = parse_instant(t);
+            if parsed.is_none() {
+                c.err(&join(gp, "authValidTime"), "must be an RFC 3339 time or an HTTP date in GMT");
+            }
+            parsed
+        });
+        let app_idx = app.as_deref().and_then(|a| {
+            let found = self.gw.apps.by_id.get(a).copied();
+            if found.is_none() {
+                c.err(&join(gp, "appId"), format!("unknown app {a}"));
+            }
+            found
+        });
+        let api_idx = api.and_then(|a| {
+            let found = self.api_by_name.get(a).copied();
+            if found.is_none() {
+                c.err(&join(gp, "api"), format!("unknown API {a}"));
+            }
+            found
+        });
+        let stage_idx = match (self.gw.stages.iter().position(|s| s == stage), api_idx.and_then(|i| self.gw.api(i))) {
+            (Some(k), Some(a)) if a.stages & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
+            (Some(_), Some(_)) => {
+                c.err(&join(gp, "stage"), format!("the API is not published in stage {stage}"));
+                None
+            }
+            (None, _) => {
+                c.err(&join(gp, "stage"), format!("unknown stage {stage}"));
+                None
+            }
+            _ => None,
+        };
+        if let (Some(a), Some(api), Some(s)) = (app_idx, api_idx, stage_idx) {
+            self.gw.grants.insert((api, a, s), Grant { expires_ms });
         }
-        gw.registry_loaded = true;
-        Ok(gw)
+    }
+
+    /// The merged configuration, or every problem found.
+    pub fn finish(mut self) -> Result<Gateway, Vec<Problem>> {
+        while !self.step(usize::MAX) {}
+        if !self.c.problems.is_empty() {
+            return Err(self.c.problems);
+        }
+        self.gw.registry_loaded = true;
+        Ok(self.gw)
+    }
+
+    /// The document, to share once it is known to be good.
+    pub fn document(&self) -> &[u8] {
+        &self.doc
     }
 }
 
