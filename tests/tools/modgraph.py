@@ -107,7 +107,7 @@ def cycles(graph):
 LAYERS = [
     ("wire", 0), ("host", 0),
     ("contract", 1),
-    ("auth", 2), ("apps::directory", 2), ("config::validator", 2), ("config::router", 2), ("config::parameters", 2),
+    ("auth", 2), ("apps::directory", 2), ("apps::settings", 2), ("config::validator", 2), ("config::router", 2), ("config::parameters", 2),
     ("plugins", 3), ("cluster", 3),
     ("config", 4), ("apps::registry", 4),
     ("request", 5),

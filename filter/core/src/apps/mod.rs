@@ -3,3 +3,4 @@
 
 pub(crate) mod directory;
 pub mod registry;
+pub(crate) mod settings;

@@ -56,7 +56,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     let mut apps = Directory::default();
     let app_list = c.array(top, "", "apps");
     add_apps(&mut c, app_list, "apps", Some(env), &mut apps);
-    let registry = crate::apps::registry::parse_settings(&mut c, top);
+    let registry = crate::apps::settings::parse_settings(&mut c, top);
     let cluster = crate::cluster::settings::parse(&mut c, top);
     let domains = domains(&mut c, top);
 

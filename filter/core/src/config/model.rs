@@ -90,7 +90,7 @@ pub struct Gateway {
     /// The apps: the static configuration's, and the registry's once a document has loaded.
     pub apps: Directory,
     /// The app registry (`appRegistry`), and whether a document of it is in `apps`.
-    pub registry: Option<crate::apps::registry::RegistrySettings>,
+    pub registry: Option<crate::apps::settings::RegistrySettings>,
     pub registry_loaded: bool,
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
