@@ -262,33 +262,15 @@ pub(crate) fn grpc_status_message() -> String {
     }
 }
 
-/// Serializes header pairs in the proxy-wasm map encoding.
-fn serialize<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Vec<u8> {
-    let count = pairs.clone().count();
-    let bytes: usize = pairs.clone().map(|(n, v)| n.len() + v.len() + 2).sum();
-    let mut out = Vec::with_capacity(4 + count * 8 + bytes);
-    out.extend_from_slice(&(count as u32).to_le_bytes());
-    for (n, v) in pairs.clone() {
-        out.extend_from_slice(&(n.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (n, v) in pairs {
-        out.extend_from_slice(n);
-        out.push(0);
-        out.extend_from_slice(v);
-        out.push(0);
-    }
-    out
-}
-
 /// Serializes a header map for `set_header_map`.
 pub(crate) fn serialize_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
-    serialize(pairs.iter().copied())
+    cagate_core::headers::serialize(pairs)
 }
 
 /// Answers the request locally. The caller returns `Action::Pause` whatever this returns.
 pub(crate) fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
-    let map = serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+    let pairs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+    let map = serialize_map(&pairs);
     // SAFETY: valid slices for the duration of the call.
     status(unsafe { abi::proxy_send_local_response(status_code, std::ptr::null(), 0, body.as_ptr(), body.len(), map.as_ptr(), map.len(), -1) })
 }

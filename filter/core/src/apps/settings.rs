@@ -21,18 +21,13 @@ pub(crate) fn parse_settings(c: &mut Validator, top: &Map<String, Value>) -> Opt
     let refresh_s = c.integer(o, p, "refreshSeconds", 10, 1, 86_400);
     let timeout_ms = c.integer(o, p, "timeoutMs", 2000, 100, 60_000);
     let (uri, cluster) = (uri?, cluster?);
-    let Some(rest) = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) else {
-        c.err(&join(p, "uri"), "must be an http:// or https:// URL");
-        return None;
+    let (authority, path) = match crate::wire::url::http_target(uri) {
+        Ok(t) => t,
+        Err(e) => {
+            c.err(&join(p, "uri"), e);
+            return None;
+        }
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        c.err(&join(p, "uri"), "has no host");
-        return None;
-    }
     Some(RegistrySettings {
         cluster: cluster.to_string(),
         authority: authority.to_string(),

@@ -119,9 +119,10 @@ pub fn owned_spellings<'a>(head: &Headers<'a>, edits: &[Edit<'_>]) -> Vec<&'a [u
     out
 }
 
-/// Serializes pairs in the proxy-wasm map encoding (the adapter's tests and the host mock use it).
+/// Serializes pairs in the proxy-wasm map encoding (the adapter hands the host whole maps this way).
 pub fn serialize(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
+    let mut out = Vec::with_capacity(4 + bytes);
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (n, v) in pairs {
         out.extend_from_slice(&(n.len() as u32).to_le_bytes());

@@ -126,6 +126,20 @@ pub(crate) fn url_encode(s: &str) -> String {
     out
 }
 
+/// An `http://` or `https://` URL as an Envoy HTTP call needs it: its authority and its path (`/` when
+/// absent). `Err` says what is wrong.
+pub(crate) fn http_target(uri: &str) -> Result<(&str, &str), &'static str> {
+    let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")).ok_or("must be an http:// or https:// URL")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err("has no host");
+    }
+    Ok((authority, path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,19 +33,13 @@ pub(crate) fn parse(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Op
             None
         }
         (Some(uri), Some(cluster)) => {
-            let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://"));
-            let Some(rest) = rest else {
-                c.err(&join(path, "jwksUri"), "must be an http:// or https:// URL");
-                return None;
+            let (authority, p) = match crate::wire::url::http_target(uri) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.err(&join(path, "jwksUri"), e);
+                    return None;
+                }
             };
-            let (authority, p) = match rest.find('/') {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, "/"),
-            };
-            if authority.is_empty() {
-                c.err(&join(path, "jwksUri"), "has no host");
-                return None;
-            }
             Some(Remote {
                 cluster: cluster.to_string(),
                 authority: authority.to_string(),
