@@ -304,7 +304,17 @@ struct Parser<'a> {
     pos: usize,
     src: &'a str,
     vars: &'a [String],
+    /// Parentheses and `not`s open around the current position, and `and`/`or` joins so far: both
+    /// bounded, so that parsing, evaluating and dropping a condition never recurse deeply (the Wasm
+    /// VM's stack is small, and a stack overflow kills the VM).
+    depth: usize,
+    joins: usize,
 }
+
+/// Most parentheses and `not`s nested in one condition.
+const MAX_DEPTH: usize = 32;
+/// Most `and`/`or` in one condition.
+const MAX_JOINS: usize = 256;
 
 impl Parser<'_> {
     fn col(&self) -> usize {
@@ -320,10 +330,26 @@ impl Parser<'_> {
     fn word(&self, w: &str) -> bool {
         matches!(self.peek(), Some(Tok::Word(x)) if x.eq_ignore_ascii_case(w))
     }
+    fn join(&mut self) -> Result<(), SyntaxError> {
+        self.pos += 1;
+        self.joins += 1;
+        if self.joins > MAX_JOINS {
+            return self.err(format!("too many and/or (at most {MAX_JOINS})"));
+        }
+        Ok(())
+    }
+    fn nest(&mut self) -> Result<(), SyntaxError> {
+        self.pos += 1;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.err(format!("nested too deeply (at most {MAX_DEPTH} parentheses and nots)"));
+        }
+        Ok(())
+    }
     fn or(&mut self) -> Result<Expr, SyntaxError> {
         let mut left = self.and()?;
         while self.word("or") {
-            self.pos += 1;
+            self.join()?;
             left = Expr::Or(Box::new(left), Box::new(self.and()?));
         }
         Ok(left)
@@ -331,26 +357,29 @@ impl Parser<'_> {
     fn and(&mut self) -> Result<Expr, SyntaxError> {
         let mut left = self.not()?;
         while self.word("and") {
-            self.pos += 1;
+            self.join()?;
             left = Expr::And(Box::new(left), Box::new(self.not()?));
         }
         Ok(left)
     }
     fn not(&mut self) -> Result<Expr, SyntaxError> {
         if self.word("not") {
-            self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.nest()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.cmp()
     }
     fn cmp(&mut self) -> Result<Expr, SyntaxError> {
         if self.peek() == Some(&Tok::LParen) {
-            self.pos += 1;
+            self.nest()?;
             let e = self.or()?;
             if self.peek() != Some(&Tok::RParen) {
                 return self.err("expected )");
             }
             self.pos += 1;
+            self.depth -= 1;
             return Ok(e);
         }
         let left = self.operand()?;
@@ -395,7 +424,7 @@ impl Parser<'_> {
 /// Parses a condition; `vars` are the names the plugin's `parameters` define.
 pub fn parse(src: &str, vars: &[String]) -> Result<Expr, SyntaxError> {
     let toks = lex(src)?;
-    let mut p = Parser { toks, pos: 0, src, vars };
+    let mut p = Parser { toks, pos: 0, src, vars, depth: 0, joins: 0 };
     if p.peek().is_none() {
         return p.err("empty condition");
     }
@@ -568,5 +597,27 @@ mod tests {
         let v = names(&["userId", "n"]);
         let vals = [s("42"), Val::Num(3.0)];
         assert_eq!(substitute("Path not match ${userId} vs /${n} ${missing} ${", &v, &|i| vals[i].clone()), "Path not match 42 vs /3  ${");
+    }
+
+    /// Found by fuzzing (fuzz/regressions/conditions/deep-parentheses): a condition nested thousands
+    /// deep overflowed the stack. Nesting and joins are bounded; a condition at the bounds still works.
+    #[test]
+    fn deep_nesting_is_a_syntax_error_not_a_stack_overflow() {
+        let vars = vec!["a".to_string()];
+        let deep = format!("{}$a = 1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep, &vars).unwrap_err().message.starts_with("nested too deeply"));
+        let nots = format!("{}$a = 1", "not ".repeat(100_000));
+        assert!(parse(&nots, &vars).unwrap_err().message.starts_with("nested too deeply"));
+        let joins = vec!["$a = 1"; 10_000].join(" or ");
+        assert!(parse(&joins, &vars).unwrap_err().message.starts_with("too many and/or"));
+        let ok = format!("{}$a = 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&ok, &vars).is_ok());
+        let ok = vec!["$a = 1"; MAX_JOINS + 1].join(" and ");
+        let e = parse(&ok, &vars).unwrap();
+        assert!(eval(&e, &|_| Val::Num(1.0), &mut || 0.0));
+        let regression = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/regressions/conditions/deep-parentheses"));
+        if let Ok(bytes) = regression {
+            let _ = parse(&String::from_utf8_lossy(&bytes), &vars);
+        }
     }
 }
