@@ -238,8 +238,8 @@ fn clusters(c: &mut Validator, template: &str, path: &str, scope: &BackendScope<
             rest = &after[end + 1..];
         }
         name.push_str(rest);
-        if name.is_empty() {
-            c.err(path, format!("empty cluster name in stage {stage}"));
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            c.err(path, format!("{name:?} is not an Envoy cluster name (stage {stage})"));
         }
         out.push((k as u32, name));
     }
@@ -249,6 +249,10 @@ fn clusters(c: &mut Validator, template: &str, path: &str, scope: &BackendScope<
 fn path_pieces(c: &mut Validator, p: &str, path: &str, scope: &BackendScope<'_>) -> Option<Vec<PathPiece>> {
     if !p.starts_with('/') {
         c.err(path, "must start with /");
+        return None;
+    }
+    if p.chars().any(|ch| ch.is_control() || ch == ' ') {
+        c.err(path, "must not contain spaces or control characters");
         return None;
     }
     let api_params: Vec<&str> = scope
@@ -297,6 +301,9 @@ fn constants(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Vec<Const
         let Some(co) = c.object(v, &p, &["name", "value", "location", "description"]) else { continue };
         let (name, value, loc) = (c.string(co, &p, "name", true), c.string(co, &p, "value", true), location(c, co, &p, "location"));
         if let (Some(name), Some(value), Some(location)) = (name, value, loc) {
+            if location == ParamLocation::Header && !(c.header_name(&join(&p, "name"), name) && c.header_value(&join(&p, "value"), value)) {
+                continue;
+            }
             out.push(Constant { name: header_name(name, location), value: value.to_string(), location });
         }
     }
@@ -320,6 +327,9 @@ fn system(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Vec<SystemPa
             found
         });
         if let (Some(system), Some(b), Some(location)) = (system, backend, loc) {
+            if location == ParamLocation::Header && !c.header_name(&join(&p, "backendName"), b) {
+                continue;
+            }
             out.push(SystemParam { system, backend_name: header_name(b, location), location });
         }
     }
@@ -343,8 +353,7 @@ fn mock(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Option<MockBac
         let p = format!("{path}.mockHeaders[{i}]");
         let Some(ho) = c.object(v, &p, &["name", "value"]) else { continue };
         if let (Some(n), Some(v)) = (c.string(ho, &p, "name", true), c.string(ho, &p, "value", true)) {
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
-                c.err(&join(&p, "name"), "must be a header name");
+            if !c.header_name(&join(&p, "name"), n) || !c.header_value(&join(&p, "value"), v) {
                 continue;
             }
             headers.push((n.to_ascii_lowercase(), v.to_string()));

@@ -47,6 +47,9 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
         let Some(location) = param_location(c, o, &p, "location", true) else { continue };
         let backend_location = param_location(c, o, &p, "backendLocation", false);
         let backend_name = c.string(o, &p, "backendName", false).map(|n| if backend_location.unwrap_or(location) == ParamLocation::Header { n.to_ascii_lowercase() } else { n.to_string() });
+        if let (Some(n), ParamLocation::Header) = (&backend_name, backend_location.unwrap_or(location)) {
+            c.header_name(&join(&p, "backendName"), n);
+        }
         if backend_location.is_some_and(|b| b != location && (b == ParamLocation::Path || location == ParamLocation::Path)) {
             c.err(&join(&p, "backendLocation"), "a PATH parameter stays a PATH parameter");
         }

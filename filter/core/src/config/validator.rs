@@ -171,3 +171,34 @@ impl Validator {
         Some(map)
     }
 }
+/// A header name as HTTP defines it (a token): what a configured header name must be.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether a configured value that ends up in a header has a control character (CR and LF would
+/// split the message Envoy sends).
+pub(crate) fn has_control(s: &str) -> bool {
+    s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+impl Validator {
+    /// A header value from the configuration: refused with a control character in it.
+    pub(crate) fn header_value(&mut self, path: &str, value: &str) -> bool {
+        if has_control(value) {
+            self.err(path, "must not contain control characters (CR, LF, NUL, …)");
+            return false;
+        }
+        true
+    }
+
+    /// A header name from the configuration: refused unless it is an HTTP token.
+    pub(crate) fn header_name(&mut self, path: &str, name: &str) -> bool {
+        if !is_token(name) {
+            self.err(path, format!("{name:?} is not a header name"));
+            return false;
+        }
+        true
+    }
+}
+

@@ -45,12 +45,14 @@ pub fn refusal(r: &Refusal, request_id: &str) -> Reply {
     let mut headers: Vec<(Cow<'static, str>, String)> = vec![
         (REQUEST_ID_HEADER.into(), request_id.to_string()),
         (ERROR_CODE_HEADER.into(), r.error.code.to_string()),
-        (ERROR_MESSAGE_HEADER.into(), message.to_string()),
+        (ERROR_MESSAGE_HEADER.into(), crate::wire::text::header_value(message).into_owned()),
         ("content-type".into(), "application/json; charset=utf-8".to_string()),
     ];
+    // A plugin's own headers may carry request values (accessControl substitutes `${var}`): never a
+    // control character in what Envoy writes to the client.
     for (name, value) in &r.headers {
         headers.retain(|(n, _)| n != name || *n == REQUEST_ID_HEADER || *n == ERROR_CODE_HEADER);
-        headers.push((name.clone(), value.clone()));
+        headers.push((name.clone(), crate::wire::text::header_value(value).into_owned()));
     }
     Reply { status: r.status.unwrap_or(r.error.status), headers, body }
 }

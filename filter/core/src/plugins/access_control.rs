@@ -112,7 +112,9 @@ impl AliyunPlugin for AccessConfig {
                         for (k, v) in m {
                             match v.as_str() {
                                 Some(s) if k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) => {
-                                    response_headers.push((k.to_ascii_lowercase(), s.to_string()))
+                                    if c.header_value(&format!("{rp}.responseHeaders.{k}"), s) {
+                                        response_headers.push((k.to_ascii_lowercase(), s.to_string()))
+                                    }
                                 }
                                 _ => c.err(&format!("{rp}.responseHeaders.{k}"), "must be a header name with a string value"),
                             }

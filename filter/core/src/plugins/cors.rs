@@ -23,6 +23,9 @@ pub(crate) const DEFAULT_EXPOSE: &str = "X-Ca-Request-Id,X-Ca-Error-Code,X-Ca-Er
 
 fn list(c: &mut Validator, o: &serde_json::Map<String, Value>, path: &str, key: &str, default: &str) -> String {
     let v = c.string(o, path, key, false).unwrap_or(default);
+    if !c.header_value(&join(path, key), v) {
+        return String::new();
+    }
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(",")
 }
 
