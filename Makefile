@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv engines run test unit lint e2e cluster-infra compose-test oci bench clean
+.PHONY: all build wasm-target venv engines run test unit lint e2e cluster-infra compose-test oci bench fuzz fuzz-brief clean
 
 all: build
 
@@ -34,7 +34,7 @@ engines:
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit e2e cluster-infra compose-test
+test: lint unit fuzz-brief e2e cluster-infra compose-test
 
 lint: wasm-target
 	python3 tests/tools/modgraph.py filter/core/src
@@ -63,6 +63,15 @@ oci: build venv
 	  ctx=$$(mktemp -d) && cp $(WASM) $$ctx/plugin.wasm && \
 	  printf 'FROM scratch\nCOPY plugin.wasm ./\n' > $$ctx/Dockerfile && \
 	  docker build -q -t cagate-wasm:local $$ctx >/dev/null 2>&1 && rm -rf $$ctx && echo "built cagate-wasm:local"; fi
+
+# cargo-fuzz targets of fuzz/ (nightly and cargo-fuzz installed when missing): `make fuzz` runs each
+# target FUZZ_SECONDS (default 180); `make test` runs each briefly.
+FUZZ_SECONDS ?= 180
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/tools/fuzz.sh
+
+fuzz-brief:
+	FUZZ_SECONDS=10 bash tests/tools/fuzz.sh
 
 bench: build venv
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)

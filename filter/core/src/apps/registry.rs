@@ -60,7 +60,9 @@ impl Install {
         let top: HashMap<&str, &RawValue> =
             serde_json::from_str(text).map_err(|e| refuse(format!("the registry document is not a JSON object: {e}")))?;
         let mut c = Validator::default();
-        for k in top.keys().filter(|k| !DOC_FIELDS.contains(k)) {
+        let mut unknown: Vec<&&str> = top.keys().filter(|k| !DOC_FIELDS.contains(k)).collect();
+        unknown.sort();
+        for k in unknown {
             c.err(k, "unknown field");
         }
         let mut list = |name: &str| -> Vec<(usize, usize)> {
