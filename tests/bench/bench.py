@@ -99,7 +99,7 @@ def jwt_setup():
     """Keys, a pool of distinct tokens per algorithm (larger than the filter's token cache, cycled, so
     every use is a first use) and one token reused (every use after the first is a cache hit)."""
     from harness.jwks import KeyPair
-    keys = {alg: KeyPair(alg, f"bench-{alg}") for alg in ("RS256", "ES256", "HS256")}
+    keys = {alg: KeyPair(alg, f"bench-{alg}") for alg in ("RS256", "ES256", "ES384", "EdDSA", "HS256")}
     pools = {alg: [k.token(lifetime=3600) for _ in range(4096)] for alg, k in keys.items()}
     config = small_config()
     config["plugins"] = [{"name": "jwt", "type": "jwtAuth",
@@ -107,11 +107,13 @@ def jwt_setup():
     config["apis"].append({"name": "jwt", "method": "GET", "path": "/orders/[orderId]", "authType": "ANONYMOUS",
                            "stages": ["PRE"], "plugins": [{"plugin": "jwt"}]})
     config["apis"][0]["stages"] = ["RELEASE"]
-    authn = {"name": "envoy.filters.http.jwt_authn", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-        "providers": {"bench": {"local_jwks": {"inline_string": json.dumps({"keys": [keys["RS256"].jwk]})},
-                                "forward": True}},
-        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}
+    def authn(alg):
+        """Envoy's own jwt_authn with one key (it verifies every request: it keeps no token cache)."""
+        return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": {"local_jwks": {"inline_string": json.dumps({"keys": [keys[alg].jwk]})},
+                                    "forward": True}},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}
     return keys, pools, config, authn
 
 
@@ -263,11 +265,16 @@ def main():
         once = {alg: pools[alg][0] for alg in pools}
         pre = {"x-ca-stage": "PRE"}
         defs += [
+            # "first use": a pool of distinct tokens larger than the token cache, so every request verifies
+            # (the cache is effectively off); "cached": one token reused.
             ("jwt RS256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['RS256'][i % 4096]}")),
             ("jwt RS256 cached", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {once['RS256']}")),
             ("jwt ES256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['ES256'][i % 4096]}")),
+            ("jwt ES384 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['ES384'][i % 4096]}")),
+            ("jwt EdDSA first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['EdDSA'][i % 4096]}")),
             ("jwt HS256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['HS256'][i % 4096]}")),
-            ("envoy jwt_authn RS256", [authn], lambda i: {"authorization": f"Bearer {once['RS256']}"}),
+            ("envoy jwt_authn RS256", [authn("RS256")], lambda i: {"authorization": f"Bearer {once['RS256']}"}),
+            ("envoy jwt_authn ES256", [authn("ES256")], lambda i: {"authorization": f"Bearer {once['ES256']}"}),
         ]
     engines = []
     if not args.no_cluster:

@@ -17,8 +17,8 @@ class KeyPair:
         if alg.startswith(("RS", "PS")):
             self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             self.jwk = json.loads(RSAAlgorithm.to_jwk(self.private.public_key()))
-        elif alg == "ES256":
-            self.private = ec.generate_private_key(ec.SECP256R1())
+        elif alg in ("ES256", "ES384"):
+            self.private = ec.generate_private_key(ec.SECP256R1() if alg == "ES256" else ec.SECP384R1())
             self.jwk = json.loads(ECAlgorithm.to_jwk(self.private.public_key()))
         elif alg == "EdDSA":
             self.private = ed25519.Ed25519PrivateKey.generate()
