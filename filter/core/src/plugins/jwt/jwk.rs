@@ -5,10 +5,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use super::ec::{PublicKey, P256, P384};
 use super::rsa::{RsaKey, SHA256_PREFIX, SHA384_PREFIX, SHA512_PREFIX};
-use p256::ecdsa::signature::Verifier;
 use serde_json::{Map, Value};
-use sha2::{Sha256, Sha384, Sha512};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
@@ -49,8 +49,8 @@ impl Alg {
 #[derive(Clone)]
 enum Material {
     Rsa(RsaKey),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P256(PublicKey<8, P256>),
+    P384(PublicKey<12, P384>),
     Ed25519(ed25519_dalek::VerifyingKey),
     Oct(Vec<u8>),
 }
@@ -112,14 +112,12 @@ impl Key {
             }
             ("EC", Some("P-256")) => {
                 let (x, y) = (exact::<32>(b64(map, "x")?, "x")?, exact::<32>(b64(map, "y")?, "y")?);
-                let point = p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
-                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|_| "invalid P-256 point")?;
+                let key = PublicKey::new(&x, &y).ok_or("invalid P-256 point")?;
                 (Material::P256(key), &[Alg::ES256])
             }
             ("EC", Some("P-384")) => {
                 let (x, y) = (exact::<48>(b64(map, "x")?, "x")?, exact::<48>(b64(map, "y")?, "y")?);
-                let point = p384::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
-                let key = p384::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|_| "invalid P-384 point")?;
+                let key = PublicKey::new(&x, &y).ok_or("invalid P-384 point")?;
                 (Material::P384(key), &[Alg::ES384])
             }
             ("OKP", Some("Ed25519")) => {
@@ -185,12 +183,8 @@ impl Key {
                 Alg::PS512 => k.verify_pss::<Sha512>(signing_input, sig),
                 _ => false,
             },
-            Material::P256(k) => {
-                p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(signing_input, &s).is_ok())
-            }
-            Material::P384(k) => {
-                p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(signing_input, &s).is_ok())
-            }
+            Material::P256(k) => k.verify(&Sha256::digest(signing_input), sig),
+            Material::P384(k) => k.verify(&Sha384::digest(signing_input), sig),
             Material::Ed25519(k) => <[u8; 64]>::try_from(sig)
                 .is_ok_and(|s| k.verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(&s)).is_ok()),
             Material::Oct(k) => match alg {

@@ -2,6 +2,7 @@
 //! plugin's keys (static `jwk`/`jwks`, or a remote JWKS kept fresh by the adapter), with the claims
 //! made available to the backend and to later plugins.
 
+mod ec;
 pub mod jwk;
 pub mod remote;
 mod rsa;

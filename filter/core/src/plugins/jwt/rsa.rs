@@ -1,28 +1,88 @@
 //! RSA signature verification (RS256/384/512: PKCS #1 v1.5; PS256/384/512: PSS with MGF1), public-key
-//! operations only. Written for Wasm: 32-bit limbs (Wasm multiplies 32x32->64 natively, while 64x64->128
-//! is emulated) and Montgomery constants computed once when the key is loaded, not per signature.
-//! Nothing here touches a secret, so variable time is fine.
+//! operations only. Written for Wasm, where a 32x32->64 multiply is native but 64x64->128 is emulated
+//! and there is no add-with-carry: numbers are 27-bit limbs, so a product is below 2^54 and a whole
+//! column of products (up to 608 of them, enough for 8192-bit keys) sums in a u64 without a carry per
+//! product. Montgomery multiplication then scans the product column by column (the multiplications of
+//! a column are independent: no serial carry chain), squaring computes each cross product once, and
+//! R = 2^(27·limbs) > 4n, so intermediate results stay below 2n without a subtraction. The Montgomery
+//! constants are computed once when the key is loaded. Nothing here touches a secret, so variable time
+//! is fine.
 
 use sha2::digest::{Digest, FixedOutputReset};
+
+/// Limb width in bits.
+const W: u32 = 27;
+const MASK: u64 = (1 << W) - 1;
 
 /// A public key prepared for repeated verification.
 #[derive(Clone)]
 pub(super) struct RsaKey {
-    /// Modulus, little-endian 32-bit limbs.
+    /// Modulus, little-endian 27-bit limbs, with R = 2^(27 * limbs) > 4n.
     n: Vec<u32>,
-    /// -n^-1 mod 2^32.
+    /// Modulus, big-endian bytes without leading zeros (to check s < n).
+    n_be: Vec<u8>,
+    /// -n^-1 mod 2^27.
     n0inv: u32,
-    /// R^2 mod n, R = 2^(32 * limbs): converts into Montgomery form.
+    /// R^2 mod n: converts into Montgomery form.
     r2: Vec<u32>,
     e: u64,
     bits: usize,
 }
 
-fn limbs_from_be(bytes: &[u8]) -> Vec<u32> {
-    let bytes = &bytes[bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len())..];
-    let mut out = vec![0u32; bytes.len().div_ceil(4)];
-    for (i, &b) in bytes.iter().rev().enumerate() {
-        out[i / 4] |= (b as u32) << (8 * (i % 4));
+/// Two rows at once: t[j] += x[j]·y0 + x[j-1]·y1 (x[-1] = `x_before`), and t[len] += x[len-1]·y1;
+/// `t` is one longer than `x`.
+#[inline(always)]
+fn mac2(t: &mut [u64], x: &[u32], y0: u64, y1: u64, x_before: u64) {
+    let Some((last, t)) = t.split_last_mut() else { return };
+    let mut prev = x_before;
+    for (tj, &xj) in t.iter_mut().zip(x) {
+        let xj = xj as u64;
+        *tj += xj * y0 + prev * y1;
+        prev = xj;
+    }
+    *last += prev * y1;
+}
+
+/// Scratch space of a modular exponentiation: the 2k column sums of a product.
+struct Scratch {
+    t: Vec<u64>,
+}
+
+/// Big-endian bytes to `k` little-endian 27-bit limbs (the value must fit).
+fn limbs_from_be(bytes: &[u8], k: usize) -> Vec<u32> {
+    let mut out = vec![0u32; k];
+    let (mut acc, mut have, mut i) = (0u64, 0u32, 0usize);
+    for &b in bytes.iter().rev() {
+        acc |= (b as u64) << have;
+        have += 8;
+        if have >= W {
+            if i < k {
+                out[i] = (acc & MASK) as u32;
+            }
+            i += 1;
+            acc >>= W;
+            have -= W;
+        }
+    }
+    if have > 0 && i < k {
+        out[i] = acc as u32;
+    }
+    out
+}
+
+/// 27-bit limbs (a value below 2^(8·len)) to `len` big-endian bytes.
+fn limbs_to_be(limbs: &[u32], len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let (mut acc, mut have) = (0u64, 0u32);
+    let mut limbs = limbs.iter();
+    for byte in out.iter_mut().rev() {
+        if have < 8 {
+            acc |= (limbs.next().copied().unwrap_or(0) as u64) << have;
+            have += W;
+        }
+        *byte = acc as u8;
+        acc >>= 8;
+        have -= 8;
     }
     out
 }
@@ -36,26 +96,33 @@ fn geq(a: &[u32], b: &[u32]) -> bool {
     true
 }
 
+/// a -= b on 27-bit limbs (a >= b).
 fn sub_in_place(a: &mut [u32], b: &[u32]) {
-    let mut borrow = 0i64;
-    for i in 0..a.len() {
-        let d = a[i] as i64 - b[i] as i64 + borrow;
-        a[i] = d as u32;
-        borrow = d >> 32;
+    let mut borrow = 0u32;
+    for (x, &y) in a.iter_mut().zip(b) {
+        let d = x.wrapping_sub(y).wrapping_sub(borrow);
+        borrow = d >> 31;
+        *x = d & MASK as u32;
     }
+}
+
+/// Big-endian byte strings without leading zeros, compared as numbers.
+fn be_less(a: &[u8], b: &[u8]) -> bool {
+    let a = &a[a.iter().position(|&x| x != 0).unwrap_or(a.len())..];
+    a.len() < b.len() || (a.len() == b.len() && a < b)
 }
 
 impl RsaKey {
     pub(super) fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaKey, String> {
-        let n = limbs_from_be(n_be);
-        let bits = n.last().map_or(0, |top| (n.len() - 1) * 32 + (32 - top.leading_zeros() as usize));
+        let n_be = &n_be[n_be.iter().position(|&b| b != 0).unwrap_or(n_be.len())..];
+        let bits = n_be.first().map_or(0, |top| n_be.len() * 8 - top.leading_zeros() as usize);
         if bits < 2048 {
             return Err("RSA keys shorter than 2048 bits are refused".into());
         }
         if bits > 8192 {
             return Err("RSA keys longer than 8192 bits are refused".into());
         }
-        if n[0] & 1 == 0 {
+        if n_be.last().is_some_and(|b| b & 1 == 0) {
             return Err("invalid RSA key: even modulus".into());
         }
         let e_bytes = &e_be[e_be.iter().position(|&b| b != 0).unwrap_or(e_be.len())..];
@@ -66,98 +133,149 @@ impl RsaKey {
         if e < 3 || e & 1 == 0 {
             return Err("invalid RSA key: unsupported exponent".into());
         }
-        // -n^-1 mod 2^32 by Newton iteration: each step doubles the correct low bits.
+        // R = 2^(27k) > 4n.
+        let k = (bits + 2).div_ceil(W as usize);
+        let n = limbs_from_be(n_be, k);
+        // -n^-1 mod 2^32 by Newton iteration (each step doubles the correct low bits), then mod 2^27.
         let mut inv: u32 = 1;
         for _ in 0..5 {
             inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
         }
-        // R^2 mod n: 1 doubled 2 * 32 * limbs times, reduced as it goes.
-        let k = n.len();
+        let n0inv = inv.wrapping_neg() & MASK as u32;
+        // R^2 mod n: 1 doubled 2 * 27 * k times, reduced as it goes.
         let mut x = vec![0u32; k];
         x[0] = 1;
-        for _ in 0..64 * k {
+        for _ in 0..2 * W as usize * k {
             let mut carry = 0u32;
             for limb in x.iter_mut() {
-                let top = *limb >> 31;
-                *limb = *limb << 1 | carry;
-                carry = top;
+                let v = *limb << 1 | carry;
+                carry = v >> W;
+                *limb = v & MASK as u32;
             }
             if carry == 1 || geq(&x, &n) {
                 sub_in_place(&mut x, &n);
             }
         }
-        Ok(RsaKey { n0inv: inv.wrapping_neg(), r2: x, n, e, bits })
+        Ok(RsaKey { n, n_be: n_be.to_vec(), n0inv, r2: x, e, bits })
     }
 
-    /// Montgomery product a * b / R mod n (CIOS), into `out`. `t` is scratch space.
-    fn mont_mul(&self, a: &[u32], b: &[u32], t: &mut [u32], out: &mut [u32]) {
+    /// Montgomery reduction of the 2k column sums `t` of a product below 4n^2: writes t/R mod n (below
+    /// 2n) to `out`. Row i adds m_i·n at column i, m_i chosen so that column i becomes a multiple of
+    /// 2^27, whose quotient carries into column i + 1; rows go in pairs (one pass over `t` for two).
+    fn redc(&self, t: &mut [u64], out: &mut [u32]) {
         let k = self.n.len();
-        let (n, a, b) = (&self.n[..k], &a[..k], &b[..k]);
-        let t = &mut t[..k + 2];
+        let n = &self.n[..k];
+        let (n0, n1) = (n[0] as u64, n[1] as u64);
+        let q = |v: u64| ((v as u32).wrapping_mul(self.n0inv) & MASK as u32) as u64;
+        let mut carry = 0u64;
+        let mut i = 0;
+        while i + 1 < k {
+            let ti = t[i] + carry;
+            let m0 = q(ti);
+            let ti1 = t[i + 1] + m0 * n1 + ((ti + m0 * n0) >> W);
+            let m1 = q(ti1);
+            carry = (ti1 + m1 * n0) >> W;
+            // Columns i and i + 1 are spent (their values are in `carry`); the rest of both rows:
+            // t[i + j] += m0·n[j] for j >= 2, t[i + 1 + j] += m1·n[j] for j >= 1.
+            mac2(&mut t[i + 2..=i + k], &n[2..], m0, m1, n1);
+            i += 2;
+        }
+        if i < k {
+            let ti = t[i] + carry;
+            let m = q(ti);
+            carry = (ti + m * n0) >> W;
+            for (tj, &nj) in t[i + 1..i + k].iter_mut().zip(&n[1..]) {
+                *tj += m * nj as u64;
+            }
+        }
+        for (o, &tj) in out[..k].iter_mut().zip(&t[k..2 * k]) {
+            let v = tj + carry;
+            *o = (v & MASK) as u32;
+            carry = v >> W;
+        }
+    }
+
+    /// a·b/R mod n (below 2n for inputs below 2n), into `out`.
+    fn mont_mul(&self, a: &[u32], b: &[u32], scratch: &mut Scratch, out: &mut [u32]) {
+        let k = self.n.len();
+        let (a, b, t) = (&a[..k], &b[..k], &mut scratch.t[..2 * k]);
         t.fill(0);
-        for &bi in b {
-            let bi = bi as u64;
-            let mut c = 0u64;
-            for (tj, &aj) in t[..k].iter_mut().zip(a) {
-                let s = *tj as u64 + aj as u64 * bi + c;
-                *tj = s as u32;
-                c = s >> 32;
-            }
-            let s = t[k] as u64 + c;
-            t[k] = s as u32;
-            t[k + 1] = (s >> 32) as u32;
-            let m = t[0].wrapping_mul(self.n0inv) as u64;
-            let mut c = (t[0] as u64 + m * n[0] as u64) >> 32;
-            for j in 1..k {
-                let s = t[j] as u64 + m * n[j] as u64 + c;
-                t[j - 1] = s as u32;
-                c = s >> 32;
-            }
-            let s = t[k] as u64 + c;
-            t[k - 1] = s as u32;
-            t[k] = t[k + 1] + (s >> 32) as u32;
+        let mut i = 0;
+        while i + 1 < k {
+            // t[i + j] += a[j]·b[i], t[i + 1 + j] += a[j]·b[i + 1].
+            let (b0, b1) = (b[i] as u64, b[i + 1] as u64);
+            t[i] += a[0] as u64 * b0;
+            mac2(&mut t[i + 1..=i + k], &a[1..], b0, b1, a[0] as u64);
+            i += 2;
         }
-        let out = &mut out[..k];
-        out.copy_from_slice(&t[..k]);
-        if t[k] != 0 || geq(out, n) {
-            sub_in_place(out, n);
+        if i < k {
+            let bi = b[i] as u64;
+            for (tj, &aj) in t[i..i + k].iter_mut().zip(a) {
+                *tj += aj as u64 * bi;
+            }
         }
+        self.redc(t, out);
+    }
+
+    /// a²/R mod n, each cross product once.
+    fn mont_sqr(&self, a: &[u32], scratch: &mut Scratch, out: &mut [u32]) {
+        let k = self.n.len();
+        let (a, t) = (&a[..k], &mut scratch.t[..2 * k]);
+        t.fill(0);
+        let mut i = 0;
+        while i + 2 < k {
+            // Cross products of rows i and i + 1: t[i + j] += a[i]·a[j] for j > i, and
+            // t[i + 1 + j] += a[i + 1]·a[j] for j > i + 1.
+            let (a0, a1) = (a[i] as u64, a[i + 1] as u64);
+            t[2 * i + 1] += a0 * a1;
+            mac2(&mut t[2 * i + 2..=i + k], &a[i + 2..], a0, a1, 0);
+            i += 2;
+        }
+        if i + 1 < k {
+            t[2 * i + 1] += a[i] as u64 * a[i + 1] as u64;
+        }
+        for (i, pair) in t.chunks_exact_mut(2).enumerate() {
+            let sq = a[i] as u64 * a[i] as u64;
+            pair[0] = 2 * pair[0] + sq;
+            pair[1] *= 2;
+        }
+        self.redc(t, out);
     }
 
     /// s^e mod n as big-endian bytes of the modulus' length; `None` if s >= n.
     fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
         let k = self.n.len();
         let len = self.bits.div_ceil(8);
-        if sig.len() != len {
+        if sig.len() != len || !be_less(sig, &self.n_be) {
             return None;
         }
-        let mut s = limbs_from_be(sig);
-        s.resize(k, 0);
-        if geq(&s, &self.n) {
-            return None;
-        }
-        let mut t = vec![0u32; k + 2];
-        let mut x = vec![0u32; k];
-        self.mont_mul(&s, &self.r2, &mut t, &mut x);
-        let mut acc = x.clone();
+        let s = limbs_from_be(sig, k);
+        let mut m = Scratch { t: vec![0u64; 2 * k] };
+        let mut acc = vec![0u32; k];
         let mut tmp = vec![0u32; k];
-        for i in (0..63 - self.e.leading_zeros()).rev() {
-            self.mont_mul(&acc, &acc, &mut t, &mut tmp);
+        // x = s·R; acc runs over x^(leading bits of e)·R.
+        let mut x = vec![0u32; k];
+        self.mont_mul(&s, &self.r2, &mut m, &mut x);
+        acc.copy_from_slice(&x);
+        for i in (1..63 - self.e.leading_zeros()).rev() {
+            self.mont_sqr(&acc, &mut m, &mut tmp);
             std::mem::swap(&mut acc, &mut tmp);
             if self.e >> i & 1 == 1 {
-                self.mont_mul(&acc, &x, &mut t, &mut tmp);
+                self.mont_mul(&acc, &x, &mut m, &mut tmp);
                 std::mem::swap(&mut acc, &mut tmp);
             }
         }
-        let mut one = vec![0u32; k];
-        one[0] = 1;
-        let mut m = vec![0u32; k];
-        self.mont_mul(&acc, &one, &mut t, &mut m);
-        let mut out = vec![0u8; len];
-        for (i, byte) in out.iter_mut().rev().enumerate() {
-            *byte = (m[i / 4] >> (8 * (i % 4))) as u8;
+        // e is odd: the last step is a square and a multiplication by s; multiplying by s itself
+        // rather than s·R also leaves the Montgomery form: s^(e-1)·R · s / R = s^e.
+        if self.e > 1 {
+            self.mont_sqr(&acc, &mut m, &mut tmp);
+            std::mem::swap(&mut acc, &mut tmp);
         }
-        Some(out)
+        self.mont_mul(&acc, &s, &mut m, &mut tmp);
+        if geq(&tmp, &self.n) {
+            sub_in_place(&mut tmp, &self.n);
+        }
+        Some(limbs_to_be(&tmp, len))
     }
 
     /// RSASSA-PKCS1-v1_5 verification (RFC 8017 8.2.2).
@@ -227,3 +345,133 @@ impl RsaKey {
 pub(super) const SHA256_PREFIX: &[u8] = &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
 pub(super) const SHA384_PREFIX: &[u8] = &[0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30];
 pub(super) const SHA512_PREFIX: &[u8] = &[0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Little-endian 32-bit limbs; a deliberately naive reference (schoolbook product, bit-by-bit
+    /// reduction).
+    fn to_u32(be: &[u8]) -> Vec<u32> {
+        let mut v: Vec<u32> = be.rchunks(4).map(|c| c.iter().fold(0u32, |a, &b| a << 8 | b as u32)).collect();
+        v.push(0);
+        v
+    }
+
+    fn mulmod(a: &[u32], b: &[u32], n: &[u32]) -> Vec<u32> {
+        let mut p = vec![0u32; a.len() + b.len()];
+        for (i, &x) in a.iter().enumerate() {
+            let mut c = 0u64;
+            for (j, &y) in b.iter().enumerate() {
+                let s = p[i + j] as u64 + x as u64 * y as u64 + c;
+                p[i + j] = s as u32;
+                c = s >> 32;
+            }
+            p[i + b.len()] = c as u32;
+        }
+        let mut r = vec![0u32; n.len()];
+        for bit in (0..p.len() * 32).rev() {
+            let mut carry = p[bit / 32] >> (bit % 32) & 1;
+            for limb in r.iter_mut() {
+                let top = *limb >> 31;
+                *limb = *limb << 1 | carry;
+                carry = top;
+            }
+            if ge(&r, n) {
+                let mut borrow = 0i64;
+                for (x, &y) in r.iter_mut().zip(n) {
+                    let d = *x as i64 - y as i64 + borrow;
+                    *x = d as u32;
+                    borrow = d >> 32;
+                }
+            }
+        }
+        r
+    }
+
+    fn ge(a: &[u32], b: &[u32]) -> bool {
+        for i in (0..a.len()).rev() {
+            if a[i] != b[i] {
+                return a[i] > b[i];
+            }
+        }
+        true
+    }
+
+    fn powmod(s: &[u32], e: u64, n: &[u32]) -> Vec<u32> {
+        let mut acc = s.to_vec();
+        for i in (0..63 - e.leading_zeros()).rev() {
+            acc = mulmod(&acc, &acc, n);
+            if e >> i & 1 == 1 {
+                acc = mulmod(&acc, s, n);
+            }
+        }
+        acc
+    }
+
+    fn be_of(v: &[u32], len: usize) -> Vec<u8> {
+        let mut out: Vec<u8> = v.iter().rev().flat_map(|x| x.to_be_bytes()).collect();
+        out.drain(..out.len() - len);
+        out
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len)
+                .map(|_| {
+                    self.0 ^= self.0 << 13;
+                    self.0 ^= self.0 >> 7;
+                    self.0 ^= self.0 << 17;
+                    (self.0 >> 24) as u8
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn public_op_matches_a_naive_reference() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        // Bit lengths around limb and byte boundaries; 27 * 76 = 2052, 27 * 77 = 2079.
+        for (bits, e) in [(2048usize, 65537u64), (2049, 3), (2050, 65537), (2051, 17), (2053, 65537), (2078, 65537),
+                          (2079, 0x1_0000_0001), (3072, 65537), (4096, 65537), (8192, 65537)] {
+            let len = bits.div_ceil(8);
+            let mut n_be = rng.bytes(len);
+            let top_bits = bits - 8 * (len - 1);
+            n_be[0] = (n_be[0] & ((1u16 << top_bits) - 1) as u8) | 1 << (top_bits - 1);
+            *n_be.last_mut().unwrap() |= 1;
+            let key = RsaKey::new(&n_be, &e.to_be_bytes()).unwrap();
+            assert_eq!(key.bits, bits);
+            let n = to_u32(&n_be);
+            let mut n_minus_1 = n_be.clone();
+            *n_minus_1.last_mut().unwrap() -= 1;
+            let mut one = vec![0u8; len];
+            one[len - 1] = 1;
+            // The naive reference is slow: fewer cases for the large keys.
+            let mut cases = if bits > 4000 { vec![n_minus_1] } else { vec![one, n_minus_1, vec![0u8; len]] };
+            for _ in 0..if bits > 4000 { 1 } else { 3 } {
+                let mut s = rng.bytes(len);
+                s[0] &= n_be[0] >> 1;
+                cases.push(s);
+            }
+            for s in cases {
+                let expected = be_of(&powmod(&to_u32(&s), e, &n), len);
+                assert_eq!(key.public_op(&s).unwrap(), expected, "{bits} bits, e = {e}");
+            }
+            assert!(key.public_op(&n_be).is_none(), "s = n");
+            assert!(key.public_op(&vec![0xff; len]).is_none(), "s > n");
+            assert!(key.public_op(&n_be[1..]).is_none(), "short");
+        }
+    }
+
+    #[test]
+    fn limb_conversions_round_trip() {
+        let mut rng = Rng(7);
+        for len in [1usize, 3, 4, 27, 256, 257] {
+            let b = rng.bytes(len);
+            let k = (8 * len).div_ceil(W as usize);
+            assert_eq!(limbs_to_be(&limbs_from_be(&b, k), len), b);
+        }
+    }
+}
