@@ -5,10 +5,10 @@
 use super::*;
 use serde_json::{json, Value as Json};
 
-const SAMPLE: &str = include_str!("../../../../tests/import/aliyun-orders.yaml");
-const BAD_OPENAPI: &str = include_str!("../../../../tests/import/bad-openapi3.yaml");
-const BAD_PATH_PARAM: &str = include_str!("../../../../tests/import/bad-path-param.yaml");
-const BAD_BACKEND: &str = include_str!("../../../../tests/import/bad-backend.yaml");
+const SAMPLE: &str = include_str!("../../../../../tests/import/aliyun-orders.yaml");
+const BAD_OPENAPI: &str = include_str!("../../../../../tests/import/bad-openapi3.yaml");
+const BAD_PATH_PARAM: &str = include_str!("../../../../../tests/import/bad-path-param.yaml");
+const BAD_BACKEND: &str = include_str!("../../../../../tests/import/bad-backend.yaml");
 
 fn listen() -> envoy::SocketAddr {
     "127.0.0.1:10000".parse().unwrap()
