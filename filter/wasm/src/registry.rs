@@ -109,6 +109,26 @@ impl Registry {
         true
     }
 
+    /// At configuration time: the shared document, merged at once (a reload must not leave the
+    /// registry's apps refused while a document is merged in slices).
+    pub(crate) fn install_now(&mut self, state: &State) -> Option<Gateway> {
+        let base = self.base.clone()?;
+        base.registry.as_ref()?;
+        let (version, doc) = app_registry::load_if_changed(&HostStore, 0)?;
+        self.installed = version;
+        match base.with_registry(&doc) {
+            Ok(gw) => {
+                log::info!("cagate: app registry: version {version} installed at configuration, {} apps", gw.app_count());
+                state.metrics.borrow_mut().registry_installed(version, gw.app_count());
+                Some(gw)
+            }
+            Err(problems) => {
+                refused(&problems);
+                None
+            }
+        }
+    }
+
     /// One slice of work on the tick: merge some more of a document being installed, or start on a
     /// newer shared one. Returns the merged configuration once a document is complete and good.
     pub(crate) fn step(&mut self, state: &State) -> Option<Gateway> {

@@ -203,7 +203,11 @@ impl RootContext for Root {
             leases: Rc::new(RefCell::new(crate::cluster::LeaseBook::default())),
         }));
         // A document shared before this configuration (a reload) is installed at once.
-        self.install_registry();
+        if let Some(state) = self.state.clone() {
+            if let Some(gw) = self.registry.install_now(&state) {
+                self.state = Some(Rc::new(state.with_gateway(gw)));
+            }
+        }
         host::refresh_coarse_clock();
         if let Err(e) = hostcall::set_tick_period(TICK) {
             log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed");
