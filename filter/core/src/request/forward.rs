@@ -33,12 +33,11 @@ pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Reque
         _ => None,
     };
     let (raw_path, query) = split_path(req.path);
-    let mut path = raw_path.to_vec();
+    // The backend's path, when it is not the request's own (built only then: this runs per request).
+    let mut backend = None;
     if let Some(h) = http {
         route_to(h, identity.stage, edits);
-        if let Some(pieces) = &h.path {
-            path = backend_path(pieces, api, raw_path);
-        }
+        backend = h.path.as_ref().map(|pieces| backend_path(pieces, api, raw_path));
         for c in &h.constants {
             set(c.location, &c.name, c.value.clone(), edits, &mut adds);
         }
@@ -53,6 +52,7 @@ pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Reque
     }
     let mapped = map_query(api, query, &mut adds, edits);
     if http.is_some() || mapped.is_some() {
+        let mut path = backend.unwrap_or_else(|| raw_path.to_vec());
         let query = mapped.unwrap_or_else(|| query.to_vec());
         if !query.is_empty() {
             path.push(b'?');
