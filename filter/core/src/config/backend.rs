@@ -152,15 +152,8 @@ pub(crate) fn parse_stage_variables(c: &mut Validator, top: &Map<String, Value>,
 }
 
 pub(crate) fn parse_request_mode(c: &mut Validator, o: &Map<String, Value>, path: &str) -> RequestMode {
-    match c.string(o, path, "requestMode", false) {
-        None | Some("PASSTHROUGH") => RequestMode::Passthrough,
-        Some("MAPPING") => RequestMode::Mapping,
-        Some("MAPPING_PASSTHROUGH") => RequestMode::MappingPassthrough,
-        Some(other) => {
-            c.err(&join(path, "requestMode"), format!("unknown requestMode {other}: PASSTHROUGH, MAPPING or MAPPING_PASSTHROUGH"));
-            RequestMode::Passthrough
-        }
-    }
+    let modes = [("PASSTHROUGH", RequestMode::Passthrough), ("MAPPING", RequestMode::Mapping), ("MAPPING_PASSTHROUGH", RequestMode::MappingPassthrough)];
+    c.choice(o, path, "requestMode", "requestMode", false, &modes).unwrap_or_default()
 }
 
 /// What a backend definition is checked against.

@@ -289,24 +289,16 @@ fn protocols(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Protocols
 }
 
 fn auth_types(c: &mut Validator, o: &Map<String, Value>, path: &str) -> (AuthType, AppCodeAuth) {
-    let auth = match c.string(o, path, "authType", false) {
-        None | Some("APP") => AuthType::App,
-        Some("ANONYMOUS") => AuthType::Anonymous,
-        Some(other) => {
-            c.err(&join(path, "authType"), format!("unknown authType {other}: APP or ANONYMOUS"));
-            AuthType::App
-        }
-    };
-    let app_code = match c.string(o, path, "appCodeAuth", false) {
-        None | Some("DISABLE") => AppCodeAuth::Disable,
-        Some("HEADER") => AppCodeAuth::Header,
-        Some("HEADER_QUERY") => AppCodeAuth::HeaderQuery,
-        Some(other) => {
-            c.err(&join(path, "appCodeAuth"), format!("unknown appCodeAuth {other}: DISABLE, HEADER or HEADER_QUERY"));
-            AppCodeAuth::Disable
-        }
-    };
-    (auth, app_code)
+    let auth = c.choice(o, path, "authType", "authType", false, &[("APP", AuthType::App), ("ANONYMOUS", AuthType::Anonymous)]);
+    let app_code = c.choice(
+        o,
+        path,
+        "appCodeAuth",
+        "appCodeAuth",
+        false,
+        &[("DISABLE", AppCodeAuth::Disable), ("HEADER", AppCodeAuth::Header), ("HEADER_QUERY", AppCodeAuth::HeaderQuery)],
+    );
+    (auth.unwrap_or(AuthType::App), app_code.unwrap_or(AppCodeAuth::Disable))
 }
 
 /// The stages an API is published in, as bits (bit i: stage i).

@@ -56,18 +56,15 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
         if location == ParamLocation::Path && !path_params.contains(&name) {
             c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
         }
-        let kind = match c.string(o, &p, "type", false) {
-            None | Some("STRING") => Kind::String,
-            Some("INT") => Kind::Int,
-            Some("LONG") => Kind::Long,
-            Some("FLOAT") => Kind::Float,
-            Some("DOUBLE") => Kind::Double,
-            Some("BOOLEAN") => Kind::Boolean,
-            Some(other) => {
-                c.err(&join(&p, "type"), format!("unknown type {other}: STRING, INT, LONG, FLOAT, DOUBLE or BOOLEAN"));
-                Kind::String
-            }
-        };
+        let kinds = [
+            ("STRING", Kind::String),
+            ("INT", Kind::Int),
+            ("LONG", Kind::Long),
+            ("FLOAT", Kind::Float),
+            ("DOUBLE", Kind::Double),
+            ("BOOLEAN", Kind::Boolean),
+        ];
+        let kind = c.choice(o, &p, "type", "type", false, &kinds).unwrap_or(Kind::String);
         let required = c.boolean(o, &p, "required", false);
         let max_length = o.get("maxLength").map(|_| c.integer(o, &p, "maxLength", 0, 0, 1 << 20) as usize);
         let enum_values = c.strings(o, &p, "enumValues").unwrap_or_default().into_iter().map(str::to_string).collect();
@@ -84,16 +81,9 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
 }
 
 fn param_location(c: &mut Validator, o: &serde_json::Map<String, Value>, p: &str, key: &str, required: bool) -> Option<ParamLocation> {
-    match c.string(o, p, key, required)? {
-        "HEADER" => Some(ParamLocation::Header),
-        "QUERY" => Some(ParamLocation::Query),
-        "FORM" => Some(ParamLocation::Form),
-        "PATH" => Some(ParamLocation::Path),
-        other => {
-            c.err(&join(p, key), format!("unknown location {other}: HEADER, QUERY, FORM or PATH"));
-            None
-        }
-    }
+    let locations =
+        [("HEADER", ParamLocation::Header), ("QUERY", ParamLocation::Query), ("FORM", ParamLocation::Form), ("PATH", ParamLocation::Path)];
+    c.choice(o, p, key, "location", required, &locations)
 }
 
 /// Why a present value is invalid, if it is.

@@ -183,6 +183,31 @@ pub(crate) fn has_control(s: &str) -> bool {
 }
 
 impl Validator {
+    /// One of a fixed set of names (`options`), as its value; `None` when absent (reported if
+    /// `required`) or unknown ("unknown {what} X: A, B or C").
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        what: &str,
+        required: bool,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let given = self.string(map, path, key, required)?;
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == given) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let list = match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.err(&join(path, key), format!("unknown {what} {given}: {list}"));
+        None
+    }
+
     /// A header value from the configuration: refused with a control character in it.
     pub(crate) fn header_value(&mut self, path: &str, value: &str) -> bool {
         if has_control(value) {
