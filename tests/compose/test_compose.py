@@ -1,11 +1,13 @@
 """The docker compose stack users run (envoy/docker-compose.yml), with locally built images: signed
-request admitted and echoed, bad signature, AppCode, nonce replay. Always torn down."""
+request admitted and echoed, bad signature, AppCode, nonce replay, and what the host reaches of Envoy's
+admin (readiness and metrics on its loopback, nothing that drains, stops or dumps). Always torn down."""
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -21,6 +23,8 @@ from harness.signer import sign  # noqa: E402
 
 KEY, SECRET = "test-app-key-1", "test-app-secret-1-0123456789abcdef"
 COMPOSE_FILE = os.path.join(ROOT, "envoy", "docker-compose.yml")
+# The running stack: its compose command, environment and published admin port (set by `stack`).
+STACK = {}
 
 
 def compose_cmd():
@@ -51,6 +55,7 @@ def stack():
                     logs = subprocess.run(cmd + ["logs"], env=env, capture_output=True, text=True).stdout
                     pytest.fail(f"the stack did not become ready:\n{logs[-4000:]}")
                 time.sleep(0.3)
+        STACK.update(cmd=cmd, env=env, admin=admin)
         yield port
     finally:
         logs = subprocess.run(cmd + ["logs", "--tail", "50"], env=env, capture_output=True, text=True).stdout
@@ -90,3 +95,25 @@ def test_cli_sends_through_the_stack(stack):
     r = subprocess.run([os.path.join(ROOT, "target", "release", "cagate"), "sign", "--send", "--key", KEY, "--secret", SECRET,
                         f"http://127.0.0.1:{stack}/orders/9"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("HTTP/1.1 200"), r.stdout
+
+
+def _admin_get(path, method="GET"):
+    req = urllib.request.Request(f"http://127.0.0.1:{STACK['admin']}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def test_admin_is_read_only_and_on_loopback(stack):
+    r = subprocess.run(STACK["cmd"] + ["port", "envoy", "9902"], env=STACK["env"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"127.0.0.1:{STACK['admin']}", r.stdout + r.stderr
+    r = subprocess.run(STACK["cmd"] + ["port", "envoy", "9901"], env=STACK["env"], capture_output=True, text=True)
+    assert r.returncode != 0 or r.stdout.strip() in ("", ":0"), f"the admin itself is published: {r.stdout}"
+    assert _admin_get("/ready")[0] == 200
+    status, body = _admin_get("/stats/prometheus")
+    assert status == 200 and "cagate" in body
+    for path in ["/config_dump", "/drain_listeners", "/quitquitquit", "/stats", "/stats/../config_dump"]:
+        assert _admin_get(path)[0] == 404, path
+    assert _admin_get("/ready", method="POST")[0] == 404

@@ -104,6 +104,79 @@ fn a_document_with_a_conflict_is_refused_whole() {
     assert!(gw.with_registry(b"{not json").is_err());
 }
 
+/// A control character (C0 with TAB, DEL, C1) in any field that names an app in a header, a log or a
+/// metric refuses the registry document whole, with the path of the field and without quoting it.
+#[test]
+fn a_document_with_control_characters_is_refused_whole() {
+    let gw = compile(static_config().to_string().as_bytes()).unwrap();
+    let good = json!({ "appId": 20, "appKey": "good-key", "appSecret": "s" });
+    // The issue's own document, as the registry serves it (JSON escapes).
+    let raw = br#"{"apps": [ {"appId": 20, "appKey": "good-key", "appSecret": "s"}, {"appId": 21, "appKey": "k\u0001x", "appSecret": "s"} ],
+                  "authorizations": [ {"appId": 20, "api": "getOrder"} ]}"#;
+    let problems: Vec<String> = gw.with_registry(raw).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems, ["apps[1].appKey: must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)"]);
+    let app = |field: &str, value: serde_json::Value| {
+        let mut a = json!({ "appId": 21, "name": "订单 app", "ownerId": "o-1", "appKey": "k21", "appSecret": "s", "appCodes": ["CODE-21"] });
+        a[field] = value;
+        a
+    };
+    let cases = [
+        (app("appKey", json!("k\u{1}x")), "apps[1].appKey"),
+        (app("name", json!("line\nforged: log line")), "apps[1].name"),
+        (app("name", json!("\u{1b}[31mred")), "apps[1].name"),
+        (app("name", json!("csi\u{9b}31m")), "apps[1].name"),
+        (app("appId", json!("a\r\nb")), "apps[1].appId"),
+        (app("ownerId", json!("tab\there")), "apps[1].ownerId"),
+        (app("appCodes", json!(["CODE-OK", "CODE\u{7f}"])), "apps[1].appCodes[1]"),
+        (app("keys", json!([ { "appKey": "k\u{0}next", "appSecret": "s2" } ])), "apps[1].keys[0].appKey"),
+    ];
+    for (bad, path) in cases {
+        let d = doc(json!([good.clone(), bad]), json!([ { "appId": 20, "api": "getOrder" }, { "appId": 21, "api": "getOrder" } ]));
+        let problems: Vec<String> = gw.with_registry(&d).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(problems.contains(&format!("{path}: must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)")), "{path}: {problems:?}");
+        assert!(!problems.iter().any(|p| p.chars().any(char::is_control)), "no message quotes a control character: {problems:?}");
+    }
+    // An authorization naming an app with a control character is refused before any lookup (no
+    // "unknown app" quoting the value into the log).
+    for (field, value) in [("appId", json!("9\nforged")), ("api", json!("getOrder\r")), ("stage", json!("RELEASE\u{1}"))] {
+        let mut g = json!({ "appId": 20, "api": "getOrder", "stage": "RELEASE" });
+        g[field] = value;
+        let problems: Vec<String> = gw.with_registry(&doc(json!([good.clone()]), json!([g]))).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems, [format!("authorizations[0].{field}: must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)")]);
+    }
+    // Printable text of any script is kept.
+    let d = doc(json!([app("name", json!("订单应用 (orders) — v2"))]), json!([ { "appId": 21, "api": "getOrder" } ]));
+    assert_eq!(call(&gw.with_registry(&d).unwrap(), "k21", "s"), "OK");
+}
+
+/// The static configuration's apps follow the same rule, with the same message.
+#[test]
+fn static_apps_with_control_characters_are_refused() {
+    for (field, value, path) in [
+        ("appKey", json!("k\u{1}x"), "apps[0].appKey"),
+        ("name", json!("line\nforged"), "apps[0].name"),
+        ("appId", json!("1\u{7f}"), "apps[0].appId"),
+        ("ownerId", json!("o\u{85}"), "apps[0].ownerId"),
+        ("appCodes", json!(["STATIC\u{1b}CODE"]), "apps[0].appCodes[0]"),
+    ] {
+        let mut cfg = static_config();
+        cfg["apps"][0][field] = value;
+        let problems: Vec<String> = compile(cfg.to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(problems.contains(&format!("{path}: must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)")), "{path}: {problems:?}");
+        assert!(!problems.iter().any(|p| p.chars().any(char::is_control)), "{problems:?}");
+    }
+    let raw = br#"{"apps": [ {"appId": 1, "name": "line\nforged", "appKey": "k", "appSecret": "s"} ],
+                  "apis": [ {"name": "a", "method": "GET", "path": "/a", "authorizations": [ {"appId": "1\n"} ]} ]}"#;
+    let problems: Vec<String> = compile(raw).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        problems,
+        [
+            "apps[0].name: must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)",
+            "apis[0].authorizations[0].appId: must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)"
+        ]
+    );
+}
+
 #[test]
 fn secrets_from_the_environment() {
     let mut cfg = static_config();

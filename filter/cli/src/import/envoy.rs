@@ -27,6 +27,14 @@ impl std::str::FromStr for SocketAddr {
     }
 }
 
+impl SocketAddr {
+    /// Whether only this host reaches the address (127.0.0.0/8, ::1, localhost): where Envoy's admin
+    /// belongs, since it can drain, stop and dump the configuration, secrets included.
+    pub(crate) fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost") || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 pub(crate) struct Options<'a> {
     pub(crate) listen: &'a SocketAddr,
     pub(crate) admin: &'a SocketAddr,
@@ -79,6 +87,13 @@ pub(crate) fn bootstrap(config_json: &str, clusters: &Clusters, o: &Options<'_>)
          # cagate names the backend's cluster in x-cagate-cluster; the first route sends the request there.\n\
          # Check it with `cagate check` and `envoy --mode validate -c`. Clusters:\n",
     );
+    if !o.admin.is_loopback() {
+        head.push_str(&format!(
+            "# WARNING: Envoy's admin listens on {}:{}, not on loopback: whoever reaches it can drain or stop\n\
+             # Envoy and dump this configuration with its secrets. The default (--admin) is 127.0.0.1:9901.\n",
+            o.admin.host, o.admin.port
+        ));
+    }
     for (name, c) in clusters {
         let kind = if c.ip { "STATIC" } else { "STRICT_DNS" };
         let check = if c.placeholder { " (a placeholder: set the address of this VPC access)" } else { "" };

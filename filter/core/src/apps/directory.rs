@@ -81,11 +81,19 @@ pub(crate) fn add_apps(c: &mut Validator, list: &[Value], path: &str, env: Env<'
 /// Adds one app (at `p`) to `dir`; see `add_apps`.
 pub(crate) fn add_app(c: &mut Validator, v: &Value, p: &str, env: Env<'_>, dir: &mut Directory) {
     let Some(o) = c.object(v, p, APP_FIELDS) else { return };
-    let id = c.id(o, p, "appId", true);
-    let name = c.string(o, p, "name", false).map(str::to_string);
-    let owner = c.id(o, p, "ownerId", false);
+    // What names the app reaches headers, logs and metrics: refused (and left out) with a control
+    // character, by the one rule of `Validator::text`.
+    let id = c.id(o, p, "appId", true).filter(|s| c.text(&join(p, "appId"), s));
+    let name = c.string(o, p, "name", false).filter(|s| c.text(&join(p, "name"), s)).map(str::to_string);
+    let owner = c.id(o, p, "ownerId", false).filter(|s| c.text(&join(p, "ownerId"), s));
     let _ = c.string(o, p, "description", false);
-    let codes = c.strings(o, p, "appCodes").unwrap_or_default();
+    let codes: Vec<(usize, &str)> = c
+        .strings(o, p, "appCodes")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter(|(j, code)| c.text(&format!("{p}.appCodes[{j}]"), code))
+        .collect();
     let idx = dir.apps.len() as u32;
     let own = credential(c, o, p, env, false);
     // Each pair with the path of its appKey, for a duplicate's message.
@@ -111,7 +119,7 @@ pub(crate) fn add_app(c: &mut Validator, v: &Value, p: &str, env: Env<'_>, dir: 
             }
         }
     }
-    for (j, code) in codes.iter().enumerate() {
+    for (j, code) in codes {
         let here = format!("{p}.appCodes[{j}]");
         let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
         if let Some(first) = dir.code_paths.get(&digest) {
@@ -134,7 +142,7 @@ pub(crate) fn add_app(c: &mut Validator, v: &Value, p: &str, env: Env<'_>, dir: 
 /// A key pair at `p`: `appKey`, `appSecret` (a string, or `{"env": NAME}` where allowed) and, for the
 /// further pairs of `keys`, `validUntil`.
 fn credential(c: &mut Validator, o: &Map<String, Value>, p: &str, env: Env<'_>, further: bool) -> Option<Credential> {
-    let key = c.string(o, p, "appKey", true);
+    let key = c.string(o, p, "appKey", true).filter(|s| c.text(&join(p, "appKey"), s));
     let secret = secret(c, o, p, env);
     let valid_until_ms = match (further, o.get("validUntil")) {
         (true, Some(_)) => c.string(o, p, "validUntil", false).and_then(|t| {

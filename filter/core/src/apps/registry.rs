@@ -111,9 +111,13 @@ impl Install {
     fn grant(&mut self, g: &Value, gp: &str) {
         let c = &mut self.c;
         let Some(go) = c.object(g, gp, GRANT_FIELDS) else { return };
-        let app = c.id(go, gp, "appId", true);
-        let api = c.string(go, gp, "api", true);
-        let stage = c.string(go, gp, "stage", false).unwrap_or("RELEASE");
+        // Checked like an app's own fields before any lookup, so that "unknown app X" never quotes a
+        // control character into the log.
+        let app = c.id(go, gp, "appId", true).filter(|s| c.text(&join(gp, "appId"), s));
+        let api = c.string(go, gp, "api", true).filter(|s| c.text(&join(gp, "api"), s));
+        let given_stage = c.string(go, gp, "stage", false);
+        let stage_ok = given_stage.is_none_or(|s| c.text(&join(gp, "stage"), s));
+        let stage = given_stage.unwrap_or("RELEASE");
         let expires_ms = c.string(go, gp, "authValidTime", false).and_then(|t| {
             let parsed = parse_instant(t);
             if parsed.is_none() {
@@ -136,6 +140,7 @@ impl Install {
             found
         });
         let stage_idx = match (self.gw.stages.iter().position(|s| s == stage), api_idx.and_then(|i| self.gw.api(i))) {
+            _ if !stage_ok => None,
             (Some(k), Some(a)) if a.stages & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
             (Some(_), Some(_)) => {
                 c.err(&join(gp, "stage"), format!("the API is not published in stage {stage}"));

@@ -319,7 +319,7 @@ fn grants(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &Scope<'
     for (j, g) in c.array(o, path, "authorizations").iter().enumerate() {
         let gpath = format!("{path}.authorizations[{j}]");
         let Some(go) = c.object(g, &gpath, GRANT_FIELDS) else { continue };
-        let app = c.id(go, &gpath, "appId", true);
+        let app = c.id(go, &gpath, "appId", true).filter(|s| c.text(&join(&gpath, "appId"), s));
         let stage = c.string(go, &gpath, "stage", false).unwrap_or("RELEASE");
         let expires_ms = c.string(go, &gpath, "authValidTime", false).and_then(|t| {
             let parsed = parse_instant(t);

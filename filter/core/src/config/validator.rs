@@ -182,7 +182,25 @@ pub(crate) fn has_control(s: &str) -> bool {
     s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
+/// Whether text the gateway writes into a header, a log line or a metric name has a control
+/// character: C0 (NUL, TAB, LF, CR, ESC, …), DEL or C1 (U+0080 to U+009F, which a terminal may act
+/// on, e.g. U+009B as CSI). Printable text of any script is kept (app names may be Chinese).
+pub(crate) fn has_control_char(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 impl Validator {
+    /// Text that names something in a header, a log line or a metric (an app's appId, name, ownerId,
+    /// appKey, AppCode; static configuration and app registry alike): refused with a control
+    /// character in it (see `has_control_char`). The message never quotes the value.
+    pub(crate) fn text(&mut self, path: &str, value: &str) -> bool {
+        if has_control_char(value) {
+            self.err(path, "must not contain control characters (CR, LF, TAB, NUL, ESC, DEL, …)");
+            return false;
+        }
+        true
+    }
+
     /// One of a fixed set of names (`options`), as its value; `None` when absent (reported if
     /// `required`) or unknown ("unknown {what} X: A, B or C").
     pub(crate) fn choice<T: Copy>(

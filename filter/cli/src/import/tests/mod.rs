@@ -334,6 +334,34 @@ fn the_envoy_bootstrap() {
     assert_eq!(y["admin"]["address"]["socket_address"]["port_value"], 9901);
 }
 
+/// `cagate import … --envoy FILE` without `--admin`: the bootstrap's admin is on loopback (it can
+/// drain, stop and dump the configuration with its secrets), and a non-loopback one is flagged.
+#[test]
+fn the_envoy_admin_is_on_loopback_by_default() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        import: ImportArgs,
+    }
+    let a = <Cli as clap::Parser>::try_parse_from(["cagate-import", "export.yaml", "--envoy", "envoy.yaml"]).unwrap().import;
+    assert!(a.admin.is_loopback(), "{:?}", a.admin);
+    let settings = Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &a.admin, a.wasm.as_str())) };
+    let mut d = Diags::default();
+    let text = import(SAMPLE, &settings, &mut d).unwrap_or_else(|| panic!("{:?}", d.errors)).envoy.unwrap();
+    let y: Json = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(y["admin"]["address"]["socket_address"], json!({ "address": "127.0.0.1", "port_value": 9901 }));
+    assert!(!text.contains("WARNING"), "{text}");
+
+    for (given, loopback) in [("127.0.0.1:9901", true), ("[::1]:9901", true), ("localhost:9901", true), ("127.0.0.2:1", true),
+                              ("0.0.0.0:9901", false), ("[::]:9901", false), ("10.0.0.5:9901", false), ("envoy.internal:9901", false)] {
+        let admin: envoy::SocketAddr = given.parse().unwrap();
+        assert_eq!(admin.is_loopback(), loopback, "{given}");
+        let settings = Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &admin, "cagate.wasm")) };
+        let text = import(SAMPLE, &settings, &mut Diags::default()).unwrap().envoy.unwrap();
+        assert_eq!(text.contains("# WARNING: Envoy's admin listens on"), !loopback, "{given}");
+    }
+}
+
 /// The system parameters the importer accepts are exactly those the core accepts.
 #[test]
 fn system_names_match_the_core() {
