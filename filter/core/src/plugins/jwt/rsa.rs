@@ -1,14 +1,16 @@
-//! RSA signature verification (RS256/384/512: PKCS #1 v1.5; PS256/384/512: PSS with MGF1), public-key
-//! operations only. Written for Wasm, where a 32x32->64 multiply is native but 64x64->128 is emulated
-//! and there is no add-with-carry: numbers are 27-bit limbs, so a product is below 2^54 and a whole
-//! column of products (up to 608 of them, enough for 8192-bit keys) sums in a u64 without a carry per
-//! product. Montgomery multiplication then scans the product column by column (the multiplications of
-//! a column are independent: no serial carry chain), squaring computes each cross product once, and
-//! R = 2^(27·limbs) > 4n, so intermediate results stay below 2n without a subtraction. The Montgomery
-//! constants are computed once when the key is loaded. Nothing here touches a secret, so variable time
-//! is fine.
+//! RSA signature verification (RS256/384/512: PKCS #1 v1.5; PS256/384/512: PSS with MGF1 and a salt
+//! as long as the hash, RFC 7518 3.5), public-key operations only. Written for Wasm, where a 32x32->64
+//! multiply is native but 64x64->128 is emulated and there is no add-with-carry: numbers are 27-bit
+//! limbs, so a product is below 2^54 and a whole column of products (up to 608 of them, enough for
+//! 8192-bit keys) sums in a u64 without a carry per product. Montgomery multiplication then scans the
+//! product column by column (the multiplications of a column are independent: no serial carry chain),
+//! squaring computes each cross product once, and R = 2^(27·limbs) > 4n, so intermediate results stay
+//! below 2n without a subtraction. The Montgomery constants are computed once when the key is loaded.
+//! Nothing here touches a secret, so variable time is fine (the padding checks are still made without
+//! an early exit).
 
-use sha2::digest::{Digest, FixedOutputReset};
+use sha2::digest::Digest;
+use subtle::ConstantTimeEq;
 
 /// Limb width in bits.
 const W: u32 = 27;
@@ -278,68 +280,87 @@ impl RsaKey {
         Some(limbs_to_be(&tmp, len))
     }
 
-    /// RSASSA-PKCS1-v1_5 verification (RFC 8017 8.2.2).
+    /// RSASSA-PKCS1-v1_5 verification (RFC 8017 8.2.2): the expected encoding
+    /// `00 01 FF..FF 00 DigestInfo(prefix || H(msg))` is built (EMSA-PKCS1-v1_5-ENCODE, at least 8
+    /// bytes of FF) and compared with the recovered one as a whole, so no parsing of the recovered
+    /// encoding can be fooled (BER lengths, a missing NULL, garbage after the hash are all refused).
     pub(super) fn verify_pkcs1<D: Digest>(&self, prefix: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         let Some(em) = self.public_op(sig) else { return false };
         let hash = D::digest(msg);
         let t_len = prefix.len() + hash.len();
-        if em.len() < t_len + 11 {
-            return false;
-        }
-        let ps_end = em.len() - t_len - 1;
-        em[0] == 0
-            && em[1] == 1
-            && em[2..ps_end].iter().all(|&b| b == 0xff)
-            && em[ps_end] == 0
-            && &em[ps_end + 1..ps_end + 1 + prefix.len()] == prefix
-            && em[ps_end + 1 + prefix.len()..] == hash[..]
+        let Some(ps_len) = em.len().checked_sub(t_len + 3).filter(|&ps| ps >= 8) else { return false };
+        let mut expected = Vec::with_capacity(em.len());
+        expected.extend_from_slice(&[0x00, 0x01]);
+        expected.resize(2 + ps_len, 0xff);
+        expected.push(0x00);
+        expected.extend_from_slice(prefix);
+        expected.extend_from_slice(&hash);
+        em.ct_eq(&expected).into()
     }
 
-    /// RSASSA-PSS verification (RFC 8017 8.1.2, EMSA-PSS-VERIFY 9.1.2) with MGF1 over the same hash;
-    /// the salt length is recovered from the encoding.
-    pub(super) fn verify_pss<D: Digest + FixedOutputReset>(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Some(full) = self.public_op(sig) else { return false };
-        let em_bits = self.bits - 1;
-        let em_len = em_bits.div_ceil(8);
-        // The modulus-length output has one extra leading byte when emBits is a multiple of 8.
-        let (lead, em) = full.split_at(full.len() - em_len);
-        let h_len = <D as Digest>::output_size();
-        if lead.iter().any(|&b| b != 0) || em_len < h_len + 2 || em.last() != Some(&0xbc) {
-            return false;
-        }
-        let (masked_db, rest) = em.split_at(em_len - h_len - 1);
-        let h = &rest[..h_len];
-        let zero_bits = 8 * em_len - em_bits;
-        let top_mask = (0xffu16 >> zero_bits) as u8;
-        if masked_db[0] & !top_mask != 0 {
-            return false;
-        }
-        let mut db = masked_db.to_vec();
-        let mut counter = 0u32;
-        let mut filled = 0;
-        while filled < db.len() {
-            let mut d = D::new();
-            Digest::update(&mut d, h);
-            Digest::update(&mut d, counter.to_be_bytes());
-            for (x, m) in db[filled..].iter_mut().zip(d.finalize().iter()) {
-                *x ^= m;
-            }
-            filled += h_len;
-            counter += 1;
-        }
-        db[0] &= top_mask;
-        let Some(one) = db.iter().position(|&b| b != 0) else { return false };
-        if db[one] != 1 {
-            return false;
-        }
-        let salt = &db[one + 1..];
-        let m_hash = D::digest(msg);
-        let mut d = D::new();
-        Digest::update(&mut d, [0u8; 8]);
-        Digest::update(&mut d, &m_hash);
-        Digest::update(&mut d, salt);
-        d.finalize()[..] == *h
+    /// RSASSA-PSS verification (RFC 8017 8.1.2) with MGF1 over the same hash and the salt length fixed
+    /// at the hash length (RFC 7518 3.5: 32, 48 and 64 bytes for PS256, PS384 and PS512), as Envoy's
+    /// jwt_authn requires: a signature made with any other salt length is refused.
+    pub(super) fn verify_pss<D: Digest>(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.public_op(sig).is_some_and(|em| emsa_pss_verify::<D>(&em, self.bits, msg))
     }
+}
+
+/// EMSA-PSS-VERIFY (RFC 8017 9.1.2) with MGF1 over `D` and sLen = hLen, on the recovered block `full`
+/// (s^e mod n as big-endian bytes of the modulus' length) of a `mod_bits`-bit modulus. Every check is
+/// made (none returns early once the lengths are known to fit), and the verdict is their conjunction.
+fn emsa_pss_verify<D: Digest>(full: &[u8], mod_bits: usize, msg: &[u8]) -> bool {
+    let h_len = <D as Digest>::output_size();
+    let s_len = h_len;
+    // emBits = modBits - 1; the modulus-length block has one extra leading byte (which must be zero)
+    // when emBits is a multiple of 8.
+    let em_bits = mod_bits.saturating_sub(1);
+    let em_len = em_bits.div_ceil(8);
+    if full.len() != mod_bits.div_ceil(8) {
+        return false;
+    }
+    let Some((lead, em)) = full.len().checked_sub(em_len).and_then(|l| full.split_at_checked(l)) else {
+        return false;
+    };
+    // Step 3: emLen >= hLen + sLen + 2. EM = maskedDB (emLen - hLen - 1) || H (hLen) || 0xbc, and
+    // DB = PS (emLen - hLen - sLen - 2 zero bytes) || 0x01 || salt (sLen).
+    let Some(db_len) = em_len.checked_sub(h_len + 1) else { return false };
+    let Some(ps_len) = db_len.checked_sub(s_len + 1) else { return false };
+    let Some((masked_db, rest)) = em.split_at_checked(db_len) else { return false };
+    let Some((h, trailer)) = rest.split_at_checked(h_len) else { return false };
+    // The 8·emLen - emBits leftmost bits of EM (0 to 7 of them) must be zero.
+    let top_mask = 0xffu8.checked_shr((8 * em_len - em_bits) as u32).unwrap_or(0);
+    let mut bad = lead.iter().fold(0u8, |acc, &b| acc | b);
+    // Step 4: the trailer field is exactly one byte, 0xbc.
+    bad |= match trailer {
+        [t] => t ^ 0xbc,
+        _ => 0xff,
+    };
+    // Step 6.
+    bad |= masked_db.first().map_or(0xff, |&b| b & !top_mask);
+    // Steps 7-9: DB = maskedDB xor MGF1(H, emLen - hLen - 1), its leftmost bits cleared.
+    let mut db = masked_db.to_vec();
+    for (counter, chunk) in (0u32..).zip(db.chunks_mut(h_len)) {
+        let mask = D::new().chain_update(h).chain_update(counter.to_be_bytes()).finalize();
+        for (x, m) in chunk.iter_mut().zip(mask.iter()) {
+            *x ^= m;
+        }
+    }
+    if let Some(first) = db.first_mut() {
+        *first &= top_mask;
+    }
+    // Step 10: PS is exactly emLen - hLen - sLen - 2 zero bytes, then 0x01; the salt is the last sLen
+    // bytes (step 11).
+    let Some((ps, rest)) = db.split_at_checked(ps_len) else { return false };
+    let Some((one, salt)) = rest.split_first() else { return false };
+    bad |= ps.iter().fold(0u8, |acc, &b| acc | b);
+    bad |= one ^ 0x01;
+    bad |= u8::from(salt.len() != s_len);
+    // Steps 12-14: H' = Hash(0x00 * 8 || mHash || salt) must equal H.
+    let m_hash = D::digest(msg);
+    let h2 = D::new().chain_update([0u8; 8]).chain_update(&m_hash).chain_update(salt).finalize();
+    let same: bool = h2.as_slice().ct_eq(h).into();
+    same & (bad == 0)
 }
 
 pub(super) const SHA256_PREFIX: &[u8] = &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
@@ -472,6 +493,82 @@ mod tests {
             let b = rng.bytes(len);
             let k = (8 * len).div_ceil(W as usize);
             assert_eq!(limbs_to_be(&limbs_from_be(&b, k), len), b);
+        }
+    }
+
+    /// EMSA-PSS-ENCODE (RFC 8017 9.1.1) with any salt, as the modulus-length block a signer's
+    /// private operation inverts.
+    fn pss_encode<D: Digest>(msg: &[u8], salt: &[u8], mod_bits: usize) -> Vec<u8> {
+        let (em_bits, h_len) = (mod_bits - 1, <D as Digest>::output_size());
+        let em_len = em_bits.div_ceil(8);
+        let h = D::new().chain_update([0u8; 8]).chain_update(D::digest(msg)).chain_update(salt).finalize();
+        let mut db = vec![0u8; em_len - salt.len() - h_len - 2];
+        db.push(1);
+        db.extend_from_slice(salt);
+        for (counter, chunk) in (0u32..).zip(db.chunks_mut(h_len)) {
+            let mask = D::new().chain_update(&h).chain_update(counter.to_be_bytes()).finalize();
+            chunk.iter_mut().zip(mask.iter()).for_each(|(x, m)| *x ^= m);
+        }
+        db[0] &= 0xff >> (8 * em_len - em_bits);
+        let mut full = vec![0u8; mod_bits.div_ceil(8) - em_len];
+        full.extend(db);
+        full.extend_from_slice(&h);
+        full.push(0xbc);
+        full
+    }
+
+    fn pss_salt_lengths<D: Digest>() {
+        let h_len = <D as Digest>::output_size();
+        let mut rng = Rng(0x5eed ^ h_len as u64);
+        // Around byte boundaries of emBits = modBits - 1 (2049: emBits a multiple of 8, one extra
+        // leading byte), and the key sizes in use.
+        for mod_bits in [2048usize, 2049, 2050, 2055, 2056, 2057, 3072, 4096, 8192] {
+            let em_len = (mod_bits - 1).div_ceil(8);
+            let max = em_len - h_len - 2;
+            for s_len in [0, 1, 20, h_len - 1, h_len, h_len + 1, 2 * h_len, max] {
+                let salt = rng.bytes(s_len);
+                let full = pss_encode::<D>(b"header.payload", &salt, mod_bits);
+                assert_eq!(full.len(), mod_bits.div_ceil(8));
+                let ok = emsa_pss_verify::<D>(&full, mod_bits, b"header.payload");
+                assert_eq!(ok, s_len == h_len, "{mod_bits} bits, hLen {h_len}, sLen {s_len}");
+            }
+            let good = pss_encode::<D>(b"m", &rng.bytes(h_len), mod_bits);
+            assert!(emsa_pss_verify::<D>(&good, mod_bits, b"m"));
+            assert!(!emsa_pss_verify::<D>(&good, mod_bits, b"n"), "another message");
+            assert!(!emsa_pss_verify::<D>(&good, mod_bits + 8, b"m"), "another modulus length");
+            assert!(!emsa_pss_verify::<D>(&good[1..], mod_bits, b"m"), "short block");
+            // Every bit of the block matters.
+            for bit in (0..good.len() * 8).step_by(7) {
+                let mut t = good.clone();
+                t[bit / 8] ^= 0x80 >> (bit % 8);
+                assert!(!emsa_pss_verify::<D>(&t, mod_bits, b"m"), "{mod_bits} bits: bit {bit} flipped");
+            }
+        }
+    }
+
+    #[test]
+    fn pss_requires_the_salt_as_long_as_the_hash() {
+        pss_salt_lengths::<sha2::Sha256>();
+        pss_salt_lengths::<sha2::Sha384>();
+        pss_salt_lengths::<sha2::Sha512>();
+    }
+
+    #[test]
+    fn pss_never_panics_on_garbage() {
+        let mut rng = Rng(99);
+        for mod_bits in [0usize, 1, 2, 8, 9, 63, 64, 65, 520, 2048, 2049, 4096] {
+            for len in (0..=mod_bits.div_ceil(8) + 2).step_by(5).chain([mod_bits.div_ceil(8)]) {
+                for block in [vec![0u8; len], vec![0xff; len], rng.bytes(len)] {
+                    let mut bc = block.clone();
+                    if let Some(last) = bc.last_mut() {
+                        *last = 0xbc;
+                    }
+                    for b in [&block, &bc] {
+                        assert!(!emsa_pss_verify::<sha2::Sha256>(b, mod_bits, b"m"));
+                        assert!(!emsa_pss_verify::<sha2::Sha512>(b, mod_bits, b"m"));
+                    }
+                }
+            }
         }
     }
 }
