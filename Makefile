@@ -73,7 +73,7 @@ fuzz:
 fuzz-brief:
 	FUZZ_SECONDS=10 bash tests/tools/fuzz.sh
 
-bench: build venv
+bench: build venv engines
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 
 clean:

@@ -7,6 +7,7 @@ process's on-CPU time from /proc, divided by the requests Envoy's own stats coun
 figure is compared with the empty filter's of the same round; the table shows medians over rounds.
 """
 import argparse
+import copy
 import json
 import os
 import re
@@ -228,6 +229,8 @@ def main():
     ap.add_argument("--only", help="comma-separated scenario names (plus the two baselines)")
     ap.add_argument("--no-jwt", action="store_true", help="skip the JWT scenarios")
     ap.add_argument("--no-cluster", action="store_true", help="skip the cluster-mode scenarios (etcd, Redis, RLS)")
+    ap.add_argument("--baseline", metavar="WASM",
+                    help="also run every cagate scenario with this module (say a build of the previous commit)")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -296,6 +299,17 @@ def main():
     if args.only:
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
         defs = [d for d in defs if d[0] in keep]
+    if args.baseline:
+        # Each cagate scenario again with another build of the module, in the same rounds.
+        def rebuilt(filters):
+            out = copy.deepcopy(filters)
+            for f in out:
+                code = f["typed_config"].get("config", {}).get("vm_config", {}).get("code", {}).get("local")
+                if code and code.get("filename") == WASM:
+                    code["filename"] = os.path.abspath(args.baseline)
+            return out
+        defs += [(f"{n} [baseline]", rebuilt(f), k, *rest) for n, f, k, *rest in defs
+                 if n.startswith("cagate ") or n.startswith("jwt ")]
     scenarios = [Scenario(n, f, k, work, *hcm) for n, f, k, *hcm in defs]
     count = max(20_000, args.seconds * 40_000)
     try:
@@ -303,7 +317,7 @@ def main():
             order = scenarios[rnd % len(scenarios):] + scenarios[:rnd % len(scenarios)]
             for s in order:
                 row = s.run(args.seconds, args.connections, count)
-                print(f"round {rnd + 1} {s.name:30s} {row['rps']:9.0f} req/s  cpu {row['cpu_us']:6.1f} us/req"
+                print(f"round {rnd + 1} {s.name:43s} {row['rps']:9.0f} req/s  cpu {row['cpu_us']:6.1f} us/req"
                       f"  non-2xx {row['non2xx']}", flush=True)
     finally:
         for s in scenarios:
@@ -312,12 +326,12 @@ def main():
             e.__exit__(None, None, None)
     empty = next(s for s in scenarios if s.name == "empty wasm filter")
     print()
-    print(f"{'scenario':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
+    print(f"{'scenario':43s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
     for s in scenarios:
         med = lambda k: statistics.median(r[k] for r in s.rows)  # noqa: E731
         delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(s.rows, empty.rows))
         ratio = statistics.median(r["cpu_us"] / e["cpu_us"] for r, e in zip(s.rows, empty.rows))
-        print(f"{s.name:32s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} "
+        print(f"{s.name:43s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} "
               f"{ratio:6.2f} {s.ready_s:7.2f}")
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs empty' = median of per-round differences with the empty Wasm filter.")

@@ -27,19 +27,39 @@ class _Echo(BaseHTTPRequestHandler):
         if parts[0] == "toggle":
             _Echo.failing = q.get("fail", ["0"])[0] == "1"
             return 200, "application/json", b"{}"
+        if parts[0] == "coded" and len(parts) > 1:
+            # A backend that sends the gateway's error headers itself (the gateway must remove them).
+            return int(parts[1]), "application/json", b"{}", [("x-ca-error-code", "A403IS"),
+                                                              ("x-ca-error-message", "forged by the backend")]
         if parts[0] == "flaky":
             return (500 if _Echo.failing else 200), "application/json", b"{}"
         return None
 
     failing = False
 
-    def _handle(self):
+    def _body(self):
+        """The request body, with a Content-Length or chunked (trailers read and dropped)."""
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self):
+        body = self._body()
         special = self._special()
         if special:
-            status, ctype, out = special
+            status, ctype, out, *extra = special
             self.send_response(status)
+            for name, value in (extra[0] if extra else []):
+                self.send_header(name, value)
             self.send_header("content-type", ctype)
             self.send_header("content-length", str(len(out)))
             self.end_headers()

@@ -108,3 +108,84 @@ fn backend_configuration_errors() {
     assert!(problems.iter().any(|p| p.starts_with("apis[0].requestMode: unknown requestMode SOMETIMES")), "{problems:?}");
     assert!(problems.iter().any(|p| p.starts_with("apis[0].backend.type: unknown backend type FC")), "{problems:?}");
 }
+
+/// Like `edits`, but the refusal's code when the request is refused.
+fn outcome(cfg: &Value, path: &str, headers: &[(&str, &str)]) -> Result<HashMap<String, Option<String>>, &'static str> {
+    let gw = compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
+    let store = MemoryStore::new();
+    let mut rt = Runtime::new(&gw.plugins, (0, 0));
+    let h = Headers::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect());
+    let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
+    let routed = route(&gw, &req).map_err(|r| r.error.code)?;
+    let id = authenticate(&gw, &NonceStore::new(gw.nonce_store), &req, &routed, None, &FixedClock(0), &store).map_err(|r| r.error.code)?;
+    let peer = FixedPeer("192.0.2.7:4000");
+    let ctx = Ctx { request_id: "RID", body: None, stream: &peer, coarse: &FixedClock(0) };
+    let a = run_plugins(&gw, &mut rt, &req, id, &FixedClock(0), &store, &ctx).map_err(|r| r.error.code)?;
+    Ok(a.edits.into_iter().map(|(n, v)| (n, v.map(|v| String::from_utf8(v).unwrap()))).collect())
+}
+
+fn mapped_api() -> Value {
+    json!({ "apis": [ {
+        "name": "m", "method": "GET", "path": "/m/[id]/*", "authType": "ANONYMOUS", "requestMode": "MAPPING_PASSTHROUGH",
+        "parameters": [
+            { "name": "id", "location": "PATH", "regularExpression": "^[a-z]+$" },
+            { "name": "h", "location": "QUERY", "type": "LONG", "backendLocation": "HEADER", "backendName": "x-h" },
+            { "name": "n", "location": "QUERY", "type": "INT", "backendName": "num" },
+            { "name": "X-Tenant", "location": "HEADER", "enumValues": ["a", "b"], "backendName": "tenant-id" }
+        ],
+        "backend": { "type": "HTTP", "cluster": "c", "path": "/store/[id]",
+                     "systemParameters": [ { "name": "CaAppId", "backendName": "X-App", "location": "HEADER" },
+                                           { "name": "CaAppKey", "backendName": "appkey", "location": "QUERY" } ] }
+    } ] })
+}
+
+#[test]
+fn the_backend_receives_only_what_the_gateway_validated_or_set() {
+    let cfg = mapped_api();
+    // Targets of mapping and system parameters with no value: the client's copies are removed.
+    let e = outcome(&cfg, "/m/abc/x?num=999&appkey=forged", &[("x-h", "1 OR 1=1"), ("tenant-id", "admin"), ("x-app", "10001")]).unwrap();
+    assert_eq!(e["x-h"], None);
+    assert_eq!(e["tenant-id"], None);
+    assert_eq!(e["x-app"], None);
+    assert_eq!(e[":path"], some("/store/abc"));
+    // Mapped from validated sources.
+    let e = outcome(&cfg, "/m/abc/x?h=7&n=5", &[("X_Tenant", "b")]).unwrap();
+    assert_eq!(e["x-h"], some("7"));
+    assert_eq!(e["tenant-id"], some("b"));
+    assert_eq!(e[":path"], some("/store/abc?num=5"));
+}
+
+#[test]
+fn a_declared_parameter_is_given_once_and_fit_for_where_it_goes() {
+    let cfg = mapped_api();
+    assert_eq!(outcome(&cfg, "/m/abc/x?h=1&h=1%20OR%201%3D1", &[]).unwrap_err(), "I400IP");
+    assert_eq!(outcome(&cfg, "/m/abc/x?n=1&n=abc", &[]).unwrap_err(), "I400IP");
+    assert_eq!(outcome(&cfg, "/m/abc/x", &[("x-tenant", "a"), ("x_tenant", "admin")]).unwrap_err(), "I400IP");
+    assert_eq!(outcome(&cfg, "/m/abc/x", &[("x_tenant", "admin")]).unwrap_err(), "I400IP", "read under any spelling");
+    let mut text = mapped_api();
+    text["apis"][0]["parameters"][1]["type"] = json!("STRING");
+    assert_eq!(outcome(&text, "/m/abc/x?h=a%0d%0aX-Evil:%201", &[]).unwrap_err(), "I400IP", "CR/LF never goes into a header");
+}
+
+#[test]
+fn path_parameters_go_on_as_validated() {
+    let cfg = mapped_api();
+    assert_eq!(outcome(&cfg, "/m/abc%2F%27%20OR%201=1/rest", &[]).unwrap()[":path"], some("/store/abc"));
+    assert_eq!(outcome(&cfg, "/m/ab%63/rest", &[]).unwrap()[":path"], some("/store/abc"));
+    assert_eq!(outcome(&cfg, "/m/ABC/rest", &[]).unwrap_err(), "I400IP");
+    // Without a backend path, a path with escapes goes on as the gateway decoded and routed it.
+    let plain = json!({ "apis": [ { "name": "p", "method": "ANY", "path": "/p/*", "authType": "ANONYMOUS" } ] });
+    assert_eq!(outcome(&plain, "/p/a%2Fb/%41?q=1", &[]).unwrap()[":path"], some("/p/a/b/A?q=1"));
+    assert_eq!(outcome(&plain, "/p/%E4%B8%AD", &[]).unwrap().get(":path"), None, "already canonical: no edit");
+    for dots in ["/p/%2e%2e;/x", "/p/..;jsessionid=1/x", "/p/.;x/y", "/p/%2E%2E%3B/x", "/p/a/..%5Cx"] {
+        assert_eq!(outcome(&plain, dots, &[]).unwrap_err(), "I400PA", "{dots}");
+    }
+}
+
+#[test]
+fn a_backend_path_has_no_query_of_its_own() {
+    let mut cfg = mapped_api();
+    cfg["apis"][0]["backend"]["path"] = json!("/v1/search?id=[id]&role=user");
+    let problems = compile(cfg.to_string().as_bytes()).err().unwrap();
+    assert!(problems.iter().any(|p| p.to_string().contains("apis[0].backend.path: must be a path only")), "{problems:?}");
+}

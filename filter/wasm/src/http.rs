@@ -190,6 +190,28 @@ impl Http {
     }
 }
 
+impl Http {
+    /// The request is held by the filter: its decision is pending (body, remote checks) or it was
+    /// answered locally. No request callback may let it continue then.
+    fn holds_request(&self) -> bool {
+        self.pending.is_some() || self.remote.is_some() || self.replied
+    }
+
+    /// Decides a request whose body is complete (at most `max` bytes of it are read).
+    fn decide_with_body(&mut self, state: &State, max: usize) -> Action {
+        let Some(routed) = self.pending.take() else { return Action::Continue };
+        let body = hostcall::buffer(Buffer::RequestBody, 0, max);
+        if body.len() as u64 > state.gateway.max_body_bytes {
+            return self.refuse_code(state, &errors::I413RL, "body over maxBodyBytes");
+        }
+        let head = std::mem::take(&mut self.head);
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(state, &errors::X500ER, "malformed header map from host");
+        };
+        self.decide(state, &headers, routed, Some(&body))
+    }
+}
+
 fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
     Request { method: h.get(b":method").unwrap_or_default(), path: h.get(b":path").unwrap_or_default(), headers: h }
 }
@@ -233,8 +255,10 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let (Some(state), Some(routed)) = (self.state.clone(), self.pending) else {
-            return Action::Continue;
+        let (Some(state), Some(_)) = (self.state.clone(), self.pending) else {
+            // Continuing here would also release headers the filter still holds: a request waiting
+            // for its remote checks, or already answered, stays where it is.
+            return if self.holds_request() { Action::Pause } else { Action::Continue };
         };
         if body_size as u64 > state.gateway.max_body_bytes {
             self.pending = None;
@@ -243,13 +267,17 @@ impl HttpContext for Http {
         if !end_of_stream {
             return Action::Pause; // keep buffering
         }
-        self.pending = None;
-        let body = hostcall::buffer(Buffer::RequestBody, 0, body_size);
-        let head = std::mem::take(&mut self.head);
-        let Some(headers) = Headers::from_serialized(&head) else {
-            return self.refuse_code(&state, &errors::X500ER, "malformed header map from host");
+        self.decide_with_body(&state, body_size)
+    }
+
+    /// Trailers end the request: a body still awaited is complete now, and is decided on like one
+    /// that ended with its last data frame.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let (Some(state), Some(_)) = (self.state.clone(), self.pending) else {
+            return if self.holds_request() { Action::Pause } else { Action::Continue };
         };
-        self.decide(&state, &headers, routed, Some(&body))
+        let limit = usize::try_from(state.gateway.max_body_bytes).unwrap_or(usize::MAX);
+        self.decide_with_body(&state, limit.saturating_add(1))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -257,33 +285,46 @@ impl HttpContext for Http {
             return Action::Continue; // our own local reply carries everything already
         }
         let Some(state) = self.state.clone() else { return Action::Continue };
-        let status: u16 = self
-            .get_http_response_header_bytes(":status")
-            .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
-            .unwrap_or(0);
+        let status: u16 = response_header(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()).unwrap_or(0);
         let mut gateway_code: Option<&'static ErrorCode> = None;
+        let mut backend_failed = status >= 500;
         if self.pending.is_some() && status == 413 {
             // Envoy's own buffer limit fired while we waited for the body: answer in our contract.
             gateway_code = Some(&errors::I413RL);
+            backend_failed = false;
             set_response_header(cagate_core::ERROR_CODE_HEADER, Some(errors::I413RL.code.as_bytes()));
             set_response_header(cagate_core::ERROR_MESSAGE_HEADER, Some(errors::I413RL.message.as_bytes()));
-        } else if (status >= 500 || status == 404 || status == 413) && response_header(cagate_core::ERROR_CODE_HEADER).is_none() {
+        } else if status < 400 {
+            // Only the gateway says X-Ca-Error-*: a backend's own copies never reach the client.
+            strip_error_headers();
+        } else {
             let details = hostcall::property(&["response", "code_details"]).unwrap_or_default();
-            if let Some((code, reason)) = backend_failure::map_local_reply(&details) {
-                gateway_code = Some(code);
-                self.answer_backend_failure(&state, code, &reason, end_of_stream);
+            match backend_failure::answered_by(&details, status) {
+                backend_failure::Answered::Backend { failed } => {
+                    backend_failed = failed;
+                    strip_error_headers();
+                }
+                backend_failure::Answered::Envoy { code, backend_failed: failed } => {
+                    backend_failed = failed;
+                    // A code already there was set by the Envoy configuration (cagate import's routes).
+                    if let (Some((code, reason)), None) = (code, response_header(cagate_core::ERROR_CODE_HEADER)) {
+                        gateway_code = Some(code);
+                        self.answer_backend_failure(&state, code, &reason, end_of_stream);
+                    }
+                }
             }
         }
-        self.report_to_breaker(&state, status);
+        self.report_to_breaker(&state, backend_failed);
+        if self.replied {
+            return Action::Pause; // replaced whole by the gateway's reply
+        }
         let mapping = self.admitted.as_ref().and_then(|a| state.gateway.bound(a.api, a.stage).mapping);
         let mut action = Action::Continue;
         if let (Some(idx), None) = (mapping, gateway_code) {
             if let Some(PluginKind::Mapping(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) {
-                let json = self
-                    .get_http_response_header_bytes("content-type")
+                let json = response_header("content-type")
                     .is_some_and(|ct| cagate_core::starts_with_ignore_case(cagate_core::trim(&ct), b"application/json"));
-                let fits = self
-                    .get_http_response_header_bytes("content-length")
+                let fits = response_header("content-length")
                     .and_then(|l| std::str::from_utf8(&l).ok()?.parse::<usize>().ok())
                     .is_none_or(|l| l <= cfg.max_body);
                 if cfg.reads_body() && !end_of_stream && json && fits {
@@ -353,6 +394,13 @@ impl Http {
         log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.id(), code.code);
         state.metrics.borrow_mut().refused(code.code);
         let out = cagate_core::reply_for(&r, self.id());
+        if end_of_stream {
+            // A reply with no body (Envoy's own, say cluster_not_found) cannot be given one from
+            // here: it is replaced whole, before anything of it went downstream.
+            let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+            let _ = self.reply(out.status, &headers, out.body.as_bytes());
+            return;
+        }
         set_response_header(":status", Some(out.status.to_string().as_bytes()));
         set_response_header("content-length", None);
         for (name, value) in &out.headers {
@@ -360,15 +408,15 @@ impl Http {
                 set_response_header(name, Some(value.as_bytes()));
             }
         }
-        if !end_of_stream {
-            self.rewrite_body = Some(out.body);
-        }
+        self.rewrite_body = Some(out.body);
     }
 
-    fn report_to_breaker(&mut self, state: &State, status: u16) {
+    /// `failed`: the backend was reached and failed (its 5xx, or a connection, TLS, timeout or reset
+    /// failure); answers Envoy made without reaching it never count.
+    fn report_to_breaker(&mut self, state: &State, failed: bool) {
         let Some((idx, key, pass)) = self.admitted.as_mut().and_then(|a| a.breaker.take()) else { return };
         let Some(PluginKind::Breaker(cfg)) = state.gateway.plugins.get(idx as usize).map(|p| &p.kind) else { return };
-        if cagate_core::circuit_breaker::record(cfg, &key, pass, status >= 500, HostClock.now_ms(), &HostStore) {
+        if cagate_core::circuit_breaker::record(cfg, &key, pass, failed, HostClock.now_ms(), &HostStore) {
             log::warn!("cagate: circuit breaker {} opened for {key}", cfg.plugin);
             state.metrics.borrow_mut().breaker_opened();
         }
@@ -400,6 +448,12 @@ impl Http {
             }
         }
     }
+}
+
+/// Removes a backend's `X-Ca-Error-Code` and `X-Ca-Error-Message`.
+fn strip_error_headers() {
+    set_response_header(cagate_core::ERROR_CODE_HEADER, None);
+    set_response_header(cagate_core::ERROR_MESSAGE_HEADER, None);
 }
 
 fn response_header(name: &str) -> Option<Vec<u8>> {

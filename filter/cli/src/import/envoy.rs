@@ -112,6 +112,21 @@ fn stats_tags() -> Value {
     ])
 }
 
+fn no_backend_route() -> Value {
+    let e = &cagate_core::errors::I404SR;
+    let message = e.render(&["no backend for this API"]);
+    let body = serde_json::json!({ "code": e.code, "message": message }).to_string();
+    let header = |name: &str, value: &str| map([("header", map([("key", s(name)), ("value", s(value))]))]);
+    map([
+        ("match", map([("prefix", s("/"))])),
+        ("direct_response", map([("status", Value::Number(e.status.into())), ("body", map([("inline_string", s(&body))]))])),
+        (
+            "response_headers_to_add",
+            seq(vec![header(cagate_core::ERROR_CODE_HEADER, e.code), header(cagate_core::ERROR_MESSAGE_HEADER, &message), header("content-type", "application/json")]),
+        ),
+    ])
+}
+
 fn connection_manager(config_json: &str, wasm: &str) -> Value {
     let header = cagate_core::BACKEND_CLUSTER_HEADER;
     let routes = seq(vec![
@@ -119,11 +134,9 @@ fn connection_manager(config_json: &str, wasm: &str) -> Value {
             ("match", map([("prefix", s("/")), ("headers", seq(vec![map([("name", s(header)), ("present_match", Value::Bool(true))])]))])),
             ("route", map([("cluster_header", s(header)), ("timeout", s("30s"))])),
         ]),
-        // An API without a backend (cagate sets no cluster).
-        map([
-            ("match", map([("prefix", s("/"))])),
-            ("direct_response", map([("status", Value::Number(503.into())), ("body", map([("inline_string", s("{\"message\":\"No backend for this API\"}"))]))])),
-        ]),
+        // An API without a backend (cagate sets no cluster): the gateway's I404SR, in its contract
+        // (the filter adds X-Ca-Request-Id to every response).
+        no_backend_route(),
     ]);
     let hcm = typed(
         "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

@@ -114,6 +114,77 @@ impl<'a> StringToSign<'a> {
     }
 }
 
+/// A value the signature covers that the request gives again with another value: the signature
+/// covers the first, a backend may read the last or all of them. (The same value twice is harmless,
+/// and Alibaba's Python SDK sends query parameters again in a form body.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Repeated {
+    /// A header (as the client listed it, or the fixed name) under any spelling a backend reads as
+    /// the same name.
+    Header(Vec<u8>),
+    /// A query parameter.
+    Query(Vec<u8>),
+    /// A form parameter, or a query parameter given again in the form.
+    Form(Vec<u8>),
+}
+
+/// The headers every signature covers, besides those `X-Ca-Signature-Headers` lists: the fixed lines
+/// of the StringToSign and the ones authentication itself reads.
+const ALWAYS_SIGNED: [&[u8]; 10] = [
+    b"accept",
+    b"content-md5",
+    b"content-type",
+    b"date",
+    b"x-ca-key",
+    b"x-ca-signature",
+    b"x-ca-signature-headers",
+    b"x-ca-signature-method",
+    b"x-ca-timestamp",
+    b"x-ca-nonce",
+];
+
+/// The first signed value the request gives again differently, if any.
+pub(crate) fn repeated(req: &Signed<'_>) -> Option<Repeated> {
+    let h = req.headers;
+    let differs = |name: &[u8]| {
+        let mut values = h.spellings(name).map(trim);
+        let first = values.next();
+        values.any(|v| Some(v) != first)
+    };
+    if let Some(name) = ALWAYS_SIGNED.iter().find(|n| differs(n)) {
+        return Some(Repeated::Header(name.to_vec()));
+    }
+    if let Some(list) = h.get(b"x-ca-signature-headers") {
+        if let Some(name) = list.split(|&b| b == b',').map(trim).find(|n| !n.is_empty() && differs(n)) {
+            return Some(Repeated::Header(name.to_vec()));
+        }
+    }
+    let (_, query) = split_path(req.path);
+    let mut params = Vec::new();
+    crate::wire::url::parse_urlencoded(query, &mut params);
+    let in_query = params.len();
+    if let Some(form) = req.form {
+        crate::wire::url::parse_urlencoded(form, &mut params);
+    }
+    let mut order: Vec<usize> = (0..params.len()).collect();
+    // Stable: of equal names, the query's come first, in the order given.
+    order.sort_by(|&a, &b| params.get(a).map(|p| &p.name).cmp(&params.get(b).map(|p| &p.name)));
+    let (mut first, mut found) = (None::<usize>, None);
+    for &i in &order {
+        let (Some(p), Some(f)) = (params.get(i), first.and_then(|f| params.get(f))) else {
+            first = Some(i);
+            continue;
+        };
+        if p.name != f.name {
+            first = Some(i);
+        } else if p.value != f.value {
+            found = Some((p.name.to_vec(), i >= in_query));
+            break;
+        }
+    }
+    found.map(|(name, from_form)| if from_form { Repeated::Form(name) } else { Repeated::Query(name) })
+}
+
 /// Base64 HMAC of a whole StringToSign (client side: the CLI and the tests' known answers).
 pub fn sign(alg: Algorithm, secret: &[u8], string_to_sign: &[u8]) -> String {
     fn mac<M: Update + FixedOutput + KeyInit>(secret: &[u8], msg: &[u8]) -> Vec<u8> {

@@ -248,6 +248,12 @@ fn path_pieces(c: &mut Validator, p: &str, path: &str, scope: &BackendScope<'_>)
         c.err(path, "must not contain spaces or control characters");
         return None;
     }
+    // The query is the gateway's to build (mapping, constants, claims): a `?` here would let a raw
+    // `&` in a path parameter add a query parameter ahead of the configured ones.
+    if p.contains(['?', '#']) {
+        c.err(path, "must be a path only: no ? or # (set query parameters with constantParameters or parameter mapping)");
+        return None;
+    }
     let api_params: Vec<&str> = scope
         .template
         .iter()

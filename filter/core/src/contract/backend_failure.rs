@@ -10,6 +10,7 @@ pub const TABLE: &[(&str, &ErrorCode)] = &[
     ("via_upstream", &errors::X500ER), // sentinel: never mapped, see `map_local_reply`
     // Envoy's own answers to the request itself, not to a backend failure.
     ("route_not_found", &errors::I404NF),
+    ("cluster_not_found", &errors::I404SR),
     ("request_payload_too_large", &errors::I413RL),
     ("tls_error", &errors::D504CS),
     ("tls", &errors::D504CS),
@@ -40,12 +41,40 @@ pub fn map_local_reply(details: &[u8]) -> Option<(&'static ErrorCode, String)> {
     Some((code, crate::wire::text::header_safe(d.as_bytes())))
 }
 
+/// Who answered a response cagate did not make itself, and what the gateway does with it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// The backend's own response (its copies of the gateway's error headers are removed): `failed`
+    /// when it is a 5xx, which the circuit breaker counts.
+    Backend { failed: bool },
+    /// Envoy answered, in place of a failed backend or for a reason of its own: the gateway's code
+    /// for it, and whether a backend was reached and failed (only those count for the breaker; a
+    /// request Envoy could not even send, a cluster it does not know, are not the backend's fault).
+    Envoy { code: Option<(&'static ErrorCode, String)>, backend_failed: bool },
+}
+
+/// Classifies a response from Envoy's response code details and its status. Envoy's local answers
+/// the table does not know get `X500ER` when they are server errors: every 5xx the gateway makes
+/// carries a code.
+pub fn answered_by(details: &[u8], status: u16) -> Answered {
+    if details.is_empty() || details == b"via_upstream" {
+        return Answered::Backend { failed: status >= 500 };
+    }
+    let code = map_local_reply(details).or_else(|| {
+        (status >= 500).then(|| (&errors::X500ER, crate::wire::text::header_safe(details)))
+    });
+    // Aliyun's D-codes are the backend's failures: connection, TLS, timeout, reset, overflow.
+    let backend_failed = code.as_ref().is_some_and(|(c, _)| c.code.starts_with('D'));
+    Answered::Envoy { code, backend_failed }
+}
+
 /// The message for a mapped failure: the table's template with Envoy's detail as the reason, and for a
 /// name that did not resolve the backend's host (its `host`, else its Envoy cluster) when known.
 pub fn message(code: &ErrorCode, reason: &str, host: Option<&str>) -> String {
     match code.code {
         "D504RE" => code.render(&[&crate::wire::text::header_safe(host.unwrap_or("backend").as_bytes())]),
         "I404NF" => code.render(&["(no Envoy route for the request)"]),
+        "I404SR" => code.render(&["the API's backend cluster is not known to Envoy"]),
         _ => code.render(&[reason]),
     }
 }
@@ -86,5 +115,23 @@ mod tests {
         assert_eq!(message(c, &reason, None), "Backend domain `backend` resolve failed");
         assert_eq!(map_local_reply(b"route_not_found").unwrap().0.code, "I404NF");
         assert_eq!(map_local_reply(b"request_payload_too_large").unwrap().0.code, "I413RL");
+        assert_eq!(map_local_reply(b"cluster_not_found").unwrap().0.code, "I404SR");
+    }
+
+    #[test]
+    fn only_backend_failures_count_for_the_breaker() {
+        assert_eq!(answered_by(b"via_upstream", 503), Answered::Backend { failed: true });
+        assert_eq!(answered_by(b"via_upstream", 404), Answered::Backend { failed: false });
+        let failed = |d: &[u8], s| match answered_by(d, s) {
+            Answered::Envoy { code, backend_failed } => (code.map(|(c, _)| c.code), backend_failed),
+            Answered::Backend { .. } => panic!("not a local answer"),
+        };
+        assert_eq!(failed(b"upstream_reset_before_response_started{connection_failure}", 503), (Some("D504CO"), true));
+        assert_eq!(failed(b"upstream_response_timeout", 504), (Some("D504TO"), true));
+        // The request could not be encoded (a header value Envoy refuses): Envoy's 503, not the backend's.
+        assert_eq!(failed(b"filter_removed_required_request_headers{invalid_header_value}", 503), (Some("X500ER"), false));
+        assert_eq!(failed(b"cluster_not_found", 503), (Some("I404SR"), false));
+        assert_eq!(failed(b"direct_response", 200), (None, false));
+        assert_eq!(failed(b"rbac_access_denied_matched_policy[none]", 403), (None, false));
     }
 }

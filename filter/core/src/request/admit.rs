@@ -140,7 +140,8 @@ fn forward_claims(cfg: &crate::plugins::jwt::JwtConfig, claims: Option<&serde_js
                     adds.pairs.push((p.name.clone(), v));
                 }
             }
-            _ => edits.push((p.name.clone(), value(&p.claim).map(String::into_bytes))),
+            // A claim with CR or LF would make Envoy refuse to send the request at all.
+            _ => edits.push((p.name.clone(), value(&p.claim).map(|v| crate::wire::text::header_value(&v).into_owned().into_bytes()))),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
 use crate::apps::directory::Credential;
-use crate::auth::signature::{content_md5_matches, form_body, Algorithm, Signed, StringToSign};
+use crate::auth::signature::{content_md5_matches, form_body, repeated, Algorithm, Repeated, Signed, StringToSign};
 use crate::config::model::{AppCodeAuth, AuthType, Gateway};
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::refusal::Refusal;
@@ -92,6 +92,9 @@ pub fn authenticate(
             let shown = header_safe(&sts.canonical());
             return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));
         }
+        if let Some(r) = repeated_refusal(&Signed { method: req.method, path: req.path, headers: h, form }) {
+            return Err(r.app(app));
+        }
         // An unsigned nonce or timestamp could be changed at will on a captured request.
         for (value, name, shown) in [(nonce, &b"x-ca-nonce"[..], "X-Ca-Nonce"), (timestamp, b"x-ca-timestamp", "X-Ca-Timestamp")] {
             if value.is_some() && !signs_header(h, name) {
@@ -100,20 +103,7 @@ pub fn authenticate(
         }
         authorize(gw, routed, app, &mut now)?;
         if let Some(nonce) = nonce {
-            // Remembered for as long as the request could pass the timestamp check again: a
-            // timestamp ahead of the clock stays acceptable until `timestamp + tolerance`.
-            let now_ms = now.get();
-            let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64))
-                .max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
-            match nonces.record_until(store, key, nonce, now_ms, until) {
-                Outcome::Fresh if gw.cluster.one_time_keys.is_some() => {
-                    identity.nonce = Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until));
-                }
-                Outcome::Fresh => {}
-                Outcome::Replayed => return Err(refuse(&errors::S403NU, &[], "nonce replayed")),
-                Outcome::Full => return Err(refuse(&errors::X503BZ, &[], "nonce store full")),
-                Outcome::Contended => return Err(refuse(&errors::X503BZ, &[], "nonce store contended")),
-            }
+            identity.nonce = remember_nonce(gw, nonces, store, key, nonce, signed_at, now.get()).map_err(|r| r.app(app))?;
         }
         identity.app = Some(app);
         return Ok(identity);
@@ -148,6 +138,28 @@ pub fn authenticate(
     Ok(identity)
 }
 
+/// Records a nonce, for as long as the request could pass the timestamp check again (a timestamp
+/// ahead of the clock stays acceptable until `timestamp + tolerance`). In cluster mode, the key to
+/// claim across Envoys.
+fn remember_nonce(
+    gw: &Gateway,
+    nonces: &NonceStore,
+    store: &dyn SharedStore,
+    key: &[u8],
+    nonce: &[u8],
+    signed_at: Option<i64>,
+    now_ms: i64,
+) -> Result<Option<OneTime>, Refusal> {
+    let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64)).max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
+    match nonces.record_until(store, key, nonce, now_ms, until) {
+        Outcome::Fresh if gw.cluster.one_time_keys.is_some() => Ok(Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until))),
+        Outcome::Fresh => Ok(None),
+        Outcome::Replayed => Err(Refusal::new(&errors::S403NU, &[], "nonce replayed")),
+        Outcome::Full => Err(Refusal::new(&errors::X503BZ, &[], "nonce store full")),
+        Outcome::Contended => Err(Refusal::new(&errors::X503BZ, &[], "nonce store contended")),
+    }
+}
+
 /// An unknown appKey or AppCode; while the app registry has not loaded a first document, the app may
 /// well exist there: the client is told to retry (`X503BZ`) rather than that its credentials are bad.
 fn unknown_app(gw: &Gateway, code: &'static ErrorCode, cause: &'static str) -> Refusal {
@@ -176,6 +188,23 @@ fn authorize(gw: &Gateway, routed: &Routed, app: u32, now: &mut Now<'_>) -> Resu
         }
         Some(_) => Ok(()),
     }
+}
+
+/// A signed value given twice is refused (the table's invalid header, URI or body): the signature
+/// covers one copy and a backend may act on another.
+fn repeated_refusal(signed: &Signed<'_>) -> Option<Refusal> {
+    let r = match repeated(signed)? {
+        Repeated::Header(name) => Refusal::new(&errors::I400HD, &[&header_safe(&name), "is repeated"], "signed header repeated"),
+        Repeated::Query(name) => {
+            let reason = format!("parameter `{}` is repeated", header_safe(&name));
+            Refusal::new(&errors::I400RU, &[&reason], "signed query parameter repeated")
+        }
+        Repeated::Form(name) => {
+            let reason = format!("parameter `{}` is repeated", header_safe(&name));
+            Refusal::new(&errors::I400BD, &[&reason], "signed form parameter repeated")
+        }
+    };
+    Some(r)
 }
 
 /// Whether `X-Ca-Signature-Headers` lists `name` (given in lower case), in any case.

@@ -24,6 +24,11 @@ type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The backend's header edits and `:path` for an admitted request; `adds` are the claim query
 /// parameters jwtAuth asked for.
+///
+/// One rule: the backend receives only what the gateway validated or set. Every name the gateway
+/// sets (a mapping target, a constant, a system parameter) is removed from the client's request
+/// first, whether or not the gateway then has a value for it; path parameters and the path itself
+/// are forwarded as the gateway decoded and checked them, re-encoded one canonical way.
 pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>, mut adds: QueryAdds, edits: &mut Edits) {
     // Client-sent copies of the routing headers never count, whatever the API.
     edits.push((BACKEND_CLUSTER_HEADER.to_string(), None));
@@ -33,25 +38,30 @@ pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Reque
         _ => None,
     };
     let (raw_path, query) = split_path(req.path);
+    let decoded = percent_decode(raw_path, false);
     // The backend's path, when it is not the request's own (built only then: this runs per request).
     let mut backend = None;
     if let Some(h) = http {
         route_to(h, identity.stage, edits);
-        backend = h.path.as_ref().map(|pieces| backend_path(pieces, api, raw_path));
+        backend = h.path.as_ref().map(|pieces| backend_path(pieces, api, &decoded));
         for c in &h.constants {
-            set(c.location, &c.name, c.value.clone(), edits, &mut adds);
+            set(c.location, &c.name, Some(c.value.clone()), edits, &mut adds);
         }
         for s in &h.system {
-            if let Some(v) = system_value(gw, s.system, identity, req, ctx) {
-                set(s.location, &s.backend_name, v, edits, &mut adds);
-            }
+            let value = system_value(gw, s.system, identity, req, ctx);
+            set(s.location, &s.backend_name, value, edits, &mut adds);
         }
     }
     if api.request_mode != RequestMode::Passthrough {
         map_headers(api, req, edits, &mut adds);
+        clear_header_targets(api, edits);
+        clear_query_targets(api, &mut adds);
     }
     let mapped = map_query(api, query, &mut adds, edits);
-    if http.is_some() || mapped.is_some() {
+    // A path with escapes goes on as the gateway decoded and routed it: the backend never splits or
+    // resolves it differently (`%2F`, `%5C`, `%2e`).
+    let backend = backend.or_else(|| (*decoded != *raw_path).then(|| encode_path(&decoded)).filter(|p| p != raw_path));
+    if backend.is_some() || mapped.is_some() {
         let mut path = backend.unwrap_or_else(|| raw_path.to_vec());
         let query = mapped.unwrap_or_else(|| query.to_vec());
         if !query.is_empty() {
@@ -81,22 +91,67 @@ fn set_header(edits: &mut Edits, name: &str, value: Vec<u8>) {
     edits.push((name.to_string(), Some(value)));
 }
 
-fn set(location: ParamLocation, name: &str, value: String, edits: &mut Edits, adds: &mut QueryAdds) {
-    match location {
-        ParamLocation::Query => {
+/// Sets a parameter the gateway owns; with no value, the client's copies are removed all the same.
+fn set(location: ParamLocation, name: &str, value: Option<String>, edits: &mut Edits, adds: &mut QueryAdds) {
+    match (location, value) {
+        (ParamLocation::Query, value) => {
             adds.replaced.push(name.to_string());
-            adds.pairs.push((name.to_string(), value));
+            adds.pairs.extend(value.map(|v| (name.to_string(), v)));
         }
-        _ => set_header(edits, name, value.into_bytes()),
+        (_, Some(v)) => set_header(edits, name, v.into_bytes()),
+        (_, None) => edits.push((name.to_string(), None)),
     }
 }
 
-/// The backend path: its text, with each `[name]` replaced by the value (as received, still
-/// percent-encoded) of the API's path parameter `name`, or of the declared PATH parameter whose
-/// backend name it is.
-fn backend_path(pieces: &[PathPiece], api: &Api, raw_path: &[u8]) -> Vec<u8> {
-    let values = path_params(&api.template, raw_path);
-    let mut out = Vec::with_capacity(raw_path.len() + 16);
+/// Bytes a path segment keeps as they are; everything else is percent-encoded.
+fn path_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b)
+}
+
+/// A decoded path, percent-encoded one canonical way (`/` kept as the separator).
+fn encode_path(decoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(decoded.len() + 8);
+    for &b in decoded {
+        if b == b'/' {
+            out.push(b);
+        } else {
+            push_encoded(&mut out, b);
+        }
+    }
+    out
+}
+
+/// A path parameter's decoded value as one segment: `/`, `?`, `#`, `%`, `&` and the rest encoded.
+fn encode_segment(value: &[u8], out: &mut Vec<u8>) {
+    for &b in value {
+        if b == b'&' || b == b'=' || b == b';' {
+            // Kept out of the segment too: they start a query or path parameter for some servers.
+            push_hex(out, b);
+        } else {
+            push_encoded(out, b);
+        }
+    }
+}
+
+fn push_encoded(out: &mut Vec<u8>, b: u8) {
+    if path_safe(b) {
+        out.push(b);
+    } else {
+        push_hex(out, b);
+    }
+}
+
+fn push_hex(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+}
+
+/// The backend path: its text, with each `[name]` replaced by the value of the API's path parameter
+/// `name` (or of the declared PATH parameter whose backend name it is) exactly as it was validated:
+/// taken from the decoded path, encoded as one segment.
+fn backend_path(pieces: &[PathPiece], api: &Api, decoded_path: &[u8]) -> Vec<u8> {
+    let values = path_params(&api.template, decoded_path);
+    let mut out = Vec::with_capacity(decoded_path.len() + 16);
     for piece in pieces {
         match piece {
             PathPiece::Text(t) => out.extend_from_slice(t.as_bytes()),
@@ -107,7 +162,7 @@ fn backend_path(pieces: &[PathPiece], api: &Api, raw_path: &[u8]) -> Vec<u8> {
                     .find(|p| p.location == ParamLocation::Path && p.backend_name.as_deref() == Some(name))
                     .map_or(name.as_str(), |p| p.name.as_str());
                 if let Some((_, v)) = values.iter().find(|(n, _)| *n == api_name) {
-                    out.extend_from_slice(v);
+                    encode_segment(v, &mut out);
                 }
             }
         }
@@ -119,18 +174,49 @@ fn declared<'a>(api: &'a Api, location: ParamLocation, name: &[u8]) -> Option<&'
     api.params.iter().find(|p| p.location == location && p.name.as_bytes() == name)
 }
 
-/// Declared HEADER parameters under their backend names and locations (mapping modes).
+/// Where a declared parameter goes at the backend, when mapping moves or renames it.
+fn target(p: &ApiParameter) -> Option<(ParamLocation, String)> {
+    let location = p.backend_location.unwrap_or(p.location);
+    let name = match (location, &p.backend_name) {
+        (_, Some(n)) => n.clone(),
+        (ParamLocation::Header, None) => p.name.to_ascii_lowercase(),
+        (_, None) => p.name.clone(),
+    };
+    let same = location == p.location
+        && match location {
+            ParamLocation::Header => name.eq_ignore_ascii_case(&p.name),
+            _ => name == p.name,
+        };
+    (!same && p.location != ParamLocation::Path).then_some((location, name))
+}
+
+/// Query parameters that mapping produces: a client's own copies never reach the backend.
+fn clear_query_targets(api: &Api, adds: &mut QueryAdds) {
+    for (location, name) in api.params.iter().filter_map(target) {
+        if location == ParamLocation::Query {
+            adds.replaced.push(name);
+        }
+    }
+}
+
+/// Declared HEADER parameters under their backend names and locations (mapping modes). The target
+/// is set only from the validated source: a client's copy of the target name is removed.
 fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut QueryAdds) {
     for p in api.params.iter().filter(|p| p.location == ParamLocation::Header) {
-        let target = p.backend_location.unwrap_or(ParamLocation::Header);
-        let name = p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase());
-        if target == ParamLocation::Header && name == p.name.to_ascii_lowercase() {
-            continue;
-        }
-        let value = req.headers.get(p.name.to_ascii_lowercase().as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned());
+        let Some((location, name)) = target(p) else { continue };
+        // The value validated: the first under any spelling (the only one: a second is refused).
+        let value = req.headers.spellings(p.name.as_bytes()).next().map(|v| String::from_utf8_lossy(v).into_owned());
         edits.push((p.name.to_ascii_lowercase(), None));
-        if let Some(v) = value {
-            set(target, &name, v, edits, adds);
+        set(location, &name, value, edits, adds);
+    }
+}
+
+/// Header targets of mapped QUERY parameters: removed from the client's request whether or not the
+/// source is present.
+fn clear_header_targets(api: &Api, edits: &mut Edits) {
+    for p in api.params.iter().filter(|p| p.location != ParamLocation::Header) {
+        if let Some((ParamLocation::Header, name)) = target(p) {
+            edits.push((name, None));
         }
     }
 }

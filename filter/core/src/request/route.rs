@@ -133,9 +133,13 @@ fn domain_matches(pattern: &str, host: &[u8]) -> bool {
 }
 
 /// True if a segment of the decoded path is `.` or `..`; `\\` counts as a separator, as some
-/// servers read it so.
+/// servers read it so, and a segment is read up to its first `;` (Tomcat and Spring drop path
+/// parameters, so `..;x` is `..` to them).
 pub(crate) fn has_dot_segment(path: &[u8]) -> bool {
-    path.split(|&b| b == b'/' || b == b'\\').any(|seg| seg == b"." || seg == b"..")
+    path.split(|&b| b == b'/' || b == b'\\').any(|seg| {
+        let seg = seg.split(|&b| b == b';').next().unwrap_or(seg);
+        seg == b"." || seg == b".."
+    })
 }
 
 /// At most 256 bytes of a client value, for a message.

@@ -9,7 +9,9 @@ use crate::contract::refusal::Refusal;
 use crate::request::model::{Ctx, Identity, Request};
 use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, UrlParam};
 use crate::config::router::path_params;
-use crate::config::parameters::{invalid_reason, ParamLocation};
+use crate::config::backend::RequestMode;
+use crate::config::parameters::{invalid_reason, ApiParameter, ParamLocation};
+use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 pub(crate) struct RequestVars<'a> {
@@ -127,30 +129,60 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
     Ok(())
 }
 
-/// Checks the API's parameter definitions: `I400MH`, `I400MP`, `I400IP`.
+/// Checks the API's parameter definitions: `I400MH`, `I400MP`, `I400IP`. A declared parameter is
+/// read under every spelling a backend may read it by, and given once at most: the value checked is
+/// then the only one the backend can see.
 pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
     let (_, query) = split_path(req.path);
+    let mut query_params: Option<Vec<UrlParam<'_>>> = None;
+    let mut form_params: Option<Vec<UrlParam<'_>>> = None;
     for def in &api.params {
-        let value: Option<Vec<u8>> = match def.location {
-            ParamLocation::Header => req.headers.get(def.name.to_ascii_lowercase().as_bytes()).map(<[u8]>::to_vec),
-            ParamLocation::Query => first_param(query, &def.name),
-            ParamLocation::Form => form(req, ctx).and_then(|f| first_param(f, &def.name)),
-            ParamLocation::Path => path_param(api, req, &def.name),
+        let (value, count): (Option<Cow<'_, [u8]>>, usize) = match def.location {
+            ParamLocation::Header => {
+                let mut found = req.headers.spellings(def.name.as_bytes());
+                let first = found.next().map(Cow::Borrowed);
+                (first, usize::from(found.next().is_some()) + 1)
+            }
+            ParamLocation::Query => occurrences(query_params.get_or_insert_with(|| parsed(Some(query))), &def.name),
+            ParamLocation::Form => occurrences(form_params.get_or_insert_with(|| parsed(form(req, ctx))), &def.name),
+            ParamLocation::Path => (path_param(api, req, &def.name).map(Cow::Owned), 1),
         };
         let shown = crate::wire::text::header_safe(def.name.as_bytes());
-        match value {
-            None if def.required => {
+        let Some(v) = value else {
+            if def.required {
                 let (e, cause) = if def.location == ParamLocation::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
                 return Err(Refusal::new(e, &[&shown], cause));
             }
-            None => {}
-            Some(v) => {
-                let v = String::from_utf8_lossy(&v);
-                if let Some(reason) = invalid_reason(def, &v) {
-                    return Err(Refusal::new(&errors::I400IP, &[&shown, &reason], "invalid parameter"));
-                }
-            }
+            continue;
+        };
+        if count > 1 {
+            return Err(Refusal::new(&errors::I400IP, &[&shown, "is given more than once"], "repeated parameter"));
+        }
+        if mapped_to_header(api, def) && v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(Refusal::new(&errors::I400IP, &[&shown, "holds a control character"], "control character for a header"));
+        }
+        if let Some(reason) = invalid_reason(def, &String::from_utf8_lossy(&v)) {
+            return Err(Refusal::new(&errors::I400IP, &[&shown, &reason], "invalid parameter"));
         }
     }
     Ok(())
+}
+
+fn parsed(src: Option<&[u8]>) -> Vec<UrlParam<'_>> {
+    let mut ps = Vec::new();
+    parse_urlencoded(src.unwrap_or_default(), &mut ps);
+    ps
+}
+
+/// The first value of `name` and how many times it is given (counting stops at two).
+fn occurrences<'p>(params: &[UrlParam<'p>], name: &str) -> (Option<Cow<'p, [u8]>>, usize) {
+    let mut found = params.iter().filter(|p| *p.name == *name.as_bytes());
+    let Some(first) = found.next() else { return (None, 0) };
+    let value = first.value.clone().unwrap_or(Cow::Borrowed(&[]));
+    (Some(value), usize::from(found.next().is_some()) + 1)
+}
+
+/// A non-header parameter that parameter mapping sends to the backend as a header.
+fn mapped_to_header(api: &Api, def: &ApiParameter) -> bool {
+    api.request_mode != RequestMode::Passthrough && def.location != ParamLocation::Header && def.backend_location == Some(ParamLocation::Header)
 }

@@ -52,6 +52,12 @@ impl<'a> Headers<'a> {
         self.pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
     }
 
+    /// The values of a header under every spelling a backend reads as `name` (see `same_name`): the
+    /// values of a declared parameter, checked and forwarded alike.
+    pub fn spellings<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
+        self.pairs.iter().filter(move |(n, _)| same_name(n, name)).map(|&(_, v)| v)
+    }
+
     /// A header holding a whole number (`Content-Length`, the hop counter).
     pub fn number(&self, name: &[u8]) -> Option<u64> {
         std::str::from_utf8(crate::wire::url::trim(self.get(name)?)).ok()?.parse().ok()
@@ -76,9 +82,9 @@ fn fold(b: u8) -> u8 {
     }
 }
 
-/// True if a client-sent `name` is, to some backend, the header `owned` (lower case, `-`).
+/// True if a client-sent `name` is, to some backend, the header `owned` (either spelling).
 pub fn same_name(name: &[u8], owned: &[u8]) -> bool {
-    name.len() == owned.len() && name.iter().zip(owned).all(|(&a, &b)| fold(a) == b)
+    name.len() == owned.len() && name.iter().zip(owned).all(|(&a, &b)| fold(a) == fold(b))
 }
 
 /// True if a client-sent `name` starts, to some backend, with `prefix` (lower case, `-`).

@@ -324,7 +324,8 @@ fn the_envoy_bootstrap() {
     assert_eq!(hcm["normalize_path"], true);
     let routes = &hcm["route_config"]["virtual_hosts"][0]["routes"];
     assert_eq!(routes[0]["route"], json!({ "cluster_header": "x-cagate-cluster", "timeout": "30s" }));
-    assert_eq!(routes[1]["direct_response"]["status"], 503);
+    assert_eq!(routes[1]["direct_response"]["status"], 404);
+    assert_eq!(routes[1]["response_headers_to_add"][0]["header"], json!({ "key": "x-ca-error-code", "value": "I404SR" }));
     let wasm = &hcm["http_filters"][1]["typed_config"]["config"];
     assert_eq!(wasm["vm_config"]["code"]["local"]["filename"], "cagate.wasm");
     assert_eq!(wasm["configuration"]["value"].as_str().unwrap(), out.config);
