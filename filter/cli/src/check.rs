@@ -51,8 +51,13 @@ pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
         Err(_) => {
             let mut all = Vec::new();
             for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let v: Value = serde::Deserialize::deserialize(doc)
-                    .map_err(|e| format!("{}: document {i} is neither JSON nor YAML ({})", file.display(), e.location().map_or(String::new(), |l| format!("line {}", l.line()))))?;
+                let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| {
+                    format!(
+                        "{}: document {i} is neither JSON nor YAML ({})",
+                        file.display(),
+                        e.location().map_or(String::new(), |l| format!("line {}", l.line()))
+                    )
+                })?;
                 all.extend(documents(&v));
             }
             all

@@ -233,13 +233,20 @@ fn resolved_clusters(doc: &Value) -> Vec<(String, String, String)> {
     for api in doc.get("apis").and_then(Value::as_sequence).into_iter().flatten() {
         let Some(template) = api.get("backend").and_then(|b| b.get("cluster")).and_then(Value::as_str) else { continue };
         let name = api.get("name").and_then(Value::as_str).unwrap_or_default();
-        let stages: Vec<&str> = api.get("stages").and_then(Value::as_sequence).map_or_else(|| vec!["RELEASE"], |l| l.iter().filter_map(Value::as_str).collect());
+        let stages: Vec<&str> =
+            api.get("stages").and_then(Value::as_sequence).map_or_else(|| vec!["RELEASE"], |l| l.iter().filter_map(Value::as_str).collect());
         for st in stages {
             let vars = doc.get("stageVariables").and_then(|v| v.get(st));
             let cluster: String = template
                 .split('#')
                 .enumerate()
-                .map(|(i, piece)| if i % 2 == 1 { vars.and_then(|v| v.get(piece)).and_then(Value::as_str).unwrap_or(piece).to_string() } else { piece.to_string() })
+                .map(|(i, piece)| {
+                    if i % 2 == 1 {
+                        vars.and_then(|v| v.get(piece)).and_then(Value::as_str).unwrap_or(piece).to_string()
+                    } else {
+                        piece.to_string()
+                    }
+                })
                 .collect();
             if !out.iter().any(|(_, _, c)| *c == cluster) {
                 out.push((name.to_string(), st.to_string(), cluster));

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cagate", version, about = "Sign requests for cagate / Alibaba Cloud API Gateway, debug signatures, check configurations, import Aliyun Swagger, make apps")]
+#[command(
+    name = "cagate",
+    version,
+    about = "Sign requests for cagate / Alibaba Cloud API Gateway, debug signatures, check configurations, import Aliyun Swagger, make apps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,10 +30,13 @@ enum Command {
     Sign(request::SignArgs),
     /// Print the StringToSign of a request, as lines and in the `#` form of X-Ca-Error-Message; given
     /// the server's message, show the first difference.
-    #[command(name = "string-to-sign", after_help = "Examples:
+    #[command(
+        name = "string-to-sign",
+        after_help = "Examples:
   cagate string-to-sign -H 'Accept: application/json' -H 'X-Ca-Key: k' -H 'X-Ca-Signature-Headers: x-ca-key' http://h/orders/7
   cagate string-to-sign -H 'X-Ca-Key: k' -H 'X-Ca-Signature-Headers: x-ca-key' http://h/orders/7 \\
-      --server 'Invalid Signature, Server StringToSign:`GET#####x-ca-key:k#/orders/8`'")]
+      --server 'Invalid Signature, Server StringToSign:`GET#####x-ca-key:k#/orders/8`'"
+    )]
     StringToSign(request::StsArgs),
     /// Validate a configuration: the JSON document, an Envoy YAML/JSON embedding it in the Wasm filter,
     /// or an Istio WasmPlugin. Prints every problem with its path; exits 1 when invalid. Never prints secrets.

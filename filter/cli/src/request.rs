@@ -2,8 +2,8 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use cagate_core::Headers;
 use cagate_core::is_form;
+use cagate_core::Headers;
 use cagate_core::{header_safe, sign as hmac_sign, Algorithm, Signed, StringToSign};
 use clap::Args;
 use md5::{Digest, Md5};
@@ -107,8 +107,7 @@ fn uuid() -> String {
 
 /// The StringToSign of a request as the gateway computes it (the core's own code).
 fn compute(method: &str, target: &str, headers: &[(String, String)], body: Option<&str>) -> Vec<u8> {
-    let lower: Vec<(Vec<u8>, Vec<u8>)> =
-        headers.iter().map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.clone().into_bytes())).collect();
+    let lower: Vec<(Vec<u8>, Vec<u8>)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.clone().into_bytes())).collect();
     let h = Headers::from_pairs(lower.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect());
     let form = body.filter(|_| is_form(h.get(b"content-type"))).map(str::as_bytes);
     StringToSign::build(&Signed { method: method.as_bytes(), path: target.as_bytes(), headers: &h, form }).canonical()
@@ -222,10 +221,7 @@ pub(crate) fn string_to_sign(a: StsArgs) -> Result<ExitCode, String> {
     let ours = header_safe(&sts);
     println!("\nAs in X-Ca-Error-Message:\n  {ours}");
     let Some(server) = a.server else { return Ok(ExitCode::SUCCESS) };
-    let theirs = server
-        .split_once("StringToSign:`")
-        .map(|(_, r)| r.strip_suffix('`').unwrap_or(r).to_string())
-        .unwrap_or(server);
+    let theirs = server.split_once("StringToSign:`").map(|(_, r)| r.strip_suffix('`').unwrap_or(r).to_string()).unwrap_or(server);
     match first_difference(&ours, &theirs) {
         None => {
             println!("\nThe server's StringToSign is the same: check the AppKey and AppSecret (stray spaces?).");

@@ -4,9 +4,9 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 use cagate_core::compile;
-use cagate_core::{authenticate, route, Request};
 use cagate_core::Headers;
 use cagate_core::NonceStore;
+use cagate_core::{authenticate, route, Request};
 use cagate_core::{sign, Algorithm};
 use cagate_core::{FixedClock, MemoryStore};
 use std::time::Instant;
@@ -23,14 +23,24 @@ fn main() {
     let sts = format!("GET\napplication/json\n\napplication/json\n\nx-ca-key:k\nx-ca-signature-method:HmacSHA256\nx-ca-timestamp:{ts}\n/orders/12345?expand=items&page=2");
     let sig = sign(Algorithm::HmacSha256, b"bench-secret-1-0123456789abcdef", sts.as_bytes());
     let signed: Vec<(&[u8], &[u8])> = vec![
-        (b":method", b"GET"), (b":path", b"/orders/12345?expand=items&page=2"), (b":authority", b"localhost"),
-        (b"accept", b"application/json"), (b"content-type", b"application/json"), (b"user-agent", b"bench"),
-        (b"x-ca-key", b"k"), (b"x-ca-signature-method", b"HmacSHA256"), (b"x-ca-timestamp", ts.as_bytes()),
-        (b"x-ca-signature-headers", b"x-ca-key,x-ca-timestamp,x-ca-signature-method"), (b"x-ca-signature", sig.as_bytes()),
+        (b":method", b"GET"),
+        (b":path", b"/orders/12345?expand=items&page=2"),
+        (b":authority", b"localhost"),
+        (b"accept", b"application/json"),
+        (b"content-type", b"application/json"),
+        (b"user-agent", b"bench"),
+        (b"x-ca-key", b"k"),
+        (b"x-ca-signature-method", b"HmacSHA256"),
+        (b"x-ca-timestamp", ts.as_bytes()),
+        (b"x-ca-signature-headers", b"x-ca-key,x-ca-timestamp,x-ca-signature-method"),
+        (b"x-ca-signature", sig.as_bytes()),
     ];
     let appcode: Vec<(&[u8], &[u8])> = vec![
-        (b":method", b"GET"), (b":path", b"/orders/12345?expand=items&page=2"), (b":authority", b"localhost"),
-        (b"accept", b"application/json"), (b"authorization", b"APPCODE C0DE"),
+        (b":method", b"GET"),
+        (b":path", b"/orders/12345?expand=items&page=2"),
+        (b":authority", b"localhost"),
+        (b"accept", b"application/json"),
+        (b"authorization", b"APPCODE C0DE"),
     ];
     for (name, pairs) in [("signed", &signed), ("appcode", &appcode)] {
         let buf = cagate_core::headers::serialize(pairs);

@@ -22,17 +22,18 @@ mod plugins;
 mod request;
 mod wire;
 
-pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
-pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
-pub use cluster::settings::ClusterSettings;
-pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
-pub use config::backend::{system_parameter_names, MockBackend};
 pub use apps::directory::{App, Credential, Directory};
 pub use apps::registry::{self as app_registry, Install as RegistryInstall};
 pub use apps::settings::RegistrySettings;
+pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
+pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
+pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
+pub use cluster::settings::ClusterSettings;
+pub use config::backend::{system_parameter_names, MockBackend};
 pub use config::compile::{compile, compile_with_env};
 pub use config::model::{Api, Gateway, Grant};
 pub use config::validator::Problem;
+pub use contract::backend_failure;
 pub use contract::errors::{self, ErrorCode};
 pub use contract::names::{
     API_NAME_HEADER, APP_ID_HEADER, BACKEND_CLUSTER_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, HOPS_HEADER, REQUEST_ID_HEADER,
@@ -41,7 +42,6 @@ pub use contract::names::{
 pub use contract::refusal::Refusal;
 pub use contract::reply::{refusal as reply_for, Reply};
 pub use contract::request_id::RequestIds;
-pub use contract::backend_failure;
 pub use host::{Clock, FixedClock, FixedPeer, MemoryStore, NoStream, SetError, SharedStore, Stream};
 pub use plugins::registry::{Plugin, PluginKind, Runtime};
 pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, traffic_control};

@@ -2,11 +2,11 @@
 //! Every refusal code of the gate, natively: the core decides from the request, the clock and the
 //! in-memory shared store, with no Envoy.
 
-use cagate_core::{compile, Gateway};
 use cagate_core::errors;
-use cagate_core::{authenticate, identity_headers, route, Identity, Refusal, Request};
 use cagate_core::Headers;
 use cagate_core::NonceStore;
+use cagate_core::{authenticate, identity_headers, route, Identity, Refusal, Request};
+use cagate_core::{compile, Gateway};
 use cagate_core::{sign, Algorithm};
 use cagate_core::{FixedClock, MemoryStore};
 
@@ -210,8 +210,20 @@ fn anonymous_needs_nothing() {
 
 #[test]
 fn statuses_follow_the_table() {
-    for (c, s) in [("A400MA", 400), ("A400IK", 400), ("A400AC", 400), ("A403IS", 403), ("S403TE", 403), ("I400NC", 400),
-                   ("S403NU", 403), ("I400I5", 400), ("I404NF", 404), ("I400SG", 400), ("A403EP", 403), ("I413RL", 413)] {
+    for (c, s) in [
+        ("A400MA", 400),
+        ("A400IK", 400),
+        ("A400AC", 400),
+        ("A403IS", 403),
+        ("S403TE", 403),
+        ("I400NC", 400),
+        ("S403NU", 403),
+        ("I400I5", 400),
+        ("I404NF", 404),
+        ("I400SG", 400),
+        ("A403EP", 403),
+        ("I413RL", 413),
+    ] {
         assert_eq!(errors::by_code(c).map(|e| e.status), Some(s), "{c}");
     }
 }

@@ -12,15 +12,30 @@ fn configured_header_names_and_values_are_checked_at_load() {
     let cases = [
         (backend(json!({ "cluster": "c\nx-evil: 1" })), "apis[0].backend.cluster"),
         (backend(json!({ "cluster": "c", "path": "/x\ny" })), "apis[0].backend.path"),
-        (backend(json!({ "cluster": "c", "constantParameters": [ { "name": "X Bad:", "value": "a", "location": "HEADER" } ] })), "apis[0].backend.constantParameters[0].name"),
-        (backend(json!({ "cluster": "c", "constantParameters": [ { "name": "X-Source", "value": "a\r\nb", "location": "HEADER" } ] })), "apis[0].backend.constantParameters[0].value"),
+        (
+            backend(json!({ "cluster": "c", "constantParameters": [ { "name": "X Bad:", "value": "a", "location": "HEADER" } ] })),
+            "apis[0].backend.constantParameters[0].name",
+        ),
+        (
+            backend(json!({ "cluster": "c", "constantParameters": [ { "name": "X-Source", "value": "a\r\nb", "location": "HEADER" } ] })),
+            "apis[0].backend.constantParameters[0].value",
+        ),
         (backend(json!({ "type": "MOCK", "mockHeaders": [ { "name": "X-Mock", "value": "1\n2" } ] })), "apis[0].backend.mockHeaders[0].value"),
-        (json!({ "stageVariables": { "RELEASE": { "c": "up\nstream" } }, "apis": [ { "name": "a", "method": "GET", "path": "/*", "authType": "ANONYMOUS", "backend": { "cluster": "#c#" } } ] }), "apis[0].backend.cluster"),
-        (json!({ "plugins": [ { "name": "c", "type": "cors", "data": { "allowOrigins": "*", "allowHeaders": "a\nb" } } ],
-                 "apis": [ { "name": "a", "method": "GET", "path": "/*", "authType": "ANONYMOUS", "plugins": [ { "plugin": "c" } ] } ] }), "allowHeaders"),
-        (json!({ "plugins": [ { "name": "ac", "type": "accessControl", "data": { "parameters": { "q": "Query:q" },
+        (
+            json!({ "stageVariables": { "RELEASE": { "c": "up\nstream" } }, "apis": [ { "name": "a", "method": "GET", "path": "/*", "authType": "ANONYMOUS", "backend": { "cluster": "#c#" } } ] }),
+            "apis[0].backend.cluster",
+        ),
+        (
+            json!({ "plugins": [ { "name": "c", "type": "cors", "data": { "allowOrigins": "*", "allowHeaders": "a\nb" } } ],
+                 "apis": [ { "name": "a", "method": "GET", "path": "/*", "authType": "ANONYMOUS", "plugins": [ { "plugin": "c" } ] } ] }),
+            "allowHeaders",
+        ),
+        (
+            json!({ "plugins": [ { "name": "ac", "type": "accessControl", "data": { "parameters": { "q": "Query:q" },
                    "rules": [ { "name": "r", "condition": "$q <> 'z'", "ifTrue": "DENY", "responseHeaders": { "X-A": "1\r\n2" } } ] } } ],
-                 "apis": [ { "name": "a", "method": "GET", "path": "/*", "authType": "ANONYMOUS", "plugins": [ { "plugin": "ac" } ] } ] }), "responseHeaders"),
+                 "apis": [ { "name": "a", "method": "GET", "path": "/*", "authType": "ANONYMOUS", "plugins": [ { "plugin": "ac" } ] } ] }),
+            "responseHeaders",
+        ),
     ];
     for (cfg, path) in cases {
         let problems = compile(cfg.to_string().as_bytes()).err().unwrap_or_else(|| panic!("{cfg} compiled"));
@@ -39,7 +54,8 @@ fn request_values_in_reply_headers_lose_control_characters() {
     let req = Request { method: b"GET", path, headers: &h };
     let routed = route(&gw, &req).unwrap();
     let store = cagate_core::MemoryStore::new();
-    let id = cagate_core::authenticate(&gw, &cagate_core::NonceStore::new(gw.nonce_store), &req, &routed, None, &cagate_core::FixedClock(0), &store).unwrap();
+    let id = cagate_core::authenticate(&gw, &cagate_core::NonceStore::new(gw.nonce_store), &req, &routed, None, &cagate_core::FixedClock(0), &store)
+        .unwrap();
     let mut rt = cagate_core::Runtime::new(&gw.plugins, (0, 0));
     let ctx = cagate_core::Ctx { request_id: "R", body: None, stream: &cagate_core::NoStream, coarse: &cagate_core::FixedClock(0) };
     let r = cagate_core::run_plugins(&gw, &mut rt, &req, id, &cagate_core::FixedClock(0), &store, &ctx).unwrap_err();

@@ -4,12 +4,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use cagate_core::{compile, Gateway};
-use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
-use cagate_core::Headers;
 use cagate_core::jwt::jwk::{Alg, Key};
+use cagate_core::Headers;
 use cagate_core::NonceStore;
 use cagate_core::Runtime;
+use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
+use cagate_core::{compile, Gateway};
 use cagate_core::{FixedClock, MemoryStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -48,7 +48,15 @@ impl World {
         let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
         let routed = route(&self.gw, &req)?;
         let id = authenticate(&self.gw, &self.nonces, &req, &routed, None, &FixedClock(now), &self.store)?;
-        run_plugins(&self.gw, &mut self.rt, &req, id, &FixedClock(now), &self.store, &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(now) })
+        run_plugins(
+            &self.gw,
+            &mut self.rt,
+            &req,
+            id,
+            &FixedClock(now),
+            &self.store,
+            &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(now) },
+        )
     }
 
     fn bearer(&mut self, token: &str) -> Result<Admission, Refusal> {
@@ -133,7 +141,8 @@ fn rfc_vectors() {
     let (input, sig) = jws.rsplit_once('.').unwrap();
     assert!(key.verify(Alg::EdDSA, input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap()));
     assert!(!key.verify(Alg::EdDSA, b"other", &URL_SAFE_NO_PAD.decode(sig).unwrap()));
-    let mut w = world(json!({ "parameter": "Authorization", "jwk": {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"} }));
+    let mut w =
+        world(json!({ "parameter": "Authorization", "jwk": {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"} }));
     assert!(code(&w.bearer(jws)).starts_with("I400JD"));
 }
 
@@ -152,8 +161,10 @@ fn error_codes() {
     let parts: Vec<&str> = t.split('.').collect();
     let other_kid = format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"nope"}"#), parts[1], parts[2]);
     assert_eq!(code(&w.bearer(&other_kid)), "A403JK No matching JWK, `nope` not found");
-    assert_eq!(code(&w.call("/users/1", &[("authorization", &format!("Bearer {t}"))], 4_102_444_800_000 + 61_000)),
-               "A403JE JWT is expired at `2100-01-01T00:00:00Z`");
+    assert_eq!(
+        code(&w.call("/users/1", &[("authorization", &format!("Bearer {t}"))], 4_102_444_800_000 + 61_000)),
+        "A403JE JWT is expired at `2100-01-01T00:00:00Z`"
+    );
     assert_eq!(code(&w.call("/users/1", &[("authorization", &format!("Bearer {t}"))], 4_102_444_800_000 + 59_000)), "OK", "within skew");
 }
 
@@ -177,8 +188,14 @@ fn nbf_issuer_audience() {
     assert_eq!(code(&w.bearer(&mint(json!({"iss":"https://evil","aud":"cagate"})))), "A403JT Invalid JWT: issuer not allowed");
     assert_eq!(code(&w.bearer(&mint(json!({"iss":"https://issuer.example","aud":"x"})))), "A403JT Invalid JWT: audience not allowed");
     let nbf = NOW / 1000 + 120;
-    assert_eq!(code(&w.bearer(&mint(json!({"iss":"https://issuer.example","aud":"cagate","nbf":nbf})))), "A403JT Invalid JWT: token is not valid yet (nbf)");
-    assert_eq!(code(&w.bearer(&mint(json!({"iss":"https://issuer.example","aud":"cagate","exp":"soon"})))), "A403JT Invalid JWT: `exp` is not a number");
+    assert_eq!(
+        code(&w.bearer(&mint(json!({"iss":"https://issuer.example","aud":"cagate","nbf":nbf})))),
+        "A403JT Invalid JWT: token is not valid yet (nbf)"
+    );
+    assert_eq!(
+        code(&w.bearer(&mint(json!({"iss":"https://issuer.example","aud":"cagate","exp":"soon"})))),
+        "A403JT Invalid JWT: `exp` is not a number"
+    );
 }
 
 #[test]
@@ -216,9 +233,7 @@ fn claims_reach_the_backend_and_forged_copies_are_removed() {
     ]);
     let mut w = world(data);
     let t = v["token"].as_str().unwrap();
-    let a = w
-        .call("/users/42?subject=forged&keep=1", &[("authorization", &format!("bearer {t}")), ("x-user-id", "forged")], NOW)
-        .unwrap();
+    let a = w.call("/users/42?subject=forged&keep=1", &[("authorization", &format!("bearer {t}")), ("x-user-id", "forged")], NOW).unwrap();
     assert!(a.edits.contains(&("x-user-id".to_string(), Some(b"42".to_vec()))), "{:?}", a.edits);
     assert!(a.edits.contains(&("x-missing".to_string(), None)));
     assert!(a.edits.contains(&(":path".to_string(), Some(b"/users/42?keep=1&subject=user-1".to_vec()))), "{:?}", a.edits);
@@ -279,7 +294,20 @@ fn jti_replay_across_threads() {
                 let req = Request { method: b"GET", path: b"/x", headers: &h };
                 let routed = route(&gw, &req).unwrap();
                 let id = authenticate(&gw, &nonces, &req, &routed, None, &FixedClock(NOW), &*store).unwrap();
-                (0..5).filter(|_| run_plugins(&gw, &mut rt, &req, id, &FixedClock(NOW), &*store, &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(NOW) }).is_ok()).count()
+                (0..5)
+                    .filter(|_| {
+                        run_plugins(
+                            &gw,
+                            &mut rt,
+                            &req,
+                            id,
+                            &FixedClock(NOW),
+                            &*store,
+                            &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(NOW) },
+                        )
+                        .is_ok()
+                    })
+                    .count()
             })
         })
         .collect();

@@ -2,12 +2,12 @@
 //! A panic kills the Wasm VM and every request on its worker: feed the request path random and
 //! mutated input and require an answer (admit or refuse), never a panic.
 
-use cagate_core::conditions;
 use cagate_core::compile;
-use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
+use cagate_core::conditions;
 use cagate_core::headers::{serialize, Headers};
 use cagate_core::NonceStore;
 use cagate_core::Runtime;
+use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
 use cagate_core::{FixedClock, MemoryStore};
 use serde_json::json;
 
@@ -58,9 +58,20 @@ fn the_request_path_never_panics() {
     rt.ensure(&store, [2; 16]);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let names: [&[u8]; 14] = [
-        b"x-ca-key", b"x-ca-signature", b"x-ca-signature-headers", b"x-ca-timestamp", b"x-ca-nonce", b"content-type",
-        b"content-md5", b"authorization", b"x-ca-stage", b"x-forwarded-for", b"origin", b"access-control-request-method",
-        b"x-ca-hops", b"cookie",
+        b"x-ca-key",
+        b"x-ca-signature",
+        b"x-ca-signature-headers",
+        b"x-ca-timestamp",
+        b"x-ca-nonce",
+        b"content-type",
+        b"content-md5",
+        b"authorization",
+        b"x-ca-stage",
+        b"x-forwarded-for",
+        b"origin",
+        b"access-control-request-method",
+        b"x-ca-hops",
+        b"cookie",
     ];
     let (mut admitted, mut refused) = (0, 0);
     let mut codes = std::collections::BTreeMap::new();

@@ -2,14 +2,20 @@
 //! accessControl natively: every request location, rule order, `${var}` substitution.
 
 use cagate_core::compile;
-use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
 use cagate_core::Headers;
 use cagate_core::NonceStore;
 use cagate_core::Runtime;
+use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
 use cagate_core::{FixedClock, MemoryStore};
 use serde_json::json;
 
-fn decide(rules: serde_json::Value, params: serde_json::Value, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<(), (String, String)> {
+fn decide(
+    rules: serde_json::Value,
+    params: serde_json::Value,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<(), (String, String)> {
     let cfg = json!({
         "apps": [ { "appId": 77, "appKey": "k", "appSecret": "s", "appCodes": ["C"] } ],
         "plugins": [ { "name": "ac", "type": "accessControl", "data": { "parameters": params, "rules": rules } } ],
@@ -43,8 +49,13 @@ fn every_request_location() {
                and $dom = 'example.com' and $ua = 'ua/1' and $x0 = '203.0.113.1' and $xl = '198.51.100.2'";
     let rules = json!([ { "name": "everything", "condition": all, "ifFalse": "DENY" } ]);
     let headers = [
-        ("authorization", "APPCODE C"), ("x-kind", "k"), ("x-ca-stage", "TEST"), (":authority", "example.com"),
-        ("user-agent", "ua/1"), ("x-forwarded-for", "203.0.113.1, 198.51.100.2"), ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", "APPCODE C"),
+        ("x-kind", "k"),
+        ("x-ca-stage", "TEST"),
+        (":authority", "example.com"),
+        ("user-agent", "ua/1"),
+        ("x-forwarded-for", "203.0.113.1, 198.51.100.2"),
+        ("content-type", "application/x-www-form-urlencoded"),
     ];
     assert_eq!(decide(rules.clone(), params.clone(), "/things/%E4%B8%AD?q=a+b", &headers, Some(b"f=v")), Ok(()));
     assert_eq!(
@@ -94,6 +105,14 @@ fn debug_info_names_the_api_stage_app_and_plugins() {
         "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } } ],
         "apis": [ { "name": "thing", "method": "GET", "path": "/t", "authType": "ANONYMOUS", "stages": ["TEST"], "plugins": [ { "plugin": "lim" } ] } ] });
     let gw = compile(cfg.to_string().as_bytes()).unwrap();
-    let a = Admission { identity: Identity { api: 0, stage: 1, app: None, nonce: None }, claims: None, edits: vec![], traffic: None, breaker: None, rate_limit: None, one_time: vec![] };
+    let a = Admission {
+        identity: Identity { api: 0, stage: 1, app: None, nonce: None },
+        claims: None,
+        edits: vec![],
+        traffic: None,
+        breaker: None,
+        rate_limit: None,
+        one_time: vec![],
+    };
     assert_eq!(debug_info(&gw, &a, "10001", 57), "api=thing;stage=TEST;app=10001;plugins=trafficControl/lim;filterMicros=57");
 }

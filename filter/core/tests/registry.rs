@@ -53,7 +53,8 @@ fn registry_apps_and_grants_join_the_static_ones() {
     let d = doc(json!([ { "appId": 10002, "appKey": "k2", "appSecret": "s2", "ownerId": "o-1" } ]), json!([]));
     let g = gw.with_registry(&d).unwrap();
     assert_eq!(call(&g, "k2", "s2"), "A403UA", "known, but not authorized yet");
-    let d = doc(json!([ { "appId": 10002, "appKey": "k2", "appSecret": "s2" } ]), json!([ { "appId": 10002, "api": "getOrder", "stage": "RELEASE" } ]));
+    let d =
+        doc(json!([ { "appId": 10002, "appKey": "k2", "appSecret": "s2" } ]), json!([ { "appId": 10002, "api": "getOrder", "stage": "RELEASE" } ]));
     let g = gw.with_registry(&d).unwrap();
     assert_eq!(call(&g, "k2", "s2"), "OK");
     assert_eq!(call(&g, "static-key", "static-secret"), "OK");
@@ -88,7 +89,10 @@ fn a_document_with_a_conflict_is_refused_whole() {
     let cases = [
         (json!([ { "appId": 1, "appKey": "other", "appSecret": "s" } ]), "apps[0].appId: duplicate appId 1"),
         (json!([ { "appId": 2, "appKey": "static-key", "appSecret": "s" } ]), "apps[0].appKey: duplicate appKey static-key"),
-        (json!([ { "appId": 2, "appKey": "k", "appSecret": "s", "appCodes": ["STATIC-CODE"] } ]), "apps[0].appCodes[0]: duplicate AppCode (same as apps[0].appCodes[0])"),
+        (
+            json!([ { "appId": 2, "appKey": "k", "appSecret": "s", "appCodes": ["STATIC-CODE"] } ]),
+            "apps[0].appCodes[0]: duplicate AppCode (same as apps[0].appCodes[0])",
+        ),
         (json!([ { "appId": 2, "appKey": "k", "appSecret": { "env": "X" } } ]), "apps[0].appSecret: must be a string here"),
     ];
     for (apps, expected) in cases {
@@ -96,7 +100,8 @@ fn a_document_with_a_conflict_is_refused_whole() {
         assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected}: {problems:?}");
         assert!(!problems.iter().any(|p| p.contains("static-secret")), "no secret in a message");
     }
-    let problems = gw.with_registry(&doc(json!([]), json!([ { "appId": 1, "api": "nope" }, { "appId": 9, "api": "getOrder", "stage": "TEST" } ]))).unwrap_err();
+    let problems =
+        gw.with_registry(&doc(json!([]), json!([ { "appId": 1, "api": "nope" }, { "appId": 9, "api": "getOrder", "stage": "TEST" } ]))).unwrap_err();
     let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert!(shown.contains(&"authorizations[0].api: unknown API nope".to_string()), "{shown:?}");
     assert!(shown.contains(&"authorizations[1].appId: unknown app 9".to_string()), "{shown:?}");
@@ -185,7 +190,10 @@ fn secrets_from_the_environment() {
     let gw = compile_with_env(cfg.to_string().as_bytes(), &env).unwrap();
     assert_eq!(call(&gw, "static-key", "from-env"), "OK");
     let problems = compile_with_env(cfg.to_string().as_bytes(), &|_| None).unwrap_err();
-    assert_eq!(problems[0].to_string(), "apps[0].appSecret: environment variable CAGATE_TEST_SECRET is not set in the Wasm VM (vm_config.environment_variables)");
+    assert_eq!(
+        problems[0].to_string(),
+        "apps[0].appSecret: environment variable CAGATE_TEST_SECRET is not set in the Wasm VM (vm_config.environment_variables)"
+    );
 }
 
 #[test]
@@ -216,8 +224,10 @@ fn a_large_document() {
     let n: usize = std::env::var("CAGATE_REGISTRY_APPS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let gw = compile(static_config().to_string().as_bytes()).unwrap();
     let apps: Vec<serde_json::Value> = (0..n)
-        .map(|i| json!({ "appId": 100_000 + i, "appKey": format!("key-{i:06}"), "appSecret": format!("secret-{i:06}-0123456789abcdef"),
-                         "appCodes": [format!("CODE{i:028}")] }))
+        .map(|i| {
+            json!({ "appId": 100_000 + i, "appKey": format!("key-{i:06}"), "appSecret": format!("secret-{i:06}-0123456789abcdef"),
+                         "appCodes": [format!("CODE{i:028}")] })
+        })
         .collect();
     let grants: Vec<serde_json::Value> = (0..n).map(|i| json!({ "appId": 100_000 + i, "api": "getOrder", "stage": "RELEASE" })).collect();
     let body = doc(json!(apps), json!(grants));

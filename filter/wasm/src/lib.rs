@@ -10,8 +10,8 @@ mod root;
 
 use cagate_core::Gateway;
 use cagate_core::NonceStore;
-use cagate_core::Runtime;
 use cagate_core::RequestIds;
+use cagate_core::Runtime;
 use host::Metrics;
 use proxy_wasm::traits::RootContext;
 use std::cell::RefCell;

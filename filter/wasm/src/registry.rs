@@ -52,7 +52,8 @@ impl Registry {
             return;
         }
         let etag = app_registry::etag(&HostStore);
-        let mut headers = vec![(":method", "GET"), (":path", settings.path.as_str()), (":authority", settings.authority.as_str()), ("accept", "application/json")];
+        let mut headers =
+            vec![(":method", "GET"), (":path", settings.path.as_str()), (":authority", settings.authority.as_str()), ("accept", "application/json")];
         if let Some(tag) = &etag {
             headers.push(("if-none-match", tag.as_str()));
         }

@@ -8,9 +8,9 @@ use crate::State;
 use cagate_core::compile;
 use cagate_core::jwt::remote;
 use cagate_core::NonceStore;
-use cagate_core::{PluginKind, Runtime};
 use cagate_core::RequestIds;
 use cagate_core::{Clock, SharedStore};
+use cagate_core::{PluginKind, Runtime};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
@@ -186,10 +186,7 @@ impl RootContext for Root {
         let cache_seed = host::random_bytes();
         let mut runtime = Runtime::new(
             &gateway.plugins,
-            (
-                u64::from_le_bytes(cache_seed[..8].try_into().unwrap_or([0; 8])),
-                u64::from_le_bytes(cache_seed[8..].try_into().unwrap_or([0; 8])),
-            ),
+            (u64::from_le_bytes(cache_seed[..8].try_into().unwrap_or([0; 8])), u64::from_le_bytes(cache_seed[8..].try_into().unwrap_or([0; 8]))),
         );
         runtime.ensure(&HostStore, host::random_bytes());
         ensure_traffic_keys(&gateway);
@@ -235,7 +232,6 @@ impl RootContext for Root {
         Some(ContextType::HttpContext)
     }
 }
-
 
 /// Creates the API-dimension counters of trafficControl before traffic arrives: Envoy cannot create a
 /// key only if it is absent, so two workers creating one at the same moment could lose a count.

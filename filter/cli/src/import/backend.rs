@@ -382,7 +382,10 @@ fn mock_headers(v: &Value, path: &str, d: &mut Diags) -> Option<Vec<Value>> {
 fn mapped_parameters(op: &Mapping, p: &str, out: &mut Mapping, d: &mut Diags) {
     let mut constants = list(op, p, CONSTANT, d, constant);
     // Aliyun: a constant header `host` is the Host the backend receives.
-    let is_host = |c: &Value| c.get("location").and_then(Value::as_str) == Some("HEADER") && c.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case("host"));
+    let is_host = |c: &Value| {
+        c.get("location").and_then(Value::as_str) == Some("HEADER")
+            && c.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case("host"))
+    };
     if let Some(i) = constants.iter().position(is_host) {
         let host = constants.remove(i).get("value").and_then(Value::as_str).unwrap_or_default().to_string();
         d.note(&at(p, CONSTANT), format!("the constant header host is the backend's Host: {host}"));

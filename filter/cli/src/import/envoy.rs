@@ -122,7 +122,11 @@ fn no_backend_route() -> Value {
         ("direct_response", map([("status", Value::Number(e.status.into())), ("body", map([("inline_string", s(&body))]))])),
         (
             "response_headers_to_add",
-            seq(vec![header(cagate_core::ERROR_CODE_HEADER, e.code), header(cagate_core::ERROR_MESSAGE_HEADER, &message), header("content-type", "application/json")]),
+            seq(vec![
+                header(cagate_core::ERROR_CODE_HEADER, e.code),
+                header(cagate_core::ERROR_MESSAGE_HEADER, &message),
+                header("content-type", "application/json"),
+            ]),
         ),
     ])
 }
@@ -158,15 +162,34 @@ fn connection_manager(config_json: &str, wasm: &str) -> Value {
 
 /// Aliyun's gzip rule: the request accepts gzip, the body is over 2 KB, the type is one of these.
 fn compressor() -> Value {
-    let types = ["text/xml", "text/plain", "text/css", "application/javascript", "application/x-javascript", "application/rss+xml", "application/xml", "application/json", "application/octet-stream"];
+    let types = [
+        "text/xml",
+        "text/plain",
+        "text/css",
+        "application/javascript",
+        "application/x-javascript",
+        "application/rss+xml",
+        "application/xml",
+        "application/json",
+        "application/octet-stream",
+    ];
     let config = typed(
         "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
         vec![
             (
                 "response_direction_config",
-                map([("common_config", map([("min_content_length", Value::Number(2049.into())), ("content_type", seq(types.iter().map(|t| s(t)).collect()))]))]),
+                map([(
+                    "common_config",
+                    map([("min_content_length", Value::Number(2049.into())), ("content_type", seq(types.iter().map(|t| s(t)).collect()))]),
+                )]),
             ),
-            ("compressor_library", map([("name", s("gzip")), ("typed_config", typed("type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip", vec![]))])),
+            (
+                "compressor_library",
+                map([
+                    ("name", s("gzip")),
+                    ("typed_config", typed("type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip", vec![])),
+                ]),
+            ),
         ],
     );
     map([("name", s("envoy.filters.http.compressor")), ("typed_config", config)])
@@ -184,11 +207,17 @@ fn wasm_filter(config_json: &str, wasm: &str) -> Value {
         ),
         ("configuration", typed("type.googleapis.com/google.protobuf.StringValue", vec![("value", s(config_json))])),
     ]);
-    map([("name", s("envoy.filters.http.wasm")), ("typed_config", typed("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", vec![("config", config)]))])
+    map([
+        ("name", s("envoy.filters.http.wasm")),
+        ("typed_config", typed("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", vec![("config", config)])),
+    ])
 }
 
 fn router() -> Value {
-    map([("name", s("envoy.filters.http.router")), ("typed_config", typed("type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", vec![]))])
+    map([
+        ("name", s("envoy.filters.http.router")),
+        ("typed_config", typed("type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", vec![])),
+    ])
 }
 
 fn cluster(name: &str, c: &super::backend::Cluster, buffer_limit: u64) -> Value {

@@ -76,7 +76,8 @@ pub(crate) fn build(existing: Option<Existing<'_>>, imported: &mut Imported, var
 }
 
 fn carry_over(top: &Mapping, file: &str, imported: &mut Imported, explicit_stages: bool, d: &mut Diags) {
-    let old: Vec<&Mapping> = top.get("apis").and_then(Value::as_sequence).map(|l| l.iter().filter_map(Value::as_mapping).collect()).unwrap_or_default();
+    let old: Vec<&Mapping> =
+        top.get("apis").and_then(Value::as_sequence).map(|l| l.iter().filter_map(Value::as_mapping).collect()).unwrap_or_default();
     let name_of = |m: &Mapping| m.get("name").and_then(Value::as_str).map(str::to_string);
     for api in imported.apis.iter_mut().filter_map(Value::as_mapping_mut) {
         let Some(prev) = old.iter().find(|o| name_of(o).is_some() && name_of(o) == name_of(api)) else { continue };

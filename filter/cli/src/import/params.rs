@@ -10,7 +10,8 @@ pub(crate) const BACKEND_NAME: &str = "x-aliyun-apigateway-backend-name";
 pub(crate) const BACKEND_LOCATION: &str = "x-aliyun-apigateway-backend-location";
 const PARAM_EXTENSIONS: &[&str] = &[BACKEND_NAME, BACKEND_LOCATION];
 /// Swagger validation keywords Aliyun checks but cagate does not.
-const UNCHECKED: &[&str] = &["minLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems", "uniqueItems"];
+const UNCHECKED: &[&str] =
+    &["minLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems", "uniqueItems"];
 
 /// A location word of Swagger (`formData`), of Aliyun's API (`HEAD`, `BODY`) or of cagate, in cagate's
 /// vocabulary.
@@ -58,7 +59,13 @@ pub(crate) fn parameters(root: &Mapping, site: &OpSite<'_>, op: &Mapping, passth
         }
     }
     if !dropped.is_empty() {
-        d.note(&site.path, format!("PASSTHROUGH: Aliyun checks and maps only path parameters; not imported: {} (use MAPPING parameter handling to check them)", dropped.join(", ")));
+        d.note(
+            &site.path,
+            format!(
+                "PASSTHROUGH: Aliyun checks and maps only path parameters; not imported: {} (use MAPPING parameter handling to check them)",
+                dropped.join(", ")
+            ),
+        );
     }
     out
 }

@@ -24,8 +24,18 @@ const API_NAME: &str = "x-aliyun-apigateway-api-name";
 
 /// Operation extensions the importer reads; any other `x-aliyun-apigateway-*` is warned about.
 const OPERATION_EXTENSIONS: &[&str] = &[
-    AUTH_TYPE, APP_CODE, FORCE_NONCE, FORCE_NONCE_SHORT, MARKET, HANDLING, HANDLING_MISSPELT, ANY_METHOD, API_NAME,
-    backend::BACKEND, backend::SYSTEM, backend::CONSTANT,
+    AUTH_TYPE,
+    APP_CODE,
+    FORCE_NONCE,
+    FORCE_NONCE_SHORT,
+    MARKET,
+    HANDLING,
+    HANDLING_MISSPELT,
+    ANY_METHOD,
+    API_NAME,
+    backend::BACKEND,
+    backend::SYSTEM,
+    backend::CONSTANT,
 ];
 
 /// Aliyun's parameter handling, cagate's `requestMode`.
@@ -123,7 +133,9 @@ fn version(root: &Mapping, d: &mut Diags) -> bool {
         }
         None => {
             match root.get("openapi").and_then(scalar_text) {
-                Some(v) => d.error("openapi", format!("an OpenAPI {v} document: only Swagger 2.0 documents can be imported (Aliyun's ImportSwagger format)")),
+                Some(v) => {
+                    d.error("openapi", format!("an OpenAPI {v} document: only Swagger 2.0 documents can be imported (Aliyun's ImportSwagger format)"))
+                }
                 None => d.error("swagger", "missing: not a Swagger 2.0 document"),
             }
             false
@@ -342,7 +354,10 @@ fn auth(op: &Mapping, p: &str, api: &mut Mapping, d: &mut Diags) {
         Some(Some("DEFAULT")) => {
             d.note(&at(p, APP_CODE), "DEFAULT follows the API group's setting, which the document does not carry: AppCodes are not accepted (set appCodeAuth to change that)");
         }
-        Some(other) => d.error(&at(p, APP_CODE), format!("unknown AppCode auth type {}: DEFAULT, DISABLE, HEADER or HEADER_QUERY", other.unwrap_or("(not a string)"))),
+        Some(other) => d.error(
+            &at(p, APP_CODE),
+            format!("unknown AppCode auth type {}: DEFAULT, DISABLE, HEADER or HEADER_QUERY", other.unwrap_or("(not a string)")),
+        ),
     }
     let (key, nonce) = match (op.get(FORCE_NONCE), op.get(FORCE_NONCE_SHORT)) {
         (Some(v), _) => (FORCE_NONCE, Some(v)),
@@ -390,7 +405,10 @@ mod tests {
 
     #[test]
     fn templates() {
-        assert_eq!(template("/orders/{orderId}/items/{item}").unwrap(), ("/orders/[orderId]/items/[item]".to_string(), vec!["orderId".to_string(), "item".to_string()]));
+        assert_eq!(
+            template("/orders/{orderId}/items/{item}").unwrap(),
+            ("/orders/[orderId]/items/[item]".to_string(), vec!["orderId".to_string(), "item".to_string()])
+        );
         assert_eq!(template("/a/[b]").unwrap().1, ["b"]);
         assert_eq!(template("/").unwrap().0, "/");
         assert!(template("/orders/{id}.json").unwrap_err().contains("whole segment"));

@@ -96,11 +96,7 @@ impl NonceStore {
 
     /// A store of its own under `prefix` (the JWT plugin keeps `jti`s this way).
     pub fn with_prefix(prefix: &str, cfg: NonceStoreConfig) -> Self {
-        NonceStore {
-            keys: (0..cfg.shards).map(|i| format!("{prefix}.{i}")).collect(),
-            per_shard: cfg.per_shard as usize,
-            seed: (0, 0),
-        }
+        NonceStore { keys: (0..cfg.shards).map(|i| format!("{prefix}.{i}")).collect(), per_shard: cfg.per_shard as usize, seed: (0, 0) }
     }
 
     /// Creates the shard keys that do not exist yet and agrees on the hashing seed with every other
@@ -220,9 +216,7 @@ mod tests {
         assert_eq!(mem.key_count(), keys_after_init, "no key per nonce");
         assert!(mem.value_bytes() <= 16 + 4 + 32 * ENTRY);
         // Every recorded nonce is still refused: none was forgotten to make room.
-        let replayed = (0..1000)
-            .filter(|i| n.record(&mem, b"k", format!("nonce-{i}").as_bytes(), 1_000_001, 900_000) == Outcome::Replayed)
-            .count();
+        let replayed = (0..1000).filter(|i| n.record(&mem, b"k", format!("nonce-{i}").as_bytes(), 1_000_001, 900_000) == Outcome::Replayed).count();
         assert_eq!(replayed, 32);
         // Once they expire, room comes back.
         assert_eq!(n.record(&mem, b"k", b"later", 1_000_000 + 900_001, 900_000), Outcome::Fresh);

@@ -30,8 +30,7 @@ impl Algorithm {
 }
 
 /// Headers that never enter the header block, even when listed.
-const NEVER_SIGNED: [&[u8]; 6] =
-    [b"x-ca-signature", b"x-ca-signature-headers", b"accept", b"content-md5", b"content-type", b"date"];
+const NEVER_SIGNED: [&[u8]; 6] = [b"x-ca-signature", b"x-ca-signature-headers", b"accept", b"content-md5", b"content-type", b"date"];
 
 /// The request pieces the signature covers.
 pub struct Signed<'a> {

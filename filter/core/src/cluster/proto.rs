@@ -85,10 +85,14 @@ pub(crate) fn fields(buf: &[u8]) -> Option<Vec<(u32, Value<'_>)>> {
 
 /// The last varint of `field` (proto3: the last one wins), 0 when absent.
 pub(crate) fn last_uint(fields: &[(u32, Value<'_>)], field: u32) -> u64 {
-    fields.iter().rev().find_map(|(f, v)| match v {
-        Value::Varint(x) if *f == field => Some(*x),
-        _ => None,
-    }).unwrap_or(0)
+    fields
+        .iter()
+        .rev()
+        .find_map(|(f, v)| match v {
+            Value::Varint(x) if *f == field => Some(*x),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 /// The last length-delimited value of `field`.

@@ -114,8 +114,18 @@ pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub(crate) const MAX_TIMEOUT_MS: u64 = 30_000;
 
 const FIELDS: &[&str] = &[
-    "type", "cluster", "path", "method", "timeoutMs", "host", "constantParameters", "systemParameters", "mockStatusCode",
-    "mockResult", "mockHeaders", "description",
+    "type",
+    "cluster",
+    "path",
+    "method",
+    "timeoutMs",
+    "host",
+    "constantParameters",
+    "systemParameters",
+    "mockStatusCode",
+    "mockResult",
+    "mockHeaders",
+    "description",
 ];
 
 /// `stageVariables`: stage name -> variable -> value.
@@ -152,7 +162,8 @@ pub(crate) fn parse_stage_variables(c: &mut Validator, top: &Map<String, Value>,
 }
 
 pub(crate) fn parse_request_mode(c: &mut Validator, o: &Map<String, Value>, path: &str) -> RequestMode {
-    let modes = [("PASSTHROUGH", RequestMode::Passthrough), ("MAPPING", RequestMode::Mapping), ("MAPPING_PASSTHROUGH", RequestMode::MappingPassthrough)];
+    let modes =
+        [("PASSTHROUGH", RequestMode::Passthrough), ("MAPPING", RequestMode::Mapping), ("MAPPING_PASSTHROUGH", RequestMode::MappingPassthrough)];
     c.choice(o, path, "requestMode", "requestMode", false, &modes).unwrap_or_default()
 }
 

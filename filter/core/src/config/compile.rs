@@ -3,9 +3,9 @@
 //! JSON path it concerns; no message ever quotes a secret. One section a function: stages, signature
 //! settings, apps, plugins, then each API with its grants.
 
+use crate::apps::directory::{add_apps, App, Directory};
 use crate::auth::replay::NonceStoreConfig;
 use crate::config::backend;
-use crate::apps::directory::{add_apps, App, Directory};
 use crate::config::model::{Api, AppCodeAuth, AuthType, Gateway, Grant, Protocols};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
@@ -22,11 +22,38 @@ pub(crate) const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
 pub(crate) const DEFAULT_MAX_URL: u64 = 8192;
 pub(crate) const DEFAULT_NONCE_CAPACITY: u64 = 262_144;
 
-const TOP_FIELDS: &[&str] =
-    &["stages", "signature", "maxBodyBytes", "maxUrlBytes", "maxHops", "apps", "apis", "plugins", "groupPlugins", "stageVariables", "cluster", "domains", "appRegistry"];
+const TOP_FIELDS: &[&str] = &[
+    "stages",
+    "signature",
+    "maxBodyBytes",
+    "maxUrlBytes",
+    "maxHops",
+    "apps",
+    "apis",
+    "plugins",
+    "groupPlugins",
+    "stageVariables",
+    "cluster",
+    "domains",
+    "appRegistry",
+];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
-const API_FIELDS: &[&str] =
-    &["name", "method", "path", "authType", "appCodeAuth", "forceNonceCheck", "stages", "authorizations", "description", "plugins", "parameters", "requestMode", "backend", "protocol"];
+const API_FIELDS: &[&str] = &[
+    "name",
+    "method",
+    "path",
+    "authType",
+    "appCodeAuth",
+    "forceNonceCheck",
+    "stages",
+    "authorizations",
+    "description",
+    "plugins",
+    "parameters",
+    "requestMode",
+    "backend",
+    "protocol",
+];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
 /// Parses, validates and compiles a configuration document. On failure, every problem found. An
@@ -229,10 +256,10 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
     let param_list = c.array(o, &path, "parameters");
     let params = parameters::parse(c, param_list, &join(&path, "parameters"), &path_params);
     let request_mode = backend::parse_request_mode(c, o, &path);
-    let path_aliases: Vec<String> =
-        params.iter().filter(|p| p.location == ParamLocation::Path).filter_map(|p| p.backend_name.clone()).collect();
+    let path_aliases: Vec<String> = params.iter().filter(|p| p.location == ParamLocation::Path).filter_map(|p| p.backend_name.clone()).collect();
     let backend = o.get("backend").and_then(|b| {
-        let bscope = backend::BackendScope { stages: scope.stages, stage_bits, variables: scope.variables, template: &template, path_aliases: &path_aliases };
+        let bscope =
+            backend::BackendScope { stages: scope.stages, stage_bits, variables: scope.variables, template: &template, path_aliases: &path_aliases };
         backend::parse(c, b, &join(&path, "backend"), &bscope)
     });
     let reads_form = params.iter().any(|p| p.location == ParamLocation::Form) || bound.iter().any(|(_, b)| reads_form(b, scope.plugins));

@@ -165,4 +165,3 @@ impl Gateway {
         self.apis.get(i as usize)
     }
 }
-

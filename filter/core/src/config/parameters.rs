@@ -40,13 +40,35 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
     let mut out = Vec::new();
     for (i, v) in list.iter().enumerate() {
         let p = format!("{path}[{i}]");
-        let Some(o) = c.object(v, &p, &["name", "location", "type", "required", "maxLength", "enumValues", "regularExpression", "description", "defaultValue", "backendName", "backendLocation"]) else {
+        let Some(o) = c.object(
+            v,
+            &p,
+            &[
+                "name",
+                "location",
+                "type",
+                "required",
+                "maxLength",
+                "enumValues",
+                "regularExpression",
+                "description",
+                "defaultValue",
+                "backendName",
+                "backendLocation",
+            ],
+        ) else {
             continue;
         };
         let Some(name) = c.string(o, &p, "name", true) else { continue };
         let Some(location) = param_location(c, o, &p, "location", true) else { continue };
         let backend_location = param_location(c, o, &p, "backendLocation", false);
-        let backend_name = c.string(o, &p, "backendName", false).map(|n| if backend_location.unwrap_or(location) == ParamLocation::Header { n.to_ascii_lowercase() } else { n.to_string() });
+        let backend_name = c.string(o, &p, "backendName", false).map(|n| {
+            if backend_location.unwrap_or(location) == ParamLocation::Header {
+                n.to_ascii_lowercase()
+            } else {
+                n.to_string()
+            }
+        });
         if let (Some(n), ParamLocation::Header) = (&backend_name, backend_location.unwrap_or(location)) {
             c.header_name(&join(&p, "backendName"), n);
         }
@@ -133,9 +155,16 @@ mod tests {
     #[test]
     fn per_type() {
         let cases = [
-            ("INT", "12", true), ("INT", "3000000000", false), ("LONG", "3000000000", true), ("LONG", "1.5", false),
-            ("FLOAT", "1.5", true), ("DOUBLE", "-2e10", true), ("DOUBLE", "NaN", false), ("BOOLEAN", "TRUE", true),
-            ("BOOLEAN", "yes", false), ("STRING", "anything", true),
+            ("INT", "12", true),
+            ("INT", "3000000000", false),
+            ("LONG", "3000000000", true),
+            ("LONG", "1.5", false),
+            ("FLOAT", "1.5", true),
+            ("DOUBLE", "-2e10", true),
+            ("DOUBLE", "NaN", false),
+            ("BOOLEAN", "TRUE", true),
+            ("BOOLEAN", "yes", false),
+            ("STRING", "anything", true),
         ];
         for (t, v, ok) in cases {
             let d = def(serde_json::json!({ "name": "x", "location": "QUERY", "type": t }));
@@ -159,9 +188,16 @@ mod tests {
     #[test]
     fn config_errors() {
         let mut c = Validator::default();
-        parse(&mut c, &[serde_json::json!({ "name": "nope", "location": "PATH" }),
-                        serde_json::json!({ "name": "r", "location": "QUERY", "regularExpression": "([" }),
-                        serde_json::json!({ "name": "t", "location": "COOKIE" })], "apis[0].parameters", &["id"]);
+        parse(
+            &mut c,
+            &[
+                serde_json::json!({ "name": "nope", "location": "PATH" }),
+                serde_json::json!({ "name": "r", "location": "QUERY", "regularExpression": "([" }),
+                serde_json::json!({ "name": "t", "location": "COOKIE" }),
+            ],
+            "apis[0].parameters",
+            &["id"],
+        );
         let all: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
         assert!(all[0].contains("apis[0].parameters[0].name: no [nope] segment"));
         assert!(all[1].contains("apis[0].parameters[1].regularExpression: not a valid regular expression"));

@@ -1,8 +1,8 @@
 //! Walking a JSON configuration document: typed field access that records every problem with its
 //! path instead of stopping at the first. Shared by the top-level configuration and plugin data.
 
-use std::fmt;
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// One thing wrong with a configuration, at a JSON path (`apis[2].method`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,6 @@ pub(crate) fn kind(v: &Value) -> &'static str {
     }
 }
 
-
 impl Validator {
     pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
         self.warnings.push(format!("{path}: {}", message.into()));
@@ -150,13 +149,7 @@ impl Validator {
 
     /// Like `object`, but fields Aliyun defines and cagate does not implement are accepted with a
     /// warning, so that data pasted from Aliyun loads.
-    pub(crate) fn object_lenient<'v>(
-        &mut self,
-        v: &'v Value,
-        path: &str,
-        allowed: &[&str],
-        tolerated: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
+    pub(crate) fn object_lenient<'v>(&mut self, v: &'v Value, path: &str, allowed: &[&str], tolerated: &[&str]) -> Option<&'v Map<String, Value>> {
         let Some(map) = v.as_object() else {
             self.err(path, format!("must be an object, not {}", kind(v)));
             return None;
@@ -244,4 +237,3 @@ impl Validator {
         true
     }
 }
-

@@ -60,9 +60,7 @@ pub fn answered_by(details: &[u8], status: u16) -> Answered {
     if details.is_empty() || details == b"via_upstream" {
         return Answered::Backend { failed: status >= 500 };
     }
-    let code = map_local_reply(details).or_else(|| {
-        (status >= 500).then(|| (&errors::X500ER, crate::wire::text::header_safe(details)))
-    });
+    let code = map_local_reply(details).or_else(|| (status >= 500).then(|| (&errors::X500ER, crate::wire::text::header_safe(details))));
     // Aliyun's D-codes are the backend's failures: connection, TLS, timeout, reset, overflow.
     let backend_failed = code.as_ref().is_some_and(|(c, _)| c.code.starts_with('D'));
     Answered::Envoy { code, backend_failed }

@@ -5,7 +5,6 @@ use crate::contract::names::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, REQUEST_ID
 use crate::contract::refusal::Refusal;
 use std::borrow::Cow;
 
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,

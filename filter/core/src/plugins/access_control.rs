@@ -1,9 +1,9 @@
 //! Aliyun's accessControl plugin: ordered rules over the request's parameters; `ALLOW` admits at once,
 //! `DENY` refuses at once (`A403AC`, or the rule's own status, message, headers and body).
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::config::validator::{join, Validator};
 use crate::plugins::conditions::{self, Expr, VarSource};
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,9 @@ impl AliyunPlugin for AccessConfig {
         let mut rules = Vec::new();
         for (i, r) in c.array(o, path, "rules").iter().enumerate() {
             let rp = format!("{path}.rules[{i}]");
-            let Some(ro) = c.object(r, &rp, &["name", "condition", "ifTrue", "ifFalse", "statusCode", "errorMessage", "responseHeaders", "responseBody"]) else {
+            let Some(ro) =
+                c.object(r, &rp, &["name", "condition", "ifTrue", "ifFalse", "statusCode", "errorMessage", "responseHeaders", "responseBody"])
+            else {
                 continue;
             };
             let name = c.string(ro, &rp, "name", true).unwrap_or_default().to_string();

@@ -5,10 +5,10 @@
 //! path, then the query and form parameters as in the client signature (first value, bare name for
 //! an empty value).
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
-use crate::config::validator::{join, Validator};
-use crate::wire::url::{append_signed_parameters, percent_decode, split_path};
 use crate::auth::signature::{sign, Algorithm};
+use crate::config::validator::{join, Validator};
+use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::wire::url::{append_signed_parameters, percent_decode, split_path};
 use serde_json::Value;
 
 pub(crate) const SIGNATURE: &str = "x-ca-proxy-signature";
@@ -69,7 +69,14 @@ pub(crate) fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[
 }
 
 /// The four headers to add to the forwarded request.
-pub(crate) fn headers(cfg: &BackendConfig, method: &[u8], content_md5: Option<&[u8]>, path: &[u8], form: Option<&[u8]>, request_id: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
+pub(crate) fn headers(
+    cfg: &BackendConfig,
+    method: &[u8],
+    content_md5: Option<&[u8]>,
+    path: &[u8],
+    form: Option<&[u8]>,
+    request_id: &[u8],
+) -> Vec<(String, Option<Vec<u8>>)> {
     let signed: [(&str, &[u8]); 2] = [(SECRET_KEY, cfg.key.as_bytes()), (crate::contract::names::REQUEST_ID_HEADER, request_id)];
     let sts = string_to_sign(method, content_md5, path, form, &signed);
     vec![

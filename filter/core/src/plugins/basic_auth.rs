@@ -1,8 +1,8 @@
 //! Aliyun's basicAuth plugin: `Authorization: Basic …` against the configured users. Credentials are
 //! compared as SHA-256 digests in constant time; refusals carry `WWW-Authenticate`.
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::config::validator::{join, Validator};
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
@@ -91,7 +91,12 @@ mod tests {
     #[test]
     fn credentials() {
         let mut c = Validator::default();
-        let b = BasicConfig::parse(&mut c, &serde_json::json!({ "users": [ { "username": "alice", "password": "s3cret" }, { "username": "bob", "password": 1234 } ] }), &Definition { name: "t", path: "p", app_ids: &[] }).unwrap();
+        let b = BasicConfig::parse(
+            &mut c,
+            &serde_json::json!({ "users": [ { "username": "alice", "password": "s3cret" }, { "username": "bob", "password": 1234 } ] }),
+            &Definition { name: "t", path: "p", app_ids: &[] },
+        )
+        .unwrap();
         assert!(c.problems.is_empty());
         let h = |s: &str| format!("Basic {}", STANDARD.encode(s));
         assert_eq!(b.check(Some(h("alice:s3cret").as_bytes())), Some("alice"));

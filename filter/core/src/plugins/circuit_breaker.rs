@@ -4,11 +4,11 @@
 //! `openTimeoutSeconds` one trial request goes through (half-open): its success closes the breaker,
 //! its failure opens it again. State per API in Envoy shared data, shared by all workers, by CAS.
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::config::validator::Validator;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
 use crate::host::{le_u32, le_u64, SetError, SharedStore};
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -45,12 +45,7 @@ pub struct State {
 
 impl State {
     fn decode(v: &[u8]) -> State {
-        State {
-            mode: v.first().copied().unwrap_or(0),
-            window_start: le_u64(v, 1) as i64,
-            failures: le_u32(v, 9),
-            opened_at: le_u64(v, 13) as i64,
-        }
+        State { mode: v.first().copied().unwrap_or(0), window_start: le_u64(v, 1) as i64, failures: le_u32(v, 9), opened_at: le_u64(v, 13) as i64 }
     }
     fn encode(&self) -> [u8; 21] {
         let mut out = [0u8; 21];

@@ -27,8 +27,7 @@ pub enum JsonStep {
     Index(usize),
 }
 
-const SYSTEM: [&str; 9] =
-    ["CaAppId", "CaAppKey", "CaApiName", "CaStage", "CaRequestId", "CaClientIp", "CaDomain", "CaHttpSchema", "CaClientUa"];
+const SYSTEM: [&str; 9] = ["CaAppId", "CaAppKey", "CaApiName", "CaStage", "CaRequestId", "CaClientIp", "CaDomain", "CaHttpSchema", "CaClientUa"];
 
 impl VarSource {
     pub fn parse(s: &str) -> Result<VarSource, String> {

@@ -3,10 +3,10 @@
 //! default's, and `X-Ca-Error-Message` carries the message. The body is kept. Only JSON bodies within
 //! a bound are read.
 
-use crate::plugins::access_control::{parse_variables, Variables};
-use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::config::validator::{join, Validator};
-use crate::plugins::conditions::{self, eval, json_lookup, substitute, Expr, VarSource, Val};
+use crate::plugins::access_control::{parse_variables, Variables};
+use crate::plugins::conditions::{self, eval, json_lookup, substitute, Expr, Val, VarSource};
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -60,12 +60,8 @@ impl AliyunPlugin for MappingConfig {
             }
             i
         });
-        let mappings = c
-            .array(o, path, "mappings")
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| mapping(c, m, &format!("{path}.mappings[{i}]"), true))
-            .collect();
+        let mappings =
+            c.array(o, path, "mappings").iter().enumerate().filter_map(|(i, m)| mapping(c, m, &format!("{path}.mappings[{i}]"), true)).collect();
         let default = o.get("defaultMapping").and_then(|d| mapping(c, d, &join(path, "defaultMapping"), false));
         let max_body = c.integer(o, path, "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 24) as usize;
         Some(MappingConfig { params, condition, code_var, mappings, default, max_body })

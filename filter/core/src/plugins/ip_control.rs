@@ -2,8 +2,8 @@
 //! CIDR blocks, per app or for everyone, the client address taken from the connection or from an
 //! `X-Forwarded-For` entry.
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::config::validator::{join, Validator};
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::wire::url::trim;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -170,10 +170,7 @@ mod tests {
         IpConfig {
             allow,
             source: Source::Peer,
-            items: items
-                .iter()
-                .map(|(a, bs)| (a.map(str::to_string), bs.iter().map(|b| Block::parse(b).unwrap()).collect()))
-                .collect(),
+            items: items.iter().map(|(a, bs)| (a.map(str::to_string), bs.iter().map(|b| Block::parse(b).unwrap()).collect())).collect(),
         }
     }
 

@@ -21,8 +21,19 @@ pub(crate) const MAX_DATA_BYTES: usize = 50 * 1024;
 
 /// Every plugin type Aliyun defines; the ones cagate implements have a slot in `Bound`.
 pub(crate) const KNOWN_TYPES: &[&str] = &[
-    "jwtAuth", "trafficControl", "ipControl", "accessControl", "cors", "backendSignature", "basicAuth",
-    "errorMapping", "circuitBreaker", "caching", "routing", "logMask", "parameterAccessControl",
+    "jwtAuth",
+    "trafficControl",
+    "ipControl",
+    "accessControl",
+    "cors",
+    "backendSignature",
+    "basicAuth",
+    "errorMapping",
+    "circuitBreaker",
+    "caching",
+    "routing",
+    "logMask",
+    "parameterAccessControl",
 ];
 
 #[derive(Debug, Clone)]

@@ -4,11 +4,11 @@
 //! One key per (plugin, API, dimension, app or user): a new window reuses the key (its start is in
 //! the value), so the store does not grow with time.
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::config::validator::{join, Validator};
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::refusal::Refusal;
 use crate::host::{le_u64, SetError, SharedStore};
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -102,7 +102,10 @@ impl AliyunPlugin for TrafficConfig {
         }
         if let Some(user) = user_default {
             if user > api || app_default.is_some_and(|app| app > user) || user > MAX_LIMIT {
-                c.err(&join(path, "userDefault"), "InvalidUserDefault: The UserDefault value must bigger than the AppDefault and smaller than the ApiDefault.");
+                c.err(
+                    &join(path, "userDefault"),
+                    "InvalidUserDefault: The UserDefault value must bigger than the AppDefault and smaller than the ApiDefault.",
+                );
             }
         }
         if let Some(app) = app_default {

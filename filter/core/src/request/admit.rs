@@ -1,25 +1,22 @@
 //! Admission of an authenticated request: the request-phase plugins in Aliyun's order, then the header
 //! edits the backend receives (identity, claims, backend signature, hop count).
 
+use crate::auth::signature::form_body;
 use crate::config::model::Gateway;
+use crate::contract::errors;
 use crate::contract::names::{API_NAME_HEADER, APP_ID_HEADER, HOPS_HEADER};
 use crate::contract::refusal::Refusal;
-use crate::contract::errors;
 use crate::host::{Clock, SharedStore};
-use crate::request::model::{Admission, Ctx, Identity, Request};
-use crate::auth::signature::form_body;
-use crate::wire::text::header_safe;
 use crate::request::forward::{self, QueryAdds};
+use crate::request::model::{Admission, Ctx, Identity, Request};
+use crate::wire::text::header_safe;
 
 type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The identity headers for the backend: `(name, value)`; a `None` value means "remove any
 /// client-sent copy". The request id is added by the caller, which generated it.
 pub fn identity_headers<'g>(gw: &'g Gateway, id: &Identity) -> [(&'static str, Option<&'g str>); 2] {
-    [
-        (APP_ID_HEADER, id.app.and_then(|a| gw.app(a)).map(|a| a.id.as_str())),
-        (API_NAME_HEADER, gw.api(id.api).map(|a| a.name.as_str())),
-    ]
+    [(APP_ID_HEADER, id.app.and_then(|a| gw.app(a)).map(|a| a.id.as_str())), (API_NAME_HEADER, gw.api(id.api).map(|a| a.name.as_str()))]
 }
 
 /// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
@@ -34,8 +31,7 @@ pub fn run_plugins(
     ctx: &Ctx<'_>,
 ) -> Result<Admission, Refusal> {
     use crate::plugins::registry::{Plugin, PluginKind};
-    let mut admission =
-        Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None, rate_limit: None, one_time: Vec::new() };
+    let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None, rate_limit: None, one_time: Vec::new() };
     admission.one_time.extend(identity.nonce);
     let mut query_adds = QueryAdds::default();
     let bound = gw.bound(identity.api, identity.stage);
@@ -130,7 +126,12 @@ pub fn run_plugins(
 /// `claimParameters`: claims to the backend as headers (client-sent copies always replaced or
 /// removed) or as query parameters (replacing any client-sent parameter of that name; the upstream
 /// path is built once, in `forward`).
-fn forward_claims(cfg: &crate::plugins::jwt::JwtConfig, claims: Option<&serde_json::Map<String, serde_json::Value>>, edits: &mut Edits, adds: &mut QueryAdds) {
+fn forward_claims(
+    cfg: &crate::plugins::jwt::JwtConfig,
+    claims: Option<&serde_json::Map<String, serde_json::Value>>,
+    edits: &mut Edits,
+    adds: &mut QueryAdds,
+) {
     let value = |name: &str| claims.and_then(|c| c.get(name)).map(crate::plugins::jwt::claim_text);
     for p in &cfg.claim_parameters {
         match p.location {

@@ -1,8 +1,8 @@
 //! Authentication and authorization of a routed request: the digest signature or an AppCode, the
 //! timestamp and replay checks, the grant.
 
-use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
 use crate::apps::directory::Credential;
+use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
 use crate::auth::signature::{content_md5_matches, form_body, repeated, Algorithm, Repeated, Signed, StringToSign};
 use crate::config::model::{AppCodeAuth, AuthType, Gateway};
 use crate::contract::errors::{self, ErrorCode};
@@ -110,11 +110,8 @@ pub fn authenticate(
     }
 
     // AppCode: the header first, then the query where the API allows it.
-    let from_header = h
-        .get(b"authorization")
-        .map(trim)
-        .filter(|v| starts_with_ignore_case(v, b"APPCODE "))
-        .map(|v| trim(v.get(8..).unwrap_or_default()));
+    let from_header =
+        h.get(b"authorization").map(trim).filter(|v| starts_with_ignore_case(v, b"APPCODE ")).map(|v| trim(v.get(8..).unwrap_or_default()));
     let (code, in_query) = match from_header {
         Some(c) => (Some(std::borrow::Cow::Borrowed(c)), false),
         None => (query_appcode(req.path), true),
@@ -183,9 +180,7 @@ fn check_content_md5(h: &Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal
 fn authorize(gw: &Gateway, routed: &Routed, app: u32, now: &mut Now<'_>) -> Result<(), Refusal> {
     match gw.grant(routed.api, app, routed.stage) {
         None => Err(Refusal::new(&errors::A403UA, &[], "no grant for api and stage").app(app)),
-        Some(g) if g.expires_ms.is_some_and(|end| now.get() >= end) => {
-            Err(Refusal::new(&errors::A403EP, &[], "grant expired").app(app))
-        }
+        Some(g) if g.expires_ms.is_some_and(|end| now.get() >= end) => Err(Refusal::new(&errors::A403EP, &[], "grant expired").app(app)),
         Some(_) => Ok(()),
     }
 }

@@ -54,9 +54,7 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
             _ => None,
         }
     };
-    let disallowed = |origin: &[u8]| {
-        Refusal::new(&errors::A403CO, &[&header_safe(origin)], "cors origin not allowed")
-    };
+    let disallowed = |origin: &[u8]| Refusal::new(&errors::A403CO, &[&header_safe(origin)], "cors origin not allowed");
     if let (b"OPTIONS", Some(origin), Some(wanted)) = (req.method, origin, h.get(b"access-control-request-method")) {
         let wanted = trim(wanted);
         match gw.route(wanted, &path, stage) {

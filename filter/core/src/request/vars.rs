@@ -1,18 +1,18 @@
 //! Request-phase values: the variables of accessControl conditions (`Header:`, `Query:`, `Form:`,
 //! `Parameter:`, `System:`, `Token:`, `XFF:`, `Method`, `Path`) and API parameter validation.
 
-use crate::plugins::access_control::{AccessConfig, Verdict};
-use crate::plugins::conditions::{eval, substitute, VarSource, Val};
+use crate::config::backend::RequestMode;
 use crate::config::model::{Api, Gateway};
+use crate::config::parameters::{invalid_reason, ApiParameter, ParamLocation};
+use crate::config::router::path_params;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
+use crate::plugins::access_control::{AccessConfig, Verdict};
+use crate::plugins::conditions::{eval, substitute, Val, VarSource};
 use crate::request::model::{Ctx, Identity, Request};
 use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, UrlParam};
-use crate::config::router::path_params;
-use crate::config::backend::RequestMode;
-use crate::config::parameters::{invalid_reason, ApiParameter, ParamLocation};
-use std::borrow::Cow;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 pub(crate) struct RequestVars<'a> {
     pub gw: &'a Gateway,
@@ -150,7 +150,8 @@ pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> R
         let shown = crate::wire::text::header_safe(def.name.as_bytes());
         let Some(v) = value else {
             if def.required {
-                let (e, cause) = if def.location == ParamLocation::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
+                let (e, cause) =
+                    if def.location == ParamLocation::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
                 return Err(Refusal::new(e, &[&shown], cause));
             }
             continue;

@@ -186,13 +186,8 @@ mod tests {
 
     #[test]
     fn upstream_map_drops_every_spelling_of_owned_names() {
-        let pairs: Vec<(&[u8], &[u8])> = vec![
-            (b":path", b"/a"),
-            (b"x_ca_app_id", b"99999"),
-            (b"x-ca-app-id", b"1"),
-            (b"x-ca-proxy-signature", b"forged"),
-            (b"keep", b"k"),
-        ];
+        let pairs: Vec<(&[u8], &[u8])> =
+            vec![(b":path", b"/a"), (b"x_ca_app_id", b"99999"), (b"x-ca-app-id", b"1"), (b"x-ca-proxy-signature", b"forged"), (b"keep", b"k")];
         let h = Headers::from_pairs(pairs);
         let edits: Vec<Edit<'_>> = vec![(b"x-ca-app-id", Some(b"10001")), (b"x-ca-api-name", None)];
         let out = upstream_pairs(&h, &edits);

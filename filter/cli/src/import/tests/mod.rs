@@ -22,12 +22,8 @@ fn run_with(swagger: &str, vars: &[&str], stages: &[&str], merge: Option<&str>, 
     let vars: Vec<StageVar> = vars.iter().map(|v| v.parse().unwrap()).collect();
     let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
     let (l, a) = (listen(), admin());
-    let settings = Settings {
-        stage_vars: &vars,
-        stages: &stages,
-        merge: merge.map(|m| ("old.json", m)),
-        envoy: with_envoy.then_some((&l, &a, "cagate.wasm")),
-    };
+    let settings =
+        Settings { stage_vars: &vars, stages: &stages, merge: merge.map(|m| ("old.json", m)), envoy: with_envoy.then_some((&l, &a, "cagate.wasm")) };
     let mut d = Diags::default();
     let out = import(swagger, &settings, &mut d);
     (out, d)
@@ -66,7 +62,10 @@ fn the_sample_export() {
     assert_eq!(names, ["getOrder", "createOrder", "health"]);
     let get = &c["apis"][0];
     assert_eq!(get["path"], "/orders/[orderId]");
-    assert_eq!((&get["authType"], &get["appCodeAuth"], &get["forceNonceCheck"], &get["requestMode"]), (&json!("APP"), &json!("HEADER"), &json!(false), &json!("MAPPING")));
+    assert_eq!(
+        (&get["authType"], &get["appCodeAuth"], &get["forceNonceCheck"], &get["requestMode"]),
+        (&json!("APP"), &json!("HEADER"), &json!(false), &json!("MAPPING"))
+    );
     assert_eq!(get["stages"], json!(["RELEASE"]));
     assert_eq!(
         get["parameters"],
@@ -140,11 +139,16 @@ fn both_spellings_of_parameter_handling() {
         assert_eq!(c["apis"][0]["requestMode"], "MAPPING");
         assert_eq!(c["apis"][0]["parameters"][1]["backendName"], "query2");
     }
-    let e = errors(&doc(&format!("{param}      x-aliyun-apigateway-parameter-handling: MAPPING\n      x-aliyun-apigateway-paramater-handling: PASSTHROUGH\n")));
+    let e = errors(&doc(&format!(
+        "{param}      x-aliyun-apigateway-parameter-handling: MAPPING\n      x-aliyun-apigateway-paramater-handling: PASSTHROUGH\n"
+    )));
     assert!(has(&e, "disagree"), "{e:?}");
     // Aliyun refuses backend names in PASSTHROUGH (the default).
     let e = errors(&doc(param));
-    assert!(has(&e, "paths./orders/{orderId}.get.parameters[1]: x-aliyun-apigateway-backend-name and x-aliyun-apigateway-backend-location need MAPPING"), "{e:?}");
+    assert!(
+        has(&e, "paths./orders/{orderId}.get.parameters[1]: x-aliyun-apigateway-backend-name and x-aliyun-apigateway-backend-location need MAPPING"),
+        "{e:?}"
+    );
     let e = errors(&doc(&format!("{param}      x-aliyun-apigateway-parameter-handling: MAP\n")));
     assert!(has(&e, "x-aliyun-apigateway-parameter-handling: unknown parameter handling MAP"), "{e:?}");
 }
@@ -165,9 +169,16 @@ fn operation_extensions() {
         "{pp}      x-aliyun-apigateway-auth-type: APPOPENID\n      x-aliyun-apigateway-api-market-enable: true\n      x-aliyun-apigateway-visibility: PUBLIC\n      x-aliyun-apigateway-any-method: true\n      x-aliyun-apigateway-force-nonce-check: 'true'\n      x-aliyun-apigateway-app-code-auth-type: DEFAULT\n"
     )));
     let api = &c["apis"][0];
-    assert_eq!((&api["method"], &api["authType"], &api["forceNonceCheck"], &api["name"]), (&json!("ANY"), &json!("APP"), &json!(true), &json!("ANY_orders_orderId")));
+    assert_eq!(
+        (&api["method"], &api["authType"], &api["forceNonceCheck"], &api["name"]),
+        (&json!("ANY"), &json!("APP"), &json!(true), &json!("ANY_orders_orderId"))
+    );
     assert!(api.get("appCodeAuth").is_none());
-    for w in ["auth-type: APPOPENID", "api-market-enable: publishing to Alibaba Cloud Marketplace is not supported", "x-aliyun-apigateway-visibility: not supported by cagate"] {
+    for w in [
+        "auth-type: APPOPENID",
+        "api-market-enable: publishing to Alibaba Cloud Marketplace is not supported",
+        "x-aliyun-apigateway-visibility: not supported by cagate",
+    ] {
         assert!(has(&d.warnings, w), "{w}: {:?}", d.warnings);
     }
     assert!(has(&d.notes, "DEFAULT follows the API group's setting"));
@@ -217,7 +228,11 @@ fn backends_in_detail() {
     assert_eq!((&b["path"], &b["timeoutMs"], &b["method"]), (&json!("/api/o/[orderId]"), &json!(30000), &json!("HEAD")));
     assert_eq!(b["constantParameters"], json!([{ "name": "X-Source", "value": "gateway", "location": "HEADER" }]));
     assert_eq!(b["systemParameters"], json!([{ "name": "CaDomain", "backendName": "X-Host", "location": "HEADER" }]));
-    for w in ["timeout: 60000 ms is longer", "location: path: cagate sends constant and system parameters as a header or in the query only", "CaProxy is not supported"] {
+    for w in [
+        "timeout: 60000 ms is longer",
+        "location: path: cagate sends constant and system parameters as a header or in the query only",
+        "CaProxy is not supported",
+    ] {
         assert!(has(&d.warnings, w), "{w}: {:?}", d.warnings);
     }
     assert!(has(&d.notes, "system-parameters[1]: the same as an earlier item"));
@@ -225,7 +240,10 @@ fn backends_in_detail() {
     assert_eq!(c["apis"][0]["backend"], json!({ "type": "HTTP", "cluster": "v", "host": "www.example.com" }));
     assert!(has(&d.notes, "the constant header host is the backend's Host"));
     let (c, _) = ok(&doc(&format!("{pp}      x-aliyun-apigateway-backend: {{type: MOCK, mockResult: {{a: 1}}, mockStatusCode: '404', mockHeaders: [{{headerName: X-Mock, headerValue: yes}}]}}\n")));
-    assert_eq!(c["apis"][0]["backend"], json!({ "type": "MOCK", "mockStatusCode": 404, "mockResult": "{\"a\":1}", "mockHeaders": [{ "name": "X-Mock", "value": "yes" }] }));
+    assert_eq!(
+        c["apis"][0]["backend"],
+        json!({ "type": "MOCK", "mockStatusCode": 404, "mockResult": "{\"a\":1}", "mockHeaders": [{ "name": "X-Mock", "value": "yes" }] })
+    );
     let e = errors(&doc(&format!("{pp}      x-aliyun-apigateway-backend: {{type: HTTP, address: 'http://h', path: '/x/[nope]'}}\n")));
     assert!(has(&e, "x-aliyun-apigateway-backend.path: [nope] is not a path parameter"), "{e:?}");
     let e = errors(&doc(&format!("{pp}      x-aliyun-apigateway-backend: {{type: MOCK, mockStatusCode: 700}}\n")));
@@ -331,7 +349,10 @@ fn the_envoy_bootstrap() {
     assert_eq!(wasm["configuration"]["value"].as_str().unwrap(), out.config);
     let cluster = &y["static_resources"]["clusters"][0];
     assert_eq!((&cluster["name"], &cluster["type"]), (&json!("backend_orders_internal_8080"), &json!("STRICT_DNS")));
-    assert_eq!(cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"], json!({ "address": "orders.internal", "port_value": 8080 }));
+    assert_eq!(
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"],
+        json!({ "address": "orders.internal", "port_value": 8080 })
+    );
     assert_eq!(y["admin"]["address"]["socket_address"]["port_value"], 9901);
 }
 
@@ -353,8 +374,16 @@ fn the_envoy_admin_is_on_loopback_by_default() {
     assert_eq!(y["admin"]["address"]["socket_address"], json!({ "address": "127.0.0.1", "port_value": 9901 }));
     assert!(!text.contains("WARNING"), "{text}");
 
-    for (given, loopback) in [("127.0.0.1:9901", true), ("[::1]:9901", true), ("localhost:9901", true), ("127.0.0.2:1", true),
-                              ("0.0.0.0:9901", false), ("[::]:9901", false), ("10.0.0.5:9901", false), ("envoy.internal:9901", false)] {
+    for (given, loopback) in [
+        ("127.0.0.1:9901", true),
+        ("[::1]:9901", true),
+        ("localhost:9901", true),
+        ("127.0.0.2:1", true),
+        ("0.0.0.0:9901", false),
+        ("[::]:9901", false),
+        ("10.0.0.5:9901", false),
+        ("envoy.internal:9901", false),
+    ] {
         let admin: envoy::SocketAddr = given.parse().unwrap();
         assert_eq!(admin.is_loopback(), loopback, "{given}");
         let settings = Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &admin, "cagate.wasm")) };

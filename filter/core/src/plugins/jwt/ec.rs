@@ -676,27 +676,20 @@ pub(super) struct P384Field;
 pub(super) struct P384Order;
 
 impl Modulus<12> for P384Field {
-    const M: [u32; 12] = hex(
-        "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
-    );
+    const M: [u32; 12] = hex("fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff");
     // p + 1 = 2^384 - 2^128 - 2^96 + 2^32.
     const SPARSE: &'static [(usize, i64)] = &[(1, 1), (3, -1), (4, -1), (12, 1)];
 }
 impl Modulus<12> for P384Order {
-    const M: [u32; 12] = hex(
-        "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
-    );
+    const M: [u32; 12] = hex("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973");
 }
 
 impl Curve<12> for P384 {
     type P = P384Field;
     type Order = P384Order;
-    const B: [u32; 12] =
-        hex("b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef");
-    const GX: [u32; 12] =
-        hex("aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7");
-    const GY: [u32; 12] =
-        hex("3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f");
+    const B: [u32; 12] = hex("b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef");
+    const GX: [u32; 12] = hex("aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7");
+    const GY: [u32; 12] = hex("3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f");
     fn g_table() -> &'static Table<12, Self> {
         static T: OnceLock<Table<12, P384>> = OnceLock::new();
         T.get_or_init(generator_table)
@@ -775,7 +768,11 @@ mod tests {
                 x ^= x << 17;
                 *l = (x >> 16) as u32;
             }
-            if geq(&a, &M::M) { sub_limbs(&a, &M::M).0 } else { a }
+            if geq(&a, &M::M) {
+                sub_limbs(&a, &M::M).0
+            } else {
+                a
+            }
         };
         let mut one = [0u32; N];
         one[0] = 1;

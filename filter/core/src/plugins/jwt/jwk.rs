@@ -2,11 +2,11 @@
 //! token whose `alg` its key does not allow is refused, so `alg: none` and "HS256 with the RSA public
 //! key as the secret" never verify.
 
+use super::ec::{PublicKey, P256, P384};
+use super::rsa::{RsaKey, SHA256_PREFIX, SHA384_PREFIX, SHA512_PREFIX};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use super::ec::{PublicKey, P256, P384};
-use super::rsa::{RsaKey, SHA256_PREFIX, SHA384_PREFIX, SHA512_PREFIX};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -185,8 +185,9 @@ impl Key {
             },
             Material::P256(k) => k.verify(&Sha256::digest(signing_input), sig),
             Material::P384(k) => k.verify(&Sha384::digest(signing_input), sig),
-            Material::Ed25519(k) => <[u8; 64]>::try_from(sig)
-                .is_ok_and(|s| k.verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(&s)).is_ok()),
+            Material::Ed25519(k) => {
+                <[u8; 64]>::try_from(sig).is_ok_and(|s| k.verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(&s)).is_ok())
+            }
             Material::Oct(k) => match alg {
                 Alg::HS256 => hmac::<Hmac<Sha256>>(k, signing_input, sig),
                 Alg::HS384 => hmac::<Hmac<Sha384>>(k, signing_input, sig),

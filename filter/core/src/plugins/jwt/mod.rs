@@ -7,13 +7,13 @@ pub mod jwk;
 pub mod remote;
 mod rsa;
 
-use crate::plugins::definition::{AliyunPlugin, Definition};
-use crate::config::validator::{join, Validator};
 use crate::auth::replay::NonceStoreConfig;
+use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
+use crate::config::validator::{join, Validator};
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::refusal::Refusal;
+use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::wire::headers::Headers;
-use crate::auth::replay::{NonceStore, Outcome, OneTime, OneTimeKind};
 use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -68,9 +68,24 @@ pub struct JwtConfig {
 }
 
 const FIELDS: &[&str] = &[
-    "parameter", "parameterLocation", "jwk", "jwks", "claimParameters", "preventJtiReplay", "bypassEmptyToken",
-    "ignoreExpirationCheck", "issuer", "audiences", "clockSkewSeconds", "cacheSize", "jtiCapacity", "jtiTtlSeconds",
-    "jwksUri", "jwksCluster", "jwksRefreshSeconds", "jwksTimeoutMs",
+    "parameter",
+    "parameterLocation",
+    "jwk",
+    "jwks",
+    "claimParameters",
+    "preventJtiReplay",
+    "bypassEmptyToken",
+    "ignoreExpirationCheck",
+    "issuer",
+    "audiences",
+    "clockSkewSeconds",
+    "cacheSize",
+    "jtiCapacity",
+    "jtiTtlSeconds",
+    "jwksUri",
+    "jwksCluster",
+    "jwksRefreshSeconds",
+    "jwksTimeoutMs",
 ];
 /// Aliyun fields cagate accepts and ignores.
 const TOLERATED: &[&str] = &["orgnization", "organization"];
