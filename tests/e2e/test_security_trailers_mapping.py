@@ -46,6 +46,14 @@ CONFIG["apis"] += [
      "backend": {"type": "HTTP", "cluster": "no-such-cluster"}, "plugins": [{"plugin": "breaker"}]},
     {"name": "signed-form", "method": "POST", "path": "/sform", "authorizations": [{"appId": 10001}]},
     {"name": "coded", "method": "GET", "path": "/coded/*", "authType": "ANONYMOUS"},
+    {"name": "stall", "method": "ANY", "path": "/stall/*", "authType": "ANONYMOUS", "plugins": [{"plugin": "breaker"}]},
+    {"name": "form-sets-query", "method": "POST", "path": "/smap/[id]", "authType": "ANONYMOUS", "requestMode": "MAPPING",
+     "parameters": [{"name": "X-Role", "location": "HEADER", "backendName": "role_q", "backendLocation": "QUERY"}],
+     "backend": {"type": "HTTP", "cluster": "backend", "path": "/v1/items/[id]",
+                 "constantParameters": [{"name": "cq", "value": "1", "location": "QUERY"}],
+                 "systemParameters": [{"name": "CaClientIp", "backendName": "clientip", "location": "QUERY"}]}},
+    {"name": "form-api", "method": "POST", "path": "/fapi", "authType": "ANONYMOUS",
+     "parameters": [{"name": "role", "location": "FORM", "enumValues": ["user"]}]},
 ]
 
 ROUTES = [
@@ -59,7 +67,7 @@ ROUTES = [
 def gw(backend):
     # Envoy's defaults otherwise (codec AUTO: h2c prior knowledge accepted; underscores allowed);
     # HTTP/1.1 trailers on, as an operator may set them.
-    options = {"http_protocol_options": {"enable_trailers": True}}
+    options = {"http_protocol_options": {"enable_trailers": True}, "stream_idle_timeout": "1s"}
     with Envoy(CONFIG, backend.port, concurrency=2, routes=ROUTES, hcm_options=options) as e:
         _running.append(e)
         yield e
@@ -283,3 +291,52 @@ def test_backend_path_with_a_query_is_refused(tmp_path):
     r = subprocess.run([os.path.join(ROOT, "target", "release", "cagate"), "check", str(p)], capture_output=True, text=True)
     assert r.returncode == 1, r.stdout
     assert "backend.path: must be a path only" in r.stdout, r.stdout
+
+
+# Second pass: what an attacker still found after the first round of fixes.
+
+def test_clients_that_stall_their_own_request_never_open_the_breaker(gw):
+    """A request whose body never comes times out as the gateway's X504TO, not the backend's D504TO;
+    the breaker of the API stays closed for everyone else."""
+    for _ in range(4):
+        r = http1_raw(gw.port, "POST", "/stall/x", [("content-length", "100")], body=b"abc", timeout=10)
+        assert r.status == 504 and r.code == "X504TO", r
+    r = call(gw.port, "GET", "/stall/ok")
+    assert r.status == 200, r
+
+
+def test_form_fields_named_like_gateway_query_parameters_are_refused(gw):
+    """A backend merging query and form must not read a client's role_q, clientip or cq from the body."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for body in ["role_q=admin", "clientip=10.0.0.1&x=1", "cq=9"]:
+        r = call(gw.port, "POST", "/smap/5", form, body)
+        assert_refused(r, 400, "I400BD")
+        assert "is set by the gateway" in r.header("x-ca-error-message"), r
+    r = call(gw.port, "POST", "/smap/5", dict(form, **{"x-role": "user"}), "other=1")
+    assert r.status == 200, r
+    assert r.json()["path"] == "/v1/items/5?cq=1&clientip=127.0.0.1&role_q=user", r.json()
+
+
+def test_form_parameters_come_only_in_a_urlencoded_body(gw):
+    """A FORM parameter checked in a urlencoded body cannot be smuggled in multipart (I400CT)."""
+    r = call(gw.port, "POST", "/fapi", {"content-type": "application/x-www-form-urlencoded"}, "role=admin")
+    assert_refused(r, 400, "I400IP")
+    multipart = '--XX\r\nContent-Disposition: form-data; name="role"\r\n\r\nadmin\r\n--XX--\r\n'
+    r = call(gw.port, "POST", "/fapi", {"content-type": "multipart/form-data; boundary=XX"}, multipart)
+    assert_refused(r, 400, "I400CT")
+    r = http1_raw(gw.port, "POST", "/fapi", [("content-type", "text/plain"), ("content-type", "application/x-www-form-urlencoded")],
+                  body=b"role=admin")
+    assert r.status == 400 and r.code == "I400CT", r
+    assert call(gw.port, "POST", "/fapi", {"content-type": "application/x-www-form-urlencoded"}, "role=user").status == 200
+
+
+def test_a_signed_header_is_read_under_every_spelling(gw):
+    """x-user is signed absent (empty); an x_user added later is x-user to a WSGI backend: A403IS."""
+    h = sign("GET", "/orders/1", KEY1, SECRET1, signed=("x-ca-key", "x-ca-nonce", "x-ca-timestamp", "x-user"))
+    h["x-ca-signature-headers"] += ",x-user"
+    from harness.signer import signature, string_to_sign
+    h["x-ca-signature"] = signature(SECRET1, string_to_sign("GET", "/orders/1", h))
+    assert call(gw.port, "GET", "/orders/1", h).status == 200
+    h2 = dict(h, **{"x-ca-nonce": h["x-ca-nonce"]})
+    r = http1_raw(gw.port, "GET", "/orders/1", list(h2.items()) + [("x_user", "admin")])
+    assert r.status == 403 and r.code == "A403IS", r

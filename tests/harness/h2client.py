@@ -77,7 +77,8 @@ def http1_raw(port, method, path, headers, body=None, trailers=None, timeout=5):
             payload += f"{len(body):x}\r\n".encode() + body + b"\r\n"
         payload += b"0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in trailers.items()).encode() + b"\r\n"
     elif body is not None:
-        lines.append(f"content-length: {len(body)}")
+        if not any(k.lower() == "content-length" for k, _ in headers):
+            lines.append(f"content-length: {len(body)}")  # a caller's own (say, a lying one) is kept
         payload = body
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)

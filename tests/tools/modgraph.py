@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""Fails on a dependency circle between the modules of a Rust crate, or on a module that imports from
-a layer above its own (`make lint` runs it on the core).
+"""Fails on a dependency circle between the modules of a Rust crate, on a dependency circle between its
+folders, or on a folder that imports from a layer above its own (`make lint` runs it on the core).
 
 A module depends on another when its code names a `crate::…` path (a `use` or a path in code) that
 resolves to that module's file. Paths resolve to the deepest module that exists as a file; `mod`
 declarations are not dependencies, and the crate root (lib.rs, which only declares modules and
 re-exports) is not a node. Tests (`#[cfg(test)]` and below) are left out.
 
-usage: modgraph.py SRC_DIR [--dot]
+The folders are the first path component under SRC_DIR (`wire/`, `config/`, …; a top-level file such
+as `host.rs` is a folder of its own). A folder depends on another when one of its modules depends on
+one of the other's. Every folder has a layer (`LAYERS`, bottom up): a folder imports only from the
+folders below it, and a folder `LAYERS` does not name fails the check until it is given its place.
+
+usage: modgraph.py SRC_DIR [--dot] [--folders]
 """
 import os
 import re
@@ -102,59 +107,130 @@ def cycles(graph):
     return out
 
 
-# The core's layers (filter/core/src), bottom up; a module may import from its own layer and those below. The longest
-# matching prefix decides a module's layer. A module no prefix names is not checked for layering.
+# The core's folders (filter/core/src) as layers, bottom up: a folder imports only from those below it.
 LAYERS = [
-    ("wire", 0), ("host", 0),
-    ("contract", 1),
-    ("auth", 2), ("apps::directory", 2), ("apps::settings", 2), ("config::validator", 2), ("config::router", 2), ("config::parameters", 2),
-    ("plugins", 3), ("cluster", 3),
-    ("config", 4), ("apps::registry", 4),
-    ("request", 5),
+    "wire",  # bytes on the wire: header maps, URLs, forms, header-safe text, time formats
+    "host",  # host.rs: the host services as traits, with in-memory versions
+    "contract",  # what clients and backends see: error table, refusals, replies, header names
+    "schema",  # the Validator: typed walking of a JSON settings document, every problem with its path
+    "auth",  # the digest signature, replay protection
+    "apps",  # the app directory and credentials, the app registry's settings
+    "plugins",  # Aliyun's plugins, their registry, the condition language
+    "cluster",  # cluster mode: RLS and etcd messages, cluster settings
+    "config",  # the configuration compiled into a Gateway; the app registry merged into one
+    "request",  # the request decision: route, authenticate, admit
+    "engine",  # the request engine: the host's events for one stream, per-VM state
 ]
 
 
-def layer(m):
-    name = "::".join(m)
-    best = None
-    for prefix, n in LAYERS:
-        if (name == prefix or name.startswith(prefix + "::")) and (best is None or len(prefix) > len(best[0])):
-            best = (prefix, n)
-    return None if best is None else best[1]
+def folder(m):
+    return m[0]
 
 
-def upward(graph):
-    out = []
-    for a, targets in sorted(graph.items()):
-        for b in sorted(targets):
-            la, lb = layer(a), layer(b)
-            if la is not None and lb is not None and lb > la:
-                out.append((a, b))
+def layer(f):
+    return LAYERS.index(f) if f in LAYERS else None
+
+
+def folder_graph(graph):
+    """folder -> {folder: [(module, module), ...]} for the module edges that cross folders."""
+    out = {folder(m): {} for m in graph}
+    for a, targets in graph.items():
+        for b in targets:
+            fa, fb = folder(a), folder(b)
+            if fa != fb:
+                out[fa].setdefault(fb, []).append((a, b))
     return out
+
+
+def upward(folders):
+    """Edges from a folder to one of a higher layer, and folders without a layer."""
+    out = []
+    for fa, targets in sorted(folders.items()):
+        for fb, via in sorted(targets.items()):
+            la, lb = layer(fa), layer(fb)
+            if la is not None and lb is not None and lb > la:
+                out.append((fa, fb, sorted(via)))
+    unknown = sorted(f for f in folders if layer(f) is None)
+    return out, unknown
+
+
+def shortest_circle(graph, comp):
+    """The shortest circle through the nodes of a strongly connected component, from its first node back."""
+    inside = set(comp)
+    best = None
+    for start in comp:
+        prev, queue = {start: None}, [start]
+        while queue:
+            v = queue.pop(0)
+            if start in graph[v]:
+                if best is None or len(path_to(prev, v)) + 1 < len(best):
+                    best = path_to(prev, v) + [start]
+                break
+            for w in sorted(graph[v]):
+                if w in inside and w not in prev:
+                    prev[w] = v
+                    queue.append(w)
+    return best
+
+
+def path_to(prev, v):
+    out = []
+    while v is not None:
+        out.append(v)
+        v = prev[v]
+    return out[::-1]
+
+
+def name(m):
+    return "::".join(m)
 
 
 def main():
     src = sys.argv[1]
     graph = edges(modules(src))
+    folders = folder_graph(graph)
     if "--dot" in sys.argv:
-        for m, ts in sorted(graph.items()):
-            for t in sorted(ts):
-                print(f'"{"::".join(m)}" -> "{"::".join(t)}"')
+        if "--folders" in sys.argv:
+            for f, ts in sorted(folders.items()):
+                for t in sorted(ts):
+                    print(f'"{f}" -> "{t}"')
+        else:
+            for m, ts in sorted(graph.items()):
+                for t in sorted(ts):
+                    print(f'"{name(m)}" -> "{name(t)}"')
         return 0
-    found = cycles(graph)
-    for comp in found:
-        names = ", ".join("::".join(c) for c in comp)
-        print(f"dependency circle between {len(comp)} modules: {names}")
+    failed = False
+    for comp in cycles(graph):
+        failed = True
+        print(f"dependency circle between {len(comp)} modules: {', '.join(name(c) for c in comp)}")
         for a in comp:
             for b in sorted(graph[a]):
                 if b in comp:
-                    print(f"  {'::'.join(a)} -> {'::'.join(b)}")
-    up = upward(graph)
-    for a, b in up:
-        print(f"layering: {'::'.join(a)} (layer {layer(a)}) imports {'::'.join(b)} (layer {layer(b)})")
-    if found or up:
+                    print(f"  {name(a)} -> {name(b)}")
+    fgraph = {f: set(ts) for f, ts in folders.items()}
+    for comp in cycles(fgraph):
+        failed = True
+        circle = shortest_circle(fgraph, comp)
+        print(f"dependency circle between {len(comp)} folders ({', '.join(comp)}), e.g. {' -> '.join(circle)}:")
+        for fa, fb in zip(circle, circle[1:]):
+            via = sorted(folders[fa][fb])
+            more = f" (and {len(via) - 3} more)" if len(via) > 3 else ""
+            print(f"  {fa} -> {fb}: " + ", ".join(f"{name(a)} -> {name(b)}" for a, b in via[:3]) + more)
+    up, unknown = upward(folders)
+    for fa, fb, via in up:
+        failed = True
+        print(f"layering: folder {fa} (layer {layer(fa)}) imports folder {fb} (layer {layer(fb)}), above it:")
+        for a, b in via:
+            print(f"  {name(a)} -> {name(b)}")
+    for f in unknown:
+        failed = True
+        print(f"layering: folder {f} has no layer: give it its place in LAYERS ({' < '.join(LAYERS)})")
+    if failed:
         return 1
-    print(f"no dependency circle between the {len(graph)} modules of {src}, and no import from a layer above")
+    print(
+        f"no dependency circle between the {len(graph)} modules nor the {len(folders)} folders of {src}, "
+        f"and no import from a layer above ({' < '.join(LAYERS)})"
+    )
     return 0
 
 

@@ -2,7 +2,9 @@
 //! knows of a stream. The adapter implements them with host calls; `MemoryStore` mimics Envoy's
 //! semantics (compare-and-swap included) for native tests.
 
+#[cfg(any(test, feature = "test-kit"))]
 use std::collections::HashMap;
+#[cfg(any(test, feature = "test-kit"))]
 use std::sync::Mutex;
 
 /// Little-endian fields of a shared-data value: 0 where the value is too short (a key created empty
@@ -18,6 +20,10 @@ pub(crate) fn le_u32(v: &[u8], at: usize) -> u32 {
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
     fn now_ms(&self) -> i64;
+    /// Microseconds, for the filter's own timings (debug mode); the millisecond clock by default.
+    fn now_us(&self) -> i64 {
+        self.now_ms().saturating_mul(1000)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,7 @@ pub trait SharedStore {
 
 /// An in-memory `SharedStore` with Envoy's CAS semantics, safe to share between real threads.
 /// Values with their CAS tokens, and the last token handed out.
+#[cfg(any(test, feature = "test-kit"))]
 type Entries = (HashMap<String, (Vec<u8>, u32)>, u32);
 
 /// What the host knows of the stream a request or a response belongs to, read only when a check needs
@@ -55,25 +62,31 @@ pub trait Stream {
     }
 }
 
+#[cfg(any(test, feature = "test-kit"))]
 /// A stream the host tells nothing about (native tests, the CLI).
 pub struct NoStream;
 
+#[cfg(any(test, feature = "test-kit"))]
 impl Stream for NoStream {}
 
+#[cfg(any(test, feature = "test-kit"))]
 /// A stream whose peer is fixed (native tests).
 pub struct FixedPeer(pub &'static str);
 
+#[cfg(any(test, feature = "test-kit"))]
 impl Stream for FixedPeer {
     fn peer_address(&self) -> Option<Vec<u8>> {
         Some(self.0.as_bytes().to_vec())
     }
 }
 
+#[cfg(any(test, feature = "test-kit"))]
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Entries>,
 }
 
+#[cfg(any(test, feature = "test-kit"))]
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
@@ -88,6 +101,7 @@ impl MemoryStore {
     }
 }
 
+#[cfg(any(test, feature = "test-kit"))]
 impl SharedStore for MemoryStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         let guard = self.inner.lock().ok()?;
@@ -114,10 +128,12 @@ impl SharedStore for MemoryStore {
     }
 }
 
+#[cfg(any(test, feature = "test-kit"))]
 /// A clock fixed by the test.
 #[derive(Debug)]
 pub struct FixedClock(pub i64);
 
+#[cfg(any(test, feature = "test-kit"))]
 impl Clock for FixedClock {
     fn now_ms(&self) -> i64 {
         self.0

@@ -1,14 +1,22 @@
 //! cagate-core: Alibaba Cloud API Gateway's request authentication as pure functions and types.
 //! No proxy-wasm here: the adapter gathers the request, calls the request decision, and applies it.
 //!
-//! The modules, from the bottom up (a module imports only from its own layer or those below):
+//! The folders are layers, from the bottom up (a folder imports only from its own layer or those
+//! below; `make lint` checks it with `tests/tools/modgraph.py`):
 //! - `wire`: bytes on the wire (header maps, URLs, forms, header-safe text, time formats);
-//! - `host`: the host services as traits (clock, shared data, the stream), with in-memory versions;
-//! - `contract`: Aliyun's error table, refusals and their replies, the header names the gateway owns;
+//! - `host`: the host services as traits (clock, shared data, the stream), with in-memory versions
+//!   for tests (feature `test-kit`);
+//! - `contract`: Aliyun's error table, refusals and their replies, the header names the gateway owns,
+//!   who answered a response;
+//! - `schema`: the `Validator`, typed walking of a JSON settings document, every problem with its path;
 //! - `auth`: the digest signature and replay protection (one-time keys);
-//! - `plugins`: Aliyun's plugins, their registry and the condition language;
-//! - `config`: validation and compilation of the configuration into lookup tables;
-//! - `request`: the request decision (route, authenticate, admit).
+//! - `apps`: the app directory (key pairs, AppCodes) and the registry's settings;
+//! - `plugins`: Aliyun's plugins, their binding and the condition language;
+//! - `cluster`: cluster mode's RLS v3 and etcd v3 messages and settings;
+//! - `config`: compilation of the configuration into lookup tables, the app registry merged into it;
+//! - `request`: the request decision (route, authenticate, admit, what the backend receives);
+//! - `engine`: one request end to end over the host's events (the adapters translate to it), and
+//!   the test kit that drives it natively.
 //!
 //! Everything other crates use is re-exported here, so they import from one place.
 
@@ -17,13 +25,14 @@ mod auth;
 mod cluster;
 mod config;
 mod contract;
+mod engine;
 mod host;
 mod plugins;
 mod request;
+mod schema;
 mod wire;
 
 pub use apps::directory::{App, Credential, Directory};
-pub use apps::registry::{self as app_registry, Install as RegistryInstall};
 pub use apps::settings::RegistrySettings;
 pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
@@ -32,7 +41,7 @@ pub use cluster::settings::ClusterSettings;
 pub use config::backend::{system_parameter_names, MockBackend};
 pub use config::compile::{compile, compile_with_env};
 pub use config::model::{Api, Gateway, Grant};
-pub use config::validator::Problem;
+pub use config::registry::{self as app_registry, Install as RegistryInstall};
 pub use contract::backend_failure;
 pub use contract::errors::{self, ErrorCode};
 pub use contract::names::{
@@ -42,7 +51,12 @@ pub use contract::names::{
 pub use contract::refusal::Refusal;
 pub use contract::reply::{refusal as reply_for, Reply};
 pub use contract::request_id::RequestIds;
-pub use host::{Clock, FixedClock, FixedPeer, MemoryStore, NoStream, SetError, SharedStore, Stream};
+#[cfg(any(test, feature = "test-kit"))]
+pub use engine::testkit;
+pub use engine::{Answer, Engine, Exchange, Flow, Seeds, Services, Stat, Stats, StreamIo};
+pub use host::{Clock, SetError, SharedStore, Stream};
+#[cfg(any(test, feature = "test-kit"))]
+pub use host::{FixedClock, FixedPeer, MemoryStore, NoStream};
 pub use plugins::registry::{Plugin, PluginKind, Runtime};
 pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, traffic_control};
 pub use request::admit::{debug_info, identity_headers, run_plugins};
@@ -50,6 +64,7 @@ pub use request::authenticate::authenticate;
 pub use request::model::{Admission, Ctx, Identity, Request, Routed};
 pub use request::remote::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict, GrpcCall};
 pub use request::route::{cors_headers, route};
+pub use schema::validator::Problem;
 pub use wire::headers::{self, Edit, Headers};
 pub use wire::text::header_safe;
 pub use wire::url::{append_signed_parameters, is_form, parse_urlencoded, percent_decode, split_path, starts_with_ignore_case, trim, UrlParam};

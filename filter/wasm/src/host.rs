@@ -2,7 +2,8 @@
 //! header map and randomness.
 
 use crate::hostcall::{self, Map, CAS_MISMATCH};
-use cagate_core::{Clock, SetError, SharedStore, Stream};
+use cagate_core::{Clock, SetError, SharedStore, Stat, Stats, Stream};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
@@ -43,6 +44,10 @@ impl Clock for HostClock {
     fn now_ms(&self) -> i64 {
         (now_nanos() / 1_000_000) as i64
     }
+
+    fn now_us(&self) -> i64 {
+        (now_nanos() / 1_000) as i64
+    }
 }
 
 pub(crate) struct HostStore;
@@ -74,6 +79,24 @@ impl Stream for HostStream {
     }
 }
 
+/// The engine's stat events into this VM's counters.
+pub(crate) struct StatsSink<'m>(pub(crate) &'m RefCell<Metrics>);
+
+impl Stats for StatsSink<'_> {
+    fn record(&self, stat: Stat<'_>) {
+        let mut m = self.0.borrow_mut();
+        match stat {
+            Stat::Allowed => m.allowed(),
+            Stat::Refused(code) => m.refused(code),
+            Stat::Traffic { plugin, name, dim, admitted } => m.traffic(plugin, name, dim, admitted),
+            Stat::Cluster(service, what) => m.cluster(service, what),
+            Stat::BreakerOpened => m.breaker_opened(),
+            Stat::BreakerRefused => m.breaker_refused(),
+            Stat::NonceStoreFull => m.nonce_store_full(),
+        }
+    }
+}
+
 /// 16 bytes from the host's randomness (WASI `random_get`, through std's hasher seeding).
 pub(crate) fn random_bytes() -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -83,12 +106,6 @@ pub(crate) fn random_bytes() -> [u8; 16] {
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     out
-}
-
-/// The request header map in its serialized form, in one host call and one allocation (the SDK's
-/// own getter allocates two buffers per header and insists names be UTF-8).
-pub(crate) fn request_header_map() -> Vec<u8> {
-    hostcall::header_map(Map::Request)
 }
 
 /// Counters, defined once per VM (per-code refusal counters on first use). Increments are kept in

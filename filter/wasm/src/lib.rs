@@ -8,10 +8,7 @@ mod http;
 mod registry;
 mod root;
 
-use cagate_core::Gateway;
-use cagate_core::NonceStore;
-use cagate_core::RequestIds;
-use cagate_core::Runtime;
+use cagate_core::{Engine, Gateway};
 use host::Metrics;
 use proxy_wasm::traits::RootContext;
 use std::cell::RefCell;
@@ -26,29 +23,15 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
 }}
 
-/// Everything a request needs, built once per configuration (and again, around the same runtime
-/// pieces, when a newer app registry document is installed). A request keeps the state it started
-/// with.
+/// The core's engine of a configuration, and this VM's stats. A request keeps the state it started
+/// with; a newer app registry document is a new state around the same runtime pieces.
 pub(crate) struct State {
-    gateway: Gateway,
-    runtime: Rc<RefCell<Runtime>>,
-    nonces: NonceStore,
+    engine: Engine,
     metrics: Rc<RefCell<Metrics>>,
-    ids: Rc<RefCell<RequestIds>>,
-    /// Cluster mode: the etcd leases this VM knows exist.
-    leases: Rc<RefCell<cluster::LeaseBook>>,
 }
 
 impl State {
-    /// The same runtime pieces (caches, stats, request ids, leases) around another configuration.
     pub(crate) fn with_gateway(&self, gateway: Gateway) -> State {
-        State {
-            gateway,
-            runtime: self.runtime.clone(),
-            nonces: self.nonces.clone(),
-            metrics: self.metrics.clone(),
-            ids: self.ids.clone(),
-            leases: self.leases.clone(),
-        }
+        State { engine: self.engine.with_gateway(gateway), metrics: self.metrics.clone() }
     }
 }

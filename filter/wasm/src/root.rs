@@ -5,12 +5,9 @@ use crate::host::{self, HostClock, HostStore, Metrics};
 use crate::hostcall::{self, Buffer, Map};
 use crate::http::Http;
 use crate::State;
-use cagate_core::compile;
 use cagate_core::jwt::remote;
-use cagate_core::NonceStore;
-use cagate_core::RequestIds;
-use cagate_core::{Clock, SharedStore};
-use cagate_core::{PluginKind, Runtime};
+use cagate_core::PluginKind;
+use cagate_core::{compile, Answer, Clock, Engine, Seeds};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
@@ -43,10 +40,8 @@ impl Context for Root {
         let Some(pos) = self.granting.iter().position(|g| g.token == token) else { return };
         let g = self.granting.swap_remove(pos);
         let Some(state) = self.state.clone() else { return };
-        let answer = crate::cluster::Answer::read(status, size);
-        if answer.lease_exists() || answer.body().is_some_and(cagate_core::lease_granted) {
-            state.leases.borrow_mut().add(&g.lease, host::CoarseClock.now_ms() / 1000);
-        } else {
+        let answer = Answer::from_grpc(status, || hostcall::buffer(Buffer::GrpcReceive, 0, size), hostcall::grpc_status_message);
+        if !state.engine.lease_answered(&g.lease, &answer, host::CoarseClock.now_ms()) {
             state.metrics.borrow_mut().cluster("etcd", "errors");
         }
     }
@@ -60,7 +55,7 @@ impl Context for Root {
         let Some(pos) = self.fetches.iter().position(|(t, _)| *t == token) else { return };
         let (_, idx) = self.fetches.swap_remove(pos);
         let Some(state) = self.state.clone() else { return };
-        let Some(cagate_core::Plugin { name, .. }) = state.gateway.plugins.get(idx as usize) else { return };
+        let Some(cagate_core::Plugin { name, .. }) = state.engine.gateway.plugins.get(idx as usize) else { return };
         let status = hostcall::header(Map::HttpCallResponse, ":status");
         let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         if status.as_deref() != Some(b"200") {
@@ -71,7 +66,7 @@ impl Context for Root {
         match remote::publish(&HostStore, name, HostClock.now_ms(), &body) {
             Ok(keys) => {
                 log::info!("cagate: plugin {name}: JWKS loaded, {} key(s)", keys.len());
-                if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx as usize) {
+                if let Some(Some(js)) = state.engine.runtime().borrow_mut().jwt.get_mut(idx as usize) {
                     js.remote_keys = Some(keys);
                     js.clear_cache();
                 }
@@ -92,10 +87,10 @@ impl Root {
     /// Installs a newer shared JWKS in this VM, and starts a fetch when one is due and this VM wins
     /// the lease.
     fn refresh_remote_keys(&mut self, state: &State) {
-        for (idx, plugin) in state.gateway.plugins.iter().enumerate() {
+        for (idx, plugin) in state.engine.gateway.plugins.iter().enumerate() {
             let PluginKind::Jwt(cfg) = &plugin.kind else { continue };
             let Some(r) = &cfg.remote else { continue };
-            if let Some(Some(js)) = state.runtime.borrow_mut().jwt.get_mut(idx) {
+            if let Some(Some(js)) = state.engine.runtime().borrow_mut().jwt.get_mut(idx) {
                 if let Some((cas, keys)) = remote::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
                     js.remote_cas = cas;
                     js.remote_keys = Some(keys);
@@ -118,19 +113,11 @@ impl Root {
     /// Grants the etcd leases the next nonces will use (this minute's and the next), so a request's
     /// claim is one round trip.
     fn grant_leases_ahead(&mut self, state: &State) {
-        let gw = &state.gateway;
-        if gw.cluster.one_time_keys.is_none() || !self.granting.is_empty() {
+        if !self.granting.is_empty() {
             return;
         }
-        let now = HostClock.now_ms();
-        for ahead_ms in [0, cagate_core::LEASE_BUCKET_S * 1000] {
-            let until = now + gw.nonce_ttl_ms as i64 + ahead_ms;
-            let key = cagate_core::OneTime { kind: cagate_core::OneTimeKind::Nonce, digest: [0; 16], until_ms: until };
-            let Some(lease) = cagate_core::lease_of(gw, &key, now) else { continue };
-            if state.leases.borrow().knows(&lease) {
-                continue;
-            }
-            if let Some(token) = cagate_core::lease_call(gw, &lease).and_then(|c| crate::cluster::send(self, &c)) {
+        for (lease, call) in state.engine.leases_to_grant(HostClock.now_ms()) {
+            if let Some(token) = crate::cluster::send(self, &call) {
                 state.metrics.borrow_mut().cluster("etcd", "calls");
                 self.granting.push(crate::cluster::Granting { token, lease });
             }
@@ -173,32 +160,26 @@ impl RootContext for Root {
         for w in &gateway.warnings {
             log::warn!("cagate: config: {w}");
         }
-        let mut nonces = NonceStore::new(gateway.nonce_store);
-        nonces.ensure(&HostStore, host::random_bytes());
+        let cache_seed = host::random_bytes();
+        let seeds = Seeds {
+            request_ids: u64::from_le_bytes(host::random_bytes()[..8].try_into().unwrap_or([0; 8])),
+            caches: (
+                u64::from_le_bytes(cache_seed[..8].try_into().unwrap_or([0; 8])),
+                u64::from_le_bytes(cache_seed[8..].try_into().unwrap_or([0; 8])),
+            ),
+            nonce_store: host::random_bytes(),
+            runtime: host::random_bytes(),
+        };
+        self.registry.reset(Rc::new(gateway.clone()));
+        let engine = Engine::new(gateway, seeds, &HostStore);
         log::info!(
             "cagate: configured {} apps, {} apis, {} stages; nonce store {} shards",
-            gateway.app_count(),
-            gateway.apis.len(),
-            gateway.stages.len(),
-            nonces.shard_count()
+            engine.gateway.app_count(),
+            engine.gateway.apis.len(),
+            engine.gateway.stages.len(),
+            engine.nonce_shards()
         );
-        let seed = u64::from_le_bytes(host::random_bytes()[..8].try_into().unwrap_or([0; 8]));
-        let cache_seed = host::random_bytes();
-        let mut runtime = Runtime::new(
-            &gateway.plugins,
-            (u64::from_le_bytes(cache_seed[..8].try_into().unwrap_or([0; 8])), u64::from_le_bytes(cache_seed[8..].try_into().unwrap_or([0; 8]))),
-        );
-        runtime.ensure(&HostStore, host::random_bytes());
-        ensure_traffic_keys(&gateway);
-        self.registry.reset(Rc::new(gateway.clone()));
-        self.state = Some(Rc::new(State {
-            runtime: Rc::new(RefCell::new(runtime)),
-            gateway,
-            nonces,
-            metrics: Rc::new(RefCell::new(Metrics::define())),
-            ids: Rc::new(RefCell::new(RequestIds::new(seed))),
-            leases: Rc::new(RefCell::new(crate::cluster::LeaseBook::default())),
-        }));
+        self.state = Some(Rc::new(State { engine, metrics: Rc::new(RefCell::new(Metrics::define())) }));
         // A document shared before this configuration (a reload) is installed at once.
         if let Some(state) = self.state.clone() {
             if let Some(gw) = self.registry.install_now(&state) {
@@ -230,15 +211,5 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
-    }
-}
-
-/// Creates the API-dimension counters of trafficControl before traffic arrives: Envoy cannot create a
-/// key only if it is absent, so two workers creating one at the same moment could lose a count.
-fn ensure_traffic_keys(gw: &cagate_core::Gateway) {
-    for key in gw.traffic_keys() {
-        if HostStore.get(&key).is_none() {
-            let _ = HostStore.set(&key, &[0u8; 16], 0);
-        }
     }
 }

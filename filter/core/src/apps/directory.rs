@@ -3,7 +3,7 @@
 //! failed request), its AppCodes, and the lookup tables a request uses. HMAC key schedules are
 //! prepared here, once, not per request.
 
-use crate::config::validator::{join, Validator};
+use crate::schema::validator::{join, Validator};
 use crate::wire::time::parse_instant;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};

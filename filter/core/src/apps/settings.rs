@@ -1,6 +1,6 @@
 //! `appRegistry`: where the app registry document is fetched from, and how often.
 
-use crate::config::validator::{join, Validator};
+use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

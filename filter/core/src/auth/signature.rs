@@ -76,7 +76,8 @@ impl<'a> StringToSign<'a> {
         for name in listed {
             prefix.extend_from_slice(name);
             prefix.push(b':');
-            prefix.extend_from_slice(h.get_ignore_case(name).unwrap_or_default());
+            // Under any spelling a backend reads as the listed name (case, `_` for `-`).
+            prefix.extend_from_slice(h.spellings(name).next().unwrap_or_default());
             prefix.push(b'\n');
         }
 

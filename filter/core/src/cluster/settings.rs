@@ -1,7 +1,7 @@
 //! `cluster`: which remote services make several Envoys one gateway. Each part is optional; without
 //! it the per-process behaviour stays (one Envoy needs no other server).
 
-use crate::config::validator::{join, Validator};
+use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use crate::config::parameters::ParamLocation;
 use crate::config::router::Segment;
-use crate::config::validator::{join, Validator};
+use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 

@@ -1,9 +1,10 @@
 //! The configuration: validated once (every problem with its JSON path) and compiled into the
-//! lookup tables a request uses: apps, APIs, grants, the route trie, plugin bindings.
+//! lookup tables a request uses: apps, APIs, grants, the route trie, plugin bindings; and the app
+//! registry, a document of apps and grants fetched at runtime and merged into a compiled configuration.
 
 pub(crate) mod backend;
 pub(crate) mod compile;
 pub(crate) mod model;
 pub(crate) mod parameters;
+pub mod registry;
 pub(crate) mod router;
-pub(crate) mod validator;

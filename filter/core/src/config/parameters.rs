@@ -1,7 +1,7 @@
 //! API parameter definitions (`apis[].parameters`): required parameters, types, lengths, enums and
 //! patterns, checked per request (`I400MH`, `I400MP`, `I400IP`).
 
-use crate::config::validator::{join, Validator};
+use crate::schema::validator::{join, Validator};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,10 @@ pub const TABLE: &[(&str, &ErrorCode)] = &[
     ("certificate", &errors::D504CS),
     ("upstream_response_timeout", &errors::D504TO),
     ("upstream_per_try_timeout", &errors::D504TO),
-    ("timeout", &errors::D504TO),
+    ("upstream_per_try_idle_timeout", &errors::D504TO),
+    // Envoy's own timeouts of the stream (stream_idle_timeout, request_timeout, ...): the gateway's,
+    // unless the whole request had gone to the backend (see `answered_by`).
+    ("timeout", &errors::X504TO),
     ("dns_resolution_failure", &errors::D504RE),
     ("dns", &errors::D504RE),
     ("no_healthy_upstream", &errors::D503BB),
@@ -55,12 +58,16 @@ pub enum Answered {
 
 /// Classifies a response from Envoy's response code details and its status. Envoy's local answers
 /// the table does not know get `X500ER` when they are server errors: every 5xx the gateway makes
-/// carries a code.
-pub fn answered_by(details: &[u8], status: u16) -> Answered {
+/// carries a code. `request_sent`: the whole request had gone to the backend; a stream timeout is then
+/// the backend's slowness (`D504TO`), otherwise the client's stalled request (`X504TO`, never the
+/// backend's fault).
+pub fn answered_by(details: &[u8], status: u16, request_sent: bool) -> Answered {
     if details.is_empty() || details == b"via_upstream" {
         return Answered::Backend { failed: status >= 500 };
     }
-    let code = map_local_reply(details).or_else(|| (status >= 500).then(|| (&errors::X500ER, crate::wire::text::header_safe(details))));
+    let code = map_local_reply(details)
+        .map(|(c, reason)| if request_sent && c.code == errors::X504TO.code { (&errors::D504TO, reason) } else { (c, reason) })
+        .or_else(|| (status >= 500).then(|| (&errors::X500ER, crate::wire::text::header_safe(details))));
     // Aliyun's D-codes are the backend's failures: connection, TLS, timeout, reset, overflow.
     let backend_failed = code.as_ref().is_some_and(|(c, _)| c.code.starts_with('D'));
     Answered::Envoy { code, backend_failed }
@@ -118,9 +125,9 @@ mod tests {
 
     #[test]
     fn only_backend_failures_count_for_the_breaker() {
-        assert_eq!(answered_by(b"via_upstream", 503), Answered::Backend { failed: true });
-        assert_eq!(answered_by(b"via_upstream", 404), Answered::Backend { failed: false });
-        let failed = |d: &[u8], s| match answered_by(d, s) {
+        assert_eq!(answered_by(b"via_upstream", 503, true), Answered::Backend { failed: true });
+        assert_eq!(answered_by(b"via_upstream", 404, true), Answered::Backend { failed: false });
+        let failed = |d: &[u8], s| match answered_by(d, s, false) {
             Answered::Envoy { code, backend_failed } => (code.map(|(c, _)| c.code), backend_failed),
             Answered::Backend { .. } => panic!("not a local answer"),
         };
@@ -131,5 +138,13 @@ mod tests {
         assert_eq!(failed(b"cluster_not_found", 503), (Some("I404SR"), false));
         assert_eq!(failed(b"direct_response", 200), (None, false));
         assert_eq!(failed(b"rbac_access_denied_matched_policy[none]", 403), (None, false));
+        // A client that stalls its own request: the gateway's timeout, never the backend's.
+        assert_eq!(failed(b"stream_idle_timeout", 504), (Some("X504TO"), false));
+        assert_eq!(failed(b"request_overall_timeout", 408), (Some("X504TO"), false));
+        // The same timeout once the whole request reached the backend: the backend is slow.
+        match answered_by(b"stream_idle_timeout", 504, true) {
+            Answered::Envoy { code, backend_failed } => assert_eq!((code.map(|(c, _)| c.code), backend_failed), (Some("D504TO"), true)),
+            Answered::Backend { .. } => panic!("not a local answer"),
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Aliyun's accessControl plugin: ordered rules over the request's parameters; `ALLOW` admits at once,
 //! `DENY` refuses at once (`A403AC`, or the rule's own status, message, headers and body).
 
-use crate::config::validator::{join, Validator};
 use crate::plugins::conditions::{self, Expr, VarSource};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! an empty value).
 
 use crate::auth::signature::{sign, Algorithm};
-use crate::config::validator::{join, Validator};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use crate::wire::url::{append_signed_parameters, percent_decode, split_path};
 use serde_json::Value;
 

@@ -1,8 +1,8 @@
 //! Aliyun's basicAuth plugin: `Authorization: Basic …` against the configured users. Credentials are
 //! compared as SHA-256 digests in constant time; refusals carry `WWW-Authenticate`.
 
-use crate::config::validator::{join, Validator};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;

@@ -4,11 +4,11 @@
 //! `openTimeoutSeconds` one trial request goes through (half-open): its success closes the breaker,
 //! its failure opens it again. State per API in Envoy shared data, shared by all workers, by CAS.
 
-use crate::config::validator::Validator;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
 use crate::host::{le_u32, le_u64, SetError, SharedStore};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::Validator;
 use serde_json::Value;
 
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! Aliyun's cors plugin: preflight answered by the gateway (before authentication), CORS headers on
 //! actual responses, refusals included, so that a browser can read `X-Ca-Error-Code`.
 
-use crate::config::validator::{join, Validator};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]

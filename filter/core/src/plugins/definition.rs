@@ -1,6 +1,6 @@
 //! The one shape every Aliyun plugin's configuration parser has.
 
-use crate::config::validator::Validator;
+use crate::schema::validator::Validator;
 use serde_json::Value;
 
 /// What a plugin's parser knows besides its data: the plugin's name, the JSON path of its data (for

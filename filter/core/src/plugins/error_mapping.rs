@@ -3,10 +3,10 @@
 //! default's, and `X-Ca-Error-Message` carries the message. The body is kept. Only JSON bodies within
 //! a bound are read.
 
-use crate::config::validator::{join, Validator};
 use crate::plugins::access_control::{parse_variables, Variables};
 use crate::plugins::conditions::{self, eval, json_lookup, substitute, Expr, Val, VarSource};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]

@@ -2,8 +2,8 @@
 //! CIDR blocks, per app or for everyone, the client address taken from the connection or from an
 //! `X-Forwarded-For` entry.
 
-use crate::config::validator::{join, Validator};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use crate::wire::url::trim;
 use serde_json::Value;
 use std::net::IpAddr;

@@ -2,7 +2,6 @@
 //! to the group and to APIs per stage. Everything is resolved at configuration time into, per API and
 //! stage, the one plugin of each type that applies; a request only looks its set up.
 
-use crate::config::validator::{join, kind, Validator};
 use crate::plugins::access_control::AccessConfig;
 use crate::plugins::backend_signature::BackendConfig;
 use crate::plugins::basic_auth::BasicConfig;
@@ -13,6 +12,7 @@ use crate::plugins::error_mapping::MappingConfig;
 use crate::plugins::ip_control::IpConfig;
 use crate::plugins::jwt::{JwtConfig, JwtState};
 use crate::plugins::traffic_control::TrafficConfig;
+use crate::schema::validator::{join, kind, Validator};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 

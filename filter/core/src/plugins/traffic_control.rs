@@ -4,11 +4,11 @@
 //! One key per (plugin, API, dimension, app or user): a new window reuses the key (its start is in
 //! the value), so the store does not grow with time.
 
-use crate::config::validator::{join, Validator};
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::refusal::Refusal;
 use crate::host::{le_u64, SetError, SharedStore};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -106,7 +106,7 @@ pub fn run_plugins(
         admission.breaker = bound.breaker.map(|i| (i, key, pass));
     }
     if let Some(api) = gw.api(identity.api) {
-        forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits);
+        forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits).map_err(with_app)?;
     }
     if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
         // Signed over what the backend will receive: the path after mapping and claims.

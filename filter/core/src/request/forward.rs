@@ -6,9 +6,12 @@ use crate::config::backend::{Backend, HttpBackend, PathPiece, RequestMode, Syste
 use crate::config::model::{Api, Gateway};
 use crate::config::parameters::{ApiParameter, ParamLocation};
 use crate::config::router::path_params;
+use crate::contract::errors;
 use crate::contract::names::{BACKEND_CLUSTER_HEADER, UPSTREAM_TIMEOUT_HEADER};
+use crate::contract::refusal::Refusal;
 use crate::request::model::{Ctx, Identity, Request};
-use crate::wire::url::{percent_decode, split_path, url_encode};
+use crate::wire::text::header_safe;
+use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, url_encode};
 
 /// Query parameters the gateway sets (claims, constants, system values), replacing any client-sent
 /// parameter of the same name.
@@ -29,7 +32,15 @@ type Edits = Vec<(String, Option<Vec<u8>>)>;
 /// sets (a mapping target, a constant, a system parameter) is removed from the client's request
 /// first, whether or not the gateway then has a value for it; path parameters and the path itself
 /// are forwarded as the gateway decoded and checked them, re-encoded one canonical way.
-pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>, mut adds: QueryAdds, edits: &mut Edits) {
+pub(crate) fn upstream(
+    gw: &Gateway,
+    api: &Api,
+    identity: &Identity,
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    mut adds: QueryAdds,
+    edits: &mut Edits,
+) -> Result<(), Refusal> {
     // Client-sent copies of the routing headers never count, whatever the API.
     edits.push((BACKEND_CLUSTER_HEADER.to_string(), None));
     edits.push((UPSTREAM_TIMEOUT_HEADER.to_string(), None));
@@ -57,6 +68,16 @@ pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Reque
         clear_header_targets(api, edits);
         clear_query_targets(api, &mut adds);
     }
+    // A backend that merges query and form parameters (servlets, Spring, PHP's $_REQUEST) must not
+    // read a client's form field in place of a query parameter the gateway sets.
+    if let Some(form) = ctx.body.filter(|_| is_form(req.headers.get(b"content-type"))) {
+        let mut fields = Vec::new();
+        parse_urlencoded(form, &mut fields);
+        if let Some(f) = fields.iter().find(|f| adds.replaced.iter().any(|r| r.as_bytes() == &*f.name)) {
+            let reason = format!("parameter `{}` is set by the gateway", header_safe(&f.name));
+            return Err(Refusal::new(&errors::I400BD, &[&reason], "form field named like a gateway parameter"));
+        }
+    }
     let mapped = map_query(api, query, &mut adds, edits);
     // A path with escapes goes on as the gateway decoded and routed it: the backend never splits or
     // resolves it differently (`%2F`, `%5C`, `%2e`).
@@ -70,6 +91,27 @@ pub(crate) fn upstream(gw: &Gateway, api: &Api, identity: &Identity, req: &Reque
         }
         edits.push((":path".to_string(), Some(path)));
     }
+    Ok(())
+}
+
+/// Whether the gateway sets query parameters for this API in this stage (mapping targets, constants,
+/// system parameters, jwtAuth claims): a form body must then be read, to refuse a field of the same name.
+pub(crate) fn sets_query(gw: &Gateway, api: &Api, stage: u32) -> bool {
+    let mapped = api.request_mode != RequestMode::Passthrough && api.params.iter().filter_map(target).any(|(l, _)| l == ParamLocation::Query);
+    let backend = match &api.backend {
+        Some(Backend::Http(h)) => {
+            h.constants.iter().any(|c| c.location == ParamLocation::Query) || h.system.iter().any(|s| s.location == ParamLocation::Query)
+        }
+        _ => false,
+    };
+    let jwt = api.plugins.iter().find(|(s, _)| *s == stage).and_then(|(_, b)| b.jwt);
+    let claims = jwt.and_then(|i| gw.plugins.get(i as usize)).is_some_and(|p| match &p.kind {
+        crate::plugins::registry::PluginKind::Jwt(cfg) => {
+            cfg.claim_parameters.iter().any(|c| c.location == crate::plugins::jwt::TokenLocation::Query)
+        }
+        _ => false,
+    });
+    mapped || backend || claims
 }
 
 fn route_to(h: &HttpBackend, stage: u32, edits: &mut Edits) {

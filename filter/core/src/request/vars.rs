@@ -10,7 +10,7 @@ use crate::contract::refusal::Refusal;
 use crate::plugins::access_control::{AccessConfig, Verdict};
 use crate::plugins::conditions::{eval, substitute, Val, VarSource};
 use crate::request::model::{Ctx, Identity, Request};
-use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, UrlParam};
+use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, trim, UrlParam};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -134,6 +134,14 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
 /// then the only one the backend can see.
 pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
     let (_, query) = split_path(req.path);
+    // FORM parameters are read from a urlencoded body only: a body of another type (multipart, say)
+    // would carry them past every check.
+    if let Some(ct) = req.headers.get(b"content-type").filter(|ct| !trim(ct).is_empty()) {
+        if !is_form(Some(ct)) && api.params.iter().any(|p| p.location == ParamLocation::Form) {
+            let shown = crate::wire::text::header_safe(ct.get(..128).unwrap_or(ct));
+            return Err(Refusal::new(&errors::I400CT, &[&shown], "content type the api does not take"));
+        }
+    }
     let mut query_params: Option<Vec<UrlParam<'_>>> = None;
     let mut form_params: Option<Vec<UrlParam<'_>>> = None;
     for def in &api.params {

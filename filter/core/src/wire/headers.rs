@@ -47,11 +47,6 @@ impl<'a> Headers<'a> {
         self.pairs.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
     }
 
-    /// First value, with the name compared case-insensitively (names a client listed itself).
-    pub fn get_ignore_case(&self, name: &[u8]) -> Option<&'a [u8]> {
-        self.pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
-    }
-
     /// The values of a header under every spelling a backend reads as `name` (see `same_name`): the
     /// values of a declared parameter, checked and forwarded alike.
     pub fn spellings<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
@@ -153,7 +148,7 @@ mod tests {
         let buf = serialize(&pairs);
         let h = Headers::from_serialized(&buf).unwrap();
         assert_eq!(h.get(b"x-bin"), Some(&b"\x80\xff\x00z"[..]));
-        assert_eq!(h.get_ignore_case(b"X-BIN"), Some(&b"\x80\xff\x00z"[..]));
+        assert_eq!(h.spellings(b"X_BIN").next(), Some(&b"\x80\xff\x00z"[..]));
         assert_eq!(h.get(b"absent"), None);
         assert_eq!(h.iter().count(), 3);
     }

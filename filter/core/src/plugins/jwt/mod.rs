@@ -9,10 +9,10 @@ mod rsa;
 
 use crate::auth::replay::NonceStoreConfig;
 use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
-use crate::config::validator::{join, Validator};
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::refusal::Refusal;
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::schema::validator::{join, Validator};
 use crate::wire::headers::Headers;
 use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -4,8 +4,8 @@
 //! Keys per plugin are fixed (`cagate.jwks.<plugin>` and its `.lease`): the store stays bounded.
 
 use super::jwk::{parse_key_set, Key};
-use crate::config::validator::{join, Validator};
 use crate::host::SharedStore;
+use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

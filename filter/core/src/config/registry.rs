@@ -10,8 +10,8 @@
 use crate::apps::directory::add_app;
 use crate::apps::settings::RegistrySettings;
 use crate::config::model::{Gateway, Grant};
-use crate::config::validator::{join, Problem, Validator};
 use crate::host::{le_u64, SharedStore};
+use crate::schema::validator::{join, Problem, Validator};
 use crate::wire::time::parse_instant;
 use serde_json::value::RawValue;
 use serde_json::Value;

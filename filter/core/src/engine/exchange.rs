@@ -1,0 +1,350 @@
+//! One request's life in the engine, request side: route on the headers, wait for the body when a
+//! check needs it (trailers end it too), authenticate and admit, wait for cluster-mode checks, then
+//! answer locally (refusal, preflight, mock) or forward with the gateway's header edits.
+
+use super::remote::{Answer, Remote};
+use super::{Engine, Flow, Services, Stat, StreamIo};
+use crate::config::backend::MockBackend;
+use crate::config::model::Gateway;
+use crate::contract::errors::{self, ErrorCode};
+use crate::contract::names::REQUEST_ID_HEADER;
+use crate::contract::refusal::Refusal;
+use crate::contract::reply::refusal as reply_for;
+use crate::plugins::traffic_control::Quota;
+use crate::request::admit::{debug_info, identity_headers, run_plugins};
+use crate::request::authenticate::authenticate;
+use crate::request::model::{Admission, Ctx, Request, Routed};
+use crate::request::route::{cors_headers, route};
+use crate::wire::headers::{owned_spellings, serialize, upstream_pairs, Edit, Headers};
+use crate::wire::url::trim;
+
+/// What the response phase needs to know about an admitted request.
+#[derive(Debug)]
+pub(super) struct Admitted {
+    pub(super) api: u32,
+    pub(super) stage: u32,
+    pub(super) app: Option<u32>,
+    pub(super) claims: Option<crate::plugins::jwt::Claims>,
+    pub(super) breaker: Option<(u32, String, crate::plugins::circuit_breaker::Pass)>,
+}
+
+/// The state of one request (and its response) in the engine.
+#[derive(Debug)]
+pub struct Exchange {
+    pub(super) request_id: [u8; 36],
+    /// The request's header map as the host serialized it, kept while the body is awaited.
+    head: Vec<u8>,
+    /// Routed, waiting for the body.
+    pending: Option<Routed>,
+    /// Cluster mode: admitted locally, waiting for the remote checks.
+    remote: Option<Remote>,
+    /// The gateway answered (a local reply): the stream is the host's.
+    pub(super) replied: bool,
+    /// The client sent its whole request (headers, body, trailers).
+    request_ended: bool,
+    /// `RateLimit-*` values for the response, when the traffic plugin asks for them.
+    pub(super) quota: Option<Quota>,
+    /// CORS headers for the response (an allowed browser origin on an API with a cors plugin).
+    pub(super) cors: Vec<(&'static str, String)>,
+    pub(super) admitted: Option<Admitted>,
+    /// The gateway's own body for a backend failure Envoy answered (replaces Envoy's text).
+    pub(super) rewrite_body: Option<String>,
+    /// errorMapping waiting for the backend's JSON body: (plugin index, backend status).
+    pub(super) mapping: Option<(u32, u16)>,
+    /// Debug mode: when the request started (µs), then the X-Ca-Debug-Info value.
+    debug_start_us: Option<i64>,
+    pub(super) debug_info: Option<String>,
+}
+
+fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
+    Request { method: h.get(b":method").unwrap_or_default(), path: h.get(b":path").unwrap_or_default(), headers: h }
+}
+
+/// Maps at most this large are replaced whole: one host call, measured cheaper than a call per
+/// header (each of which also clears Envoy's route cache). The proxy-wasm host deserializes at most
+/// 1024 pairs and 1 MiB (proxy-wasm-cpp-host `limits.h`); past that it hands Envoy an empty list and
+/// Envoy installs an empty map, `:path` included, and answers Ok. Well below those limits, or the
+/// map is edited header by header.
+const WHOLE_MAP_MAX_PAIRS: usize = 512;
+const WHOLE_MAP_MAX_BYTES: usize = 512 * 1024;
+
+impl Exchange {
+    pub(super) fn new(request_id: [u8; 36]) -> Exchange {
+        Exchange {
+            request_id,
+            head: Vec::new(),
+            pending: None,
+            remote: None,
+            replied: false,
+            request_ended: false,
+            quota: None,
+            cors: Vec::new(),
+            admitted: None,
+            rewrite_body: None,
+            mapping: None,
+            debug_start_us: None,
+            debug_info: None,
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        std::str::from_utf8(&self.request_id).unwrap_or("")
+    }
+
+    /// No valid configuration ever loaded: every request is refused rather than let through unchecked.
+    pub fn refuse_unconfigured(request_id: [u8; 36], io: &dyn StreamIo) -> Flow {
+        let mut x = Exchange::new(request_id);
+        let r = Refusal::new(&errors::X500AM, &[], "no configuration");
+        let out = reply_for(&r, x.request_id());
+        let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+        x.reply(io, out.status, &headers, out.body.as_bytes())
+    }
+
+    /// The request is held: its decision is pending (body, remote checks) or the gateway answered. No
+    /// request callback may let it continue then: continuing from a later callback would also release
+    /// the headers the filter holds.
+    fn holds_request(&self) -> bool {
+        self.pending.is_some() || self.remote.is_some() || self.replied
+    }
+
+    /// The whole request went on to the backend: it ended, and the gateway let it through.
+    pub(super) fn request_sent(&self) -> bool {
+        self.request_ended && self.admitted.is_some()
+    }
+
+    pub fn on_request_headers(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, end_of_stream: bool) -> Flow {
+        self.request_ended = end_of_stream;
+        let head = io.request_headers();
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(svc, io, &errors::X500ER, "malformed header map from host");
+        };
+        let req = request(&headers);
+        let gw = &engine.gateway;
+        if headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug") {
+            self.debug_start_us = Some(svc.clock.now_us());
+        }
+        let routed = match route(gw, &req) {
+            Ok(r) => r,
+            Err(r) => return self.refuse(gw, svc, io, &r),
+        };
+        self.cors = cors_headers(gw, &routed, &req);
+        if routed.preflight {
+            return self.preflight(io);
+        }
+        if routed.needs_body && !end_of_stream {
+            drop(headers);
+            self.head = head;
+            self.pending = Some(routed);
+            return Flow::Pause;
+        }
+        let body: Option<&[u8]> = if routed.needs_body { Some(&[]) } else { None };
+        self.decide(engine, svc, io, &headers, routed, body)
+    }
+
+    pub fn on_request_body(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
+        self.request_ended |= end_of_stream;
+        if self.pending.is_none() {
+            return if self.holds_request() { Flow::Pause } else { Flow::Continue };
+        }
+        if body_size as u64 > engine.gateway.max_body_bytes {
+            self.pending = None;
+            return self.refuse_code(svc, io, &errors::I413RL, "body over maxBodyBytes");
+        }
+        if !end_of_stream {
+            return Flow::Pause; // keep buffering
+        }
+        self.decide_with_body(engine, svc, io)
+    }
+
+    /// Trailers end the request: a body still awaited is complete now, and is decided on like one
+    /// that ended with its last data frame.
+    pub fn on_request_trailers(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
+        self.request_ended = true;
+        if self.pending.is_none() {
+            return if self.holds_request() { Flow::Pause } else { Flow::Continue };
+        }
+        self.decide_with_body(engine, svc, io)
+    }
+
+    /// Decides a request whose body is complete.
+    fn decide_with_body(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
+        let Some(routed) = self.pending.take() else { return Flow::Continue };
+        let limit = usize::try_from(engine.gateway.max_body_bytes).unwrap_or(usize::MAX);
+        let body = io.request_body(limit.saturating_add(1));
+        if body.len() > limit {
+            return self.refuse_code(svc, io, &errors::I413RL, "body over maxBodyBytes");
+        }
+        let head = std::mem::take(&mut self.head);
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(svc, io, &errors::X500ER, "malformed header map from host");
+        };
+        self.decide(engine, svc, io, &headers, routed, Some(&body))
+    }
+
+    /// Authenticates with the head and, if needed, the body; then replies, admits, or sends the
+    /// cluster-mode checks.
+    fn decide(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, headers: &Headers<'_>, routed: Routed, body: Option<&[u8]>) -> Flow {
+        let gw = &engine.gateway;
+        let req = request(headers);
+        let rid = self.request_id;
+        let ctx = Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, stream: io, coarse: svc.coarse };
+        let admitted = authenticate(gw, &engine.nonces, &req, &routed, body, svc.coarse, svc.store)
+            .and_then(|id| run_plugins(gw, &mut engine.runtime.borrow_mut(), &req, id, svc.clock, svc.store, &ctx));
+        match admitted {
+            Ok(a) if a.rate_limit.is_some() || !a.one_time.is_empty() => {
+                let remote = Remote::start(engine, svc, io, a);
+                self.remote = Some(remote);
+                self.finish_remote(engine, svc, io)
+            }
+            Ok(a) => match gw.mock_reply(a.identity.api) {
+                Some(mock) => self.mock(svc, io, mock),
+                None => self.admit(engine, svc, io, headers, &a),
+            },
+            Err(r) => self.refuse(gw, svc, io, &r),
+        }
+    }
+
+    /// A cluster-mode answer for this request.
+    pub fn on_grpc_answer(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, token: u32, answer: &Answer) {
+        let Some(remote) = self.remote.as_mut() else { return };
+        if !remote.awaits(token) {
+            return;
+        }
+        remote.answer(engine, svc, io, token, answer);
+        let _ = self.finish_remote(engine, svc, io);
+    }
+
+    /// Once every answer is in: refuse, or admit and resume the request.
+    fn finish_remote(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
+        if !self.remote.as_ref().is_some_and(Remote::done) {
+            return Flow::Pause;
+        }
+        let Some(remote) = self.remote.take() else { return Flow::Pause };
+        let gw = &engine.gateway;
+        if let Some(r) = &remote.refusal {
+            return self.refuse(gw, svc, io, r);
+        }
+        if let Some(mock) = gw.mock_reply(remote.admission.identity.api) {
+            return self.mock(svc, io, mock);
+        }
+        let head = io.request_headers();
+        let Some(headers) = Headers::from_serialized(&head) else {
+            return self.refuse_code(svc, io, &errors::X500ER, "malformed header map from host");
+        };
+        let _ = self.admit(engine, svc, io, &headers, &remote.admission);
+        if remote.quota.is_some() {
+            self.quota = remote.quota;
+        }
+        io.resume_request();
+        Flow::Pause
+    }
+
+    fn refuse(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, r: &Refusal) -> Flow {
+        let app = r.app.and_then(|a| gw.app(a)).map_or("-", |a| a.id.as_str());
+        log::debug!("cagate: refused request_id={} code={} app={} cause={}", self.request_id(), r.error.code, app, r.cause);
+        svc.stats.record(Stat::Refused(r.error.code));
+        if r.error.code == errors::X503BZ.code {
+            svc.stats.record(Stat::NonceStoreFull);
+        }
+        if r.error.code == errors::D503CB.code {
+            svc.stats.record(Stat::BreakerRefused);
+        }
+        if let Some((idx, dim)) = r.throttled {
+            let name = gw.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
+            svc.stats.record(Stat::Traffic { plugin: idx, name, dim: dim.as_str(), admitted: false });
+        }
+        let out = reply_for(r, self.request_id());
+        let cors = std::mem::take(&mut self.cors);
+        let headers: Vec<(&str, &str)> =
+            out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
+        self.reply(io, out.status, &headers, out.body.as_bytes())
+    }
+
+    fn refuse_code(&mut self, svc: &Services<'_>, io: &dyn StreamIo, error: &'static ErrorCode, cause: &'static str) -> Flow {
+        svc.stats.record(Stat::Refused(error.code));
+        let r = Refusal::new(error, &[], cause);
+        let out = reply_for(&r, self.request_id());
+        let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+        self.reply(io, out.status, &headers, out.body.as_bytes())
+    }
+
+    /// A local reply. After it the stream is the host's: the filter pauses whatever happens.
+    pub(super) fn reply(&mut self, io: &dyn StreamIo, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Flow {
+        if !io.send_local_reply(status, headers, body) {
+            log::warn!("cagate: local reply {status} refused by the host request_id={}", self.request_id());
+        }
+        self.replied = true;
+        Flow::Pause
+    }
+
+    /// Answers a CORS preflight (no authentication: browsers send none).
+    fn preflight(&mut self, io: &dyn StreamIo) -> Flow {
+        let rid = self.request_id;
+        let cors = std::mem::take(&mut self.cors);
+        let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
+        headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.reply(io, 200, &headers, b"")
+    }
+
+    /// An API whose backend is a mock: the gateway answers, as Aliyun's mock does.
+    fn mock(&mut self, svc: &Services<'_>, io: &dyn StreamIo, m: &MockBackend) -> Flow {
+        svc.stats.record(Stat::Allowed);
+        let rid = self.request_id;
+        let cors = std::mem::take(&mut self.cors);
+        let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
+        headers.extend(m.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.reply(io, m.status, &headers, m.body.as_bytes())
+    }
+
+    fn admit(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, head: &Headers<'_>, a: &Admission) -> Flow {
+        let gw = &engine.gateway;
+        let rid = self.request_id;
+        let identity = identity_headers(gw, &a.identity);
+        let edits: Vec<Edit<'_>> = identity
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.map(str::as_bytes)))
+            .chain([(REQUEST_ID_HEADER.as_bytes(), Some(&rid[..]))])
+            .chain(a.edits.iter().map(|(n, v)| (n.as_bytes(), v.as_deref())))
+            .collect();
+        edit_upstream_headers(io, head, &edits);
+        svc.stats.record(Stat::Allowed);
+        if let (Some(start), Some(app)) = (self.debug_start_us, a.identity.app.and_then(|i| gw.app(i))) {
+            let elapsed = svc.clock.now_us().saturating_sub(start).max(0) as u64;
+            self.debug_info = Some(debug_info(gw, a, &app.id, elapsed));
+        }
+        self.admitted = Some(Admitted {
+            api: a.identity.api,
+            stage: a.identity.stage,
+            app: a.identity.app,
+            claims: a.claims.clone(),
+            breaker: a.breaker.clone(),
+        });
+        if let Some((idx, dims, quota)) = &a.traffic {
+            let name = gw.plugins.get(*idx as usize).map_or("", |p| p.name.as_str());
+            for d in dims {
+                svc.stats.record(Stat::Traffic { plugin: *idx, name, dim: d.as_str(), admitted: true });
+            }
+            self.quota = *quota;
+        }
+        Flow::Continue
+    }
+}
+
+/// Applies the gateway's request header edits: every client spelling of a gateway-owned header goes,
+/// the gateway's values are set.
+fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_>]) {
+    let pairs = upstream_pairs(head, edits);
+    let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
+    if pairs.len() <= WHOLE_MAP_MAX_PAIRS && bytes <= WHOLE_MAP_MAX_BYTES && io.set_request_headers(&serialize(&pairs)) {
+        return;
+    }
+    for name in owned_spellings(head, edits) {
+        let _ = io.set_request_header(name, None);
+    }
+    for (name, value) in edits {
+        if !io.set_request_header(name, *value) {
+            log::warn!("cagate: request header {} not set", String::from_utf8_lossy(name));
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The request engine: one place that knows a request end to end. It owns the per-VM state built
+//! once per configuration (the compiled gateway, the runtime caches, the nonce store, request ids,
+//! cluster-mode leases) and takes the host's events for one HTTP stream (request headers, body,
+//! trailers, gRPC answers, response headers and body) through `Exchange`, doing its I/O through the
+//! small traits below. An adapter (proxy-wasm, or a native module) only translates its callbacks into
+//! these events; native tests drive the same engine with in-memory hosts (`testkit`).
+
+mod exchange;
+mod remote;
+mod response;
+#[cfg(any(test, feature = "test-kit"))]
+pub mod testkit;
+
+pub use exchange::Exchange;
+pub use remote::Answer;
+use remote::LeaseBook;
+
+use crate::auth::replay::{NonceStore, OneTime, OneTimeKind};
+use crate::cluster::etcd::{Lease, LEASE_BUCKET_S};
+use crate::config::model::Gateway;
+use crate::contract::request_id::RequestIds;
+use crate::host::{Clock, SharedStore, Stream};
+use crate::plugins::registry::Runtime;
+use crate::request::remote::{lease_call, lease_granted, lease_of, GrpcCall};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What a host callback does next with the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Let the stream go on to the next filter.
+    Continue,
+    /// Hold it (buffering what comes): a decision is pending, or the gateway answered itself.
+    Pause,
+}
+
+/// A counter event, for the adapter's stats (one meaning each: a request is counted once, as allowed
+/// or as refused with its code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat<'a> {
+    Allowed,
+    Refused(&'static str),
+    /// trafficControl: one dimension of one plugin admitted or throttled the request.
+    Traffic {
+        plugin: u32,
+        name: &'a str,
+        dim: &'static str,
+        admitted: bool,
+    },
+    /// Cluster mode: `service` (rls, etcd) and what happened (calls, errors, timeouts, ...).
+    Cluster(&'static str, &'static str),
+    BreakerOpened,
+    BreakerRefused,
+    NonceStoreFull,
+}
+
+/// Where stats go.
+pub trait Stats {
+    fn record(&self, stat: Stat<'_>);
+}
+
+/// The host services of a VM: the precise clock, a coarse one (refreshed by the adapter's tick, for
+/// checks with tolerances of seconds), shared data and stats.
+pub struct Services<'h> {
+    pub clock: &'h dyn Clock,
+    pub coarse: &'h dyn Clock,
+    pub store: &'h dyn SharedStore,
+    pub stats: &'h dyn Stats,
+}
+
+/// One HTTP stream as the host exposes it: its headers and bodies, local replies, and calls made on
+/// its behalf. Every method is one host call in Envoy; a failed call is a no-op or `false`.
+pub trait StreamIo: Stream {
+    /// The request header map, in the proxy-wasm serialized form (`Headers::from_serialized`).
+    fn request_headers(&self) -> Vec<u8>;
+    /// Replaces the whole request header map (serialized); `false` if the host refused.
+    fn set_request_headers(&self, serialized: &[u8]) -> bool;
+    /// Sets (`Some`) or removes (`None`) one request header; `false` if the host refused.
+    fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool;
+    /// At most `max` bytes of the buffered request body.
+    fn request_body(&self, max: usize) -> Vec<u8>;
+    /// Resumes a request the filter held.
+    fn resume_request(&self);
+    /// Answers in place of the backend (or replaces the response, in the response phase).
+    fn send_local_reply(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool;
+    /// Envoy's response code details (`via_upstream` for a backend's own response).
+    fn response_details(&self) -> Vec<u8>;
+    fn set_response_header(&self, name: &str, value: Option<&[u8]>);
+    /// At most `max` bytes of the buffered response body.
+    fn response_body(&self, max: usize) -> Vec<u8>;
+    /// Replaces the first `size` bytes of the response body.
+    fn set_response_body(&self, size: usize, body: &[u8]);
+    /// Sends a gRPC call; its answer comes back as `Exchange::on_grpc_answer` with the token.
+    fn send_grpc(&self, call: &GrpcCall) -> Option<u32>;
+}
+
+/// Seeds from the host's randomness, taken once per configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seeds {
+    pub request_ids: u64,
+    pub caches: (u64, u64),
+    pub nonce_store: [u8; 16],
+    pub runtime: [u8; 16],
+}
+
+/// The per-VM state of one configuration. Requests keep the engine they started with: a newer
+/// configuration or registry document is a new engine around the same runtime pieces.
+pub struct Engine {
+    pub gateway: Gateway,
+    runtime: Rc<RefCell<Runtime>>,
+    nonces: NonceStore,
+    ids: Rc<RefCell<RequestIds>>,
+    /// Cluster mode: the etcd leases this VM knows exist.
+    leases: Rc<RefCell<LeaseBook>>,
+}
+
+impl Engine {
+    /// Builds the state of a configuration: the stores' keys are created in shared data (once, by
+    /// whichever VM comes first), caches and ids seeded.
+    pub fn new(gateway: Gateway, seeds: Seeds, store: &dyn SharedStore) -> Engine {
+        let mut nonces = NonceStore::new(gateway.nonce_store);
+        nonces.ensure(store, seeds.nonce_store);
+        let mut runtime = Runtime::new(&gateway.plugins, seeds.caches);
+        runtime.ensure(store, seeds.runtime);
+        // Envoy cannot create a key only if it is absent: two workers creating a counter at the same
+        // moment could lose a count, so the API-dimension counters exist before traffic.
+        for key in gateway.traffic_keys() {
+            if store.get(&key).is_none() {
+                let _ = store.set(&key, &[0u8; 16], 0);
+            }
+        }
+        Engine {
+            gateway,
+            runtime: Rc::new(RefCell::new(runtime)),
+            nonces,
+            ids: Rc::new(RefCell::new(RequestIds::new(seeds.request_ids))),
+            leases: Rc::new(RefCell::new(LeaseBook::default())),
+        }
+    }
+
+    /// The same runtime pieces (caches, request ids, leases) around another configuration.
+    pub fn with_gateway(&self, gateway: Gateway) -> Engine {
+        Engine { gateway, runtime: self.runtime.clone(), nonces: self.nonces.clone(), ids: self.ids.clone(), leases: self.leases.clone() }
+    }
+
+    pub fn nonce_shards(&self) -> usize {
+        self.nonces.shard_count()
+    }
+
+    /// The runtime caches (JWKS installed by the adapter's fetches, token caches).
+    pub fn runtime(&self) -> &RefCell<Runtime> {
+        &self.runtime
+    }
+
+    /// A new request's exchange, with its request id.
+    pub fn exchange(&self) -> Exchange {
+        Exchange::new(self.ids.borrow_mut().next_id())
+    }
+
+    /// Cluster mode: the lease grants to send ahead (this minute's and the next), so that a request's
+    /// claim is one round trip.
+    pub fn leases_to_grant(&self, now_ms: i64) -> Vec<(Lease, GrpcCall)> {
+        let gw = &self.gateway;
+        if gw.cluster.one_time_keys.is_none() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for ahead_ms in [0, LEASE_BUCKET_S * 1000] {
+            let until = now_ms + gw.nonce_ttl_ms as i64 + ahead_ms;
+            let key = OneTime { kind: OneTimeKind::Nonce, digest: [0; 16], until_ms: until };
+            let Some(lease) = lease_of(gw, &key, now_ms) else { continue };
+            if self.leases.borrow().knows(&lease) {
+                continue;
+            }
+            if let Some(call) = lease_call(gw, &lease) {
+                out.push((lease, call));
+            }
+        }
+        out
+    }
+
+    /// The answer to a grant sent by `leases_to_grant`; `false` if the lease is not usable.
+    pub fn lease_answered(&self, lease: &Lease, answer: &Answer, now_ms: i64) -> bool {
+        let granted = answer.lease_exists() || answer.body().is_some_and(lease_granted);
+        if granted {
+            self.leases.borrow_mut().add(lease, now_ms / 1000);
+        }
+        granted
+    }
+}

@@ -1,0 +1,216 @@
+//! Cluster mode in the engine: the remote checks of an admitted request (the rate limit call and the
+//! claims of its one-time keys) sent in parallel, the lease state machine (grant when unknown, claim,
+//! grant again when etcd forgot the lease), and the meaning of the services' gRPC statuses.
+
+use super::{Engine, Services, Stat, StreamIo};
+use crate::auth::replay::OneTime;
+use crate::cluster::etcd::Lease;
+use crate::contract::errors;
+use crate::contract::refusal::Refusal;
+use crate::plugins::traffic_control::Quota;
+use crate::request::model::Admission;
+use crate::request::remote::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict};
+
+/// gRPC status codes the engine tells apart.
+const GRPC_NOT_FOUND: u32 = 5;
+const GRPC_FAILED_PRECONDITION: u32 = 9;
+const GRPC_UNAVAILABLE: u32 = 14;
+
+/// How a gRPC answer came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Ok(Vec<u8>),
+    Timeout,
+    Failed(u32),
+}
+
+impl Answer {
+    /// From the host's gRPC status; the body and the status message are read only when needed.
+    pub fn from_grpc(status: u32, body: impl FnOnce() -> Vec<u8>, message: impl FnOnce() -> String) -> Answer {
+        if status == 0 {
+            return Answer::Ok(body());
+        }
+        if status == GRPC_UNAVAILABLE && message().contains("timeout") {
+            Answer::Timeout
+        } else {
+            Answer::Failed(status)
+        }
+    }
+
+    pub fn body(&self) -> Option<&[u8]> {
+        match self {
+            Answer::Ok(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// etcd says the lease exists already (another Envoy or worker granted it first).
+    pub fn lease_exists(&self) -> bool {
+        matches!(self, Answer::Failed(GRPC_FAILED_PRECONDITION))
+    }
+
+    /// etcd says the lease a claim named does not exist (expired, or never granted).
+    pub fn lease_missing(&self) -> bool {
+        matches!(self, Answer::Failed(GRPC_NOT_FOUND))
+    }
+}
+
+/// Leases this VM knows exist: (id, end of its bucket in epoch seconds). A handful at a time.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseBook {
+    known: Vec<(i64, i64)>,
+}
+
+impl LeaseBook {
+    pub(crate) fn knows(&self, lease: &Lease) -> bool {
+        self.known.iter().any(|(id, _)| *id == lease.id)
+    }
+
+    pub(crate) fn add(&mut self, lease: &Lease, now_s: i64) {
+        self.known.retain(|(_, end)| *end >= now_s);
+        if !self.knows(lease) {
+            if self.known.len() >= 32 {
+                self.known.remove(0);
+            }
+            self.known.push((lease.id, lease.bucket_end_s));
+        }
+    }
+
+    pub(crate) fn forget(&mut self, lease: &Lease) {
+        self.known.retain(|(id, _)| *id != lease.id);
+    }
+}
+
+/// One call of a request waiting for its answer.
+#[derive(Debug)]
+enum Waiting {
+    RateLimit,
+    Grant { key: OneTime, lease: Lease },
+    Claim { key: OneTime, lease: Lease, retried: bool },
+}
+
+/// The remote checks of a request in flight, and what they said so far.
+#[derive(Debug)]
+pub(super) struct Remote {
+    pub(super) admission: Admission,
+    waiting: Vec<(u32, Waiting)>,
+    pub(super) refusal: Option<Refusal>,
+    pub(super) quota: Option<Quota>,
+}
+
+impl Remote {
+    /// Sends the remote checks of an admitted request, in parallel.
+    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission) -> Remote {
+        let gw = &engine.gateway;
+        let mut remote = Remote { admission, waiting: Vec::new(), refusal: None, quota: None };
+        if let Some(call) = rate_limit_call(gw, &remote.admission) {
+            svc.stats.record(Stat::Cluster("rls", "calls"));
+            match io.send_grpc(&call) {
+                Some(token) => remote.waiting.push((token, Waiting::RateLimit)),
+                None => {
+                    svc.stats.record(Stat::Cluster("rls", "errors"));
+                    remote.rate_limit_answer(engine, svc, None);
+                }
+            }
+        }
+        let now = svc.coarse.now_ms();
+        for key in remote.admission.one_time.clone() {
+            let Some(lease) = lease_of(gw, &key, now) else { continue };
+            let known = engine.leases.borrow().knows(&lease);
+            let waiting = if known { Waiting::Claim { key, lease, retried: false } } else { Waiting::Grant { key, lease } };
+            remote.send_one_time(engine, svc, io, waiting);
+        }
+        remote
+    }
+
+    pub(super) fn done(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Whether `token` is one of this request's calls.
+    pub(super) fn awaits(&self, token: u32) -> bool {
+        self.waiting.iter().any(|(t, _)| *t == token)
+    }
+
+    /// A lease grant or a claim; a call that cannot be sent is a failed claim.
+    fn send_one_time(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, waiting: Waiting) {
+        let gw = &engine.gateway;
+        let call = match &waiting {
+            Waiting::Grant { lease, .. } => lease_call(gw, lease),
+            Waiting::Claim { key, lease, .. } => claim_call(gw, key, lease),
+            Waiting::RateLimit => None,
+        };
+        svc.stats.record(Stat::Cluster("etcd", "calls"));
+        match call.and_then(|c| io.send_grpc(&c)) {
+            Some(token) => self.waiting.push((token, waiting)),
+            None => {
+                svc.stats.record(Stat::Cluster("etcd", "errors"));
+                if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
+                    self.record(claim_verdict(&key, None).err());
+                }
+            }
+        }
+    }
+
+    fn rate_limit_answer(&mut self, engine: &Engine, svc: &Services<'_>, answer: Option<&[u8]>) {
+        match rate_limit_verdict(&engine.gateway, &self.admission, answer) {
+            Ok(q) => {
+                if answer.is_none() {
+                    svc.stats.record(Stat::Cluster("rls", "fail_open"));
+                    log::warn!("cagate: cluster: rate limit service unavailable, admitted (failOpen)");
+                }
+                self.quota = q;
+            }
+            Err(r) => {
+                let over = r.error.code != errors::X503BZ.code;
+                svc.stats.record(Stat::Cluster("rls", if over { "over_limit" } else { "refused_unavailable" }));
+                self.record(Some(r));
+            }
+        }
+    }
+
+    /// One answer: its verdict, or the next call of the lease state machine.
+    pub(super) fn answer(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, token: u32, answer: &Answer) {
+        let Some(pos) = self.waiting.iter().position(|(t, _)| *t == token) else { return };
+        let (_, waiting) = self.waiting.swap_remove(pos);
+        let service = if matches!(waiting, Waiting::RateLimit) { "rls" } else { "etcd" };
+        match answer {
+            Answer::Timeout => svc.stats.record(Stat::Cluster(service, "timeouts")),
+            Answer::Failed(_) if !answer.lease_exists() && !answer.lease_missing() => svc.stats.record(Stat::Cluster(service, "errors")),
+            _ => {}
+        }
+        let now_s = svc.coarse.now_ms() / 1000;
+        match waiting {
+            Waiting::RateLimit => self.rate_limit_answer(engine, svc, answer.body()),
+            Waiting::Grant { key, lease } => {
+                if answer.lease_exists() || answer.body().is_some_and(lease_granted) {
+                    engine.leases.borrow_mut().add(&lease, now_s);
+                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, retried: true });
+                } else {
+                    log::warn!("cagate: cluster: etcd lease grant failed");
+                    self.record(claim_verdict(&key, None).err());
+                }
+            }
+            Waiting::Claim { key, lease, retried } => {
+                if answer.lease_missing() && !retried {
+                    engine.leases.borrow_mut().forget(&lease);
+                    self.send_one_time(engine, svc, io, Waiting::Grant { key, lease });
+                } else {
+                    let verdict = claim_verdict(&key, answer.body());
+                    if let Err(r) = &verdict {
+                        let what = if r.error.code == errors::X503BZ.code { "refused_unavailable" } else { "replayed" };
+                        svc.stats.record(Stat::Cluster("etcd", what));
+                    }
+                    self.record(verdict.err());
+                }
+            }
+        }
+    }
+
+    /// Keeps the first refusal: the request is refused once.
+    fn record(&mut self, refusal: Option<Refusal>) {
+        if self.refusal.is_none() {
+            self.refusal = refusal;
+        }
+    }
+}

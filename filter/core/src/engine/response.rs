@@ -1,0 +1,183 @@
+//! One request's life in the engine, response side: who answered (the backend, or Envoy in its place),
+//! the gateway's contract on Envoy's answers and never on the backend's, the circuit breaker's count,
+//! errorMapping (holding the body when it must read it), and the headers every response carries.
+
+use super::exchange::Exchange;
+use super::{Engine, Flow, Services, Stat, StreamIo};
+use crate::contract::backend_failure::{self, Answered};
+use crate::contract::errors::ErrorCode;
+use crate::contract::names::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, REQUEST_ID_HEADER};
+use crate::contract::refusal::Refusal;
+use crate::contract::reply::refusal as reply_for;
+use crate::plugins::circuit_breaker;
+use crate::plugins::error_mapping::{self, MappingConfig};
+use crate::plugins::registry::PluginKind;
+use crate::wire::url::{starts_with_ignore_case, trim};
+
+impl Exchange {
+    pub fn on_response_headers(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, end_of_stream: bool) -> Flow {
+        if self.replied {
+            return Flow::Continue; // our own local reply carries everything already
+        }
+        let gw = &engine.gateway;
+        let status: u16 = io.response_header(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()).unwrap_or(0);
+        let mut gateway_code: Option<&'static ErrorCode> = None;
+        let backend_failed = if status < 400 {
+            // Only the gateway says X-Ca-Error-*: a backend's own copies never reach the client.
+            strip_error_headers(io);
+            false
+        } else {
+            match backend_failure::answered_by(&io.response_details(), status, self.request_sent()) {
+                Answered::Backend { failed } => {
+                    strip_error_headers(io);
+                    failed
+                }
+                Answered::Envoy { code, backend_failed } => {
+                    // A code already there was set by the Envoy configuration (cagate import's routes).
+                    if let (Some((code, reason)), None) = (code, io.response_header(ERROR_CODE_HEADER)) {
+                        gateway_code = Some(code);
+                        self.answer_backend_failure(engine, svc, io, code, &reason, end_of_stream);
+                    }
+                    backend_failed
+                }
+            }
+        };
+        self.report_to_breaker(engine, svc, backend_failed);
+        if self.replied {
+            return Flow::Pause; // replaced whole by the gateway's reply
+        }
+        let mapping = self.admitted.as_ref().and_then(|a| gw.bound(a.api, a.stage).mapping);
+        let mut flow = Flow::Continue;
+        if let (Some(idx), None) = (mapping, gateway_code) {
+            if let Some(PluginKind::Mapping(cfg)) = gw.plugins.get(idx as usize).map(|p| &p.kind) {
+                let json = io.response_header("content-type").is_some_and(|ct| starts_with_ignore_case(trim(&ct), b"application/json"));
+                let fits = io
+                    .response_header("content-length")
+                    .and_then(|l| std::str::from_utf8(&l).ok()?.parse::<usize>().ok())
+                    .is_none_or(|l| l <= cfg.max_body);
+                if cfg.reads_body() && !end_of_stream && json && fits {
+                    // Held until the body is in: the status may still change.
+                    self.mapping = Some((idx, status));
+                    flow = Flow::Pause;
+                } else {
+                    self.apply_mapping(engine, io, cfg, status, None);
+                }
+            }
+        }
+        self.add_response_headers(io);
+        flow
+    }
+
+    pub fn on_response_body(&mut self, engine: &Engine, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
+        if self.rewrite_body.is_some() {
+            if !end_of_stream {
+                return Flow::Pause;
+            }
+            let body = self.rewrite_body.take().unwrap_or_default();
+            io.set_response_body(body_size, body.as_bytes());
+            return Flow::Continue;
+        }
+        let Some((idx, status)) = self.mapping else { return Flow::Continue };
+        let Some(PluginKind::Mapping(cfg)) = engine.gateway.plugins.get(idx as usize).map(|p| &p.kind) else {
+            return Flow::Continue;
+        };
+        if body_size > cfg.max_body {
+            self.mapping = None; // larger than announced: stream it through untouched
+            return Flow::Continue;
+        }
+        if !end_of_stream {
+            return Flow::Pause;
+        }
+        self.mapping = None;
+        let body = io.response_body(body_size);
+        let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        self.apply_mapping(engine, io, cfg, status, doc.as_ref());
+        Flow::Continue
+    }
+
+    fn add_response_headers(&mut self, io: &dyn StreamIo) {
+        let rid = self.request_id;
+        io.set_response_header(REQUEST_ID_HEADER, Some(&rid));
+        if let Some(q) = self.quota {
+            for (name, value) in q.headers() {
+                io.set_response_header(name, Some(value.as_bytes()));
+            }
+        }
+        for (name, value) in std::mem::take(&mut self.cors) {
+            io.set_response_header(name, Some(value.as_bytes()));
+        }
+        if let Some(info) = self.debug_info.take() {
+            io.set_response_header("x-ca-debug-info", Some(info.as_bytes()));
+        }
+    }
+
+    /// Envoy answered because the backend failed (or for a reason of its own): the client gets the
+    /// gateway contract.
+    fn answer_backend_failure(
+        &mut self,
+        engine: &Engine,
+        svc: &Services<'_>,
+        io: &dyn StreamIo,
+        code: &'static ErrorCode,
+        reason: &str,
+        end_of_stream: bool,
+    ) {
+        let host = self.admitted.as_ref().and_then(|a| engine.gateway.backend_host(a.api, a.stage));
+        let r = Refusal { message: backend_failure::message(code, reason, host), ..Refusal::new(code, &[], "backend failure") };
+        log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.request_id(), code.code);
+        svc.stats.record(Stat::Refused(code.code));
+        let out = reply_for(&r, self.request_id());
+        if end_of_stream {
+            // A reply with no body (Envoy's own, say cluster_not_found) cannot be given one from
+            // here: it is replaced whole, before anything of it went downstream.
+            let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+            let _ = self.reply(io, out.status, &headers, out.body.as_bytes());
+            return;
+        }
+        io.set_response_header(":status", Some(out.status.to_string().as_bytes()));
+        io.set_response_header("content-length", None);
+        for (name, value) in &out.headers {
+            if name != REQUEST_ID_HEADER {
+                io.set_response_header(name, Some(value.as_bytes()));
+            }
+        }
+        self.rewrite_body = Some(out.body);
+    }
+
+    /// `failed`: the backend was reached and failed (its 5xx, or a connection, TLS, timeout or reset
+    /// failure); answers Envoy made without reaching it never count.
+    fn report_to_breaker(&mut self, engine: &Engine, svc: &Services<'_>, failed: bool) {
+        let Some((idx, key, pass)) = self.admitted.as_mut().and_then(|a| a.breaker.take()) else { return };
+        let Some(PluginKind::Breaker(cfg)) = engine.gateway.plugins.get(idx as usize).map(|p| &p.kind) else { return };
+        if circuit_breaker::record(cfg, &key, pass, failed, svc.clock.now_ms(), svc.store) {
+            log::warn!("cagate: circuit breaker {} opened for {key}", cfg.plugin);
+            svc.stats.record(Stat::BreakerOpened);
+        }
+    }
+
+    fn apply_mapping(&mut self, engine: &Engine, io: &dyn StreamIo, cfg: &MappingConfig, status: u16, body: Option<&serde_json::Value>) {
+        let Some(adm) = &self.admitted else { return };
+        let gw = &engine.gateway;
+        let rid = self.request_id().to_string();
+        let system = |name: &str| match name {
+            "CaAppId" => adm.app.and_then(|a| gw.app(a)).map(|a| a.id.clone()),
+            "CaApiName" => gw.api(adm.api).map(|a| a.name.clone()),
+            "CaStage" => gw.stages.get(adm.stage as usize).cloned(),
+            "CaRequestId" => Some(rid.clone()),
+            _ => None,
+        };
+        let response = error_mapping::Response { status, stream: io, error_code: None, body, claims: adm.claims.as_deref(), system: &system };
+        if let Some((new_status, message)) = error_mapping::apply(cfg, &response) {
+            io.set_response_header(":status", Some(new_status.to_string().as_bytes()));
+            if let Some(m) = message {
+                io.set_response_header(ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
+            }
+        }
+    }
+}
+
+/// Removes a backend's `X-Ca-Error-Code` and `X-Ca-Error-Message`.
+fn strip_error_headers(io: &dyn StreamIo) {
+    io.set_response_header(ERROR_CODE_HEADER, None);
+    io.set_response_header(ERROR_MESSAGE_HEADER, None);
+}

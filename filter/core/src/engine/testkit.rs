@@ -1,0 +1,274 @@
+//! The one test kit: the engine wired with in-memory hosts (Envoy's shared data with its CAS
+//! semantics, a settable clock, a stream that records what the engine did to it), so that native
+//! tests, the hot-path example and the fuzz driver run a request exactly as the adapter does.
+//! Behind the `test-kit` feature: none of it is in a build of the filter.
+
+use super::{Answer, Engine, Exchange, Flow, Seeds, Services, Stat, Stats, StreamIo};
+use crate::config::compile::compile;
+use crate::host::{Clock, MemoryStore, Stream};
+use crate::request::remote::GrpcCall;
+use crate::wire::headers::{serialize, Headers};
+use std::cell::{Cell, RefCell};
+
+/// A clock the test sets (and moves).
+#[derive(Debug, Default)]
+pub struct TestClock(pub Cell<i64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+/// Stat events as counted names (`allowed`, `refused.A403IS`, `cluster.etcd.calls`, ...).
+#[derive(Debug, Default)]
+pub struct Tally(pub RefCell<Vec<String>>);
+
+impl Tally {
+    pub fn count(&self, name: &str) -> usize {
+        self.0.borrow().iter().filter(|n| *n == name).count()
+    }
+}
+
+impl Stats for Tally {
+    fn record(&self, stat: Stat<'_>) {
+        let name = match stat {
+            Stat::Allowed => "allowed".to_string(),
+            Stat::Refused(code) => format!("refused.{code}"),
+            Stat::Traffic { name, dim, admitted, .. } => format!("traffic.{name}.{dim}.{}", if admitted { "admitted" } else { "throttled" }),
+            Stat::Cluster(service, what) => format!("cluster.{service}.{what}"),
+            Stat::BreakerOpened => "breaker_opened".to_string(),
+            Stat::BreakerRefused => "breaker_refused".to_string(),
+            Stat::NonceStoreFull => "nonce_store_full".to_string(),
+        };
+        self.0.borrow_mut().push(name);
+    }
+}
+
+/// A local reply the engine sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// One stream in memory: the request as the client sent it (edited in place by the engine), the
+/// response as the backend (or the test) gives it, and what the engine did.
+#[derive(Debug, Default)]
+pub struct MemoryStream {
+    pub request: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
+    pub body: Vec<u8>,
+    pub peer: Option<String>,
+    pub reply: RefCell<Option<LocalReply>>,
+    pub resumed: Cell<bool>,
+    pub response: RefCell<Vec<(String, Vec<u8>)>>,
+    pub response_body: RefCell<Vec<u8>>,
+    pub details: Vec<u8>,
+    pub calls: RefCell<Vec<(u32, GrpcCall)>>,
+}
+
+impl MemoryStream {
+    fn header<'a>(pairs: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+        pairs.iter().find(|(n, _)| n == name.as_bytes()).map(|(_, v)| v.as_slice())
+    }
+
+    /// A request header as the backend would receive it (after the engine's edits).
+    pub fn upstream(&self, name: &str) -> Option<String> {
+        Self::header(&self.request.borrow(), name).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Every value the backend would receive under `name`.
+    pub fn upstream_all(&self, name: &str) -> Vec<String> {
+        self.request.borrow().iter().filter(|(n, _)| n == name.as_bytes()).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
+    /// A response header as the client would receive it.
+    pub fn response_header(&self, name: &str) -> Option<String> {
+        self.response.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+impl Stream for MemoryStream {
+    fn peer_address(&self) -> Option<Vec<u8>> {
+        self.peer.as_ref().map(|p| p.as_bytes().to_vec())
+    }
+
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.response.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+}
+
+impl StreamIo for MemoryStream {
+    fn request_headers(&self) -> Vec<u8> {
+        let pairs = self.request.borrow();
+        let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+        serialize(&refs)
+    }
+
+    fn set_request_headers(&self, serialized: &[u8]) -> bool {
+        let Some(h) = Headers::from_serialized(serialized) else { return false };
+        *self.request.borrow_mut() = h.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        true
+    }
+
+    fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool {
+        let mut pairs = self.request.borrow_mut();
+        pairs.retain(|(n, _)| n != name);
+        if let Some(v) = value {
+            pairs.push((name.to_vec(), v.to_vec()));
+        }
+        true
+    }
+
+    fn request_body(&self, max: usize) -> Vec<u8> {
+        self.body.get(..max.min(self.body.len())).unwrap_or_default().to_vec()
+    }
+
+    fn resume_request(&self) {
+        self.resumed.set(true);
+    }
+
+    fn send_local_reply(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        *self.reply.borrow_mut() = Some(LocalReply { status, headers, body: body.to_vec() });
+        true
+    }
+
+    fn response_details(&self) -> Vec<u8> {
+        self.details.clone()
+    }
+
+    fn set_response_header(&self, name: &str, value: Option<&[u8]>) {
+        let mut pairs = self.response.borrow_mut();
+        pairs.retain(|(n, _)| n != name);
+        if let Some(v) = value {
+            pairs.push((name.to_string(), v.to_vec()));
+        }
+    }
+
+    fn response_body(&self, max: usize) -> Vec<u8> {
+        let b = self.response_body.borrow();
+        b.get(..max.min(b.len())).unwrap_or_default().to_vec()
+    }
+
+    fn set_response_body(&self, size: usize, body: &[u8]) {
+        let mut b = self.response_body.borrow_mut();
+        let at = size.min(b.len());
+        let keep = b.split_off(at);
+        *b = [body, &keep].concat();
+    }
+
+    fn send_grpc(&self, call: &GrpcCall) -> Option<u32> {
+        let mut calls = self.calls.borrow_mut();
+        let token = calls.len() as u32 + 1;
+        calls.push((token, call.clone()));
+        Some(token)
+    }
+}
+
+/// A request to send through the kit.
+#[derive(Debug, Clone, Default)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: Option<&'a [u8]>,
+    pub peer: Option<&'a str>,
+}
+
+/// What became of a request: the engine's flow on the last request event, its exchange and stream.
+pub struct Outcome {
+    pub flow: Flow,
+    pub exchange: Exchange,
+    pub stream: MemoryStream,
+}
+
+impl Outcome {
+    pub fn reply(&self) -> Option<LocalReply> {
+        self.stream.reply.borrow().clone()
+    }
+
+    /// The status the client gets: the local reply's, else 200 (forwarded).
+    pub fn status(&self) -> u16 {
+        self.reply().map_or(200, |r| r.status)
+    }
+
+    /// `X-Ca-Error-Code` of a local reply.
+    pub fn code(&self) -> Option<String> {
+        self.reply().and_then(|r| r.headers.into_iter().find(|(n, _)| n == "x-ca-error-code").map(|(_, v)| v))
+    }
+
+    /// Admitted and forwarded (the flow continued, or the request was resumed after its remote checks).
+    pub fn forwarded(&self) -> bool {
+        self.reply().is_none() && (self.flow == Flow::Continue || self.stream.resumed.get())
+    }
+}
+
+/// The engine wired with in-memory hosts.
+pub struct Kit {
+    pub engine: Engine,
+    pub store: MemoryStore,
+    pub clock: TestClock,
+    pub stats: Tally,
+}
+
+impl Kit {
+    /// A kit around a configuration (JSON); panics on a refused one (tests only).
+    #[allow(clippy::panic)]
+    pub fn new(config: &str, now_ms: i64) -> Kit {
+        let gateway = compile(config.as_bytes()).unwrap_or_else(|p| panic!("configuration refused: {p:?}"));
+        let store = MemoryStore::new();
+        let engine = Engine::new(gateway, Seeds::default(), &store);
+        Kit { engine, store, clock: TestClock(Cell::new(now_ms)), stats: Tally::default() }
+    }
+
+    pub fn services(&self) -> Services<'_> {
+        Services { clock: &self.clock, coarse: &self.clock, store: &self.store, stats: &self.stats }
+    }
+
+    /// Runs a request's events as the adapter does: headers, then (if any) the body in one piece.
+    pub fn send(&self, call: &Call<'_>) -> Outcome {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
+            vec![(b":method".to_vec(), call.method.as_bytes().to_vec()), (b":path".to_vec(), call.path.as_bytes().to_vec())];
+        pairs.extend(call.headers.iter().map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.as_bytes().to_vec())));
+        let stream = MemoryStream {
+            request: RefCell::new(pairs),
+            body: call.body.unwrap_or_default().to_vec(),
+            peer: call.peer.map(str::to_string),
+            ..MemoryStream::default()
+        };
+        let mut exchange = self.engine.exchange();
+        let svc = self.services();
+        let mut flow = exchange.on_request_headers(&self.engine, &svc, &stream, call.body.is_none());
+        if let Some(body) = call.body {
+            flow = exchange.on_request_body(&self.engine, &svc, &stream, body.len(), true);
+        }
+        Outcome { flow, exchange, stream }
+    }
+
+    /// A request with no body.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Outcome {
+        self.send(&Call { method: "GET", path, headers, ..Call::default() })
+    }
+
+    /// A gRPC answer for one of the outcome's calls.
+    pub fn answer(&self, o: &mut Outcome, token: u32, answer: &Answer) {
+        o.exchange.on_grpc_answer(&self.engine, &self.services(), &o.stream, token, answer);
+    }
+
+    /// The response phase: the backend's (or Envoy's) response headers and body.
+    pub fn respond(&self, o: &mut Outcome, status: u16, headers: &[(&str, &str)], details: &str, body: &[u8]) -> Flow {
+        let mut response = vec![(":status".to_string(), status.to_string().into_bytes())];
+        response.extend(headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())));
+        *o.stream.response.borrow_mut() = response;
+        *o.stream.response_body.borrow_mut() = body.to_vec();
+        o.stream.details = details.as_bytes().to_vec();
+        let svc = self.services();
+        let flow = o.exchange.on_response_headers(&self.engine, &svc, &o.stream, body.is_empty());
+        if !body.is_empty() {
+            return o.exchange.on_response_body(&self.engine, &o.stream, body.len(), true);
+        }
+        flow
+    }
+}

@@ -1,0 +1,200 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The request engine natively, through the test kit: what a request's events do (held while the body
+//! or the remote checks are pending, never released by a later callback), the cluster-mode state
+//! machine (lease grant, claim, re-grant, unavailability), and the response policy (the gateway's
+//! codes on Envoy's answers only, the breaker counting only backends reached).
+
+use cagate_core::testkit::{Call, Kit};
+use cagate_core::{sign, Algorithm, Answer, Flow};
+
+const NOW: i64 = 1_800_000_000_000;
+const KEY: &str = "k1";
+const SECRET: &str = "test-app-secret-1-0123456789abcdef";
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"{{ "apps": [ {{ "appId": 10001, "appKey": "{KEY}", "appSecret": "{SECRET}" }} ],
+        "plugins": [ {{ "name": "breaker", "type": "circuitBreaker", "data": "timeoutThreshold: 3\nwindowInSeconds: 30\nopenTimeoutSeconds: 30\n" }} ],
+        "apis": [ {{ "name": "orders", "method": "ANY", "path": "/orders/[id]", "authorizations": [ {{ "appId": 10001 }} ] }},
+                  {{ "name": "public", "method": "ANY", "path": "/public/*", "authType": "ANONYMOUS", "plugins": [ {{ "plugin": "breaker" }} ] }} ]
+        {extra} }}"#
+    )
+}
+
+/// Signed headers for a GET with a nonce and a timestamp.
+fn signed(path: &str, nonce: &str) -> Vec<(&'static str, String)> {
+    let block = format!("x-ca-key:{KEY}\nx-ca-nonce:{nonce}\nx-ca-timestamp:{NOW}\n");
+    let sts = format!("GET\n\n\n\n\n{block}{path}");
+    vec![
+        ("x-ca-key", KEY.to_string()),
+        ("x-ca-nonce", nonce.to_string()),
+        ("x-ca-timestamp", NOW.to_string()),
+        ("x-ca-signature-headers", "x-ca-key,x-ca-nonce,x-ca-timestamp".to_string()),
+        ("x-ca-signature", sign(Algorithm::HmacSha256, SECRET.as_bytes(), sts.as_bytes())),
+    ]
+}
+
+fn refs<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    h.iter().map(|(n, v)| (*n, v.as_str())).collect()
+}
+
+#[test]
+fn a_signed_request_is_forwarded_with_the_gateways_identity() {
+    let kit = Kit::new(&config(""), NOW);
+    let mut h = signed("/orders/1", "n-1");
+    h.push(("x_ca_app_id", "99999".to_string()));
+    let o = kit.get("/orders/1", &refs(&h));
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(o.stream.upstream("x-ca-app-id").as_deref(), Some("10001"));
+    assert_eq!(o.stream.upstream("x_ca_app_id"), None);
+    assert_eq!(o.stream.upstream("x-ca-request-id").as_deref(), Some(o.exchange.request_id()));
+    assert_eq!(kit.stats.count("allowed"), 1);
+    let again = kit.get("/orders/1", &refs(&h));
+    assert_eq!((again.status(), again.code().as_deref()), (403, Some("S403NU")));
+    assert_eq!(kit.stats.count("refused.S403NU"), 1);
+}
+
+#[test]
+fn a_held_request_is_never_released_by_a_later_callback() {
+    let kit = Kit::new(&config(""), NOW);
+    let svc = kit.services();
+    // Content-MD5 makes the engine wait for the body; the data frames and trailers that follow keep
+    // it held until it is decided, and then it is refused (no credentials).
+    let stream = cagate_core::testkit::MemoryStream {
+        request: std::cell::RefCell::new(vec![
+            (b":method".to_vec(), b"POST".to_vec()),
+            (b":path".to_vec(), b"/orders/1".to_vec()),
+            (b"content-md5".to_vec(), b"x".to_vec()),
+            (b"x-ca-app-id".to_vec(), b"10001".to_vec()),
+        ]),
+        body: b"{}".to_vec(),
+        ..Default::default()
+    };
+    let mut x = kit.engine.exchange();
+    assert_eq!(x.on_request_headers(&kit.engine, &svc, &stream, false), Flow::Pause);
+    assert_eq!(x.on_request_body(&kit.engine, &svc, &stream, 2, false), Flow::Pause);
+    assert_eq!(x.on_request_trailers(&kit.engine, &svc, &stream), Flow::Pause);
+    let reply = stream.reply.borrow().clone().expect("decided at the trailers");
+    assert_eq!(reply.status, 400);
+    assert!(reply.headers.iter().any(|(n, v)| n == "x-ca-error-code" && v == "A400MA"));
+    // After the reply, no callback lets the request continue.
+    assert_eq!(x.on_request_body(&kit.engine, &svc, &stream, 2, true), Flow::Pause);
+    assert_eq!(x.on_request_trailers(&kit.engine, &svc, &stream), Flow::Pause);
+}
+
+const ETCD: &str = r#", "cluster": { "oneTimeKeys": { "etcdCluster": "etcd", "timeoutMs": 500 } }"#;
+/// etcd's answers, as protobuf: TxnResponse { succeeded } and an empty LeaseGrantResponse.
+const CLAIMED: &[u8] = &[0x10, 0x01];
+const TAKEN: &[u8] = &[0x10, 0x00];
+const GRANTED: &[u8] = &[];
+
+fn methods(o: &cagate_core::testkit::Outcome) -> Vec<&'static str> {
+    o.stream.calls.borrow().iter().map(|(_, c)| c.method).collect()
+}
+
+fn last_token(o: &cagate_core::testkit::Outcome) -> u32 {
+    o.stream.calls.borrow().last().map(|(t, _)| *t).unwrap()
+}
+
+#[test]
+fn cluster_claims_grant_the_lease_first_then_claim_and_resume() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-1")));
+    assert_eq!(o.flow, Flow::Pause, "held for the remote checks");
+    assert_eq!(methods(&o), ["LeaseGrant"], "the lease is not known yet");
+    kit.answer(&mut o, 1, &Answer::Ok(GRANTED.to_vec()));
+    assert_eq!(methods(&o), ["LeaseGrant", "Txn"]);
+    assert!(!o.forwarded());
+    kit.answer(&mut o, 2, &Answer::Ok(CLAIMED.to_vec()));
+    assert!(o.forwarded() && o.stream.resumed.get());
+    assert_eq!(o.stream.upstream("x-ca-app-id").as_deref(), Some("10001"));
+    // The lease is known now: the next request claims at once.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-2")));
+    assert_eq!(methods(&o), ["Txn"]);
+    kit.answer(&mut o, 1, &Answer::Ok(TAKEN.to_vec()));
+    assert_eq!((o.status(), o.code().as_deref()), (403, Some("S403NU")), "claimed by another Envoy");
+    assert_eq!(kit.stats.count("cluster.etcd.replayed"), 1);
+}
+
+#[test]
+fn cluster_claims_survive_a_forgotten_lease_and_refuse_while_etcd_is_down() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-1")));
+    kit.answer(&mut o, 1, &Answer::Ok(GRANTED.to_vec()));
+    kit.answer(&mut o, 2, &Answer::Ok(CLAIMED.to_vec()));
+    // etcd lost the lease (NOT_FOUND): granted again, then claimed.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-2")));
+    kit.answer(&mut o, 1, &Answer::Failed(5));
+    assert_eq!(methods(&o), ["Txn", "LeaseGrant"]);
+    kit.answer(&mut o, 2, &Answer::Ok(GRANTED.to_vec()));
+    let t = last_token(&o);
+    kit.answer(&mut o, t, &Answer::Ok(CLAIMED.to_vec()));
+    assert!(o.forwarded());
+    // etcd unavailable: the nonce cannot be claimed, the client is told to retry.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-3")));
+    kit.answer(&mut o, 1, &Answer::Failed(14));
+    let reply = o.reply().unwrap();
+    assert_eq!((reply.status, o.code().as_deref()), (503, Some("X503BZ")));
+    assert!(reply.headers.iter().any(|(n, v)| n == "retry-after" && v == "1"));
+    // A token that is not this request's changes nothing.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-4")));
+    kit.answer(&mut o, 99, &Answer::Ok(CLAIMED.to_vec()));
+    assert!(!o.forwarded() && o.reply().is_none());
+}
+
+#[test]
+fn a_backends_error_headers_are_removed_and_envoys_answers_carry_the_contract() {
+    let kit = Kit::new(&config(""), NOW);
+    let mut o = kit.get("/public/x", &[]);
+    kit.respond(&mut o, 200, &[("x-ca-error-code", "A403IS"), ("x-ca-error-message", "forged")], "via_upstream", b"{}");
+    assert_eq!(o.stream.response_header("x-ca-error-code"), None);
+    assert_eq!(o.stream.response_header("x-ca-error-message"), None);
+    assert_eq!(o.stream.response_header("x-ca-request-id").as_deref(), Some(o.exchange.request_id()));
+    // Envoy's bodiless answer for a cluster it does not know: replaced whole by the gateway's reply.
+    let mut o = kit.get("/public/x", &[]);
+    assert_eq!(kit.respond(&mut o, 503, &[], "cluster_not_found", b""), Flow::Pause);
+    assert_eq!((o.status(), o.code().as_deref()), (404, Some("I404SR")));
+    // With a body: rewritten in place.
+    let mut o = kit.get("/public/x", &[]);
+    kit.respond(&mut o, 503, &[], "upstream_reset_before_response_started{connection_failure}", b"upstream connect error");
+    assert_eq!(o.stream.response_header(":status").as_deref(), Some("504"));
+    assert_eq!(o.stream.response_header("x-ca-error-code").as_deref(), Some("D504CO"));
+    assert!(String::from_utf8_lossy(&o.stream.response_body.borrow()).contains("\"code\":\"D504CO\""));
+}
+
+#[test]
+fn the_breaker_counts_only_backends_that_were_reached() {
+    let kit = Kit::new(&config(""), NOW);
+    let pass = |details: &str, status: u16| {
+        let mut o = kit.get("/public/x", &[]);
+        assert!(o.forwarded(), "{:?}", o.reply());
+        kit.respond(&mut o, status, &[], details, b"");
+    };
+    let svc = kit.services();
+    for _ in 0..5 {
+        pass("filter_removed_required_request_headers{invalid_header_value}", 503);
+        // A request whose body never came (the client stalled): the gateway's timeout.
+        let mut o = kit.send(&Call { method: "POST", path: "/public/x", ..Call::default() });
+        let mut x = kit.engine.exchange();
+        assert_eq!(x.on_request_headers(&kit.engine, &svc, &o.stream, false), Flow::Continue);
+        o.exchange = x;
+        kit.respond(&mut o, 504, &[], "stream_idle_timeout", b"");
+        assert_eq!(o.stream.response_header("x-ca-error-code"), None, "bodiless: replaced whole");
+        assert_eq!(o.code().as_deref(), Some("X504TO"));
+    }
+    assert!(kit.get("/public/x", &[]).forwarded(), "still closed");
+    for _ in 0..3 {
+        pass("via_upstream", 503);
+    }
+    let o = kit.get("/public/x", &[]);
+    assert_eq!((o.status(), o.code().as_deref()), (503, Some("D503CB")));
+    assert_eq!(kit.stats.count("breaker_opened"), 1);
+}
+
+#[test]
+fn a_body_on_an_unconfigured_vm_is_refused() {
+    let stream = cagate_core::testkit::MemoryStream::default();
+    assert_eq!(cagate_core::Exchange::refuse_unconfigured([b'0'; 36], &stream), Flow::Pause);
+    assert_eq!(stream.reply.borrow().as_ref().map(|r| r.status), Some(500));
+    let _ = Call::default();
+}
