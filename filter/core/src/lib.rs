@@ -19,6 +19,7 @@
 //!   the test kit that drives it natively.
 //!
 //! Everything other crates use is re-exported here, so they import from one place.
+#![forbid(unsafe_code)]
 
 mod apps;
 mod auth;
