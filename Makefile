@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv engines run test check unit lint e2e cluster-infra compose-test oci bench fuzz fuzz-brief clean
+.PHONY: all build wasm-target venv engines run test check unit lint e2e cluster-infra observability compose-test oci bench fuzz fuzz-brief clean
 
 all: build
 
@@ -34,7 +34,7 @@ engines:
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit fuzz-brief e2e cluster-infra compose-test
+test: lint unit fuzz-brief e2e cluster-infra observability compose-test
 
 # The quick loop: formatting, layering, clippy and the native tests (no Envoy, no engines).
 check: lint unit
@@ -57,6 +57,11 @@ e2e: build venv oci engines
 # The test-only rate limit service and the engine harness, against real Redis and etcd.
 cluster-infra: venv engines
 	$(PY) -m pytest -q tests/ratelimit
+
+# Stats tags, Grafana dashboard and alert rules of envoy/observability/: promtool rule tests, and Envoys
+# with the filter scraped by Debian's Prometheus (the access record included).
+observability: build venv engines
+	$(PY) -m pytest -q tests/observability
 
 # The docker compose stack of envoy/docker-compose.yml, with images built here from local files.
 compose-test: build venv

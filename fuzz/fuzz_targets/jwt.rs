@@ -16,39 +16,43 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use cagate_core::jwt::jwk::{parse_key_set, Key};
-use cagate_core::{Headers, MemoryStore};
-use cagate_fuzz::{all_algs, drive, jwt_keys, jwt_vectors, resign_jwt, Env, Fixture, NOW};
+use cagate_core::testkit::Kit;
+use cagate_core::Headers;
+use cagate_fuzz::{all_algs, drive, jwt_keys, jwt_vectors, resign_jwt, Env, NOW};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let keys = jwt_keys();
-        let cfg = json!({
-            "plugins": [
-                { "name": "jh", "type": "jwtAuth", "data": { "parameter": "Authorization", "jwks": { "keys": keys },
-                  "claimParameters": [ { "claimName": "userId", "parameterName": "X-User-Id", "location": "header" },
-                                       { "claimName": "sub", "parameterName": "subject", "location": "query" },
-                                       { "claimName": "aud", "parameterName": "X-Aud", "location": "header" } ] } },
-                { "name": "jq", "type": "jwtAuth", "data": { "parameter": "token", "parameterLocation": "query", "jwks": keys,
-                  "issuer": "https://issuer.example", "audiences": ["cagate", "other"], "cacheSize": 1, "clockSkewSeconds": 0 } },
-                { "name": "jc", "type": "jwtAuth", "data": { "parameter": "jwt", "parameterLocation": "cookie", "jwks": keys,
-                  "preventJtiReplay": true, "jtiCapacity": 64, "ignoreExpirationCheck": true } },
-                { "name": "ac", "type": "accessControl", "data": {
-                  "parameters": { "userId": "Token:userId", "path": "Parameter:userId", "t": "Token:userType" },
-                  "rules": [ { "name": "owner", "condition": "$userId = $path or $t = 'admin'", "ifFalse": "DENY",
-                               "errorMessage": "${userId} is not ${path}" } ] } }
-            ],
-            "apis": [
-                { "name": "h", "method": "GET", "path": "/h/[userId]", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jh" }, { "plugin": "ac" } ] },
-                { "name": "q", "method": "GET", "path": "/q", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jq" } ] },
-                { "name": "c", "method": "GET", "path": "/c", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jc" } ] }
-            ]
-        });
-        Fixture::new(&cfg)
-    })
+thread_local! {
+    static KIT: RefCell<Kit> = RefCell::new(vm());
+}
+
+/// The VM of the target: jwtAuth with the token in a header, the query and a cookie.
+fn vm() -> Kit {
+    let keys = jwt_keys();
+    let cfg = json!({
+        "plugins": [
+            { "name": "jh", "type": "jwtAuth", "data": { "parameter": "Authorization", "jwks": { "keys": keys },
+              "claimParameters": [ { "claimName": "userId", "parameterName": "X-User-Id", "location": "header" },
+                                   { "claimName": "sub", "parameterName": "subject", "location": "query" },
+                                   { "claimName": "aud", "parameterName": "X-Aud", "location": "header" } ] } },
+            { "name": "jq", "type": "jwtAuth", "data": { "parameter": "token", "parameterLocation": "query", "jwks": keys,
+              "issuer": "https://issuer.example", "audiences": ["cagate", "other"], "cacheSize": 1, "clockSkewSeconds": 0 } },
+            { "name": "jc", "type": "jwtAuth", "data": { "parameter": "jwt", "parameterLocation": "cookie", "jwks": keys,
+              "preventJtiReplay": true, "jtiCapacity": 64, "ignoreExpirationCheck": true } },
+            { "name": "ac", "type": "accessControl", "data": {
+              "parameters": { "userId": "Token:userId", "path": "Parameter:userId", "t": "Token:userType" },
+              "rules": [ { "name": "owner", "condition": "$userId = $path or $t = 'admin'", "ifFalse": "DENY",
+                           "errorMessage": "${userId} is not ${path}" } ] } }
+        ],
+        "apis": [
+            { "name": "h", "method": "GET", "path": "/h/[userId]", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jh" }, { "plugin": "ac" } ] },
+            { "name": "q", "method": "GET", "path": "/q", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jq" } ] },
+            { "name": "c", "method": "GET", "path": "/c", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jc" } ] }
+        ]
+    });
+    cagate_fuzz::kit(&cfg)
 }
 
 /// Signing input and signature of a vector token, for each algorithm.
@@ -64,15 +68,14 @@ fn fixed_signatures() -> &'static [(Vec<u8>, Vec<u8>)] {
     })
 }
 
-fn through(fx: &Fixture, rt: &mut cagate_core::Runtime, store: &MemoryStore, path: &[u8], name: &[u8], value: &[u8]) {
+fn through(kit: &Kit, path: &[u8], name: &[u8], value: &[u8]) {
     let mut pairs = vec![(b":method".to_vec(), b"GET".to_vec()), (b":path".to_vec(), path.to_vec())];
     if !name.is_empty() {
         pairs.push((name.to_vec(), value.to_vec()));
     }
     cagate_fuzz::with_headers(&pairs, true, |h: &Headers<'_>| {
         for later in [0, 61_000] {
-            let mut env = Env { gw: &fx.gw, nonces: &fx.nonces, rt: &mut *rt, store, peer: "192.0.2.1:1", backend_fails: false };
-            drive(&mut env, h, b"", NOW + later);
+            drive(kit, &Env { peer: "192.0.2.1:1", ..Env::default() }, h, b"", NOW + later);
         }
     });
 }
@@ -110,16 +113,14 @@ fn keys(data: &[u8]) {
 fuzz_target!(|data: &[u8]| cagate_fuzz::run(data, one));
 
 fn one(data: &[u8]) {
-    let fx = fixture();
-    let mut rt = fx.rt.lock().unwrap_or_else(|e| e.into_inner());
-    cagate_fuzz::reset(&mut rt);
-    let store = MemoryStore::new();
-    through(fx, &mut rt, &store, b"/h/42", b"authorization", &[&b"Bearer "[..], data].concat());
-    if let Some(t) = resign_jwt(data) {
-        through(fx, &mut rt, &store, b"/h/42?subject=forged", b"authorization", &[&b"Bearer "[..], &t].concat());
-        through(fx, &mut rt, &store, &[&b"/q?a=1&token="[..], &t].concat(), b"", b"");
-        through(fx, &mut rt, &store, b"/c", b"cookie", &[&b"a=b; jwt="[..], &t, b"; c=d"].concat());
-    }
+    KIT.with_borrow_mut(|kit| {
+        kit.forget();
+        through(kit, b"/h/42", b"authorization", &[&b"Bearer "[..], data].concat());
+        if let Some(t) = resign_jwt(data) {
+            through(kit, b"/h/42?subject=forged", b"authorization", &[&b"Bearer "[..], &t].concat());
+            through(kit, &[&b"/q?a=1&token="[..], &t].concat(), b"", b"");
+            through(kit, b"/c", b"cookie", &[&b"a=b; jwt="[..], &t, b"; c=d"].concat());
+        }
+    });
     keys(data);
 }
-

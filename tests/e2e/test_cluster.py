@@ -139,8 +139,9 @@ def test_rate_limit_service_down_follows_fail_open(backend, engines):
                 assert time.time() - start < 1.5
             time.sleep(1.2)
             stats = opened.stats()
-            assert re.search(r"^cagate_cluster_rls_fail_open\S* [1-9]", stats, re.M), stats[-2000:]
-            assert re.search(r"^cagate_cluster_rls_errors\S* [1-9]", stats, re.M), stats[-2000:]
+            # Tagged by service and result (envoy/observability/stats-tags.json).
+            assert re.search(r'^cagate_cluster\{cagate_service="rls",cagate_result="fail_open"\} [1-9]', stats, re.M), stats[-2000:]
+            assert re.search(r'^cagate_cluster\{cagate_service="rls",cagate_result="errors"\} [1-9]', stats, re.M), stats[-2000:]
         finally:
             rls.start()
         deadline = time.time() + 10

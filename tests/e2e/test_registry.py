@@ -136,7 +136,9 @@ def test_last_good_document_survives_failures_and_nonsense(stack):
     reg.start()
     time.sleep(0.2)
     stats = e.stats()
-    assert "cagate_registry_fetches_invalid" in stats and "cagate_registry_fetches_failed" in stats, stats[-1500:]
+    # Tagged by result (envoy/observability/stats-tags.json).
+    assert 'cagate_registry_fetches{cagate_result="invalid"}' in stats, stats[-1500:]
+    assert 'cagate_registry_fetches{cagate_result="failed"}' in stats, stats[-1500:]
     assert "cagate_registry_apps" in stats
 
 

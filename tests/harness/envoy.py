@@ -48,12 +48,12 @@ def wasm_filter(config_json, wasm=WASM, vm_id="cagate", vm_env=None):
     }
 
 
-# Turns cagate's counter names into tags (see envoy/envoy.yaml).
-STATS_TAGS = [
-    {"tag_name": "code", "regex": r"^wasmcustom\.cagate\.refused(\.(\w+))$"},
-    {"tag_name": "plugin", "regex": r"^wasmcustom\.cagate\.traffic\.((.+)\.)(API|USER|APP)\.\w+$"},
-    {"tag_name": "dimension", "regex": r"^wasmcustom\.cagate\.traffic\..+\.((API|USER|APP)\.)\w+$"},
-]
+# Turns cagate's stat names into tags, and the filter-time histogram's buckets (µs): one list for the
+# samples, the CLI and the tests (envoy/observability/).
+with open(os.path.join(ROOT, "envoy", "observability", "stats-tags.json")) as _f:
+    STATS_TAGS = json.load(_f)
+with open(os.path.join(ROOT, "envoy", "observability", "histogram-buckets.json")) as _f:
+    HISTOGRAM_BUCKETS = json.load(_f)
 
 
 def static_cluster(name, port):
@@ -118,7 +118,7 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
     and reloads it whenever a new file is renamed over it."""
     gateway = listener(port, http_filters, buffer_limit, routes, hcm_options)
     boot = {
-        "stats_config": {"stats_tags": STATS_TAGS},
+        "stats_config": {"stats_tags": STATS_TAGS, "histogram_bucket_settings": HISTOGRAM_BUCKETS},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
             "listeners": [] if lds_path else [gateway],

@@ -59,7 +59,7 @@ pub use host::{Clock, SetError, SharedStore, Stream};
 #[cfg(any(test, feature = "test-kit"))]
 pub use host::{FixedClock, FixedPeer, MemoryStore, NoStream};
 pub use plugins::registry::{Plugin, PluginKind, Runtime};
-pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, traffic_control};
+pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, system, traffic_control};
 pub use request::admit::{debug_info, identity_headers, run_plugins};
 pub use request::authenticate::authenticate;
 pub use request::model::{Admission, Ctx, Identity, Request, Routed};

@@ -3,15 +3,15 @@
 //! request cagate writes decodes as Envoy's `RateLimitRequest`, and Envoy's `RateLimitResponse` reads
 //! back as the verdict it means.
 
-use cagate_core::{authenticate, compile, rate_limit_call, rate_limit_verdict, route, run_plugins, Admission, Ctx};
-use cagate_core::{FixedClock, Gateway, Headers, MemoryStore, NoStream, NonceStore, Request, Runtime};
+use cagate_core::testkit::{Kit, Outcome};
+use cagate_core::{Answer, GrpcCall, SharedStore};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus, RateLimit};
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::Duration;
 use prost::Message;
 use serde_json::json;
 
-fn admitted(rate_limit_headers: bool) -> (Gateway, Admission) {
+fn kit(rate_limit_headers: bool) -> Kit {
     let cfg = json!({
         "cluster": { "rateLimitService": { "grpcCluster": "ratelimit", "domain": "cagate", "timeoutMs": 50 } },
         "apps": [ { "appId": 10001, "appKey": "k", "appSecret": "s", "appCodes": ["C"], "ownerId": "o-1" } ],
@@ -20,23 +20,23 @@ fn admitted(rate_limit_headers: bool) -> (Gateway, Admission) {
         "apis": [ { "name": "orders", "method": "GET", "path": "/orders", "appCodeAuth": "HEADER",
                     "authorizations": [ { "appId": 10001 } ], "plugins": [ { "plugin": "lim" } ] } ]
     });
-    let gw = compile(cfg.to_string().as_bytes()).unwrap();
-    let store = MemoryStore::new();
-    let h = Headers::from_pairs(vec![(b"authorization", b"APPCODE C")]);
-    let req = Request { method: b"GET", path: b"/orders", headers: &h };
-    let routed = route(&gw, &req).unwrap();
-    let id = authenticate(&gw, &NonceStore::new(gw.nonce_store), &req, &routed, None, &FixedClock(0), &store).unwrap();
-    let mut rt = Runtime::new(&gw.plugins, (0, 0));
-    let ctx = Ctx { request_id: "R", body: None, stream: &NoStream, coarse: &FixedClock(0) };
-    let a = run_plugins(&gw, &mut rt, &req, id, &FixedClock(0), &store, &ctx).unwrap();
-    assert_eq!(store.key_count(), 0, "the rate limit service counts, not the local store");
-    (gw, a)
+    Kit::new(&cfg.to_string(), 0)
+}
+
+/// An admitted request held for the rate limit service's answer, and the call the engine sent it.
+fn admitted(kit: &Kit) -> (Outcome, u32, GrpcCall) {
+    let counter = |dim: &str| kit.store.get(&format!("cagate.rl.lim.orders.{dim}")).map(|(v, _)| v);
+    let before = (kit.store.key_count(), counter("API.-"));
+    let o = kit.get("/orders", &[("authorization", "APPCODE C")]);
+    assert!(!o.forwarded() && o.reply().is_none(), "held for the rate limit service: {:?}", o.reply());
+    assert_eq!((kit.store.key_count(), counter("API.-")), before, "the rate limit service counts, not the local store");
+    let (token, call) = o.stream.calls.borrow().first().cloned().expect("a rate limit call");
+    (o, token, call)
 }
 
 #[test]
 fn request_decodes_as_envoys_rate_limit_request() {
-    let (gw, a) = admitted(false);
-    let call = rate_limit_call(&gw, &a).unwrap();
+    let (_, _, call) = admitted(&kit(false));
     assert_eq!((call.service, call.method), ("envoy.service.ratelimit.v3.RateLimitService", "ShouldRateLimit"));
     assert_eq!(call.upstream, b"\x0a\x0b\x0a\x09ratelimit", "a serialized GrpcService naming the cluster");
     let req = RateLimitRequest::decode(call.message.as_slice()).unwrap();
@@ -74,25 +74,34 @@ fn status(code: Code, limit: u32, remaining: u32, reset_s: i64) -> DescriptorSta
 
 #[test]
 fn envoys_response_reads_back_as_the_verdict() {
-    let (gw, a) = admitted(true);
+    let kit = kit(true);
     let ok = RateLimitResponse {
         overall_code: Code::Ok as i32,
         statuses: vec![status(Code::Ok, 20, 7, 31), status(Code::Ok, 50, 3, 31), status(Code::Ok, 100, 60, 31)],
         ..Default::default()
     };
-    let q = rate_limit_verdict(&gw, &a, Some(&ok.encode_to_vec())).unwrap().unwrap();
-    assert_eq!((q.limit, q.remaining, q.reset_s), (50, 3, 31), "the tightest dimension");
+    let (mut o, token, _) = admitted(&kit);
+    kit.answer(&mut o, token, &Answer::Ok(ok.encode_to_vec()));
+    assert!(o.forwarded(), "{:?}", o.reply());
+    kit.respond(&mut o, 200, &[], "via_upstream", b"");
+    let q: Vec<Option<String>> = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"].iter().map(|h| o.stream.response_header(h)).collect();
+    assert_eq!(q, [Some("50".to_string()), Some("3".to_string()), Some("31".to_string())], "the tightest dimension");
     let over = RateLimitResponse {
         overall_code: Code::OverLimit as i32,
         statuses: vec![status(Code::Ok, 20, 7, 31), status(Code::OverLimit, 50, 0, 12), status(Code::Ok, 100, 60, 31)],
         ..Default::default()
     };
-    let r = rate_limit_verdict(&gw, &a, Some(&over.encode_to_vec())).unwrap_err();
-    assert_eq!(r.error.code, "T429PA");
-    assert_eq!(r.message, "Throttled by API Flow Control: USER limit 50 per MINUTE");
-    assert!(r.headers.contains(&("retry-after".into(), "12".to_string())));
-    let r = rate_limit_verdict(&gw, &a, None).unwrap_err();
-    assert_eq!(r.error.code, "X503BZ", "no answer and failOpen false");
+    let verdict = |answer: Answer| {
+        let (mut o, token, _) = admitted(&kit);
+        kit.answer(&mut o, token, &answer);
+        o
+    };
+    let r = verdict(Answer::Ok(over.encode_to_vec()));
+    assert_eq!(r.code().as_deref(), Some("T429PA"));
+    assert_eq!(r.message().unwrap(), "Throttled by API Flow Control: USER limit 50 per MINUTE");
+    assert_eq!(r.reply_header("retry-after").as_deref(), Some("12"));
+    let r = verdict(Answer::Timeout);
+    assert_eq!(r.code().as_deref(), Some("X503BZ"), "no answer and failOpen false");
     let unknown = RateLimitResponse { overall_code: Code::Unknown as i32, ..Default::default() };
-    assert_eq!(rate_limit_verdict(&gw, &a, Some(&unknown.encode_to_vec())).unwrap_err().error.code, "X503BZ");
+    assert_eq!(verdict(Answer::Ok(unknown.encode_to_vec())).code().as_deref(), Some("X503BZ"));
 }

@@ -4,13 +4,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use cagate_core::compile;
 use cagate_core::jwt::jwk::{Alg, Key};
-use cagate_core::Headers;
-use cagate_core::NonceStore;
-use cagate_core::Runtime;
-use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
-use cagate_core::{compile, Gateway};
-use cagate_core::{FixedClock, MemoryStore};
+use cagate_core::testkit::{Kit, Outcome};
+use cagate_core::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -21,54 +18,48 @@ fn vectors() -> Vec<Value> {
 }
 
 struct World {
-    gw: Gateway,
-    rt: Runtime,
-    store: MemoryStore,
-    nonces: NonceStore,
+    kit: Kit,
 }
 
-fn world(plugin_data: Value) -> World {
-    let cfg = json!({
+fn config(plugin_data: Value) -> String {
+    json!({
         "plugins": [ { "name": "jwt", "type": "jwtAuth", "data": plugin_data } ],
         "apis": [ { "name": "profile", "method": "ANY", "path": "/users/[userId]", "authType": "ANONYMOUS",
                     "plugins": [ { "plugin": "jwt" } ] } ]
-    });
-    let gw = compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
-    let store = MemoryStore::new();
-    let mut rt = Runtime::new(&gw.plugins, (1, 2));
-    rt.ensure(&store, [5; 16]);
-    let mut nonces = NonceStore::new(gw.nonce_store);
-    nonces.ensure(&store, [5; 16]);
-    World { gw, rt, store, nonces }
+    })
+    .to_string()
+}
+
+fn world(plugin_data: Value) -> World {
+    World { kit: Kit::new(&config(plugin_data), NOW) }
 }
 
 impl World {
-    fn call(&mut self, path: &str, headers: &[(&str, &str)], now: i64) -> Result<Admission, Refusal> {
-        let h = Headers::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect());
-        let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
-        let routed = route(&self.gw, &req)?;
-        let id = authenticate(&self.gw, &self.nonces, &req, &routed, None, &FixedClock(now), &self.store)?;
-        run_plugins(
-            &self.gw,
-            &mut self.rt,
-            &req,
-            id,
-            &FixedClock(now),
-            &self.store,
-            &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(now) },
-        )
+    fn call(&mut self, path: &str, headers: &[(&str, &str)], now: i64) -> Outcome {
+        self.kit.clock.0.set(now);
+        self.kit.get(path, headers)
     }
 
-    fn bearer(&mut self, token: &str) -> Result<Admission, Refusal> {
+    fn bearer(&mut self, token: &str) -> Outcome {
         self.call("/users/42", &[("authorization", &format!("Bearer {token}"))], NOW)
     }
 }
 
-fn code(r: &Result<Admission, Refusal>) -> String {
-    match r {
-        Ok(_) => "OK".into(),
-        Err(e) => format!("{} {}", e.error.code, e.message),
+/// "OK" for a forwarded request, else the refusal's code and message.
+fn code(o: &Outcome) -> String {
+    if o.forwarded() {
+        return "OK".into();
     }
+    match (o.code(), o.message()) {
+        (Some(code), Some(message)) => format!("{code} {message}"),
+        _ => panic!("neither forwarded nor refused: {:?}", o.reply()),
+    }
+}
+
+/// The plugin forwards `claim` to the backend as header `header`.
+fn forwarding(mut data: Value, claim: &str, header: &str) -> Value {
+    data["claimParameters"] = json!([ { "claimName": claim, "parameterName": header, "location": "header" } ]);
+    data
 }
 
 fn plugin_for(v: &Value) -> Value {
@@ -86,10 +77,10 @@ fn tamper_payload(token: &str) -> String {
 fn every_algorithm_verifies_and_rejects_tampering() {
     for v in vectors() {
         let alg = v["alg"].as_str().unwrap();
-        let mut w = world(plugin_for(&v));
+        let mut w = world(forwarding(plugin_for(&v), "userId", "X-User-Id"));
         let ok = w.bearer(v["token"].as_str().unwrap());
-        let claims = ok.as_ref().map(|a| a.claims.clone().unwrap()).unwrap_or_else(|e| panic!("{alg}: {e:?}"));
-        assert_eq!(claims["userId"], "42", "{alg}");
+        assert!(ok.forwarded(), "{alg}: {:?}", ok.reply());
+        assert_eq!(ok.stream.upstream("x-user-id").as_deref(), Some("42"), "{alg}: the verified claim reaches the backend");
         assert_eq!(code(&w.bearer(v["token_no_kid"].as_str().unwrap())), "OK", "{alg} without kid");
         assert_eq!(code(&w.bearer(&tamper_payload(v["token"].as_str().unwrap()))), "A403JT Invalid JWT: signature mismatch", "{alg}");
         assert_eq!(code(&w.bearer(v["wrong_key_token"].as_str().unwrap())), "A403JT Invalid JWT: signature mismatch", "{alg}");
@@ -132,9 +123,10 @@ fn rfc_vectors() {
     let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let mut w = world(json!({ "parameter": "Authorization", "jwk": k }));
     assert_eq!(code(&w.bearer(token)), "A403JE JWT is expired at `2011-03-22T18:43:00Z`");
-    let mut w = world(json!({ "parameter": "Authorization", "jwk": k, "ignoreExpirationCheck": true }));
-    let a = w.bearer(token).unwrap();
-    assert_eq!(a.claims.unwrap()["iss"], "joe");
+    let mut w = world(forwarding(json!({ "parameter": "Authorization", "jwk": k, "ignoreExpirationCheck": true }), "iss", "X-Iss"));
+    let a = w.bearer(token);
+    assert!(a.forwarded(), "{:?}", a.reply());
+    assert_eq!(a.stream.upstream("x-iss").as_deref(), Some("joe"));
     // RFC 8037 A.4: Ed25519 over a non-JSON payload: the signature verifies, the token is no JWT.
     let key = Key::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})).unwrap();
     let jws = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
@@ -214,11 +206,13 @@ fn token_locations_and_bypass() {
     let mut h = plugin_for(&v);
     h["parameter"] = json!("X-Token");
     assert_eq!(code(&world(h).call("/users/1", &[("x-token", t)], NOW)), "OK", "no Bearer prefix");
-    let mut b = plugin_for(&v);
+    let mut b = forwarding(plugin_for(&v), "userId", "X-User-Id");
     b["bypassEmptyToken"] = json!(true);
     let mut w = world(b);
-    let a = w.call("/users/1", &[], NOW).unwrap();
-    assert!(a.claims.is_none());
+    assert_eq!(w.bearer(t).stream.upstream("x-user-id").as_deref(), Some("42"), "with a token, its claims");
+    let a = w.call("/users/1", &[("x-user-id", "forged")], NOW);
+    assert!(a.forwarded(), "{:?}", a.reply());
+    assert_eq!(a.stream.upstream("x-user-id"), None, "no token, no claims");
     assert!(code(&w.bearer("garbage")).starts_with("I400JD"), "a present but bad token is still refused");
 }
 
@@ -233,10 +227,13 @@ fn claims_reach_the_backend_and_forged_copies_are_removed() {
     ]);
     let mut w = world(data);
     let t = v["token"].as_str().unwrap();
-    let a = w.call("/users/42?subject=forged&keep=1", &[("authorization", &format!("bearer {t}")), ("x-user-id", "forged")], NOW).unwrap();
-    assert!(a.edits.contains(&("x-user-id".to_string(), Some(b"42".to_vec()))), "{:?}", a.edits);
-    assert!(a.edits.contains(&("x-missing".to_string(), None)));
-    assert!(a.edits.contains(&(":path".to_string(), Some(b"/users/42?keep=1&subject=user-1".to_vec()))), "{:?}", a.edits);
+    let headers = [("authorization", format!("bearer {t}")), ("x-user-id", "forged".into()), ("x-missing", "forged".into())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let a = w.call("/users/42?subject=forged&keep=1", &headers, NOW);
+    assert!(a.forwarded(), "{:?}", a.reply());
+    assert_eq!(a.stream.upstream_all("x-user-id"), ["42"]);
+    assert_eq!(a.stream.upstream("x-missing"), None, "a claim the token lacks: the client's copy is removed");
+    assert_eq!(a.stream.upstream(":path").as_deref(), Some("/users/42?keep=1&subject=user-1"));
 }
 
 #[test]
@@ -249,7 +246,7 @@ fn jti_replay_and_store_bounds() {
     let t = v["token"].as_str().unwrap();
     assert_eq!(code(&w.bearer(t)), "OK");
     assert_eq!(code(&w.bearer(t)), "A403SV Claim `jti` in JWT is used", "cached token, same jti");
-    let keys_before = w.store.key_count();
+    let keys_before = w.kit.store.key_count();
     // a token without jti
     let secret = URL_SAFE_NO_PAD.decode(v["jwk"]["k"].as_str().unwrap()).unwrap();
     use hmac::{Hmac, Mac};
@@ -269,7 +266,7 @@ fn jti_replay_and_store_bounds() {
     }
     assert_eq!(full, 0, "room for at least 64 live jtis");
     assert_eq!(code(&w.bearer(&mint(json!({"jti": "j7", "exp": 4102444800i64})))), "A403SV Claim `jti` in JWT is used");
-    assert_eq!(w.store.key_count(), keys_before);
+    assert_eq!(w.kit.store.key_count(), keys_before);
 }
 
 #[test]
@@ -279,35 +276,16 @@ fn jti_replay_across_threads() {
     data["preventJtiReplay"] = json!(true);
     let cfg = json!({ "plugins": [ { "name": "jwt", "type": "jwtAuth", "data": data } ],
                       "apis": [ { "name": "p", "method": "ANY", "path": "/*", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jwt" } ] } ] });
-    let gw = Arc::new(compile(cfg.to_string().as_bytes()).unwrap());
+    let gw = compile(cfg.to_string().as_bytes()).unwrap();
     let store = Arc::new(MemoryStore::new());
     let token = Arc::new(format!("Bearer {}", v["token"].as_str().unwrap()));
     let handles: Vec<_> = (0..8)
-        .map(|i| {
+        .map(|_| {
             let (gw, store, token) = (gw.clone(), store.clone(), token.clone());
             std::thread::spawn(move || {
-                // each thread is one Envoy worker VM: its own runtime, the shared store
-                let mut rt = Runtime::new(&gw.plugins, (i, i));
-                rt.ensure(&*store, [i as u8; 16]);
-                let nonces = NonceStore::new(gw.nonce_store);
-                let h = Headers::from_pairs(vec![(&b"authorization"[..], token.as_bytes())]);
-                let req = Request { method: b"GET", path: b"/x", headers: &h };
-                let routed = route(&gw, &req).unwrap();
-                let id = authenticate(&gw, &nonces, &req, &routed, None, &FixedClock(NOW), &*store).unwrap();
-                (0..5)
-                    .filter(|_| {
-                        run_plugins(
-                            &gw,
-                            &mut rt,
-                            &req,
-                            id,
-                            &FixedClock(NOW),
-                            &*store,
-                            &cagate_core::Ctx { request_id: "RID", body: None, stream: &cagate_core::NoStream, coarse: &FixedClock(NOW) },
-                        )
-                        .is_ok()
-                    })
-                    .count()
+                // each thread is one Envoy worker VM: its own engine, the shared store
+                let kit = Kit::sharing(gw, NOW, store);
+                (0..5).filter(|_| kit.get("/x", &[("authorization", &token)]).forwarded()).count()
             })
         })
         .collect();
@@ -320,15 +298,14 @@ fn cache_skips_verification_until_cleared() {
     let v = vectors().into_iter().find(|v| v["alg"] == "PS256").unwrap();
     let other = vectors().into_iter().find(|v| v["alg"] == "ES256").unwrap();
     let mut w = world(json!({ "parameter": "Authorization", "jwk": other["jwk"], "cacheSize": 2 }));
-    let state = w.rt.jwt[0].as_mut().unwrap();
-    state.remote_keys = Some(vec![Key::from_jwk(&v["jwk"]).unwrap()]);
+    w.kit.engine.runtime().borrow_mut().jwt[0].as_mut().unwrap().remote_keys = Some(vec![Key::from_jwk(&v["jwk"]).unwrap()]);
     let t = v["token"].as_str().unwrap();
     assert_eq!(code(&w.bearer(t)), "OK");
     // The key disappears without the cache being told: the cached verdict still stands...
-    w.rt.jwt[0].as_mut().unwrap().remote_keys = Some(vec![]);
+    w.kit.engine.runtime().borrow_mut().jwt[0].as_mut().unwrap().remote_keys = Some(vec![]);
     assert_eq!(code(&w.bearer(t)), "OK");
     // ...until the key set change clears it, as the adapter does.
-    w.rt.jwt[0].as_mut().unwrap().clear_cache();
+    w.kit.engine.runtime().borrow_mut().jwt[0].as_mut().unwrap().clear_cache();
     assert!(code(&w.bearer(t)).starts_with("A403JK"));
 }
 

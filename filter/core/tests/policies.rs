@@ -2,13 +2,21 @@
 //! accessControl natively: every request location, rule order, `${var}` substitution.
 
 use cagate_core::compile;
-use cagate_core::Headers;
-use cagate_core::NonceStore;
-use cagate_core::Runtime;
-use cagate_core::{authenticate, route, run_plugins, Ctx, Request};
-use cagate_core::{FixedClock, MemoryStore};
+use cagate_core::testkit::{Call, Kit};
 use serde_json::json;
 
+fn config(rules: &serde_json::Value, params: &serde_json::Value) -> String {
+    json!({
+        "apps": [ { "appId": 77, "appKey": "k", "appSecret": "s", "appCodes": ["C"] } ],
+        "plugins": [ { "name": "ac", "type": "accessControl", "data": { "parameters": params, "rules": rules } } ],
+        "apis": [ { "name": "thing", "method": "POST", "path": "/things/[thingId]", "appCodeAuth": "HEADER_QUERY",
+                    "stages": ["RELEASE", "TEST"], "authorizations": [ { "appId": 77 }, { "appId": 77, "stage": "TEST" } ],
+                    "plugins": [ { "plugin": "ac" } ] } ]
+    })
+    .to_string()
+}
+
+/// A POST from 192.0.2.4 through the engine; `$REQUEST_ID` in a rule is the id the request gets.
 fn decide(
     rules: serde_json::Value,
     params: serde_json::Value,
@@ -16,24 +24,18 @@ fn decide(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<(), (String, String)> {
-    let cfg = json!({
-        "apps": [ { "appId": 77, "appKey": "k", "appSecret": "s", "appCodes": ["C"] } ],
-        "plugins": [ { "name": "ac", "type": "accessControl", "data": { "parameters": params, "rules": rules } } ],
-        "apis": [ { "name": "thing", "method": "POST", "path": "/things/[thingId]", "appCodeAuth": "HEADER_QUERY",
-                    "stages": ["RELEASE", "TEST"], "authorizations": [ { "appId": 77 }, { "appId": 77, "stage": "TEST" } ],
-                    "plugins": [ { "plugin": "ac" } ] } ]
-    });
-    let gw = compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
-    let store = MemoryStore::new();
-    let mut rt = Runtime::new(&gw.plugins, (0, 0));
-    let h = Headers::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect());
-    let req = Request { method: b"POST", path: path.as_bytes(), headers: &h };
-    let routed = route(&gw, &req).map_err(|r| (r.error.code.to_string(), r.message.clone()))?;
-    assert_eq!(routed.needs_body, body.is_some() && h.get(b"content-type").is_some(), "Form: variables make the filter read a form body");
-    let id = authenticate(&gw, &NonceStore::new(gw.nonce_store), &req, &routed, body, &FixedClock(0), &store).unwrap();
-    let peer = cagate_core::FixedPeer("192.0.2.4:5555");
-    let ctx = Ctx { request_id: "REQ-1", body, stream: &peer, coarse: &FixedClock(0) };
-    run_plugins(&gw, &mut rt, &req, id, &FixedClock(0), &store, &ctx).map(|_| ()).map_err(|r| (r.error.code.to_string(), r.message.clone()))
+    // Every kit gives its requests the same ids: a first kit tells which one the request will get.
+    let request_id = Kit::new(&config(&json!([]), &json!({})), 0).next_request_id();
+    let rules: serde_json::Value = serde_json::from_str(&rules.to_string().replace("$REQUEST_ID", &request_id)).unwrap();
+    let kit = Kit::new(&config(&rules, &params), 0);
+    let o = kit.send(&Call { method: "POST", path, headers, body, peer: Some("192.0.2.4:5555"), ..Call::default() });
+    let form = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+    assert_eq!(o.read_body, body.is_some() && form, "Form: variables make the filter read a form body");
+    match o.code() {
+        None if o.forwarded() => Ok(()),
+        None => panic!("neither forwarded nor refused"),
+        Some(code) => Err((code, o.message().unwrap())),
+    }
 }
 
 #[test]
@@ -45,7 +47,7 @@ fn every_request_location() {
         "x0": "XFF:0", "xl": "XFF:-1"
     });
     let all = "$m = 'POST' and $p = '/things/中' and $h = 'k' and $q = 'a b' and $f = 'v' and $id = '中' and $app = 77 \
-               and $key = 'k' and $api = 'thing' and $stage = 'TEST' and $rid = 'REQ-1' and $ip = '192.0.2.4' \
+               and $key = 'k' and $api = 'thing' and $stage = 'TEST' and $rid = '$REQUEST_ID' and $ip = '192.0.2.4' \
                and $dom = 'example.com' and $ua = 'ua/1' and $x0 = '203.0.113.1' and $xl = '198.51.100.2'";
     let rules = json!([ { "name": "everything", "condition": all, "ifFalse": "DENY" } ]);
     let headers = [
@@ -100,19 +102,16 @@ fn bad_conditions_refuse_the_configuration_with_plugin_rule_and_position() {
 
 #[test]
 fn debug_info_names_the_api_stage_app_and_plugins() {
-    use cagate_core::{debug_info, Admission, Identity};
     let cfg = json!({ "stages": ["RELEASE", "TEST"],
+        "apps": [ { "appId": 10001, "appKey": "k", "appSecret": "s", "appCodes": ["C"] } ],
         "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } } ],
-        "apis": [ { "name": "thing", "method": "GET", "path": "/t", "authType": "ANONYMOUS", "stages": ["TEST"], "plugins": [ { "plugin": "lim" } ] } ] });
-    let gw = compile(cfg.to_string().as_bytes()).unwrap();
-    let a = Admission {
-        identity: Identity { api: 0, stage: 1, app: None, nonce: None },
-        claims: None,
-        edits: vec![],
-        traffic: None,
-        breaker: None,
-        rate_limit: None,
-        one_time: vec![],
-    };
-    assert_eq!(debug_info(&gw, &a, "10001", 57), "api=thing;stage=TEST;app=10001;plugins=trafficControl/lim;filterMicros=57");
+        "apis": [ { "name": "thing", "method": "GET", "path": "/t", "appCodeAuth": "HEADER", "stages": ["TEST"],
+                    "authorizations": [ { "appId": 10001, "stage": "TEST" } ], "plugins": [ { "plugin": "lim" } ] } ] });
+    let kit = Kit::new(&cfg.to_string(), 0);
+    let mut o = kit.get("/t", &[("authorization", "APPCODE C"), ("x-ca-stage", "TEST"), ("x-ca-request-mode", "debug")]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    kit.respond(&mut o, 200, &[], "via_upstream", b"");
+    // The kit's clock stands still: no time passed in the filter.
+    let info = o.stream.response_header("x-ca-debug-info");
+    assert_eq!(info.as_deref(), Some("api=thing;stage=TEST;app=10001;plugins=trafficControl/lim;filterMicros=0"));
 }

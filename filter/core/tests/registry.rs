@@ -3,8 +3,8 @@
 //! document merged with the static apps (conflicts refuse it as a whole), its authorizations, the
 //! refusal before a first document, and the shared-data protocol between VMs.
 
-use cagate_core::{app_registry, authenticate, compile, compile_with_env, route, sign, Algorithm, FixedClock, Gateway, Headers, MemoryStore};
-use cagate_core::{NonceStore, Request};
+use cagate_core::testkit::Kit;
+use cagate_core::{app_registry, compile, compile_with_env, sign, Algorithm, Gateway, MemoryStore};
 use serde_json::json;
 use std::time::Instant;
 
@@ -23,14 +23,12 @@ fn static_config() -> serde_json::Value {
 fn call(gw: &Gateway, key: &str, secret: &str) -> String {
     let sts = format!("GET\n\n\n\n\nx-ca-key:{key}\n/orders/1");
     let sig = sign(Algorithm::HmacSha256, secret.as_bytes(), sts.as_bytes());
-    let pairs: Vec<(&[u8], &[u8])> =
-        vec![(b"x-ca-key", key.as_bytes()), (b"x-ca-signature-headers", b"x-ca-key"), (b"x-ca-signature", sig.as_bytes())];
-    let h = Headers::from_pairs(pairs);
-    let req = Request { method: b"GET", path: b"/orders/1", headers: &h };
-    let routed = route(gw, &req).unwrap();
-    match authenticate(gw, &NonceStore::new(gw.nonce_store), &req, &routed, None, &FixedClock(NOW), &MemoryStore::new()) {
-        Ok(_) => "OK".into(),
-        Err(r) => r.error.code.into(),
+    let kit = Kit::from_gateway(gw.clone(), NOW);
+    let o = kit.get("/orders/1", &[("x-ca-key", key), ("x-ca-signature-headers", "x-ca-key"), ("x-ca-signature", &sig)]);
+    match o.code() {
+        _ if o.forwarded() => "OK".into(),
+        Some(code) => code,
+        None => panic!("neither forwarded nor refused: {:?}", o.reply()),
     }
 }
 

@@ -3,13 +3,11 @@
 //! validation messages, and real threads hammering the in-memory CAS store.
 
 use cagate_core::errors;
-use cagate_core::traffic_control::{admit, step, Dim, TrafficConfig, Unit};
-use cagate_core::Headers;
-use cagate_core::NonceStore;
-use cagate_core::{authenticate, route, run_plugins, Admission, Refusal, Request};
+use cagate_core::testkit::{Call, Kit, Outcome};
+use cagate_core::traffic_control::{admit, step, TrafficConfig, Unit};
+use cagate_core::PluginKind;
 use cagate_core::{compile, Gateway};
-use cagate_core::{FixedClock, MemoryStore, SharedStore};
-use cagate_core::{PluginKind, Runtime};
+use cagate_core::{MemoryStore, SharedStore};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,29 +37,23 @@ fn traffic_cfg(gw: &Gateway) -> &TrafficConfig {
     }
 }
 
-fn call(gw: &Gateway, rt: &mut Runtime, store: &MemoryStore, path: &str, headers: &[(&str, &str)], now: i64) -> Result<Admission, Refusal> {
-    let h = Headers::from_pairs(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect());
-    let req = Request { method: b"GET", path: path.as_bytes(), headers: &h };
-    let routed = route(gw, &req)?;
-    let nonces = NonceStore::new(gw.nonce_store);
-    let id = authenticate(gw, &nonces, &req, &routed, None, &FixedClock(now), store)?;
-    let peer = cagate_core::FixedPeer("192.0.2.10:40000");
-    run_plugins(
-        gw,
-        rt,
-        &req,
-        id,
-        &FixedClock(now),
-        store,
-        &cagate_core::Ctx { request_id: "RID", body: None, stream: &peer, coarse: &FixedClock(now) },
-    )
+/// A GET from 192.0.2.10 at `now`, through the engine.
+fn call(kit: &Kit, path: &str, headers: &[(&str, &str)], now: i64) -> Outcome {
+    kit.clock.0.set(now);
+    kit.send(&Call { method: "GET", path, headers, peer: Some("192.0.2.10:40000"), ..Call::default() })
 }
 
-fn code(r: &Result<Admission, Refusal>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.error.code,
+/// "OK" for a forwarded request, else the refusal's code.
+fn code(o: &Outcome) -> String {
+    if o.forwarded() {
+        return "OK".into();
     }
+    o.code().unwrap_or_else(|| panic!("neither forwarded nor refused: {:?}", o.reply()))
+}
+
+/// The client's refusal: its code, status and message.
+fn refusal(o: &Outcome) -> (String, u16, String) {
+    (code(o), o.status(), o.message().unwrap_or_default())
 }
 
 #[test]
@@ -142,46 +134,39 @@ fn specials_replace_defaults_and_dimensions_are_independent() {
         json!([]),
         json!([]),
     );
-    let store = MemoryStore::new();
-    let mut rt = Runtime::new(&gw.plugins, (0, 0));
-    let as_app = |code: &str| [("authorization", format!("APPCODE {code}"))];
-    let run = |c: &str, rt: &mut Runtime| {
-        let h = as_app(c);
-        let hs: Vec<(&str, &str)> = h.iter().map(|(a, b)| (*a, b.as_str())).collect();
-        call(&gw, rt, &store, "/orders", &hs, T0 + 1000)
-    };
-    assert_eq!(code(&run("C1", &mut rt)), "OK");
-    assert_eq!(code(&run("C1", &mut rt)), "OK");
-    let r = run("C1", &mut rt).unwrap_err();
-    assert_eq!((r.error.code, r.error.status), ("T429PA", 429));
-    assert_eq!(r.message, "Throttled by API Flow Control: APP limit 2 per MINUTE");
-    assert_eq!(r.throttled.map(|t| t.1), Some(Dim::App));
-    assert!(r.headers.contains(&("retry-after".into(), "59".to_string())), "{:?}", r.headers);
+    let kit = Kit::from_gateway(gw, T0);
+    let run = |c: &str| call(&kit, "/orders", &[("authorization", &format!("APPCODE {c}"))], T0 + 1000);
+    assert_eq!(code(&run("C1")), "OK");
+    assert_eq!(code(&run("C1")), "OK");
+    let r = run("C1");
+    assert_eq!((code(&r).as_str(), r.status()), ("T429PA", 429));
+    assert_eq!(r.message().unwrap(), "Throttled by API Flow Control: APP limit 2 per MINUTE");
+    assert_eq!(kit.stats.count("traffic.limits.APP.throttled"), 1, "throttled on the APP dimension");
+    assert_eq!(r.reply_header("retry-after").as_deref(), Some("59"), "{:?}", r.reply());
     // same owner: the user limit (4) is shared by 10001 and 10002
-    assert_eq!(code(&run("C2", &mut rt)), "OK");
-    assert_eq!(code(&run("C2", &mut rt)), "OK");
-    let r = run("C2", &mut rt).unwrap_err();
-    assert_eq!(r.message, "Throttled by API Flow Control: APP limit 2 per MINUTE");
+    assert_eq!(code(&run("C2")), "OK");
+    assert_eq!(code(&run("C2")), "OK");
+    let r = run("C2");
+    assert_eq!(r.message().unwrap(), "Throttled by API Flow Control: APP limit 2 per MINUTE");
     // 10003: its own special (3), its own user
     for _ in 0..3 {
-        assert_eq!(code(&run("C3", &mut rt)), "OK");
+        assert_eq!(code(&run("C3")), "OK");
     }
-    let r = run("C3", &mut rt).unwrap_err();
-    assert_eq!((r.error.code, r.message.as_str()), ("T429PR", "Throttled by PLUGIN Flow Control: APP limit 3 per MINUTE"));
+    let r = refusal(&run("C3"));
+    assert_eq!((r.0.as_str(), r.2.as_str()), ("T429PR", "Throttled by PLUGIN Flow Control: APP limit 3 per MINUTE"));
     // refusals took nothing: the API counter saw exactly the 7 admitted requests
-    let (v, _) = store.get("cagate.rl.limits.orders.API.-").unwrap();
+    let (v, _) = kit.store.get("cagate.rl.limits.orders.API.-").unwrap();
     assert_eq!(u64::from_le_bytes(v[8..16].try_into().unwrap()), 7);
 }
 
 #[test]
 fn user_limit_refusal_gives_the_app_count_back() {
     let gw = gateway(json!({ "unit": "HOUR", "apiDefault": 100, "userDefault": 1, "appDefault": 1 }), json!([]), json!([]));
-    let store = MemoryStore::new();
-    let mut rt = Runtime::new(&gw.plugins, (0, 0));
-    assert_eq!(code(&call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE C1")], T0)), "OK");
-    let r = call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE C2")], T0).unwrap_err();
-    assert_eq!(r.message, "Throttled by API Flow Control: USER limit 1 per HOUR");
-    let (v, _) = store.get("cagate.rl.limits.orders.APP.10002").unwrap();
+    let kit = Kit::from_gateway(gw, T0);
+    assert_eq!(code(&call(&kit, "/orders", &[("authorization", "APPCODE C1")], T0)), "OK");
+    let r = call(&kit, "/orders", &[("authorization", "APPCODE C2")], T0);
+    assert_eq!(r.message().unwrap(), "Throttled by API Flow Control: USER limit 1 per HOUR");
+    let (v, _) = kit.store.get("cagate.rl.limits.orders.APP.10002").unwrap();
     assert_eq!(u64::from_le_bytes(v[8..16].try_into().unwrap()), 0, "the app's count was given back");
 }
 
@@ -192,19 +177,20 @@ fn refused_earlier_consumes_no_quota_and_anonymous_counts_the_api_only() {
         json!([ { "name": "ips", "type": "ipControl", "data": { "type": "ALLOW", "resource": "XFF:-1", "items": [ { "blocks": ["203.0.113.0/24"] } ] } } ]),
         json!([ { "plugin": "ips" } ]),
     );
-    let store = MemoryStore::new();
-    let mut rt = Runtime::new(&gw.plugins, (0, 0));
-    let r = call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE C1"), ("x-forwarded-for", "203.0.113.5, 198.51.100.1")], T0);
+    let kit = Kit::from_gateway(gw, T0);
+    let r = call(&kit, "/orders", &[("authorization", "APPCODE C1"), ("x-forwarded-for", "203.0.113.5, 198.51.100.1")], T0);
     assert_eq!(code(&r), "A403IP");
-    let r = call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE nope")], T0);
+    let r = call(&kit, "/orders", &[("authorization", "APPCODE nope")], T0);
     assert_eq!(code(&r), "A400AC");
-    let a = call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE C1"), ("x-forwarded-for", "198.51.100.1, 203.0.113.5")], T0).unwrap();
-    let (_, dims, quota) = a.traffic.unwrap();
-    assert_eq!(dims, vec![Dim::Api]);
-    assert_eq!(quota.unwrap().headers()[1], ("ratelimit-remaining", "0".to_string()));
-    let r = call(&gw, &mut rt, &store, "/orders", &[("authorization", "APPCODE C2"), ("x-forwarded-for", "203.0.113.5")], T0).unwrap_err();
-    assert!(r.headers.contains(&("ratelimit-limit".into(), "1".to_string())));
-    assert_eq!(r.error, &errors::T429PA);
+    let mut a = call(&kit, "/orders", &[("authorization", "APPCODE C1"), ("x-forwarded-for", "198.51.100.1, 203.0.113.5")], T0);
+    assert!(a.forwarded(), "{:?}", a.reply());
+    let counted: Vec<usize> = ["API", "USER", "APP"].iter().map(|d| kit.stats.count(&format!("traffic.limits.{d}.admitted"))).collect();
+    assert_eq!(counted, [1, 0, 0], "only the API dimension has a limit");
+    kit.respond(&mut a, 200, &[], "via_upstream", b"");
+    assert_eq!(a.stream.response_header("ratelimit-remaining").as_deref(), Some("0"));
+    let r = call(&kit, "/orders", &[("authorization", "APPCODE C2"), ("x-forwarded-for", "203.0.113.5")], T0);
+    assert_eq!(r.reply_header("ratelimit-limit").as_deref(), Some("1"));
+    assert_eq!(code(&r), errors::T429PA.code);
 }
 
 #[test]

@@ -387,47 +387,34 @@ const PSS_TOKENS: &[(Alg, usize, &str)] = &[
 
 #[test]
 fn pss_tokens_with_another_salt_length_are_refused_by_the_plugin() {
-    use cagate_core::{authenticate, compile, route, run_plugins, Ctx, FixedClock, Headers, MemoryStore, NoStream, NonceStore, Request, Runtime};
+    use cagate_core::testkit::Kit;
     const NOW: i64 = 1_800_000_000_000;
     let jwk = json!({"kty": "RSA", "n": PSS_N, "e": "AQAB"});
     let cfg = json!({
         "plugins": [ { "name": "jwt", "type": "jwtAuth",
-                       "data": { "parameter": "Authorization", "parameterLocation": "header", "jwks": [ jwk ] } } ],
+                       "data": { "parameter": "Authorization", "parameterLocation": "header", "jwks": [ jwk ],
+                                 "claimParameters": [ { "claimName": "userId", "parameterName": "X-User-Id", "location": "header" } ] } } ],
         "apis": [ { "name": "profile", "method": "ANY", "path": "/users/[userId]", "authType": "ANONYMOUS",
                     "plugins": [ { "plugin": "jwt" } ] } ]
     });
-    let gw = compile(cfg.to_string().as_bytes()).unwrap_or_else(|p| panic!("{p:?}"));
-    let store = MemoryStore::new();
     let mut accepted = Vec::new();
     for &(alg, salt_len, sig) in PSS_TOKENS {
         let header = b64(format!(r#"{{"alg":"{alg:?}","typ":"JWT"}}"#).as_bytes());
         let token = format!("{header}.{PSS_PAYLOAD}.{sig}");
-        // A fresh runtime per token: no verified-token cache in between.
-        let mut rt = Runtime::new(&gw.plugins, (1, 2));
-        rt.ensure(&store, [5; 16]);
-        let mut nonces = NonceStore::new(gw.nonce_store);
-        nonces.ensure(&store, [5; 16]);
-        let auth = format!("Bearer {token}");
-        let h = Headers::from_pairs(vec![(b"authorization".as_slice(), auth.as_bytes())]);
-        let req = Request { method: b"GET", path: b"/users/42", headers: &h };
-        let clock = FixedClock(NOW);
-        let routed = route(&gw, &req).unwrap();
-        let id = authenticate(&gw, &nonces, &req, &routed, None, &clock, &store).unwrap();
-        let ctx = Ctx { request_id: "RID", body: None, stream: &NoStream, coarse: &clock };
-        let outcome = run_plugins(&gw, &mut rt, &req, id, &clock, &store, &ctx);
+        // A fresh engine per token: no verified-token cache in between.
+        let kit = Kit::new(&cfg.to_string(), NOW);
+        let outcome = kit.get("/users/42", &[("authorization", &format!("Bearer {token}"))]);
         let h_len = match alg {
             Alg::PS256 => 32,
             Alg::PS384 => 48,
             _ => 64,
         };
-        match outcome {
-            Ok(admission) => {
-                accepted.push((alg, salt_len));
-                assert_eq!(admission.claims.unwrap()["userId"], "42");
-            }
-            Err(e) => {
-                assert_eq!(format!("{} {}", e.error.code, e.message), "A403JT Invalid JWT: signature mismatch", "{alg:?} sLen {salt_len}");
-            }
+        if outcome.forwarded() {
+            accepted.push((alg, salt_len));
+            assert_eq!(outcome.stream.upstream("x-user-id").as_deref(), Some("42"), "the verified claim reaches the backend");
+        } else {
+            let refusal = format!("{} {}", outcome.code().unwrap(), outcome.message().unwrap());
+            assert_eq!(refusal, "A403JT Invalid JWT: signature mismatch", "{alg:?} sLen {salt_len}");
         }
         // Same key, same input: only the salt length decides.
         let key = Key::from_jwk(&jwk).unwrap();

@@ -93,6 +93,16 @@ impl Stats for StatsSink<'_> {
             Stat::BreakerOpened => m.breaker_opened(),
             Stat::BreakerRefused => m.breaker_refused(),
             Stat::NonceStoreFull => m.nonce_store_full(),
+            Stat::Request { api, stage, app, max_apps, code } => {
+                let (api_idx, api_name) = api.unwrap_or((u32::MAX, ""));
+                let (stage_idx, stage_name) = stage.unwrap_or((u32::MAX, ""));
+                m.request((api_idx, stage_idx), (api_name, stage_name), code);
+                if let Some((idx, id)) = app {
+                    m.app_request(idx, id, code, max_apps);
+                }
+            }
+            Stat::FilterMicros(us) => m.filter_micros(us),
+            Stat::BackendFailure(code) => m.backend_failure(code),
         }
     }
 }
@@ -118,6 +128,14 @@ pub(crate) struct Metrics {
     breaker_opened: Counter,
     breaker_refused: Counter,
     by_code: HashMap<&'static str, Counter>,
+    /// Every request once, by API, stage and the code the client got (`OK`: the backend answered).
+    requests: HashMap<(u32, u32, &'static str), Counter>,
+    /// By app and code, when the configuration asks for it; at most `max_apps` apps.
+    app_requests: HashMap<(u32, &'static str), Counter>,
+    backend_failures: HashMap<&'static str, Counter>,
+    jwks: HashMap<(u32, &'static str), Counter>,
+    filter_us: Option<u32>,
+    registry_age: Option<u32>,
     traffic: HashMap<(u32, &'static str, bool), Counter>,
     cluster: HashMap<(&'static str, &'static str), Counter>,
     registry: HashMap<&'static str, Counter>,
@@ -152,6 +170,12 @@ impl Metrics {
             breaker_opened: Counter::new("cagate.breaker_opened"),
             breaker_refused: Counter::new("cagate.breaker_refused"),
             by_code: HashMap::new(),
+            requests: HashMap::new(),
+            app_requests: HashMap::new(),
+            backend_failures: HashMap::new(),
+            jwks: HashMap::new(),
+            filter_us: hostcall::define_histogram("cagate.filter_us"),
+            registry_age: None,
             traffic: HashMap::new(),
             cluster: HashMap::new(),
             registry: HashMap::new(),
@@ -197,6 +221,55 @@ impl Metrics {
         self.by_code.entry(code).or_insert_with(|| Counter::new(&format!("cagate.refused.{code}"))).pending += 1;
     }
 
+    /// One request, counted once with the code the client got. Names are made stat-safe (a tag
+    /// regex splits them on dots).
+    pub(crate) fn request(&mut self, key: (u32, u32), names: (&str, &str), code: &'static str) {
+        self.requests
+            .entry((key.0, key.1, code))
+            .or_insert_with(|| Counter::new(&format!("cagate.requests.{}.{}.{code}", stat_safe(names.0), stat_safe(names.1))))
+            .pending += 1;
+    }
+
+    /// One request of an app; a new app past `max_apps` distinct ones is not counted (its requests
+    /// still are, by API).
+    pub(crate) fn app_request(&mut self, app: u32, app_id: &str, code: &'static str, max_apps: usize) {
+        if !self.app_requests.contains_key(&(app, code)) {
+            let apps = self.app_requests.keys().map(|(a, _)| *a).collect::<std::collections::HashSet<_>>();
+            if !apps.contains(&app) && apps.len() >= max_apps {
+                return;
+            }
+        }
+        self.app_requests.entry((app, code)).or_insert_with(|| Counter::new(&format!("cagate.app_requests.{}.{code}", stat_safe(app_id)))).pending +=
+            1;
+    }
+
+    pub(crate) fn backend_failure(&mut self, code: &'static str) {
+        self.backend_failures.entry(code).or_insert_with(|| Counter::new(&format!("cagate.backend_failures.{code}"))).pending += 1;
+    }
+
+    /// The filter's own time for one request (a histogram sample: one host call).
+    pub(crate) fn filter_micros(&mut self, us: u64) {
+        if let Some(id) = self.filter_us {
+            let _ = hostcall::record(id, us);
+        }
+    }
+
+    /// JWKS fetch results per plugin: ok, failed, refused.
+    pub(crate) fn jwks(&mut self, plugin_idx: u32, plugin: &str, result: &'static str) {
+        self.jwks.entry((plugin_idx, result)).or_insert_with(|| Counter::new(&format!("cagate.jwks.{}.{result}", stat_safe(plugin)))).pending += 1;
+    }
+
+    /// Seconds since the app registry last answered well (defined only where a registry is
+    /// configured: an Envoy without one exports no age).
+    pub(crate) fn registry_age(&mut self, seconds: u64) {
+        if self.registry_age.is_none() {
+            self.registry_age = hostcall::define_gauge("cagate.registry.age_seconds");
+        }
+        if let Some(id) = self.registry_age {
+            let _ = hostcall::record(id, seconds);
+        }
+    }
+
     pub(crate) fn breaker_opened(&mut self) {
         self.breaker_opened.pending += 1;
     }
@@ -215,8 +288,15 @@ impl Metrics {
         self.nonce_full.flush();
         self.breaker_opened.flush();
         self.breaker_refused.flush();
-        for c in self.by_code.values_mut().chain(self.traffic.values_mut()).chain(self.cluster.values_mut()).chain(self.registry.values_mut()) {
+        let all = self.by_code.values_mut().chain(self.traffic.values_mut()).chain(self.cluster.values_mut()).chain(self.registry.values_mut());
+        let more = self.requests.values_mut().chain(self.app_requests.values_mut()).chain(self.backend_failures.values_mut());
+        for c in all.chain(more).chain(self.jwks.values_mut()) {
             c.flush();
         }
     }
+}
+
+/// A name for a stat name segment: dots and anything outside `[A-Za-z0-9_-]` become `_`.
+fn stat_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }

@@ -51,6 +51,7 @@ mod abi {
         pub(super) fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
         pub(super) fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
         pub(super) fn proxy_get_property(path: *const u8, path_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
+        pub(super) fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
         pub(super) fn proxy_get_shared_data(key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize, cas: *mut u32) -> u32;
         pub(super) fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
         pub(super) fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, out: *mut u32) -> u32;
@@ -108,6 +109,9 @@ mod abi {
         NO_HOST
     }
     pub(super) unsafe fn proxy_get_property(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
+        NO_HOST
+    }
+    pub(super) unsafe fn proxy_set_property(_: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
         NO_HOST
     }
     pub(super) unsafe fn proxy_get_shared_data(_: *const u8, _: usize, _: *mut *mut u8, _: *mut usize, _: *mut u32) -> u32 {
@@ -237,6 +241,14 @@ pub(crate) fn property(path: &[&str]) -> Option<Vec<u8>> {
     }
 }
 
+/// Sets a property; Envoy keeps a top-level one as filter state named `wasm.<name>`, which the access
+/// log reads (`%FILTER_STATE(wasm.<name>:PLAIN)%`) and later filters see.
+pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
+    let joined = path.join("\0");
+    // SAFETY: valid slices for the duration of the call.
+    status(unsafe { abi::proxy_set_property(joined.as_ptr(), joined.len(), value.as_ptr(), value.len()) })
+}
+
 /// A shared-data value and its CAS; `None` if absent or on failure. An existing empty value comes
 /// back as an empty vector.
 pub(crate) fn shared(key: &str) -> Option<(Vec<u8>, u32)> {
@@ -259,6 +271,16 @@ pub(crate) fn define_counter(name: &str) -> Option<u32> {
     let mut id = 0u32;
     // SAFETY: valid slice and out-pointer for the duration of the call.
     match unsafe { abi::proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) } {
+        OK => Some(id),
+        _ => None,
+    }
+}
+
+/// A histogram's id.
+pub(crate) fn define_histogram(name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: valid slice and out-pointer for the duration of the call.
+    match unsafe { abi::proxy_define_metric(2, name.as_ptr(), name.len(), &mut id) } {
         OK => Some(id),
         _ => None,
     }

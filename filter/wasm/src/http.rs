@@ -73,7 +73,7 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        action(self.with(Flow::Continue, |x, s, _, io| x.on_response_body(&s.engine, io, body_size, end_of_stream)))
+        action(self.with(Flow::Continue, |x, s, svc, io| x.on_response_body(&s.engine, svc, io, body_size, end_of_stream)))
     }
 }
 
@@ -138,5 +138,9 @@ impl StreamIo for Io<'_> {
 
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32> {
         crate::cluster::send(self.ctx, call)
+    }
+
+    fn set_filter_state(&self, name: &str, value: &[u8]) {
+        let _ = hostcall::set_property(&[name], value);
     }
 }

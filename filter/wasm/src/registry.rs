@@ -6,7 +6,7 @@
 use crate::host::{HostClock, HostStore};
 use crate::hostcall::{self, Buffer, Map};
 use crate::State;
-use cagate_core::{app_registry, Clock, Gateway, RegistryInstall};
+use cagate_core::{app_registry, Clock, Gateway, RegistryInstall, SharedStore};
 use proxy_wasm::traits::Context;
 use std::rc::Rc;
 
@@ -106,7 +106,7 @@ impl Registry {
             app_registry::touch(&HostStore, now);
         }
         app_registry::release(&HostStore);
-        state.metrics.borrow_mut().registry_fetch(result);
+        fetched(state, result, now);
         true
     }
 
@@ -161,7 +161,7 @@ impl Registry {
                     None => {
                         let result = app_registry::publish(&HostStore, &doc, job.etag.as_deref(), HostClock.now_ms());
                         app_registry::release(&HostStore);
-                        state.metrics.borrow_mut().registry_fetch(if result.is_ok() { "changed" } else { "failed" });
+                        fetched(state, if result.is_ok() { "changed" } else { "failed" }, HostClock.now_ms());
                         if let Err(e) = result {
                             log::warn!("cagate: app registry: {e}; keeping the last good document");
                             return None;
@@ -192,4 +192,22 @@ fn refused(problems: &[cagate_core::Problem]) {
     for p in problems.iter().take(50) {
         log::warn!("cagate: app registry: {p}");
     }
+}
+
+/// Where the VM that fetched records when the registry last answered well (a new document, or 304):
+/// every VM reports the age from it.
+const GOOD_KEY: &str = "cagate.registry.good";
+
+/// A fetch's result, counted; a good one restarts the registry's age.
+fn fetched(state: &State, result: &'static str, now_ms: i64) {
+    state.metrics.borrow_mut().registry_fetch(result);
+    if result == "changed" || result == "unchanged" {
+        let _ = HostStore.set(GOOD_KEY, &now_ms.to_le_bytes(), 0);
+    }
+}
+
+/// Seconds since the registry last answered well (since `since_ms`, the configuration, before that).
+pub(crate) fn age_seconds(now_ms: i64, since_ms: i64) -> u64 {
+    let good = HostStore.get(GOOD_KEY).and_then(|(v, _)| <[u8; 8]>::try_from(v.get(..8)?).ok()).map(i64::from_le_bytes);
+    ((now_ms - good.unwrap_or(since_ms)).max(0) / 1000) as u64
 }

@@ -27,11 +27,13 @@ pub(crate) struct Root {
     registry: crate::registry::Registry,
     /// The tick runs at `INSTALL_TICK` (a registry document is being merged).
     fast_tick: bool,
+    /// When the configuration was installed (ms): the registry's age before its first good fetch.
+    configured_ms: i64,
 }
 
 impl Root {
     pub(crate) fn new() -> Self {
-        Root { state: None, fetches: Vec::new(), granting: Vec::new(), registry: Default::default(), fast_tick: false }
+        Root { state: None, fetches: Vec::new(), granting: Vec::new(), registry: Default::default(), fast_tick: false, configured_ms: 0 }
     }
 }
 
@@ -59,19 +61,24 @@ impl Context for Root {
         let status = hostcall::header(Map::HttpCallResponse, ":status");
         let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
         if status.as_deref() != Some(b"200") {
+            state.metrics.borrow_mut().jwks(idx, name, "failed");
             let shown = status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "no response".into());
             log::warn!("cagate: plugin {name}: JWKS fetch failed ({shown}); keeping the last good keys");
             return;
         }
         match remote::publish(&HostStore, name, HostClock.now_ms(), &body) {
             Ok(keys) => {
+                state.metrics.borrow_mut().jwks(idx, name, "ok");
                 log::info!("cagate: plugin {name}: JWKS loaded, {} key(s)", keys.len());
                 if let Some(Some(js)) = state.engine.runtime().borrow_mut().jwt.get_mut(idx as usize) {
                     js.remote_keys = Some(keys);
                     js.clear_cache();
                 }
             }
-            Err(e) => log::warn!("cagate: plugin {name}: JWKS refused ({e}); keeping the last good keys"),
+            Err(e) => {
+                state.metrics.borrow_mut().jwks(idx, name, "refused");
+                log::warn!("cagate: plugin {name}: JWKS refused ({e}); keeping the last good keys");
+            }
         }
     }
 
@@ -187,6 +194,7 @@ impl RootContext for Root {
             }
         }
         host::refresh_coarse_clock();
+        self.configured_ms = HostClock.now_ms();
         if let Err(e) = hostcall::set_tick_period(TICK) {
             log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed");
         }
@@ -196,6 +204,10 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         host::refresh_coarse_clock();
         let Some(state) = self.state.clone() else { return };
+        if state.engine.gateway.registry.is_some() {
+            let age = crate::registry::age_seconds(HostClock.now_ms(), self.configured_ms);
+            state.metrics.borrow_mut().registry_age(age);
+        }
         state.metrics.borrow_mut().flush();
         self.refresh_remote_keys(&state);
         self.grant_leases_ahead(&state);

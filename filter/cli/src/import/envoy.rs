@@ -64,7 +64,7 @@ fn seq(items: Vec<Value>) -> Value {
 pub(crate) fn bootstrap(config_json: &str, clusters: &Clusters, o: &Options<'_>) -> Result<String, String> {
     let boot = map([
         ("admin", map([("address", socket(o.admin))])),
-        ("stats_config", map([("stats_tags", stats_tags())])),
+        ("stats_config", stats_config()?),
         (
             "static_resources",
             map([
@@ -102,14 +102,12 @@ pub(crate) fn bootstrap(config_json: &str, clusters: &Clusters, o: &Options<'_>)
     Ok(head + &yaml)
 }
 
-/// Per-code refusal counters as tagged metrics, as in envoy/envoy.yaml.
-fn stats_tags() -> Value {
-    let tag = |name: &str, regex: &str| map([("tag_name", s(name)), ("regex", s(regex))]);
-    seq(vec![
-        tag("code", r"^wasmcustom\.cagate\.refused(\.(\w+))$"),
-        tag("plugin", r"^wasmcustom\.cagate\.traffic\.((.+)\.)(API|USER|APP)\.\w+$"),
-        tag("dimension", r"^wasmcustom\.cagate\.traffic\..+\.((API|USER|APP)\.)\w+$"),
-    ])
+/// The stats tags and the filter-time histogram's buckets, as in envoy/envoy.yaml: one list, in the
+/// repository's envoy/observability/.
+fn stats_config() -> Result<Value, String> {
+    let tags: Value = serde_yaml::from_str(include_str!("../../../../envoy/observability/stats-tags.json")).map_err(|e| e.to_string())?;
+    let buckets: Value = serde_yaml::from_str(include_str!("../../../../envoy/observability/histogram-buckets.json")).map_err(|e| e.to_string())?;
+    Ok(map([("stats_tags", tags), ("histogram_bucket_settings", buckets)]))
 }
 
 fn no_backend_route() -> Value {

@@ -53,6 +53,13 @@ pub struct StringToSign<'a> {
 
 impl<'a> StringToSign<'a> {
     pub fn build(req: &Signed<'a>) -> Self {
+        let (raw_path, query) = split_path(req.path);
+        StringToSign::build_split(req, raw_path, percent_decode(raw_path, false), query)
+    }
+
+    /// `build` over `req.path` already split into its raw path and query, the path decoded (the
+    /// gateway's request view does that once per request).
+    pub(crate) fn build_split(req: &Signed<'a>, raw_path: &'a [u8], decoded_path: Cow<'a, [u8]>, query: &[u8]) -> Self {
         let h = req.headers;
         let mut prefix = Vec::with_capacity(256);
         prefix.extend_from_slice(req.method);
@@ -81,10 +88,9 @@ impl<'a> StringToSign<'a> {
             prefix.push(b'\n');
         }
 
-        let (raw_path, query) = split_path(req.path);
         let mut tail = Vec::new();
         append_signed_parameters(query, req.form, &mut tail);
-        StringToSign { prefix, decoded_path: percent_decode(raw_path, false), raw_path, tail }
+        StringToSign { prefix, decoded_path, raw_path, tail }
     }
 
     /// The canonical (decoded-path) StringToSign, as reported to the client.
@@ -143,9 +149,18 @@ const ALWAYS_SIGNED: [&[u8]; 10] = [
     b"x-ca-nonce",
 ];
 
-/// The first signed value the request gives again differently, if any.
-pub(crate) fn repeated(req: &Signed<'_>) -> Option<Repeated> {
-    let h = req.headers;
+/// The first signed value the request gives again differently, if any; `query` is that of `req.path`.
+pub(crate) fn repeated(req: &Signed<'_>, query: &[u8]) -> Option<Repeated> {
+    repeated_header(req.headers).or_else(|| repeated_parameter(query, req.form))
+}
+
+fn repeated_header(h: &Headers<'_>) -> Option<Repeated> {
+    // Most requests give no header name twice (in any spelling): one pass over pairs settles it.
+    let names: Vec<&[u8]> = h.iter().map(|(n, _)| n).collect();
+    let twice = names.iter().enumerate().any(|(i, n)| names.get(i + 1..).unwrap_or_default().iter().any(|m| crate::wire::headers::same_name(m, n)));
+    if !twice {
+        return None;
+    }
     let differs = |name: &[u8]| {
         let mut values = h.spellings(name).map(trim);
         let first = values.next();
@@ -154,16 +169,26 @@ pub(crate) fn repeated(req: &Signed<'_>) -> Option<Repeated> {
     if let Some(name) = ALWAYS_SIGNED.iter().find(|n| differs(n)) {
         return Some(Repeated::Header(name.to_vec()));
     }
-    if let Some(list) = h.get(b"x-ca-signature-headers") {
-        if let Some(name) = list.split(|&b| b == b',').map(trim).find(|n| !n.is_empty() && differs(n)) {
-            return Some(Repeated::Header(name.to_vec()));
-        }
+    let list = h.get(b"x-ca-signature-headers")?;
+    list.split(|&b| b == b',').map(trim).find(|n| !n.is_empty() && differs(n)).map(|name| Repeated::Header(name.to_vec()))
+}
+
+/// Whether the names of a urlencoded string may hold a repeat: some name is given twice as sent, or a
+/// name is encoded (and two spellings could decode alike).
+fn may_repeat(src: &[u8]) -> bool {
+    let names: Vec<&[u8]> = src.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|p| p.split(|&b| b == b'=').next().unwrap_or(p)).collect();
+    names.iter().any(|n| n.contains(&b'%') || n.contains(&b'+'))
+        || names.iter().enumerate().any(|(i, n)| names.get(i + 1..).unwrap_or_default().contains(n))
+}
+
+fn repeated_parameter(query: &[u8], form: Option<&[u8]>) -> Option<Repeated> {
+    if form.is_none() && !may_repeat(query) {
+        return None;
     }
-    let (_, query) = split_path(req.path);
     let mut params = Vec::new();
     crate::wire::url::parse_urlencoded(query, &mut params);
     let in_query = params.len();
-    if let Some(form) = req.form {
+    if let Some(form) = form {
         crate::wire::url::parse_urlencoded(form, &mut params);
     }
     let mut order: Vec<usize> = (0..params.len()).collect();

@@ -4,6 +4,7 @@
 
 use crate::config::parameters::ParamLocation;
 use crate::config::router::Segment;
+use crate::plugins::system::SystemValue;
 use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -43,39 +44,8 @@ pub struct SystemParam {
     pub location: ParamLocation,
 }
 
-/// The system parameters Aliyun defines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SystemValue {
-    ClientIp,
-    RequestId,
-    AppId,
-    AppKey,
-    ApiName,
-    Stage,
-    Domain,
-    HttpSchema,
-    ClientUa,
-    RequestHandleTime,
-}
-
-/// Aliyun's names of the system parameters, in one place.
-pub(crate) const SYSTEM_PARAMETERS: &[(&str, SystemValue)] = &[
-    ("CaClientIp", SystemValue::ClientIp),
-    ("CaRequestId", SystemValue::RequestId),
-    ("CaAppId", SystemValue::AppId),
-    ("CaAppKey", SystemValue::AppKey),
-    ("CaApiName", SystemValue::ApiName),
-    ("CaStage", SystemValue::Stage),
-    ("CaDomain", SystemValue::Domain),
-    ("CaHttpSchema", SystemValue::HttpSchema),
-    ("CaClientUa", SystemValue::ClientUa),
-    ("CaRequestHandleTime", SystemValue::RequestHandleTime),
-];
-
 /// The names of the system parameters cagate supplies (for tools that write configurations).
-pub fn system_parameter_names() -> impl Iterator<Item = &'static str> {
-    SYSTEM_PARAMETERS.iter().map(|(n, _)| *n)
-}
+pub use crate::plugins::system::names as system_parameter_names;
 
 #[derive(Debug, Clone)]
 pub struct HttpBackend {
@@ -329,10 +299,9 @@ fn system(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Vec<SystemPa
         let backend = c.string(so, &p, "backendName", true);
         let loc = location(c, so, &p, "location");
         let system = name.and_then(|n| {
-            let found = SYSTEM_PARAMETERS.iter().find(|(s, _)| *s == n).map(|(_, v)| *v);
+            let found = SystemValue::parse(n);
             if found.is_none() {
-                let known: Vec<&str> = SYSTEM_PARAMETERS.iter().map(|(s, _)| *s).collect();
-                c.err(&join(&p, "name"), format!("unknown system parameter {n}: {}", known.join(", ")));
+                c.err(&join(&p, "name"), format!("unknown system parameter {n}: {}", SystemValue::known()));
             }
             found
         });

@@ -6,7 +6,7 @@
 use crate::apps::directory::{add_apps, App, Directory};
 use crate::auth::replay::NonceStoreConfig;
 use crate::config::backend;
-use crate::config::model::{Api, AppCodeAuth, AuthType, Gateway, Grant, Protocols};
+use crate::config::model::{Api, AppCodeAuth, AuthType, Gateway, Grant, MetricsSettings, Protocols};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
 use crate::plugins::conditions::VarSource;
@@ -36,6 +36,7 @@ const TOP_FIELDS: &[&str] = &[
     "cluster",
     "domains",
     "appRegistry",
+    "metrics",
 ];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const API_FIELDS: &[&str] = &[
@@ -86,6 +87,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     let registry = crate::apps::settings::parse_settings(&mut c, top);
     let cluster = crate::cluster::settings::parse(&mut c, top);
     let domains = domains(&mut c, top);
+    let metrics = metrics(&mut c, top);
 
     let app_ids: Vec<&str> = apps.apps.iter().map(|a: &App| a.id.as_str()).collect();
     let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
@@ -124,6 +126,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         max_body_bytes,
         max_url_bytes,
         max_hops,
+        metrics,
         has_cors: plugins.iter().any(|p| matches!(p.kind, PluginKind::Cors(_))),
         registry_loaded: false,
         registry,
@@ -284,6 +287,13 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         backend,
         reads_form,
     });
+}
+
+/// `metrics`: per-app request counters (off by default: apps can be 100,000), capped at `maxApps`
+/// distinct apps per VM.
+fn metrics(c: &mut Validator, top: &Map<String, Value>) -> MetricsSettings {
+    let Some(o) = top.get("metrics").and_then(|v| c.object(v, "metrics", &["perApp", "maxApps"])) else { return MetricsSettings::default() };
+    MetricsSettings { per_app: c.boolean(o, "metrics", "perApp", false), max_apps: c.integer(o, "metrics", "maxApps", 1000, 1, 100_000) as usize }
 }
 
 /// `domains`: the hosts the group answers (`I404DO` for any other); absent or empty: any host.

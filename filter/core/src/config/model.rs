@@ -68,6 +68,21 @@ pub struct Grant {
     pub expires_ms: Option<i64>,
 }
 
+/// What the gateway counts beyond per-API counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Requests by app and code (`cagate.app_requests.<appId>.<code>`).
+    pub per_app: bool,
+    /// At most this many distinct apps per VM get counters.
+    pub max_apps: usize,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings { per_app: false, max_apps: 1000 }
+    }
+}
+
 /// A compiled, valid configuration.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -85,6 +100,7 @@ pub struct Gateway {
     pub max_url_bytes: u64,
     /// Loop detection: refuse a request that already passed this many gateways (`None`: off).
     pub max_hops: Option<u64>,
+    pub metrics: MetricsSettings,
     /// Some cors plugin exists: preflights for unknown APIs answer `I404CO`.
     pub has_cors: bool,
     /// The apps: the static configuration's, and the registry's once a document has loaded.

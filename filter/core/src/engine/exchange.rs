@@ -2,10 +2,11 @@
 //! check needs it (trailers end it too), authenticate and admit, wait for cluster-mode checks, then
 //! answer locally (refusal, preflight, mock) or forward with the gateway's header edits.
 
+use super::record::{text, AuthKind, Record};
 use super::remote::{Answer, Remote};
 use super::{Engine, Flow, Services, Stat, StreamIo};
 use crate::config::backend::MockBackend;
-use crate::config::model::Gateway;
+use crate::config::model::{AuthType, Gateway};
 use crate::contract::errors::{self, ErrorCode};
 use crate::contract::names::REQUEST_ID_HEADER;
 use crate::contract::refusal::Refusal;
@@ -26,6 +27,9 @@ pub(super) struct Admitted {
     pub(super) app: Option<u32>,
     pub(super) claims: Option<crate::plugins::jwt::Claims>,
     pub(super) breaker: Option<(u32, String, crate::plugins::circuit_breaker::Pass)>,
+    /// What the bound errorMapping reads of the request itself (`System:CaDomain`, …), kept for the
+    /// response phase: empty (no allocation) when none is bound or it reads none.
+    pub(super) captured: Vec<(crate::plugins::system::SystemValue, String)>,
 }
 
 /// The state of one request (and its response) in the engine.
@@ -51,13 +55,16 @@ pub struct Exchange {
     pub(super) rewrite_body: Option<String>,
     /// errorMapping waiting for the backend's JSON body: (plugin index, backend status).
     pub(super) mapping: Option<(u32, u16)>,
-    /// Debug mode: when the request started (µs), then the X-Ca-Debug-Info value.
-    debug_start_us: Option<i64>,
+    /// Debug mode asked for (`X-Ca-Request-Mode: debug`); then the X-Ca-Debug-Info value.
+    debug: bool,
+    /// The access record, published once (`conclude`).
+    pub(super) record: Record,
+    concluded: bool,
     pub(super) debug_info: Option<String>,
 }
 
 fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
-    Request { method: h.get(b":method").unwrap_or_default(), path: h.get(b":path").unwrap_or_default(), headers: h }
+    Request::new(h.get(b":method").unwrap_or_default(), h.get(b":path").unwrap_or_default(), h)
 }
 
 /// Maps at most this large are replaced whole: one host call, measured cheaper than a call per
@@ -82,7 +89,9 @@ impl Exchange {
             admitted: None,
             rewrite_body: None,
             mapping: None,
-            debug_start_us: None,
+            debug: false,
+            record: Record::default(),
+            concluded: false,
             debug_info: None,
         }
     }
@@ -100,6 +109,35 @@ impl Exchange {
         x.reply(io, out.status, &headers, out.body.as_bytes())
     }
 
+    /// The request's outcome, once: its access record published as filter state (one host call),
+    /// the request counted by API, stage and code (`OK`: no gateway code), the filter's time recorded.
+    pub(super) fn conclude(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, status: u16) {
+        if self.concluded {
+            return;
+        }
+        self.concluded = true;
+        self.measure(svc);
+        self.record.status = status;
+        if let Some(peer) = io.peer_address() {
+            let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, Some(&peer), None);
+            self.record.client_ip = ip.map(|ip| ip.to_string());
+        }
+        let code = self.record.error.as_ref().map_or("OK", |(c, _)| c);
+        let api = self.record.api.and_then(|a| gw.api(a).map(|x| (a, x.name.as_str())));
+        let stage = self.record.stage.and_then(|s| gw.stages.get(s as usize).map(|x| (s, x.as_str())));
+        let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
+        svc.stats.record(Stat::Request { api, stage, app, max_apps: gw.metrics.max_apps, code });
+        svc.stats.record(Stat::FilterMicros(self.record.filter_us.max(0) as u64));
+        io.set_filter_state("cagate", self.record.to_json(gw, self.request_id()).as_bytes());
+    }
+
+    /// The filter's time for the request: from its headers to the decision (measured once).
+    fn measure(&mut self, svc: &Services<'_>) {
+        if self.record.filter_us == 0 && self.record.started_us != 0 {
+            self.record.filter_us = svc.clock.now_us().saturating_sub(self.record.started_us).max(1);
+        }
+    }
+
     /// The request is held: its decision is pending (body, remote checks) or the gateway answered. No
     /// request callback may let it continue then: continuing from a later callback would also release
     /// the headers the filter holds.
@@ -114,22 +152,28 @@ impl Exchange {
 
     pub fn on_request_headers(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, end_of_stream: bool) -> Flow {
         self.request_ended = end_of_stream;
+        self.record.started_us = svc.clock.now_us();
+        let gw = &engine.gateway;
         let head = io.request_headers();
         let Some(headers) = Headers::from_serialized(&head) else {
-            return self.refuse_code(svc, io, &errors::X500ER, "malformed header map from host");
+            return self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host");
         };
         let req = request(&headers);
-        let gw = &engine.gateway;
-        if headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug") {
-            self.debug_start_us = Some(svc.clock.now_us());
-        }
+        self.debug = headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug");
+        self.record.method = text(req.method);
+        // The path without its query: a query may carry an AppCode or a token.
+        self.record.path = text(req.raw_path);
+        self.record.envoy_request_id = headers.get(b"x-request-id").map(text);
+        self.record.client_nonce = headers.get(b"x-ca-nonce").map(text);
         let routed = match route(gw, &req) {
             Ok(r) => r,
             Err(r) => return self.refuse(gw, svc, io, &r),
         };
+        self.record.api = Some(routed.api);
+        self.record.stage = Some(routed.stage);
         self.cors = cors_headers(gw, &routed, &req);
         if routed.preflight {
-            return self.preflight(io);
+            return self.preflight(gw, svc, io);
         }
         if routed.needs_body && !end_of_stream {
             drop(headers);
@@ -138,7 +182,7 @@ impl Exchange {
             return Flow::Pause;
         }
         let body: Option<&[u8]> = if routed.needs_body { Some(&[]) } else { None };
-        self.decide(engine, svc, io, &headers, routed, body)
+        self.decide(engine, svc, io, &req, routed, body)
     }
 
     pub fn on_request_body(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
@@ -146,9 +190,10 @@ impl Exchange {
         if self.pending.is_none() {
             return if self.holds_request() { Flow::Pause } else { Flow::Continue };
         }
-        if body_size as u64 > engine.gateway.max_body_bytes {
+        let gw = &engine.gateway;
+        if body_size as u64 > gw.max_body_bytes {
             self.pending = None;
-            return self.refuse_code(svc, io, &errors::I413RL, "body over maxBodyBytes");
+            return self.refuse_code(gw, svc, io, &errors::I413RL, "body over maxBodyBytes");
         }
         if !end_of_stream {
             return Flow::Pause; // keep buffering
@@ -169,27 +214,39 @@ impl Exchange {
     /// Decides a request whose body is complete.
     fn decide_with_body(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
         let Some(routed) = self.pending.take() else { return Flow::Continue };
-        let limit = usize::try_from(engine.gateway.max_body_bytes).unwrap_or(usize::MAX);
+        let gw = &engine.gateway;
+        let limit = usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX);
         let body = io.request_body(limit.saturating_add(1));
         if body.len() > limit {
-            return self.refuse_code(svc, io, &errors::I413RL, "body over maxBodyBytes");
+            return self.refuse_code(gw, svc, io, &errors::I413RL, "body over maxBodyBytes");
         }
         let head = std::mem::take(&mut self.head);
         let Some(headers) = Headers::from_serialized(&head) else {
-            return self.refuse_code(svc, io, &errors::X500ER, "malformed header map from host");
+            return self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host");
         };
-        self.decide(engine, svc, io, &headers, routed, Some(&body))
+        self.decide(engine, svc, io, &request(&headers), routed, Some(&body))
     }
 
     /// Authenticates with the head and, if needed, the body; then replies, admits, or sends the
     /// cluster-mode checks.
-    fn decide(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, headers: &Headers<'_>, routed: Routed, body: Option<&[u8]>) -> Flow {
+    fn decide(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, req: &Request<'_>, routed: Routed, body: Option<&[u8]>) -> Flow {
         let gw = &engine.gateway;
-        let req = request(headers);
+        let headers = req.headers;
         let rid = self.request_id;
         let ctx = Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, stream: io, coarse: svc.coarse };
-        let admitted = authenticate(gw, &engine.nonces, &req, &routed, body, svc.coarse, svc.store)
-            .and_then(|id| run_plugins(gw, &mut engine.runtime.borrow_mut(), &req, id, svc.clock, svc.store, &ctx));
+        self.record.auth = gw.api(routed.api).map(|api| match api.auth {
+            AuthType::Anonymous => AuthKind::Anonymous,
+            _ if headers.contains(b"x-ca-key") => AuthKind::Signature,
+            _ => AuthKind::AppCode,
+        });
+        let admitted = authenticate(gw, &engine.nonces, req, &routed, body, svc.coarse, svc.store)
+            .and_then(|id| run_plugins(gw, &mut engine.runtime.borrow_mut(), req, id, svc.clock, svc.store, &ctx));
+        if let Ok(a) = &admitted {
+            self.record.app = a.identity.app;
+            if a.claims.is_some() && self.record.auth == Some(AuthKind::Anonymous) {
+                self.record.auth = Some(AuthKind::Jwt);
+            }
+        }
         match admitted {
             Ok(a) if a.rate_limit.is_some() || !a.one_time.is_empty() => {
                 let remote = Remote::start(engine, svc, io, a);
@@ -197,7 +254,7 @@ impl Exchange {
                 self.finish_remote(engine, svc, io)
             }
             Ok(a) => match gw.mock_reply(a.identity.api) {
-                Some(mock) => self.mock(svc, io, mock),
+                Some(mock) => self.mock(gw, svc, io, mock),
                 None => self.admit(engine, svc, io, headers, &a),
             },
             Err(r) => self.refuse(gw, svc, io, &r),
@@ -225,11 +282,11 @@ impl Exchange {
             return self.refuse(gw, svc, io, r);
         }
         if let Some(mock) = gw.mock_reply(remote.admission.identity.api) {
-            return self.mock(svc, io, mock);
+            return self.mock(gw, svc, io, mock);
         }
         let head = io.request_headers();
         let Some(headers) = Headers::from_serialized(&head) else {
-            return self.refuse_code(svc, io, &errors::X500ER, "malformed header map from host");
+            return self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host");
         };
         let _ = self.admit(engine, svc, io, &headers, &remote.admission);
         if remote.quota.is_some() {
@@ -243,6 +300,8 @@ impl Exchange {
         let app = r.app.and_then(|a| gw.app(a)).map_or("-", |a| a.id.as_str());
         log::debug!("cagate: refused request_id={} code={} app={} cause={}", self.request_id(), r.error.code, app, r.cause);
         svc.stats.record(Stat::Refused(r.error.code));
+        self.record.error = Some((r.error.code, r.message.clone()));
+        self.record.app = self.record.app.or(r.app);
         if r.error.code == errors::X503BZ.code {
             svc.stats.record(Stat::NonceStoreFull);
         }
@@ -257,14 +316,17 @@ impl Exchange {
         let cors = std::mem::take(&mut self.cors);
         let headers: Vec<(&str, &str)> =
             out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
+        self.conclude(gw, svc, io, out.status);
         self.reply(io, out.status, &headers, out.body.as_bytes())
     }
 
-    fn refuse_code(&mut self, svc: &Services<'_>, io: &dyn StreamIo, error: &'static ErrorCode, cause: &'static str) -> Flow {
+    fn refuse_code(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, error: &'static ErrorCode, cause: &'static str) -> Flow {
         svc.stats.record(Stat::Refused(error.code));
         let r = Refusal::new(error, &[], cause);
+        self.record.error = Some((error.code, r.message.clone()));
         let out = reply_for(&r, self.request_id());
         let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+        self.conclude(gw, svc, io, out.status);
         self.reply(io, out.status, &headers, out.body.as_bytes())
     }
 
@@ -278,17 +340,19 @@ impl Exchange {
     }
 
     /// Answers a CORS preflight (no authentication: browsers send none).
-    fn preflight(&mut self, io: &dyn StreamIo) -> Flow {
+    fn preflight(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
         let rid = self.request_id;
         let cors = std::mem::take(&mut self.cors);
         let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
         headers.extend(cors.iter().map(|(n, v)| (*n, v.as_str())));
+        self.conclude(gw, svc, io, 200);
         self.reply(io, 200, &headers, b"")
     }
 
     /// An API whose backend is a mock: the gateway answers, as Aliyun's mock does.
-    fn mock(&mut self, svc: &Services<'_>, io: &dyn StreamIo, m: &MockBackend) -> Flow {
+    fn mock(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, m: &MockBackend) -> Flow {
         svc.stats.record(Stat::Allowed);
+        self.conclude(gw, svc, io, m.status);
         let rid = self.request_id;
         let cors = std::mem::take(&mut self.cors);
         let mut headers: Vec<(&str, &str)> = vec![(REQUEST_ID_HEADER, std::str::from_utf8(&rid).unwrap_or(""))];
@@ -309,9 +373,12 @@ impl Exchange {
             .collect();
         edit_upstream_headers(io, head, &edits);
         svc.stats.record(Stat::Allowed);
-        if let (Some(start), Some(app)) = (self.debug_start_us, a.identity.app.and_then(|i| gw.app(i))) {
-            let elapsed = svc.clock.now_us().saturating_sub(start).max(0) as u64;
-            self.debug_info = Some(debug_info(gw, a, &app.id, elapsed));
+        self.measure(svc);
+        // What the backend receives (without the query, as `path`).
+        let forwarded = a.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.as_deref());
+        self.record.backend_path = Some(forwarded.map_or_else(|| self.record.path.clone(), |p| text(crate::wire::url::split_path(p).0)));
+        if let (true, Some(app)) = (self.debug, a.identity.app.and_then(|i| gw.app(i))) {
+            self.debug_info = Some(debug_info(gw, a, &app.id, self.record.filter_us.max(0) as u64));
         }
         self.admitted = Some(Admitted {
             api: a.identity.api,
@@ -319,6 +386,7 @@ impl Exchange {
             app: a.identity.app,
             claims: a.claims.clone(),
             breaker: a.breaker.clone(),
+            captured: crate::request::vars::captured_for_mapping(gw, &a.identity, head, svc.coarse),
         });
         if let Some((idx, dims, quota)) = &a.traffic {
             let name = gw.plugins.get(*idx as usize).map_or("", |p| p.name.as_str());

@@ -6,6 +6,7 @@
 //! these events; native tests drive the same engine with in-memory hosts (`testkit`).
 
 mod exchange;
+mod record;
 mod remote;
 mod response;
 #[cfg(any(test, feature = "test-kit"))]
@@ -52,6 +53,20 @@ pub enum Stat<'a> {
     BreakerOpened,
     BreakerRefused,
     NonceStoreFull,
+    /// Every request once, when its outcome is known: the API and stage (index, name) when routed,
+    /// the app when per-app counting is on (`max_apps` distinct ones at most), and the code the
+    /// client got (`OK`: the gateway added none).
+    Request {
+        api: Option<(u32, &'a str)>,
+        stage: Option<(u32, &'a str)>,
+        app: Option<(u32, &'a str)>,
+        max_apps: usize,
+        code: &'static str,
+    },
+    /// The filter's own time for a request, from its headers to the decision.
+    FilterMicros(u64),
+    /// Envoy answered in place of a backend that failed (`D…` codes, `X504TO`, ...).
+    BackendFailure(&'static str),
 }
 
 /// Where stats go.
@@ -92,6 +107,8 @@ pub trait StreamIo: Stream {
     fn set_response_body(&self, size: usize, body: &[u8]);
     /// Sends a gRPC call; its answer comes back as `Exchange::on_grpc_answer` with the token.
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32>;
+    /// Publishes a value for the access log and later filters (Envoy filter state `wasm.<name>`).
+    fn set_filter_state(&self, _name: &str, _value: &[u8]) {}
 }
 
 /// Seeds from the host's randomness, taken once per configuration.

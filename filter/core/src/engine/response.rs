@@ -44,7 +44,7 @@ impl Exchange {
         };
         self.report_to_breaker(engine, svc, backend_failed);
         if self.replied {
-            return Flow::Pause; // replaced whole by the gateway's reply
+            return Flow::Pause; // replaced whole by the gateway's reply (concluded then)
         }
         let mapping = self.admitted.as_ref().and_then(|a| gw.bound(a.api, a.stage).mapping);
         let mut flow = Flow::Continue;
@@ -60,15 +60,20 @@ impl Exchange {
                     self.mapping = Some((idx, status));
                     flow = Flow::Pause;
                 } else {
-                    self.apply_mapping(engine, io, cfg, status, None);
+                    let mapped = self.apply_mapping(engine, io, cfg, status, None);
+                    self.conclude(gw, svc, io, mapped.unwrap_or(status));
                 }
             }
+        }
+        if flow == Flow::Continue {
+            let status = gateway_code.map_or(status, |c| c.status);
+            self.conclude(gw, svc, io, status);
         }
         self.add_response_headers(io);
         flow
     }
 
-    pub fn on_response_body(&mut self, engine: &Engine, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
+    pub fn on_response_body(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
         if self.rewrite_body.is_some() {
             if !end_of_stream {
                 return Flow::Pause;
@@ -83,6 +88,7 @@ impl Exchange {
         };
         if body_size > cfg.max_body {
             self.mapping = None; // larger than announced: stream it through untouched
+            self.conclude(&engine.gateway, svc, io, status);
             return Flow::Continue;
         }
         if !end_of_stream {
@@ -91,7 +97,8 @@ impl Exchange {
         self.mapping = None;
         let body = io.response_body(body_size);
         let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        self.apply_mapping(engine, io, cfg, status, doc.as_ref());
+        let mapped = self.apply_mapping(engine, io, cfg, status, doc.as_ref());
+        self.conclude(&engine.gateway, svc, io, mapped.unwrap_or(status));
         Flow::Continue
     }
 
@@ -125,12 +132,14 @@ impl Exchange {
         let host = self.admitted.as_ref().and_then(|a| engine.gateway.backend_host(a.api, a.stage));
         let r = Refusal { message: backend_failure::message(code, reason, host), ..Refusal::new(code, &[], "backend failure") };
         log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.request_id(), code.code);
-        svc.stats.record(Stat::Refused(code.code));
+        svc.stats.record(Stat::BackendFailure(code.code));
+        self.record.error = Some((code.code, r.message.clone()));
         let out = reply_for(&r, self.request_id());
         if end_of_stream {
             // A reply with no body (Envoy's own, say cluster_not_found) cannot be given one from
             // here: it is replaced whole, before anything of it went downstream.
             let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+            self.conclude(&engine.gateway, svc, io, out.status);
             let _ = self.reply(io, out.status, &headers, out.body.as_bytes());
             return;
         }
@@ -155,24 +164,25 @@ impl Exchange {
         }
     }
 
-    fn apply_mapping(&mut self, engine: &Engine, io: &dyn StreamIo, cfg: &MappingConfig, status: u16, body: Option<&serde_json::Value>) {
-        let Some(adm) = &self.admitted else { return };
-        let gw = &engine.gateway;
-        let rid = self.request_id().to_string();
-        let system = |name: &str| match name {
-            "CaAppId" => adm.app.and_then(|a| gw.app(a)).map(|a| a.id.clone()),
-            "CaApiName" => gw.api(adm.api).map(|a| a.name.clone()),
-            "CaStage" => gw.stages.get(adm.stage as usize).cloned(),
-            "CaRequestId" => Some(rid.clone()),
-            _ => None,
-        };
-        let response = error_mapping::Response { status, stream: io, error_code: None, body, claims: adm.claims.as_deref(), system: &system };
-        if let Some((new_status, message)) = error_mapping::apply(cfg, &response) {
-            io.set_response_header(":status", Some(new_status.to_string().as_bytes()));
-            if let Some(m) = message {
-                io.set_response_header(ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
-            }
+    /// errorMapping on a backend response; the new status, if it mapped it.
+    fn apply_mapping(
+        &mut self,
+        engine: &Engine,
+        io: &dyn StreamIo,
+        cfg: &MappingConfig,
+        status: u16,
+        body: Option<&serde_json::Value>,
+    ) -> Option<u16> {
+        let adm = self.admitted.as_ref()?;
+        let seen = crate::plugins::system::Seen::Captured(&adm.captured);
+        let system = crate::request::vars::known(&engine.gateway, (adm.api, adm.stage, adm.app), seen, io, self.request_id());
+        let response = error_mapping::Response { status, stream: io, body, claims: adm.claims.as_deref(), system: &system };
+        let (new_status, message) = error_mapping::apply(cfg, &response)?;
+        io.set_response_header(":status", Some(new_status.to_string().as_bytes()));
+        if let Some(m) = message {
+            io.set_response_header(ERROR_MESSAGE_HEADER, Some(m.as_bytes()));
         }
+        Some(new_status)
     }
 }
 

@@ -3,12 +3,15 @@
 //! tests, the hot-path example and the fuzz driver run a request exactly as the adapter does.
 //! Behind the `test-kit` feature: none of it is in a build of the filter.
 
-use super::{Answer, Engine, Exchange, Flow, Seeds, Services, Stat, Stats, StreamIo};
+use super::{Answer, Engine, Exchange, Flow, LeaseBook, Seeds, Services, Stat, Stats, StreamIo};
 use crate::config::compile::compile;
+use crate::config::model::Gateway;
 use crate::host::{Clock, MemoryStore, Stream};
+use crate::plugins::registry::Runtime;
 use crate::request::remote::GrpcCall;
 use crate::wire::headers::{serialize, Headers};
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 
 /// A clock the test sets (and moves).
 #[derive(Debug, Default)]
@@ -40,6 +43,11 @@ impl Stats for Tally {
             Stat::BreakerOpened => "breaker_opened".to_string(),
             Stat::BreakerRefused => "breaker_refused".to_string(),
             Stat::NonceStoreFull => "nonce_store_full".to_string(),
+            Stat::Request { api, stage, code, .. } => {
+                format!("requests.{}.{}.{code}", api.map_or("", |(_, n)| n), stage.map_or("", |(_, n)| n))
+            }
+            Stat::FilterMicros(_) => "filter_us".to_string(),
+            Stat::BackendFailure(code) => format!("backend_failures.{code}"),
         };
         self.0.borrow_mut().push(name);
     }
@@ -66,6 +74,9 @@ pub struct MemoryStream {
     pub response_body: RefCell<Vec<u8>>,
     pub details: Vec<u8>,
     pub calls: RefCell<Vec<(u32, GrpcCall)>>,
+    /// Header maps the engine handed that do not parse (the host refuses them): always 0 unless
+    /// the engine has a bug.
+    pub bad_maps: Cell<usize>,
 }
 
 impl MemoryStream {
@@ -107,7 +118,10 @@ impl StreamIo for MemoryStream {
     }
 
     fn set_request_headers(&self, serialized: &[u8]) -> bool {
-        let Some(h) = Headers::from_serialized(serialized) else { return false };
+        let Some(h) = Headers::from_serialized(serialized) else {
+            self.bad_maps.set(self.bad_maps.get() + 1);
+            return false;
+        };
         *self.request.borrow_mut() = h.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
         true
     }
@@ -172,16 +186,36 @@ impl StreamIo for MemoryStream {
 pub struct Call<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    /// Header names are lower-cased, as Envoy's codecs hand them to filters.
     pub headers: &'a [(&'a str, &'a str)],
     pub body: Option<&'a [u8]>,
     pub peer: Option<&'a str>,
+    /// The body comes in this many data frames (0 and 1: one).
+    pub pieces: usize,
+    /// Trailers end the request (after the body, if any; then no data frame ends it).
+    pub trailers: bool,
+}
+
+/// How a request's events come after its headers, as Envoy's callbacks would bring them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// A body follows the headers: the whole of the stream's `body`, empty or not.
+    pub body: bool,
+    /// In this many data frames (0 and 1: one).
+    pub pieces: usize,
+    /// Trailers end the request (then no data frame ends it).
+    pub trailers: bool,
 }
 
 /// What became of a request: the engine's flow on the last request event, its exchange and stream.
+#[derive(Debug)]
 pub struct Outcome {
     pub flow: Flow,
     pub exchange: Exchange,
     pub stream: MemoryStream,
+    /// The engine held the request at its headers to read the body before deciding (the API checks
+    /// the body, and one was coming).
+    pub read_body: bool,
 }
 
 impl Outcome {
@@ -194,9 +228,19 @@ impl Outcome {
         self.reply().map_or(200, |r| r.status)
     }
 
+    /// A header of the local reply.
+    pub fn reply_header(&self, name: &str) -> Option<String> {
+        self.reply().and_then(|r| r.headers.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+    }
+
     /// `X-Ca-Error-Code` of a local reply.
     pub fn code(&self) -> Option<String> {
-        self.reply().and_then(|r| r.headers.into_iter().find(|(n, _)| n == "x-ca-error-code").map(|(_, v)| v))
+        self.reply_header("x-ca-error-code")
+    }
+
+    /// `X-Ca-Error-Message` of a local reply.
+    pub fn message(&self) -> Option<String> {
+        self.reply_header("x-ca-error-message")
     }
 
     /// Admitted and forwarded (the flow continued, or the request was resumed after its remote checks).
@@ -208,7 +252,8 @@ impl Outcome {
 /// The engine wired with in-memory hosts.
 pub struct Kit {
     pub engine: Engine,
-    pub store: MemoryStore,
+    /// Envoy's shared data; an `Arc` so that kits on several threads (Envoy's workers) share it.
+    pub store: Arc<MemoryStore>,
     pub clock: TestClock,
     pub stats: Tally,
 }
@@ -218,16 +263,54 @@ impl Kit {
     #[allow(clippy::panic)]
     pub fn new(config: &str, now_ms: i64) -> Kit {
         let gateway = compile(config.as_bytes()).unwrap_or_else(|p| panic!("configuration refused: {p:?}"));
-        let store = MemoryStore::new();
-        let engine = Engine::new(gateway, Seeds::default(), &store);
+        Kit::from_gateway(gateway, now_ms)
+    }
+
+    /// A kit around a compiled configuration (a registry document merged into it, a fuzzed one).
+    pub fn from_gateway(gateway: Gateway, now_ms: i64) -> Kit {
+        Kit::sharing(gateway, now_ms, Arc::new(MemoryStore::new()))
+    }
+
+    /// Another VM on the same shared data: one kit per thread is one Envoy worker each.
+    pub fn sharing(gateway: Gateway, now_ms: i64, store: Arc<MemoryStore>) -> Kit {
+        let engine = Engine::new(gateway, Seeds::default(), &*store);
         Kit { engine, store, clock: TestClock(Cell::new(now_ms)), stats: Tally::default() }
     }
 
     pub fn services(&self) -> Services<'_> {
-        Services { clock: &self.clock, coarse: &self.clock, store: &self.store, stats: &self.stats }
+        Services { clock: &self.clock, coarse: &self.clock, store: &*self.store, stats: &self.stats }
     }
 
-    /// Runs a request's events as the adapter does: headers, then (if any) the body in one piece.
+    /// Forgets what earlier requests left: a fresh shared store, the JWT caches, the cluster-mode
+    /// leases and the stats counted (the fuzz driver, input after input on one VM).
+    pub fn forget(&mut self) {
+        self.store = Arc::new(MemoryStore::new());
+        for state in self.engine.runtime.borrow_mut().jwt.iter_mut().flatten() {
+            state.clear_cache();
+        }
+        *self.engine.leases.borrow_mut() = LeaseBook::default();
+        self.stats.0.borrow_mut().clear();
+    }
+
+    /// Another configuration on this kit's VM, without the cost of a new engine (a fuzz target's
+    /// configuration per input): the gateway, and a runtime for its plugins, are new; the nonce
+    /// store (named for the first configuration) and the request ids are kept, and no key is created
+    /// in the shared store (a key read before it exists reads as empty, as in a fresh store).
+    pub fn reconfigure(&mut self, gateway: Gateway) {
+        *self.engine.runtime.borrow_mut() = Runtime::new(&gateway.plugins, Seeds::default().caches);
+        *self.engine.leases.borrow_mut() = LeaseBook::default();
+        self.engine.gateway = gateway;
+    }
+
+    /// The request id the next request gets (ids come from a fixed seed: every kit's requests get
+    /// the same ids in the same order).
+    pub fn next_request_id(&self) -> String {
+        let id = self.engine.ids.borrow().clone().next_id();
+        String::from_utf8_lossy(&id).into_owned()
+    }
+
+    /// Runs a request's events as the adapter does: headers, then the body (if any, in `pieces`
+    /// data frames), then trailers (if `trailers`).
     pub fn send(&self, call: &Call<'_>) -> Outcome {
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
             vec![(b":method".to_vec(), call.method.as_bytes().to_vec()), (b":path".to_vec(), call.path.as_bytes().to_vec())];
@@ -238,13 +321,30 @@ impl Kit {
             peer: call.peer.map(str::to_string),
             ..MemoryStream::default()
         };
+        self.run(stream, Delivery { body: call.body.is_some(), pieces: call.pieces, trailers: call.trailers })
+    }
+
+    /// Runs the request a stream holds (its header map as the host has it, its body, its peer): the
+    /// headers event, then what `delivery` says comes after them.
+    pub fn run(&self, stream: MemoryStream, delivery: Delivery) -> Outcome {
         let mut exchange = self.engine.exchange();
         let svc = self.services();
-        let mut flow = exchange.on_request_headers(&self.engine, &svc, &stream, call.body.is_none());
-        if let Some(body) = call.body {
-            flow = exchange.on_request_body(&self.engine, &svc, &stream, body.len(), true);
+        let ends_at_headers = !delivery.body && !delivery.trailers;
+        let mut flow = exchange.on_request_headers(&self.engine, &svc, &stream, ends_at_headers);
+        let read_body = !ends_at_headers && flow == Flow::Pause && stream.reply.borrow().is_none() && stream.calls.borrow().is_empty();
+        if delivery.body {
+            let pieces = delivery.pieces.max(1);
+            let len = stream.body.len();
+            for i in 1..=pieces {
+                let received = if i == pieces { len } else { len / pieces * i };
+                let end = i == pieces && !delivery.trailers;
+                flow = exchange.on_request_body(&self.engine, &svc, &stream, received, end);
+            }
         }
-        Outcome { flow, exchange, stream }
+        if delivery.trailers {
+            flow = exchange.on_request_trailers(&self.engine, &svc, &stream);
+        }
+        Outcome { flow, exchange, stream, read_body }
     }
 
     /// A request with no body.
@@ -267,7 +367,7 @@ impl Kit {
         let svc = self.services();
         let flow = o.exchange.on_response_headers(&self.engine, &svc, &o.stream, body.is_empty());
         if !body.is_empty() {
-            return o.exchange.on_response_body(&self.engine, &o.stream, body.len(), true);
+            return o.exchange.on_response_body(&self.engine, &svc, &o.stream, body.len(), true);
         }
         flow
     }

@@ -8,7 +8,7 @@
 use crate::auth::signature::{sign, Algorithm};
 use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{join, Validator};
-use crate::wire::url::{append_signed_parameters, percent_decode, split_path};
+use crate::wire::url::append_signed_parameters;
 use serde_json::Value;
 
 pub(crate) const SIGNATURE: &str = "x-ca-proxy-signature";
@@ -47,8 +47,20 @@ impl AliyunPlugin for BackendConfig {
     }
 }
 
+/// The request as forwarded, as the backend signature covers it: the path decoded, the query as sent.
+pub(crate) struct Target<'a> {
+    pub(crate) decoded_path: &'a [u8],
+    pub(crate) query: &'a [u8],
+}
+
 /// The StringToSign for the backend. `headers` are the values of `SIGNED`, in that order.
-pub(crate) fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[u8], form: Option<&[u8]>, headers: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn string_to_sign(
+    method: &[u8],
+    content_md5: Option<&[u8]>,
+    target: &Target<'_>,
+    form: Option<&[u8]>,
+    headers: &[(&str, &[u8])],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(method);
     out.push(b'\n');
@@ -62,9 +74,8 @@ pub(crate) fn string_to_sign(method: &[u8], content_md5: Option<&[u8]>, path: &[
         out.extend_from_slice(v);
         out.push(b'\n');
     }
-    let (p, query) = split_path(path);
-    out.extend_from_slice(&percent_decode(p, false));
-    append_signed_parameters(query, form, &mut out);
+    out.extend_from_slice(target.decoded_path);
+    append_signed_parameters(target.query, form, &mut out);
     out
 }
 
@@ -73,12 +84,12 @@ pub(crate) fn headers(
     cfg: &BackendConfig,
     method: &[u8],
     content_md5: Option<&[u8]>,
-    path: &[u8],
+    target: &Target<'_>,
     form: Option<&[u8]>,
     request_id: &[u8],
 ) -> Vec<(String, Option<Vec<u8>>)> {
     let signed: [(&str, &[u8]); 2] = [(SECRET_KEY, cfg.key.as_bytes()), (crate::contract::names::REQUEST_ID_HEADER, request_id)];
-    let sts = string_to_sign(method, content_md5, path, form, &signed);
+    let sts = string_to_sign(method, content_md5, target, form, &signed);
     vec![
         (SIGNATURE.to_string(), Some(sign(Algorithm::HmacSha256, cfg.secret.as_bytes(), &sts).into_bytes())),
         (SIGNATURE_HEADERS.to_string(), Some(SIGNED.join(",").into_bytes())),
@@ -95,10 +106,11 @@ mod tests {
     /// lower-cased sorted headers, path with sorted first-value parameters.
     #[test]
     fn worked_example() {
+        let target = Target { decoded_path: "/orders/中".as_bytes(), query: b"b=2&a=1&a=9&flag" };
         let sts = string_to_sign(
             b"POST",
             Some(b"XUFAKrxLKna5cZ2REBfFkg=="),
-            b"/orders/%E4%B8%AD?b=2&a=1&a=9&flag",
+            &target,
             Some(b"c=3&a=body"),
             &[("X-Ca-Request-Id", b"7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF"), ("X-Ca-Proxy-Signature-Secret-Key", b"backend-key-1")],
         );

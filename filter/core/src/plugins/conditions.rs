@@ -2,6 +2,8 @@
 //! request or response locations, and SQL-like conditions parsed once at configuration time into a
 //! tree that is evaluated per request without re-parsing.
 
+use crate::plugins::system::SystemValue;
+use serde_json::Value;
 use std::fmt;
 
 /// ParamLocation a variable's value comes from.
@@ -13,11 +15,10 @@ pub enum VarSource {
     Query(String),
     Form(String),
     Parameter(String),
-    System(String),
+    System(SystemValue),
     Token(String),
     Xff(i32),
     StatusCode,
-    ErrorCode,
     BodyJsonField(Vec<JsonStep>),
 }
 
@@ -27,7 +28,11 @@ pub enum JsonStep {
     Index(usize),
 }
 
-const SYSTEM: [&str; 9] = ["CaAppId", "CaAppKey", "CaApiName", "CaStage", "CaRequestId", "CaClientIp", "CaDomain", "CaHttpSchema", "CaClientUa"];
+/// Why `ErrorCode` is refused: Aliyun's location is the gateway's error code in the response phase,
+/// and errorMapping (the only response-phase plugin) maps the backend's responses only; the gateway's
+/// own answers, the only ones with a code, are never mapped. It would always be null.
+const NO_ERROR_CODE: &str =
+    "ErrorCode is never available: it is the gateway's error code, and errorMapping maps only the backend's responses (never the gateway's own answers)";
 
 impl VarSource {
     pub fn parse(s: &str) -> Result<VarSource, String> {
@@ -42,15 +47,17 @@ impl VarSource {
             "Method" => VarSource::Method,
             "Path" => VarSource::Path,
             "StatusCode" => VarSource::StatusCode,
-            "ErrorCode" => VarSource::ErrorCode,
+            "ErrorCode" => return Err(NO_ERROR_CODE.to_string()),
             _ => match s.split_once(':') {
                 Some(("Header", n)) => VarSource::Header(named(n, "Header")?.to_ascii_lowercase()),
                 Some(("Query", n)) => VarSource::Query(named(n, "Query")?),
                 Some(("Form", n)) => VarSource::Form(named(n, "Form")?),
                 Some(("Parameter", n)) => VarSource::Parameter(named(n, "Parameter")?),
                 Some(("Token", n)) => VarSource::Token(named(n, "Token")?),
-                Some(("System", n)) if SYSTEM.contains(&n) => VarSource::System(n.to_string()),
-                Some(("System", n)) => return Err(format!("unknown System variable {n}: {}", SYSTEM.join(", "))),
+                Some(("System", n)) => match SystemValue::parse(n) {
+                    Some(v) => VarSource::System(v),
+                    None => return Err(format!("unknown System variable {n}: {}", SystemValue::known())),
+                },
                 Some(("XFF", n)) => VarSource::Xff(n.parse().map_err(|_| "XFF:N needs a whole number".to_string())?),
                 Some(("BodyJsonField", p)) => VarSource::BodyJsonField(parse_json_path(p)?),
                 _ => return Err(format!("unknown location {s}")),
@@ -60,7 +67,7 @@ impl VarSource {
 
     /// True for locations only the response phase has.
     pub fn response_only(&self) -> bool {
-        matches!(self, VarSource::StatusCode | VarSource::ErrorCode | VarSource::BodyJsonField(_))
+        matches!(self, VarSource::StatusCode | VarSource::BodyJsonField(_))
     }
 
     /// True for locations only the request phase has.
@@ -112,6 +119,15 @@ pub fn json_lookup<'a>(doc: &'a serde_json::Value, steps: &[JsonStep]) -> Option
     })
 }
 
+/// A JSON value as text (a claim forwarded as a parameter): a string as it is, anything else as its
+/// JSON text (a number as written, `null`, `true`).
+pub fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A value in a condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
@@ -122,6 +138,18 @@ pub enum Val {
 }
 
 impl Val {
+    /// A JSON value (a claim, a field of a body) as a condition value: strings, numbers and booleans
+    /// as themselves, `null` as null (as a number too large for a double), arrays and objects as their
+    /// JSON text.
+    pub fn from_json(v: &Value) -> Val {
+        match v {
+            Value::Null => Val::Null,
+            Value::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
+            Value::Bool(b) => Val::Bool(*b),
+            Value::String(_) | Value::Array(_) | Value::Object(_) => Val::Str(json_text(v)),
+        }
+    }
+
     fn as_num(&self) -> Option<f64> {
         match self {
             Val::Num(n) => Some(*n),
@@ -580,8 +608,10 @@ mod tests {
     fn locations_and_json_paths() {
         assert_eq!(VarSource::parse("Header:X-User").unwrap(), VarSource::Header("x-user".into()));
         assert_eq!(VarSource::parse("XFF:-1").unwrap(), VarSource::Xff(-1));
-        assert_eq!(VarSource::parse("System:CaAppId").unwrap(), VarSource::System("CaAppId".into()));
-        assert!(VarSource::parse("System:Nope").is_err());
+        assert_eq!(VarSource::parse("System:CaAppId").unwrap(), VarSource::System(SystemValue::AppId));
+        assert_eq!(VarSource::parse("System:CaRequestHandleTime").unwrap(), VarSource::System(SystemValue::RequestHandleTime));
+        assert!(VarSource::parse("System:Nope").unwrap_err().contains("CaClientIp, CaRequestId"));
+        assert!(VarSource::parse("ErrorCode").unwrap_err().starts_with("ErrorCode is never available"));
         assert!(VarSource::parse("Cookie:x").is_err());
         assert!(VarSource::parse("Header:").is_err());
         let VarSource::BodyJsonField(p) = VarSource::parse("BodyJsonField:$.data.items[1]['na.me']").unwrap() else { panic!() };
@@ -589,6 +619,22 @@ mod tests {
         assert_eq!(json_lookup(&doc, &p), Some(&serde_json::json!("x")));
         assert!(VarSource::parse("BodyJsonField:data").is_err());
         assert!(VarSource::parse("BodyJsonField:$.a[").is_err());
+    }
+
+    /// One conversion from JSON: what a claim and a body field become in a condition, and as text.
+    #[test]
+    fn json_values() {
+        use serde_json::json;
+        assert_eq!(Val::from_json(&json!(null)), Val::Null);
+        assert_eq!(Val::from_json(&json!("x")), s("x"));
+        assert_eq!(Val::from_json(&json!(7)), Val::Num(7.0));
+        assert_eq!(Val::from_json(&json!(true)), Val::Bool(true));
+        assert_eq!(Val::from_json(&json!([1, "a"])), s(r#"[1,"a"]"#));
+        assert_eq!(Val::from_json(&json!({"k": 1})), s(r#"{"k":1}"#));
+        assert_eq!(json_text(&json!("x")), "x");
+        assert_eq!(json_text(&json!(12345678901234567890u64)), "12345678901234567890", "a number as written");
+        assert_eq!(json_text(&json!(null)), "null");
+        assert_eq!(json_text(&json!({"k": [1]})), r#"{"k":[1]}"#);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::plugins::access_control::{parse_variables, Variables};
 use crate::plugins::conditions::{self, eval, json_lookup, substitute, Expr, Val, VarSource};
 use crate::plugins::definition::{AliyunPlugin, Definition};
+use crate::plugins::system::{self, Known, SystemValue};
 use crate::schema::validator::{join, Validator};
 use serde_json::Value;
 
@@ -25,6 +26,9 @@ pub struct MappingConfig {
     pub mappings: Vec<Mapping>,
     pub default: Option<Mapping>,
     pub max_body: usize,
+    /// The `System:` variables read from the request itself (`CaDomain`, …): kept at admission for
+    /// the response phase, when the request is gone.
+    pub captures: Vec<SystemValue>,
 }
 
 /// Largest backend body the plugin reads.
@@ -64,7 +68,15 @@ impl AliyunPlugin for MappingConfig {
             c.array(o, path, "mappings").iter().enumerate().filter_map(|(i, m)| mapping(c, m, &format!("{path}.mappings[{i}]"), true)).collect();
         let default = o.get("defaultMapping").and_then(|d| mapping(c, d, &join(path, "defaultMapping"), false));
         let max_body = c.integer(o, path, "maxBodyBytes", DEFAULT_MAX_BODY, 0, 1 << 24) as usize;
-        Some(MappingConfig { params, condition, code_var, mappings, default, max_body })
+        let mut captures: Vec<SystemValue> = Vec::new();
+        for l in &params.locations {
+            if let VarSource::System(v) = l {
+                if v.of_request() && !captures.contains(v) {
+                    captures.push(*v);
+                }
+            }
+        }
+        Some(MappingConfig { params, condition, code_var, mappings, default, max_body, captures })
     }
 }
 
@@ -80,30 +92,19 @@ pub struct Response<'a> {
     pub status: u16,
     /// The host's view of the response (its headers).
     pub stream: &'a dyn crate::host::Stream,
-    pub error_code: Option<&'a str>,
     pub body: Option<&'a Value>,
     pub claims: Option<&'a serde_json::Map<String, Value>>,
-    pub system: &'a dyn Fn(&str) -> Option<String>,
-}
-
-fn json_val(v: &Value) -> Val {
-    match v {
-        Value::Null => Val::Null,
-        Value::String(s) => Val::Str(s.clone()),
-        Value::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
-        Value::Bool(b) => Val::Bool(*b),
-        other => Val::Str(other.to_string()),
-    }
+    /// What is known of the request (`System:` variables), with what was captured of it at admission.
+    pub system: &'a Known<'a>,
 }
 
 fn value(loc: &VarSource, r: &Response<'_>) -> Val {
     match loc {
         VarSource::StatusCode => Val::Num(r.status as f64),
-        VarSource::ErrorCode => r.error_code.map_or(Val::Null, |c| Val::Str(c.to_string())),
         VarSource::Header(n) => r.stream.response_header(n).map_or(Val::Null, |v| Val::Str(String::from_utf8_lossy(&v).into_owned())),
-        VarSource::BodyJsonField(p) => r.body.and_then(|b| json_lookup(b, p)).map_or(Val::Null, json_val),
-        VarSource::Token(n) => r.claims.and_then(|c| c.get(n)).map_or(Val::Null, json_val),
-        VarSource::System(n) => (r.system)(n).map_or(Val::Null, Val::Str),
+        VarSource::BodyJsonField(p) => r.body.and_then(|b| json_lookup(b, p)).map_or(Val::Null, Val::from_json),
+        VarSource::Token(n) => r.claims.and_then(|c| c.get(n)).map_or(Val::Null, Val::from_json),
+        VarSource::System(v) => system::value(*v, r.system).map_or(Val::Null, Val::Str),
         _ => Val::Null,
     }
 }
@@ -151,9 +152,12 @@ defaultMapping:
         out
     }
 
+    fn nothing_known() -> Known<'static> {
+        Known { seen: system::Seen::Captured(&[]), stream: &crate::host::NoStream, app: None, api: None, stage: None, request_id: "r" }
+    }
+
     fn run(status: u16, body: Value) -> Option<(u16, Option<String>)> {
-        let none = |_: &str| None;
-        apply(&cfg(), &Response { status, stream: &crate::host::NoStream, error_code: None, body: Some(&body), claims: None, system: &none })
+        apply(&cfg(), &Response { status, stream: &crate::host::NoStream, body: Some(&body), claims: None, system: &nothing_known() })
     }
 
     #[test]
@@ -177,5 +181,52 @@ defaultMapping:
         let data = serde_json::json!({ "parameters": { "q": "Query:x" }, "errorCondition": "$q = 1" });
         MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] });
         assert!(c.problems[0].to_string().contains("m.parameters.q: Query:x is not available in the response phase"));
+    }
+
+    /// `ErrorCode` would always be null here (errorMapping never sees the gateway's own answers, the
+    /// only ones with a code): refused when the configuration loads, with the reason.
+    #[test]
+    fn error_code_is_refused_at_load() {
+        let mut c = Validator::default();
+        let data = serde_json::json!({ "parameters": { "e": "ErrorCode" }, "errorCondition": "$e <> null" });
+        MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] });
+        let shown = c.problems[0].to_string();
+        assert!(shown.contains("m.parameters.e: ErrorCode is never available"), "{shown}");
+        assert!(shown.contains("maps only the backend's responses"), "{shown}");
+    }
+
+    /// `System:CaClientIp`, `CaAppKey`, `CaDomain`, `CaHttpSchema`, `CaClientUa` were accepted and
+    /// always null in the response phase: the request-side ones are now captured at admission
+    /// (`captures` lists exactly those), the others read from what the response phase knows.
+    #[test]
+    fn system_variables_have_values_in_the_response_phase() {
+        let mut c = Validator::default();
+        let data = serde_json::json!({
+            "parameters": { "ip": "System:CaClientIp", "key": "System:CaAppKey", "dom": "System:CaDomain", "sch": "System:CaHttpSchema",
+                            "ua": "System:CaClientUa", "ua2": "System:CaClientUa", "app": "System:CaAppId", "st": "StatusCode" },
+            "errorCondition": "$st = 200",
+            "defaultMapping": { "statusCode": 502, "errorMessage": "${ip}|${key}|${dom}|${sch}|${ua}|${app}" }
+        });
+        let cfg = MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] }).unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let mut captures = cfg.captures.clone();
+        captures.sort_by_key(|v| v.name());
+        assert_eq!(captures, [SystemValue::ClientUa, SystemValue::Domain, SystemValue::HttpSchema], "request-side ones, once each");
+        let kept = [
+            (SystemValue::Domain, "api.example.com".to_string()),
+            (SystemValue::HttpSchema, "https".to_string()),
+            (SystemValue::ClientUa, "ua/1".to_string()),
+        ];
+        let app = crate::apps::directory::App { id: "77".into(), name: "n".into(), key: "k77".into(), owner_id: String::new(), credentials: vec![] };
+        let known = Known {
+            seen: system::Seen::Captured(&kept),
+            stream: &crate::host::FixedPeer("192.0.2.4:5555"),
+            app: Some(&app),
+            api: Some("thing"),
+            stage: Some("RELEASE"),
+            request_id: "r",
+        };
+        let r = Response { status: 200, stream: &crate::host::NoStream, body: None, claims: None, system: &known };
+        assert_eq!(apply(&cfg, &r), Some((502, Some("192.0.2.4|k77|api.example.com|https|ua/1|77".into()))));
     }
 }

@@ -1,5 +1,5 @@
 //! Aliyun's plugins, one module each, with the registry that parses their definitions and binds them
-//! to APIs and stages, and the condition language accessControl and errorMapping share.
+//! to APIs and stages, the condition language accessControl and errorMapping share, and Aliyun's system parameters.
 
 pub(crate) mod access_control;
 pub(crate) mod backend_signature;
@@ -12,4 +12,5 @@ pub mod error_mapping;
 pub(crate) mod ip_control;
 pub mod jwt;
 pub(crate) mod registry;
+pub mod system;
 pub mod traffic_control;

@@ -10,6 +10,8 @@ use crate::host::{Clock, SharedStore};
 use crate::request::forward::{self, QueryAdds};
 use crate::request::model::{Admission, Ctx, Identity, Request};
 use crate::wire::text::header_safe;
+use crate::wire::url::{percent_decode, split_path};
+use std::borrow::Cow;
 
 type Edits = Vec<(String, Option<Vec<u8>>)>;
 
@@ -69,7 +71,7 @@ pub fn run_plugins(
             return Err(Refusal::new(&errors::I400JP, &["plugin state missing"], "jwt plugin state missing"));
         };
         let mut coarse_now = || ctx.coarse.now_ms();
-        let claims = match crate::plugins::jwt::check(cfg, state, req.headers, req.path, &mut coarse_now, store) {
+        let claims = match crate::plugins::jwt::check(cfg, state, req.headers, req.query, &mut coarse_now, store) {
             Ok(crate::plugins::jwt::JwtOutcome::Verified(c, jti)) => {
                 if gw.cluster.one_time_keys.is_some() {
                     admission.one_time.extend(jti);
@@ -109,12 +111,17 @@ pub fn run_plugins(
         forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits).map_err(with_app)?;
     }
     if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
-        // Signed over what the backend will receive: the path after mapping and claims.
-        let path = admission.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.clone());
-        let path = path.as_deref().unwrap_or(req.path);
+        // Signed over what the backend will receive: the path after mapping and claims (split and
+        // decoded here, as the request's own path was once, when it is not the request's).
+        let edited = admission.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.clone());
+        let (decoded_path, query) = match edited.as_deref().map(split_path) {
+            Some((raw, query)) => (percent_decode(raw, false), query),
+            None => (Cow::Borrowed(&*req.decoded_path), req.query),
+        };
+        let target = crate::plugins::backend_signature::Target { decoded_path: &decoded_path, query };
         let form = form_body(req.headers, ctx.body);
         let md5 = req.headers.get(b"content-md5");
-        admission.edits.extend(crate::plugins::backend_signature::headers(cfg, req.method, md5, path, form, ctx.request_id.as_bytes()));
+        admission.edits.extend(crate::plugins::backend_signature::headers(cfg, req.method, md5, &target, form, ctx.request_id.as_bytes()));
     }
     if gw.max_hops.is_some() {
         let hops = req.headers.number(HOPS_HEADER).unwrap_or(0);
@@ -132,7 +139,7 @@ fn forward_claims(
     edits: &mut Edits,
     adds: &mut QueryAdds,
 ) {
-    let value = |name: &str| claims.and_then(|c| c.get(name)).map(crate::plugins::jwt::claim_text);
+    let value = |name: &str| claims.and_then(|c| c.get(name)).map(crate::plugins::conditions::json_text);
     for p in &cfg.claim_parameters {
         match p.location {
             crate::plugins::jwt::TokenLocation::Query => {

@@ -11,7 +11,7 @@ use crate::host::{Clock, SharedStore};
 use crate::request::model::{Identity, Request, Routed};
 use crate::wire::headers::Headers;
 use crate::wire::text::header_safe;
-use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
+use crate::wire::url::{parse_urlencoded, starts_with_ignore_case, trim, UrlParam};
 
 /// The spellings of the AppCode query parameter that clients use.
 const APPCODE_QUERY_NAMES: [&[u8]; 5] = [b"AppCode", b"appcode", b"appCode", b"APPCODE", b"APPCode"];
@@ -86,13 +86,15 @@ pub fn authenticate(
         check_content_md5(h, body).map_err(|r| r.app(app))?;
 
         let form = form_body(h, body);
-        let sts = StringToSign::build(&Signed { method: req.method, path: req.path, headers: h, form });
+        let signed = Signed { method: req.method, path: req.path, headers: h, form };
+        let decoded = std::borrow::Cow::Borrowed(&*req.decoded_path);
+        let sts = StringToSign::build_split(&signed, req.raw_path, decoded, req.query);
         let valid = h.get(b"x-ca-signature").is_some_and(|sig| pairs.iter().any(|c| sts.verify(alg, &c.hmac_sha256, &c.hmac_sha1, sig)));
         if !valid {
             let shown = header_safe(&sts.canonical());
             return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));
         }
-        if let Some(r) = repeated_refusal(&Signed { method: req.method, path: req.path, headers: h, form }) {
+        if let Some(r) = repeated_refusal(&signed, req.query) {
             return Err(r.app(app));
         }
         // An unsigned nonce or timestamp could be changed at will on a captured request.
@@ -114,7 +116,7 @@ pub fn authenticate(
         h.get(b"authorization").map(trim).filter(|v| starts_with_ignore_case(v, b"APPCODE ")).map(|v| trim(v.get(8..).unwrap_or_default()));
     let (code, in_query) = match from_header {
         Some(c) => (Some(std::borrow::Cow::Borrowed(c)), false),
-        None => (query_appcode(req.path), true),
+        None => (query_appcode(req.query), true),
     };
     let Some(code) = code else {
         return Err(Refusal::new(&errors::A400MA, &[], "no credentials"));
@@ -187,8 +189,8 @@ fn authorize(gw: &Gateway, routed: &Routed, app: u32, now: &mut Now<'_>) -> Resu
 
 /// A signed value given twice is refused (the table's invalid header, URI or body): the signature
 /// covers one copy and a backend may act on another.
-fn repeated_refusal(signed: &Signed<'_>) -> Option<Refusal> {
-    let r = match repeated(signed)? {
+fn repeated_refusal(signed: &Signed<'_>, query: &[u8]) -> Option<Refusal> {
+    let r = match repeated(signed, query)? {
         Repeated::Header(name) => Refusal::new(&errors::I400HD, &[&header_safe(&name), "is repeated"], "signed header repeated"),
         Repeated::Query(name) => {
             let reason = format!("parameter `{}` is repeated", header_safe(&name));
@@ -214,8 +216,7 @@ fn parse_millis(ts: &[u8]) -> Option<i64> {
     std::str::from_utf8(ts).ok()?.parse().ok()
 }
 
-fn query_appcode(path: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
-    let (_, query) = split_path(path);
+fn query_appcode(query: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     if query.is_empty() {
         return None;
     }

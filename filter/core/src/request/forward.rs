@@ -2,16 +2,17 @@
 //! parameter mapping (request mode, backend names and locations, constant and system parameters), and
 //! jwtAuth's claims forwarded as query parameters. One place builds the upstream `:path`.
 
-use crate::config::backend::{Backend, HttpBackend, PathPiece, RequestMode, SystemValue};
+use crate::config::backend::{Backend, HttpBackend, PathPiece, RequestMode};
 use crate::config::model::{Api, Gateway};
 use crate::config::parameters::{ApiParameter, ParamLocation};
 use crate::config::router::path_params;
 use crate::contract::errors;
 use crate::contract::names::{BACKEND_CLUSTER_HEADER, UPSTREAM_TIMEOUT_HEADER};
 use crate::contract::refusal::Refusal;
+use crate::plugins::system;
 use crate::request::model::{Ctx, Identity, Request};
 use crate::wire::text::header_safe;
-use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, url_encode};
+use crate::wire::url::{is_form, parse_urlencoded, percent_decode, url_encode};
 
 /// Query parameters the gateway sets (claims, constants, system values), replacing any client-sent
 /// parameter of the same name.
@@ -48,19 +49,20 @@ pub(crate) fn upstream(
         Some(Backend::Http(h)) => Some(h.as_ref()),
         _ => None,
     };
-    let (raw_path, query) = split_path(req.path);
-    let decoded = percent_decode(raw_path, false);
+    let (raw_path, query, decoded) = (req.raw_path, req.query, &*req.decoded_path);
     // The backend's path, when it is not the request's own (built only then: this runs per request).
     let mut backend = None;
     if let Some(h) = http {
         route_to(h, identity.stage, edits);
-        backend = h.path.as_ref().map(|pieces| backend_path(pieces, api, &decoded));
+        backend = h.path.as_ref().map(|pieces| backend_path(pieces, api, decoded));
         for c in &h.constants {
             set(c.location, &c.name, Some(c.value.clone()), edits, &mut adds);
         }
-        for s in &h.system {
-            let value = system_value(gw, s.system, identity, req, ctx);
-            set(s.location, &s.backend_name, value, edits, &mut adds);
+        if !h.system.is_empty() {
+            let known = crate::request::vars::known_now(gw, identity, req, ctx);
+            for s in &h.system {
+                set(s.location, &s.backend_name, system::value(s.system, &known), edits, &mut adds);
+            }
         }
     }
     if api.request_mode != RequestMode::Passthrough {
@@ -81,7 +83,7 @@ pub(crate) fn upstream(
     let mapped = map_query(api, query, &mut adds, edits);
     // A path with escapes goes on as the gateway decoded and routed it: the backend never splits or
     // resolves it differently (`%2F`, `%5C`, `%2e`).
-    let backend = backend.or_else(|| (*decoded != *raw_path).then(|| encode_path(&decoded)).filter(|p| p != raw_path));
+    let backend = backend.or_else(|| (decoded != raw_path).then(|| encode_path(decoded)).filter(|p| p != raw_path));
     if backend.is_some() || mapped.is_some() {
         let mut path = backend.unwrap_or_else(|| raw_path.to_vec());
         let query = mapped.unwrap_or_else(|| query.to_vec());
@@ -310,26 +312,4 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
         push(format!("{}={}", url_encode(name), url_encode(value)).as_bytes());
     }
     Some(out)
-}
-
-/// A system parameter's value for this request.
-fn system_value(gw: &Gateway, which: SystemValue, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>) -> Option<String> {
-    let app = identity.app.and_then(|a| gw.app(a));
-    let header = |name: &[u8]| req.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
-    match which {
-        SystemValue::ClientIp => {
-            let peer = ctx.stream.peer_address()?;
-            let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, Some(&peer), None)?;
-            Some(ip.to_string())
-        }
-        SystemValue::RequestId => Some(ctx.request_id.to_string()),
-        SystemValue::AppId => app.map(|a| a.id.clone()),
-        SystemValue::AppKey => app.map(|a| a.key.clone()),
-        SystemValue::ApiName => gw.api(identity.api).map(|a| a.name.clone()),
-        SystemValue::Stage => gw.stages.get(identity.stage as usize).cloned(),
-        SystemValue::Domain => header(b":authority").or_else(|| header(b"host")),
-        SystemValue::HttpSchema => header(b"x-forwarded-proto").or_else(|| header(b":scheme")),
-        SystemValue::ClientUa => header(b"user-agent"),
-        SystemValue::RequestHandleTime => Some(crate::wire::time::format_rfc3339(ctx.coarse.now_ms())),
-    }
 }

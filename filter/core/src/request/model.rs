@@ -6,13 +6,30 @@ use crate::auth::replay::OneTime;
 use crate::cluster::rls::RateLimitCall;
 use crate::host::{Clock, Stream};
 use crate::wire::headers::Headers;
+use crate::wire::url::{percent_decode, split_path};
+use std::borrow::Cow;
 
-/// The request as the core sees it.
+/// The request as the core sees it: `:path` split and its path percent-decoded once, here.
 pub struct Request<'a> {
     pub method: &'a [u8],
     /// `:path`, with the query.
     pub path: &'a [u8],
     pub headers: &'a Headers<'a>,
+    /// The path of `:path` as sent (before any `?`).
+    pub raw_path: &'a [u8],
+    /// That path percent-decoded (`+` kept): what routing, the signature, `Path` and path
+    /// parameters see.
+    pub decoded_path: Cow<'a, [u8]>,
+    /// The query of `:path` as sent (after the first `?`, empty without one).
+    pub query: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// The request view of a method, a `:path` and the header map.
+    pub fn new(method: &'a [u8], path: &'a [u8], headers: &'a Headers<'a>) -> Request<'a> {
+        let (raw_path, query) = split_path(path);
+        Request { method, path, headers, raw_path, decoded_path: percent_decode(raw_path, false), query }
+    }
 }
 
 /// The API a request is for, and whether its body must be read before deciding.
@@ -63,4 +80,21 @@ pub struct Ctx<'a> {
     /// A clock that may lag by a fraction of a second, for checks with tolerances of seconds
     /// (JWT `exp`/`nbf`); rate limits and the breaker use the precise `clock`.
     pub coarse: &'a dyn Clock,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_split_and_decoded_once() {
+        let h = Headers::default();
+        let r = Request::new(b"GET", b"/a%2Fb/%E4%B8%AD+c?x=1&y=%41?z", &h);
+        assert_eq!((r.raw_path, r.query), (&b"/a%2Fb/%E4%B8%AD+c"[..], &b"x=1&y=%41?z"[..]));
+        assert_eq!(&*r.decoded_path, "/a/b/中+c".as_bytes(), "`+` is not a space in a path");
+        let r = Request::new(b"GET", b"/plain", &h);
+        assert!(matches!(r.decoded_path, Cow::Borrowed(_)) && r.query.is_empty(), "nothing to decode: nothing copied");
+        let r = Request::new(b"GET", b"/bad%zz%", &h);
+        assert_eq!(&*r.decoded_path, b"/bad%zz%", "an invalid escape stays (routing refuses it)");
+    }
 }

@@ -7,7 +7,7 @@ use crate::contract::names::HOPS_HEADER;
 use crate::contract::refusal::Refusal;
 use crate::request::model::{Request, Routed};
 use crate::wire::text::header_safe;
-use crate::wire::url::{is_form, percent_decode, split_path, trim};
+use crate::wire::url::{is_form, trim};
 
 /// Selects the API (stage, method, path), answers CORS preflights and refuses disallowed origins.
 /// Needs only the headers.
@@ -34,16 +34,16 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         None => gw.release_stage,
         Some(s) => gw.stage_index(trim(s)).ok_or_else(|| Refusal::new(&errors::I400SG, &[], "unknown stage"))?,
     };
-    let (raw_path, query) = split_path(req.path);
+    let (raw_path, query) = (req.raw_path, req.query);
     if !decodable(raw_path) {
         return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "path cannot be decoded"));
     }
     if !decodable(query) {
         return Err(Refusal::new(&errors::I400RU, &[&header_safe(shorten(req.path))], "query cannot be decoded"));
     }
-    let path = percent_decode(raw_path, false);
+    let path: &[u8] = &req.decoded_path;
     // A backend that resolves `..` would act on another API's path than the one routed here.
-    if has_dot_segment(&path) {
+    if has_dot_segment(path) {
         return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "dot segment in path"));
     }
     let origin = h.get(b"origin");
@@ -57,7 +57,7 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
     let disallowed = |origin: &[u8]| Refusal::new(&errors::A403CO, &[&header_safe(origin)], "cors origin not allowed");
     if let (b"OPTIONS", Some(origin), Some(wanted)) = (req.method, origin, h.get(b"access-control-request-method")) {
         let wanted = trim(wanted);
-        match gw.route(wanted, &path, stage) {
+        match gw.route(wanted, path, stage) {
             Some(api) => {
                 if let Some((idx, cors)) = cors_of(api) {
                     if !cors.allows(origin) {
@@ -67,15 +67,15 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
                 }
             }
             None if gw.has_cors => {
-                let (m, p) = (String::from_utf8_lossy(wanted), String::from_utf8_lossy(&path));
+                let (m, p) = (String::from_utf8_lossy(wanted), String::from_utf8_lossy(path));
                 return Err(Refusal::new(&errors::I404CO, &[&header_safe(m.as_bytes()), &header_safe(p.as_bytes())], "preflight for no api"));
             }
             None => {}
         }
     }
-    let Some(api_idx) = gw.route(req.method, &path, stage) else {
+    let Some(api_idx) = gw.route(req.method, path, stage) else {
         let stage_name = gw.stages.get(stage as usize).map_or("", String::as_str);
-        let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(&path));
+        let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(path));
         return Err(Refusal::new(&errors::I404NF, &[&header_safe(reason.as_bytes())], "no api"));
     };
     let mut cors = None;

@@ -7,10 +7,14 @@ use crate::config::parameters::{invalid_reason, ApiParameter, ParamLocation};
 use crate::config::router::path_params;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
+use crate::host::{Clock, Stream};
 use crate::plugins::access_control::{AccessConfig, Verdict};
 use crate::plugins::conditions::{eval, substitute, Val, VarSource};
+use crate::plugins::registry::PluginKind;
+use crate::plugins::system::{self, Known, Seen, SystemValue};
 use crate::request::model::{Ctx, Identity, Request};
-use crate::wire::url::{is_form, parse_urlencoded, percent_decode, split_path, trim, UrlParam};
+use crate::wire::headers::Headers;
+use crate::wire::url::{is_form, parse_urlencoded, trim, UrlParam};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -41,52 +45,64 @@ fn form<'a>(req: &Request<'_>, ctx: &Ctx<'a>) -> Option<&'a [u8]> {
 }
 
 fn path_param(api: &Api, req: &Request<'_>, name: &str) -> Option<Vec<u8>> {
-    let (raw, _) = split_path(req.path);
-    let decoded = percent_decode(raw, false);
-    path_params(&api.template, &decoded).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_vec())
+    path_params(&api.template, &req.decoded_path).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_vec())
+}
+
+/// What is known of a request (to `api` in `stage`, from `app`) for its system parameters: the
+/// request itself (`Seen::Request`), or what was captured of it at admission (`Seen::Captured`, the
+/// response phase).
+pub(crate) fn known<'a>(
+    gw: &'a Gateway,
+    (api, stage, app): (u32, u32, Option<u32>),
+    seen: Seen<'a>,
+    stream: &'a dyn Stream,
+    request_id: &'a str,
+) -> Known<'a> {
+    Known {
+        seen,
+        stream,
+        app: app.and_then(|a| gw.app(a)),
+        api: gw.api(api).map(|a| a.name.as_str()),
+        stage: gw.stages.get(stage as usize).map(String::as_str),
+        request_id,
+    }
+}
+
+/// What is known of a request in the request phase, for its system parameters.
+pub(crate) fn known_now<'a>(gw: &'a Gateway, id: &Identity, req: &Request<'a>, ctx: &Ctx<'a>) -> Known<'a> {
+    known(gw, (id.api, id.stage, id.app), Seen::Request { headers: req.headers, clock: ctx.coarse }, ctx.stream, ctx.request_id)
+}
+
+/// What the errorMapping bound to the request's API and stage reads of the request itself
+/// (`System:CaDomain`, …), kept at admission for the response phase, when the request is gone.
+/// Empty, allocating nothing, when no errorMapping is bound or it reads none of these.
+pub(crate) fn captured_for_mapping(gw: &Gateway, identity: &Identity, headers: &Headers<'_>, clock: &dyn Clock) -> Vec<(SystemValue, String)> {
+    let Some(idx) = gw.bound(identity.api, identity.stage).mapping else { return Vec::new() };
+    match gw.plugins.get(idx as usize).map(|p| &p.kind) {
+        Some(PluginKind::Mapping(cfg)) if !cfg.captures.is_empty() => system::capture(&cfg.captures, headers, clock),
+        _ => Vec::new(),
+    }
 }
 
 impl RequestVars<'_> {
     pub(crate) fn get(&self, loc: &VarSource) -> Val {
         let (req, gw) = (self.req, self.gw);
         let h = req.headers;
-        let app = self.identity.app.and_then(|a| gw.app(a));
         let found = |v: Option<Vec<u8>>| v.map_or(Val::Null, |b| text(&b));
         match loc {
             VarSource::Method => text(req.method),
-            VarSource::Path => text(&percent_decode(split_path(req.path).0, false)),
+            VarSource::Path => text(&req.decoded_path),
             VarSource::Header(n) => h.get(n.as_bytes()).map_or(Val::Null, text),
-            VarSource::Query(n) => found(first_param(split_path(req.path).1, n)),
+            VarSource::Query(n) => found(first_param(req.query, n)),
             VarSource::Form(n) => found(form(req, self.ctx).and_then(|f| first_param(f, n))),
             VarSource::Parameter(n) => found(gw.api(self.identity.api).and_then(|api| path_param(api, req, n))),
-            VarSource::Token(n) => match self.claims.and_then(|c| c.get(n)) {
-                None | Some(Value::Null) => Val::Null,
-                Some(Value::String(s)) => Val::Str(s.clone()),
-                Some(Value::Number(x)) => x.as_f64().map_or(Val::Null, Val::Num),
-                Some(Value::Bool(b)) => Val::Bool(*b),
-                Some(other) => Val::Str(other.to_string()),
-            },
+            VarSource::Token(n) => self.claims.and_then(|c| c.get(n)).map_or(Val::Null, Val::from_json),
             VarSource::Xff(n) => {
                 let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Xff(*n), None, h.get(b"x-forwarded-for"));
                 ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
             }
-            VarSource::System(name) => match name.as_str() {
-                "CaAppId" => app.map_or(Val::Null, |a| Val::Str(a.id.clone())),
-                "CaAppKey" => app.map_or(Val::Null, |a| Val::Str(a.key.clone())),
-                "CaApiName" => gw.api(self.identity.api).map_or(Val::Null, |a| Val::Str(a.name.clone())),
-                "CaStage" => gw.stages.get(self.identity.stage as usize).map_or(Val::Null, |s| Val::Str(s.clone())),
-                "CaRequestId" => Val::Str(self.ctx.request_id.to_string()),
-                "CaClientIp" => {
-                    let peer = self.ctx.stream.peer_address();
-                    let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, peer.as_deref(), None);
-                    ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
-                }
-                "CaDomain" => h.get(b":authority").map_or(Val::Null, text),
-                "CaHttpSchema" => h.get(b"x-forwarded-proto").or(h.get(b":scheme")).map_or(Val::Null, text),
-                "CaClientUa" => h.get(b"user-agent").map_or(Val::Null, text),
-                _ => Val::Null,
-            },
-            VarSource::StatusCode | VarSource::ErrorCode | VarSource::BodyJsonField(_) => Val::Null,
+            VarSource::System(v) => system::value(*v, &known_now(gw, self.identity, req, self.ctx)).map_or(Val::Null, Val::Str),
+            VarSource::StatusCode | VarSource::BodyJsonField(_) => Val::Null,
         }
     }
 }
@@ -133,7 +149,7 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
 /// read under every spelling a backend may read it by, and given once at most: the value checked is
 /// then the only one the backend can see.
 pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
-    let (_, query) = split_path(req.path);
+    let query = req.query;
     // FORM parameters are read from a urlencoded body only: a body of another type (multipart, say)
     // would carry them past every check.
     if let Some(ct) = req.headers.get(b"content-type").filter(|ct| !trim(ct).is_empty()) {
@@ -194,4 +210,87 @@ fn occurrences<'p>(params: &[UrlParam<'p>], name: &str) -> (Option<Cow<'p, [u8]>
 /// A non-header parameter that parameter mapping sends to the backend as a header.
 fn mapped_to_header(api: &Api, def: &ApiParameter) -> bool {
     api.request_mode != RequestMode::Passthrough && def.location != ParamLocation::Header && def.backend_location == Some(ParamLocation::Header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::{Call, Kit};
+    use crate::host::FixedClock;
+    use crate::wire::time::format_rfc3339;
+    use serde_json::json;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn config(plugin: Value) -> String {
+        json!({
+            "apps": [ { "appId": 77, "appKey": "k77", "appSecret": "s", "appCodes": ["C"] } ],
+            "plugins": [ plugin ],
+            "apis": [ { "name": "thing", "method": "GET", "path": "/things/[id]", "appCodeAuth": "HEADER",
+                        "authorizations": [ { "appId": 77 } ], "plugins": [ { "plugin": "p" } ] } ]
+        })
+        .to_string()
+    }
+
+    fn mapping(parameters: Value) -> Value {
+        json!({ "name": "p", "type": "errorMapping", "data": { "parameters": parameters, "errorCondition": "1 = 1",
+                "defaultMapping": { "statusCode": 502, "errorMessage": "x" } } })
+    }
+
+    /// errorMapping's `System:CaClientIp`, `CaAppKey`, `CaDomain`, `CaHttpSchema`, `CaClientUa` were
+    /// always null (and `CaRequestHandleTime` refused): through the engine, they now have the request's
+    /// values, the request-side ones captured at admission.
+    #[test]
+    fn error_mapping_reads_the_request_it_answers() {
+        let params = json!({ "ip": "System:CaClientIp", "key": "System:CaAppKey", "dom": "System:CaDomain", "sch": "System:CaHttpSchema",
+                             "ua": "System:CaClientUa", "t": "System:CaRequestHandleTime", "rid": "System:CaRequestId", "st": "StatusCode" });
+        let plugin = json!({ "name": "p", "type": "errorMapping", "data": { "parameters": params, "errorCondition": "$st = 200",
+            "defaultMapping": { "statusCode": 502, "errorMessage": "${ip}|${key}|${dom}|${sch}|${ua}|${t}|${rid}" } } });
+        let kit = Kit::new(&config(plugin), NOW);
+        let rid = kit.next_request_id();
+        let headers = [("authorization", "APPCODE C"), ("host", "api.example.com"), ("x-forwarded-proto", "https"), ("user-agent", "ua/1")];
+        let mut o = kit.send(&Call { method: "GET", path: "/things/1", headers: &headers, peer: Some("192.0.2.4:5555"), ..Call::default() });
+        assert!(o.forwarded());
+        kit.respond(&mut o, 200, &[], "via_upstream", b"");
+        assert_eq!(o.stream.response_header(":status").as_deref(), Some("502"));
+        let expected = format!("192.0.2.4|k77|api.example.com|https|ua/1|{}|{rid}", format_rfc3339(NOW));
+        assert_eq!(o.stream.response_header("x-ca-error-message"), Some(expected));
+    }
+
+    /// Only what the bound errorMapping reads of the request is kept, and nothing (no allocation)
+    /// without one that reads some.
+    #[test]
+    fn captured_only_when_needed() {
+        let pairs: Vec<(&[u8], &[u8])> = vec![(b":authority", b"api.example.com"), (b"user-agent", b"ua/1")];
+        let buf = crate::wire::headers::serialize(&pairs);
+        let headers = Headers::from_serialized(&buf).unwrap_or_default();
+        let captured = |plugin: Value| {
+            let gw = crate::config::compile::compile(config(plugin).as_bytes()).unwrap();
+            let identity = Identity { api: 0, stage: gw.release_stage, app: Some(0), nonce: None };
+            captured_for_mapping(&gw, &identity, &headers, &FixedClock(NOW))
+        };
+        let access = json!({ "name": "p", "type": "accessControl", "data": { "parameters": { "d": "System:CaDomain" },
+                             "rules": [ { "name": "r", "condition": "$d = 'x'", "ifTrue": "DENY" } ] } });
+        for none in [access, mapping(json!({ "st": "StatusCode", "app": "System:CaAppId", "ip": "System:CaClientIp" }))] {
+            let kept = captured(none);
+            assert!(kept.is_empty() && kept.capacity() == 0);
+        }
+        let kept = captured(mapping(json!({ "d": "System:CaDomain", "d2": "System:CaDomain", "s": "System:CaHttpSchema" })));
+        assert_eq!(kept, [(SystemValue::Domain, "api.example.com".to_string())], "once each; an absent value is not kept");
+    }
+
+    /// accessControl's `System:CaDomain` did not fall back to `Host` as the backend's did: one
+    /// evaluator now, `:authority` first. (`CaRequestHandleTime`, in the one list, is accepted too.)
+    #[test]
+    fn access_control_domain_falls_back_to_host() {
+        let condition = format!("$dom = 'api.example.com' and $t = '{}'", format_rfc3339(NOW));
+        let plugin = json!({ "name": "p", "type": "accessControl", "data": {
+            "parameters": { "dom": "System:CaDomain", "t": "System:CaRequestHandleTime" },
+            "rules": [ { "name": "r", "condition": condition, "ifFalse": "DENY" } ] } });
+        let kit = Kit::new(&config(plugin), NOW);
+        let send = |headers: &[(&str, &str)]| kit.send(&Call { method: "GET", path: "/things/1", headers, ..Call::default() });
+        assert!(send(&[("authorization", "APPCODE C"), ("host", "api.example.com")]).forwarded());
+        assert!(send(&[("authorization", "APPCODE C"), (":authority", "api.example.com"), ("host", "other")]).forwarded());
+        assert_eq!(send(&[("authorization", "APPCODE C"), (":authority", "other"), ("host", "api.example.com")]).code().as_deref(), Some("A403AC"));
+    }
 }

@@ -14,7 +14,7 @@ use crate::contract::refusal::Refusal;
 use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{join, Validator};
 use crate::wire::headers::Headers;
-use crate::wire::url::{parse_urlencoded, split_path, starts_with_ignore_case, trim, UrlParam};
+use crate::wire::url::{parse_urlencoded, starts_with_ignore_case, trim, UrlParam};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jwk::{Alg, Key};
@@ -251,8 +251,8 @@ fn invalid(reason: &str, cause: &'static str) -> Refusal {
     refuse(&errors::A403JT, &[reason], cause)
 }
 
-/// The token, as the plugin's `parameter` and `parameterLocation` say.
-pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, path: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
+/// The token, as the plugin's `parameter` and `parameterLocation` say; `query` is the request's.
+pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, query: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
     let raw: std::borrow::Cow<'a, [u8]> = match cfg.location {
         TokenLocation::Header => {
             let v = trim(h.get(cfg.parameter.as_bytes())?);
@@ -260,9 +260,8 @@ pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, path: &'a [u8]) -> Option<s
             std::borrow::Cow::Borrowed(v)
         }
         TokenLocation::Query => {
-            let (_, q) = split_path(path);
             let mut ps: Vec<UrlParam<'a>> = Vec::new();
-            parse_urlencoded(q, &mut ps);
+            parse_urlencoded(query, &mut ps);
             ps.into_iter().find(|p| *p.name == *cfg.parameter.as_bytes())?.value?
         }
         TokenLocation::Cookie => {
@@ -310,11 +309,11 @@ pub fn check(
     cfg: &JwtConfig,
     state: &mut JwtState,
     h: &Headers<'_>,
-    path: &[u8],
+    query: &[u8],
     now: &mut dyn FnMut() -> i64,
     store: &dyn crate::host::SharedStore,
 ) -> Result<JwtOutcome, Refusal> {
-    let Some(token) = extract(cfg, h, path) else {
+    let Some(token) = extract(cfg, h, query) else {
         if cfg.bypass_empty_token {
             return Ok(JwtOutcome::Bypassed);
         }
@@ -439,12 +438,4 @@ fn verify(cfg: &JwtConfig, state: &JwtState, token: &[u8]) -> Result<Verified, R
     let exp = time_claim(&claims, "exp")?;
     let nbf = time_claim(&claims, "nbf")?;
     Ok(Verified { claims: Arc::new(claims), exp, nbf })
-}
-
-/// A claim as a parameter value: strings as they are, other JSON values as JSON text.
-pub fn claim_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }

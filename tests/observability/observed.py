@@ -1,0 +1,3 @@
+"""What a failing test's report shows the log tail of: (name, process) of the Envoys and Prometheus
+servers running (see conftest.py)."""
+RUNNING = []
