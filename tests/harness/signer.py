@@ -1,4 +1,4 @@
-"""An Aliyun digest-signature client written from spec/signature.md, independently of the filter's
+"""An Aliyun digest-signature client written from Aliyun's published signing rules, independently of the filter's
 code: the tests sign with this (and with Alibaba's own SDK) and the filter must agree."""
 import base64
 import hashlib

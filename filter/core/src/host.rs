@@ -17,6 +17,24 @@ pub(crate) fn le_u32(v: &[u8], at: usize) -> u32 {
     v.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes)
 }
 
+/// One document fetched by one VM at a time for every VM (a remote JWKS, the app registry): due
+/// when the stamp (fetched-at ms, the first 8 bytes of `stamp_key`'s value) is older than `refresh_ms`,
+/// and then only for the VM that wins the lease (`lease_key`, taken by compare-and-swap and held for
+/// the fetch's timeout plus a margin; a failed fetch is retried once it lapses).
+pub(crate) fn fetch_due(store: &dyn SharedStore, stamp_key: &str, lease_key: &str, refresh_ms: i64, timeout_ms: u64, now_ms: i64) -> bool {
+    if let Some((v, _)) = store.get(stamp_key) {
+        if v.len() >= 8 && now_ms - (le_u64(&v, 0) as i64) < refresh_ms {
+            return false;
+        }
+    }
+    let (lease, cas) = store.get(lease_key).unwrap_or_default();
+    if lease.len() >= 8 && le_u64(&lease, 0) as i64 > now_ms {
+        return false;
+    }
+    let until = now_ms + timeout_ms as i64 + 5_000;
+    store.set(lease_key, &until.to_le_bytes(), cas).is_ok()
+}
+
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
     fn now_ms(&self) -> i64;

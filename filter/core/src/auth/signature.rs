@@ -1,4 +1,4 @@
-//! Aliyun's digest signature (`spec/signature.md`): the server-side StringToSign and its HMAC check.
+//! Aliyun's digest signature, as Alibaba's SDKs compute it: the server-side StringToSign and its HMAC check.
 
 use crate::wire::headers::Headers;
 use crate::wire::url::{append_signed_parameters, is_form, percent_decode, split_path, trim};

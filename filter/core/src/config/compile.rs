@@ -1,4 +1,4 @@
-//! The configuration contract of `spec/config.md`: parsed and validated once, compiled into the
+//! The configuration contract (docs: README "Configuration"): parsed and validated once, compiled into the
 //! lookup structures the request path uses. Every problem is collected (not just the first) with the
 //! JSON path it concerns; no message ever quotes a secret. One section a function: stages, signature
 //! settings, apps, plugins, then each API with its grants.

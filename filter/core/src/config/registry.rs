@@ -10,7 +10,7 @@
 use crate::apps::directory::add_app;
 use crate::apps::settings::RegistrySettings;
 use crate::config::model::{Gateway, Grant};
-use crate::host::{le_u64, SharedStore};
+use crate::host::SharedStore;
 use crate::schema::validator::{join, Problem, Validator};
 use crate::wire::time::parse_instant;
 use serde_json::value::RawValue;
@@ -181,17 +181,7 @@ const LEASE_KEY: &str = "cagate.registry.lease";
 /// True if this VM should fetch now: the last fetch is older than the refresh period, and it won the
 /// fetch lease.
 pub fn should_fetch(store: &dyn SharedStore, settings: &RegistrySettings, now_ms: i64) -> bool {
-    if let Some((meta, _)) = store.get(META_KEY) {
-        if meta.len() >= 8 && now_ms - (le_u64(&meta, 0) as i64) < settings.refresh_ms {
-            return false;
-        }
-    }
-    let (lease, cas) = store.get(LEASE_KEY).unwrap_or_default();
-    if lease.len() >= 8 && le_u64(&lease, 0) as i64 > now_ms {
-        return false;
-    }
-    let until = now_ms + settings.timeout_ms as i64 + 5_000;
-    store.set(LEASE_KEY, &until.to_le_bytes(), cas).is_ok()
+    crate::host::fetch_due(store, META_KEY, LEASE_KEY, settings.refresh_ms, settings.timeout_ms, now_ms)
 }
 
 /// Ends this VM's fetch (answered or failed): the next one is due after the refresh period, not after

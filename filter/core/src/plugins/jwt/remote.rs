@@ -59,25 +59,9 @@ fn lease_key(plugin: &str) -> String {
     format!("cagate.jwks.{plugin}.lease")
 }
 
-fn read_ms(v: &[u8]) -> i64 {
-    crate::host::le_u64(v, 0) as i64
-}
-
 /// True if this VM should fetch now: no fresh key set is shared, and it won the fetch lease.
 pub fn should_fetch(store: &dyn SharedStore, plugin: &str, remote: &Remote, now_ms: i64) -> bool {
-    if let Some((v, _)) = store.get(&data_key(plugin)) {
-        if v.len() >= 8 && now_ms - read_ms(&v) < remote.refresh_ms {
-            return false;
-        }
-    }
-    let key = lease_key(plugin);
-    let (lease, cas) = store.get(&key).unwrap_or_default();
-    if lease.len() >= 8 && read_ms(&lease) > now_ms {
-        return false;
-    }
-    // Held for the fetch timeout plus a margin; a failed fetch is retried once it lapses.
-    let until = now_ms + remote.timeout_ms as i64 + 5_000;
-    store.set(&key, &until.to_le_bytes(), cas).is_ok()
+    crate::host::fetch_due(store, &data_key(plugin), &lease_key(plugin), remote.refresh_ms, remote.timeout_ms, now_ms)
 }
 
 /// Validates a fetched JWKS; if good, shares it with every VM and returns its keys.
