@@ -109,13 +109,14 @@ def cycles(graph):
 
 # The core's folders (filter/core/src) as layers, bottom up: a folder imports only from those below it.
 LAYERS = [
+    "ids",  # ids.rs: typed indices into the configuration's tables
     "wire",  # bytes on the wire: header maps, URLs, forms, header-safe text, time formats
     "host",  # host.rs: the host services as traits, with in-memory versions
     "contract",  # what clients and backends see: error table, refusals, replies, header names
     "schema",  # the Validator: typed walking of a JSON settings document, every problem with its path
     "auth",  # the digest signature, replay protection
     "apps",  # the app directory and credentials, the app registry's settings
-    "plugins",  # Aliyun's plugins, their registry, the condition language
+    "plugins",  # Aliyun's plugins, their binding, the condition language
     "cluster",  # cluster mode: RLS and etcd messages, cluster settings
     "config",  # the configuration compiled into a Gateway; the app registry merged into one
     "request",  # the request decision: route, authenticate, admit

@@ -80,18 +80,18 @@ pub trait Stream {
     }
 }
 
-#[cfg(any(test, feature = "test-kit"))]
-/// A stream the host tells nothing about (native tests, the CLI).
-pub struct NoStream;
+#[cfg(test)]
+/// A stream the host tells nothing about (the core's unit tests).
+pub(crate) struct NoStream;
 
-#[cfg(any(test, feature = "test-kit"))]
+#[cfg(test)]
 impl Stream for NoStream {}
 
-#[cfg(any(test, feature = "test-kit"))]
-/// A stream whose peer is fixed (native tests).
-pub struct FixedPeer(pub &'static str);
+#[cfg(test)]
+/// A stream whose peer is fixed (the core's unit tests).
+pub(crate) struct FixedPeer(pub(crate) &'static str);
 
-#[cfg(any(test, feature = "test-kit"))]
+#[cfg(test)]
 impl Stream for FixedPeer {
     fn peer_address(&self) -> Option<Vec<u8>> {
         Some(self.0.as_bytes().to_vec())

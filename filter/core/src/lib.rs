@@ -3,6 +3,7 @@
 //!
 //! The folders are layers, from the bottom up (a folder imports only from its own layer or those
 //! below; `make lint` checks it with `tests/tools/modgraph.py`):
+//! - `ids`: typed indices into the configuration's tables (API, stage, app, plugin);
 //! - `wire`: bytes on the wire (header maps, URLs, forms, header-safe text, time formats);
 //! - `host`: the host services as traits (clock, shared data, the stream), with in-memory versions
 //!   for tests (feature `test-kit`);
@@ -10,7 +11,7 @@
 //!   who answered a response;
 //! - `schema`: the `Validator`, typed walking of a JSON settings document, every problem with its path;
 //! - `auth`: the digest signature and replay protection (one-time keys);
-//! - `apps`: the app directory (key pairs, AppCodes) and the registry's settings;
+//! - `apps`: the app directory (key pairs, AppCodes) and the app registry's settings;
 //! - `plugins`: Aliyun's plugins, their binding and the condition language;
 //! - `cluster`: cluster mode's RLS v3 and etcd v3 messages and settings;
 //! - `config`: compilation of the configuration into lookup tables, the app registry merged into it;
@@ -28,6 +29,7 @@ mod config;
 mod contract;
 mod engine;
 mod host;
+mod ids;
 mod plugins;
 mod request;
 mod schema;
@@ -38,11 +40,11 @@ pub use apps::settings::RegistrySettings;
 pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
 pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
-pub use cluster::settings::ClusterSettings;
+pub use cluster::settings::ClusterModeSettings;
+pub use config::app_registry::{self, Install as RegistryInstall};
 pub use config::backend::{system_parameter_names, MockBackend};
 pub use config::compile::{compile, compile_with_env};
 pub use config::model::{Api, Gateway, Grant};
-pub use config::registry::{self as app_registry, Install as RegistryInstall};
 pub use contract::backend_failure;
 pub use contract::errors::{self, ErrorCode};
 pub use contract::names::{
@@ -57,15 +59,12 @@ pub use engine::testkit;
 pub use engine::{Answer, Engine, Exchange, Flow, Seeds, Services, Stat, Stats, StreamIo};
 pub use host::{Clock, SetError, SharedStore, Stream};
 #[cfg(any(test, feature = "test-kit"))]
-pub use host::{FixedClock, FixedPeer, MemoryStore, NoStream};
-pub use plugins::registry::{Plugin, PluginKind, Runtime};
+pub use host::{FixedClock, MemoryStore};
+pub use ids::{ApiId, AppId, PluginId, StageId};
+pub use plugins::binding::{Plugin, PluginKind, Runtime};
 pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, system, traffic_control};
-pub use request::admit::{debug_info, identity_headers, run_plugins};
-pub use request::authenticate::authenticate;
-pub use request::model::{Admission, Ctx, Identity, Request, Routed};
-pub use request::remote::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict, GrpcCall};
-pub use request::route::{cors_headers, route};
+pub use request::cluster_calls::GrpcCall;
 pub use schema::validator::Problem;
-pub use wire::headers::{self, Edit, Headers};
+pub use wire::headers::{self, Headers};
 pub use wire::text::header_safe;
 pub use wire::url::{append_signed_parameters, is_form, parse_urlencoded, percent_decode, split_path, starts_with_ignore_case, trim, UrlParam};

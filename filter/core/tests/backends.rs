@@ -95,7 +95,7 @@ fn mock_answers() {
     let cfg = json!({ "apis": [ { "name": "m", "method": "GET", "path": "/m", "authType": "ANONYMOUS",
         "backend": { "type": "MOCK", "mockStatusCode": 201, "mockResult": "{\"ok\":true}", "mockHeaders": [ { "name": "X-Mock", "value": "1" } ] } } ] });
     let gw = compile(cfg.to_string().as_bytes()).unwrap();
-    let m = gw.mock_reply(0).unwrap();
+    let m = gw.mock_reply(cagate_core::ApiId(0)).unwrap();
     assert_eq!((m.status, m.body.as_str()), (201, "{\"ok\":true}"));
     assert_eq!(m.headers, vec![("x-mock".to_string(), "1".to_string())]);
 }

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The request engine natively, through the test kit: what a request's events do (held while the body
-//! or the remote checks are pending, never released by a later callback), the cluster-mode state
+//! or the cluster-mode checks are pending, never released by a later callback), the cluster-mode state
 //! machine (lease grant, claim, re-grant, unavailability), and the response policy (the gateway's
 //! codes on Envoy's answers only, the breaker counting only backends reached).
 
@@ -100,7 +100,7 @@ fn last_token(o: &cagate_core::testkit::Outcome) -> u32 {
 fn cluster_claims_grant_the_lease_first_then_claim_and_resume() {
     let kit = Kit::new(&config(ETCD), NOW);
     let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-1")));
-    assert_eq!(o.flow, Flow::Pause, "held for the remote checks");
+    assert_eq!(o.flow, Flow::Pause, "held for the cluster-mode checks");
     assert_eq!(methods(&o), ["LeaseGrant"], "the lease is not known yet");
     kit.answer(&mut o, 1, &Answer::Ok(GRANTED.to_vec()));
     assert_eq!(methods(&o), ["LeaseGrant", "Txn"]);

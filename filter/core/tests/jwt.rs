@@ -358,10 +358,10 @@ fn api_binding_overrides_group_binding_per_stage() {
                   { "name": "y", "method": "GET", "path": "/y", "authType": "ANONYMOUS" } ]
     });
     let gw = compile(cfg.to_string().as_bytes()).unwrap();
-    assert_eq!(gw.bound(0, 0).jwt, Some(0), "RELEASE: the group's");
-    assert_eq!(gw.bound(0, 1).jwt, Some(1), "TEST: the API's");
-    assert_eq!(gw.bound(1, 0).jwt, Some(0));
-    assert_eq!(gw.bound(1, 1).jwt, None, "y is not published in TEST");
+    assert_eq!(gw.bound(cagate_core::ApiId(0), cagate_core::StageId(0)).jwt, Some(cagate_core::PluginId(0)), "RELEASE: the group's");
+    assert_eq!(gw.bound(cagate_core::ApiId(0), cagate_core::StageId(1)).jwt, Some(cagate_core::PluginId(1)), "TEST: the API's");
+    assert_eq!(gw.bound(cagate_core::ApiId(1), cagate_core::StageId(0)).jwt, Some(cagate_core::PluginId(0)));
+    assert_eq!(gw.bound(cagate_core::ApiId(1), cagate_core::StageId(1)).jwt, None, "y is not published in TEST");
 }
 
 #[test]

@@ -88,17 +88,17 @@ impl Stats for StatsSink<'_> {
         match stat {
             Stat::Allowed => m.allowed(),
             Stat::Refused(code) => m.refused(code),
-            Stat::Traffic { plugin, name, dim, admitted } => m.traffic(plugin, name, dim, admitted),
-            Stat::Cluster(service, what) => m.cluster(service, what),
+            Stat::Traffic { plugin, name, dim, admitted } => m.traffic(plugin.0, name, dim, admitted),
+            Stat::ClusterMode(service, what) => m.cluster_mode(service, what),
             Stat::BreakerOpened => m.breaker_opened(),
             Stat::BreakerRefused => m.breaker_refused(),
             Stat::NonceStoreFull => m.nonce_store_full(),
             Stat::Request { api, stage, app, max_apps, code } => {
-                let (api_idx, api_name) = api.unwrap_or((u32::MAX, ""));
-                let (stage_idx, stage_name) = stage.unwrap_or((u32::MAX, ""));
+                let (api_idx, api_name) = api.map_or((u32::MAX, ""), |(i, n)| (i.0, n));
+                let (stage_idx, stage_name) = stage.map_or((u32::MAX, ""), |(i, n)| (i.0, n));
                 m.request((api_idx, stage_idx), (api_name, stage_name), code);
                 if let Some((idx, id)) = app {
-                    m.app_request(idx, id, code, max_apps);
+                    m.app_request(idx.0, id, code, max_apps);
                 }
             }
             Stat::FilterMicros(us) => m.filter_micros(us),
@@ -193,7 +193,7 @@ impl Metrics {
 
     /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, over_limit, replayed, errors, timeouts,
     /// fail_open, refused_unavailable).
-    pub(crate) fn cluster(&mut self, service: &'static str, what: &'static str) {
+    pub(crate) fn cluster_mode(&mut self, service: &'static str, what: &'static str) {
         self.cluster.entry((service, what)).or_insert_with(|| Counter::new(&format!("cagate.cluster.{service}.{what}"))).pending += 1;
     }
 

@@ -306,7 +306,7 @@ pub(crate) fn increment(id: u32, by: i64) -> Result<(), Status> {
     status(unsafe { abi::proxy_increment_metric(id, by) })
 }
 
-/// Resumes a request the filter paused (after its remote checks).
+/// Resumes a request the filter paused (after its cluster-mode checks).
 pub(crate) fn resume_request() -> Result<(), Status> {
     // SAFETY: a plain value (0: the HTTP request stream).
     status(unsafe { abi::proxy_continue_stream(0) })

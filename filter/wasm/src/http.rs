@@ -31,7 +31,7 @@ impl Http {
     }
 }
 
-/// Only the SDK's call dispatcher is used through a `Context` (see `crate::cluster::send`); the
+/// Only the SDK's call dispatcher is used through a `Context` (see `crate::grpc::send`); the
 /// dispatcher registers tokens for whichever context is current, so this stand-in is enough.
 struct DispatchOnly;
 
@@ -137,7 +137,7 @@ impl StreamIo for Io<'_> {
     }
 
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32> {
-        crate::cluster::send(self.ctx, call)
+        crate::grpc::send(self.ctx, call)
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) {

@@ -1,11 +1,11 @@
 //! The proxy-wasm adapter: gathers the request through host calls, runs cagate-core, and applies the
 //! decision (local reply, or identity headers for the backend). No policy lives here.
 
-mod cluster;
+mod app_registry;
+mod grpc;
 mod host;
 mod hostcall;
 mod http;
-mod registry;
 mod root;
 
 use cagate_core::{Engine, Gateway};

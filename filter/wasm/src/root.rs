@@ -5,7 +5,7 @@ use crate::host::{self, HostClock, HostStore, Metrics};
 use crate::hostcall::{self, Buffer, Map};
 use crate::http::Http;
 use crate::State;
-use cagate_core::jwt::remote;
+use cagate_core::jwt::jwks_fetch;
 use cagate_core::PluginKind;
 use cagate_core::{compile, Answer, Clock, Engine, Seeds};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -23,8 +23,8 @@ pub(crate) struct Root {
     /// Remote JWKS fetches in flight: call token -> plugin index.
     fetches: Vec<(u32, u32)>,
     /// Cluster mode: etcd lease grants in flight.
-    granting: Vec<crate::cluster::Granting>,
-    registry: crate::registry::Registry,
+    granting: Vec<crate::grpc::Granting>,
+    registry: crate::app_registry::Registry,
     /// The tick runs at `INSTALL_TICK` (a registry document is being merged).
     fast_tick: bool,
     /// When the configuration was installed (ms): the registry's age before its first good fetch.
@@ -44,7 +44,7 @@ impl Context for Root {
         let Some(state) = self.state.clone() else { return };
         let answer = Answer::from_grpc(status, || hostcall::buffer(Buffer::GrpcReceive, 0, size), hostcall::grpc_status_message);
         if !state.engine.lease_answered(&g.lease, &answer, host::CoarseClock.now_ms()) {
-            state.metrics.borrow_mut().cluster("etcd", "errors");
+            state.metrics.borrow_mut().cluster_mode("etcd", "errors");
         }
     }
 
@@ -66,7 +66,7 @@ impl Context for Root {
             log::warn!("cagate: plugin {name}: JWKS fetch failed ({shown}); keeping the last good keys");
             return;
         }
-        match remote::publish(&HostStore, name, HostClock.now_ms(), &body) {
+        match jwks_fetch::publish(&HostStore, name, HostClock.now_ms(), &body) {
             Ok(keys) => {
                 state.metrics.borrow_mut().jwks(idx, name, "ok");
                 log::info!("cagate: plugin {name}: JWKS loaded, {} key(s)", keys.len());
@@ -98,13 +98,13 @@ impl Root {
             let PluginKind::Jwt(cfg) = &plugin.kind else { continue };
             let Some(r) = &cfg.remote else { continue };
             if let Some(Some(js)) = state.engine.runtime().borrow_mut().jwt.get_mut(idx) {
-                if let Some((cas, keys)) = remote::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
+                if let Some((cas, keys)) = jwks_fetch::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
                     js.remote_cas = cas;
                     js.remote_keys = Some(keys);
                     js.clear_cache();
                 }
             }
-            if self.fetches.iter().any(|(_, i)| *i == idx as u32) || !remote::should_fetch(&HostStore, &plugin.name, r, HostClock.now_ms()) {
+            if self.fetches.iter().any(|(_, i)| *i == idx as u32) || !jwks_fetch::should_fetch(&HostStore, &plugin.name, r, HostClock.now_ms()) {
                 continue;
             }
             let headers = vec![(":method", "GET"), (":path", r.path.as_str()), (":authority", r.authority.as_str()), ("accept", "application/json")];
@@ -124,9 +124,9 @@ impl Root {
             return;
         }
         for (lease, call) in state.engine.leases_to_grant(HostClock.now_ms()) {
-            if let Some(token) = crate::cluster::send(self, &call) {
-                state.metrics.borrow_mut().cluster("etcd", "calls");
-                self.granting.push(crate::cluster::Granting { token, lease });
+            if let Some(token) = crate::grpc::send(self, &call) {
+                state.metrics.borrow_mut().cluster_mode("etcd", "calls");
+                self.granting.push(crate::grpc::Granting { token, lease });
             }
         }
     }
@@ -205,7 +205,7 @@ impl RootContext for Root {
         host::refresh_coarse_clock();
         let Some(state) = self.state.clone() else { return };
         if state.engine.gateway.registry.is_some() {
-            let age = crate::registry::age_seconds(HostClock.now_ms(), self.configured_ms);
+            let age = crate::app_registry::age_seconds(HostClock.now_ms(), self.configured_ms);
             state.metrics.borrow_mut().registry_age(age);
         }
         state.metrics.borrow_mut().flush();

@@ -33,7 +33,7 @@ fn unit_number(u: Unit) -> u64 {
 
 /// One dimension of the call: what the answer's status at the same index refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dimension {
+pub(crate) struct Dimension {
     pub dim: Dim,
     pub limit: u64,
     pub special: bool,
@@ -41,7 +41,7 @@ pub struct Dimension {
 
 /// A rate-limit call ready to send: the message and the dimensions, in order.
 #[derive(Debug, Clone)]
-pub struct RateLimitCall {
+pub(crate) struct RateLimitCall {
     pub plugin: u32,
     pub message: Vec<u8>,
     pub dimensions: Vec<Dimension>,

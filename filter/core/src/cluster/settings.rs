@@ -23,13 +23,13 @@ pub struct OneTimeKeys {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterSettings {
+pub struct ClusterModeSettings {
     pub rate_limit_service: Option<RateLimitService>,
     pub one_time_keys: Option<OneTimeKeys>,
 }
 
-pub(crate) fn parse(c: &mut Validator, top: &Map<String, Value>) -> ClusterSettings {
-    let mut out = ClusterSettings::default();
+pub(crate) fn parse(c: &mut Validator, top: &Map<String, Value>) -> ClusterModeSettings {
+    let mut out = ClusterModeSettings::default();
     let Some(v) = top.get("cluster") else { return out };
     let Some(o) = c.object(v, "cluster", &["rateLimitService", "oneTimeKeys"]) else { return out };
     if let Some(v) = o.get("rateLimitService") {

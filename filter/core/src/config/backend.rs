@@ -74,8 +74,8 @@ pub enum Backend {
 }
 
 impl HttpBackend {
-    pub fn cluster(&self, stage: u32) -> Option<&str> {
-        self.clusters.iter().find(|(s, _)| *s == stage).map(|(_, c)| c.as_str())
+    pub fn cluster(&self, stage: crate::ids::StageId) -> Option<&str> {
+        self.clusters.iter().find(|(s, _)| *s == stage.0).map(|(_, c)| c.as_str())
     }
 }
 

@@ -9,8 +9,8 @@ use crate::config::backend;
 use crate::config::model::{Api, AppCodeAuth, AuthType, Gateway, Grant, MetricsSettings, Protocols};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
+use crate::plugins::binding::{parse_bindings, parse_plugins, resolve, Binding, Bound, Plugin, PluginKind};
 use crate::plugins::conditions::VarSource;
-use crate::plugins::registry::{parse_bindings, parse_plugins, resolve, Binding, Bound, Plugin, PluginKind};
 use crate::schema::validator::{join, Problem, Validator};
 use crate::wire::time::parse_instant;
 use serde_json::{Map, Value};
@@ -85,7 +85,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     let app_list = c.array(top, "", "apps");
     add_apps(&mut c, app_list, "apps", Some(env), &mut apps);
     let registry = crate::apps::settings::parse_settings(&mut c, top);
-    let cluster = crate::cluster::settings::parse(&mut c, top);
+    let cluster_mode = crate::cluster::settings::parse(&mut c, top);
     let domains = domains(&mut c, top);
     let metrics = metrics(&mut c, top);
 
@@ -117,8 +117,8 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     Ok(Gateway {
         stages,
         domains,
-        cluster,
-        release_stage,
+        cluster_mode,
+        release_stage: crate::ids::StageId(release_stage),
         tolerance_ms: sig.tolerance_s * 1000,
         nonce_ttl_ms: sig.nonce_ttl_s * 1000,
         require_timestamp: sig.require_timestamp,
@@ -205,7 +205,7 @@ struct Scope<'a> {
 struct ApiTables {
     apis: Vec<Api>,
     router: Router,
-    grants: HashMap<(u32, u32, u32), Grant>,
+    grants: HashMap<(crate::ids::ApiId, crate::ids::AppId, crate::ids::StageId), Grant>,
     names: HashMap<String, usize>,
     /// (method, shape of the template, stage) -> document index: two APIs that would match the same
     /// requests.
@@ -268,7 +268,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
     let reads_form = params.iter().any(|p| p.location == ParamLocation::Form) || bound.iter().any(|(_, b)| reads_form(b, scope.plugins));
     let api_idx = t.apis.len() as u32;
     for ((app, stage), grant) in grants {
-        t.grants.insert((api_idx, app, stage), grant);
+        t.grants.insert((crate::ids::ApiId(api_idx), crate::ids::AppId(app), crate::ids::StageId(stage)), grant);
     }
     t.router.insert(&template, api_idx, method, stage_bits);
     t.apis.push(Api {
@@ -280,7 +280,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         app_code,
         force_nonce,
         stages: stage_bits,
-        plugins: bound,
+        plugins: bound.into_iter().map(|(s, b)| (crate::ids::StageId(s), b)).collect(),
         params,
         protocols,
         request_mode,
@@ -426,8 +426,8 @@ fn check_overlap(
 /// Whether deciding on a request of an API may need its urlencoded form body: a backend signature
 /// over form fields, or accessControl reading `Form:` variables.
 fn reads_form(b: &Bound, plugins: &[Plugin]) -> bool {
-    b.backend.is_some()
-        || b.access.and_then(|i| plugins.get(i as usize)).is_some_and(|p| match &p.kind {
+    b.backend_signature.is_some()
+        || b.access.and_then(|i| plugins.get(i.index())).is_some_and(|p| match &p.kind {
             PluginKind::Access(a) => a.params.locations.iter().any(|l| matches!(l, VarSource::Form(_))),
             _ => false,
         })
@@ -454,14 +454,14 @@ mod tests {
     fn sample_compiles() {
         let g = compile(SAMPLE.as_bytes()).unwrap();
         assert_eq!(g.apps.apps[0].id, "10001");
-        assert_eq!(g.app_by_key(b"test-app-key-1"), Some(0));
-        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3301"), Some(0));
+        assert_eq!(g.app_by_key(b"test-app-key-1"), Some(crate::ids::AppId(0)));
+        assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3301"), Some(crate::ids::AppId(0)));
         assert_eq!(g.app_by_code(b"3F2504E04F8911D39A0C0305E82C3302"), None);
-        assert_eq!(g.route(b"GET", b"/orders/7", 0), Some(0));
-        assert_eq!(g.route(b"GET", b"/orders/7", 1), None, "not published in PRE");
-        assert_eq!(g.grant(0, 0, 0), Some(Grant { expires_ms: Some(1_798_761_600_000) }));
-        assert_eq!(g.grant(0, 0, 2), Some(Grant { expires_ms: None }));
-        assert_eq!(g.grant(0, 0, 1), None);
+        assert_eq!(g.route(b"GET", b"/orders/7", crate::ids::StageId(0)), Some(crate::ids::ApiId(0)));
+        assert_eq!(g.route(b"GET", b"/orders/7", crate::ids::StageId(1)), None, "not published in PRE");
+        assert_eq!(g.grant(crate::ids::ApiId(0), crate::ids::AppId(0), crate::ids::StageId(0)), Some(Grant { expires_ms: Some(1_798_761_600_000) }));
+        assert_eq!(g.grant(crate::ids::ApiId(0), crate::ids::AppId(0), crate::ids::StageId(2)), Some(Grant { expires_ms: None }));
+        assert_eq!(g.grant(crate::ids::ApiId(0), crate::ids::AppId(0), crate::ids::StageId(1)), None);
         assert_eq!(g.tolerance_ms, 900_000);
         let dbg = format!("{:?}", g);
         assert!(!dbg.contains("test-app-secret"), "Debug must not print secrets");

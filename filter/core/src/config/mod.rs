@@ -2,9 +2,9 @@
 //! lookup tables a request uses: apps, APIs, grants, the route trie, plugin bindings; and the app
 //! registry, a document of apps and grants fetched at runtime and merged into a compiled configuration.
 
+pub mod app_registry;
 pub(crate) mod backend;
 pub(crate) mod compile;
 pub(crate) mod model;
 pub(crate) mod parameters;
-pub mod registry;
 pub(crate) mod router;

@@ -4,7 +4,8 @@
 use crate::apps::directory::{App, Directory};
 use crate::auth::replay::NonceStoreConfig;
 use crate::config::router::{Method, Router, Segment};
-use crate::plugins::registry::{Bound, Plugin, PluginKind};
+use crate::ids::{ApiId, AppId, StageId};
+use crate::plugins::binding::{Bound, Plugin, PluginKind};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub struct Api {
     /// Bit i: published in stage i.
     pub stages: u64,
     /// The plugins that apply, per stage (only stages with any).
-    pub plugins: Vec<(u32, Bound)>,
+    pub plugins: Vec<(StageId, Bound)>,
     /// Parameter definitions checked per request.
     pub params: Vec<crate::config::parameters::ApiParameter>,
     /// `protocol`: the schemes the API is served over.
@@ -90,8 +91,8 @@ pub struct Gateway {
     /// The group's bound domains (exact, or `*.example.org`); empty: any host.
     pub domains: Vec<String>,
     /// Cluster mode: the rate limit service and etcd (both optional).
-    pub cluster: crate::cluster::settings::ClusterSettings,
-    pub release_stage: u32,
+    pub cluster_mode: crate::cluster::settings::ClusterModeSettings,
+    pub release_stage: StageId,
     pub tolerance_ms: u64,
     pub nonce_ttl_ms: u64,
     pub require_timestamp: bool,
@@ -111,7 +112,7 @@ pub struct Gateway {
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
     pub warnings: Vec<String>,
-    pub(crate) grants: HashMap<(u32, u32, u32), Grant>,
+    pub(crate) grants: HashMap<(ApiId, AppId, StageId), Grant>,
     pub(crate) router: Router,
 }
 
@@ -122,7 +123,7 @@ impl Gateway {
         let mut keys = Vec::new();
         for api in &self.apis {
             for (_, bound) in &api.plugins {
-                if let Some(PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| self.plugins.get(i as usize)).map(|p| &p.kind) {
+                if let Some(PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| self.plugins.get(i.index())).map(|p| &p.kind) {
                     let key = crate::plugins::traffic_control::api_key(cfg, &api.name);
                     if !keys.contains(&key) {
                         keys.push(key);
@@ -133,29 +134,29 @@ impl Gateway {
         keys
     }
 
-    pub fn stage_index(&self, name: &[u8]) -> Option<u32> {
-        self.stages.iter().position(|s| s.as_bytes() == name).map(|i| i as u32)
+    pub fn stage_index(&self, name: &[u8]) -> Option<StageId> {
+        self.stages.iter().position(|s| s.as_bytes() == name).map(|i| StageId(i as u32))
     }
-    pub fn app_by_key(&self, key: &[u8]) -> Option<u32> {
-        self.apps.by_key.get(key).copied()
+    pub fn app_by_key(&self, key: &[u8]) -> Option<AppId> {
+        self.apps.by_key.get(key).copied().map(AppId)
     }
     /// AppCodes are secrets: they are looked up by their SHA-256, so the table lookup's timing depends
     /// on a digest an attacker cannot steer, not on the code.
-    pub fn app_by_code(&self, code: &[u8]) -> Option<u32> {
-        self.apps.by_code(code)
+    pub fn app_by_code(&self, code: &[u8]) -> Option<AppId> {
+        self.apps.by_code(code).map(AppId)
     }
-    pub fn grant(&self, api: u32, app: u32, stage: u32) -> Option<Grant> {
+    pub fn grant(&self, api: ApiId, app: AppId, stage: StageId) -> Option<Grant> {
         self.grants.get(&(api, app, stage)).copied()
     }
-    pub fn route(&self, method: &[u8], decoded_path: &[u8], stage: u32) -> Option<u32> {
-        self.router.lookup(method, decoded_path, stage)
+    pub fn route(&self, method: &[u8], decoded_path: &[u8], stage: StageId) -> Option<ApiId> {
+        self.router.lookup(method, decoded_path, stage.0).map(ApiId)
     }
     /// The plugins bound to an API in a stage.
-    pub fn bound(&self, api: u32, stage: u32) -> Bound {
+    pub fn bound(&self, api: ApiId, stage: StageId) -> Bound {
         self.api(api).and_then(|a| a.plugins.iter().find(|(s, _)| *s == stage)).map(|(_, b)| *b).unwrap_or_default()
     }
     /// The host an API's backend is reached at in a stage: its `host`, else its Envoy cluster.
-    pub fn backend_host(&self, api: u32, stage: u32) -> Option<&str> {
+    pub fn backend_host(&self, api: ApiId, stage: StageId) -> Option<&str> {
         match &self.api(api)?.backend {
             Some(crate::config::backend::Backend::Http(h)) => h.host.as_deref().or_else(|| h.cluster(stage)),
             _ => None,
@@ -163,21 +164,21 @@ impl Gateway {
     }
 
     /// The answer of an API whose backend is a mock.
-    pub fn mock_reply(&self, api: u32) -> Option<&crate::config::backend::MockBackend> {
+    pub fn mock_reply(&self, api: ApiId) -> Option<&crate::config::backend::MockBackend> {
         match &self.api(api)?.backend {
             Some(crate::config::backend::Backend::Mock(m)) => Some(m),
             _ => None,
         }
     }
 
-    pub fn app(&self, i: u32) -> Option<&App> {
-        self.apps.apps.get(i as usize)
+    pub fn app(&self, i: AppId) -> Option<&App> {
+        self.apps.apps.get(i.index())
     }
 
     pub fn app_count(&self) -> usize {
         self.apps.apps.len()
     }
-    pub fn api(&self, i: u32) -> Option<&Api> {
-        self.apis.get(i as usize)
+    pub fn api(&self, i: ApiId) -> Option<&Api> {
+        self.apis.get(i.index())
     }
 }

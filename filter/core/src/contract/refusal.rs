@@ -9,7 +9,7 @@ use std::borrow::Cow;
 pub struct Refusal {
     pub error: &'static ErrorCode,
     pub message: String,
-    pub app: Option<u32>,
+    pub app: Option<crate::ids::AppId>,
     pub cause: &'static str,
     /// Response headers beyond the error contract (`Retry-After`, `RateLimit-*`, …).
     pub headers: Vec<(Cow<'static, str>, String)>,
@@ -24,7 +24,7 @@ impl Refusal {
     pub fn new(error: &'static ErrorCode, args: &[&str], cause: &'static str) -> Self {
         Refusal { error, message: error.render(args), app: None, cause, headers: Vec::new(), throttled: None, status: None, body: None }
     }
-    pub fn app(mut self, app: u32) -> Self {
+    pub fn app(mut self, app: crate::ids::AppId) -> Self {
         self.app = Some(app);
         self
     }

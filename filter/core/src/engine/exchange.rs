@@ -2,8 +2,8 @@
 //! check needs it (trailers end it too), authenticate and admit, wait for cluster-mode checks, then
 //! answer locally (refusal, preflight, mock) or forward with the gateway's header edits.
 
+use super::cluster_checks::{Answer, ClusterChecks};
 use super::record::{text, AuthKind, Record};
-use super::remote::{Answer, Remote};
 use super::{Engine, Flow, Services, Stat, StreamIo};
 use crate::config::backend::MockBackend;
 use crate::config::model::{AuthType, Gateway};
@@ -22,11 +22,11 @@ use crate::wire::url::trim;
 /// What the response phase needs to know about an admitted request.
 #[derive(Debug)]
 pub(super) struct Admitted {
-    pub(super) api: u32,
-    pub(super) stage: u32,
-    pub(super) app: Option<u32>,
+    pub(super) api: crate::ids::ApiId,
+    pub(super) stage: crate::ids::StageId,
+    pub(super) app: Option<crate::ids::AppId>,
     pub(super) claims: Option<crate::plugins::jwt::Claims>,
-    pub(super) breaker: Option<(u32, String, crate::plugins::circuit_breaker::Pass)>,
+    pub(super) breaker: Option<(crate::ids::PluginId, String, crate::plugins::circuit_breaker::Pass)>,
     /// What the bound errorMapping reads of the request itself (`System:CaDomain`, …), kept for the
     /// response phase: empty (no allocation) when none is bound or it reads none.
     pub(super) captured: Vec<(crate::plugins::system::SystemValue, String)>,
@@ -40,8 +40,8 @@ pub struct Exchange {
     head: Vec<u8>,
     /// Routed, waiting for the body.
     pending: Option<Routed>,
-    /// Cluster mode: admitted locally, waiting for the remote checks.
-    remote: Option<Remote>,
+    /// Cluster mode: admitted locally, waiting for the cluster-mode checks.
+    checks: Option<ClusterChecks>,
     /// The gateway answered (a local reply): the stream is the host's.
     pub(super) replied: bool,
     /// The client sent its whole request (headers, body, trailers).
@@ -54,7 +54,7 @@ pub struct Exchange {
     /// The gateway's own body for a backend failure Envoy answered (replaces Envoy's text).
     pub(super) rewrite_body: Option<String>,
     /// errorMapping waiting for the backend's JSON body: (plugin index, backend status).
-    pub(super) mapping: Option<(u32, u16)>,
+    pub(super) error_mapping: Option<(crate::ids::PluginId, u16)>,
     /// Debug mode asked for (`X-Ca-Request-Mode: debug`); then the X-Ca-Debug-Info value.
     debug: bool,
     /// The access record, published once (`conclude`).
@@ -81,14 +81,14 @@ impl Exchange {
             request_id,
             head: Vec::new(),
             pending: None,
-            remote: None,
+            checks: None,
             replied: false,
             request_ended: false,
             quota: None,
             cors: Vec::new(),
             admitted: None,
             rewrite_body: None,
-            mapping: None,
+            error_mapping: None,
             debug: false,
             record: Record::default(),
             concluded: false,
@@ -118,13 +118,9 @@ impl Exchange {
         self.concluded = true;
         self.measure(svc);
         self.record.status = status;
-        if let Some(peer) = io.peer_address() {
-            let ip = crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, Some(&peer), None);
-            self.record.client_ip = ip.map(|ip| ip.to_string());
-        }
         let code = self.record.error.as_ref().map_or("OK", |(c, _)| c);
         let api = self.record.api.and_then(|a| gw.api(a).map(|x| (a, x.name.as_str())));
-        let stage = self.record.stage.and_then(|s| gw.stages.get(s as usize).map(|x| (s, x.as_str())));
+        let stage = self.record.stage.and_then(|s| gw.stages.get(s.index()).map(|x| (s, x.as_str())));
         let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
         svc.stats.record(Stat::Request { api, stage, app, max_apps: gw.metrics.max_apps, code });
         svc.stats.record(Stat::FilterMicros(self.record.filter_us.max(0) as u64));
@@ -138,11 +134,11 @@ impl Exchange {
         }
     }
 
-    /// The request is held: its decision is pending (body, remote checks) or the gateway answered. No
+    /// The request is held: its decision is pending (body, cluster-mode checks) or the gateway answered. No
     /// request callback may let it continue then: continuing from a later callback would also release
     /// the headers the filter holds.
     fn holds_request(&self) -> bool {
-        self.pending.is_some() || self.remote.is_some() || self.replied
+        self.pending.is_some() || self.checks.is_some() || self.replied
     }
 
     /// The whole request went on to the backend: it ended, and the gateway let it through.
@@ -249,9 +245,9 @@ impl Exchange {
         }
         match admitted {
             Ok(a) if a.rate_limit.is_some() || !a.one_time.is_empty() => {
-                let remote = Remote::start(engine, svc, io, a);
-                self.remote = Some(remote);
-                self.finish_remote(engine, svc, io)
+                let checks = ClusterChecks::start(engine, svc, io, a);
+                self.checks = Some(checks);
+                self.finish_cluster_checks(engine, svc, io)
             }
             Ok(a) => match gw.mock_reply(a.identity.api) {
                 Some(mock) => self.mock(gw, svc, io, mock),
@@ -263,34 +259,34 @@ impl Exchange {
 
     /// A cluster-mode answer for this request.
     pub fn on_grpc_answer(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, token: u32, answer: &Answer) {
-        let Some(remote) = self.remote.as_mut() else { return };
-        if !remote.awaits(token) {
+        let Some(checks) = self.checks.as_mut() else { return };
+        if !checks.awaits(token) {
             return;
         }
-        remote.answer(engine, svc, io, token, answer);
-        let _ = self.finish_remote(engine, svc, io);
+        checks.answer(engine, svc, io, token, answer);
+        let _ = self.finish_cluster_checks(engine, svc, io);
     }
 
     /// Once every answer is in: refuse, or admit and resume the request.
-    fn finish_remote(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
-        if !self.remote.as_ref().is_some_and(Remote::done) {
+    fn finish_cluster_checks(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) -> Flow {
+        if !self.checks.as_ref().is_some_and(ClusterChecks::done) {
             return Flow::Pause;
         }
-        let Some(remote) = self.remote.take() else { return Flow::Pause };
+        let Some(checks) = self.checks.take() else { return Flow::Pause };
         let gw = &engine.gateway;
-        if let Some(r) = &remote.refusal {
+        if let Some(r) = &checks.refusal {
             return self.refuse(gw, svc, io, r);
         }
-        if let Some(mock) = gw.mock_reply(remote.admission.identity.api) {
+        if let Some(mock) = gw.mock_reply(checks.admission.identity.api) {
             return self.mock(gw, svc, io, mock);
         }
         let head = io.request_headers();
         let Some(headers) = Headers::from_serialized(&head) else {
             return self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host");
         };
-        let _ = self.admit(engine, svc, io, &headers, &remote.admission);
-        if remote.quota.is_some() {
-            self.quota = remote.quota;
+        let _ = self.admit(engine, svc, io, &headers, &checks.admission);
+        if checks.quota.is_some() {
+            self.quota = checks.quota;
         }
         io.resume_request();
         Flow::Pause
@@ -310,7 +306,7 @@ impl Exchange {
         }
         if let Some((idx, dim)) = r.throttled {
             let name = gw.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
-            svc.stats.record(Stat::Traffic { plugin: idx, name, dim: dim.as_str(), admitted: false });
+            svc.stats.record(Stat::Traffic { plugin: crate::ids::PluginId(idx), name, dim: dim.as_str(), admitted: false });
         }
         let out = reply_for(r, self.request_id());
         let cors = std::mem::take(&mut self.cors);
@@ -386,10 +382,10 @@ impl Exchange {
             app: a.identity.app,
             claims: a.claims.clone(),
             breaker: a.breaker.clone(),
-            captured: crate::request::vars::captured_for_mapping(gw, &a.identity, head, svc.coarse),
+            captured: crate::request::vars::captured_for_error_mapping(gw, &a.identity, head, svc.coarse),
         });
         if let Some((idx, dims, quota)) = &a.traffic {
-            let name = gw.plugins.get(*idx as usize).map_or("", |p| p.name.as_str());
+            let name = gw.plugins.get(idx.index()).map_or("", |p| p.name.as_str());
             for d in dims {
                 svc.stats.record(Stat::Traffic { plugin: *idx, name, dim: d.as_str(), admitted: true });
             }

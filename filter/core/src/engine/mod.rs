@@ -5,24 +5,24 @@
 //! small traits below. An adapter (proxy-wasm, or a native module) only translates its callbacks into
 //! these events; native tests drive the same engine with in-memory hosts (`testkit`).
 
+mod cluster_checks;
 mod exchange;
 mod record;
-mod remote;
 mod response;
 #[cfg(any(test, feature = "test-kit"))]
 pub mod testkit;
 
+pub use cluster_checks::Answer;
+use cluster_checks::LeaseBook;
 pub use exchange::Exchange;
-pub use remote::Answer;
-use remote::LeaseBook;
 
 use crate::auth::replay::{NonceStore, OneTime, OneTimeKind};
 use crate::cluster::etcd::{Lease, LEASE_BUCKET_S};
 use crate::config::model::Gateway;
 use crate::contract::request_id::RequestIds;
 use crate::host::{Clock, SharedStore, Stream};
-use crate::plugins::registry::Runtime;
-use crate::request::remote::{lease_call, lease_granted, lease_of, GrpcCall};
+use crate::plugins::binding::Runtime;
+use crate::request::cluster_calls::{lease_call, lease_granted, lease_of, GrpcCall};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -43,13 +43,13 @@ pub enum Stat<'a> {
     Refused(&'static str),
     /// trafficControl: one dimension of one plugin admitted or throttled the request.
     Traffic {
-        plugin: u32,
+        plugin: crate::ids::PluginId,
         name: &'a str,
         dim: &'static str,
         admitted: bool,
     },
     /// Cluster mode: `service` (rls, etcd) and what happened (calls, errors, timeouts, ...).
-    Cluster(&'static str, &'static str),
+    ClusterMode(&'static str, &'static str),
     BreakerOpened,
     BreakerRefused,
     NonceStoreFull,
@@ -57,9 +57,9 @@ pub enum Stat<'a> {
     /// the app when per-app counting is on (`max_apps` distinct ones at most), and the code the
     /// client got (`OK`: the gateway added none).
     Request {
-        api: Option<(u32, &'a str)>,
-        stage: Option<(u32, &'a str)>,
-        app: Option<(u32, &'a str)>,
+        api: Option<(crate::ids::ApiId, &'a str)>,
+        stage: Option<(crate::ids::StageId, &'a str)>,
+        app: Option<(crate::ids::AppId, &'a str)>,
         max_apps: usize,
         code: &'static str,
     },
@@ -178,7 +178,7 @@ impl Engine {
     /// claim is one round trip.
     pub fn leases_to_grant(&self, now_ms: i64) -> Vec<(Lease, GrpcCall)> {
         let gw = &self.gateway;
-        if gw.cluster.one_time_keys.is_none() {
+        if gw.cluster_mode.one_time_keys.is_none() {
             return Vec::new();
         }
         let mut out = Vec::new();

@@ -1,8 +1,9 @@
 //! The access record: one JSON object per request, admitted or refused, published once as Envoy filter
 //! state (`wasm.cagate`) for the access log and later filters. Field names follow Aliyun's request
-//! log where it has one (requestId, apiName, stage, appId, appKey, errorCode, errorMessage, clientIp,
-//! clientNonce, httpMethod, path, statusCode). Never a secret: no signature, AppCode, token or
-//! app secret is ever put in it.
+//! log where it has one (requestId, apiName, stage, appId, appKey, errorCode, errorMessage,
+//! clientNonce, httpMethod, path, statusCode). The client's address is Envoy's own access-log field
+//! (`%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`): reading it here would cost every request a host call.
+//! Never a secret: no signature, AppCode, token or app secret is ever put in it.
 
 use crate::config::model::Gateway;
 use std::fmt::Write;
@@ -39,13 +40,12 @@ pub(crate) struct Record {
     pub(crate) path: String,
     pub(crate) envoy_request_id: Option<String>,
     pub(crate) client_nonce: Option<String>,
-    pub(crate) api: Option<u32>,
-    pub(crate) stage: Option<u32>,
-    pub(crate) app: Option<u32>,
+    pub(crate) api: Option<crate::ids::ApiId>,
+    pub(crate) stage: Option<crate::ids::StageId>,
+    pub(crate) app: Option<crate::ids::AppId>,
     pub(crate) auth: Option<AuthKind>,
     pub(crate) error: Option<(&'static str, String)>,
     pub(crate) backend_path: Option<String>,
-    pub(crate) client_ip: Option<String>,
     pub(crate) status: u16,
     /// `false` in report-only mode: the error was recorded, the request went on.
     pub(crate) not_enforced: bool,
@@ -97,7 +97,7 @@ impl Record {
         if let Some(api) = self.api.and_then(|a| gw.api(a)) {
             push_str(&mut out, "apiName", &api.name);
         }
-        if let Some(stage) = self.stage.and_then(|s| gw.stages.get(s as usize)) {
+        if let Some(stage) = self.stage.and_then(|s| gw.stages.get(s.index())) {
             push_str(&mut out, "stage", stage);
         }
         if let Some(app) = self.app.and_then(|a| gw.app(a)) {
@@ -113,9 +113,6 @@ impl Record {
             if let Some(p) = plugin_of(code) {
                 push_str(&mut out, "plugin", p);
             }
-        }
-        if let Some(ip) = &self.client_ip {
-            push_str(&mut out, "clientIp", ip);
         }
         if let Some(n) = &self.client_nonce {
             push_str(&mut out, "clientNonce", n);
@@ -142,8 +139,8 @@ mod tests {
         let r = Record {
             method: "GET".into(),
             path: text(b"/p/\"x\"\\\n\xff"),
-            api: Some(0),
-            stage: Some(0),
+            api: Some(crate::ids::ApiId(0)),
+            stage: Some(crate::ids::StageId(0)),
             error: Some(("A403AC", "Access Control Forbidden by r1".into())),
             status: 403,
             filter_us: 12,

@@ -9,9 +9,9 @@ use crate::contract::errors::ErrorCode;
 use crate::contract::names::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, REQUEST_ID_HEADER};
 use crate::contract::refusal::Refusal;
 use crate::contract::reply::refusal as reply_for;
+use crate::plugins::binding::PluginKind;
 use crate::plugins::circuit_breaker;
 use crate::plugins::error_mapping::{self, MappingConfig};
-use crate::plugins::registry::PluginKind;
 use crate::wire::url::{starts_with_ignore_case, trim};
 
 impl Exchange {
@@ -46,10 +46,10 @@ impl Exchange {
         if self.replied {
             return Flow::Pause; // replaced whole by the gateway's reply (concluded then)
         }
-        let mapping = self.admitted.as_ref().and_then(|a| gw.bound(a.api, a.stage).mapping);
+        let mapping = self.admitted.as_ref().and_then(|a| gw.bound(a.api, a.stage).error_mapping);
         let mut flow = Flow::Continue;
         if let (Some(idx), None) = (mapping, gateway_code) {
-            if let Some(PluginKind::Mapping(cfg)) = gw.plugins.get(idx as usize).map(|p| &p.kind) {
+            if let Some(PluginKind::ErrorMapping(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
                 let json = io.response_header("content-type").is_some_and(|ct| starts_with_ignore_case(trim(&ct), b"application/json"));
                 let fits = io
                     .response_header("content-length")
@@ -57,7 +57,7 @@ impl Exchange {
                     .is_none_or(|l| l <= cfg.max_body);
                 if cfg.reads_body() && !end_of_stream && json && fits {
                     // Held until the body is in: the status may still change.
-                    self.mapping = Some((idx, status));
+                    self.error_mapping = Some((idx, status));
                     flow = Flow::Pause;
                 } else {
                     let mapped = self.apply_mapping(engine, io, cfg, status, None);
@@ -82,19 +82,19 @@ impl Exchange {
             io.set_response_body(body_size, body.as_bytes());
             return Flow::Continue;
         }
-        let Some((idx, status)) = self.mapping else { return Flow::Continue };
-        let Some(PluginKind::Mapping(cfg)) = engine.gateway.plugins.get(idx as usize).map(|p| &p.kind) else {
+        let Some((idx, status)) = self.error_mapping else { return Flow::Continue };
+        let Some(PluginKind::ErrorMapping(cfg)) = engine.gateway.plugins.get(idx.index()).map(|p| &p.kind) else {
             return Flow::Continue;
         };
         if body_size > cfg.max_body {
-            self.mapping = None; // larger than announced: stream it through untouched
+            self.error_mapping = None; // larger than announced: stream it through untouched
             self.conclude(&engine.gateway, svc, io, status);
             return Flow::Continue;
         }
         if !end_of_stream {
             return Flow::Pause;
         }
-        self.mapping = None;
+        self.error_mapping = None;
         let body = io.response_body(body_size);
         let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let mapped = self.apply_mapping(engine, io, cfg, status, doc.as_ref());
@@ -157,7 +157,7 @@ impl Exchange {
     /// failure); answers Envoy made without reaching it never count.
     fn report_to_breaker(&mut self, engine: &Engine, svc: &Services<'_>, failed: bool) {
         let Some((idx, key, pass)) = self.admitted.as_mut().and_then(|a| a.breaker.take()) else { return };
-        let Some(PluginKind::Breaker(cfg)) = engine.gateway.plugins.get(idx as usize).map(|p| &p.kind) else { return };
+        let Some(PluginKind::Breaker(cfg)) = engine.gateway.plugins.get(idx.index()).map(|p| &p.kind) else { return };
         if circuit_breaker::record(cfg, &key, pass, failed, svc.clock.now_ms(), svc.store) {
             log::warn!("cagate: circuit breaker {} opened for {key}", cfg.plugin);
             svc.stats.record(Stat::BreakerOpened);

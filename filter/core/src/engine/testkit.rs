@@ -7,8 +7,8 @@ use super::{Answer, Engine, Exchange, Flow, LeaseBook, Seeds, Services, Stat, St
 use crate::config::compile::compile;
 use crate::config::model::Gateway;
 use crate::host::{Clock, MemoryStore, Stream};
-use crate::plugins::registry::Runtime;
-use crate::request::remote::GrpcCall;
+use crate::plugins::binding::Runtime;
+use crate::request::cluster_calls::GrpcCall;
 use crate::wire::headers::{serialize, Headers};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ impl Stats for Tally {
             Stat::Allowed => "allowed".to_string(),
             Stat::Refused(code) => format!("refused.{code}"),
             Stat::Traffic { name, dim, admitted, .. } => format!("traffic.{name}.{dim}.{}", if admitted { "admitted" } else { "throttled" }),
-            Stat::Cluster(service, what) => format!("cluster.{service}.{what}"),
+            Stat::ClusterMode(service, what) => format!("cluster.{service}.{what}"),
             Stat::BreakerOpened => "breaker_opened".to_string(),
             Stat::BreakerRefused => "breaker_refused".to_string(),
             Stat::NonceStoreFull => "nonce_store_full".to_string(),
@@ -243,7 +243,7 @@ impl Outcome {
         self.reply_header("x-ca-error-message")
     }
 
-    /// Admitted and forwarded (the flow continued, or the request was resumed after its remote checks).
+    /// Admitted and forwarded (the flow continued, or the request was resumed after its cluster-mode checks).
     pub fn forwarded(&self) -> bool {
         self.reply().is_none() && (self.flow == Flow::Continue || self.stream.resumed.get())
     }

@@ -17,22 +17,22 @@ type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The identity headers for the backend: `(name, value)`; a `None` value means "remove any
 /// client-sent copy". The request id is added by the caller, which generated it.
-pub fn identity_headers<'g>(gw: &'g Gateway, id: &Identity) -> [(&'static str, Option<&'g str>); 2] {
+pub(crate) fn identity_headers<'g>(gw: &'g Gateway, id: &Identity) -> [(&'static str, Option<&'g str>); 2] {
     [(APP_ID_HEADER, id.app.and_then(|a| gw.app(a)).map(|a| a.id.as_str())), (API_NAME_HEADER, gw.api(id.api).map(|a| a.name.as_str()))]
 }
 
 /// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →
 /// jwtAuth → accessControl → trafficControl), after authentication.
-pub fn run_plugins(
+pub(crate) fn run_plugins(
     gw: &Gateway,
-    rt: &mut crate::plugins::registry::Runtime,
+    rt: &mut crate::plugins::binding::Runtime,
     req: &Request<'_>,
     identity: Identity,
     clock: &dyn Clock,
     store: &dyn SharedStore,
     ctx: &Ctx<'_>,
 ) -> Result<Admission, Refusal> {
-    use crate::plugins::registry::{Plugin, PluginKind};
+    use crate::plugins::binding::{Plugin, PluginKind};
     let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None, rate_limit: None, one_time: Vec::new() };
     admission.one_time.extend(identity.nonce);
     let mut query_adds = QueryAdds::default();
@@ -40,7 +40,7 @@ pub fn run_plugins(
     let mut cached_now = None;
     let mut now = || *cached_now.get_or_insert_with(|| clock.now_ms());
     let app = identity.app.and_then(|a| gw.app(a));
-    let plugin = |i: Option<u32>| i.and_then(|i| gw.plugins.get(i as usize));
+    let plugin = |i: Option<crate::ids::PluginId>| i.and_then(|i| gw.plugins.get(i.index()));
     let with_app = |r: Refusal| Refusal { app: identity.app, ..r };
     if let Some(api) = gw.api(identity.api) {
         if !api.params.is_empty() {
@@ -65,15 +65,15 @@ pub fn run_plugins(
         }
     }
     if let Some(idx) = bound.jwt {
-        let (Some(crate::plugins::registry::Plugin { kind: crate::plugins::registry::PluginKind::Jwt(cfg), .. }), Some(Some(state))) =
-            (gw.plugins.get(idx as usize), rt.jwt.get_mut(idx as usize))
+        let (Some(crate::plugins::binding::Plugin { kind: crate::plugins::binding::PluginKind::Jwt(cfg), .. }), Some(Some(state))) =
+            (gw.plugins.get(idx.index()), rt.jwt.get_mut(idx.index()))
         else {
             return Err(Refusal::new(&errors::I400JP, &["plugin state missing"], "jwt plugin state missing"));
         };
         let mut coarse_now = || ctx.coarse.now_ms();
         let claims = match crate::plugins::jwt::check(cfg, state, req.headers, req.query, &mut coarse_now, store) {
             Ok(crate::plugins::jwt::JwtOutcome::Verified(c, jti)) => {
-                if gw.cluster.one_time_keys.is_some() {
+                if gw.cluster_mode.one_time_keys.is_some() {
                     admission.one_time.extend(jti);
                 }
                 Some(c)
@@ -89,13 +89,13 @@ pub fn run_plugins(
         crate::request::vars::access_control(cfg, &view).map_err(with_app)?;
     }
     if let Some(idx) = bound.traffic {
-        if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx as usize), gw.api(identity.api)) {
+        if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx.index()), gw.api(identity.api)) {
             let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
-            if let Some(rls) = &gw.cluster.rate_limit_service {
+            if let Some(rls) = &gw.cluster_mode.rate_limit_service {
                 // Counted by the rate limit service, after every local check has passed.
-                admission.rate_limit = Some(crate::cluster::rls::call(&rls.domain, cfg, idx, &api.name, who));
+                admission.rate_limit = Some(crate::cluster::rls::call(&rls.domain, cfg, idx.0, &api.name, who));
             } else {
-                match crate::plugins::traffic_control::admit(cfg, idx, &api.name, who, now(), store) {
+                match crate::plugins::traffic_control::admit(cfg, idx.0, &api.name, who, now(), store) {
                     Ok((dims, quota)) => admission.traffic = Some((idx, dims, cfg.rate_limit_headers.then_some(quota))),
                     Err(r) => return Err(Refusal { app: identity.app, ..r }),
                 }
@@ -110,7 +110,7 @@ pub fn run_plugins(
     if let Some(api) = gw.api(identity.api) {
         forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits).map_err(with_app)?;
     }
-    if let Some(Plugin { kind: PluginKind::Backend(cfg), .. }) = plugin(bound.backend) {
+    if let Some(Plugin { kind: PluginKind::BackendSignature(cfg), .. }) = plugin(bound.backend_signature) {
         // Signed over what the backend will receive: the path after mapping and claims (split and
         // decoded here, as the request's own path was once, when it is not the request's).
         let edited = admission.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.clone());
@@ -156,16 +156,16 @@ fn forward_claims(
 
 /// `X-Ca-Debug-Info` for debug mode: the API matched, the stage, the app, the plugins bound, the
 /// filter's own time. Header-safe; never a secret.
-pub fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: u64) -> String {
+pub(crate) fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: u64) -> String {
     let b = gw.bound(a.identity.api, a.identity.stage);
-    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.backend, b.mapping, b.cors]
+    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.backend_signature, b.error_mapping, b.cors]
         .iter()
         .flatten()
-        .filter_map(|i| gw.plugins.get(*i as usize))
+        .filter_map(|i| gw.plugins.get(i.index()))
         .map(|p| format!("{}/{}", p.type_name, p.name))
         .collect();
     let api = gw.api(a.identity.api).map_or("", |x| x.name.as_str());
-    let stage = gw.stages.get(a.identity.stage as usize).map_or("", String::as_str);
+    let stage = gw.stages.get(a.identity.stage.index()).map_or("", String::as_str);
     let text = format!("api={api};stage={stage};app={app_id};plugins={};filterMicros={elapsed_us}", plugins.join(","));
     header_safe(text.as_bytes())
 }

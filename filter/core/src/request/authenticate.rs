@@ -29,7 +29,7 @@ impl Now<'_> {
 }
 
 /// Authenticates and authorizes a routed request. `body` is the full body when `routed.needs_body`.
-pub fn authenticate(
+pub(crate) fn authenticate(
     gw: &Gateway,
     nonces: &NonceStore,
     req: &Request<'_>,
@@ -151,7 +151,7 @@ fn remember_nonce(
 ) -> Result<Option<OneTime>, Refusal> {
     let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64)).max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
     match nonces.record_until(store, key, nonce, now_ms, until) {
-        Outcome::Fresh if gw.cluster.one_time_keys.is_some() => Ok(Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until))),
+        Outcome::Fresh if gw.cluster_mode.one_time_keys.is_some() => Ok(Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until))),
         Outcome::Fresh => Ok(None),
         Outcome::Replayed => Err(Refusal::new(&errors::S403NU, &[], "nonce replayed")),
         Outcome::Full => Err(Refusal::new(&errors::X503BZ, &[], "nonce store full")),
@@ -179,7 +179,7 @@ fn check_content_md5(h: &Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal
     }
 }
 
-fn authorize(gw: &Gateway, routed: &Routed, app: u32, now: &mut Now<'_>) -> Result<(), Refusal> {
+fn authorize(gw: &Gateway, routed: &Routed, app: crate::ids::AppId, now: &mut Now<'_>) -> Result<(), Refusal> {
     match gw.grant(routed.api, app, routed.stage) {
         None => Err(Refusal::new(&errors::A403UA, &[], "no grant for api and stage").app(app)),
         Some(g) if g.expires_ms.is_some_and(|end| now.get() >= end) => Err(Refusal::new(&errors::A403EP, &[], "grant expired").app(app)),

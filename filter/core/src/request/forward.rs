@@ -98,7 +98,7 @@ pub(crate) fn upstream(
 
 /// Whether the gateway sets query parameters for this API in this stage (mapping targets, constants,
 /// system parameters, jwtAuth claims): a form body must then be read, to refuse a field of the same name.
-pub(crate) fn sets_query(gw: &Gateway, api: &Api, stage: u32) -> bool {
+pub(crate) fn sets_query(gw: &Gateway, api: &Api, stage: crate::ids::StageId) -> bool {
     let mapped = api.request_mode != RequestMode::Passthrough && api.params.iter().filter_map(target).any(|(l, _)| l == ParamLocation::Query);
     let backend = match &api.backend {
         Some(Backend::Http(h)) => {
@@ -107,16 +107,14 @@ pub(crate) fn sets_query(gw: &Gateway, api: &Api, stage: u32) -> bool {
         _ => false,
     };
     let jwt = api.plugins.iter().find(|(s, _)| *s == stage).and_then(|(_, b)| b.jwt);
-    let claims = jwt.and_then(|i| gw.plugins.get(i as usize)).is_some_and(|p| match &p.kind {
-        crate::plugins::registry::PluginKind::Jwt(cfg) => {
-            cfg.claim_parameters.iter().any(|c| c.location == crate::plugins::jwt::TokenLocation::Query)
-        }
+    let claims = jwt.and_then(|i| gw.plugins.get(i.index())).is_some_and(|p| match &p.kind {
+        crate::plugins::binding::PluginKind::Jwt(cfg) => cfg.claim_parameters.iter().any(|c| c.location == crate::plugins::jwt::TokenLocation::Query),
         _ => false,
     });
     mapped || backend || claims
 }
 
-fn route_to(h: &HttpBackend, stage: u32, edits: &mut Edits) {
+fn route_to(h: &HttpBackend, stage: crate::ids::StageId, edits: &mut Edits) {
     if let Some(cluster) = h.cluster(stage) {
         set_header(edits, BACKEND_CLUSTER_HEADER, cluster.as_bytes().to_vec());
     }

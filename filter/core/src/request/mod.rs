@@ -3,8 +3,8 @@
 
 pub(crate) mod admit;
 pub(crate) mod authenticate;
+pub(crate) mod cluster_calls;
 pub(crate) mod forward;
 pub(crate) mod model;
-pub(crate) mod remote;
 pub(crate) mod route;
 pub(crate) mod vars;

@@ -5,12 +5,13 @@
 use crate::auth::replay::OneTime;
 use crate::cluster::rls::RateLimitCall;
 use crate::host::{Clock, Stream};
+use crate::ids::{ApiId, AppId, PluginId, StageId};
 use crate::wire::headers::Headers;
 use crate::wire::url::{percent_decode, split_path};
 use std::borrow::Cow;
 
 /// The request as the core sees it: `:path` split and its path percent-decoded once, here.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub method: &'a [u8],
     /// `:path`, with the query.
     pub path: &'a [u8],
@@ -26,7 +27,7 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// The request view of a method, a `:path` and the header map.
-    pub fn new(method: &'a [u8], path: &'a [u8], headers: &'a Headers<'a>) -> Request<'a> {
+    pub(crate) fn new(method: &'a [u8], path: &'a [u8], headers: &'a Headers<'a>) -> Request<'a> {
         let (raw_path, query) = split_path(path);
         Request { method, path, headers, raw_path, decoded_path: percent_decode(raw_path, false), query }
     }
@@ -34,22 +35,22 @@ impl<'a> Request<'a> {
 
 /// The API a request is for, and whether its body must be read before deciding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Routed {
-    pub api: u32,
-    pub stage: u32,
+pub(crate) struct Routed {
+    pub api: ApiId,
+    pub stage: StageId,
     pub needs_body: bool,
     /// The cors plugin of the API, when the request comes from an allowed browser origin.
-    pub cors: Option<u32>,
+    pub cors: Option<PluginId>,
     /// A CORS preflight the gateway answers itself.
     pub preflight: bool,
 }
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    pub api: u32,
-    pub stage: u32,
-    pub app: Option<u32>,
+pub(crate) struct Identity {
+    pub api: ApiId,
+    pub stage: StageId,
+    pub app: Option<AppId>,
     /// The nonce admitted here, to be claimed across Envoys (cluster mode only).
     pub nonce: Option<OneTime>,
 }
@@ -57,22 +58,22 @@ pub struct Identity {
 /// What the backend receives beyond the request itself: header edits (`None` removes), and the
 /// verified JWT claims for later plugins.
 #[derive(Debug, Clone)]
-pub struct Admission {
+pub(crate) struct Admission {
     pub identity: Identity,
     pub claims: Option<crate::plugins::jwt::Claims>,
     pub edits: Vec<(String, Option<Vec<u8>>)>,
     /// trafficControl: the plugin, the dimensions counted (for stats) and, when the plugin asks for
     /// `RateLimit-*` headers, the tightest quota.
-    pub traffic: Option<(u32, Vec<crate::plugins::traffic_control::Dim>, Option<crate::plugins::traffic_control::Quota>)>,
+    pub traffic: Option<(PluginId, Vec<crate::plugins::traffic_control::Dim>, Option<crate::plugins::traffic_control::Quota>)>,
     /// circuitBreaker: the plugin, its state key, and how this request passed (the response reports).
-    pub breaker: Option<(u32, String, crate::plugins::circuit_breaker::Pass)>,
+    pub breaker: Option<(PluginId, String, crate::plugins::circuit_breaker::Pass)>,
     /// Cluster mode: the rate-limit call to make, and the one-time keys to claim, before admitting.
     pub rate_limit: Option<RateLimitCall>,
     pub one_time: Vec<OneTime>,
 }
 
 /// What the request phase knows beyond the request: its id, its body (if read), the peer address.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub request_id: &'a str,
     pub body: Option<&'a [u8]>,
     /// What the host knows of the stream (the peer address).

@@ -11,7 +11,7 @@ use crate::wire::url::{is_form, trim};
 
 /// Selects the API (stage, method, path), answers CORS preflights and refuses disallowed origins.
 /// Needs only the headers.
-pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
+pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
     let h = req.headers;
     if req.path.len() as u64 > gw.max_url_bytes {
         return Err(Refusal::new(&errors::I413UL, &[], "url over maxUrlBytes"));
@@ -47,10 +47,10 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "dot segment in path"));
     }
     let origin = h.get(b"origin");
-    let cors_of = |api: u32| -> Option<(u32, &crate::plugins::cors::CorsConfig)> {
+    let cors_of = |api: crate::ids::ApiId| -> Option<(crate::ids::PluginId, &crate::plugins::cors::CorsConfig)> {
         let idx = gw.bound(api, stage).cors?;
-        match &gw.plugins.get(idx as usize)?.kind {
-            crate::plugins::registry::PluginKind::Cors(c) => Some((idx, c.as_ref())),
+        match &gw.plugins.get(idx.index())?.kind {
+            crate::plugins::binding::PluginKind::Cors(c) => Some((idx, c.as_ref())),
             _ => None,
         }
     };
@@ -74,7 +74,7 @@ pub fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> {
         }
     }
     let Some(api_idx) = gw.route(req.method, path, stage) else {
-        let stage_name = gw.stages.get(stage as usize).map_or("", String::as_str);
+        let stage_name = gw.stages.get(stage.index()).map_or("", String::as_str);
         let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(path));
         return Err(Refusal::new(&errors::I404NF, &[&header_safe(reason.as_bytes())], "no api"));
     };
@@ -147,13 +147,13 @@ fn shorten(v: &[u8]) -> &[u8] {
 }
 
 /// CORS headers for a routed request: the preflight answer's, or those of an actual response.
-pub fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> Vec<(&'static str, String)> {
+pub(crate) fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> Vec<(&'static str, String)> {
     let (Some(idx), Some(origin)) = (routed.cors, req.headers.get(b"origin")) else { return Vec::new() };
-    match gw.plugins.get(idx as usize).map(|p| &p.kind) {
-        Some(crate::plugins::registry::PluginKind::Cors(c)) if routed.preflight => {
+    match gw.plugins.get(idx.index()).map(|p| &p.kind) {
+        Some(crate::plugins::binding::PluginKind::Cors(c)) if routed.preflight => {
             c.preflight_headers(origin, req.headers.get(b"access-control-request-headers"))
         }
-        Some(crate::plugins::registry::PluginKind::Cors(c)) => c.response_headers(origin),
+        Some(crate::plugins::binding::PluginKind::Cors(c)) => c.response_headers(origin),
         _ => Vec::new(),
     }
 }

@@ -9,8 +9,8 @@ use crate::contract::errors;
 use crate::contract::refusal::Refusal;
 use crate::host::{Clock, Stream};
 use crate::plugins::access_control::{AccessConfig, Verdict};
+use crate::plugins::binding::PluginKind;
 use crate::plugins::conditions::{eval, substitute, Val, VarSource};
-use crate::plugins::registry::PluginKind;
 use crate::plugins::system::{self, Known, Seen, SystemValue};
 use crate::request::model::{Ctx, Identity, Request};
 use crate::wire::headers::Headers;
@@ -53,7 +53,7 @@ fn path_param(api: &Api, req: &Request<'_>, name: &str) -> Option<Vec<u8>> {
 /// response phase).
 pub(crate) fn known<'a>(
     gw: &'a Gateway,
-    (api, stage, app): (u32, u32, Option<u32>),
+    (api, stage, app): (crate::ids::ApiId, crate::ids::StageId, Option<crate::ids::AppId>),
     seen: Seen<'a>,
     stream: &'a dyn Stream,
     request_id: &'a str,
@@ -63,7 +63,7 @@ pub(crate) fn known<'a>(
         stream,
         app: app.and_then(|a| gw.app(a)),
         api: gw.api(api).map(|a| a.name.as_str()),
-        stage: gw.stages.get(stage as usize).map(String::as_str),
+        stage: gw.stages.get(stage.index()).map(String::as_str),
         request_id,
     }
 }
@@ -76,10 +76,10 @@ pub(crate) fn known_now<'a>(gw: &'a Gateway, id: &Identity, req: &Request<'a>, c
 /// What the errorMapping bound to the request's API and stage reads of the request itself
 /// (`System:CaDomain`, …), kept at admission for the response phase, when the request is gone.
 /// Empty, allocating nothing, when no errorMapping is bound or it reads none of these.
-pub(crate) fn captured_for_mapping(gw: &Gateway, identity: &Identity, headers: &Headers<'_>, clock: &dyn Clock) -> Vec<(SystemValue, String)> {
-    let Some(idx) = gw.bound(identity.api, identity.stage).mapping else { return Vec::new() };
-    match gw.plugins.get(idx as usize).map(|p| &p.kind) {
-        Some(PluginKind::Mapping(cfg)) if !cfg.captures.is_empty() => system::capture(&cfg.captures, headers, clock),
+pub(crate) fn captured_for_error_mapping(gw: &Gateway, identity: &Identity, headers: &Headers<'_>, clock: &dyn Clock) -> Vec<(SystemValue, String)> {
+    let Some(idx) = gw.bound(identity.api, identity.stage).error_mapping else { return Vec::new() };
+    match gw.plugins.get(idx.index()).map(|p| &p.kind) {
+        Some(PluginKind::ErrorMapping(cfg)) if !cfg.captures.is_empty() => system::capture(&cfg.captures, headers, clock),
         _ => Vec::new(),
     }
 }
@@ -266,8 +266,8 @@ mod tests {
         let headers = Headers::from_serialized(&buf).unwrap_or_default();
         let captured = |plugin: Value| {
             let gw = crate::config::compile::compile(config(plugin).as_bytes()).unwrap();
-            let identity = Identity { api: 0, stage: gw.release_stage, app: Some(0), nonce: None };
-            captured_for_mapping(&gw, &identity, &headers, &FixedClock(NOW))
+            let identity = Identity { api: crate::ids::ApiId(0), stage: gw.release_stage, app: Some(crate::ids::AppId(0)), nonce: None };
+            captured_for_error_mapping(&gw, &identity, &headers, &FixedClock(NOW))
         };
         let access = json!({ "name": "p", "type": "accessControl", "data": { "parameters": { "d": "System:CaDomain" },
                              "rules": [ { "name": "r", "condition": "$d = 'x'", "ifTrue": "DENY" } ] } });

@@ -4,7 +4,7 @@
 
 mod ec;
 pub mod jwk;
-pub mod remote;
+pub mod jwks_fetch;
 mod rsa;
 
 use crate::auth::replay::NonceStoreConfig;
@@ -54,7 +54,7 @@ pub struct JwtConfig {
     pub parameter: String,
     pub location: TokenLocation,
     pub keys: Vec<Key>,
-    pub remote: Option<remote::Remote>,
+    pub remote: Option<jwks_fetch::JwksFetch>,
     pub claim_parameters: Vec<ClaimParameter>,
     pub prevent_jti_replay: bool,
     pub bypass_empty_token: bool,
@@ -117,7 +117,7 @@ impl AliyunPlugin for JwtConfig {
                 }
             }
         }
-        let remote = remote::parse(c, o, path);
+        let remote = jwks_fetch::parse(c, o, path);
         if keys.is_empty() && remote.is_none() && c.problems.len() == before {
             c.err(path, "needs at least one key: `jwk`, `jwks` or `jwksUri`");
         }

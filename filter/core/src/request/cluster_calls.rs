@@ -1,6 +1,6 @@
-//! Cluster mode's remote checks of an admitted request, as messages to send and verdicts on the
+//! Cluster mode's checks of an admitted request, as messages to send and verdicts on the
 //! answers: the rate-limit call and the claims of one-time keys. The adapter sends them in parallel,
-//! only after every local check passed (a forged request never costs a remote call), and admits the
+//! only after every local check passed (a forged request never costs a cluster call), and admits the
 //! request when every verdict is Ok.
 
 use crate::auth::replay::{OneTime, OneTimeKind};
@@ -10,7 +10,7 @@ use crate::cluster::settings::grpc_upstream;
 use crate::config::model::Gateway;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
-use crate::plugins::registry::PluginKind;
+use crate::plugins::binding::PluginKind;
 use crate::plugins::traffic_control::Quota;
 use crate::request::model::Admission;
 
@@ -26,8 +26,8 @@ pub struct GrpcCall {
 }
 
 /// The rate-limit call of an admission, if the rate limit service counts its trafficControl.
-pub fn rate_limit_call(gw: &Gateway, a: &Admission) -> Option<GrpcCall> {
-    let rls_settings = gw.cluster.rate_limit_service.as_ref()?;
+pub(crate) fn rate_limit_call(gw: &Gateway, a: &Admission) -> Option<GrpcCall> {
+    let rls_settings = gw.cluster_mode.rate_limit_service.as_ref()?;
     let call = a.rate_limit.as_ref()?;
     Some(GrpcCall {
         upstream: grpc_upstream(&rls_settings.grpc_cluster),
@@ -40,22 +40,22 @@ pub fn rate_limit_call(gw: &Gateway, a: &Admission) -> Option<GrpcCall> {
 
 /// The verdict on the rate limit service's answer (`None`: the call failed or timed out). Ok carries
 /// the quota for the `RateLimit-*` headers when the plugin asks for them.
-pub fn rate_limit_verdict(gw: &Gateway, a: &Admission, answer: Option<&[u8]>) -> Result<Option<Quota>, Refusal> {
-    let (Some(settings), Some(call)) = (gw.cluster.rate_limit_service.as_ref(), a.rate_limit.as_ref()) else { return Ok(None) };
+pub(crate) fn rate_limit_verdict(gw: &Gateway, a: &Admission, answer: Option<&[u8]>) -> Result<Option<Quota>, Refusal> {
+    let (Some(settings), Some(call)) = (gw.cluster_mode.rate_limit_service.as_ref(), a.rate_limit.as_ref()) else { return Ok(None) };
     let Some(PluginKind::Traffic(cfg)) = gw.plugins.get(call.plugin as usize).map(|p| &p.kind) else { return Ok(None) };
     let quota = rls::verdict(cfg, call, answer, settings.fail_open).map_err(|r| Refusal { app: a.identity.app, ..r })?;
     Ok(if cfg.rate_limit_headers { quota } else { None })
 }
 
 /// The lease a one-time key is put with.
-pub fn lease_of(gw: &Gateway, key: &OneTime, now_ms: i64) -> Option<Lease> {
-    let settings = gw.cluster.one_time_keys.as_ref()?;
+pub(crate) fn lease_of(gw: &Gateway, key: &OneTime, now_ms: i64) -> Option<Lease> {
+    let settings = gw.cluster_mode.one_time_keys.as_ref()?;
     Some(etcd::lease_for(&settings.key_prefix, key.until_ms, now_ms))
 }
 
 /// `Lease.LeaseGrant` for a lease.
-pub fn lease_call(gw: &Gateway, lease: &Lease) -> Option<GrpcCall> {
-    let settings = gw.cluster.one_time_keys.as_ref()?;
+pub(crate) fn lease_call(gw: &Gateway, lease: &Lease) -> Option<GrpcCall> {
+    let settings = gw.cluster_mode.one_time_keys.as_ref()?;
     Some(GrpcCall {
         upstream: grpc_upstream(&settings.etcd_cluster),
         service: etcd::LEASE_SERVICE,
@@ -66,13 +66,13 @@ pub fn lease_call(gw: &Gateway, lease: &Lease) -> Option<GrpcCall> {
 }
 
 /// Whether a `LeaseGrant` answer leaves the lease usable.
-pub fn lease_granted(answer: &[u8]) -> bool {
+pub(crate) fn lease_granted(answer: &[u8]) -> bool {
     etcd::lease_granted(answer)
 }
 
 /// The claim of a one-time key (`KV.Txn`) with its lease.
-pub fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease) -> Option<GrpcCall> {
-    let settings = gw.cluster.one_time_keys.as_ref()?;
+pub(crate) fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease) -> Option<GrpcCall> {
+    let settings = gw.cluster_mode.one_time_keys.as_ref()?;
     Some(GrpcCall {
         upstream: grpc_upstream(&settings.etcd_cluster),
         service: etcd::KV_SERVICE,
@@ -84,7 +84,7 @@ pub fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease) -> Option<GrpcCall
 
 /// The verdict on a claim's answer (`None`: the call failed or timed out: a replay must never pass, so
 /// the request is refused).
-pub fn claim_verdict(key: &OneTime, answer: Option<&[u8]>) -> Result<(), Refusal> {
+pub(crate) fn claim_verdict(key: &OneTime, answer: Option<&[u8]>) -> Result<(), Refusal> {
     match answer.and_then(etcd::claimed) {
         Some(true) => Ok(()),
         Some(false) => Err(match key.kind {

@@ -9,7 +9,7 @@ use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
+pub struct JwksFetch {
     pub cluster: String,
     pub authority: String,
     pub path: String,
@@ -17,7 +17,7 @@ pub struct Remote {
     pub timeout_ms: u64,
 }
 
-pub(crate) fn parse(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Option<Remote> {
+pub(crate) fn parse(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Option<JwksFetch> {
     let uri = c.string(o, path, "jwksUri", false);
     let cluster = c.string(o, path, "jwksCluster", false);
     let refresh_s = c.integer(o, path, "jwksRefreshSeconds", 300, 1, 86_400);
@@ -40,7 +40,7 @@ pub(crate) fn parse(c: &mut Validator, o: &Map<String, Value>, path: &str) -> Op
                     return None;
                 }
             };
-            Some(Remote {
+            Some(JwksFetch {
                 cluster: cluster.to_string(),
                 authority: authority.to_string(),
                 path: p.to_string(),
@@ -60,7 +60,7 @@ fn lease_key(plugin: &str) -> String {
 }
 
 /// True if this VM should fetch now: no fresh key set is shared, and it won the fetch lease.
-pub fn should_fetch(store: &dyn SharedStore, plugin: &str, remote: &Remote, now_ms: i64) -> bool {
+pub fn should_fetch(store: &dyn SharedStore, plugin: &str, remote: &JwksFetch, now_ms: i64) -> bool {
     crate::host::fetch_due(store, &data_key(plugin), &lease_key(plugin), remote.refresh_ms, remote.timeout_ms, now_ms)
 }
 

@@ -1,4 +1,4 @@
-//! Cluster mode in the engine: the remote checks of an admitted request (the rate limit call and the
+//! Cluster mode in the engine: the cluster-mode checks of an admitted request (the rate limit call and the
 //! claims of its one-time keys) sent in parallel, the lease state machine (grant when unknown, claim,
 //! grant again when etcd forgot the lease), and the meaning of the services' gRPC statuses.
 
@@ -8,8 +8,8 @@ use crate::cluster::etcd::Lease;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
 use crate::plugins::traffic_control::Quota;
+use crate::request::cluster_calls::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict};
 use crate::request::model::Admission;
-use crate::request::remote::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict};
 
 /// gRPC status codes the engine tells apart.
 const GRPC_NOT_FOUND: u32 = 5;
@@ -89,38 +89,38 @@ enum Waiting {
     Claim { key: OneTime, lease: Lease, retried: bool },
 }
 
-/// The remote checks of a request in flight, and what they said so far.
+/// The cluster-mode checks of a request in flight, and what they said so far.
 #[derive(Debug)]
-pub(super) struct Remote {
+pub(super) struct ClusterChecks {
     pub(super) admission: Admission,
     waiting: Vec<(u32, Waiting)>,
     pub(super) refusal: Option<Refusal>,
     pub(super) quota: Option<Quota>,
 }
 
-impl Remote {
-    /// Sends the remote checks of an admitted request, in parallel.
-    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission) -> Remote {
+impl ClusterChecks {
+    /// Sends the cluster-mode checks of an admitted request, in parallel.
+    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission) -> ClusterChecks {
         let gw = &engine.gateway;
-        let mut remote = Remote { admission, waiting: Vec::new(), refusal: None, quota: None };
-        if let Some(call) = rate_limit_call(gw, &remote.admission) {
-            svc.stats.record(Stat::Cluster("rls", "calls"));
+        let mut checks = ClusterChecks { admission, waiting: Vec::new(), refusal: None, quota: None };
+        if let Some(call) = rate_limit_call(gw, &checks.admission) {
+            svc.stats.record(Stat::ClusterMode("rls", "calls"));
             match io.send_grpc(&call) {
-                Some(token) => remote.waiting.push((token, Waiting::RateLimit)),
+                Some(token) => checks.waiting.push((token, Waiting::RateLimit)),
                 None => {
-                    svc.stats.record(Stat::Cluster("rls", "errors"));
-                    remote.rate_limit_answer(engine, svc, None);
+                    svc.stats.record(Stat::ClusterMode("rls", "errors"));
+                    checks.rate_limit_answer(engine, svc, None);
                 }
             }
         }
         let now = svc.coarse.now_ms();
-        for key in remote.admission.one_time.clone() {
+        for key in checks.admission.one_time.clone() {
             let Some(lease) = lease_of(gw, &key, now) else { continue };
             let known = engine.leases.borrow().knows(&lease);
             let waiting = if known { Waiting::Claim { key, lease, retried: false } } else { Waiting::Grant { key, lease } };
-            remote.send_one_time(engine, svc, io, waiting);
+            checks.send_one_time(engine, svc, io, waiting);
         }
-        remote
+        checks
     }
 
     pub(super) fn done(&self) -> bool {
@@ -140,11 +140,11 @@ impl Remote {
             Waiting::Claim { key, lease, .. } => claim_call(gw, key, lease),
             Waiting::RateLimit => None,
         };
-        svc.stats.record(Stat::Cluster("etcd", "calls"));
+        svc.stats.record(Stat::ClusterMode("etcd", "calls"));
         match call.and_then(|c| io.send_grpc(&c)) {
             Some(token) => self.waiting.push((token, waiting)),
             None => {
-                svc.stats.record(Stat::Cluster("etcd", "errors"));
+                svc.stats.record(Stat::ClusterMode("etcd", "errors"));
                 if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
                     self.record(claim_verdict(&key, None).err());
                 }
@@ -156,14 +156,14 @@ impl Remote {
         match rate_limit_verdict(&engine.gateway, &self.admission, answer) {
             Ok(q) => {
                 if answer.is_none() {
-                    svc.stats.record(Stat::Cluster("rls", "fail_open"));
+                    svc.stats.record(Stat::ClusterMode("rls", "fail_open"));
                     log::warn!("cagate: cluster: rate limit service unavailable, admitted (failOpen)");
                 }
                 self.quota = q;
             }
             Err(r) => {
                 let over = r.error.code != errors::X503BZ.code;
-                svc.stats.record(Stat::Cluster("rls", if over { "over_limit" } else { "refused_unavailable" }));
+                svc.stats.record(Stat::ClusterMode("rls", if over { "over_limit" } else { "refused_unavailable" }));
                 self.record(Some(r));
             }
         }
@@ -175,8 +175,8 @@ impl Remote {
         let (_, waiting) = self.waiting.swap_remove(pos);
         let service = if matches!(waiting, Waiting::RateLimit) { "rls" } else { "etcd" };
         match answer {
-            Answer::Timeout => svc.stats.record(Stat::Cluster(service, "timeouts")),
-            Answer::Failed(_) if !answer.lease_exists() && !answer.lease_missing() => svc.stats.record(Stat::Cluster(service, "errors")),
+            Answer::Timeout => svc.stats.record(Stat::ClusterMode(service, "timeouts")),
+            Answer::Failed(_) if !answer.lease_exists() && !answer.lease_missing() => svc.stats.record(Stat::ClusterMode(service, "errors")),
             _ => {}
         }
         let now_s = svc.coarse.now_ms() / 1000;
@@ -199,7 +199,7 @@ impl Remote {
                     let verdict = claim_verdict(&key, answer.body());
                     if let Err(r) = &verdict {
                         let what = if r.error.code == errors::X503BZ.code { "refused_unavailable" } else { "replayed" };
-                        svc.stats.record(Stat::Cluster("etcd", what));
+                        svc.stats.record(Stat::ClusterMode("etcd", what));
                     }
                     self.record(verdict.err());
                 }

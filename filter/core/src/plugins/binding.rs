@@ -2,6 +2,7 @@
 //! to the group and to APIs per stage. Everything is resolved at configuration time into, per API and
 //! stage, the one plugin of each type that applies; a request only looks its set up.
 
+use crate::ids::PluginId;
 use crate::plugins::access_control::AccessConfig;
 use crate::plugins::backend_signature::BackendConfig;
 use crate::plugins::basic_auth::BasicConfig;
@@ -44,9 +45,9 @@ pub enum PluginKind {
     Access(Box<AccessConfig>),
     Cors(Box<CorsConfig>),
     Basic(Box<BasicConfig>),
-    Backend(Box<BackendConfig>),
+    BackendSignature(Box<BackendConfig>),
     Breaker(Box<BreakerConfig>),
-    Mapping(Box<MappingConfig>),
+    ErrorMapping(Box<MappingConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -59,19 +60,19 @@ pub struct Plugin {
 /// The plugins that apply to one API in one stage, by type (plugin indices).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bound {
-    pub jwt: Option<u32>,
-    pub traffic: Option<u32>,
-    pub ip: Option<u32>,
-    pub access: Option<u32>,
-    pub cors: Option<u32>,
-    pub basic: Option<u32>,
-    pub backend: Option<u32>,
-    pub breaker: Option<u32>,
-    pub mapping: Option<u32>,
+    pub jwt: Option<PluginId>,
+    pub traffic: Option<PluginId>,
+    pub ip: Option<PluginId>,
+    pub access: Option<PluginId>,
+    pub cors: Option<PluginId>,
+    pub basic: Option<PluginId>,
+    pub backend_signature: Option<PluginId>,
+    pub breaker: Option<PluginId>,
+    pub error_mapping: Option<PluginId>,
 }
 
 impl Bound {
-    fn slot(&mut self, type_name: &str) -> Option<&mut Option<u32>> {
+    fn slot(&mut self, type_name: &str) -> Option<&mut Option<PluginId>> {
         match type_name {
             JwtConfig::TYPE => Some(&mut self.jwt),
             TrafficConfig::TYPE => Some(&mut self.traffic),
@@ -79,9 +80,9 @@ impl Bound {
             AccessConfig::TYPE => Some(&mut self.access),
             CorsConfig::TYPE => Some(&mut self.cors),
             BasicConfig::TYPE => Some(&mut self.basic),
-            BackendConfig::TYPE => Some(&mut self.backend),
+            BackendConfig::TYPE => Some(&mut self.backend_signature),
             BreakerConfig::TYPE => Some(&mut self.breaker),
-            MappingConfig::TYPE => Some(&mut self.mapping),
+            MappingConfig::TYPE => Some(&mut self.error_mapping),
             _ => None,
         }
     }
@@ -150,9 +151,9 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (AccessConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Access),
             (CorsConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Cors),
             (BasicConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Basic),
-            (BackendConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Backend),
+            (BackendConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::BackendSignature),
             (BreakerConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Breaker),
-            (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Mapping),
+            (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::ErrorMapping),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None
@@ -250,7 +251,7 @@ pub(crate) fn resolve(
                     continue;
                 }
                 if let Some(slot) = bound.slot(&p.type_name) {
-                    *slot = Some(b.plugin);
+                    *slot = Some(PluginId(b.plugin));
                 }
             }
         }

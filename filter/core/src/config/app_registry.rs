@@ -139,7 +139,7 @@ impl Install {
             }
             found
         });
-        let stage_idx = match (self.gw.stages.iter().position(|s| s == stage), api_idx.and_then(|i| self.gw.api(i))) {
+        let stage_idx = match (self.gw.stages.iter().position(|s| s == stage), api_idx.and_then(|i| self.gw.api(crate::ids::ApiId(i)))) {
             _ if !stage_ok => None,
             (Some(k), Some(a)) if a.stages & (1u64 << (k as u32 % 64)) != 0 => Some(k as u32),
             (Some(_), Some(_)) => {
@@ -153,7 +153,7 @@ impl Install {
             _ => None,
         };
         if let (Some(a), Some(api), Some(s)) = (app_idx, api_idx, stage_idx) {
-            self.gw.grants.insert((api, a, s), Grant { expires_ms });
+            self.gw.grants.insert((crate::ids::ApiId(api), crate::ids::AppId(a), crate::ids::StageId(s)), Grant { expires_ms });
         }
     }
 
