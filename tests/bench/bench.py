@@ -229,8 +229,8 @@ def main():
     ap.add_argument("--only", help="comma-separated scenario names (plus the two baselines)")
     ap.add_argument("--no-jwt", action="store_true", help="skip the JWT scenarios")
     ap.add_argument("--no-cluster", action="store_true", help="skip the cluster-mode scenarios (etcd, Redis, RLS)")
-    ap.add_argument("--baseline", metavar="WASM",
-                    help="also run every cagate scenario with this module (say a build of the previous commit)")
+    ap.add_argument("--baseline", metavar="WASM", action="append",
+                    help="also run every cagate scenario with this module (say a build of the previous commit); repeatable")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -300,16 +300,18 @@ def main():
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
         defs = [d for d in defs if d[0] in keep]
     if args.baseline:
-        # Each cagate scenario again with another build of the module, in the same rounds.
-        def rebuilt(filters):
+        # Each cagate scenario again with other builds of the module, in the same rounds.
+        def rebuilt(filters, wasm):
             out = copy.deepcopy(filters)
             for f in out:
                 code = f["typed_config"].get("config", {}).get("vm_config", {}).get("code", {}).get("local")
                 if code and code.get("filename") == WASM:
-                    code["filename"] = os.path.abspath(args.baseline)
+                    code["filename"] = os.path.abspath(wasm)
             return out
-        defs += [(f"{n} [baseline]", rebuilt(f), k, *rest) for n, f, k, *rest in defs
-                 if n.startswith("cagate ") or n.startswith("jwt ")]
+        ours = [d for d in defs if d[0].startswith("cagate ") or d[0].startswith("jwt ")]
+        for wasm in args.baseline:
+            label = os.path.splitext(os.path.basename(wasm))[0]
+            defs += [(f"{n} [{label}]", rebuilt(f, wasm), k, *rest) for n, f, k, *rest in ours]
     scenarios = [Scenario(n, f, k, work, *hcm) for n, f, k, *hcm in defs]
     count = max(20_000, args.seconds * 40_000)
     try:
@@ -317,7 +319,7 @@ def main():
             order = scenarios[rnd % len(scenarios):] + scenarios[:rnd % len(scenarios)]
             for s in order:
                 row = s.run(args.seconds, args.connections, count)
-                print(f"round {rnd + 1} {s.name:43s} {row['rps']:9.0f} req/s  cpu {row['cpu_us']:6.1f} us/req"
+                print(f"round {rnd + 1} {s.name:50s} {row['rps']:9.0f} req/s  cpu {row['cpu_us']:6.1f} us/req"
                       f"  non-2xx {row['non2xx']}", flush=True)
     finally:
         for s in scenarios:
@@ -326,12 +328,12 @@ def main():
             e.__exit__(None, None, None)
     empty = next(s for s in scenarios if s.name == "empty wasm filter")
     print()
-    print(f"{'scenario':43s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
+    print(f"{'scenario':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
     for s in scenarios:
         med = lambda k: statistics.median(r[k] for r in s.rows)  # noqa: E731
         delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(s.rows, empty.rows))
         ratio = statistics.median(r["cpu_us"] / e["cpu_us"] for r, e in zip(s.rows, empty.rows))
-        print(f"{s.name:43s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} "
+        print(f"{s.name:50s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} "
               f"{ratio:6.2f} {s.ready_s:7.2f}")
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs empty' = median of per-round differences with the empty Wasm filter.")
