@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness.backend import EchoBackend  # noqa: E402
+from harness.client import Response, call  # noqa: E402,F401 (the tests import them from here)
 from harness.envoy import Envoy  # noqa: E402
 
 KEY1, SECRET1 = "test-app-key-1", "test-app-secret-1-0123456789abcdef"
@@ -40,44 +41,6 @@ GATE_CONFIG = {
         {"name": "public", "method": "ANY", "path": "/public/*", "authType": "ANONYMOUS"},
     ],
 }
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    @property
-    def code(self):
-        return self.header("x-ca-error-code")
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<{self.status} {self.headers} {self.body[:300]!r}>"
-
-
-def call(port, method, path, headers=None, body=None):
-    """One request on a fresh connection; header values may be bytes (sent as is)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        body = body.encode() if isinstance(body, str) else body
-        for k, v in (headers or {}).items():
-            conn.putheader(k, v)
-        if body is not None:
-            conn.putheader("content-length", str(len(body)))
-        conn.endheaders(body)
-        r = conn.getresponse()
-        data = r.read()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="session")

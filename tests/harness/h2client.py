@@ -1,31 +1,12 @@
 """Raw requests the ordinary clients cannot make: HTTP/2 (prior knowledge) with request trailers, and
 HTTP/1.1 chunked bodies with trailers or with repeated header lines."""
-import json
 import socket
 
 import h2.config
 import h2.connection
 import h2.events
 
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    @property
-    def code(self):
-        return self.header("x-ca-error-code")
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<{self.status} {self.headers} {self.body[:300]!r}>"
+from harness.client import Response as Reply
 
 
 def h2_request(port, method, path, headers, body=b"", trailers=None, timeout=5):

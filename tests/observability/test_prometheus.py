@@ -23,6 +23,7 @@ import yaml
 
 from observed import RUNNING
 from harness.backend import EchoBackend
+from harness.client import call
 from harness.engines import grpc_cluster
 from harness.envoy import ROOT, Envoy, free_port, static_cluster
 from harness.jwks import JwksServer, KeyPair
@@ -119,36 +120,7 @@ CLUSTER_CONFIG = {
 # ---------------------------------------------------------------------------------------------------
 # helpers
 
-class Response:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
 
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    @property
-    def code(self):
-        return self.header("x-ca-error-code")
-
-    def __repr__(self):
-        return f"<{self.status} {self.code} {self.body[:200]!r}>"
-
-
-def call(port, method, path, headers=None, body=None):
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        body = body.encode() if isinstance(body, str) else body
-        for k, v in (headers or {}).items():
-            conn.putheader(k, v)
-        if body is not None:
-            conn.putheader("content-length", str(len(body)))
-        conn.endheaders(body)
-        r = conn.getresponse()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-    finally:
-        conn.close()
 
 
 def load_json(name):
