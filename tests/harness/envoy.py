@@ -14,6 +14,22 @@ WASM = os.environ.get("CAGATE_WASM", os.path.join(ROOT, "target", "wasm32-wasip1
 EMPTY_WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "cagate_empty.wasm")
 
 
+def stop_process(proc, log, workdir):
+    """Stops a test process (terminate, then kill after 10 s), closes its log and, unless
+    CAGATE_KEEP_LOGS is set, removes its working directory."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if log:
+        log.close()
+    if not os.environ.get("CAGATE_KEEP_LOGS"):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -254,17 +270,7 @@ class Envoy:
             return r.read().decode()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()
-        if not os.environ.get("CAGATE_KEEP_LOGS"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, getattr(self, "log", None), self.dir)
 
     def __enter__(self):
         return self.start()

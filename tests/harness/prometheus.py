@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness.envoy import free_port
+from harness.envoy import free_port, stop_process
 
 PROMETHEUS = os.environ.get("CAGATE_PROMETHEUS", shutil.which("prometheus") or "/usr/bin/prometheus")
 PROMTOOL = os.environ.get("CAGATE_PROMTOOL", shutil.which("promtool") or "/usr/bin/promtool")
@@ -148,17 +148,7 @@ class Prometheus:
             time.sleep(0.25)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log:
-            self.log.close()
-        if not os.environ.get("CAGATE_KEEP_LOGS"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, self.log, self.dir)
 
     def __enter__(self):
         return self.start()

@@ -156,8 +156,7 @@ pub(crate) fn repeated(req: &Signed<'_>, query: &[u8]) -> Option<Repeated> {
 
 fn repeated_header(h: &Headers<'_>) -> Option<Repeated> {
     // Most requests give no header name twice (in any spelling): one pass over pairs settles it.
-    let names: Vec<&[u8]> = h.iter().map(|(n, _)| n).collect();
-    let twice = names.iter().enumerate().any(|(i, n)| names.get(i + 1..).unwrap_or_default().iter().any(|m| crate::wire::headers::same_name(m, n)));
+    let twice = h.iter().enumerate().any(|(i, (n, _))| h.iter().skip(i + 1).any(|(m, _)| crate::wire::headers::same_name(m, n)));
     if !twice {
         return None;
     }
@@ -176,9 +175,8 @@ fn repeated_header(h: &Headers<'_>) -> Option<Repeated> {
 /// Whether the names of a urlencoded string may hold a repeat: some name is given twice as sent, or a
 /// name is encoded (and two spellings could decode alike).
 fn may_repeat(src: &[u8]) -> bool {
-    let names: Vec<&[u8]> = src.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|p| p.split(|&b| b == b'=').next().unwrap_or(p)).collect();
-    names.iter().any(|n| n.contains(&b'%') || n.contains(&b'+'))
-        || names.iter().enumerate().any(|(i, n)| names.get(i + 1..).unwrap_or_default().contains(n))
+    let names = || src.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|p| p.split(|&b| b == b'=').next().unwrap_or(p));
+    names().any(|n| n.contains(&b'%') || n.contains(&b'+')) || names().enumerate().any(|(i, n)| names().skip(i + 1).any(|m| m == n))
 }
 
 fn repeated_parameter(query: &[u8], form: Option<&[u8]>) -> Option<Repeated> {

@@ -171,23 +171,24 @@ pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> R
             ParamLocation::Form => occurrences(form_params.get_or_insert_with(|| parsed(form(req, ctx))), &def.name),
             ParamLocation::Path => (path_param(api, req, &def.name).map(Cow::Owned), 1),
         };
-        let shown = crate::wire::text::header_safe(def.name.as_bytes());
+        // The name as a message shows it, made only for a refusal.
+        let shown = || crate::wire::text::header_safe(def.name.as_bytes());
         let Some(v) = value else {
             if def.required {
                 let (e, cause) =
                     if def.location == ParamLocation::Header { (&errors::I400MH, "missing header") } else { (&errors::I400MP, "missing parameter") };
-                return Err(Refusal::new(e, &[&shown], cause));
+                return Err(Refusal::new(e, &[&shown()], cause));
             }
             continue;
         };
         if count > 1 {
-            return Err(Refusal::new(&errors::I400IP, &[&shown, "is given more than once"], "repeated parameter"));
+            return Err(Refusal::new(&errors::I400IP, &[&shown(), "is given more than once"], "repeated parameter"));
         }
         if mapped_to_header(api, def) && v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(Refusal::new(&errors::I400IP, &[&shown, "holds a control character"], "control character for a header"));
+            return Err(Refusal::new(&errors::I400IP, &[&shown(), "holds a control character"], "control character for a header"));
         }
         if let Some(reason) = invalid_reason(def, &String::from_utf8_lossy(&v)) {
-            return Err(Refusal::new(&errors::I400IP, &[&shown, &reason], "invalid parameter"));
+            return Err(Refusal::new(&errors::I400IP, &[&shown(), &reason], "invalid parameter"));
         }
     }
     Ok(())
