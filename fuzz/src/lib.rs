@@ -484,7 +484,7 @@ fn lax() -> bool {
 
 /// The local reply of a refusal: every header must be one Envoy accepts.
 pub fn check_refusal(r: &Refusal, checked: bool) {
-    let reply = reply_for(r, REQUEST_ID);
+    let reply = reply_for(r, REQUEST_ID, cagate_core::errors::ErrorContract::Vpc);
     let headers = reply.headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
     check_reply(&LocalReply { status: reply.status, headers, body: reply.body.into_bytes() }, checked);
 }

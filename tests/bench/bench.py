@@ -22,8 +22,16 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from harness.envoy import EMPTY_WASM, ENVOY, ROOT, WASM, free_port, wasm_filter  # noqa: E402
+from harness.envoy import EMPTY_WASM, ENVOY, NATIVE_DIR, NATIVE_MODULE, ROOT, WASM, free_port, native_filter  # noqa: E402
+from harness.envoy import wasm_filter as harness_wasm_filter  # noqa: E402
 from harness.signer import sign  # noqa: E402
+
+
+
+def wasm_filter(config_json, wasm=WASM, **kw):
+    """The Wasm build whatever CAGATE_BUILD says (the native build has rows of its own)."""
+    return harness_wasm_filter(config_json, wasm=wasm, **kw)
+
 
 KEY, SECRET = "bench-key-1", "bench-secret-1-0123456789abcdef"
 WORKERS_ONLY = False
@@ -108,12 +116,15 @@ def jwt_setup():
     config["apis"].append({"name": "jwt", "method": "GET", "path": "/orders/[orderId]", "authType": "ANONYMOUS",
                            "stages": ["PRE"], "plugins": [{"plugin": "jwt"}]})
     config["apis"][0]["stages"] = ["RELEASE"]
-    def authn(alg):
-        """Envoy's own jwt_authn with one key (it verifies every request: it keeps no token cache)."""
+    def authn(alg, cache=False):
+        """Envoy's own jwt_authn with one key: without `cache` it verifies every request; with it,
+        Envoy's token cache (`jwt_cache_config`) answers a token seen before."""
+        provider = {"local_jwks": {"inline_string": json.dumps({"keys": [keys[alg].jwk]})}, "forward": True}
+        if cache:
+            provider["jwt_cache_config"] = {"jwt_cache_size": 100}
         return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": {"bench": {"local_jwks": {"inline_string": json.dumps({"keys": [keys[alg].jwk]})},
-                                    "forward": True}},
+            "providers": {"bench": provider},
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}}
     return keys, pools, config, authn
 
@@ -157,7 +168,8 @@ class Scenario:
         self.log = open(os.path.join(self.dir, "envoy.log"), "wb")
         t0 = time.time()
         self.proc = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=NATIVE_DIR))
         self.wait_ready()
         self.ready_s = time.time() - t0
         self.rows = []
@@ -231,6 +243,7 @@ def main():
     ap.add_argument("--no-cluster", action="store_true", help="skip the cluster-mode scenarios (etcd, Redis, RLS)")
     ap.add_argument("--baseline", metavar="WASM", action="append",
                     help="also run every cagate scenario with this module (say a build of the previous commit); repeatable")
+    ap.add_argument("--no-native", action="store_true", help="skip the native (dynamic module) scenarios")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -253,6 +266,11 @@ def main():
         ("cagate no creds (conn close)", [wasm_filter(small)], "plain", {}),
         ("cagate signed, large config", [wasm_filter(large)], "signed"),
     ]
+    native = not args.no_native and os.path.exists(os.path.join(NATIVE_DIR, f"lib{NATIVE_MODULE}.so"))
+    if not args.no_native and not native:
+        print(f"no lib{NATIVE_MODULE}.so in {NATIVE_DIR}: no native rows (set ENVOY_DYNAMIC_MODULES_SEARCH_PATH)")
+    if native:
+        defs += [("native signed", [native_filter(small)], "signed")]
     def with_traffic(data):
         cfg = small_config()
         cfg["plugins"] = [{"name": "limits", "type": "trafficControl", "data": data}]
@@ -278,7 +296,13 @@ def main():
             ("jwt HS256 first use", [wasm_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['HS256'][i % 4096]}")),
             ("envoy jwt_authn RS256", [authn("RS256")], lambda i: {"authorization": f"Bearer {once['RS256']}"}),
             ("envoy jwt_authn ES256", [authn("ES256")], lambda i: {"authorization": f"Bearer {once['ES256']}"}),
+            ("envoy jwt_authn RS256 + cache", [authn("RS256", cache=True)], lambda i: {"authorization": f"Bearer {once['RS256']}"}),
         ]
+        if native:
+            defs += [
+                ("native jwt RS256 first use", [native_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {pools['RS256'][i % 4096]}")),
+                ("native jwt RS256 cached", [native_filter(jcfg)], lambda i: dict(pre, authorization=f"Bearer {once['RS256']}")),
+            ]
     engines = []
     if not args.no_cluster:
         from harness.engines import Etcd, RateLimitService, Redis, grpc_cluster
@@ -308,7 +332,7 @@ def main():
                 if code and code.get("filename") == WASM:
                     code["filename"] = os.path.abspath(wasm)
             return out
-        ours = [d for d in defs if d[0].startswith("cagate ") or d[0].startswith("jwt ")]
+        ours = [d for d in defs if d[0].startswith("cagate ") or d[0].startswith("jwt ")]  # the Wasm rows
         for wasm in args.baseline:
             label = os.path.splitext(os.path.basename(wasm))[0]
             defs += [(f"{n} [{label}]", rebuilt(f, wasm), k, *rest) for n, f, k, *rest in ours]
@@ -327,16 +351,19 @@ def main():
         for e in engines:
             e.__exit__(None, None, None)
     empty = next(s for s in scenarios if s.name == "empty wasm filter")
+    none = next(s for s in scenarios if s.name == "no filter")
     print()
-    print(f"{'scenario':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
+    print(f"{'scenario':50s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'vs none':>8s} {'vs empty':>9s} {'ratio':>6s} {'ready s':>7s}")
     for s in scenarios:
         med = lambda k: statistics.median(r[k] for r in s.rows)  # noqa: E731
+        over_none = statistics.median(r["cpu_us"] - n["cpu_us"] for r, n in zip(s.rows, none.rows))
         delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(s.rows, empty.rows))
         ratio = statistics.median(r["cpu_us"] / e["cpu_us"] for r, e in zip(s.rows, empty.rows))
-        print(f"{s.name:50s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {delta:+9.1f} "
+        print(f"{s.name:50s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {over_none:+8.1f} {delta:+9.1f} "
               f"{ratio:6.2f} {s.ready_s:7.2f}")
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
-          " 'vs empty' = median of per-round differences with the empty Wasm filter.")
+          " 'vs none' / 'vs empty' = median of per-round differences with no filter / the empty Wasm filter;"
+          " 'native …' rows: the dynamic module (libcagate_native.so).")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import GATE_CONFIG, KEY1, SECRET1
 from harness.envoy import ROOT
 
-CLI = os.path.join(ROOT, "target", "release", "cagate")
+CLI = os.environ.get("CAGATE_CLI", os.path.join(ROOT, "target", "release", "cagate"))
 
 
 def run(*args, env=None):

@@ -10,6 +10,7 @@ import tarfile
 
 import pytest
 
+from conftest import wasm_only
 from harness.envoy import ROOT, WASM
 
 OCI = os.path.join(ROOT, "target", "oci", "cagate")
@@ -23,6 +24,7 @@ def read_blob(digest):
     return data
 
 
+@wasm_only
 def test_oci_layout_holds_the_same_bytes():
     with open(os.path.join(OCI, "oci-layout")) as f:
         assert json.load(f)["imageLayoutVersion"] == "1.0.0"
@@ -38,6 +40,7 @@ def test_oci_layout_holds_the_same_bytes():
         assert read_blob(layer["digest"]) == f.read()
 
 
+@wasm_only
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker")
 def test_docker_image_holds_the_same_bytes():
     saved = subprocess.run(["docker", "save", "cagate-wasm:local"], capture_output=True, check=True).stdout
@@ -58,6 +61,7 @@ def test_docker_image_holds_the_same_bytes():
         assert found == f.read()
 
 
+@wasm_only
 def test_wasmplugin_config_is_valid():
     r = subprocess.run([os.path.join(ROOT, "target", "release", "cagate"), "check",
                         os.path.join(ROOT, "envoy", "istio", "wasmplugin.yaml")], capture_output=True, text=True)

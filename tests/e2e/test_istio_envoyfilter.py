@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import GATE_CONFIG, KEY1, SECRET1, _running, call
+from conftest import GATE_CONFIG, KEY1, SECRET1, _running, call, wasm_only
 from harness.bootstraps import ENVOYFILTER, envoyfilter_patches, load_documents, sample_hcm_options
 from harness.envoy import ROOT, Envoy
 from harness.signer import sign
@@ -77,17 +77,20 @@ def timed(fn, *args):
     return r, time.monotonic() - t0
 
 
+@wasm_only
 def test_configuration_is_the_wasmplugins(manifest):
     (plugin,) = load_documents(WASMPLUGIN)
     assert configuration(manifest["http_filter"]) == plugin["spec"]["pluginConfig"]
 
 
+@wasm_only
 def test_knob_and_runtime(manifest):
     config = manifest["http_filter"]["typed_config"]["config"]
     assert config["allow_on_headers_stop_iteration"] is True
     assert config["vm_config"]["runtime"] == "envoy.wasm.runtime.v8"
 
 
+@wasm_only
 def test_connection_manager_options_are_the_samples(manifest):
     """The same options as envoy/envoy.yaml, but for the client-address ones, which Istio owns
     (use_remote_address, XFF: its gateway and numTrustedProxies settings)."""
@@ -97,10 +100,12 @@ def test_connection_manager_options_are_the_samples(manifest):
     assert manifest["hcm_options"] == sample
 
 
+@wasm_only
 def test_listener_buffer_holds_the_largest_body(manifest):
     assert manifest["listener"]["per_connection_buffer_limit_bytes"] >= configuration(manifest["http_filter"])["maxBodyBytes"]
 
 
+@wasm_only
 def test_cagate_check_finds_the_configuration():
     r = subprocess.run([os.path.join(ROOT, "target", "release", "cagate"), "check", ENVOYFILTER],
                        capture_output=True, text=True)
@@ -108,6 +113,7 @@ def test_cagate_check_finds_the_configuration():
     assert "valid (1 apps, 2 apis, 1 plugins)" in r.stdout, r.stdout
 
 
+@wasm_only
 def test_the_manifest_filter_gates_requests(istio_envoy):
     r = call(istio_envoy.port, "GET", "/orders/42", sign("GET", "/orders/42", KEY1, SECRET1))
     assert r.status == 200, r
@@ -117,6 +123,7 @@ def test_the_manifest_filter_gates_requests(istio_envoy):
     assert call(istio_envoy.port, "GET", "/health").status == 200
 
 
+@wasm_only
 def test_content_md5_request_is_answered_at_once(istio_envoy):
     body = b'{"items": [1, 2, 3]}'
     h = sign("GET", "/orders/42", KEY1, SECRET1, body=body, content_md5=True, headers={"content-type": "application/json"})
@@ -128,6 +135,7 @@ def test_content_md5_request_is_answered_at_once(istio_envoy):
     assert (r.status, r.code) == (400, "I400I5") and took < AT_ONCE, (r, took)
 
 
+@wasm_only
 def test_signed_form_post_is_answered_at_once(istio_envoy_forms):
     h = sign("POST", "/form?param1=test", KEY1, SECRET1, body=FORM_BODY.encode(), headers=FORM)
     r, took = timed(call, istio_envoy_forms.port, "POST", "/form?param1=test", h, FORM_BODY)
@@ -140,6 +148,7 @@ def test_signed_form_post_is_answered_at_once(istio_envoy_forms):
     assert "password=124" in r.header("x-ca-error-message")
 
 
+@wasm_only
 def test_without_the_knob_a_form_post_gets_no_answer(backend, manifest):
     """What a WasmPlugin gets: Envoy never hands the body to the filter, the request is held until the
     stream idle timeout (then 504 D504TO). Everything that needs no body is unaffected."""

@@ -12,6 +12,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ENVOY = os.environ.get("CAGATE_ENVOY", os.path.join(ROOT, ".venv", "bin", "envoy"))
 WASM = os.environ.get("CAGATE_WASM", os.path.join(ROOT, "target", "wasm32-wasip1", "release", "cagate.wasm"))
 EMPTY_WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "cagate_empty.wasm")
+# Which build of the filter the tests run: the Wasm filter (default) or the native dynamic module.
+BUILD = os.environ.get("CAGATE_BUILD", "wasm")
+NATIVE = BUILD == "native"
+# Where Envoy finds libcagate_native.so (passed to Envoy as ENVOY_DYNAMIC_MODULES_SEARCH_PATH).
+NATIVE_DIR = os.environ.get("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", os.path.join(ROOT, "target", "native"))
+# The native module's name (Envoy loads lib<name>.so).
+NATIVE_MODULE = "cagate_native"
+# Envoy's Prometheus output drops a module's metrics namespace (`dynamicmodulescustom.`) only with this
+# runtime feature on: then both builds export the same Prometheus names and tags (cagate_refused{code=…}).
+NATIVE_RUNTIME = {"layers": [{"name": "cagate-native", "static_layer": {
+    "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix": True}}]}
+# A filter's process environment (native): kept beside the filter until the bootstrap is written.
+_ENV_KEY = "_cagate_env"
 
 
 def stop_process(proc, log, workdir):
@@ -36,8 +49,45 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wasm_filter(config_json, wasm=WASM, vm_id="cagate", vm_env=None):
-    """`vm_env`: environment variables of the Wasm VM (`vm_config.environment_variables`)."""
+def native_filter(config_json, env=None):
+    """The cagate filter as Envoy's dynamic module; `env`: variables the filter reads (set in Envoy's
+    process environment, the native module's only environment)."""
+    f = {
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": NATIVE_MODULE},
+            "filter_name": "cagate",
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config_json if isinstance(config_json, str) else json.dumps(config_json),
+            },
+        },
+    }
+    if env:
+        f[_ENV_KEY] = dict(env)
+    return f
+
+
+def split_env(http_filters):
+    """The filters as Envoy takes them, and the process environment the native ones asked for."""
+    env, clean = {}, []
+    for f in http_filters:
+        if isinstance(f, dict) and _ENV_KEY in f:
+            env.update(f[_ENV_KEY])
+            f = {k: v for k, v in f.items() if k != _ENV_KEY}
+        clean.append(f)
+    return clean, env
+
+
+def wasm_filter(config_json, wasm=None, vm_id="cagate", vm_env=None):
+    """`vm_env`: environment variables of the Wasm VM (`vm_config.environment_variables`). With
+    CAGATE_BUILD=native, the cagate filter (`wasm` not given) is the native module; a `wasm` given
+    (even WASM) is always that Wasm module."""
+    if wasm is None:
+        if NATIVE:
+            return native_filter(config_json, env=vm_env)
+        wasm = WASM
     vm_config = {
         "vm_id": vm_id,
         "runtime": "envoy.wasm.runtime.v8",
@@ -142,6 +192,8 @@ def bootstrap(port, admin_port, backend_port, http_filters, buffer_limit=16 * 10
             + list(extra_clusters),
         },
     }
+    if NATIVE:
+        boot["layered_runtime"] = NATIVE_RUNTIME
     if lds_path:
         boot["node"] = {"id": "cagate-test", "cluster": "cagate-test"}  # required with dynamic resources
         boot["dynamic_resources"] = {"lds_config": {"resource_api_version": "V3",
@@ -170,6 +222,7 @@ class Envoy:
         self.compressor = compressor
         self.lds_version = 0
         filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
+        filters, self.env = split_env(filters)
         if compressor:
             filters = [COMPRESSOR] + filters
         if lds:
@@ -197,6 +250,7 @@ class Envoy:
         vm_id). Returns at once: see `wait_listener_update`."""
         assert self.lds_path, "Envoy(..., lds=True) required"
         filters = http_filters if http_filters is not None else [wasm_filter(filter_config)]
+        filters, _ = split_env(filters)  # the process environment is the one Envoy started with
         if self.compressor:
             filters = [COMPRESSOR] + filters
         self._lds_before = (self.counter("listener_manager.lds.update_success"),
@@ -229,10 +283,11 @@ class Envoy:
 
     def start(self, wait=True):
         self.log = open(self.log_path, "wb")
+        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=NATIVE_DIR, **self.env)
         self.proc = subprocess.Popen(
             [ENVOY, "-c", self.config_path, "--concurrency", str(self.concurrency), "--disable-hot-restart",
-             "-l", self.log_level, "--component-log-level", "wasm:debug"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+             "-l", self.log_level, "--component-log-level", "wasm:debug,dynamic_modules:debug"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         if wait:
             self.wait_ready()
         return self

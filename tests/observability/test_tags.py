@@ -106,6 +106,7 @@ CASES = [
     # existing
     ("cagate.refused.A403IS", "cagate_refused", {"code": "A403IS"}),
     ("cagate.refused.X503BZ", "cagate_refused", {"code": "X503BZ"}),
+    ("cagate.report_only_would_refuse.A403IS", "cagate_report_only_would_refuse", {"code": "A403IS"}),
     ("cagate.traffic.per-app.APP.throttled", "cagate_traffic_throttled", {"plugin": "per-app", "dimension": "APP"}),
     ("cagate.traffic.burst.API.admitted", "cagate_traffic_admitted", {"plugin": "burst", "dimension": "API"}),
     ("cagate.traffic.a.b.USER.admitted", "cagate_traffic_admitted", {"plugin": "a.b", "dimension": "USER"}),
@@ -144,7 +145,7 @@ def test_the_list_is_well_formed():
         assert rx.groups >= 1, t  # the first group is cut, the second (if any) is the value
         assert _prefix(t["regex"]) == "wasmcustom", "tied to Wasm stats: Envoy skips it for every other stat"
     # the tags that existed before stay as they were (dashboards and tests read them)
-    old = {"code": r"^wasmcustom\.cagate\.refused(\.(\w+))$",
+    old = {"code": r"^wasmcustom\.cagate\.(?:refused|report_only_would_refuse)(\.(\w+))$",
            "plugin": r"^wasmcustom\.cagate\.traffic\.((.+)\.)(API|USER|APP)\.\w+$",
            "dimension": r"^wasmcustom\.cagate\.traffic\..+\.((API|USER|APP)\.)\w+$"}
     assert {t["tag_name"]: t["regex"] for t in tags if t["tag_name"] in old} == old

@@ -113,6 +113,22 @@ fn summary(out: &Output, d: &Diags, a: &ImportArgs) {
             eprintln!("  {name}  {kind} {}:{}{}  ({})", c.host, c.port, if c.tls { " TLS" } else { "" }, c.source);
         }
     }
+    eprint!("{}", next_steps(a));
+}
+
+/// What to do after an import: apps and grants, a trial in report-only mode, a check.
+fn next_steps(a: &ImportArgs) -> String {
+    let file = a.envoy.as_ref().or(a.output.as_ref()).map_or_else(|| "cagate.json".to_string(), |p| p.display().to_string());
+    format!(
+        "Next steps:
+  1. An app (random credentials, printed once):   cagate apps add {file} --name my-app
+  2. Authorize it on the imported APIs:             cagate apps grant {file} <appId> --all [--stage TEST]
+     (or carry over your Aliyun apps: add them to \"apps\" with their AppKey and AppSecret)
+  3. Try it without refusing anyone: set \"reportOnly\": true in the configuration (or on one API);
+     refusals are then logged and counted while requests go on. Remove it to enforce.
+  4. Check before deploying:                        cagate check {file}
+"
+    )
 }
 
 /// The import itself, on texts: `None` when there is an error (all of them are in `d`).

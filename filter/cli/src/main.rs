@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[command(
     name = "cagate",
     version,
-    about = "Sign requests for cagate / Alibaba Cloud API Gateway, debug signatures, check configurations, import Aliyun Swagger, make apps"
+    about = "Sign requests for cagate / Alibaba Cloud API Gateway, debug signatures, check configurations, import Aliyun Swagger, manage apps and grants"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,10 +57,16 @@ enum Command {
   cagate import orders.yaml --stage-var RELEASE:orders=orders-prod --stage-var TEST:orders=http://orders-test:8080
   cagate import orders.json --merge cagate.json -o cagate.json    # keeps apps, plugins and grants")]
     Import(import::ImportArgs),
-    /// Make apps: `cagate apps new` prints a new app with random credentials, as JSON.
+    /// Apps: make one (`new`), or manage them in a configuration file (a JSON document, an Envoy or
+    /// Istio YAML embedding it, or an app registry document): add, grant, revoke, rotate, remove, list.
+    /// Writing commands show a diff (secrets masked), check the result like `cagate check`, and write
+    /// only then; `--dry-run` writes nothing.
     #[command(after_help = "Examples:
   cagate apps new
-  cagate apps new --name billing --app-id 20001")]
+  cagate apps add envoy/envoy.yaml --name billing --app-id 20001 > billing.json
+  cagate apps grant envoy/envoy.yaml 20001 --api orders --stage RELEASE --stage TEST
+  cagate apps rotate envoy/envoy.yaml 20001 --old-valid-for 24h
+  cagate apps list envoy/envoy.yaml")]
     Apps(apps::AppsArgs),
 }
 

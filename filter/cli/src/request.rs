@@ -49,7 +49,8 @@ pub(crate) struct SignArgs {
 
 #[derive(Args)]
 pub(crate) struct StsArgs {
-    /// The server's X-Ca-Error-Message (or just its StringToSign in the `#` form), to compare with
+    /// What the server said, to compare with: its X-Ca-Error-Message (value or whole header line), its
+    /// JSON error body, an SDK's log line holding either, or just the StringToSign in the `#` form
     #[arg(long)]
     server: Option<String>,
     #[command(flatten)]
@@ -220,8 +221,14 @@ pub(crate) fn string_to_sign(a: StsArgs) -> Result<ExitCode, String> {
     }
     let ours = header_safe(&sts);
     println!("\nAs in X-Ca-Error-Message:\n  {ours}");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("x-ca-signature-headers")) {
+        eprintln!(
+            "warning: the request has no X-Ca-Signature-Headers, so no X-Ca-* header is signed (the SDK did not sign them);\n         \
+             the gateway then signs only the method, the standard headers and the path, and an X-Ca-Key or X-Ca-Timestamp changed in transit goes unnoticed"
+        );
+    }
     let Some(server) = a.server else { return Ok(ExitCode::SUCCESS) };
-    let theirs = server.split_once("StringToSign:`").map(|(_, r)| r.strip_suffix('`').unwrap_or(r).to_string()).unwrap_or(server);
+    let theirs = server_string_to_sign(&server);
     match first_difference(&ours, &theirs) {
         None => {
             println!("\nThe server's StringToSign is the same: check the AppKey and AppSecret (stray spaces?).");
@@ -234,6 +241,23 @@ pub(crate) fn string_to_sign(a: StsArgs) -> Result<ExitCode, String> {
             println!("  server: {}", excerpt(&theirs, at));
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// The server's StringToSign in the `#` form, from what a client has: the `X-Ca-Error-Message`
+/// value (or the whole header line), the gateway's JSON error body (`message`), a line of an SDK's
+/// log holding either, or the `#` form itself.
+pub(crate) fn server_string_to_sign(given: &str) -> String {
+    let given = given.trim();
+    let from_json = serde_json::from_str::<serde_json::Value>(given).ok().and_then(|v| {
+        ["message", "Message", "errorMessage", "ErrorMessage"].iter().find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_string))
+    });
+    let text = from_json.as_deref().unwrap_or(given);
+    let Some((_, rest)) = text.split_once("StringToSign:") else { return text.to_string() };
+    let rest = rest.trim_start();
+    match rest.strip_prefix('`') {
+        Some(quoted) => quoted.split('`').next().unwrap_or_default().to_string(),
+        None => rest.split(|c: char| c.is_whitespace() || c == '"' || c == '\'').next().unwrap_or_default().to_string(),
     }
 }
 
@@ -265,6 +289,20 @@ mod tests {
         assert_eq!(first_difference("GET#a", "GET#a"), None);
         assert_eq!(first_difference("GET#a", "GET#b"), Some(4));
         assert_eq!(first_difference("GET#", "GET#x"), Some(4));
+    }
+
+    #[test]
+    fn the_server_string_to_sign_in_its_many_wrappings() {
+        let sts = "GET#####x-ca-key:k#/orders/8";
+        for given in [
+            "Invalid Signature, Server StringToSign:`GET#####x-ca-key:k#/orders/8`",
+            "X-Ca-Error-Message: Invalid Signature, Server StringToSign:`GET#####x-ca-key:k#/orders/8`",
+            r#"{"code":"A403IS","message":"Invalid Signature, Server StringToSign:`GET#####x-ca-key:k#/orders/8`","requestId":"x"}"#,
+            "('X-Ca-Error-Message', 'Invalid Signature, Server StringToSign:`GET#####x-ca-key:k#/orders/8`')",
+            "GET#####x-ca-key:k#/orders/8",
+        ] {
+            assert_eq!(server_string_to_sign(given), sts, "{given}");
+        }
     }
 
     #[test]

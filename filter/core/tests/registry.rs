@@ -216,7 +216,7 @@ fn shared_data_protocol() {
 }
 
 /// A large document (20,000 apps by default; `CAGATE_REGISTRY_APPS=100000 cargo test --release` for the
-/// scale the README quotes).
+/// scale docs/operations.md quotes).
 #[test]
 fn a_large_document() {
     let n: usize = std::env::var("CAGATE_REGISTRY_APPS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);

@@ -103,6 +103,7 @@ impl Stats for StatsSink<'_> {
             }
             Stat::FilterMicros(us) => m.filter_micros(us),
             Stat::BackendFailure(code) => m.backend_failure(code),
+            Stat::WouldRefuse(code) => m.would_refuse(code),
         }
     }
 }
@@ -133,6 +134,8 @@ pub(crate) struct Metrics {
     /// By app and code, when the configuration asks for it; at most `max_apps` apps.
     app_requests: HashMap<(u32, &'static str), Counter>,
     backend_failures: HashMap<&'static str, Counter>,
+    /// Report-only: requests a check would have refused, by code.
+    would_refuse: HashMap<&'static str, Counter>,
     jwks: HashMap<(u32, &'static str), Counter>,
     filter_us: Option<u32>,
     registry_age: Option<u32>,
@@ -173,6 +176,7 @@ impl Metrics {
             requests: HashMap::new(),
             app_requests: HashMap::new(),
             backend_failures: HashMap::new(),
+            would_refuse: HashMap::new(),
             jwks: HashMap::new(),
             filter_us: hostcall::define_histogram("cagate.filter_us"),
             registry_age: None,
@@ -247,6 +251,10 @@ impl Metrics {
         self.backend_failures.entry(code).or_insert_with(|| Counter::new(&format!("cagate.backend_failures.{code}"))).pending += 1;
     }
 
+    pub(crate) fn would_refuse(&mut self, code: &'static str) {
+        self.would_refuse.entry(code).or_insert_with(|| Counter::new(&format!("cagate.report_only_would_refuse.{code}"))).pending += 1;
+    }
+
     /// The filter's own time for one request (a histogram sample: one host call).
     pub(crate) fn filter_micros(&mut self, us: u64) {
         if let Some(id) = self.filter_us {
@@ -289,7 +297,12 @@ impl Metrics {
         self.breaker_opened.flush();
         self.breaker_refused.flush();
         let all = self.by_code.values_mut().chain(self.traffic.values_mut()).chain(self.cluster.values_mut()).chain(self.registry.values_mut());
-        let more = self.requests.values_mut().chain(self.app_requests.values_mut()).chain(self.backend_failures.values_mut());
+        let more = self
+            .requests
+            .values_mut()
+            .chain(self.app_requests.values_mut())
+            .chain(self.backend_failures.values_mut())
+            .chain(self.would_refuse.values_mut());
         for c in all.chain(more).chain(self.jwks.values_mut()) {
             c.flush();
         }

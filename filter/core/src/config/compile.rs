@@ -1,4 +1,4 @@
-//! The configuration contract (docs: README "Configuration"): parsed and validated once, compiled into the
+//! The configuration contract (docs: docs/configuration.md): parsed and validated once, compiled into the
 //! lookup structures the request path uses. Every problem is collected (not just the first) with the
 //! JSON path it concerns; no message ever quotes a secret. One section a function: stages, signature
 //! settings, apps, plugins, then each API with its grants.
@@ -9,6 +9,7 @@ use crate::config::backend;
 use crate::config::model::{Api, AppCodeAuth, AuthType, Gateway, Grant, MetricsSettings, Protocols};
 use crate::config::parameters::{self, ParamLocation};
 use crate::config::router::{parse_template, Method, Router, Segment};
+use crate::contract::errors::ErrorContract;
 use crate::plugins::binding::{parse_bindings, parse_plugins, resolve, Binding, Bound, Plugin, PluginKind};
 use crate::plugins::conditions::VarSource;
 use crate::schema::validator::{join, Problem, Validator};
@@ -37,6 +38,8 @@ const TOP_FIELDS: &[&str] = &[
     "domains",
     "appRegistry",
     "metrics",
+    "reportOnly",
+    "errorContract",
 ];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const API_FIELDS: &[&str] = &[
@@ -54,6 +57,7 @@ const API_FIELDS: &[&str] = &[
     "requestMode",
     "backend",
     "protocol",
+    "reportOnly",
 ];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
@@ -88,6 +92,10 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     let cluster_mode = crate::cluster::settings::parse(&mut c, top);
     let domains = domains(&mut c, top);
     let metrics = metrics(&mut c, top);
+    let report_only = c.boolean(top, "", "reportOnly", false);
+    let error_contract = c
+        .choice(top, "", "errorContract", "errorContract", false, &[("VPC", ErrorContract::Vpc), ("CLASSIC", ErrorContract::Classic)])
+        .unwrap_or_default();
 
     let app_ids: Vec<&str> = apps.apps.iter().map(|a: &App| a.id.as_str()).collect();
     let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
@@ -127,6 +135,8 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         max_url_bytes,
         max_hops,
         metrics,
+        report_only,
+        error_contract,
         has_cors: plugins.iter().any(|p| matches!(p.kind, PluginKind::Cors(_))),
         registry_loaded: false,
         registry,
@@ -241,6 +251,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
     });
     let (auth, app_code) = auth_types(c, o, &path);
     let force_nonce = c.boolean(o, &path, "forceNonceCheck", false);
+    let report_only = c.boolean(o, &path, "reportOnly", false);
     let protocols = protocols(c, o, &path);
     let stage_bits = api_stages(c, o, &path, scope.stages);
     let grants = grants(c, o, &path, scope, stage_bits);
@@ -279,6 +290,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         auth,
         app_code,
         force_nonce,
+        report_only,
         stages: stage_bits,
         plugins: bound.into_iter().map(|(s, b)| (crate::ids::StageId(s), b)).collect(),
         params,

@@ -30,6 +30,8 @@ pub struct Api {
     pub auth: AuthType,
     pub app_code: AppCodeAuth,
     pub force_nonce: bool,
+    /// Report-only: this API's refusals are recorded and counted, and the request goes on.
+    pub report_only: bool,
     /// Bit i: published in stage i.
     pub stages: u64,
     /// The plugins that apply, per stage (only stages with any).
@@ -102,6 +104,10 @@ pub struct Gateway {
     /// Loop detection: refuse a request that already passed this many gateways (`None`: off).
     pub max_hops: Option<u64>,
     pub metrics: MetricsSettings,
+    /// Report-only for every request (a cut-over): refusals are recorded and counted, requests go on.
+    pub report_only: bool,
+    /// The table refusals answer with (VPC: codes; CLASSIC: the classic-network statuses and messages).
+    pub error_contract: crate::contract::errors::ErrorContract,
     /// Some cors plugin exists: preflights for unknown APIs answer `I404CO`.
     pub has_cors: bool,
     /// The apps: the static configuration's, and the registry's once a document has loaded.

@@ -13,8 +13,8 @@ use crate::contract::refusal::Refusal;
 use crate::contract::reply::refusal as reply_for;
 use crate::plugins::traffic_control::Quota;
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
-use crate::request::authenticate::authenticate;
-use crate::request::model::{Admission, Ctx, Request, Routed};
+use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
+use crate::request::model::{Admission, Ctx, Identity, Request, Routed};
 use crate::request::route::{cors_headers, route};
 use crate::wire::headers::{owned_spellings, serialize, upstream_pairs, Edit, Headers};
 use crate::wire::url::trim;
@@ -61,6 +61,9 @@ pub struct Exchange {
     pub(super) record: Record,
     concluded: bool,
     pub(super) debug_info: Option<String>,
+    /// Report-only (the gateway's or the API's): a refusal is recorded and counted, and the request
+    /// goes on.
+    report_only: bool,
 }
 
 fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
@@ -93,6 +96,7 @@ impl Exchange {
             record: Record::default(),
             concluded: false,
             debug_info: None,
+            report_only: false,
         }
     }
 
@@ -104,7 +108,7 @@ impl Exchange {
     pub fn refuse_unconfigured(request_id: [u8; 36], io: &dyn StreamIo) -> Flow {
         let mut x = Exchange::new(request_id);
         let r = Refusal::new(&errors::X500AM, &[], "no configuration");
-        let out = reply_for(&r, x.request_id());
+        let out = reply_for(&r, x.request_id(), errors::ErrorContract::Vpc);
         let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
         x.reply(io, out.status, &headers, out.body.as_bytes())
     }
@@ -118,7 +122,8 @@ impl Exchange {
         self.concluded = true;
         self.measure(svc);
         self.record.status = status;
-        let code = self.record.error.as_ref().map_or("OK", |(c, _)| c);
+        // The code the client got: none when a report-only refusal let the request go on.
+        let code = self.record.error.as_ref().filter(|_| !self.record.not_enforced).map_or("OK", |(c, _)| c);
         let api = self.record.api.and_then(|a| gw.api(a).map(|x| (a, x.name.as_str())));
         let stage = self.record.stage.and_then(|s| gw.stages.get(s.index()).map(|x| (s, x.as_str())));
         let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
@@ -150,6 +155,7 @@ impl Exchange {
         self.request_ended = end_of_stream;
         self.record.started_us = svc.clock.now_us();
         let gw = &engine.gateway;
+        self.report_only = gw.report_only;
         let head = io.request_headers();
         let Some(headers) = Headers::from_serialized(&head) else {
             return self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host");
@@ -167,6 +173,7 @@ impl Exchange {
         };
         self.record.api = Some(routed.api);
         self.record.stage = Some(routed.stage);
+        self.report_only |= gw.api(routed.api).is_some_and(|a| a.report_only);
         self.cors = cors_headers(gw, &routed, &req);
         if routed.preflight {
             return self.preflight(gw, svc, io);
@@ -235,25 +242,42 @@ impl Exchange {
             _ if headers.contains(b"x-ca-key") => AuthKind::Signature,
             _ => AuthKind::AppCode,
         });
-        let admitted = authenticate(gw, &engine.nonces, req, &routed, body, svc.coarse, svc.store)
-            .and_then(|id| run_plugins(gw, &mut engine.runtime.borrow_mut(), req, id, svc.clock, svc.store, &ctx));
+        // Report-only: a nonce is remembered only by a request every local check admits, so a request
+        // that would be refused never burns one.
+        let nonces = if self.report_only { Nonces::Later } else { Nonces::Remember(&engine.nonces) };
+        let admitted = match authenticate(gw, nonces, req, &routed, body, svc.coarse, svc.store) {
+            Ok(id) => run_plugins(gw, &mut engine.runtime.borrow_mut(), req, id, svc.clock, svc.store, &ctx).map_err(|r| (r, Some(id))),
+            Err(r) => Err((r, None)),
+        };
         if let Ok(a) = &admitted {
             self.record.app = a.identity.app;
             if a.claims.is_some() && self.record.auth == Some(AuthKind::Anonymous) {
                 self.record.auth = Some(AuthKind::Jwt);
             }
         }
-        match admitted {
-            Ok(a) if a.rate_limit.is_some() || !a.one_time.is_empty() => {
-                let checks = ClusterChecks::start(engine, svc, io, a);
-                self.checks = Some(checks);
-                self.finish_cluster_checks(engine, svc, io)
+        let admitted = match admitted {
+            Ok(mut a) if self.report_only && self.record.auth == Some(AuthKind::Signature) => {
+                match claim_nonce(gw, &engine.nonces, svc.store, headers, svc.coarse) {
+                    Ok(one_time) => {
+                        a.identity.nonce = one_time;
+                        a.one_time.extend(one_time);
+                    }
+                    Err(r) => self.note_unenforced(svc, &r),
+                }
+                a
             }
-            Ok(a) => match gw.mock_reply(a.identity.api) {
-                Some(mock) => self.mock(gw, svc, io, mock),
-                None => self.admit(engine, svc, io, headers, &a),
-            },
-            Err(r) => self.refuse(gw, svc, io, &r),
+            Ok(a) => a,
+            Err((r, identity)) if self.report_only => return self.report(gw, svc, io, headers, &r, identity.as_ref()),
+            Err((r, _)) => return self.refuse(gw, svc, io, &r),
+        };
+        if admitted.rate_limit.is_some() || !admitted.one_time.is_empty() {
+            let checks = ClusterChecks::start(engine, svc, io, admitted);
+            self.checks = Some(checks);
+            return self.finish_cluster_checks(engine, svc, io);
+        }
+        match gw.mock_reply(admitted.identity.api) {
+            Some(mock) => self.mock(gw, svc, io, mock),
+            None => self.admit(engine, svc, io, headers, &admitted),
         }
     }
 
@@ -275,14 +299,21 @@ impl Exchange {
         let Some(checks) = self.checks.take() else { return Flow::Pause };
         let gw = &engine.gateway;
         if let Some(r) = &checks.refusal {
-            return self.refuse(gw, svc, io, r);
+            if !self.report_only {
+                return self.refuse(gw, svc, io, r);
+            }
+            self.note_unenforced(svc, r);
         }
         if let Some(mock) = gw.mock_reply(checks.admission.identity.api) {
             return self.mock(gw, svc, io, mock);
         }
         let head = io.request_headers();
         let Some(headers) = Headers::from_serialized(&head) else {
-            return self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host");
+            // Report-only lets it go on: the held request is resumed.
+            if self.refuse_code(gw, svc, io, &errors::X500ER, "malformed header map from host") == Flow::Continue {
+                io.resume_request();
+            }
+            return Flow::Pause;
         };
         let _ = self.admit(engine, svc, io, &headers, &checks.admission);
         if checks.quota.is_some() {
@@ -293,6 +324,11 @@ impl Exchange {
     }
 
     fn refuse(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, r: &Refusal) -> Flow {
+        if self.report_only {
+            let head = io.request_headers();
+            let headers = Headers::from_serialized(&head).unwrap_or_default();
+            return self.report(gw, svc, io, &headers, r, None);
+        }
         let app = r.app.and_then(|a| gw.app(a)).map_or("-", |a| a.id.as_str());
         log::debug!("cagate: refused request_id={} code={} app={} cause={}", self.request_id(), r.error.code, app, r.cause);
         svc.stats.record(Stat::Refused(r.error.code));
@@ -308,7 +344,7 @@ impl Exchange {
             let name = gw.plugins.get(idx as usize).map_or("", |p| p.name.as_str());
             svc.stats.record(Stat::Traffic { plugin: crate::ids::PluginId(idx), name, dim: dim.as_str(), admitted: false });
         }
-        let out = reply_for(r, self.request_id());
+        let out = reply_for(r, self.request_id(), gw.error_contract);
         let cors = std::mem::take(&mut self.cors);
         let headers: Vec<(&str, &str)> =
             out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).chain(cors.iter().map(|(n, v)| (*n, v.as_str()))).collect();
@@ -317,10 +353,13 @@ impl Exchange {
     }
 
     fn refuse_code(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, error: &'static ErrorCode, cause: &'static str) -> Flow {
-        svc.stats.record(Stat::Refused(error.code));
         let r = Refusal::new(error, &[], cause);
+        if self.report_only {
+            return self.refuse(gw, svc, io, &r);
+        }
+        svc.stats.record(Stat::Refused(error.code));
         self.record.error = Some((error.code, r.message.clone()));
-        let out = reply_for(&r, self.request_id());
+        let out = reply_for(&r, self.request_id(), gw.error_contract);
         let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
         self.conclude(gw, svc, io, out.status);
         self.reply(io, out.status, &headers, out.body.as_bytes())
@@ -333,6 +372,47 @@ impl Exchange {
         }
         self.replied = true;
         Flow::Pause
+    }
+
+    /// Report-only: what would have been refused, counted and recorded (`"enforced": false`).
+    fn note_unenforced(&mut self, svc: &Services<'_>, r: &Refusal) {
+        log::debug!("cagate: report-only request_id={} would refuse code={} cause={}", self.request_id(), r.error.code, r.cause);
+        svc.stats.record(Stat::WouldRefuse(r.error.code));
+        if self.record.error.is_none() {
+            self.record.error = Some((r.error.code, r.message.clone()));
+            self.record.not_enforced = true;
+        }
+        self.record.app = self.record.app.or(r.app);
+    }
+
+    /// Report-only: a request a check would have refused goes on as an admitted one would, with the
+    /// gateway's own headers: the caller's identity only if authentication succeeded, never a
+    /// client's copy of one.
+    fn report(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, head: &Headers<'_>, r: &Refusal, identity: Option<&Identity>) -> Flow {
+        self.note_unenforced(svc, r);
+        self.pending = None;
+        let (api, stage) = match identity {
+            Some(id) => (Some(id.api), Some(id.stage)),
+            None => (self.record.api, self.record.stage),
+        };
+        if let Some(mock) = api.and_then(|a| gw.mock_reply(a)) {
+            return self.mock(gw, svc, io, mock);
+        }
+        let app = identity.and_then(|i| i.app);
+        let rid = self.request_id;
+        let edits: Vec<Edit<'_>> = identity_headers(gw, api, app)
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.map(str::as_bytes)))
+            .chain([(REQUEST_ID_HEADER.as_bytes(), Some(&rid[..]))])
+            .collect();
+        edit_upstream_headers(io, head, &edits);
+        svc.stats.record(Stat::Allowed);
+        self.measure(svc);
+        self.record.backend_path = Some(self.record.path.clone());
+        if let (Some(api), Some(stage)) = (api, stage) {
+            self.admitted = Some(Admitted { api, stage, app, claims: None, breaker: None, captured: Vec::new() });
+        }
+        Flow::Continue
     }
 
     /// Answers a CORS preflight (no authentication: browsers send none).
@@ -360,7 +440,7 @@ impl Exchange {
     fn admit(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, head: &Headers<'_>, a: &Admission) -> Flow {
         let gw = &engine.gateway;
         let rid = self.request_id;
-        let identity = identity_headers(gw, &a.identity);
+        let identity = identity_headers(gw, Some(a.identity.api), a.identity.app);
         let edits: Vec<Edit<'_>> = identity
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.map(str::as_bytes)))

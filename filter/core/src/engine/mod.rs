@@ -67,6 +67,8 @@ pub enum Stat<'a> {
     FilterMicros(u64),
     /// Envoy answered in place of a backend that failed (`D…` codes, `X504TO`, ...).
     BackendFailure(&'static str),
+    /// Report-only: the request would have been refused with this code, and went on.
+    WouldRefuse(&'static str),
 }
 
 /// Where stats go.

@@ -134,7 +134,8 @@ impl Exchange {
         log::debug!("cagate: backend failure request_id={} code={} detail={reason}", self.request_id(), code.code);
         svc.stats.record(Stat::BackendFailure(code.code));
         self.record.error = Some((code.code, r.message.clone()));
-        let out = reply_for(&r, self.request_id());
+        let out = reply_for(&r, self.request_id(), engine.gateway.error_contract);
+        self.record.not_enforced = false; // the error recorded is the one the client got
         if end_of_stream {
             // A reply with no body (Envoy's own, say cluster_not_found) cannot be given one from
             // here: it is replaced whole, before anything of it went downstream.

@@ -48,6 +48,7 @@ impl Stats for Tally {
             }
             Stat::FilterMicros(_) => "filter_us".to_string(),
             Stat::BackendFailure(code) => format!("backend_failures.{code}"),
+            Stat::WouldRefuse(code) => format!("report_only_would_refuse.{code}"),
         };
         self.0.borrow_mut().push(name);
     }
@@ -77,6 +78,8 @@ pub struct MemoryStream {
     /// Header maps the engine handed that do not parse (the host refuses them): always 0 unless
     /// the engine has a bug.
     pub bad_maps: Cell<usize>,
+    /// The access record the engine published (filter state `wasm.cagate`).
+    pub record: RefCell<Option<String>>,
 }
 
 impl MemoryStream {
@@ -92,6 +95,11 @@ impl MemoryStream {
     /// Every value the backend would receive under `name`.
     pub fn upstream_all(&self, name: &str) -> Vec<String> {
         self.request.borrow().iter().filter(|(n, _)| n == name.as_bytes()).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
+    /// The access record, parsed.
+    pub fn access_record(&self) -> Option<serde_json::Value> {
+        self.record.borrow().as_deref().and_then(|r| serde_json::from_str(r).ok())
     }
 
     /// A response header as the client would receive it.
@@ -111,6 +119,12 @@ impl Stream for MemoryStream {
 }
 
 impl StreamIo for MemoryStream {
+    fn set_filter_state(&self, name: &str, value: &[u8]) {
+        if name == "cagate" {
+            *self.record.borrow_mut() = Some(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+
     fn request_headers(&self) -> Vec<u8> {
         let pairs = self.request.borrow();
         let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();

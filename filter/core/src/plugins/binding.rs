@@ -35,6 +35,8 @@ pub(crate) const KNOWN_TYPES: &[&str] = &[
     "routing",
     "logMask",
     "parameterAccessControl",
+    "transformer",
+    "remoteAuth",
 ];
 
 #[derive(Debug, Clone)]

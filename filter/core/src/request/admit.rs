@@ -7,6 +7,7 @@ use crate::contract::errors;
 use crate::contract::names::{API_NAME_HEADER, APP_ID_HEADER, HOPS_HEADER};
 use crate::contract::refusal::Refusal;
 use crate::host::{Clock, SharedStore};
+use crate::ids::{ApiId, AppId};
 use crate::request::forward::{self, QueryAdds};
 use crate::request::model::{Admission, Ctx, Identity, Request};
 use crate::wire::text::header_safe;
@@ -17,8 +18,8 @@ type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The identity headers for the backend: `(name, value)`; a `None` value means "remove any
 /// client-sent copy". The request id is added by the caller, which generated it.
-pub(crate) fn identity_headers<'g>(gw: &'g Gateway, id: &Identity) -> [(&'static str, Option<&'g str>); 2] {
-    [(APP_ID_HEADER, id.app.and_then(|a| gw.app(a)).map(|a| a.id.as_str())), (API_NAME_HEADER, gw.api(id.api).map(|a| a.name.as_str()))]
+pub(crate) fn identity_headers(gw: &Gateway, api: Option<ApiId>, app: Option<AppId>) -> [(&'static str, Option<&str>); 2] {
+    [(APP_ID_HEADER, app.and_then(|a| gw.app(a)).map(|a| a.id.as_str())), (API_NAME_HEADER, api.and_then(|a| gw.api(a)).map(|a| a.name.as_str()))]
 }
 
 /// Runs the request-phase plugins bound to the API in its stage, in Aliyun's order (ipControl →

@@ -5,7 +5,7 @@ use crate::apps::directory::Credential;
 use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};
 use crate::auth::signature::{content_md5_matches, form_body, repeated, Algorithm, Repeated, Signed, StringToSign};
 use crate::config::model::{AppCodeAuth, AuthType, Gateway};
-use crate::contract::errors::{self, ErrorCode};
+use crate::contract::errors::{self, classic, ErrorCode};
 use crate::contract::refusal::Refusal;
 use crate::host::{Clock, SharedStore};
 use crate::request::model::{Identity, Request, Routed};
@@ -28,10 +28,17 @@ impl Now<'_> {
     }
 }
 
+/// Whether authentication remembers the request's nonce, or leaves it to the caller (`claim_nonce`).
+#[derive(Clone, Copy)]
+pub(crate) enum Nonces<'n> {
+    Remember(&'n NonceStore),
+    Later,
+}
+
 /// Authenticates and authorizes a routed request. `body` is the full body when `routed.needs_body`.
 pub(crate) fn authenticate(
     gw: &Gateway,
-    nonces: &NonceStore,
+    nonces: Nonces<'_>,
     req: &Request<'_>,
     routed: &Routed,
     body: Option<&[u8]>,
@@ -67,7 +74,8 @@ pub(crate) fn authenticate(
         match timestamp {
             Some(ts) => {
                 let Some(t) = parse_millis(ts) else {
-                    return Err(refuse(&errors::I400HD, &["X-Ca-Timestamp", "is not a time in milliseconds"], "timestamp malformed"));
+                    let r = refuse(&errors::I400HD, &["X-Ca-Timestamp", "is not a time in milliseconds"], "timestamp malformed");
+                    return Err(r.classic(&classic::INVALID_TIMESTAMP));
                 };
                 if t.abs_diff(now.get()) > gw.tolerance_ms {
                     return Err(refuse(&errors::S403TE, &[], "timestamp outside tolerance"));
@@ -76,7 +84,7 @@ pub(crate) fn authenticate(
             }
             // Without a timestamp a nonce could be replayed once it is forgotten.
             None if nonce.is_some() || api.force_nonce || gw.require_timestamp => {
-                return Err(refuse(&errors::S403TE, &[], "timestamp missing"));
+                return Err(refuse(&errors::S403TE, &[], "timestamp missing").classic(&classic::INVALID_TIMESTAMP));
             }
             None => {}
         }
@@ -89,10 +97,12 @@ pub(crate) fn authenticate(
         let signed = Signed { method: req.method, path: req.path, headers: h, form };
         let decoded = std::borrow::Cow::Borrowed(&*req.decoded_path);
         let sts = StringToSign::build_split(&signed, req.raw_path, decoded, req.query);
-        let valid = h.get(b"x-ca-signature").is_some_and(|sig| pairs.iter().any(|c| sts.verify(alg, &c.hmac_sha256, &c.hmac_sha1, sig)));
+        let signature = h.get(b"x-ca-signature").filter(|s| !trim(s).is_empty());
+        let valid = signature.is_some_and(|sig| pairs.iter().any(|c| sts.verify(alg, &c.hmac_sha256, &c.hmac_sha1, sig)));
         if !valid {
             let shown = header_safe(&sts.canonical());
-            return Err(refuse(&errors::A403IS, &[&shown], "signature mismatch"));
+            let r = refuse(&errors::A403IS, &[&shown], "signature mismatch");
+            return Err(if signature.is_none() { r.classic(&classic::EMPTY_SIGNATURE) } else { r });
         }
         if let Some(r) = repeated_refusal(&signed, req.query) {
             return Err(r.app(app));
@@ -104,7 +114,7 @@ pub(crate) fn authenticate(
             }
         }
         authorize(gw, routed, app, &mut now)?;
-        if let Some(nonce) = nonce {
+        if let (Some(nonce), Nonces::Remember(nonces)) = (nonce, nonces) {
             identity.nonce = remember_nonce(gw, nonces, store, key, nonce, signed_at, now.get()).map_err(|r| r.app(app))?;
         }
         identity.app = Some(app);
@@ -157,6 +167,22 @@ fn remember_nonce(
         Outcome::Full => Err(Refusal::new(&errors::X503BZ, &[], "nonce store full")),
         Outcome::Contended => Err(Refusal::new(&errors::X503BZ, &[], "nonce store contended")),
     }
+}
+
+/// Remembers the nonce of a request authentication admitted with `Nonces::Later` (its headers were
+/// checked then: the key is known, the timestamp well formed).
+pub(crate) fn claim_nonce(
+    gw: &Gateway,
+    nonces: &NonceStore,
+    store: &dyn SharedStore,
+    h: &Headers<'_>,
+    clock: &dyn Clock,
+) -> Result<Option<OneTime>, Refusal> {
+    let (Some(key), Some(nonce)) = (h.get(b"x-ca-key").map(trim), h.get(b"x-ca-nonce").map(trim).filter(|n| !n.is_empty())) else {
+        return Ok(None);
+    };
+    let signed_at = h.get(b"x-ca-timestamp").map(trim).and_then(parse_millis);
+    remember_nonce(gw, nonces, store, key, nonce, signed_at, clock.now_ms())
 }
 
 /// An unknown appKey or AppCode; while the app registry has not loaded a first document, the app may

@@ -135,8 +135,8 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
                 if let Some(m) = &rule.error_message {
                     r.message = crate::wire::text::header_safe(substitute(m, &cfg.params.names, &var).as_bytes());
                 }
-                r.status = Some(rule.status);
-                r.body = rule.response_body.as_ref().map(|b| substitute(b, &cfg.params.names, &var));
+                let body = rule.response_body.as_ref().map(|b| substitute(b, &cfg.params.names, &var));
+                r.own = Some(Box::new(crate::contract::refusal::OwnReply { status: rule.status, body }));
                 r.headers = rule.response_headers.iter().map(|(n, v)| (n.clone().into(), substitute(v, &cfg.params.names, &var))).collect();
                 return Err(r);
             }
@@ -155,7 +155,9 @@ pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> R
     if let Some(ct) = req.headers.get(b"content-type").filter(|ct| !trim(ct).is_empty()) {
         if !is_form(Some(ct)) && api.params.iter().any(|p| p.location == ParamLocation::Form) {
             let shown = crate::wire::text::header_safe(ct.get(..128).unwrap_or(ct));
-            return Err(Refusal::new(&errors::I400CT, &[&shown], "content type the api does not take"));
+            let r = Refusal::new(&errors::I400CT, &[&shown], "content type the api does not take");
+            let multipart = crate::wire::url::starts_with_ignore_case(trim(ct), b"multipart/");
+            return Err(if multipart { r.classic(&errors::classic::UNSUPPORTED_MULTIPART) } else { r });
         }
     }
     let mut query_params: Option<Vec<UrlParam<'_>>> = None;

@@ -1,44 +1,11 @@
-//! `cagate apps new`: a new app with credentials from the operating system's random source, as JSON
-//! ready for `apps[]` of a configuration (or a registry document).
+//! A new app with credentials from the operating system's random source, ready for `apps[]` of a
+//! configuration or a registry document (`cagate apps new`, `cagate apps add`), and new key pairs
+//! (`cagate apps rotate`).
 
 use crate::import::value::{map, s};
 use serde_yaml::Value;
-use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub(crate) struct AppsArgs {
-    #[command(subcommand)]
-    command: AppsCommand,
-}
-
-#[derive(clap::Subcommand)]
-enum AppsCommand {
-    /// Print a new app: appId, name, appKey (24 characters), appSecret (32 characters, 190 bits),
-    /// one AppCode (32 upper-case hex digits), all from the operating system's random source.
-    #[command(after_help = "Examples:
-  cagate apps new
-  cagate apps new --name billing --app-id 20001")]
-    New {
-        /// The app's name (default: app-<appId>)
-        #[arg(long)]
-        name: Option<String>,
-        /// The app's id (default: a random 8-digit number)
-        #[arg(long = "app-id")]
-        app_id: Option<String>,
-    },
-}
-
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-pub(crate) fn run(a: AppsArgs) -> Result<ExitCode, String> {
-    match a.command {
-        AppsCommand::New { name, app_id } => {
-            let app = new_app(name.as_deref(), app_id.as_deref())?;
-            println!("{}", crate::import::value::to_json(&app)?);
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
+pub(crate) const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Random bytes from the operating system (getrandom(2) on Linux).
 fn random(n: usize) -> Result<Vec<u8>, String> {
@@ -48,7 +15,7 @@ fn random(n: usize) -> Result<Vec<u8>, String> {
 }
 
 /// `len` characters of `alphabet`, each uniform (bytes that would bias the choice are drawn again).
-fn random_text(alphabet: &[u8], len: usize) -> Result<String, String> {
+pub(crate) fn random_text(alphabet: &[u8], len: usize) -> Result<String, String> {
     let limit = 256 - 256 % alphabet.len();
     let mut out = String::with_capacity(len);
     while out.len() < len {
@@ -74,7 +41,7 @@ fn random_id() -> Result<u64, String> {
     }
 }
 
-fn new_app(name: Option<&str>, app_id: Option<&str>) -> Result<Value, String> {
+pub(crate) fn new_app(name: Option<&str>, app_id: Option<&str>) -> Result<Value, String> {
     let id = match app_id {
         Some(id) if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => {
             return Err(format!("--app-id {id}: letters, digits, '-', '_' or '.'"));

@@ -1,0 +1,139 @@
+//! One HTTP stream: Envoy's filter hooks as the core engine's events, and the engine's I/O as ABI
+//! callbacks. No policy lives here.
+
+use crate::config::{Config, SystemClock};
+use crate::ffi::{Attribute, FilterHandle, HeaderMap};
+use crate::metrics::Sink;
+use crate::store;
+use crate::worker::{self, Worker};
+use cagate_core::{Engine, Exchange, Flow, GrpcCall, Services, Stream, StreamIo};
+use std::cell::Cell;
+use std::rc::Rc;
+
+pub(crate) struct Filter {
+    worker: Rc<Worker>,
+    /// The engine the request started with.
+    engine: Rc<Engine>,
+    exchange: Exchange,
+}
+
+impl Filter {
+    pub(crate) fn new(config: &Config, _stream: FilterHandle) -> Filter {
+        let worker = worker::of(config);
+        let engine = worker.engine();
+        let exchange = engine.exchange();
+        Filter { worker, engine, exchange }
+    }
+
+    /// Runs one engine event with this worker's services and the stream's I/O.
+    fn with(&mut self, stream: FilterHandle, f: impl FnOnce(&mut Exchange, &Engine, &Services<'_>, &Io) -> Flow) -> Flow {
+        let sink = Sink { metrics: &self.worker.shared.metrics, stream, apps: &self.worker.apps };
+        let svc = Services { clock: &SystemClock, coarse: &SystemClock, store: store::global(), stats: &sink };
+        let io = Io { stream, edited: Cell::new(false) };
+        let flow = f(&mut self.exchange, &self.engine, &svc, &io);
+        // Edited request headers are routed on (the stage's backend, a rewritten path): Envoy
+        // routes again once, after every edit of the event.
+        if io.edited.get() {
+            stream.clear_route_cache();
+        }
+        flow
+    }
+
+    pub(crate) fn on_request_headers(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
+        self.with(s, |x, e, svc, io| x.on_request_headers(e, svc, io, end_of_stream))
+    }
+
+    pub(crate) fn on_request_body(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
+        // The core counts the body held so far, as proxy-wasm reports it.
+        let size = s.request_body_size();
+        self.with(s, |x, e, svc, io| x.on_request_body(e, svc, io, size, end_of_stream))
+    }
+
+    pub(crate) fn on_request_trailers(&mut self, s: FilterHandle) -> Flow {
+        self.with(s, |x, e, svc, io| x.on_request_trailers(e, svc, io))
+    }
+
+    pub(crate) fn on_response_headers(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
+        self.with(s, |x, e, svc, io| x.on_response_headers(e, svc, io, end_of_stream))
+    }
+
+    pub(crate) fn on_response_body(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
+        let size = s.response_body_size();
+        self.with(s, |x, e, svc, io| x.on_response_body(e, svc, io, size, end_of_stream))
+    }
+}
+
+/// The stream's I/O as ABI callbacks.
+struct Io {
+    stream: FilterHandle,
+    /// A request header was set or removed.
+    edited: Cell<bool>,
+}
+
+impl Stream for Io {
+    fn peer_address(&self) -> Option<Vec<u8>> {
+        self.stream.attribute(Attribute::SourceAddress)
+    }
+
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.stream.header(HeaderMap::Response, name.as_bytes())
+    }
+}
+
+impl StreamIo for Io {
+    fn request_headers(&self) -> Vec<u8> {
+        self.stream.with_headers(HeaderMap::Request, cagate_core::headers::serialize)
+    }
+
+    /// No whole-map replacement in this ABI: `false` makes the engine edit header by header, which
+    /// here is one cheap call per edit.
+    fn set_request_headers(&self, _serialized: &[u8]) -> bool {
+        false
+    }
+
+    fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool {
+        self.edited.set(true);
+        self.stream.set_header(HeaderMap::Request, name, value)
+    }
+
+    fn request_body(&self, max: usize) -> Vec<u8> {
+        self.stream.request_body(max)
+    }
+
+    fn resume_request(&self) {
+        self.stream.continue_decoding();
+    }
+
+    fn send_local_reply(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
+        self.stream.send_response(status, headers, body);
+        true
+    }
+
+    fn response_details(&self) -> Vec<u8> {
+        self.stream.attribute(Attribute::ResponseCodeDetails).unwrap_or_default()
+    }
+
+    fn set_response_header(&self, name: &str, value: Option<&[u8]>) {
+        let _ = self.stream.set_header(HeaderMap::Response, name.as_bytes(), value);
+    }
+
+    fn response_body(&self, max: usize) -> Vec<u8> {
+        self.stream.response_body(max)
+    }
+
+    fn set_response_body(&self, _size: usize, body: &[u8]) {
+        self.stream.replace_response_body(body);
+    }
+
+    /// Cluster mode is refused at configuration time in this build: no call is ever asked for.
+    fn send_grpc(&self, _call: &GrpcCall) -> Option<u32> {
+        None
+    }
+
+    /// Named as the Wasm build's filter state (`wasm.cagate`), so one access-log format
+    /// (`%FILTER_STATE(wasm.cagate:PLAIN)%`) serves both builds.
+    fn set_filter_state(&self, name: &str, value: &[u8]) {
+        let key = format!("wasm.{name}");
+        self.stream.set_filter_state(&key, value);
+    }
+}
