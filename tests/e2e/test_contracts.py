@@ -147,3 +147,16 @@ def test_classic_and_report_only_per_api(classic):
 def test_vpc_remains_the_default(gate):
     r = call(gate.port, "GET", "/nowhere")
     assert_refused(r, 404, "I404NF")
+
+
+def test_report_only_releases_a_held_body_whole(shadow):
+    """A request whose body the gateway waits for (Content-MD5) and would refuse goes on with its
+    whole body."""
+    body = b'{"n": 1}' * 2000
+    headers = sign("POST", "/other", KEY1, SECRET1, headers={"content-type": "application/json"}, body=body)
+    headers["content-md5"] = "AAAAAAAAAAAAAAAAAAAAAA=="
+    r = call(shadow.port, "POST", "/other", headers, body)
+    assert r.status == 200, r
+    assert r.json()["body"] == body.decode()
+    assert "x-ca-app-id" not in r.json()["headers"], "refused before authentication ended: no identity"
+    assert would_refuse(shadow, "I400I5") >= 1
