@@ -178,3 +178,24 @@ fn an_unknown_contract_is_refused_with_its_path() {
     let err = cagate_core::compile(config(r#", "reportOnly": "yes""#, "").as_bytes()).unwrap_err();
     assert!(err.iter().any(|p| p.path == "reportOnly"), "{err:?}");
 }
+
+#[test]
+fn report_only_routes_a_request_it_would_refuse_to_the_apis_backend() {
+    // Found trying the migration guide: without the gateway's backend routing, Envoy's route for an
+    // imported API (by the gateway's cluster header) had no backend for it.
+    let cfg = format!(
+        r#"{{ "reportOnly": true, "apps": [ {{ "appId": 10001, "appKey": "{KEY}", "appSecret": "{SECRET}" }} ],
+        "apis": [ {{ "name": "getOrder", "method": "GET", "path": "/orders/[orderId]", "authorizations": [ {{ "appId": 10001 }} ],
+                    "backend": {{ "type": "HTTP", "cluster": "orders-prod", "path": "/v1/orders/[orderId]" }} }} ] }}"#
+    );
+    let kit = Kit::new(&cfg, NOW);
+    let bad = signed("/orders/42", "r-1", "wrong-secret");
+    let mut h = refs(&bad);
+    h.push(("x-cagate-cluster", "evil"));
+    let o = through(&kit, "/orders/42", &h);
+    assert!(o.forwarded());
+    assert_eq!(o.stream.upstream("x-cagate-cluster").as_deref(), Some("orders-prod"));
+    assert_eq!(o.stream.upstream(":path").as_deref(), Some("/v1/orders/42"));
+    let record = o.stream.access_record().unwrap();
+    assert_eq!((record["errorCode"].as_str(), record["backendPath"].as_str()), (Some("A403IS"), Some("/v1/orders/42")));
+}

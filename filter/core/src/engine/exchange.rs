@@ -14,6 +14,7 @@ use crate::contract::reply::refusal as reply_for;
 use crate::plugins::traffic_control::Quota;
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
+use crate::request::forward::{self, QueryAdds};
 use crate::request::model::{Admission, Ctx, Identity, Request, Routed};
 use crate::request::route::{cors_headers, route};
 use crate::wire::headers::{owned_spellings, serialize, upstream_pairs, Edit, Headers};
@@ -400,19 +401,37 @@ impl Exchange {
         }
         let app = identity.and_then(|i| i.app);
         let rid = self.request_id;
+        // Routed: the backend, its path and the mapping, as for an admitted request (Envoy's route
+        // may pick the backend by the gateway's cluster header).
+        let mut forwarding: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        if let (Some(api_id), Some(stage), Ok(request_id)) = (api, stage, std::str::from_utf8(&rid)) {
+            if let Some(def) = gw.api(api_id) {
+                let id = Identity { api: api_id, stage, app, nonce: None };
+                let ctx = Ctx { request_id, body: None, stream: io, coarse: svc.coarse };
+                let _ = forward::upstream(gw, def, &id, &request(head), &ctx, QueryAdds::default(), &mut forwarding);
+            }
+        }
         let edits: Vec<Edit<'_>> = identity_headers(gw, api, app)
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.map(str::as_bytes)))
             .chain([(REQUEST_ID_HEADER.as_bytes(), Some(&rid[..]))])
+            .chain(forwarding.iter().map(|(n, v)| (n.as_bytes(), v.as_deref())))
             .collect();
         edit_upstream_headers(io, head, &edits);
         svc.stats.record(Stat::Allowed);
         self.measure(svc);
-        self.record.backend_path = Some(self.record.path.clone());
+        self.record_backend_path(&forwarding);
         if let (Some(api), Some(stage)) = (api, stage) {
             self.admitted = Some(Admitted { api, stage, app, claims: None, breaker: None, captured: Vec::new() });
         }
         Flow::Continue
+    }
+
+    /// What the backend receives, for the record: the gateway's `:path` if it set one, else the
+    /// client's (without the query, as `path`).
+    fn record_backend_path(&mut self, edits: &[(String, Option<Vec<u8>>)]) {
+        let forwarded = edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.as_deref());
+        self.record.backend_path = Some(forwarded.map_or_else(|| self.record.path.clone(), |p| text(crate::wire::url::split_path(p).0)));
     }
 
     /// Answers a CORS preflight (no authentication: browsers send none).
@@ -450,9 +469,7 @@ impl Exchange {
         edit_upstream_headers(io, head, &edits);
         svc.stats.record(Stat::Allowed);
         self.measure(svc);
-        // What the backend receives (without the query, as `path`).
-        let forwarded = a.edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.as_deref());
-        self.record.backend_path = Some(forwarded.map_or_else(|| self.record.path.clone(), |p| text(crate::wire::url::split_path(p).0)));
+        self.record_backend_path(&a.edits);
         if let (true, Some(app)) = (self.debug, a.identity.app.and_then(|i| gw.app(i))) {
             self.debug_info = Some(debug_info(gw, a, &app.id, self.record.filter_us.max(0) as u64));
         }

@@ -70,9 +70,13 @@ pub(crate) fn upstream(
         clear_header_targets(api, edits);
         clear_query_targets(api, &mut adds);
     }
-    // A backend that merges query and form parameters (servlets, Spring, PHP's $_REQUEST) must not
-    // read a client's form field in place of a query parameter the gateway sets.
+    // A form the gateway read (to sign it, to check it) must decode; and a backend that merges query
+    // and form parameters (servlets, Spring, PHP's $_REQUEST) must not read a client's form field in
+    // place of a query parameter the gateway sets.
     if let Some(form) = ctx.body.filter(|_| is_form(req.headers.get(b"content-type"))) {
+        if let Some(r) = crate::request::vars::undecodable_form(form) {
+            return Err(r);
+        }
         let mut fields = Vec::new();
         parse_urlencoded(form, &mut fields);
         if let Some(f) = fields.iter().find(|f| adds.replaced.iter().any(|r| r.as_bytes() == &*f.name)) {

@@ -44,6 +44,17 @@ fn form<'a>(req: &Request<'_>, ctx: &Ctx<'a>) -> Option<&'a [u8]> {
     }
 }
 
+/// `I400BD` for a urlencoded form the gateway reads that does not decode: a `%` without two hex digits,
+/// or `%00`. The gateway would check one reading of it and a backend's decoder may make another (or
+/// stop at the NUL), as for the query (`I400RU`).
+pub(crate) fn undecodable_form(form: &[u8]) -> Option<Refusal> {
+    let hex = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
+    let bad = |i: usize| !(hex(form.get(i + 1)) && hex(form.get(i + 2)) && form.get(i + 1..i + 3) != Some(b"00"));
+    let at = form.iter().enumerate().position(|(i, &b)| b == b'%' && bad(i))?;
+    let reason = format!("the form cannot be decoded at byte {at}");
+    Some(Refusal::new(&errors::I400BD, &[&reason], "form body cannot be decoded"))
+}
+
 fn path_param(api: &Api, req: &Request<'_>, name: &str) -> Option<Vec<u8>> {
     path_params(&api.template, &req.decoded_path).into_iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_vec())
 }
@@ -118,6 +129,11 @@ fn random_for(request_id: &str, n: u64) -> f64 {
 
 /// Runs the rules in order: the first rule that decides wins; none deciding admits.
 pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), Refusal> {
+    if cfg.params.locations.iter().any(|l| matches!(l, VarSource::Form(_))) {
+        if let Some(r) = form(view.req, view.ctx).and_then(undecodable_form) {
+            return Err(r);
+        }
+    }
     let values: Vec<Val> = cfg.params.locations.iter().map(|l| view.get(l)).collect();
     let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
     let mut draws = 0u64;
@@ -145,9 +161,9 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
     Ok(())
 }
 
-/// Checks the API's parameter definitions: `I400MH`, `I400MP`, `I400IP`. A declared parameter is
-/// read under every spelling a backend may read it by, and given once at most: the value checked is
-/// then the only one the backend can see.
+/// Checks the API's parameter definitions: `I400CT`, `I400BD`, `I400MH`, `I400MP`, `I400IP`. A
+/// declared parameter is read under every spelling a backend may read it by, and given once at most:
+/// the value checked is then the only one the backend can see.
 pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> Result<(), Refusal> {
     let query = req.query;
     // FORM parameters are read from a urlencoded body only: a body of another type (multipart, say)
@@ -158,6 +174,11 @@ pub(crate) fn check_parameters(api: &Api, req: &Request<'_>, ctx: &Ctx<'_>) -> R
             let r = Refusal::new(&errors::I400CT, &[&shown], "content type the api does not take");
             let multipart = crate::wire::url::starts_with_ignore_case(trim(ct), b"multipart/");
             return Err(if multipart { r.classic(&errors::classic::UNSUPPORTED_MULTIPART) } else { r });
+        }
+    }
+    if api.params.iter().any(|p| p.location == ParamLocation::Form) {
+        if let Some(r) = form(req, ctx).and_then(undecodable_form) {
+            return Err(r);
         }
     }
     let mut query_params: Option<Vec<UrlParam<'_>>> = None;
