@@ -4,7 +4,7 @@
 //! `worker`).
 
 use crate::ffi::{CalloutAnswer, ConfigHandle};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Pending};
 use crate::store;
 use crate::tick::Ticker;
 use cagate_core::jwt::jwks_fetch;
@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub(crate) registry_version: AtomicU32,
     /// False once Envoy destroyed the configuration (workers then drop their state for it).
     pub(crate) alive: AtomicBool,
+    /// Every worker's counts, flushed to Envoy by the main thread's tick.
+    pub(crate) pending: Mutex<Vec<Arc<Mutex<Pending>>>>,
 }
 
 /// Main-thread state: fetches in flight.
@@ -58,6 +60,18 @@ impl Clock for SystemClock {
 
     fn now_us(&self) -> i64 {
         (now_nanos() / 1_000) as i64
+    }
+}
+
+/// The kernel's coarse wall clock (updated on the scheduler tick, a few milliseconds at most old;
+/// no timestamp counter read): for checks with tolerances of seconds or minutes (timestamps, nonces,
+/// grants, JWT times), as the Wasm build's per-tick clock, but far fresher. Rate limits, the circuit
+/// breaker and the filter's own time read `SystemClock`.
+pub(crate) struct CoarseClock;
+
+impl Clock for CoarseClock {
+    fn now_ms(&self) -> i64 {
+        crate::ffi::coarse_now_ms().unwrap_or_else(|| SystemClock.now_ms())
     }
 }
 
@@ -112,6 +126,7 @@ impl Config {
             registry: Mutex::new(None),
             registry_version: AtomicU32::new(0),
             alive: AtomicBool::new(true),
+            pending: Mutex::new(Vec::new()),
         });
         let config = Config {
             shared,
@@ -126,16 +141,20 @@ impl Config {
         Some(config)
     }
 
-    /// Envoy destroys the configuration: the tick stops before its scheduler goes.
+    /// Envoy destroys the configuration: the tick stops before its scheduler goes, then the last
+    /// counts are handed over (Envoy destroys a configuration after its last stream, and its metrics
+    /// after this hook).
     pub(crate) fn shutdown(mut self) {
         self.shared.alive.store(false, Ordering::Release);
         if let Some(t) = self.ticker.take() {
             t.stop();
         }
+        self.flush_counts();
     }
 
     /// The main thread's tick: the registry's age, the newest shared document, due fetches.
     pub(crate) fn tick(&self) {
+        self.flush_counts();
         let Ok(mut main) = self.main.lock() else { return };
         let now = SystemClock.now_ms();
         let shared = &self.shared;
@@ -147,6 +166,17 @@ impl Config {
             self.maybe_fetch_registry(&mut main, now);
         }
         self.fetch_due_jwks(&mut main, now);
+    }
+
+    /// Hands every worker's counts to Envoy (a worker waits only while its own tallies are read).
+    fn flush_counts(&self) {
+        let shared = &self.shared;
+        let Ok(all) = shared.pending.lock() else { return };
+        for worker in all.iter() {
+            if let Ok(mut p) = worker.lock() {
+                p.flush(&shared.metrics, shared.handle);
+            }
+        }
     }
 
     /// Merges a newer shared registry document (fetched by this or another configuration).

@@ -104,7 +104,19 @@ const METRICS_OK: u32 = 0;
 const CALLOUT_INIT_OK: u32 = 0;
 const CALLOUT_OK: u32 = 0;
 
+/// glibc's `struct timespec` on 64-bit Linux.
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// Linux's `CLOCK_REALTIME_COARSE`.
+const CLOCK_REALTIME_COARSE: i32 = 5;
+
 extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+
     fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
     fn envoy_dynamic_module_callback_log_enabled(level: u32) -> bool;
 
@@ -128,13 +140,6 @@ extern "C" {
         labels: *const ModuleBuffer,
         labels_len: usize,
         id: *mut usize,
-    ) -> u32;
-    fn envoy_dynamic_module_callback_http_filter_increment_counter(
-        filter: *mut c_void,
-        id: usize,
-        labels: *const ModuleBuffer,
-        labels_len: usize,
-        value: u64,
     ) -> u32;
     fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
         filter: *mut c_void,
@@ -218,6 +223,14 @@ pub(crate) fn log(level: Level, message: &str) {
             envoy_dynamic_module_callback_log(level as u32, ModuleBuffer::of(message.as_bytes()));
         }
     }
+}
+
+/// The kernel's coarse wall clock in milliseconds (`None` if unavailable).
+pub(crate) fn coarse_now_ms() -> Option<i64> {
+    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer of the layout glibc writes.
+    let ok = unsafe { clock_gettime(CLOCK_REALTIME_COARSE, &mut ts) } == 0;
+    ok.then(|| ts.tv_sec.saturating_mul(1000).saturating_add(ts.tv_nsec / 1_000_000))
 }
 
 /// Whether a level is on (to skip formatting a message nobody reads).
@@ -354,19 +367,42 @@ impl FilterHandle {
         }
     }
 
-    /// Every header of a map, as (name, value) pairs borrowed from Envoy for `f`'s duration.
-    pub(crate) fn with_headers<R>(&self, map: HeaderMap, f: impl FnOnce(&[(&[u8], &[u8])]) -> R) -> R {
-        // SAFETY: the array is sized from Envoy's own count; the views are valid until the map
-        // changes, and `f` cannot change it (it gets the pairs only).
-        unsafe {
-            let n = envoy_dynamic_module_callback_http_get_headers_size(self.0, map as u32);
-            let mut raw = vec![EnvoyHeader { key_ptr: std::ptr::null(), key_length: 0, value_ptr: std::ptr::null(), value_length: 0 }; n];
-            if n == 0 || !envoy_dynamic_module_callback_http_get_headers(self.0, map as u32, raw.as_mut_ptr()) {
-                return f(&[]);
-            }
-            let pairs: Vec<(&[u8], &[u8])> = raw.iter().map(|h| (slice(h.key_ptr, h.key_length), slice(h.value_ptr, h.value_length))).collect();
-            f(&pairs)
+    /// Every header of a map in the proxy-wasm serialized form the core parses (a count, the
+    /// lengths, then each name and value NUL-terminated), written straight from Envoy's views: one
+    /// allocation, sized exactly, per request.
+    pub(crate) fn serialized_headers(&self, map: HeaderMap) -> Vec<u8> {
+        thread_local! {
+            // Envoy's views of the current map, reused across requests.
+            static VIEWS: std::cell::RefCell<Vec<EnvoyHeader>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        const EMPTY: EnvoyHeader = EnvoyHeader { key_ptr: std::ptr::null(), key_length: 0, value_ptr: std::ptr::null(), value_length: 0 };
+        VIEWS.with(|views| {
+            let Ok(mut raw) = views.try_borrow_mut() else { return 0u32.to_le_bytes().to_vec() };
+            // SAFETY: the array is sized from Envoy's own count; the views are read before any other
+            // callback can change the map, and not kept (the slots are stale once this returns).
+            unsafe {
+                let n = envoy_dynamic_module_callback_http_get_headers_size(self.0, map as u32);
+                raw.clear();
+                raw.resize(n, EMPTY);
+                if n == 0 || !envoy_dynamic_module_callback_http_get_headers(self.0, map as u32, raw.as_mut_ptr()) {
+                    return 0u32.to_le_bytes().to_vec();
+                }
+                let bytes: usize = raw.iter().map(|h| h.key_length + h.value_length + 10).sum();
+                let mut out = Vec::with_capacity(4 + bytes);
+                out.extend_from_slice(&(n as u32).to_le_bytes());
+                for h in raw.iter() {
+                    out.extend_from_slice(&(h.key_length as u32).to_le_bytes());
+                    out.extend_from_slice(&(h.value_length as u32).to_le_bytes());
+                }
+                for h in raw.iter() {
+                    out.extend_from_slice(slice(h.key_ptr, h.key_length));
+                    out.push(0);
+                    out.extend_from_slice(slice(h.value_ptr, h.value_length));
+                    out.push(0);
+                }
+                out
+            }
+        })
     }
 
     /// Sets (replacing every value of that name) or, with `None`, removes a header.
@@ -499,12 +535,6 @@ impl FilterHandle {
     pub(crate) fn continue_decoding(&self) {
         // SAFETY: a valid filter handle.
         unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.0) }
-    }
-
-    pub(crate) fn increment(&self, id: usize, labels: &[&str], by: u64) {
-        let values = labels_of(labels);
-        // SAFETY: the label array outlives the call.
-        let _ = unsafe { envoy_dynamic_module_callback_http_filter_increment_counter(self.0, id, values.as_ptr(), values.len(), by) };
     }
 
     pub(crate) fn record(&self, id: usize, value: u64) {

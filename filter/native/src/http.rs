@@ -1,7 +1,7 @@
 //! One HTTP stream: Envoy's filter hooks as the core engine's events, and the engine's I/O as ABI
 //! callbacks. No policy lives here.
 
-use crate::config::{Config, SystemClock};
+use crate::config::{CoarseClock, Config, SystemClock};
 use crate::ffi::{Attribute, FilterHandle, HeaderMap};
 use crate::metrics::Sink;
 use crate::store;
@@ -14,21 +14,29 @@ pub(crate) struct Filter {
     worker: Rc<Worker>,
     /// The engine the request started with.
     engine: Rc<Engine>,
+    /// The registry version `engine` was built from.
+    generation: u32,
     exchange: Exchange,
 }
 
 impl Filter {
     pub(crate) fn new(config: &Config, _stream: FilterHandle) -> Filter {
         let worker = worker::of(config);
-        let engine = worker.engine();
+        let (engine, generation) = worker.engine();
         let exchange = engine.exchange();
-        Filter { worker, engine, exchange }
+        Filter { worker, engine, generation, exchange }
     }
 
     /// Runs one engine event with this worker's services and the stream's I/O.
     fn with(&mut self, stream: FilterHandle, f: impl FnOnce(&mut Exchange, &Engine, &Services<'_>, &Io) -> Flow) -> Flow {
-        let sink = Sink { metrics: &self.worker.shared.metrics, stream, apps: &self.worker.apps };
-        let svc = Services { clock: &SystemClock, coarse: &SystemClock, store: store::global(), stats: &sink };
+        let sink = Sink {
+            metrics: &self.worker.shared.metrics,
+            pending: &self.worker.pending,
+            generation: self.generation,
+            stream,
+            apps: &self.worker.apps,
+        };
+        let svc = Services { clock: &SystemClock, coarse: &CoarseClock, store: store::global(), stats: &sink };
         let io = Io { stream, edited: Cell::new(false) };
         let flow = f(&mut self.exchange, &self.engine, &svc, &io);
         // Edited request headers are routed on (the stage's backend, a rewritten path): Envoy
@@ -82,12 +90,16 @@ impl Stream for Io {
 
 impl StreamIo for Io {
     fn request_headers(&self) -> Vec<u8> {
-        self.stream.with_headers(HeaderMap::Request, cagate_core::headers::serialize)
+        self.stream.serialized_headers(HeaderMap::Request)
     }
 
     /// No whole-map replacement in this ABI: `false` makes the engine edit header by header, which
     /// here is one cheap call per edit.
     fn set_request_headers(&self, _serialized: &[u8]) -> bool {
+        false
+    }
+
+    fn replaces_whole_maps(&self) -> bool {
         false
     }
 
@@ -133,7 +145,10 @@ impl StreamIo for Io {
     /// Named as the Wasm build's filter state (`wasm.cagate`), so one access-log format
     /// (`%FILTER_STATE(wasm.cagate:PLAIN)%`) serves both builds.
     fn set_filter_state(&self, name: &str, value: &[u8]) {
-        let key = format!("wasm.{name}");
-        self.stream.set_filter_state(&key, value);
+        if name == "cagate" {
+            self.stream.set_filter_state("wasm.cagate", value);
+        } else {
+            self.stream.set_filter_state(&format!("wasm.{name}"), value);
+        }
     }
 }

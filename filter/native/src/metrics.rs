@@ -9,7 +9,9 @@
 use crate::ffi::{ConfigHandle, FilterHandle, MetricKind};
 use cagate_core::{Stat, Stats};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 /// Metric ids of one configuration (`None`: Envoy refused the definition; nothing is counted then).
 pub(crate) struct Metrics {
@@ -81,21 +83,149 @@ impl Metrics {
     }
 }
 
-/// A request's stat events into Envoy's counters, through its stream.
+/// Counts of one worker since the last flush. Envoy looks a labelled counter up by name and labels on
+/// every increment through the ABI, which cost about as much as the rest of the adapter's per-request
+/// work: so, as the Wasm adapter does, a request only adds to its worker's tallies, and the
+/// configuration's main-thread tick hands each tally to Envoy once (`flush`). Label values are
+/// rendered once per distinct key, not per request.
+#[derive(Default)]
+pub(crate) struct Pending {
+    allowed: u64,
+    refused_total: u64,
+    nonce_full: u64,
+    breaker_opened: u64,
+    breaker_refused: u64,
+    refused: Codes,
+    backend_failures: Codes,
+    would_refuse: Codes,
+    requests: Tallies<RequestKey>,
+    app_requests: Tallies<AppKey>,
+    traffic: Tallies<TrafficKey>,
+}
+
+/// Keys are the module's own indices and static codes, never a client's bytes: a fast
+/// multiply-rotate hash (no flooding to resist) instead of SipHash.
+type Tallies<K> = HashMap<K, Tally, BuildHasherDefault<FastHasher>>;
+
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Per refusal code (few distinct codes: a scan beats hashing).
+type Codes = Vec<(&'static str, u64)>;
+
+/// Indices are only meaningful within one compiled configuration: `generation` (the registry
+/// version the request's engine was built from) keeps two configurations' names apart.
+type RequestKey = (u32, Option<u32>, Option<u32>, &'static str);
+type AppKey = (u32, u32, &'static str);
+type TrafficKey = (u32, u32, &'static str, bool);
+
+struct Tally {
+    labels: Vec<String>,
+    count: u64,
+}
+
+fn add_code(codes: &mut Codes, code: &'static str) {
+    match codes.iter_mut().find(|(c, _)| *c == code) {
+        Some((_, n)) => *n += 1,
+        None => codes.push((code, 1)),
+    }
+}
+
+fn add_labelled<K: std::hash::Hash + Eq>(map: &mut Tallies<K>, key: K, labels: impl FnOnce() -> Vec<String>) {
+    map.entry(key).or_insert_with(|| Tally { labels: labels(), count: 0 }).count += 1;
+}
+
+impl Pending {
+    /// Hands every tally to Envoy (main thread) and starts over. Keys not seen since the previous
+    /// flush are dropped, so the maps hold only what is in use.
+    pub(crate) fn flush(&mut self, m: &Metrics, c: ConfigHandle) {
+        let plain = [
+            (m.allowed, &mut self.allowed),
+            (m.refused_total, &mut self.refused_total),
+            (m.nonce_full, &mut self.nonce_full),
+            (m.breaker_opened, &mut self.breaker_opened),
+            (m.breaker_refused, &mut self.breaker_refused),
+        ];
+        for (id, n) in plain {
+            if let (Some(id), true) = (id, *n > 0) {
+                c.increment(id, &[], *n);
+            }
+            *n = 0;
+        }
+        for (id, codes) in
+            [(m.refused, &mut self.refused), (m.backend_failures, &mut self.backend_failures), (m.would_refuse, &mut self.would_refuse)]
+        {
+            for (code, n) in codes.drain(..) {
+                if let Some(id) = id {
+                    c.increment(id, &[code], n);
+                }
+            }
+        }
+        flush_tallies(&mut self.requests, m.requests, c);
+        flush_tallies(&mut self.app_requests, m.app_requests, c);
+        // Admitted and throttled share a map; the key's last field tells them apart.
+        self.traffic.retain(|_, t| t.count > 0);
+        for (key, t) in self.traffic.iter_mut() {
+            let id = if key.3 { m.traffic_admitted } else { m.traffic_throttled };
+            if let Some(id) = id {
+                let labels: Vec<&str> = t.labels.iter().map(String::as_str).collect();
+                c.increment(id, &labels, t.count);
+            }
+            t.count = 0;
+        }
+    }
+}
+
+fn flush_tallies<K>(map: &mut Tallies<K>, id: Option<usize>, c: ConfigHandle) {
+    map.retain(|_, t| t.count > 0);
+    for t in map.values_mut() {
+        if let Some(id) = id {
+            let labels: Vec<&str> = t.labels.iter().map(String::as_str).collect();
+            c.increment(id, &labels, t.count);
+        }
+        t.count = 0;
+    }
+}
+
+/// A request's stat events into its worker's tallies; the filter's time straight to Envoy's
+/// histogram (a sample cannot be summed).
 pub(crate) struct Sink<'a> {
     pub(crate) metrics: &'a Metrics,
+    pub(crate) pending: &'a Mutex<Pending>,
+    /// The registry version of the request's engine (see `RequestKey`).
+    pub(crate) generation: u32,
     pub(crate) stream: FilterHandle,
     /// The apps this worker counts by app (at most `max_apps`, as a Wasm VM does).
     pub(crate) apps: &'a RefCell<HashSet<u32>>,
 }
 
 impl Sink<'_> {
-    fn inc(&self, id: Option<usize>, labels: &[&str]) {
-        if let Some(id) = id {
-            self.stream.increment(id, labels, 1);
-        }
-    }
-
     fn app_counted(&self, app: u32, max_apps: usize) -> bool {
         let mut apps = self.apps.borrow_mut();
         if apps.contains(&app) {
@@ -111,39 +241,43 @@ impl Sink<'_> {
 
 impl Stats for Sink<'_> {
     fn record(&self, stat: Stat<'_>) {
-        let m = self.metrics;
-        match stat {
-            Stat::Allowed => self.inc(m.allowed, &[]),
-            Stat::Refused(code) => {
-                self.inc(m.refused_total, &[]);
-                self.inc(m.refused, &[code]);
+        if let Stat::FilterMicros(us) = stat {
+            if let Some(id) = self.metrics.filter_us {
+                self.stream.record(id, us);
             }
-            Stat::Traffic { name, dim, admitted, .. } => {
-                let id = if admitted { m.traffic_admitted } else { m.traffic_throttled };
-                self.inc(id, &[name, dim]);
+            return;
+        }
+        // Only the main thread's flush competes for this lock, twice a second.
+        let Ok(mut p) = self.pending.lock() else { return };
+        let g = self.generation;
+        match stat {
+            Stat::Allowed => p.allowed += 1,
+            Stat::Refused(code) => {
+                p.refused_total += 1;
+                add_code(&mut p.refused, code);
+            }
+            Stat::Traffic { plugin, name, dim, admitted } => {
+                add_labelled(&mut p.traffic, (g, plugin.index() as u32, dim, admitted), || vec![name.to_string(), dim.to_string()]);
             }
             // Cluster mode is refused at configuration time in this build.
             Stat::ClusterMode(..) => {}
-            Stat::BreakerOpened => self.inc(m.breaker_opened, &[]),
-            Stat::BreakerRefused => self.inc(m.breaker_refused, &[]),
-            Stat::NonceStoreFull => self.inc(m.nonce_full, &[]),
+            Stat::BreakerOpened => p.breaker_opened += 1,
+            Stat::BreakerRefused => p.breaker_refused += 1,
+            Stat::NonceStoreFull => p.nonce_full += 1,
             Stat::Request { api, stage, app, max_apps, code } => {
-                let api = api.map_or(String::new(), |(_, n)| stat_safe(n));
-                let stage = stage.map_or(String::new(), |(_, n)| stat_safe(n));
-                self.inc(m.requests, &[&api, &stage, code]);
+                let key = (g, api.map(|(a, _)| a.index() as u32), stage.map(|(s, _)| s.index() as u32), code);
+                add_labelled(&mut p.requests, key, || {
+                    vec![api.map_or(String::new(), |(_, n)| stat_safe(n)), stage.map_or(String::new(), |(_, n)| stat_safe(n)), code.to_string()]
+                });
                 if let Some((idx, id)) = app {
                     if self.app_counted(idx.0, max_apps) {
-                        self.inc(m.app_requests, &[&stat_safe(id), code]);
+                        add_labelled(&mut p.app_requests, (g, idx.0, code), || vec![stat_safe(id), code.to_string()]);
                     }
                 }
             }
-            Stat::FilterMicros(us) => {
-                if let Some(id) = m.filter_us {
-                    self.stream.record(id, us);
-                }
-            }
-            Stat::BackendFailure(code) => self.inc(m.backend_failures, &[code]),
-            Stat::WouldRefuse(code) => self.inc(m.would_refuse, &[code]),
+            Stat::FilterMicros(_) => {}
+            Stat::BackendFailure(code) => add_code(&mut p.backend_failures, code),
+            Stat::WouldRefuse(code) => add_code(&mut p.would_refuse, code),
         }
     }
 }

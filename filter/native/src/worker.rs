@@ -4,16 +4,17 @@
 //! what the main thread shared (a merged registry document, newly fetched JWKS) at most once per
 //! tick, on a request's start.
 
-use crate::config::{Config, Shared, SystemClock, TICK};
+use crate::config::{CoarseClock, Config, Shared, TICK};
+use crate::metrics::Pending;
 use crate::store;
 use cagate_core::jwt::jwks_fetch;
 use cagate_core::{Clock, Engine, PluginKind, Seeds};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
@@ -22,10 +23,13 @@ pub(crate) struct Worker {
     next_refresh_ms: Cell<i64>,
     /// The apps counted by app on this worker (`metrics.maxApps`).
     pub(crate) apps: RefCell<HashSet<u32>>,
+    /// This worker's counts since the main thread's last flush (registered in `Shared::pending`).
+    pub(crate) pending: Arc<Mutex<Pending>>,
 }
 
 thread_local! {
-    static WORKERS: RefCell<HashMap<u64, Rc<Worker>>> = RefCell::new(HashMap::new());
+    // A handful of configurations at most: a scan of their ids beats hashing on every request.
+    static WORKERS: RefCell<Vec<(u64, Rc<Worker>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This thread's state for a configuration, built on first use. Entries of destroyed configurations
@@ -33,13 +37,13 @@ thread_local! {
 pub(crate) fn of(config: &Config) -> Rc<Worker> {
     let id = config.shared.id;
     WORKERS.with(|w| {
-        let mut map = w.borrow_mut();
-        if let Some(worker) = map.get(&id) {
+        let mut list = w.borrow_mut();
+        if let Some((_, worker)) = list.iter().find(|(i, _)| *i == id) {
             return worker.clone();
         }
-        map.retain(|_, w| w.shared.alive.load(Ordering::Acquire));
+        list.retain(|(_, w)| w.shared.alive.load(Ordering::Acquire));
         let worker = Rc::new(Worker::new(config.shared.clone()));
-        map.insert(id, worker.clone());
+        list.push((id, worker.clone()));
         worker
     })
 }
@@ -73,7 +77,12 @@ impl Worker {
             None => (0, shared.base.clone()),
         };
         let engine = Engine::new(gateway, seeds(), store::global());
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        if let Ok(mut all) = shared.pending.lock() {
+            all.push(pending.clone());
+        }
         Worker {
+            pending,
             shared,
             engine: RefCell::new(Rc::new(engine)),
             installed: Cell::new(version),
@@ -82,14 +91,15 @@ impl Worker {
         }
     }
 
-    /// The engine a new request runs with (refreshed first when a tick has passed).
-    pub(crate) fn engine(&self) -> Rc<Engine> {
-        let now = SystemClock.now_ms();
+    /// The engine a new request runs with (refreshed first when a tick has passed), and the registry
+    /// version it was built from.
+    pub(crate) fn engine(&self) -> (Rc<Engine>, u32) {
+        let now = CoarseClock.now_ms();
         if now >= self.next_refresh_ms.get() {
             self.next_refresh_ms.set(now + TICK.as_millis() as i64);
             self.refresh();
         }
-        self.engine.borrow().clone()
+        (self.engine.borrow().clone(), self.installed.get())
     }
 
     /// Installs what the main thread shared since: a newer merged registry document (a new engine

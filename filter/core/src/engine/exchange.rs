@@ -495,10 +495,12 @@ impl Exchange {
 /// Applies the gateway's request header edits: every client spelling of a gateway-owned header goes,
 /// the gateway's values are set.
 fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_>]) {
-    let pairs = upstream_pairs(head, edits);
-    let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
-    if pairs.len() <= WHOLE_MAP_MAX_PAIRS && bytes <= WHOLE_MAP_MAX_BYTES && io.set_request_headers(&serialize(&pairs)) {
-        return;
+    if io.replaces_whole_maps() {
+        let pairs = upstream_pairs(head, edits);
+        let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
+        if pairs.len() <= WHOLE_MAP_MAX_PAIRS && bytes <= WHOLE_MAP_MAX_BYTES && io.set_request_headers(&serialize(&pairs)) {
+            return;
+        }
     }
     for name in owned_spellings(head, edits) {
         let _ = io.set_request_header(name, None);

@@ -111,6 +111,11 @@ pub trait StreamIo: Stream {
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32>;
     /// Publishes a value for the access log and later filters (Envoy filter state `wasm.<name>`).
     fn set_filter_state(&self, _name: &str, _value: &[u8]) {}
+    /// Whether `set_request_headers` may replace the whole map (a host without it edits header by
+    /// header, and the engine does not build a map it would decline).
+    fn replaces_whole_maps(&self) -> bool {
+        true
+    }
 }
 
 /// Seeds from the host's randomness, taken once per configuration.
