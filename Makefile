@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/cagate.wasm
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target venv engines run test check unit lint e2e e2e-native cluster-infra observability compose-test oci bench fuzz fuzz-brief docs clean
+.PHONY: all build wasm-target venv engines run test check unit lint e2e e2e-native cluster-infra faults soak observability compose-test oci bench fuzz fuzz-brief docs clean
 
 all: build
 
@@ -35,7 +35,7 @@ engines:
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit fuzz-brief e2e e2e-native cluster-infra observability compose-test docs
+test: lint unit fuzz-brief e2e e2e-native cluster-infra faults observability compose-test docs
 
 # The quick loop: formatting, layering, clippy and the native tests (no Envoy, no engines).
 check: lint unit
@@ -66,6 +66,19 @@ docs: build venv
 # The test-only rate limit service and the engine harness, against real Redis and etcd.
 cluster-infra: venv engines
 	$(PY) -m pytest -q tests/ratelimit
+
+# Faults under traffic (about 75 s): a three-member etcd losing its leader, a member or its quorum;
+# Redis restarted under the rate limit service; reloads (LDS, registry, JWKS) and restarts. The
+# figures they measure are printed at the end (tests/faults/README.md).
+faults: build venv engines
+	$(PY) -m pytest -q tests/faults
+
+# Not in `make test`: mixed traffic for SOAK_MINUTES against one Envoy (RSS, p50/p99, error lines),
+# then the highest rate one worker holds at p99 < 5 ms, full plugin set vs the empty filter.
+SOAK_MINUTES ?= 10
+soak: build venv engines
+	$(PY) tests/soak/soak.py --minutes $(SOAK_MINUTES)
+	$(PY) tests/soak/load.py
 
 # Stats tags, Grafana dashboard and alert rules of envoy/observability/: promtool rule tests, and Envoys
 # with the filter scraped by Debian's Prometheus (the access record included).

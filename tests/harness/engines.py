@@ -384,3 +384,248 @@ def grpc_cluster(name, port, health_check=False):
         cluster["health_checks"] = [{"timeout": "1s", "interval": "1s", "unhealthy_threshold": 1,
                                      "healthy_threshold": 1, "grpc_health_check": {}}]
     return cluster
+
+
+# ---- etcd, three members ----------------------------------------------------------------------------
+
+def etcd_status(port, timeout=0.5):
+    """One member's view through the v3 JSON gateway: {"member": id, "leader": id or 0, "term": n}, or
+    None when the member does not answer within `timeout` (stopped, paused, or busy)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}",
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            doc = json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+    header = doc.get("header") or {}
+    return {"member": int(header.get("member_id", 0)), "leader": int(doc.get("leader", 0)),
+            "term": int(doc.get("raftTerm", 0))}
+
+
+class EtcdMember(_Process):
+    """One member of an EtcdCluster (started and stopped by it, or alone: kill(), pause(), resume())."""
+    name = "etcd-member"
+
+    def __init__(self, member_name, port, peer_port, initial_cluster, token, data_root, timing):
+        super().__init__()
+        self.member_name, self.port, self.peer_port = member_name, port, peer_port
+        self.initial_cluster, self.token, self.timing = initial_cluster, token, timing
+        self.data_dir = os.path.join(data_root, member_name)
+        self.paused = False
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout=20):
+        """Spawns the member; returns at once (a member alone has no quorum: EtcdCluster waits)."""
+        client, peer = self.endpoint, f"http://127.0.0.1:{self.peer_port}"
+        heartbeat, election = self.timing
+        # "new" on the first start only: a member that has its data rejoins with it.
+        state = "existing" if os.path.isdir(os.path.join(self.data_dir, "member")) else "new"
+        self._spawn([ETCD, "--name", self.member_name, "--data-dir", self.data_dir,
+                     "--listen-client-urls", client, "--advertise-client-urls", client,
+                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", self.initial_cluster, "--initial-cluster-state", state,
+                     "--initial-cluster-token", self.token,
+                     "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "1",
+                     "--heartbeat-interval", str(heartbeat), "--election-timeout", str(election),
+                     "--logger", "zap", "--log-outputs", "stderr"])
+        self.paused = False
+        return self
+
+    def status(self, timeout=0.5):
+        return etcd_status(self.port, timeout) if self.running() and not self.paused else None
+
+    def pause(self):
+        """SIGSTOP: the process holds its sockets and answers nothing (a hung member)."""
+        if self.running():
+            self.proc.send_signal(19)
+            self.paused = True
+
+    def resume(self):
+        if self.running():
+            self.proc.send_signal(18)
+            self.paused = False
+
+    def stop(self, timeout=10):
+        self.resume()
+        super().stop(timeout)
+
+    def kill(self):
+        self.resume()
+        super().kill()
+
+
+class EtcdCluster:
+    """Three etcd members (Debian etcd-server 3.4) on loopback, one cluster, data in /dev/shm when it
+    exists (fsync there costs nothing, so a loaded machine does not lose its leader to slow disks).
+
+        with EtcdCluster() as c:
+            c.ports                      # client ports, one per member (an Envoy cluster of three endpoints)
+            i = c.leader()               # index of the leader (None: no leader seen)
+            c.members[i].kill(); c.members[i].start(); c.wait_healthy()
+            c.members[j].pause(); c.members[j].resume()
+            c.stop(); c.start()          # the whole cluster, same ports, same data
+
+    `timing` = (heartbeat ms, election timeout ms): a leader lost is noticed after about the election
+    timeout."""
+
+    def __init__(self, size=3, timing=(50, 500)):
+        _need(ETCD)
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.data_root = tempfile.mkdtemp(prefix="cagate-etcd-cluster-", dir=shm)
+        names = [f"m{i}" for i in range(size)]
+        ports = [(free_port(), free_port()) for _ in names]
+        initial = ",".join(f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports))
+        token = f"cagate-test-{ports[0][0]}"
+        self.members = [EtcdMember(n, c, p, initial, token, self.data_root, timing) for n, (c, p) in zip(names, ports)]
+        self.timing = timing
+
+    @property
+    def ports(self):
+        return [m.port for m in self.members]
+
+    def start(self, timeout=30):
+        for m in self.members:
+            if not m.running():
+                m.start()
+        self.wait_healthy(timeout)
+        return self
+
+    def stop(self):
+        for m in self.members:
+            m.stop()
+
+    def statuses(self):
+        return [m.status() for m in self.members]
+
+    def leader(self):
+        """Index of the member every answering member names as leader, or None."""
+        seen = {s["leader"] for s in self.statuses() if s}
+        if len(seen) != 1 or 0 in seen:
+            return None
+        (leader_id,) = seen
+        for i, s in enumerate(self.statuses()):
+            if s and s["member"] == leader_id:
+                return i
+        return None
+
+    def writable(self, timeout=0.25, key="cagate-probe/quorum"):
+        """Whether a write commits (through any running, unpaused member, each given `timeout`): the
+        one exact test of "a quorum is reachable" (a follower keeps naming a dead leader until its
+        election timeout, so statuses alone say too much)."""
+        value = base64.b64encode(str(time.time()).encode()).decode()
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode(), "value": value}).encode()
+        for m in self.members:
+            if not m.running() or m.paused:
+                continue
+            req = urllib.request.Request(f"http://127.0.0.1:{m.port}/v3/kv/put", data=body,
+                                         headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as r:
+                    if "header" in json.loads(r.read()):
+                        return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def wait_healthy(self, timeout=30):
+        """Until every running, unpaused member answers /health true (a leader, no alarm)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for m in self.members:
+                if m.proc is not None and m.proc.poll() is not None:
+                    raise RuntimeError(f"{m.member_name} exited:\n{m.log_text()[-3000:]}")
+            live = [m for m in self.members if m.running() and not m.paused]
+            if live and all(_etcd_healthy(m.port) for m in live):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"etcd cluster not healthy after {timeout}s:\n"
+                           + "\n".join(f"{m.member_name}: {m.log_text()[-1500:]}" for m in self.members))
+
+    def ctl(self, *args, input=None):
+        """etcdctl against the first member that answers."""
+        last = None
+        for m in self.members:
+            if m.running() and not m.paused:
+                try:
+                    return etcdctl(m.port, *args, input=input)
+                except RuntimeError as e:
+                    last = e
+        raise last or RuntimeError("no etcd member running")
+
+    def close(self):
+        for m in self.members:
+            m.close()
+        if not os.environ.get("CAGATE_KEEP_LOGS"):
+            shutil.rmtree(self.data_root, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _etcd_healthy(port):
+    try:
+        return _http_json(f"http://127.0.0.1:{port}/health", timeout=0.5).get("health") == "true"
+    except (OSError, ValueError):
+        return False
+
+
+def grpc_cluster_of(name, ports, health_check=True, interval_ms=500):
+    """grpc_cluster with one endpoint per port (say the members of an EtcdCluster). `health_check`:
+    Envoy's active gRPC health check every `interval_ms`, a member that fails one check is left out
+    until it passes one (when every member fails, Envoy's panic mode uses them all)."""
+    cluster = grpc_cluster(name, ports[0])
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}}} for p in ports]
+    if health_check:
+        every = f"{interval_ms / 1000}s"
+        # The same pace with or without traffic and after a failure (Envoy's defaults: 60 s without
+        # traffic, which leaves a member that failed its first check out for a minute).
+        cluster["health_checks"] = [{"timeout": f"{interval_ms / 2000}s", "interval": every,
+                                     "no_traffic_interval": every, "unhealthy_interval": every,
+                                     "unhealthy_threshold": 1, "healthy_threshold": 1,
+                                     "grpc_health_check": {}}]
+    return cluster
+
+
+def envoy_cluster_health(admin_port, cluster):
+    """{"host:port": health flags} of one Envoy cluster, from the admin /clusters."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/clusters", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    out = {}
+    for line in lines:
+        parts = line.split("::")
+        if len(parts) == 4 and parts[0] == cluster and parts[2] == "health_flags":
+            out[parts[1]] = parts[3]
+    return out
+
+
+def wait_envoy_cluster_healthy(admin_port, cluster, timeout=15):
+    """Until every host of `cluster` passed its active health check."""
+    deadline = time.time() + timeout
+    while True:
+        flags = envoy_cluster_health(admin_port, cluster)
+        if flags and all(v == "healthy" for v in flags.values()):
+            return
+        if time.time() > deadline:
+            raise RuntimeError(f"{cluster} not healthy after {timeout}s: {flags}")
+        time.sleep(0.1)
+
+
+class DurableRedis(Redis):
+    """Redis whose data survives stop() + start(): an append-only file synced on every write (what a
+    rate limit service's Redis with persistence keeps across a restart)."""
+    name = "redis-durable"
+
+    def start(self, timeout=10):
+        self._spawn([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
+                     "--daemonize", "no", "--logfile", ""])
+        self._wait(lambda: _redis_ping(self.port), timeout, "answering PING")
+        return self

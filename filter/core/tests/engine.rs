@@ -130,9 +130,16 @@ fn cluster_claims_survive_a_forgotten_lease_and_refuse_while_etcd_is_down() {
     let t = last_token(&o);
     kit.answer(&mut o, t, &Answer::Ok(CLAIMED.to_vec()));
     assert!(o.forwarded());
-    // etcd unavailable: the nonce cannot be claimed, the client is told to retry.
+    // etcd unavailable: each call is sent again (to the next member) while the chain has calls
+    // left; then the nonce cannot be claimed, and the client is told to retry.
     let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-3")));
-    kit.answer(&mut o, 1, &Answer::Failed(14));
+    for _ in 0..4 {
+        assert!(o.reply().is_none());
+        let t = last_token(&o);
+        kit.answer(&mut o, t, &Answer::Failed(14));
+    }
+    assert_eq!(methods(&o), ["Txn"; 4]);
+    assert_eq!(kit.stats.count("cluster.etcd.retries"), 3);
     let reply = o.reply().unwrap();
     assert_eq!((reply.status, o.code().as_deref()), (503, Some("X503BZ")));
     assert!(reply.headers.iter().any(|(n, v)| n == "retry-after" && v == "1"));
@@ -140,6 +147,41 @@ fn cluster_claims_survive_a_forgotten_lease_and_refuse_while_etcd_is_down() {
     let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-4")));
     kit.answer(&mut o, 99, &Answer::Ok(CLAIMED.to_vec()));
     assert!(!o.forwarded() && o.reply().is_none());
+}
+
+/// A TxnResponse that did not put the key and read it back with `value`.
+fn read_back(value: &[u8]) -> Vec<u8> {
+    let kv = [&[0x2a, value.len() as u8][..], value].concat();
+    let range = [&[0x12, kv.len() as u8][..], &kv].concat();
+    let op = [&[0x0a, range.len() as u8][..], &range].concat();
+    [&[0x1a, op.len() as u8][..], &op].concat()
+}
+
+#[test]
+fn a_claim_sent_again_after_a_timeout_knows_its_own_earlier_attempt() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-1")));
+    kit.answer(&mut o, 1, &Answer::Ok(GRANTED.to_vec()));
+    kit.answer(&mut o, 2, &Answer::Ok(CLAIMED.to_vec()));
+    let timeouts: Vec<u64> = o.stream.calls.borrow().iter().map(|(_, c)| c.timeout_ms).collect();
+    assert_eq!(timeouts, [250, 250], "each call gets half of timeoutMs");
+    // The first claim timed out after etcd committed it: the second finds the key with this
+    // request's mark, and admits.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-2")));
+    kit.answer(&mut o, 1, &Answer::Timeout);
+    assert_eq!(methods(&o), ["Txn", "Txn"], "sent again");
+    let mark = o.exchange.request_id().as_bytes().to_vec();
+    kit.answer(&mut o, 2, &Answer::Ok(read_back(&mark)));
+    assert!(o.forwarded(), "{:?}", o.reply());
+    // Another request's mark: a replay, whatever the timeouts before.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-3")));
+    kit.answer(&mut o, 1, &Answer::Timeout);
+    kit.answer(&mut o, 2, &Answer::Ok(read_back(b"00000000-0000-4000-8000-000000000000")));
+    assert_eq!((o.status(), o.code().as_deref()), (403, Some("S403NU")));
+    // The same request replayed: etcd holds the first one's mark, which is not the replay's.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-2")));
+    kit.answer(&mut o, 1, &Answer::Ok(read_back(&mark)));
+    assert_eq!((o.status(), o.code().as_deref()), (403, Some("S403NU")));
 }
 
 #[test]

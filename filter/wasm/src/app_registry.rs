@@ -40,6 +40,13 @@ impl Registry {
         *self = Registry { base: Some(base), ..Default::default() };
     }
 
+    /// Hands back the fetch lease of a fetch in flight (the VM is going away).
+    pub(crate) fn release_fetch(&mut self) {
+        if self.fetch.take().is_some() {
+            app_registry::release(&HostStore);
+        }
+    }
+
     /// Whether a document is being merged (the root ticks faster meanwhile).
     pub(crate) fn busy(&self) -> bool {
         self.installing.is_some()

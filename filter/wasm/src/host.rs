@@ -195,7 +195,7 @@ impl Metrics {
             1;
     }
 
-    /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, over_limit, replayed, errors, timeouts,
+    /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, retries, over_limit, replayed, errors, timeouts,
     /// fail_open, refused_unavailable).
     pub(crate) fn cluster_mode(&mut self, service: &'static str, what: &'static str) {
         self.cluster.entry((service, what)).or_insert_with(|| Counter::new(&format!("cagate.cluster.{service}.{what}"))).pending += 1;

@@ -85,7 +85,15 @@ impl Context for Root {
     fn on_done(&mut self) -> bool {
         if let Some(state) = &self.state {
             state.metrics.borrow_mut().flush();
+            // A VM dropped by a reload hands its fetch leases back, so another VM fetches on its next
+            // tick instead of after the lease lapses (the fetch's timeout plus a margin).
+            for (_, idx) in self.fetches.drain(..) {
+                if let Some(plugin) = state.engine.gateway.plugins.get(idx as usize) {
+                    jwks_fetch::release(&HostStore, &plugin.name);
+                }
+            }
         }
+        self.registry.release_fetch();
         true
     }
 }
@@ -94,16 +102,10 @@ impl Root {
     /// Installs a newer shared JWKS in this VM, and starts a fetch when one is due and this VM wins
     /// the lease.
     fn refresh_remote_keys(&mut self, state: &State) {
+        install_shared_keys(state);
         for (idx, plugin) in state.engine.gateway.plugins.iter().enumerate() {
             let PluginKind::Jwt(cfg) = &plugin.kind else { continue };
             let Some(r) = &cfg.remote else { continue };
-            if let Some(Some(js)) = state.engine.runtime().borrow_mut().jwt.get_mut(idx) {
-                if let Some((cas, keys)) = jwks_fetch::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
-                    js.remote_cas = cas;
-                    js.remote_keys = Some(keys);
-                    js.clear_cache();
-                }
-            }
             if self.fetches.iter().any(|(_, i)| *i == idx as u32) || !jwks_fetch::should_fetch(&HostStore, &plugin.name, r, HostClock.now_ms()) {
                 continue;
             }
@@ -111,6 +113,23 @@ impl Root {
             match self.dispatch_http_call(&r.cluster, headers, None, vec![], std::time::Duration::from_millis(r.timeout_ms)) {
                 Ok(token) => self.fetches.push((token, idx as u32)),
                 Err(e) => log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {} ({e:?})", plugin.name, r.cluster),
+            }
+        }
+    }
+}
+
+/// Installs in this VM the key sets another VM fetched and shared, where newer than its own.
+fn install_shared_keys(state: &State) {
+    for (idx, plugin) in state.engine.gateway.plugins.iter().enumerate() {
+        let PluginKind::Jwt(cfg) = &plugin.kind else { continue };
+        if cfg.remote.is_none() {
+            continue;
+        }
+        if let Some(Some(js)) = state.engine.runtime().borrow_mut().jwt.get_mut(idx) {
+            if let Some((cas, keys)) = jwks_fetch::load_if_changed(&HostStore, &plugin.name, js.remote_cas) {
+                js.remote_cas = cas;
+                js.remote_keys = Some(keys);
+                js.clear_cache();
             }
         }
     }
@@ -187,11 +206,15 @@ impl RootContext for Root {
             engine.nonce_shards()
         );
         self.state = Some(Rc::new(State { engine, metrics: Rc::new(RefCell::new(Metrics::define())) }));
-        // A document shared before this configuration (a reload) is installed at once.
+        // A document or a key set shared before this configuration (a reload) is installed at once:
+        // waiting for the first tick would refuse the registry's apps or the current keys' tokens.
         if let Some(state) = self.state.clone() {
             if let Some(gw) = self.registry.install_now(&state) {
                 self.state = Some(Rc::new(state.with_gateway(gw)));
             }
+        }
+        if let Some(state) = &self.state {
+            install_shared_keys(state);
         }
         host::refresh_coarse_clock();
         self.configured_ms = HostClock.now_ms();

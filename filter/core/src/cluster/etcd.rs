@@ -4,9 +4,15 @@
 //! lease id is derived from the key prefix and the minute, so every Envoy uses the same one and whoever
 //! grants it first creates it.
 //!
-//! Field numbers (etcd api/etcdserverpb/rpc.proto): TxnRequest { compare = 1; success = 2 } · Compare
-//! { result = 1; target = 2; key = 3; create_revision = 5 } · RequestOp { request_put = 2 } ·
-//! PutRequest { key = 1; value = 2; lease = 3 } · TxnResponse { succeeded = 2 } · LeaseGrantRequest
+//! A claim puts the claiming request's mark (its request id) and, when the key exists, reads it back:
+//! a claim is then safe to send again after a timeout, since "exists with my mark" means "my earlier
+//! attempt committed", and any other value means another request has it.
+//!
+//! Field numbers (etcd api/etcdserverpb/rpc.proto, mvccpb/kv.proto): TxnRequest { compare = 1;
+//! success = 2; failure = 3 } · Compare { result = 1; target = 2; key = 3; create_revision = 5 } ·
+//! RequestOp { request_range = 1; request_put = 2 } · RangeRequest { key = 1 } · PutRequest { key = 1;
+//! value = 2; lease = 3 } · TxnResponse { succeeded = 2; responses = 3 } · ResponseOp
+//! { response_range = 1 } · RangeResponse { kvs = 2 } · KeyValue { value = 5 } · LeaseGrantRequest
 //! { TTL = 1; ID = 2 } · LeaseGrantResponse { ID = 2; TTL = 3; error = 4 }.
 
 use crate::auth::replay::{OneTime, OneTimeKind};
@@ -66,9 +72,9 @@ pub(crate) fn key(prefix: &str, key: &OneTime) -> Vec<u8> {
     out
 }
 
-/// `KV.Txn`: if the key has never been created, put it with the lease.
-pub(crate) fn claim(key: &[u8], lease: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() * 2 + 32);
+/// `KV.Txn`: if the key has never been created, put it with the lease and `mark`; otherwise read it.
+pub(crate) fn claim(key: &[u8], lease: i64, mark: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() * 3 + mark.len() + 40);
     proto::message(&mut out, 1, |c| {
         proto::uint(c, 2, 1); // target CREATE (result EQUAL is 0, the default)
         proto::bytes(c, 3, key);
@@ -77,16 +83,25 @@ pub(crate) fn claim(key: &[u8], lease: i64) -> Vec<u8> {
     proto::message(&mut out, 2, |op| {
         proto::message(op, 2, |put| {
             proto::bytes(put, 1, key);
-            proto::bytes(put, 2, b"1");
+            proto::bytes(put, 2, mark);
             proto::uint(put, 3, lease as u64);
         });
     });
+    proto::message(&mut out, 3, |op| proto::message(op, 1, |range| proto::bytes(range, 1, key)));
     out
 }
 
-/// Whether a `TxnResponse` says the claim succeeded; `None` if it is malformed.
-pub(crate) fn claimed(buf: &[u8]) -> Option<bool> {
-    Some(proto::last_uint(&proto::fields(buf)?, 2) != 0)
+/// Whether a `TxnResponse` says the key is this claim's: put now, or put by an earlier attempt of the
+/// same claim (the value read back is `mark`). `None` if the answer is malformed.
+pub(crate) fn claimed(buf: &[u8], mark: &[u8]) -> Option<bool> {
+    let txn = proto::fields(buf)?;
+    if proto::last_uint(&txn, 2) != 0 {
+        return Some(true);
+    }
+    let Some(op) = proto::last_bytes(&txn, 3) else { return Some(false) };
+    let Some(range) = proto::last_bytes(&proto::fields(op)?, 1) else { return Some(false) };
+    let Some(kv) = proto::last_bytes(&proto::fields(range)?, 2) else { return Some(false) };
+    Some(proto::last_bytes(&proto::fields(kv)?, 5) == Some(mark))
 }
 
 /// `Lease.LeaseGrant` with the client-chosen id.
@@ -125,11 +140,28 @@ mod tests {
         let k = key("cagate/", &OneTime::new(OneTimeKind::Nonce, b"app-key", b"nonce-1", 0));
         assert!(k.starts_with(b"cagate/n/") && k.len() == "cagate/n/".len() + 32);
         assert_ne!(k, key("cagate/", &OneTime::new(OneTimeKind::Nonce, b"app-key2", b"nonce-1", 0)));
-        let txn = claim(&k, 7);
+        let txn = claim(&k, 7, b"mark-1");
         assert!(txn.windows(2).any(|w| w == [0x28, 0x00]), "create_revision = 0 written explicitly");
-        assert_eq!(claimed(&[0x10, 0x01]), Some(true));
-        assert_eq!(claimed(&[]), Some(false));
-        assert_eq!(claimed(&[0x12]), None);
+        assert_eq!(claimed(&[0x10, 0x01], b"mark-1"), Some(true));
+        assert_eq!(claimed(&[], b"mark-1"), Some(false));
+        assert_eq!(claimed(&[0x12], b"mark-1"), None);
+        // Not put: the key read back (responses[0].response_range.kvs[0].value).
+        let read_back = |value: &[u8]| {
+            let mut out = Vec::new();
+            proto::uint(&mut out, 2, 0);
+            proto::message(&mut out, 3, |op| {
+                proto::message(op, 1, |range| {
+                    proto::message(range, 2, |kv| {
+                        proto::bytes(kv, 1, &k);
+                        proto::bytes(kv, 5, value);
+                    })
+                })
+            });
+            out
+        };
+        assert_eq!(claimed(&read_back(b"mark-1"), b"mark-1"), Some(true), "an earlier attempt of this claim committed");
+        assert_eq!(claimed(&read_back(b"mark-2"), b"mark-1"), Some(false), "another request's");
+        assert_eq!(claimed(&read_back(b"1"), b"mark-1"), Some(false), "a key put by an older version");
         assert!(lease_granted(&[0x10, 0x07]));
         assert!(!lease_granted(&[0x22, 0x03, b'b', b'a', b'd']));
     }

@@ -1,6 +1,11 @@
 //! Cluster mode in the engine: the cluster-mode checks of an admitted request (the rate limit call and the
 //! claims of its one-time keys) sent in parallel, the lease state machine (grant when unknown, claim,
 //! grant again when etcd forgot the lease), and the meaning of the services' gRPC statuses.
+//!
+//! `timeoutMs` bounds a key's whole chain. Each etcd call gets half of it at most, and a call that times
+//! out or finds its member unavailable is sent again within what is left: Envoy's balancer picks the
+//! next member, so one hung or dead member of a cluster that has a quorum costs a delay, not a refusal.
+//! Sending again is safe because a grant names its lease and a claim reads back its own mark.
 
 use super::{Engine, Services, Stat, StreamIo};
 use crate::auth::replay::OneTime;
@@ -12,6 +17,7 @@ use crate::request::cluster_calls::{claim_call, claim_verdict, lease_call, lease
 use crate::request::model::Admission;
 
 /// gRPC status codes the engine tells apart.
+const GRPC_DEADLINE_EXCEEDED: u32 = 4;
 const GRPC_NOT_FOUND: u32 = 5;
 const GRPC_FAILED_PRECONDITION: u32 = 9;
 const GRPC_UNAVAILABLE: u32 = 14;
@@ -53,7 +59,17 @@ impl Answer {
     pub fn lease_missing(&self) -> bool {
         matches!(self, Answer::Failed(GRPC_NOT_FOUND))
     }
+
+    /// The call may not have reached a member that can answer: worth sending again.
+    fn retryable(&self) -> bool {
+        matches!(self, Answer::Timeout | Answer::Failed(GRPC_UNAVAILABLE | GRPC_DEADLINE_EXCEEDED))
+    }
 }
+
+/// etcd calls one key's chain may make (grant, claim, again after a timeout or a forgotten lease).
+const MAX_SENDS: u8 = 4;
+/// A call is not sent with less time than this left.
+const MIN_CALL_MS: i64 = 5;
 
 /// Leases this VM knows exist: (id, end of its bucket in epoch seconds). A handful at a time.
 #[derive(Debug, Default)]
@@ -81,12 +97,12 @@ impl LeaseBook {
     }
 }
 
-/// One call of a request waiting for its answer.
+/// One call of a request waiting for its answer; `sends` counts the etcd calls of the key's chain.
 #[derive(Debug)]
 enum Waiting {
     RateLimit,
-    Grant { key: OneTime, lease: Lease },
-    Claim { key: OneTime, lease: Lease, retried: bool },
+    Grant { key: OneTime, lease: Lease, sends: u8 },
+    Claim { key: OneTime, lease: Lease, regranted: bool, sends: u8 },
 }
 
 /// The cluster-mode checks of a request in flight, and what they said so far.
@@ -96,13 +112,21 @@ pub(super) struct ClusterChecks {
     waiting: Vec<(u32, Waiting)>,
     pub(super) refusal: Option<Refusal>,
     pub(super) quota: Option<Quota>,
+    /// What this request's claims put (its request id), to recognise an earlier attempt's.
+    mark: [u8; 36],
+    /// When the one-time keys' chains must end (precise clock, ms).
+    deadline_ms: i64,
 }
 
 impl ClusterChecks {
     /// Sends the cluster-mode checks of an admitted request, in parallel.
-    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission) -> ClusterChecks {
+    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission, mark: [u8; 36]) -> ClusterChecks {
         let gw = &engine.gateway;
-        let mut checks = ClusterChecks { admission, waiting: Vec::new(), refusal: None, quota: None };
+        let deadline_ms = match (&gw.cluster_mode.one_time_keys, admission.one_time.is_empty()) {
+            (Some(s), false) => svc.clock.now_ms().saturating_add(s.timeout_ms as i64),
+            _ => 0,
+        };
+        let mut checks = ClusterChecks { admission, waiting: Vec::new(), refusal: None, quota: None, mark, deadline_ms };
         if let Some(call) = rate_limit_call(gw, &checks.admission) {
             svc.stats.record(Stat::ClusterMode("rls", "calls"));
             match io.send_grpc(&call) {
@@ -117,7 +141,7 @@ impl ClusterChecks {
         for key in checks.admission.one_time.clone() {
             let Some(lease) = lease_of(gw, &key, now) else { continue };
             let known = engine.leases.borrow().knows(&lease);
-            let waiting = if known { Waiting::Claim { key, lease, retried: false } } else { Waiting::Grant { key, lease } };
+            let waiting = if known { Waiting::Claim { key, lease, regranted: false, sends: 0 } } else { Waiting::Grant { key, lease, sends: 0 } };
             checks.send_one_time(engine, svc, io, waiting);
         }
         checks
@@ -132,21 +156,30 @@ impl ClusterChecks {
         self.waiting.iter().any(|(t, _)| *t == token)
     }
 
-    /// A lease grant or a claim; a call that cannot be sent is a failed claim.
-    fn send_one_time(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, waiting: Waiting) {
+    /// A lease grant or a claim, within what is left of the chain's time; a call that cannot be sent
+    /// (or has no time left) is a failed claim.
+    fn send_one_time(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, mut waiting: Waiting) {
         let gw = &engine.gateway;
-        let call = match &waiting {
-            Waiting::Grant { lease, .. } => lease_call(gw, lease),
-            Waiting::Claim { key, lease, .. } => claim_call(gw, key, lease),
-            Waiting::RateLimit => None,
+        let (call, sends) = match &mut waiting {
+            Waiting::Grant { lease, sends, .. } => (lease_call(gw, lease), sends),
+            Waiting::Claim { key, lease, sends, .. } => (claim_call(gw, key, lease, &self.mark), sends),
+            Waiting::RateLimit => return,
         };
+        *sends += 1;
+        let first = *sends == 1;
+        // The first call needs no clock reading: the deadline was set just now.
+        let left = if first { call.as_ref().map_or(0, |c| c.timeout_ms as i64) } else { self.deadline_ms - svc.clock.now_ms() };
+        let call = call.filter(|_| left >= MIN_CALL_MS).map(|mut c| {
+            c.timeout_ms = (c.timeout_ms / 2).max(MIN_CALL_MS as u64).min(left as u64);
+            c
+        });
         svc.stats.record(Stat::ClusterMode("etcd", "calls"));
         match call.and_then(|c| io.send_grpc(&c)) {
             Some(token) => self.waiting.push((token, waiting)),
             None => {
                 svc.stats.record(Stat::ClusterMode("etcd", "errors"));
                 if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
-                    self.record(claim_verdict(&key, None).err());
+                    self.record(claim_verdict(&key, None, &self.mark).err());
                 }
             }
         }
@@ -182,21 +215,27 @@ impl ClusterChecks {
         let now_s = svc.coarse.now_ms() / 1000;
         match waiting {
             Waiting::RateLimit => self.rate_limit_answer(engine, svc, answer.body()),
-            Waiting::Grant { key, lease } => {
+            Waiting::Grant { key, lease, sends } => {
                 if answer.lease_exists() || answer.body().is_some_and(lease_granted) {
                     engine.leases.borrow_mut().add(&lease, now_s);
-                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, retried: true });
+                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, regranted: true, sends });
+                } else if answer.retryable() && sends < MAX_SENDS {
+                    svc.stats.record(Stat::ClusterMode("etcd", "retries"));
+                    self.send_one_time(engine, svc, io, Waiting::Grant { key, lease, sends });
                 } else {
                     log::warn!("cagate: cluster: etcd lease grant failed");
-                    self.record(claim_verdict(&key, None).err());
+                    self.record(claim_verdict(&key, None, &self.mark).err());
                 }
             }
-            Waiting::Claim { key, lease, retried } => {
-                if answer.lease_missing() && !retried {
+            Waiting::Claim { key, lease, regranted, sends } => {
+                if answer.lease_missing() && !regranted {
                     engine.leases.borrow_mut().forget(&lease);
-                    self.send_one_time(engine, svc, io, Waiting::Grant { key, lease });
+                    self.send_one_time(engine, svc, io, Waiting::Grant { key, lease, sends });
+                } else if answer.retryable() && sends < MAX_SENDS {
+                    svc.stats.record(Stat::ClusterMode("etcd", "retries"));
+                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, regranted, sends });
                 } else {
-                    let verdict = claim_verdict(&key, answer.body());
+                    let verdict = claim_verdict(&key, answer.body(), &self.mark);
                     if let Err(r) = &verdict {
                         let what = if r.error.code == errors::X503BZ.code { "refused_unavailable" } else { "replayed" };
                         svc.stats.record(Stat::ClusterMode("etcd", what));

@@ -272,7 +272,7 @@ impl Exchange {
             Err((r, _)) => return self.refuse(gw, svc, io, &r),
         };
         if admitted.rate_limit.is_some() || !admitted.one_time.is_empty() {
-            let checks = ClusterChecks::start(engine, svc, io, admitted);
+            let checks = ClusterChecks::start(engine, svc, io, admitted, self.request_id);
             self.checks = Some(checks);
             return self.finish_cluster_checks(engine, svc, io);
         }

@@ -70,22 +70,22 @@ pub(crate) fn lease_granted(answer: &[u8]) -> bool {
     etcd::lease_granted(answer)
 }
 
-/// The claim of a one-time key (`KV.Txn`) with its lease.
-pub(crate) fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease) -> Option<GrpcCall> {
+/// The claim of a one-time key (`KV.Txn`) with its lease, marked as the claiming request's.
+pub(crate) fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease, mark: &[u8]) -> Option<GrpcCall> {
     let settings = gw.cluster_mode.one_time_keys.as_ref()?;
     Some(GrpcCall {
         upstream: grpc_upstream(&settings.etcd_cluster),
         service: etcd::KV_SERVICE,
         method: etcd::TXN,
-        message: etcd::claim(&etcd::key(&settings.key_prefix, key), lease.id),
+        message: etcd::claim(&etcd::key(&settings.key_prefix, key), lease.id, mark),
         timeout_ms: settings.timeout_ms,
     })
 }
 
 /// The verdict on a claim's answer (`None`: the call failed or timed out: a replay must never pass, so
 /// the request is refused).
-pub(crate) fn claim_verdict(key: &OneTime, answer: Option<&[u8]>) -> Result<(), Refusal> {
-    match answer.and_then(etcd::claimed) {
+pub(crate) fn claim_verdict(key: &OneTime, answer: Option<&[u8]>, mark: &[u8]) -> Result<(), Refusal> {
+    match answer.and_then(|a| etcd::claimed(a, mark)) {
         Some(true) => Ok(()),
         Some(false) => Err(match key.kind {
             OneTimeKind::Nonce => Refusal::new(&errors::S403NU, &[], "nonce replayed on another envoy"),

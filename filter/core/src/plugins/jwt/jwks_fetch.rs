@@ -64,6 +64,14 @@ pub fn should_fetch(store: &dyn SharedStore, plugin: &str, remote: &JwksFetch, n
     crate::host::fetch_due(store, &data_key(plugin), &lease_key(plugin), remote.refresh_ms, remote.timeout_ms, now_ms)
 }
 
+/// Hands back this VM's fetch lease (its fetch will never be answered): the next VM's tick fetches.
+pub fn release(store: &dyn SharedStore, plugin: &str) {
+    let key = lease_key(plugin);
+    if let Some((_, cas)) = store.get(&key) {
+        let _ = store.set(&key, &0i64.to_le_bytes(), cas);
+    }
+}
+
 /// Validates a fetched JWKS; if good, shares it with every VM and returns its keys.
 pub fn publish(store: &dyn SharedStore, plugin: &str, now_ms: i64, body: &[u8]) -> Result<Vec<Key>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|_| "the JWKS is not JSON".to_string())?;
@@ -74,6 +82,9 @@ pub fn publish(store: &dyn SharedStore, plugin: &str, now_ms: i64, body: &[u8]) 
     let mut value = now_ms.to_le_bytes().to_vec();
     value.extend_from_slice(body);
     store.set(&data_key(plugin), &value, 0).map_err(|_| "shared data refused the JWKS".to_string())?;
+    // The next fetch is due a refresh period from now, not when this fetch's lease lapses. A failed
+    // fetch keeps its lease: the lapse is the retry's back-off.
+    release(store, plugin);
     Ok(keys)
 }
 
@@ -85,4 +96,31 @@ pub fn load_if_changed(store: &dyn SharedStore, plugin: &str, last_cas: u32) -> 
     }
     let body: Value = serde_json::from_slice(v.get(8..)?).ok()?;
     parse_key_set(&body).ok().map(|k| (cas, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::MemoryStore;
+
+    const JWKS: &[u8] = br#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg"}]}"#;
+
+    #[test]
+    fn a_good_fetch_frees_the_lease_and_a_lost_one_is_handed_back() {
+        let store = MemoryStore::new();
+        let remote = JwksFetch { cluster: "jwks".into(), authority: "a".into(), path: "/k".into(), refresh_ms: 1_000, timeout_ms: 1_000 };
+        let t = 1_700_000_000_000;
+        assert!(should_fetch(&store, "p", &remote, t), "the first VM takes the lease");
+        assert!(!should_fetch(&store, "p", &remote, t + 1), "the others wait");
+        assert!(publish(&store, "p", t + 10, JWKS).is_ok());
+        assert!(!should_fetch(&store, "p", &remote, t + 500), "fresh for the refresh period");
+        assert!(should_fetch(&store, "p", &remote, t + 1_100), "due a refresh period after the fetch, not when its lease would lapse");
+        // That fetch is never answered (its VM went away): handed back, the next tick of any VM fetches.
+        assert!(!should_fetch(&store, "p", &remote, t + 1_200));
+        release(&store, "p");
+        assert!(should_fetch(&store, "p", &remote, t + 1_300));
+        // A failed fetch keeps its lease: the retry waits for it to lapse.
+        assert!(!should_fetch(&store, "p", &remote, t + 5_000));
+        assert!(should_fetch(&store, "p", &remote, t + 1_300 + 6_001));
+    }
 }
