@@ -67,11 +67,13 @@ docs: build venv
 cluster-infra: venv engines
 	$(PY) -m pytest -q tests/ratelimit
 
-# Faults under traffic (about 75 s): a three-member etcd losing its leader, a member or its quorum;
-# Redis restarted under the rate limit service; reloads (LDS, registry, JWKS) and restarts. The
-# figures they measure are printed at the end (tests/faults/README.md).
+# Faults under traffic (about 75 s per build): a three-member etcd losing its leader, a member or its
+# quorum; Redis restarted under the rate limit service; reloads (LDS, registry, JWKS) and restarts;
+# against the Wasm module and the native one. The figures they measure are printed at the end
+# (tests/faults/README.md).
 faults: build venv engines
 	$(PY) -m pytest -q tests/faults
+	CAGATE_BUILD=native $(PY) -m pytest -q tests/faults
 
 # Not in `make test`: mixed traffic for SOAK_MINUTES against one Envoy (RSS, p50/p99, error lines),
 # then the highest rate one worker holds at p99 < 5 ms, full plugin set vs the empty filter.

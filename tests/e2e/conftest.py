@@ -15,20 +15,6 @@ from harness.envoy import NATIVE, Envoy  # noqa: E402
 # the suite runs against the native module (CAGATE_BUILD=native).
 wasm_only = pytest.mark.skipif(NATIVE, reason="Wasm build only (OCI image, Istio manifests loading cagate.wasm)")
 
-# Modules whose every test needs what the native build refuses: cluster mode makes gRPC calls on a
-# request's behalf (etcd, the rate limit service), which the native module does not (test_native.py
-# checks that such a configuration is refused).
-NATIVE_SKIPPED_MODULES = {"test_cluster.py": "cluster mode needs gRPC calls: refused by the native build"}
-
-
-def pytest_collection_modifyitems(config, items):
-    if not NATIVE:
-        return
-    for item in items:
-        reason = NATIVE_SKIPPED_MODULES.get(item.path.name)
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=reason))
-
 KEY1, SECRET1 = "test-app-key-1", "test-app-secret-1-0123456789abcdef"
 KEY2, SECRET2 = "test-app-key-2", "test-app-secret-2-fedcba9876543210"
 KEY3, SECRET3 = "test-app-key-3", "test-app-secret-3-expired-grant-xx"

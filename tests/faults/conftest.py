@@ -9,7 +9,6 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from harness.backend import EchoBackend  # noqa: E402
-from harness.envoy import NATIVE  # noqa: E402
 
 KEY, SECRET = "fault-app-key-1", "fault-app-secret-1-0123456789abcdef"
 APPCODE = "0123456789ABCDEF0123456789ABCDEF"
@@ -20,13 +19,6 @@ FIGURES = []
 
 def figure(test, name, value):
     FIGURES.append((test, name, value))
-
-
-def pytest_collection_modifyitems(config, items):
-    if NATIVE:
-        # Cluster mode makes gRPC calls, which the native build refuses.
-        for item in items:
-            item.add_marker(pytest.mark.skip(reason="cluster mode needs the Wasm build"))
 
 
 def pytest_terminal_summary(terminalreporter):

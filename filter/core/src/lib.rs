@@ -40,6 +40,7 @@ pub use apps::settings::RegistrySettings;
 pub use auth::replay::{NonceStore, NonceStoreConfig, OneTime, OneTimeKind, Outcome as ReplayOutcome};
 pub use auth::signature::{sign, Algorithm, Signed, StringToSign};
 pub use cluster::etcd::{Lease, LEASE_BUCKET_S};
+pub use cluster::grpc_http;
 pub use cluster::settings::ClusterModeSettings;
 pub use config::app_registry::{self, Install as RegistryInstall};
 pub use config::backend::{system_parameter_names, MockBackend};

@@ -240,3 +240,19 @@ fn a_body_on_an_unconfigured_vm_is_refused() {
     assert_eq!(stream.reply.borrow().as_ref().map(|r| r.status), Some(500));
     let _ = Call::default();
 }
+
+#[test]
+fn a_grpc_call_made_as_plain_http_answers_as_grpc_would() {
+    use cagate_core::grpc_http::frame;
+    let ok = frame(CLAIMED);
+    assert_eq!(Answer::from_http(Some(200), None, &ok), Answer::Ok(CLAIMED.to_vec()));
+    assert_eq!(Answer::from_http(Some(200), Some(b"0"), &ok), Answer::Ok(CLAIMED.to_vec()));
+    // Trailers-only failures: etcd's lease errors keep their meaning.
+    assert!(Answer::from_http(Some(200), Some(b"9"), b"").lease_exists());
+    assert!(Answer::from_http(Some(200), Some(b"5"), b"").lease_missing());
+    assert_eq!(Answer::from_http(Some(200), Some(b"x"), b""), Answer::Failed(13));
+    assert_eq!(Answer::from_http(Some(200), None, b"\x01\x00\x00\x00\x00"), Answer::Failed(13), "compressed: not ours");
+    assert_eq!(Answer::from_http(Some(504), None, b"upstream request timeout"), Answer::Timeout);
+    assert_eq!(Answer::from_http(Some(503), None, b"no healthy upstream"), Answer::Failed(14));
+    assert_eq!(Answer::from_http(None, None, b""), Answer::Failed(14), "reset");
+}

@@ -79,30 +79,10 @@ pub(crate) fn now_nanos() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Cluster mode needs gRPC calls made on a request's behalf (etcd, the rate limit service), which
-/// this build does not make: such a configuration is refused rather than run without its checks.
-fn native_problems(gw: &Gateway) -> Vec<Problem> {
-    let mut out = Vec::new();
-    if gw.cluster_mode.rate_limit_service.is_some() || gw.cluster_mode.one_time_keys.is_some() {
-        out.push(Problem {
-            path: "cluster".into(),
-            message: "cluster mode (rateLimitService, oneTimeKeys) is not available in the native build (its gRPC calls need the Wasm build)".into(),
-        });
-    }
-    out
-}
-
 impl Config {
     /// Compiles the configuration; `None` (Envoy refuses it) with every problem logged.
     pub(crate) fn new(handle: ConfigHandle, _name: &[u8], doc: &[u8]) -> Option<Config> {
-        let gateway = match compile(doc).and_then(|g| {
-            let problems = native_problems(&g);
-            if problems.is_empty() {
-                Ok(g)
-            } else {
-                Err(problems)
-            }
-        }) {
+        let gateway = match compile(doc) {
             Ok(g) => g,
             Err(problems) => {
                 log::error!("cagate: configuration refused, {} problem(s)", problems.len());
@@ -341,20 +321,5 @@ fn refused(problems: &[Problem]) {
     log::warn!("cagate: app registry: document refused, {} problem(s); keeping the last good document", problems.len());
     for p in problems.iter().take(50) {
         log::warn!("cagate: app registry: {p}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_mode_is_refused_with_a_clear_message() {
-        let doc = br#"{"apps": [], "apis": [], "cluster": {"rateLimitService": {"grpcCluster": "rls"}}}"#;
-        let gw = compile(doc).unwrap();
-        let problems = native_problems(&gw);
-        assert_eq!(problems.len(), 1);
-        assert!(problems[0].to_string().starts_with("cluster: cluster mode (rateLimitService, oneTimeKeys) is not available in the native build"));
-        assert!(native_problems(&compile(br#"{"apps": [], "apis": []}"#).unwrap()).is_empty());
     }
 }

@@ -197,6 +197,15 @@ extern "C" {
     fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: *mut c_void);
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter: *mut c_void);
 
+    fn envoy_dynamic_module_callback_http_filter_http_callout(
+        filter: *mut c_void,
+        callout_id: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *const ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        timeout_ms: u64,
+    ) -> u32;
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(config: *mut c_void) -> *mut c_void;
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(scheduler: *mut c_void, event_id: u64);
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: *mut c_void);
@@ -532,6 +541,27 @@ impl FilterHandle {
         unsafe { envoy_dynamic_module_callback_http_clear_route_cache(self.0) }
     }
 
+    /// An HTTP call through a cluster on this stream's behalf (its worker thread); the answer comes
+    /// to `on_http_filter_http_callout_done` with the returned id. Envoy cancels it if the stream ends
+    /// first.
+    pub(crate) fn callout(&self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> Option<u64> {
+        let pairs: Vec<ModuleHeader> = headers.iter().map(|(n, v)| ModuleHeader::of(n.as_bytes(), v.as_bytes())).collect();
+        let mut id = 0u64;
+        // SAFETY: every buffer outlives the call (Envoy copies the request); `id` is a valid out-pointer.
+        let result = unsafe {
+            envoy_dynamic_module_callback_http_filter_http_callout(
+                self.0,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                pairs.as_ptr(),
+                pairs.len(),
+                ModuleBuffer::of(body),
+                timeout_ms,
+            )
+        };
+        (result == CALLOUT_INIT_OK).then_some(id)
+    }
+
     pub(crate) fn continue_decoding(&self) {
         // SAFETY: a valid filter handle.
         unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.0) }
@@ -777,15 +807,23 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_de
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _envoy: *mut c_void,
-    _filter: *const c_void,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *const EnvoyHeader,
-    _headers_len: usize,
-    _chunks: *const EnvoyBuffer,
-    _chunks_len: usize,
+    envoy: *mut c_void,
+    filter: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
 ) {
+    guard((), || {
+        // SAFETY: the arrays are valid for this hook (null when empty) and copied into the answer at
+        // once; the filter pointer is this stream's, alive until its destroy hook.
+        let answer = unsafe { callout_answer(result, headers, headers_len, chunks, chunks_len) };
+        if let Some(x) = unsafe { filter_of(filter) } {
+            x.on_callout_done(FilterHandle(envoy), callout_id, &answer);
+        }
+    })
 }
 
 #[no_mangle]

@@ -6,7 +6,8 @@ use crate::ffi::{Attribute, FilterHandle, HeaderMap};
 use crate::metrics::Sink;
 use crate::store;
 use crate::worker::{self, Worker};
-use cagate_core::{Engine, Exchange, Flow, GrpcCall, Services, Stream, StreamIo};
+use crate::ffi::CalloutAnswer;
+use cagate_core::{grpc_http, Answer, Engine, Exchange, Flow, GrpcCall, Services, Stream, StreamIo};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -63,6 +64,18 @@ impl Filter {
 
     pub(crate) fn on_response_headers(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
         self.with(s, |x, e, svc, io| x.on_response_headers(e, svc, io, end_of_stream))
+    }
+
+    /// A cluster-mode call's answer (etcd, the rate limit service), made as plain HTTP/2.
+    pub(crate) fn on_callout_done(&mut self, s: FilterHandle, id: u64, callout: &CalloutAnswer) {
+        let Ok(token) = u32::try_from(id) else { return };
+        let status = callout.header(":status").and_then(|v| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
+        let status = if callout.headers.is_some() { status.or(Some(0)) } else { None };
+        let answer = Answer::from_http(status, callout.header("grpc-status"), &callout.body);
+        self.with(s, |x, e, svc, io| {
+            x.on_grpc_answer(e, svc, io, token, &answer);
+            Flow::Continue
+        });
     }
 
     pub(crate) fn on_response_body(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
@@ -137,9 +150,13 @@ impl StreamIo for Io {
         self.stream.replace_response_body(body);
     }
 
-    /// Cluster mode is refused at configuration time in this build: no call is ever asked for.
-    fn send_grpc(&self, _call: &GrpcCall) -> Option<u32> {
-        None
+    /// A unary gRPC call as a plain HTTP/2 callout (the ABI has no gRPC client); the callout id is
+    /// the token its answer comes back with.
+    fn send_grpc(&self, call: &GrpcCall) -> Option<u32> {
+        let path = format!("/{}/{}", call.service, call.method);
+        let headers = grpc_http::request_headers(&path, &call.cluster);
+        let id = self.stream.callout(&call.cluster, &headers, &grpc_http::frame(&call.message), call.timeout_ms)?;
+        u32::try_from(id).ok()
     }
 
     /// Named as the Wasm build's filter state (`wasm.cagate`), so one access-log format

@@ -29,6 +29,7 @@ pub(crate) struct Metrics {
     would_refuse: Option<usize>,
     registry_fetches: Option<usize>,
     jwks: Option<usize>,
+    cluster: Option<usize>,
     filter_us: Option<usize>,
     pub(crate) registry_version: Option<usize>,
     pub(crate) registry_apps: Option<usize>,
@@ -56,6 +57,7 @@ impl Metrics {
             would_refuse: counter("cagate.report_only_would_refuse", &["code"]),
             registry_fetches: counter("cagate.registry.fetches", &["cagate_result"]),
             jwks: counter("cagate.jwks", &["cagate_plugin", "cagate_result"]),
+            cluster: counter("cagate.cluster", &["cagate_service", "cagate_result"]),
             filter_us: c.define(MetricKind::Histogram, "cagate.filter_us", &[]),
             registry_version: gauge("cagate.registry.version"),
             registry_apps: gauge("cagate.registry.apps"),
@@ -98,6 +100,8 @@ pub(crate) struct Pending {
     refused: Codes,
     backend_failures: Codes,
     would_refuse: Codes,
+    /// Cluster-mode calls and verdicts by (service, result): a handful of static pairs.
+    cluster: Vec<((&'static str, &'static str), u64)>,
     requests: Tallies<RequestKey>,
     app_requests: Tallies<AppKey>,
     traffic: Tallies<TrafficKey>,
@@ -187,6 +191,11 @@ impl Pending {
                 }
             }
         }
+        for ((service, result), n) in self.cluster.drain(..) {
+            if let Some(id) = m.cluster {
+                c.increment(id, &[service, result], n);
+            }
+        }
         flush_tallies(&mut self.requests, m.requests, c);
         flush_tallies(&mut self.app_requests, m.app_requests, c);
         // Admitted and throttled share a map; the key's last field tells them apart.
@@ -259,8 +268,10 @@ impl Stats for Sink<'_> {
             Stat::Traffic { plugin, name, dim, admitted } => {
                 add_labelled(&mut p.traffic, (g, plugin.index() as u32, dim, admitted), || vec![name.to_string(), dim.to_string()]);
             }
-            // Cluster mode is refused at configuration time in this build.
-            Stat::ClusterMode(..) => {}
+            Stat::ClusterMode(service, result) => match p.cluster.iter_mut().find(|(k, _)| *k == (service, result)) {
+                Some((_, n)) => *n += 1,
+                None => p.cluster.push(((service, result), 1)),
+            },
             Stat::BreakerOpened => p.breaker_opened += 1,
             Stat::BreakerRefused => p.breaker_refused += 1,
             Stat::NonceStoreFull => p.nonce_full += 1,

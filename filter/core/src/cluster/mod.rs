@@ -3,6 +3,7 @@
 //! encoded and decoded here by hand (no protoc); the adapter only carries them over gRPC.
 
 pub(crate) mod etcd;
+pub mod grpc_http;
 pub(crate) mod proto;
 pub(crate) mod rls;
 pub(crate) mod settings;

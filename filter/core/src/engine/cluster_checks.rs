@@ -20,6 +20,7 @@ use crate::request::model::Admission;
 const GRPC_DEADLINE_EXCEEDED: u32 = 4;
 const GRPC_NOT_FOUND: u32 = 5;
 const GRPC_FAILED_PRECONDITION: u32 = 9;
+const GRPC_INTERNAL: u32 = 13;
 const GRPC_UNAVAILABLE: u32 = 14;
 
 /// How a gRPC answer came back.
@@ -40,6 +41,24 @@ impl Answer {
             Answer::Timeout
         } else {
             Answer::Failed(status)
+        }
+    }
+
+    /// From a unary gRPC call made as a plain HTTP call (`grpc_http`): `status` is the HTTP status,
+    /// `None` when the call failed without a response (reset, connection failure). Envoy answers a
+    /// call that ran out of time with 504; other statuses without `grpc-status` are gRPC's
+    /// UNAVAILABLE, as gRPC maps them.
+    pub fn from_http(status: Option<u16>, grpc_status: Option<&[u8]>, body: &[u8]) -> Answer {
+        match (status, grpc_status.map(|s| std::str::from_utf8(s).ok().and_then(|s| s.trim().parse::<u32>().ok()))) {
+            (None, _) => Answer::Failed(GRPC_UNAVAILABLE),
+            (Some(_), Some(Some(code))) if code != 0 => Answer::Failed(code),
+            (Some(_), Some(None)) => Answer::Failed(GRPC_INTERNAL),
+            (Some(200), _) => match crate::cluster::grpc_http::unframe(body) {
+                Some(message) => Answer::Ok(message.to_vec()),
+                None => Answer::Failed(GRPC_INTERNAL),
+            },
+            (Some(504), _) => Answer::Timeout,
+            (Some(_), _) => Answer::Failed(GRPC_UNAVAILABLE),
         }
     }
 

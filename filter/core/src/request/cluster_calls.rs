@@ -18,6 +18,9 @@ use crate::request::model::Admission;
 /// the message, the timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcCall {
+    /// The Envoy cluster, by name (a host that makes the call as plain HTTP/2 needs only this).
+    pub cluster: String,
+    /// The same as a serialized `GrpcService` (proxy-wasm's gRPC calls take it whole).
     pub upstream: Vec<u8>,
     pub service: &'static str,
     pub method: &'static str,
@@ -30,6 +33,7 @@ pub(crate) fn rate_limit_call(gw: &Gateway, a: &Admission) -> Option<GrpcCall> {
     let rls_settings = gw.cluster_mode.rate_limit_service.as_ref()?;
     let call = a.rate_limit.as_ref()?;
     Some(GrpcCall {
+        cluster: rls_settings.grpc_cluster.clone(),
         upstream: grpc_upstream(&rls_settings.grpc_cluster),
         service: rls::SERVICE,
         method: rls::METHOD,
@@ -57,6 +61,7 @@ pub(crate) fn lease_of(gw: &Gateway, key: &OneTime, now_ms: i64) -> Option<Lease
 pub(crate) fn lease_call(gw: &Gateway, lease: &Lease) -> Option<GrpcCall> {
     let settings = gw.cluster_mode.one_time_keys.as_ref()?;
     Some(GrpcCall {
+        cluster: settings.etcd_cluster.clone(),
         upstream: grpc_upstream(&settings.etcd_cluster),
         service: etcd::LEASE_SERVICE,
         method: etcd::LEASE_GRANT,
@@ -74,6 +79,7 @@ pub(crate) fn lease_granted(answer: &[u8]) -> bool {
 pub(crate) fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease, mark: &[u8]) -> Option<GrpcCall> {
     let settings = gw.cluster_mode.one_time_keys.as_ref()?;
     Some(GrpcCall {
+        cluster: settings.etcd_cluster.clone(),
         upstream: grpc_upstream(&settings.etcd_cluster),
         service: etcd::KV_SERVICE,
         method: etcd::TXN,
