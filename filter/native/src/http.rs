@@ -2,11 +2,11 @@
 //! callbacks. No policy lives here.
 
 use crate::config::{CoarseClock, Config, SystemClock};
+use crate::ffi::CalloutAnswer;
 use crate::ffi::{Attribute, FilterHandle, HeaderMap};
 use crate::metrics::Sink;
 use crate::store;
 use crate::worker::{self, Worker};
-use crate::ffi::CalloutAnswer;
 use cagate_core::{grpc_http, Answer, Engine, Exchange, Flow, GrpcCall, Services, Stream, StreamIo};
 use std::cell::Cell;
 use std::rc::Rc;
