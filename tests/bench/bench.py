@@ -227,6 +227,56 @@ class Scenario:
         self.log.close()
 
 
+def record_off_build(work):
+    """The filter built without the access record's publish, in a target directory of its own."""
+    target = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "bench-record-off")
+    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "-p", "cagate"], cwd=ROOT, check=True,
+                   env=dict(os.environ, CAGATE_BENCH_NO_RECORD="1", CARGO_TARGET_DIR=target))
+    out = os.path.join(work, "record-off.wasm")
+    shutil.copy(os.path.join(target, "wasm32-wasip1", "release", "cagate.wasm"), out)
+    return out
+
+
+def host_call_build(work):
+    """The filter built with the `host-call-count` feature (counter `cagate.host_calls`)."""
+    target = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "bench-host-calls")
+    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "-p", "cagate", "--features", "host-call-count"],
+                   cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=target))
+    out = os.path.join(work, "host-calls.wasm")
+    shutil.copy(os.path.join(target, "wasm32-wasip1", "release", "cagate.wasm"), out)
+    return out
+
+
+def rebuilt(filters, wasm):
+    """`filters` with the cagate module replaced by another build of it."""
+    out = copy.deepcopy(filters)
+    for f in out:
+        code = f["typed_config"].get("config", {}).get("vm_config", {}).get("code", {}).get("local")
+        if code and code.get("filename") == WASM:
+            code["filename"] = os.path.abspath(wasm)
+    return out
+
+
+def host_calls_per_request(defs, work, seconds=2):
+    """Each Wasm scenario once with the counting build: host calls per request (the root context's
+    ticks are included; a few per second, against thousands of requests)."""
+    wasm = host_call_build(work)
+    print("\nhost calls per request (a build counting them; every call into Envoy from the module)")
+    for name, filters, kind, *rest in defs:
+        if not (name.startswith("cagate ") or name.startswith("jwt ")):
+            continue
+        s = Scenario(f"{name} [host calls]", rebuilt(filters, wasm), kind, work, *rest)
+        try:
+            s.run(seconds, 4, 20_000)
+            time.sleep(1.2)  # two ticks: the last calls are published
+            with urllib.request.urlopen(f"http://127.0.0.1:{s.admin}/stats?filter=cagate.host_calls") as r:
+                m = re.search(r"cagate\.host_calls: (\d+)", r.read().decode())
+            calls = int(m.group(1)) if m else 0
+            print(f"  {name:48s} {calls / max(s.requests(), 1):6.1f}", flush=True)
+        finally:
+            s.stop()
+
+
 def parse_ms(s):
     m = re.match(r"([\d.]+)(us|ms|s)", s)
     v = float(m.group(1))
@@ -244,6 +294,11 @@ def main():
     ap.add_argument("--baseline", metavar="WASM", action="append",
                     help="also run every cagate scenario with this module (say a build of the previous commit); repeatable")
     ap.add_argument("--no-native", action="store_true", help="skip the native (dynamic module) scenarios")
+    ap.add_argument("--record-off", action="store_true",
+                    help="also run every cagate scenario with a build that does not publish the access record "
+                         "(built here with CAGATE_BENCH_NO_RECORD): the record's cost is the [record-off] difference")
+    ap.add_argument("--host-calls", action="store_true",
+                    help="first, each Wasm scenario once with a build that counts its host calls: calls per request")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -252,6 +307,8 @@ def main():
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     work = tempfile.mkdtemp(prefix="cagate-bench-")
+    if args.record_off:
+        args.baseline = (args.baseline or []) + [record_off_build(work)]
     small, large = small_config(), large_config()
     defs = [
         ("no filter", [], "plain"),
@@ -323,15 +380,10 @@ def main():
     if args.only:
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
         defs = [d for d in defs if d[0] in keep]
+    if args.host_calls:
+        host_calls_per_request(defs, work)
     if args.baseline:
         # Each cagate scenario again with other builds of the module, in the same rounds.
-        def rebuilt(filters, wasm):
-            out = copy.deepcopy(filters)
-            for f in out:
-                code = f["typed_config"].get("config", {}).get("vm_config", {}).get("code", {}).get("local")
-                if code and code.get("filename") == WASM:
-                    code["filename"] = os.path.abspath(wasm)
-            return out
         ours = [d for d in defs if d[0].startswith("cagate ") or d[0].startswith("jwt ")]  # the Wasm rows
         for wasm in args.baseline:
             label = os.path.splitext(os.path.basename(wasm))[0]
@@ -361,6 +413,14 @@ def main():
         ratio = statistics.median(r["cpu_us"] / e["cpu_us"] for r, e in zip(s.rows, empty.rows))
         print(f"{s.name:50s} {med('rps'):8.0f} {med('p50'):7.2f} {med('p99'):7.2f} {med('cpu_us'):10.1f} {over_none:+8.1f} {delta:+9.1f} "
               f"{ratio:6.2f} {s.ready_s:7.2f}")
+    by_name = {s.name: s for s in scenarios}
+    against = [(s, by_name.get(s.name.rsplit(" [", 1)[0])) for s in scenarios if s.name.endswith("]") and " [" in s.name]
+    if against:
+        print("\nthe module under test against each baseline build, same scenario: median of per-round CPU differences")
+        for s, main in against:
+            if main:
+                d = statistics.median(m["cpu_us"] - r["cpu_us"] for r, m in zip(s.rows, main.rows))
+                print(f"  {main.name:48s} minus {s.name[len(main.name) + 1:]:20s} {d:+6.2f} us/req")
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs none' / 'vs empty' = median of per-round differences with no filter / the empty Wasm filter;"
           " 'native …' rows: the dynamic module (libcagate_native.so).")

@@ -200,3 +200,27 @@ def test_a_dns_cluster_that_never_resolved_is_reported_as_envoy_reports_it(gw):
     """A STRICT_DNS cluster whose name never resolved has no host: Envoy answers no_healthy_upstream,
     the same as for a cluster whose hosts are all unhealthy, so the gateway cannot say D504RE."""
     assert_refused(call(gw.port, "GET", "/strict-dns"), 503, "D503BB")
+
+
+# A403IN: an API closed to the internet, by the client address Envoy decides.
+
+INTERNAL = {"disableInternet": True,
+            "apis": [{"name": "internal", "method": "GET", "path": "/internal", "authType": "ANONYMOUS"},
+                     {"name": "open", "method": "GET", "path": "/open", "authType": "ANONYMOUS", "disableInternet": False}]}
+
+
+@pytest.mark.parametrize("trusted_hops", [0, 1])
+def test_an_api_closed_to_the_internet_is_a403in_from_a_public_address(backend, trusted_hops):
+    """Behind one trusted proxy (xff_num_trusted_hops 1) the client is the address that proxy wrote in
+    X-Forwarded-For; with none, the connection's peer (loopback here), whatever the header says."""
+    with Envoy(INTERNAL, backend.port, concurrency=1, hcm_options={"xff_num_trusted_hops": trusted_hops}) as e:
+        public = call(e.port, "GET", "/internal", headers={"x-forwarded-for": "203.0.113.9"})
+        private = call(e.port, "GET", "/internal", headers={"x-forwarded-for": "10.0.0.7"})
+        opened = call(e.port, "GET", "/open", headers={"x-forwarded-for": "203.0.113.9"})
+    if trusted_hops:
+        assert_refused(public, 403, "A403IN")
+        assert public.header("x-ca-error-message") == "Access from internet is disabled for api `internal`"
+    else:
+        assert public.status == 200, public
+    assert private.status == 200, private
+    assert opened.status == 200, opened

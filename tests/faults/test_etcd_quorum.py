@@ -97,11 +97,13 @@ def run(stack, name, inject, recover, hold=3.0, after=4.0):
 
     end = max([b for _, b in outages] + [t_healthy]) + DETECT_S
     busy = [r for r in results if r.code == "X503BZ"]
-    # X503BZ only while no quorum can commit: a request sent up to one claim before the probe saw the
-    # loss, or before Envoy noticed the quorum back. A hung or dead member of a cluster that keeps its
-    # quorum costs none (the claim is sent again to the next member).
+    # X503BZ only while no quorum can commit (a request sent up to one claim before the probe saw the
+    # loss, or before Envoy noticed the quorum back), or, with a quorum standing, until Envoy's health
+    # check takes a hung member out: a claim that met it is sent again, but Envoy's round robin may
+    # pick the same member twice (rare: 0 or 1 request in the runs of tests/faults/README.md).
+    windows = outages + [(t_inject, t_inject)]
     def in_outage(r):
-        return any(a - TIMEOUT_MS / 1000 - PROBE_S <= r.start <= b + DETECT_S for a, b in outages)
+        return any(a - TIMEOUT_MS / 1000 - PROBE_S <= r.start <= b + DETECT_S for a, b in windows)
     stray = [r for r in busy if not in_outage(r)]
     assert not stray, (f"{len(stray)} X503BZ while etcd had a quorum, at "
                        f"{[round(r.start - t_inject, 2) for r in stray[:5]]} s from the fault")

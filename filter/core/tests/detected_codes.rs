@@ -165,3 +165,32 @@ fn a_backend_name_that_does_not_resolve_is_named_in_d504re() {
     kit.respond(&mut o, 503, &[], "no_healthy_upstream", b"no healthy upstream");
     assert_eq!(o.stream.response_header("x-ca-error-code").as_deref(), Some("D503BB"));
 }
+
+#[test]
+fn an_api_closed_to_the_internet_answers_a403in_to_a_public_address() {
+    let kit = Kit::new(
+        r#"{ "disableInternet": true,
+             "apis": [ { "name": "internal", "method": "GET", "path": "/internal", "authType": "ANONYMOUS" },
+                       { "name": "open", "method": "GET", "path": "/open", "authType": "ANONYMOUS", "disableInternet": false } ] }"#,
+        NOW,
+    );
+    let get = |path: &str, peer: Option<&str>| kit.send(&Call { method: "GET", path, peer, ..Call::default() });
+    for inside in ["10.1.2.3:80", "172.16.0.9:1", "192.168.1.1:2", "127.0.0.1:3", "100.100.1.1:4", "[fd00::1]:5", "[::ffff:10.0.0.1]:6", "[::1]:7"] {
+        assert!(get("/internal", Some(inside)).forwarded(), "{inside}");
+    }
+    for outside in [Some("203.0.113.9:443"), Some("[2001:db8::1]:443"), Some("[::ffff:8.8.8.8]:1"), Some("not an address"), None] {
+        let o = get("/internal", outside);
+        assert_eq!((o.status(), o.code().as_deref()), (403, Some("A403IN")), "{outside:?}");
+        assert_eq!(o.message().as_deref(), Some("Access from internet is disabled for api `internal`"));
+    }
+    assert!(get("/open", Some("203.0.113.9:443")).forwarded(), "an API may open itself again");
+    // Whatever the client claims in X-Forwarded-For: only the address Envoy decided counts.
+    let o = kit.send(&Call {
+        method: "GET",
+        path: "/internal",
+        headers: &[("x-forwarded-for", "10.0.0.1")],
+        peer: Some("203.0.113.9:443"),
+        ..Call::default()
+    });
+    assert_eq!(o.code().as_deref(), Some("A403IN"));
+}

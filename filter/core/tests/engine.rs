@@ -55,6 +55,36 @@ fn a_signed_request_is_forwarded_with_the_gateways_identity() {
 }
 
 #[test]
+fn a_host_that_edits_header_by_header_is_called_only_for_real_edits() {
+    use cagate_core::testkit::{Delivery, MemoryStream};
+    let kit = Kit::new(&config(""), NOW);
+    let run = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![(b":method".to_vec(), b"GET".to_vec()), (b":path".to_vec(), b"/orders/1".to_vec())];
+        let nonce = format!("n-{}", extra.len());
+        for (n, v) in signed("/orders/1", &nonce)
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .chain(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+        {
+            pairs.push((n.into_bytes(), v.into_bytes()));
+        }
+        let stream = MemoryStream { request: std::cell::RefCell::new(pairs), one_by_one: true, ..MemoryStream::default() };
+        kit.run(stream, Delivery::default())
+    };
+    let plain = run(&[]);
+    assert!(plain.forwarded(), "{:?}", plain.reply());
+    assert_eq!(plain.stream.upstream("x-ca-app-id").as_deref(), Some("10001"));
+    let calls = plain.stream.header_calls.get();
+    // The gateway's own headers a client sent are removed: one call each, and only then.
+    let forged = run(&[("x-cagate-cluster", "admin"), ("x-ca-app-id", "99999")]);
+    assert!(forged.forwarded());
+    assert_eq!(forged.stream.upstream("x-cagate-cluster"), None);
+    assert_eq!(forged.stream.upstream_all("x-ca-app-id"), ["10001"]);
+    assert_eq!(forged.stream.header_calls.get(), calls + 1, "x-cagate-cluster removed; x-ca-app-id was set anyway");
+    assert_eq!(calls, 3, "the app id, the API name and the request id, nothing removed for nothing");
+}
+
+#[test]
 fn a_held_request_is_never_released_by_a_later_callback() {
     let kit = Kit::new(&config(""), NOW);
     let svc = kit.services();

@@ -116,6 +116,10 @@ impl StreamIo for Io {
         false
     }
 
+    fn response_headers(&self) -> Vec<u8> {
+        self.stream.serialized_headers(HeaderMap::Response)
+    }
+
     fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool {
         self.edited.set(true);
         self.stream.set_header(HeaderMap::Request, name, value)

@@ -140,6 +140,36 @@ mod abi {
     }
 }
 
+/// Host calls made, for `bench.py --host-calls` (a build with the `host-call-count` feature); a
+/// counter in the module, so counting is no host call itself.
+#[cfg(feature = "host-call-count")]
+static HOST_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[inline(always)]
+fn count() {
+    #[cfg(feature = "host-call-count")]
+    HOST_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Adds the host calls made since the last tick to counter `cagate.host_calls` (`host-call-count`
+/// builds only: the root context's tick calls it).
+#[cfg(feature = "host-call-count")]
+pub(crate) fn publish_host_calls() {
+    thread_local! {
+        static ID: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+    }
+    let calls = HOST_CALLS.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let id = ID.with(|c| {
+        if c.get().is_none() {
+            c.set(define_counter("cagate.host_calls"));
+        }
+        c.get()
+    });
+    if let Some(id) = id {
+        let _ = increment(id, i64::try_from(calls).unwrap_or(i64::MAX));
+    }
+}
+
 /// Takes ownership of a buffer the host returned. The host allocates it through the SDK's exported
 /// `proxy_on_memory_allocate`, which hands out a `Vec<u8>` of exactly `size` bytes; it is taken once.
 fn take(ptr: *mut u8, size: usize) -> Vec<u8> {
@@ -160,11 +190,13 @@ fn status(s: u32) -> Result<(), Status> {
 
 /// Writes one log line; a failure to log is not worth failing a request for.
 pub(crate) fn log(level: u32, message: &str) {
+    count();
     // SAFETY: a valid slice for the duration of the call.
     let _ = unsafe { abi::proxy_log(level, message.as_ptr(), message.len()) };
 }
 
 pub(crate) fn now_nanos() -> u64 {
+    count();
     let mut t = 0u64;
     // SAFETY: `t` outlives the call.
     match unsafe { abi::proxy_get_current_time_nanoseconds(&mut t) } {
@@ -174,12 +206,14 @@ pub(crate) fn now_nanos() -> u64 {
 }
 
 pub(crate) fn set_tick_period(period: std::time::Duration) -> Result<(), Status> {
+    count();
     // SAFETY: plain values.
     status(unsafe { abi::proxy_set_tick_period_milliseconds(period.as_millis().min(u32::MAX as u128) as u32) })
 }
 
 /// Up to `max` bytes of a buffer from `start`; empty if the host has none.
 pub(crate) fn buffer(kind: Buffer, start: usize, max: usize) -> Vec<u8> {
+    count();
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_buffer_bytes(kind as u32, start, max, &mut ptr, &mut size) } {
@@ -190,12 +224,14 @@ pub(crate) fn buffer(kind: Buffer, start: usize, max: usize) -> Vec<u8> {
 
 /// Replaces `size` bytes from `start` of a buffer with `data`.
 pub(crate) fn set_buffer(kind: Buffer, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
+    count();
     // SAFETY: a valid slice for the duration of the call.
     status(unsafe { abi::proxy_set_buffer_bytes(kind as u32, start, size, data.as_ptr(), data.len()) })
 }
 
 /// A whole header map in the proxy-wasm serialized form (see `cagate_core::headers`).
 pub(crate) fn header_map(map: Map) -> Vec<u8> {
+    count();
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_header_map_pairs(map as u32, &mut ptr, &mut size) } {
@@ -206,11 +242,13 @@ pub(crate) fn header_map(map: Map) -> Vec<u8> {
 
 /// Replaces a whole header map with a serialized one.
 pub(crate) fn set_header_map(map: Map, serialized: &[u8]) -> Result<(), Status> {
+    count();
     // SAFETY: a valid slice for the duration of the call.
     status(unsafe { abi::proxy_set_header_map_pairs(map as u32, serialized.as_ptr(), serialized.len()) })
 }
 
 pub(crate) fn header(map: Map, name: &str) -> Option<Vec<u8>> {
+    count();
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut ptr, &mut size) } {
@@ -221,6 +259,7 @@ pub(crate) fn header(map: Map, name: &str) -> Option<Vec<u8>> {
 
 /// Sets (replacing every value of that name) or, with `None`, removes a header.
 pub(crate) fn set_header(map: Map, name: &[u8], value: Option<&[u8]>) -> Result<(), Status> {
+    count();
     // SAFETY: valid slices for the duration of the call.
     status(unsafe {
         match value {
@@ -232,6 +271,7 @@ pub(crate) fn set_header(map: Map, name: &[u8], value: Option<&[u8]>) -> Result<
 
 /// A property (`["source", "address"]`, `["response", "code_details"]`, …).
 pub(crate) fn property(path: &[&str]) -> Option<Vec<u8>> {
+    count();
     let joined = path.join("\0");
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
@@ -244,7 +284,12 @@ pub(crate) fn property(path: &[&str]) -> Option<Vec<u8>> {
 /// Sets a property; Envoy keeps a top-level one as filter state named `wasm.<name>`, which the access
 /// log reads (`%FILTER_STATE(wasm.<name>:PLAIN)%`) and later filters see.
 pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
-    let joined = path.join("\0");
+    count();
+    // One segment (the access record's) is passed as is: no joined copy per request.
+    let joined = match path {
+        [one] => std::borrow::Cow::Borrowed(*one),
+        _ => std::borrow::Cow::Owned(path.join("\0")),
+    };
     // SAFETY: valid slices for the duration of the call.
     status(unsafe { abi::proxy_set_property(joined.as_ptr(), joined.len(), value.as_ptr(), value.len()) })
 }
@@ -252,6 +297,7 @@ pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
 /// A shared-data value and its CAS; `None` if absent or on failure. An existing empty value comes
 /// back as an empty vector.
 pub(crate) fn shared(key: &str) -> Option<(Vec<u8>, u32)> {
+    count();
     let (mut ptr, mut size, mut cas) = (std::ptr::null_mut(), 0usize, 0u32);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut size, &mut cas) } {
@@ -262,12 +308,14 @@ pub(crate) fn shared(key: &str) -> Option<(Vec<u8>, u32)> {
 
 /// Sets a shared-data value if its CAS is still `cas` (0: unconditionally).
 pub(crate) fn set_shared(key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+    count();
     // SAFETY: valid slices for the duration of the call.
     status(unsafe { abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
 }
 
 /// A counter's id.
 pub(crate) fn define_counter(name: &str) -> Option<u32> {
+    count();
     let mut id = 0u32;
     // SAFETY: valid slice and out-pointer for the duration of the call.
     match unsafe { abi::proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) } {
@@ -278,6 +326,7 @@ pub(crate) fn define_counter(name: &str) -> Option<u32> {
 
 /// A histogram's id.
 pub(crate) fn define_histogram(name: &str) -> Option<u32> {
+    count();
     let mut id = 0u32;
     // SAFETY: valid slice and out-pointer for the duration of the call.
     match unsafe { abi::proxy_define_metric(2, name.as_ptr(), name.len(), &mut id) } {
@@ -288,6 +337,7 @@ pub(crate) fn define_histogram(name: &str) -> Option<u32> {
 
 /// A gauge's id.
 pub(crate) fn define_gauge(name: &str) -> Option<u32> {
+    count();
     let mut id = 0u32;
     // SAFETY: valid slice and out-pointer for the duration of the call.
     match unsafe { abi::proxy_define_metric(1, name.as_ptr(), name.len(), &mut id) } {
@@ -297,23 +347,27 @@ pub(crate) fn define_gauge(name: &str) -> Option<u32> {
 }
 
 pub(crate) fn record(id: u32, value: u64) -> Result<(), Status> {
+    count();
     // SAFETY: plain values.
     status(unsafe { abi::proxy_record_metric(id, value) })
 }
 
 pub(crate) fn increment(id: u32, by: i64) -> Result<(), Status> {
+    count();
     // SAFETY: plain values.
     status(unsafe { abi::proxy_increment_metric(id, by) })
 }
 
 /// Resumes a request the filter paused (after its cluster-mode checks).
 pub(crate) fn resume_request() -> Result<(), Status> {
+    count();
     // SAFETY: a plain value (0: the HTTP request stream).
     status(unsafe { abi::proxy_continue_stream(0) })
 }
 
 /// The message of the last gRPC status (read only after a call failed).
 pub(crate) fn grpc_status_message() -> String {
+    count();
     let (mut code, mut ptr, mut size) = (0u32, std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers outlive the call; the returned buffer is taken once.
     match unsafe { abi::proxy_get_status(&mut code, &mut ptr, &mut size) } {
@@ -329,6 +383,7 @@ pub(crate) fn serialize_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
 
 /// Answers the request locally. The caller returns `Action::Pause` whatever this returns.
 pub(crate) fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
+    count();
     let pairs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
     let map = serialize_map(&pairs);
     // SAFETY: valid slices for the duration of the call.

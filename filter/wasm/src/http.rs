@@ -97,6 +97,10 @@ impl StreamIo for Io<'_> {
         hostcall::header_map(Map::Request)
     }
 
+    fn response_headers(&self) -> Vec<u8> {
+        hostcall::header_map(Map::Response)
+    }
+
     fn set_request_headers(&self, serialized: &[u8]) -> bool {
         hostcall::set_header_map(Map::Request, serialized).is_ok()
     }

@@ -225,6 +225,8 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        #[cfg(feature = "host-call-count")]
+        hostcall::publish_host_calls();
         host::refresh_coarse_clock();
         let Some(state) = self.state.clone() else { return };
         if state.engine.gateway.registry.is_some() {

@@ -60,12 +60,8 @@ pub struct HttpBackend {
     pub system: Vec<SystemParam>,
 }
 
-#[derive(Debug, Clone)]
-pub struct MockBackend {
-    pub status: u16,
-    pub body: String,
-    pub headers: Vec<(String, String)>,
-}
+/// A mock answer (defined with the routing plugin, whose MOCK routes answer the same way).
+pub use crate::plugins::routing::MockBackend;
 
 #[derive(Debug, Clone)]
 pub enum Backend {

@@ -40,6 +40,7 @@ const TOP_FIELDS: &[&str] = &[
     "metrics",
     "reportOnly",
     "errorContract",
+    "disableInternet",
 ];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const API_FIELDS: &[&str] = &[
@@ -58,6 +59,7 @@ const API_FIELDS: &[&str] = &[
     "backend",
     "protocol",
     "reportOnly",
+    "disableInternet",
 ];
 const GRANT_FIELDS: &[&str] = &["appId", "stage", "authValidTime"];
 
@@ -112,6 +114,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         plugin_names: &all_plugin_names,
         group: &group,
         variables: &variables,
+        disable_internet: c.boolean(top, "", "disableInternet", false),
     };
 
     let mut compiled = ApiTables::default();
@@ -208,6 +211,8 @@ struct Scope<'a> {
     plugin_names: &'a [String],
     group: &'a [Binding],
     variables: &'a backend::StageVariables,
+    /// The top-level `disableInternet`: every API's default.
+    disable_internet: bool,
 }
 
 /// The APIs compiled so far, and what is needed to find conflicts between them.
@@ -252,6 +257,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
     let (auth, app_code) = auth_types(c, o, &path);
     let force_nonce = c.boolean(o, &path, "forceNonceCheck", false);
     let report_only = c.boolean(o, &path, "reportOnly", false);
+    let disable_internet = c.boolean(o, &path, "disableInternet", scope.disable_internet);
     let protocols = protocols(c, o, &path);
     let stage_bits = api_stages(c, o, &path, scope.stages);
     let grants = grants(c, o, &path, scope, stage_bits);
@@ -291,6 +297,7 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         app_code,
         force_nonce,
         report_only,
+        disable_internet,
         stages: stage_bits,
         plugins: bound.into_iter().map(|(s, b)| (crate::ids::StageId(s), b)).collect(),
         params,

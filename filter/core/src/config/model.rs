@@ -32,6 +32,8 @@ pub struct Api {
     pub force_nonce: bool,
     /// Report-only: this API's refusals are recorded and counted, and the request goes on.
     pub report_only: bool,
+    /// Aliyun's `DisableInternet`: only clients at internal addresses may call it (`A403IN`).
+    pub disable_internet: bool,
     /// Bit i: published in stage i.
     pub stages: u64,
     /// The plugins that apply, per stage (only stages with any).

@@ -160,6 +160,9 @@ table! {
     I404CH 404 "Content not cached, with `Cache-Control:only-if-cached`" => API_NOT_FOUND;
     I404NR 404 "${Resource} not found" => API_NOT_FOUND;
     I404SR 404 "Stage route missing: ${Reason}" => FAILED_TO_INVOKE_BACKEND;
+    // Not in the FAQ's table: Aliyun's routing plugin page names it for a route whose backend overlay
+    // is incomplete; the message is cagate's.
+    I504RB 504 "Backend routing failed ${Reason}" => FAILED_TO_INVOKE_BACKEND;
     B403MO 403 "Api Market Subscription overdue" => USER_ARREARS;
     B403MQ 403 "Api Market Subscription quota exhausted" => QUOTA_EXHAUSTED;
     B403ME 403 "Api Market Subscription expired" => QUOTA_EXPIRED;

@@ -3,7 +3,7 @@
 //! answer locally (refusal, preflight, mock) or forward with the gateway's header edits.
 
 use super::cluster_checks::{Answer, ClusterChecks};
-use super::record::{text, AuthKind, Record};
+use super::record::{AuthKind, Record};
 use super::{Engine, Flow, Services, Stat, StreamIo};
 use crate::config::backend::MockBackend;
 use crate::config::model::{AuthType, Gateway};
@@ -14,9 +14,9 @@ use crate::contract::reply::refusal as reply_for;
 use crate::plugins::traffic_control::Quota;
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
-use crate::request::forward::{self, QueryAdds};
+use crate::request::forward;
 use crate::request::model::{Admission, Ctx, Identity, Request, Routed};
-use crate::request::route::{cors_headers, route};
+use crate::request::route::{cors_headers, reachable, route};
 use crate::wire::headers::{owned_spellings, serialize, upstream_pairs, Edit, Headers};
 use crate::wire::url::trim;
 
@@ -130,7 +130,11 @@ impl Exchange {
         let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
         svc.stats.record(Stat::Request { api, stage, app, max_apps: gw.metrics.max_apps, code });
         svc.stats.record(Stat::FilterMicros(self.record.filter_us.max(0) as u64));
-        io.set_filter_state("cagate", self.record.to_json(gw, self.request_id()).as_bytes());
+        // `bench.py --record-off` builds with CAGATE_BENCH_NO_RECORD set to measure what the record
+        // costs; any other build publishes it.
+        if option_env!("CAGATE_BENCH_NO_RECORD").is_none() {
+            self.record.publish(gw, self.request_id(), |json| io.set_filter_state("cagate", json));
+        }
     }
 
     /// The filter's time for the request: from its headers to the decision (measured once).
@@ -163,11 +167,8 @@ impl Exchange {
         };
         let req = request(&headers);
         self.debug = headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug");
-        self.record.method = text(req.method);
         // The path without its query: a query may carry an AppCode or a token.
-        self.record.path = text(req.raw_path);
-        self.record.envoy_request_id = headers.get(b"x-request-id").map(text);
-        self.record.client_nonce = headers.get(b"x-ca-nonce").map(text);
+        self.record.client(req.method, req.raw_path, headers.get(b"x-request-id"), headers.get(b"x-ca-nonce"));
         let routed = match route(gw, &req) {
             Ok(r) => r,
             Err(r) => return self.refuse(gw, svc, io, &r),
@@ -246,7 +247,7 @@ impl Exchange {
         // Report-only: a nonce is remembered only by a request every local check admits, so a request
         // that would be refused never burns one.
         let nonces = if self.report_only { Nonces::Later } else { Nonces::Remember(&engine.nonces) };
-        let admitted = match authenticate(gw, nonces, req, &routed, body, svc.coarse, svc.store) {
+        let admitted = match reachable(gw, &routed, io).and_then(|()| authenticate(gw, nonces, req, &routed, body, svc.coarse, svc.store)) {
             Ok(id) => run_plugins(gw, &mut engine.runtime.borrow_mut(), req, id, svc.clock, svc.store, &ctx).map_err(|r| (r, Some(id))),
             Err(r) => Err((r, None)),
         };
@@ -276,7 +277,7 @@ impl Exchange {
             self.checks = Some(checks);
             return self.finish_cluster_checks(engine, svc, io);
         }
-        match gw.mock_reply(admitted.identity.api) {
+        match forward::mock_reply(gw, &admitted.identity, &admitted.edits) {
             Some(mock) => self.mock(gw, svc, io, mock),
             None => self.admit(engine, svc, io, headers, &admitted),
         }
@@ -305,7 +306,7 @@ impl Exchange {
             }
             self.note_unenforced(svc, r);
         }
-        if let Some(mock) = gw.mock_reply(checks.admission.identity.api) {
+        if let Some(mock) = forward::mock_reply(gw, &checks.admission.identity, &checks.admission.edits) {
             return self.mock(gw, svc, io, mock);
         }
         let head = io.request_headers();
@@ -401,14 +402,15 @@ impl Exchange {
         }
         let app = identity.and_then(|i| i.app);
         let rid = self.request_id;
-        // Routed: the backend, its path and the mapping, as for an admitted request (Envoy's route
-        // may pick the backend by the gateway's cluster header).
+        // Routed: the API's own backend, its path and the mapping, as for an admitted request (Envoy's
+        // route may pick the backend by the gateway's cluster header); never a routing plugin's route,
+        // which only admitted requests take.
         let mut forwarding: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         if let (Some(api_id), Some(stage), Ok(request_id)) = (api, stage, std::str::from_utf8(&rid)) {
             if let Some(def) = gw.api(api_id) {
                 let id = Identity { api: api_id, stage, app, nonce: None };
                 let ctx = Ctx { request_id, body: None, stream: io, coarse: svc.coarse };
-                let _ = forward::upstream(gw, def, &id, &request(head), &ctx, QueryAdds::default(), &mut forwarding);
+                let _ = forward::upstream_unrouted(gw, def, &id, &request(head), &ctx, &mut forwarding);
             }
         }
         let edits: Vec<Edit<'_>> = identity_headers(gw, api, app)
@@ -431,7 +433,7 @@ impl Exchange {
     /// client's (without the query, as `path`).
     fn record_backend_path(&mut self, edits: &[(String, Option<Vec<u8>>)]) {
         let forwarded = edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.as_deref());
-        self.record.backend_path = Some(forwarded.map_or_else(|| self.record.path.clone(), |p| text(crate::wire::url::split_path(p).0)));
+        self.record.forwarded(forwarded.map(|p| crate::wire::url::split_path(p).0));
     }
 
     /// Answers a CORS preflight (no authentication: browsers send none).
@@ -505,7 +507,13 @@ fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_
     for name in owned_spellings(head, edits) {
         let _ = io.set_request_header(name, None);
     }
-    for (name, value) in edits {
+    for (i, (name, value)) in edits.iter().enumerate() {
+        // Removing a header the client did not send (and no earlier edit set) would be a host call
+        // for nothing: the gateway strips its own headers from every request, and most never came.
+        let set_before = || edits[..i].iter().any(|(n, v)| n == name && v.is_some());
+        if value.is_none() && head.get(name).is_none() && !set_before() {
+            continue;
+        }
         if !io.set_request_header(name, *value) {
             log::warn!("cagate: request header {} not set", String::from_utf8_lossy(name));
         }

@@ -92,6 +92,9 @@ pub trait StreamIo: Stream {
     fn request_headers(&self) -> Vec<u8>;
     /// Replaces the whole request header map (serialized); `false` if the host refused.
     fn set_request_headers(&self, serialized: &[u8]) -> bool;
+    /// The response header map, serialized as `request_headers` (response phase): one host call
+    /// where reading the status and the error headers one by one would be three.
+    fn response_headers(&self) -> Vec<u8>;
     /// Sets (`Some`) or removes (`None`) one request header; `false` if the host refused.
     fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool;
     /// At most `max` bytes of the buffered request body.

@@ -12,6 +12,7 @@ use crate::contract::reply::refusal as reply_for;
 use crate::plugins::binding::PluginKind;
 use crate::plugins::circuit_breaker;
 use crate::plugins::error_mapping::{self, MappingConfig};
+use crate::wire::headers::Headers;
 use crate::wire::url::{starts_with_ignore_case, trim};
 
 impl Exchange {
@@ -20,21 +21,30 @@ impl Exchange {
             return Flow::Continue; // our own local reply carries everything already
         }
         let gw = &engine.gateway;
-        let status: u16 = io.response_header(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok()).unwrap_or(0);
+        let map = io.response_headers();
+        let head = Headers::from_serialized(&map);
+        let header = |name: &str| head.as_ref().and_then(|h| h.get(name.as_bytes()));
+        let status: u16 = header(":status").and_then(|s| std::str::from_utf8(s).ok()?.parse().ok()).unwrap_or(0);
+        // Only the gateway says X-Ca-Error-*: a backend's own copies never reach the client. Removed
+        // when there (a map that did not parse: removed blindly).
+        let forged = head.is_none() || header(ERROR_CODE_HEADER).is_some() || header(ERROR_MESSAGE_HEADER).is_some();
         let mut gateway_code: Option<&'static ErrorCode> = None;
         let backend_failed = if status < 400 {
-            // Only the gateway says X-Ca-Error-*: a backend's own copies never reach the client.
-            strip_error_headers(io);
+            if forged {
+                strip_error_headers(io);
+            }
             false
         } else {
             match backend_failure::answered_by(&io.response_details(), status, self.request_sent()) {
                 Answered::Backend { failed } => {
-                    strip_error_headers(io);
+                    if forged {
+                        strip_error_headers(io);
+                    }
                     failed
                 }
                 Answered::Envoy { code, backend_failed } => {
                     // A code already there was set by the Envoy configuration (cagate import's routes).
-                    if let (Some((code, reason)), None) = (code, io.response_header(ERROR_CODE_HEADER)) {
+                    if let (Some((code, reason)), None) = (code, header(ERROR_CODE_HEADER)) {
                         gateway_code = Some(code);
                         self.answer_backend_failure(engine, svc, io, code, &reason, end_of_stream);
                     }
@@ -50,11 +60,9 @@ impl Exchange {
         let mut flow = Flow::Continue;
         if let (Some(idx), None) = (mapping, gateway_code) {
             if let Some(PluginKind::ErrorMapping(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
-                let json = io.response_header("content-type").is_some_and(|ct| starts_with_ignore_case(trim(&ct), b"application/json"));
-                let fits = io
-                    .response_header("content-length")
-                    .and_then(|l| std::str::from_utf8(&l).ok()?.parse::<usize>().ok())
-                    .is_none_or(|l| l <= cfg.max_body);
+                let json = header("content-type").is_some_and(|ct| starts_with_ignore_case(trim(ct), b"application/json"));
+                let fits =
+                    header("content-length").and_then(|l| std::str::from_utf8(l).ok()?.parse::<usize>().ok()).is_none_or(|l| l <= cfg.max_body);
                 if cfg.reads_body() && !end_of_stream && json && fits {
                     // Held until the body is in: the status may still change.
                     self.error_mapping = Some((idx, status));

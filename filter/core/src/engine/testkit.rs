@@ -80,6 +80,10 @@ pub struct MemoryStream {
     pub bad_maps: Cell<usize>,
     /// The access record the engine published (filter state `wasm.cagate`).
     pub record: RefCell<Option<String>>,
+    /// A host without whole-map replacement (the native build): the engine edits header by header.
+    pub one_by_one: bool,
+    /// Single-header edits the engine made (each one a host call).
+    pub header_calls: Cell<usize>,
 }
 
 impl MemoryStream {
@@ -140,7 +144,18 @@ impl StreamIo for MemoryStream {
         true
     }
 
+    fn replaces_whole_maps(&self) -> bool {
+        !self.one_by_one
+    }
+
+    fn response_headers(&self) -> Vec<u8> {
+        let pairs = self.response.borrow();
+        let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())).collect();
+        serialize(&refs)
+    }
+
     fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool {
+        self.header_calls.set(self.header_calls.get() + 1);
         let mut pairs = self.request.borrow_mut();
         pairs.retain(|(n, _)| n != name);
         if let Some(v) = value {

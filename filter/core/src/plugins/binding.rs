@@ -12,6 +12,8 @@ use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::plugins::error_mapping::MappingConfig;
 use crate::plugins::ip_control::IpConfig;
 use crate::plugins::jwt::{JwtConfig, JwtState};
+use crate::plugins::log_mask::LogMaskConfig;
+use crate::plugins::routing::RoutingConfig;
 use crate::plugins::traffic_control::TrafficConfig;
 use crate::schema::validator::{join, kind, Validator};
 use serde_json::{Map, Value};
@@ -50,6 +52,8 @@ pub enum PluginKind {
     BackendSignature(Box<BackendConfig>),
     Breaker(Box<BreakerConfig>),
     ErrorMapping(Box<MappingConfig>),
+    Routing(Box<RoutingConfig>),
+    LogMask(Box<LogMaskConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +75,8 @@ pub struct Bound {
     pub backend_signature: Option<PluginId>,
     pub breaker: Option<PluginId>,
     pub error_mapping: Option<PluginId>,
+    pub routing: Option<PluginId>,
+    pub log_mask: Option<PluginId>,
 }
 
 impl Bound {
@@ -85,6 +91,8 @@ impl Bound {
             BackendConfig::TYPE => Some(&mut self.backend_signature),
             BreakerConfig::TYPE => Some(&mut self.breaker),
             MappingConfig::TYPE => Some(&mut self.error_mapping),
+            RoutingConfig::TYPE => Some(&mut self.routing),
+            LogMaskConfig::TYPE => Some(&mut self.log_mask),
             _ => None,
         }
     }
@@ -156,6 +164,8 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (BackendConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::BackendSignature),
             (BreakerConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Breaker),
             (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::ErrorMapping),
+            (RoutingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Routing),
+            (LogMaskConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::LogMask),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None

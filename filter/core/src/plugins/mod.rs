@@ -12,5 +12,7 @@ pub(crate) mod definition;
 pub mod error_mapping;
 pub(crate) mod ip_control;
 pub mod jwt;
+pub(crate) mod log_mask;
+pub(crate) mod routing;
 pub mod system;
 pub mod traffic_control;

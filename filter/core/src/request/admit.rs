@@ -159,7 +159,7 @@ fn forward_claims(
 /// filter's own time. Header-safe; never a secret.
 pub(crate) fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: u64) -> String {
     let b = gw.bound(a.identity.api, a.identity.stage);
-    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.backend_signature, b.error_mapping, b.cors]
+    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.routing, b.backend_signature, b.error_mapping, b.cors]
         .iter()
         .flatten()
         .filter_map(|i| gw.plugins.get(i.index()))

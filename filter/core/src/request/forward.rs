@@ -1,16 +1,21 @@
 //! What the backend receives: the API's backend (cluster, path, method, host, timeout) and Aliyun's
 //! parameter mapping (request mode, backend names and locations, constant and system parameters), and
-//! jwtAuth's claims forwarded as query parameters. One place builds the upstream `:path`.
+//! jwtAuth's claims forwarded as query parameters; the routing plugin's route, which overlays the
+//! API's backend for an admitted request. One place builds the upstream `:path`.
 
-use crate::config::backend::{Backend, HttpBackend, PathPiece, RequestMode};
+use crate::config::backend::{Backend, HttpBackend, MockBackend, PathPiece, RequestMode, DEFAULT_TIMEOUT_MS};
 use crate::config::model::{Api, Gateway};
 use crate::config::parameters::{ApiParameter, ParamLocation};
 use crate::config::router::path_params;
 use crate::contract::errors;
 use crate::contract::names::{BACKEND_CLUSTER_HEADER, UPSTREAM_TIMEOUT_HEADER};
 use crate::contract::refusal::Refusal;
+use crate::plugins::binding::PluginKind;
+use crate::plugins::conditions::{eval, Val, VarSource};
+use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig, ROUTING_NAME_HEADER};
 use crate::plugins::system;
 use crate::request::model::{Ctx, Identity, Request};
+use crate::request::vars::RequestVars;
 use crate::wire::text::header_safe;
 use crate::wire::url::{is_form, parse_urlencoded, percent_decode, url_encode};
 
@@ -27,13 +32,77 @@ pub(crate) struct QueryAdds {
 type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The backend's header edits and `:path` for an admitted request; `adds` are the claim query
-/// parameters jwtAuth asked for.
+/// parameters jwtAuth asked for. The routing plugin's first matching route, if any, overlays the
+/// API's backend (`I504RB` when the result has no cluster to send to).
 ///
 /// One rule: the backend receives only what the gateway validated or set. Every name the gateway
-/// sets (a mapping target, a constant, a system parameter) is removed from the client's request
-/// first, whether or not the gateway then has a value for it; path parameters and the path itself
-/// are forwarded as the gateway decoded and checked them, re-encoded one canonical way.
+/// sets (a mapping target, a constant, a system parameter, the route's name) is removed from the
+/// client's request first, whether or not the gateway then has a value for it; path parameters and
+/// the path itself are forwarded as the gateway decoded and checked them, re-encoded one canonical way.
 pub(crate) fn upstream(
+    gw: &Gateway,
+    api: &Api,
+    identity: &Identity,
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    adds: QueryAdds,
+    edits: &mut Edits,
+) -> Result<(), Refusal> {
+    let route = choose(gw, api, identity, req, ctx);
+    build(gw, api, identity, req, ctx, adds, edits, route)
+}
+
+/// For a request a check would refuse and report-only lets go on: the API's own backend. Routing
+/// only changes where an admitted request goes.
+pub(crate) fn upstream_unrouted(
+    gw: &Gateway,
+    api: &Api,
+    identity: &Identity,
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    edits: &mut Edits,
+) -> Result<(), Refusal> {
+    build(gw, api, identity, req, ctx, QueryAdds::default(), edits, None)
+}
+
+/// Where the request goes: the API's HTTP backend, overlaid by the route's.
+struct Target<'b> {
+    cluster: Option<&'b str>,
+    timeout_ms: u64,
+    method: Option<&'b str>,
+    host: Option<&'b str>,
+}
+
+/// The API's own backend under a route's HTTP overlay; `Err` names what is missing.
+fn destination<'b>(own: Option<&'b HttpBackend>, overlay: Option<&'b HttpOverlay>, stage: crate::ids::StageId) -> Result<Target<'b>, &'static str> {
+    let own_cluster = own.and_then(|h| h.cluster(stage));
+    let Some(o) = overlay else {
+        return Ok(Target {
+            cluster: own_cluster,
+            timeout_ms: own.map_or(DEFAULT_TIMEOUT_MS, |h| h.timeout_ms),
+            method: own.and_then(|h| h.method.as_deref()),
+            host: own.and_then(|h| h.host.as_deref()),
+        });
+    };
+    let cluster = match (&o.cluster, o.vpc) {
+        (Some(c), _) => c.as_str(),
+        (None, true) => return Err("an HTTP-VPC backend without vpcAccessName"),
+        (None, false) => own_cluster.ok_or("an HTTP backend without cluster, and the API's own backend is not HTTP")?,
+    };
+    // The API's `host` belongs to the API's cluster: another cluster gets the client's.
+    let host = if o.cluster.is_none() { own.and_then(|h| h.host.as_deref()) } else { None };
+    let timeout_ms = o.timeout_ms.or(own.map(|h| h.timeout_ms)).unwrap_or(DEFAULT_TIMEOUT_MS);
+    Ok(Target { cluster: Some(cluster), timeout_ms, method: o.method.as_deref().or(own.and_then(|h| h.method.as_deref())), host })
+}
+
+/// `I504RB`, Aliyun's answer for a route whose backend overlay leaves the backend incomplete.
+fn incomplete(route: &str, why: &str) -> Refusal {
+    let reason = format!("route {route}: {why}");
+    Refusal::new(&errors::I504RB, &[&reason], "routing backend incomplete")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
     gw: &Gateway,
     api: &Api,
     identity: &Identity,
@@ -41,20 +110,38 @@ pub(crate) fn upstream(
     ctx: &Ctx<'_>,
     mut adds: QueryAdds,
     edits: &mut Edits,
+    route: Option<&Route>,
 ) -> Result<(), Refusal> {
     // Client-sent copies of the routing headers never count, whatever the API.
     edits.push((BACKEND_CLUSTER_HEADER.to_string(), None));
     edits.push((UPSTREAM_TIMEOUT_HEADER.to_string(), None));
+    edits.push((ROUTING_NAME_HEADER.to_string(), None));
     let http = match &api.backend {
         Some(Backend::Http(h)) => Some(h.as_ref()),
         _ => None,
     };
+    let mut overlay = None;
+    if let Some(r) = route {
+        set_header(edits, ROUTING_NAME_HEADER, r.name.as_bytes().to_vec());
+        match &r.backend {
+            // The gateway answers with the route's mock (`mock_reply`): nothing goes to a backend.
+            Overlay::Mock(_) => return Ok(()),
+            Overlay::Http(o) => overlay = Some(o.as_ref()),
+            Overlay::Keep => {}
+        }
+    }
     let (raw_path, query, decoded) = (req.raw_path, req.query, &*req.decoded_path);
     // The backend's path, when it is not the request's own (built only then: this runs per request).
     let mut backend = None;
+    if http.is_some() || overlay.is_some() {
+        let t = destination(http, overlay, identity.stage).map_err(|why| incomplete(route.map_or("", |r| r.name.as_str()), why))?;
+        route_to(&t, edits);
+        backend = match overlay.and_then(|o| o.path.as_deref()) {
+            Some(p) => Some(p.as_bytes().to_vec()),
+            None => http.and_then(|h| h.path.as_ref()).map(|pieces| backend_path(pieces, api, decoded)),
+        };
+    }
     if let Some(h) = http {
-        route_to(h, identity.stage, edits);
-        backend = h.path.as_ref().map(|pieces| backend_path(pieces, api, decoded));
         for c in &h.constants {
             set(c.location, &c.name, Some(c.value.clone()), edits, &mut adds);
         }
@@ -64,6 +151,10 @@ pub(crate) fn upstream(
                 set(s.location, &s.backend_name, system::value(s.system, &known), edits, &mut adds);
             }
         }
+    }
+    for c in route.map_or(&[][..], |r| &r.constants) {
+        let location = if c.query { ParamLocation::Query } else { ParamLocation::Header };
+        set(location, &c.name, Some(c.value.clone()), edits, &mut adds);
     }
     if api.request_mode != RequestMode::Passthrough {
         map_headers(api, req, edits, &mut adds);
@@ -101,7 +192,7 @@ pub(crate) fn upstream(
 }
 
 /// Whether the gateway sets query parameters for this API in this stage (mapping targets, constants,
-/// system parameters, jwtAuth claims): a form body must then be read, to refuse a field of the same name.
+/// system parameters, jwtAuth claims, a route's constants): a form body must then be read, to refuse a field of the same name.
 pub(crate) fn sets_query(gw: &Gateway, api: &Api, stage: crate::ids::StageId) -> bool {
     let mapped = api.request_mode != RequestMode::Passthrough && api.params.iter().filter_map(target).any(|(l, _)| l == ParamLocation::Query);
     let backend = match &api.backend {
@@ -110,25 +201,94 @@ pub(crate) fn sets_query(gw: &Gateway, api: &Api, stage: crate::ids::StageId) ->
         }
         _ => false,
     };
-    let jwt = api.plugins.iter().find(|(s, _)| *s == stage).and_then(|(_, b)| b.jwt);
-    let claims = jwt.and_then(|i| gw.plugins.get(i.index())).is_some_and(|p| match &p.kind {
-        crate::plugins::binding::PluginKind::Jwt(cfg) => cfg.claim_parameters.iter().any(|c| c.location == crate::plugins::jwt::TokenLocation::Query),
+    let bound = api.plugins.iter().find(|(s, _)| *s == stage).map(|(_, b)| *b).unwrap_or_default();
+    let claims = bound.jwt.and_then(|i| gw.plugins.get(i.index())).is_some_and(|p| match &p.kind {
+        PluginKind::Jwt(cfg) => cfg.claim_parameters.iter().any(|c| c.location == crate::plugins::jwt::TokenLocation::Query),
         _ => false,
     });
-    mapped || backend || claims
+    let routes = bound.routing.and_then(|i| gw.plugins.get(i.index())).is_some_and(|p| match &p.kind {
+        PluginKind::Routing(cfg) => cfg.routes.iter().any(|r| r.constants.iter().any(|c| c.query)),
+        _ => false,
+    });
+    mapped || backend || claims || routes
 }
 
-fn route_to(h: &HttpBackend, stage: crate::ids::StageId, edits: &mut Edits) {
-    if let Some(cluster) = h.cluster(stage) {
+fn route_to(t: &Target<'_>, edits: &mut Edits) {
+    if let Some(cluster) = t.cluster {
         set_header(edits, BACKEND_CLUSTER_HEADER, cluster.as_bytes().to_vec());
     }
-    set_header(edits, UPSTREAM_TIMEOUT_HEADER, h.timeout_ms.to_string().into_bytes());
-    if let Some(m) = &h.method {
+    set_header(edits, UPSTREAM_TIMEOUT_HEADER, t.timeout_ms.to_string().into_bytes());
+    if let Some(m) = t.method {
         edits.push((":method".to_string(), Some(m.as_bytes().to_vec())));
     }
-    if let Some(host) = &h.host {
+    if let Some(host) = t.host {
         edits.push((":authority".to_string(), Some(host.as_bytes().to_vec())));
     }
+}
+
+/// The routing plugin bound to the API in the request's stage.
+fn routing_of<'g>(gw: &'g Gateway, identity: &Identity) -> Option<&'g RoutingConfig> {
+    let idx = gw.bound(identity.api, identity.stage).routing?;
+    match &gw.plugins.get(idx.index())?.kind {
+        PluginKind::Routing(cfg) => Some(cfg),
+        _ => None,
+    }
+}
+
+/// A parameter of the API by its name (Aliyun's `$name` in a route's condition), read where the API
+/// declares it.
+fn api_parameter(api: &Api, name: &str, view: &RequestVars<'_>) -> Val {
+    let Some(p) = api.params.iter().find(|p| p.name == name) else { return Val::Null };
+    let source = match p.location {
+        ParamLocation::Header => VarSource::Header(name.to_ascii_lowercase()),
+        ParamLocation::Query => VarSource::Query(name.to_string()),
+        ParamLocation::Form => VarSource::Form(name.to_string()),
+        ParamLocation::Path => VarSource::Parameter(name.to_string()),
+    };
+    view.get(&source)
+}
+
+/// A number in [0, 1) for a route's `Random()`: varies per request, drawn apart from accessControl's.
+fn random_for(request_id: &str, n: u64) -> f64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ("routing", request_id, n).hash(&mut h);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The first route whose condition holds, if a routing plugin is bound.
+fn choose<'g>(gw: &'g Gateway, api: &Api, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>) -> Option<&'g Route> {
+    let cfg = routing_of(gw, identity)?;
+    let view = RequestVars { gw, req, identity, claims: None, ctx };
+    let values: Vec<Val> = cfg
+        .vars
+        .iter()
+        .map(|v| match v {
+            RouteVar::Source(l) => view.get(l),
+            RouteVar::ApiParameter(n) => api_parameter(api, n, &view),
+        })
+        .collect();
+    let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
+    let mut draws = 0u64;
+    let mut random = || {
+        draws += 1;
+        random_for(ctx.request_id, draws)
+    };
+    cfg.routes.iter().find(|r| eval(&r.condition, &var, &mut random))
+}
+
+/// The mock the gateway answers an admitted request with: the chosen route's (its name is in the
+/// edits), else, unless a route sends it to an HTTP backend, the API's own.
+pub(crate) fn mock_reply<'g>(gw: &'g Gateway, identity: &Identity, edits: &[(String, Option<Vec<u8>>)]) -> Option<&'g MockBackend> {
+    let chosen = edits.iter().rev().find(|(n, _)| n == ROUTING_NAME_HEADER).and_then(|(_, v)| v.as_deref());
+    if let Some(route) = chosen.and_then(|name| routing_of(gw, identity)?.route(name)) {
+        match &route.backend {
+            Overlay::Mock(m) => return Some(m),
+            Overlay::Http(_) => return None,
+            Overlay::Keep => {}
+        }
+    }
+    gw.mock_reply(identity.api)
 }
 
 /// Replaces an earlier edit of the same header (the removal every request starts with).

@@ -5,6 +5,7 @@ use crate::config::model::{AuthType, Gateway};
 use crate::contract::errors;
 use crate::contract::names::HOPS_HEADER;
 use crate::contract::refusal::Refusal;
+use crate::host::Stream;
 use crate::request::model::{Request, Routed};
 use crate::wire::text::header_safe;
 use crate::wire::url::{is_form, trim};
@@ -155,5 +156,37 @@ pub(crate) fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> 
         }
         Some(crate::plugins::binding::PluginKind::Cors(c)) => c.response_headers(origin),
         _ => Vec::new(),
+    }
+}
+
+/// `A403IN`: an API closed to the internet (`disableInternet`) called from a public address. The
+/// address is the one Envoy decided is the client's (the connection's peer, or the one its
+/// `use_remote_address` and `xff_num_trusted_hops` take from `X-Forwarded-For`): never a header a
+/// client controls. One host call, only for such APIs; no address known means no access.
+pub(crate) fn reachable(gw: &Gateway, routed: &Routed, stream: &dyn Stream) -> Result<(), Refusal> {
+    let Some(api) = gw.api(routed.api).filter(|a| a.disable_internet) else { return Ok(()) };
+    let peer = stream.peer_address();
+    match crate::plugins::ip_control::client_ip(crate::plugins::ip_control::Source::Peer, peer.as_deref(), None) {
+        Some(ip) if is_internal(ip) => Ok(()),
+        _ => Err(Refusal::new(&errors::A403IN, &[&format!("for api `{}`", header_safe(api.name.as_bytes()))], "internet access disabled")),
+    }
+}
+
+/// Loopback, private (RFC 1918, IPv6 unique-local), link-local and shared (RFC 6598, where cloud
+/// providers put their internal services) addresses.
+fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+            }
+        },
     }
 }
