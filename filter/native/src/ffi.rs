@@ -318,22 +318,22 @@ impl ConfigHandle {
     /// An HTTP call through a cluster on the configuration's behalf (main thread); its answer comes
     /// to `on_http_filter_config_http_callout_done` with the returned id.
     pub(crate) fn callout(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u64> {
-        let pairs: Vec<ModuleHeader> = headers.iter().map(|(n, v)| ModuleHeader::of(n.as_bytes(), v.as_bytes())).collect();
-        let mut id = 0u64;
-        // SAFETY: every buffer outlives the call (Envoy copies the request); `id` is a valid out-pointer.
-        let result = unsafe {
-            envoy_dynamic_module_callback_http_filter_config_http_callout(
-                self.0,
-                &mut id,
-                ModuleBuffer::of(cluster.as_bytes()),
-                pairs.as_ptr(),
-                pairs.len(),
-                ModuleBuffer::NULL,
-                timeout_ms,
-            )
-        };
-        (result == CALLOUT_INIT_OK).then_some(id)
+        callout(envoy_dynamic_module_callback_http_filter_config_http_callout, self.0, cluster, headers, &[], timeout_ms)
     }
+}
+
+/// The ABI's two HTTP callouts (a configuration's, a stream's) share one signature.
+type CalloutFn = unsafe extern "C" fn(*mut c_void, *mut u64, ModuleBuffer, *const ModuleHeader, usize, ModuleBuffer, u64) -> u32;
+
+/// Makes an HTTP callout through `f` on `owner`'s behalf; the callout id, or `None` if Envoy refused.
+fn callout(f: CalloutFn, owner: *mut c_void, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> Option<u64> {
+    let pairs: Vec<ModuleHeader> = headers.iter().map(|(n, v)| ModuleHeader::of(n.as_bytes(), v.as_bytes())).collect();
+    let body = if body.is_empty() { ModuleBuffer::NULL } else { ModuleBuffer::of(body) };
+    let mut id = 0u64;
+    // SAFETY: `owner` is the live handle `f` takes; every buffer outlives the call (Envoy copies the
+    // request); `id` is a valid out-pointer.
+    let result = unsafe { f(owner, &mut id, ModuleBuffer::of(cluster.as_bytes()), pairs.as_ptr(), pairs.len(), body, timeout_ms) };
+    (result == CALLOUT_INIT_OK).then_some(id)
 }
 
 /// A main-thread scheduler of a configuration (deleted once, by `delete`).
@@ -545,21 +545,7 @@ impl FilterHandle {
     /// to `on_http_filter_http_callout_done` with the returned id. Envoy cancels it if the stream ends
     /// first.
     pub(crate) fn callout(&self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> Option<u64> {
-        let pairs: Vec<ModuleHeader> = headers.iter().map(|(n, v)| ModuleHeader::of(n.as_bytes(), v.as_bytes())).collect();
-        let mut id = 0u64;
-        // SAFETY: every buffer outlives the call (Envoy copies the request); `id` is a valid out-pointer.
-        let result = unsafe {
-            envoy_dynamic_module_callback_http_filter_http_callout(
-                self.0,
-                &mut id,
-                ModuleBuffer::of(cluster.as_bytes()),
-                pairs.as_ptr(),
-                pairs.len(),
-                ModuleBuffer::of(body),
-                timeout_ms,
-            )
-        };
-        (result == CALLOUT_INIT_OK).then_some(id)
+        callout(envoy_dynamic_module_callback_http_filter_http_callout, self.0, cluster, headers, body, timeout_ms)
     }
 
     pub(crate) fn continue_decoding(&self) {

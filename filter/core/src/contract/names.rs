@@ -17,3 +17,7 @@ pub const ERROR_MESSAGE_HEADER: &str = "x-ca-error-message";
 pub const BACKEND_CLUSTER_HEADER: &str = "x-cagate-cluster";
 /// The backend timeout of an API, honoured by Envoy's router.
 pub const UPSTREAM_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";
+
+/// The header that tells the backend which route sent the request (Aliyun's name). The gateway owns
+/// it: a client's copy never reaches the backend.
+pub(crate) const ROUTING_NAME_HEADER: &str = "x-ca-routing-name";

@@ -10,10 +10,6 @@ use crate::plugins::system::SystemValue;
 use crate::schema::validator::{join, Validator};
 use serde_json::{Map, Value};
 
-/// The header that tells the backend which route sent the request (Aliyun's name). The gateway owns
-/// it: a client's copy never reaches the backend.
-pub(crate) const ROUTING_NAME_HEADER: &str = "x-ca-routing-name";
-
 /// Most routes in one plugin (Aliyun publishes no limit; every route is evaluated per request).
 pub(crate) const MAX_ROUTES: usize = 16;
 /// Longest route name: it is sent to the backend in a header.
@@ -87,7 +83,7 @@ pub struct RoutingConfig {
 }
 
 impl RoutingConfig {
-    /// The route of this name (the one `ROUTING_NAME_HEADER` names).
+    /// The route of this name (the one `X-Ca-Routing-Name` names).
     pub fn route(&self, name: &[u8]) -> Option<&Route> {
         self.routes.iter().find(|r| r.name.as_bytes() == name)
     }

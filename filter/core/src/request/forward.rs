@@ -8,11 +8,11 @@ use crate::config::model::{Api, Gateway};
 use crate::config::parameters::{ApiParameter, ParamLocation};
 use crate::config::router::path_params;
 use crate::contract::errors;
-use crate::contract::names::{BACKEND_CLUSTER_HEADER, UPSTREAM_TIMEOUT_HEADER};
+use crate::contract::names::{BACKEND_CLUSTER_HEADER, ROUTING_NAME_HEADER, UPSTREAM_TIMEOUT_HEADER};
 use crate::contract::refusal::Refusal;
 use crate::plugins::binding::PluginKind;
 use crate::plugins::conditions::{eval, Val, VarSource};
-use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig, ROUTING_NAME_HEADER};
+use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig};
 use crate::plugins::system;
 use crate::request::model::{Ctx, Identity, Request};
 use crate::request::vars::RequestVars;
@@ -248,14 +248,6 @@ fn api_parameter(api: &Api, name: &str, view: &RequestVars<'_>) -> Val {
     view.get(&source)
 }
 
-/// A number in [0, 1) for a route's `Random()`: varies per request, drawn apart from accessControl's.
-fn random_for(request_id: &str, n: u64) -> f64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    ("routing", request_id, n).hash(&mut h);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The first route whose condition holds, if a routing plugin is bound.
 fn choose<'g>(gw: &'g Gateway, api: &Api, identity: &Identity, req: &Request<'_>, ctx: &Ctx<'_>) -> Option<&'g Route> {
     let cfg = routing_of(gw, identity)?;
@@ -272,7 +264,7 @@ fn choose<'g>(gw: &'g Gateway, api: &Api, identity: &Identity, req: &Request<'_>
     let mut draws = 0u64;
     let mut random = || {
         draws += 1;
-        random_for(ctx.request_id, draws)
+        crate::request::vars::random_for("routing", ctx.request_id, draws)
     };
     cfg.routes.iter().find(|r| eval(&r.condition, &var, &mut random))
 }

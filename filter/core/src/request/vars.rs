@@ -118,12 +118,12 @@ impl RequestVars<'_> {
     }
 }
 
-/// A number in [0, 1) for `Random()`: varies per request, needs no host call.
-fn random_for(request_id: &str, n: u64) -> f64 {
+/// A number in [0, 1) for `Random()`: varies per request, needs no host call. `draw` keeps the
+/// plugins' draws apart (a route's from accessControl's).
+pub(crate) fn random_for(draw: &str, request_id: &str, n: u64) -> f64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    request_id.hash(&mut h);
-    n.hash(&mut h);
+    (draw, request_id, n).hash(&mut h);
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -139,7 +139,7 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
     let mut draws = 0u64;
     let mut random = || {
         draws += 1;
-        random_for(view.ctx.request_id, draws)
+        random_for("accessControl", view.ctx.request_id, draws)
     };
     for rule in &cfg.rules {
         let holds = eval(&rule.condition, &var, &mut random);
