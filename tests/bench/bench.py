@@ -169,7 +169,7 @@ class Scenario:
         t0 = time.time()
         self.proc = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"],
                                      stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=NATIVE_DIR))
+                                     env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=MODULE_DIRS.get(name, NATIVE_DIR)))
         self.wait_ready()
         self.ready_s = time.time() - t0
         self.rows = []
@@ -225,6 +225,19 @@ class Scenario:
         self.proc.terminate()
         self.proc.wait()
         self.log.close()
+
+
+# Scenarios whose dynamic module comes from another directory than the build's (the empty module).
+MODULE_DIRS = {}
+
+
+def native_empty_build():
+    """The native module built with `bench-empty` (every stream hook returns at once): Envoy's own cost
+    of running a dynamic-module filter, the native rows' floor."""
+    target = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "bench-native-empty")
+    subprocess.run(["cargo", "build", "--profile", "native", "-p", "cagate-native", "--features", "bench-empty"], cwd=ROOT,
+                   check=True, env=dict(os.environ, CARGO_TARGET_DIR=target))
+    return os.path.join(target, "native")
 
 
 def record_off_build(work):
@@ -327,7 +340,11 @@ def main():
     if not args.no_native and not native:
         print(f"no lib{NATIVE_MODULE}.so in {NATIVE_DIR}: no native rows (set ENVOY_DYNAMIC_MODULES_SEARCH_PATH)")
     if native:
-        defs += [("native signed", [native_filter(small)], "signed")]
+        MODULE_DIRS["native empty module"] = native_empty_build()
+        # The same signed requests as "native signed", through a module that does nothing.
+        defs += [("no filter, signed requests", [], "signed"),
+                 ("native empty module", [native_filter(small)], "signed"),
+                 ("native signed", [native_filter(small)], "signed")]
     def with_traffic(data):
         cfg = small_config()
         cfg["plugins"] = [{"name": "limits", "type": "trafficControl", "data": data}]

@@ -125,6 +125,11 @@ impl StreamIo for Io {
         self.stream.set_header(HeaderMap::Request, name, value)
     }
 
+    fn add_request_header(&self, name: &[u8], value: &[u8]) -> bool {
+        self.edited.set(true);
+        self.stream.add_header(HeaderMap::Request, name, value) || self.stream.set_header(HeaderMap::Request, name, Some(value))
+    }
+
     fn request_body(&self, max: usize) -> Vec<u8> {
         self.stream.request_body(max)
     }
@@ -144,6 +149,12 @@ impl StreamIo for Io {
 
     fn set_response_header(&self, name: &str, value: Option<&[u8]>) {
         let _ = self.stream.set_header(HeaderMap::Response, name.as_bytes(), value);
+    }
+
+    fn add_response_header(&self, name: &str, value: &[u8]) {
+        if !self.stream.add_header(HeaderMap::Response, name.as_bytes(), value) {
+            let _ = self.stream.set_header(HeaderMap::Response, name.as_bytes(), Some(value));
+        }
     }
 
     fn response_body(&self, max: usize) -> Vec<u8> {

@@ -511,10 +511,15 @@ fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_
         // Removing a header the client did not send (and no earlier edit set) would be a host call
         // for nothing: the gateway strips its own headers from every request, and most never came.
         let set_before = || edits[..i].iter().any(|(n, v)| n == name && v.is_some());
-        if value.is_none() && head.get(name).is_none() && !set_before() {
-            continue;
-        }
-        if !io.set_request_header(name, *value) {
+        // Envoy's names are lower case; an edit's name may not be (a mapped backend name).
+        let absent = || !head.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) && !set_before();
+        let done = match value {
+            None if absent() => continue,
+            // Every spelling the client sent was removed above: a header it never sent is added.
+            Some(v) if absent() => io.add_request_header(name, v),
+            _ => io.set_request_header(name, *value),
+        };
+        if !done {
             log::warn!("cagate: request header {} not set", String::from_utf8_lossy(name));
         }
     }

@@ -97,6 +97,11 @@ pub trait StreamIo: Stream {
     fn response_headers(&self) -> Vec<u8>;
     /// Sets (`Some`) or removes (`None`) one request header; `false` if the host refused.
     fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool;
+    /// Adds a request header the map does not hold (no spelling of it): a host may do that cheaper
+    /// than a set, which looks for one to replace first.
+    fn add_request_header(&self, name: &[u8], value: &[u8]) -> bool {
+        self.set_request_header(name, Some(value))
+    }
     /// At most `max` bytes of the buffered request body.
     fn request_body(&self, max: usize) -> Vec<u8>;
     /// Resumes a request the filter held.
@@ -106,6 +111,10 @@ pub trait StreamIo: Stream {
     /// Envoy's response code details (`via_upstream` for a backend's own response).
     fn response_details(&self) -> Vec<u8>;
     fn set_response_header(&self, name: &str, value: Option<&[u8]>);
+    /// Adds a response header the map does not hold (see `add_request_header`).
+    fn add_response_header(&self, name: &str, value: &[u8]) {
+        self.set_response_header(name, Some(value))
+    }
     /// At most `max` bytes of the buffered response body.
     fn response_body(&self, max: usize) -> Vec<u8>;
     /// Replaces the first `size` bytes of the response body.

@@ -28,6 +28,7 @@ impl Exchange {
         // Only the gateway says X-Ca-Error-*: a backend's own copies never reach the client. Removed
         // when there (a map that did not parse: removed blindly).
         let forged = head.is_none() || header(ERROR_CODE_HEADER).is_some() || header(ERROR_MESSAGE_HEADER).is_some();
+        let id_sent = head.is_none() || header(REQUEST_ID_HEADER).is_some();
         let mut gateway_code: Option<&'static ErrorCode> = None;
         let backend_failed = if status < 400 {
             if forged {
@@ -77,7 +78,7 @@ impl Exchange {
             let status = gateway_code.map_or(status, |c| c.status);
             self.conclude(gw, svc, io, status);
         }
-        self.add_response_headers(io);
+        self.add_response_headers(io, id_sent);
         flow
     }
 
@@ -110,9 +111,14 @@ impl Exchange {
         Flow::Continue
     }
 
-    fn add_response_headers(&mut self, io: &dyn StreamIo) {
+    /// The gateway's response headers; its request id replaces one the backend sent (`id_sent`).
+    fn add_response_headers(&mut self, io: &dyn StreamIo, id_sent: bool) {
         let rid = self.request_id;
-        io.set_response_header(REQUEST_ID_HEADER, Some(&rid));
+        if id_sent {
+            io.set_response_header(REQUEST_ID_HEADER, Some(&rid));
+        } else {
+            io.add_response_header(REQUEST_ID_HEADER, &rid);
+        }
         if let Some(q) = self.quota {
             for (name, value) in q.headers() {
                 io.set_response_header(name, Some(value.as_bytes()));
