@@ -27,7 +27,8 @@ class AuthService:
 
             def do_GET(self):
                 token = self.headers.get("x-token", "")
-                outer.calls.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                outer.calls.append({"method": self.command, "path": self.path,
+                                    "headers": {k.lower(): v for k, v in self.headers.items()}})
                 extra = {}
                 if token.startswith("good"):
                     status, extra = 200, {"X-User-Id": "user-of-" + token, "X-Ca-App-Id": "forged", "X-Secret": "no"}
@@ -43,6 +44,8 @@ class AuthService:
                     self.send_header(k, v)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            do_POST = do_GET
 
             def log_message(self, *a):
                 pass
@@ -63,11 +66,11 @@ class AuthService:
         return [c for c in self.calls if c["headers"].get("x-token") == token]
 
 
-def remote_auth(name, cluster, **extra):
+def remote_auth(name, cluster, method="POST", **extra):
     data = {
         "cluster": cluster,
         "authUriType": "HTTP",
-        "authUri": {"address": "http://auth.internal:8080", "path": "/check", "timeout": 500, "method": "GET"},
+        "authUri": {"address": "http://auth.internal:8080", "path": "/check", "timeout": 500, "method": method},
         "trimAuthorizationHeaderPrefix": True,
         "passThroughPath": True,
         "authParameters": [
@@ -88,7 +91,7 @@ def remote_auth(name, cluster, **extra):
 
 
 CONFIG = {
-    "plugins": [remote_auth("ext", "auth_service"), remote_auth("ext-down", "auth_down")],
+    "plugins": [remote_auth("ext", "auth_service"), remote_auth("ext-down", "auth_down", method="GET")],
     "apis": [
         {"name": "orders", "method": "GET", "path": "/orders", "authType": "ANONYMOUS",
          "plugins": [{"plugin": "ext"}]},
@@ -125,7 +128,7 @@ def test_an_allowed_request_reaches_the_backend_with_the_answers_header(stack):
     assert "forged" not in seen.get("x-ca-app-id", []), "a gateway header never comes from the answer"
     assert "x-secret" not in seen, "only the listed headers pass"
     [c] = stack.auth.seen("good-1")
-    assert c["path"] == "/check?uid=u7"
+    assert (c["method"], c["path"]) == ("POST", "/check?uid=u7")
     assert c["headers"]["host"] == "auth.internal:8080"
     assert c["headers"]["x-ca-remote-auth-raw-path"] == "/orders"
 

@@ -434,11 +434,11 @@ fn answer_value(loc: &VarSource, a: &HttpAnswer, body: &Option<Value>) -> Val {
 /// The service's verdict: the headers the backend receives from a success (lower-case names, the
 /// configured ones the answer has), or the refusal. No answer or a 5xx is the service failing.
 pub(crate) fn verdict(cfg: &RemoteAuthConfig, a: &HttpAnswer) -> Result<Passed, Refusal> {
-    let status = match a.status {
+    match a.status {
         None | Some(0) => return Err(Refusal::new(&errors::X503RA, &["no answer"], "remote auth: no answer")),
         Some(s) if s >= 500 => return Err(Refusal::new(&errors::X503RA, &[&format!("status {s}")], "remote auth: service error")),
-        Some(s) => s,
-    };
+        Some(_) => {}
+    }
     let body = if cfg.vars.locations.iter().any(|l| matches!(l, VarSource::BodyJsonField(_))) { serde_json::from_slice(&a.body).ok() } else { None };
     let values: Vec<Val> = cfg.vars.locations.iter().map(|l| answer_value(l, a, &body)).collect();
     let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
@@ -453,7 +453,6 @@ pub(crate) fn verdict(cfg: &RemoteAuthConfig, a: &HttpAnswer) -> Result<Passed, 
     if eval(&cfg.condition, &var, &mut never_random) {
         return Ok(passed(&cfg.success_headers));
     }
-    let _ = status;
     let mut r = Refusal::new(&errors::A403RA, &[], "remote auth: refused");
     if let Some(m) = &cfg.error_message {
         r.message = m.clone();
