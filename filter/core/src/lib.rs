@@ -63,6 +63,7 @@ pub use host::{Clock, SetError, SharedStore, Stream};
 pub use host::{FixedClock, MemoryStore};
 pub use ids::{ApiId, AppId, PluginId, StageId};
 pub use plugins::binding::{Plugin, PluginKind, Runtime};
+pub use plugins::remote_auth::{HttpAnswer, HttpCall, MAX_ANSWER_BODY as MAX_HTTP_ANSWER_BODY};
 pub use plugins::{circuit_breaker, conditions, error_mapping, jwt, system, traffic_control};
 pub use request::cluster_calls::GrpcCall;
 pub use schema::validator::Problem;

@@ -7,7 +7,7 @@ use crate::ffi::{Attribute, FilterHandle, HeaderMap};
 use crate::metrics::Sink;
 use crate::store;
 use crate::worker::{self, Worker};
-use cagate_core::{grpc_http, Answer, Engine, Exchange, Flow, GrpcCall, Services, Stream, StreamIo};
+use cagate_core::{grpc_http, Answer, Engine, Exchange, Flow, GrpcCall, HttpAnswer, HttpCall, Services, Stream, StreamIo};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -66,9 +66,18 @@ impl Filter {
         self.with(s, |x, e, svc, io| x.on_response_headers(e, svc, io, end_of_stream))
     }
 
-    /// A cluster-mode call's answer (etcd, the rate limit service), made as plain HTTP/2.
+    /// A callout's answer: remoteAuth's HTTP call, or a cluster-mode call (etcd, the rate limit
+    /// service) made as plain HTTP/2.
     pub(crate) fn on_callout_done(&mut self, s: FilterHandle, id: u64, callout: &CalloutAnswer) {
         let Ok(token) = u32::try_from(id) else { return };
+        if self.exchange.awaits_http(token) {
+            let answer = HttpAnswer::from_pairs(callout.headers.clone().unwrap_or_default(), callout.body.clone());
+            self.with(s, |x, e, svc, io| {
+                x.on_http_answer(e, svc, io, token, &answer);
+                Flow::Continue
+            });
+            return;
+        }
         let status = callout.header(":status").and_then(|v| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
         let status = if callout.headers.is_some() { status.or(Some(0)) } else { None };
         let answer = Answer::from_http(status, callout.header("grpc-status"), &callout.body);
@@ -171,6 +180,13 @@ impl StreamIo for Io {
         let path = format!("/{}/{}", call.service, call.method);
         let headers = grpc_http::request_headers(&path, &call.cluster);
         let id = self.stream.callout(&call.cluster, &headers, &grpc_http::frame(&call.message), call.timeout_ms)?;
+        u32::try_from(id).ok()
+    }
+
+    /// remoteAuth's call, a callout of this stream (Envoy cancels it if the stream ends first).
+    fn send_http(&self, call: &HttpCall) -> Option<u32> {
+        let headers: Vec<(&str, &str)> = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let id = self.stream.callout(&call.cluster, &headers, &call.body, call.timeout_ms)?;
         u32::try_from(id).ok()
     }
 

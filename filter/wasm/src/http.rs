@@ -4,7 +4,7 @@
 use crate::host::{CoarseClock, HostClock, HostStore, HostStream, StatsSink};
 use crate::hostcall::{self, Buffer, Map};
 use crate::State;
-use cagate_core::{Answer, Exchange, Flow, GrpcCall, RequestIds, Services, Stream, StreamIo};
+use cagate_core::{Answer, Exchange, Flow, GrpcCall, HttpAnswer, HttpCall, RequestIds, Services, Stream, StreamIo, MAX_HTTP_ANSWER_BODY};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
@@ -49,6 +49,14 @@ impl Context for Http {
         let answer = Answer::from_grpc(status, || hostcall::buffer(Buffer::GrpcReceive, 0, size), hostcall::grpc_status_message);
         self.with((), |x, s, svc, io| x.on_grpc_answer(&s.engine, svc, io, token, &answer));
     }
+
+    /// remoteAuth's answer: its headers (none when the call failed or timed out) and its body.
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let pairs = if num_headers == 0 { Vec::new() } else { http_pairs(&hostcall::header_map(Map::HttpCallResponse)) };
+        let body = if body_size == 0 { Vec::new() } else { hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size.min(MAX_HTTP_ANSWER_BODY)) };
+        let answer = HttpAnswer::from_pairs(pairs, body);
+        self.with((), |x, s, svc, io| x.on_http_answer(&s.engine, svc, io, token, &answer));
+    }
 }
 
 impl HttpContext for Http {
@@ -75,6 +83,11 @@ impl HttpContext for Http {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         action(self.with(Flow::Continue, |x, s, svc, io| x.on_response_body(&s.engine, svc, io, body_size, end_of_stream)))
     }
+}
+
+/// A serialized header map as owned pairs (empty if malformed).
+fn http_pairs(serialized: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    cagate_core::Headers::from_serialized(serialized).map(|h| h.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect()).unwrap_or_default()
 }
 
 /// This stream's I/O as host calls.
@@ -142,6 +155,21 @@ impl StreamIo for Io<'_> {
 
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32> {
         crate::grpc::send(self.ctx, call)
+    }
+
+    /// The SDK's wrapper registers the token with its dispatcher, for this stream's context (the
+    /// current one); it panics only on a status other than Ok, BadArgument and InternalFailure,
+    /// which Envoy's httpCall never returns.
+    fn send_http(&self, call: &HttpCall) -> Option<u32> {
+        let headers: Vec<(&str, &str)> = call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let body = (!call.body.is_empty()).then_some(call.body.as_slice());
+        match self.ctx.dispatch_http_call(&call.cluster, headers, body, vec![], std::time::Duration::from_millis(call.timeout_ms)) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                log::warn!("cagate: remoteAuth: cannot call cluster {} ({e:?})", call.cluster);
+                None
+            }
+        }
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) {

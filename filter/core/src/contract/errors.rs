@@ -189,6 +189,11 @@ table! {
     A403UA 403 "Unauthorized" => UNAUTHORIZED;
     // Not in the reference: the basicAuth plugin's refusal (missing or wrong credentials).
     A401BA 401 "Basic Authorization Required" => UNAUTHORIZED;
+    // Not in the reference: the remoteAuth plugin's refusals. Aliyun's third-party authentication
+    // page names no code; A403RA is the service's "no" (its status replaceable by errorStatusCode,
+    // its message by errorMessage), X503RA the service failing to answer (fail-closed).
+    A403RA 403 "Remote Authentication Failed" => UNAUTHORIZED;
+    X503RA 503 "Remote Authentication Service Unavailable: ${Reason}" => SERVICE_UNAVAILABLE;
 }
 
 /// Looks a code up by its six characters.

@@ -43,6 +43,8 @@ pub struct Exchange {
     pending: Option<Routed>,
     /// Cluster mode: admitted locally, waiting for the cluster-mode checks.
     checks: Option<ClusterChecks>,
+    /// remoteAuth: admitted locally, waiting for the authentication service's answer.
+    pub(super) remote: Option<super::remote_checks::RemoteWait>,
     /// The gateway answered (a local reply): the stream is the host's.
     pub(super) replied: bool,
     /// The client sent its whole request (headers, body, trailers).
@@ -86,6 +88,7 @@ impl Exchange {
             head: Vec::new(),
             pending: None,
             checks: None,
+            remote: None,
             replied: false,
             request_ended: false,
             quota: None,
@@ -148,7 +151,7 @@ impl Exchange {
     /// request callback may let it continue then: continuing from a later callback would also release
     /// the headers the filter holds.
     fn holds_request(&self) -> bool {
-        self.pending.is_some() || self.checks.is_some() || self.replied
+        self.pending.is_some() || self.checks.is_some() || self.remote.is_some() || self.replied
     }
 
     /// The whole request went on to the backend: it ended, and the gateway let it through.
@@ -272,6 +275,16 @@ impl Exchange {
             Err((r, identity)) if self.report_only => return self.report(gw, svc, io, headers, &r, identity.as_ref()),
             Err((r, _)) => return self.refuse(gw, svc, io, &r),
         };
+        let admitted = match self.remote_auth(engine, svc, io, req, admitted) {
+            Ok(a) => a,
+            Err(flow) => return flow,
+        };
+        self.proceed(engine, svc, io, headers, admitted)
+    }
+
+    /// An admitted request's last steps: the cluster-mode checks, or the mock answer, or the backend.
+    pub(super) fn proceed(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, headers: &Headers<'_>, admitted: Admission) -> Flow {
+        let gw = &engine.gateway;
         if admitted.rate_limit.is_some() || !admitted.one_time.is_empty() {
             let checks = ClusterChecks::start(engine, svc, io, admitted, self.request_id);
             self.checks = Some(checks);
@@ -325,7 +338,7 @@ impl Exchange {
         Flow::Pause
     }
 
-    fn refuse(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, r: &Refusal) -> Flow {
+    pub(super) fn refuse(&mut self, gw: &Gateway, svc: &Services<'_>, io: &dyn StreamIo, r: &Refusal) -> Flow {
         if self.report_only {
             let head = io.request_headers();
             let headers = Headers::from_serialized(&head).unwrap_or_default();

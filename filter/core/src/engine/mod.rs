@@ -8,6 +8,7 @@
 mod cluster_checks;
 mod exchange;
 mod record;
+mod remote_checks;
 mod response;
 #[cfg(any(test, feature = "test-kit"))]
 pub mod testkit;
@@ -121,6 +122,11 @@ pub trait StreamIo: Stream {
     fn set_response_body(&self, size: usize, body: &[u8]);
     /// Sends a gRPC call; its answer comes back as `Exchange::on_grpc_answer` with the token.
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32>;
+    /// Sends an HTTP call through an Envoy cluster (remoteAuth); its answer comes back as
+    /// `Exchange::on_http_answer` with the token. `None`: not sent (a host without callouts).
+    fn send_http(&self, _call: &crate::plugins::remote_auth::HttpCall) -> Option<u32> {
+        None
+    }
     /// Publishes a value for the access log and later filters (Envoy filter state `wasm.<name>`).
     fn set_filter_state(&self, _name: &str, _value: &[u8]) {}
     /// Whether `set_request_headers` may replace the whole map (a host without it edits header by

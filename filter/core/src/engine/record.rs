@@ -89,6 +89,7 @@ fn plugin_of(code: &str) -> Option<&'static str> {
         "A403AC" => "accessControl",
         "A403CO" | "I404CO" => "cors",
         "D503CB" => "circuitBreaker",
+        "A403RA" | "X503RA" => "remoteAuth",
         "I400JR" | "S403JI" | "A403SV" | "I400JD" | "A403JT" | "A403JK" | "A403JE" | "I400JP" => "jwtAuth",
         c if c.starts_with("T429") => "trafficControl",
         _ => return None,

@@ -8,6 +8,7 @@ use crate::config::compile::compile;
 use crate::config::model::Gateway;
 use crate::host::{Clock, MemoryStore, Stream};
 use crate::plugins::binding::Runtime;
+use crate::plugins::remote_auth::{HttpAnswer, HttpCall};
 use crate::request::cluster_calls::GrpcCall;
 use crate::wire::headers::{serialize, Headers};
 use std::cell::{Cell, RefCell};
@@ -75,6 +76,10 @@ pub struct MemoryStream {
     pub response_body: RefCell<Vec<u8>>,
     pub details: Vec<u8>,
     pub calls: RefCell<Vec<(u32, GrpcCall)>>,
+    /// HTTP calls sent (remoteAuth), with their tokens (from 1001, apart from the gRPC calls').
+    pub http_calls: RefCell<Vec<(u32, HttpCall)>>,
+    /// A host that cannot send HTTP calls (`send_http` answers `None`).
+    pub no_http: bool,
     /// Header maps the engine handed that do not parse (the host refuses them): always 0 unless
     /// the engine has a bug.
     pub bad_maps: Cell<usize>,
@@ -205,6 +210,16 @@ impl StreamIo for MemoryStream {
     fn send_grpc(&self, call: &GrpcCall) -> Option<u32> {
         let mut calls = self.calls.borrow_mut();
         let token = calls.len() as u32 + 1;
+        calls.push((token, call.clone()));
+        Some(token)
+    }
+
+    fn send_http(&self, call: &HttpCall) -> Option<u32> {
+        if self.no_http {
+            return None;
+        }
+        let mut calls = self.http_calls.borrow_mut();
+        let token = calls.len() as u32 + 1001;
         calls.push((token, call.clone()));
         Some(token)
     }
@@ -360,7 +375,11 @@ impl Kit {
         let svc = self.services();
         let ends_at_headers = !delivery.body && !delivery.trailers;
         let mut flow = exchange.on_request_headers(&self.engine, &svc, &stream, ends_at_headers);
-        let read_body = !ends_at_headers && flow == Flow::Pause && stream.reply.borrow().is_none() && stream.calls.borrow().is_empty();
+        let read_body = !ends_at_headers
+            && flow == Flow::Pause
+            && stream.reply.borrow().is_none()
+            && stream.calls.borrow().is_empty()
+            && stream.http_calls.borrow().is_empty();
         if delivery.body {
             let pieces = delivery.pieces.max(1);
             let len = stream.body.len();
@@ -384,6 +403,18 @@ impl Kit {
     /// A gRPC answer for one of the outcome's calls.
     pub fn answer(&self, o: &mut Outcome, token: u32, answer: &Answer) {
         o.exchange.on_grpc_answer(&self.engine, &self.services(), &o.stream, token, answer);
+    }
+
+    /// An HTTP answer (remoteAuth) for one of the outcome's calls: the status (`None`: no response),
+    /// the headers and the body.
+    pub fn http_answer(&self, o: &mut Outcome, token: u32, status: Option<u16>, headers: &[(&str, &str)], body: &[u8]) {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Some(s) = status {
+            pairs.push((b":status".to_vec(), s.to_string().into_bytes()));
+            pairs.extend(headers.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec())));
+        }
+        let answer = HttpAnswer::from_pairs(pairs, body.to_vec());
+        o.exchange.on_http_answer(&self.engine, &self.services(), &o.stream, token, &answer);
     }
 
     /// The response phase: the backend's (or Envoy's) response headers and body.

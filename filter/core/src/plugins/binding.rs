@@ -13,6 +13,7 @@ use crate::plugins::error_mapping::MappingConfig;
 use crate::plugins::ip_control::IpConfig;
 use crate::plugins::jwt::{JwtConfig, JwtState};
 use crate::plugins::log_mask::LogMaskConfig;
+use crate::plugins::remote_auth::{AuthCache, RemoteAuthConfig};
 use crate::plugins::routing::RoutingConfig;
 use crate::plugins::traffic_control::TrafficConfig;
 use crate::schema::validator::{join, kind, Validator};
@@ -54,6 +55,7 @@ pub enum PluginKind {
     ErrorMapping(Box<MappingConfig>),
     Routing(Box<RoutingConfig>),
     LogMask(Box<LogMaskConfig>),
+    RemoteAuth(Box<RemoteAuthConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub struct Bound {
     pub error_mapping: Option<PluginId>,
     pub routing: Option<PluginId>,
     pub log_mask: Option<PluginId>,
+    pub remote_auth: Option<PluginId>,
 }
 
 impl Bound {
@@ -93,6 +96,7 @@ impl Bound {
             MappingConfig::TYPE => Some(&mut self.error_mapping),
             RoutingConfig::TYPE => Some(&mut self.routing),
             LogMaskConfig::TYPE => Some(&mut self.log_mask),
+            RemoteAuthConfig::TYPE => Some(&mut self.remote_auth),
             _ => None,
         }
     }
@@ -166,6 +170,7 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::ErrorMapping),
             (RoutingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Routing),
             (LogMaskConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::LogMask),
+            (RemoteAuthConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::RemoteAuth),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None
@@ -277,6 +282,8 @@ pub(crate) fn resolve(
 /// Per-VM mutable state of the plugins (caches, remote keys), indexed like `Gateway::plugins`.
 pub struct Runtime {
     pub jwt: Vec<Option<JwtState>>,
+    /// remoteAuth's remembered successes, every plugin's in one bounded cache.
+    pub remote_auth: AuthCache,
 }
 
 impl Runtime {
@@ -289,6 +296,7 @@ impl Runtime {
                     _ => None,
                 })
                 .collect(),
+            remote_auth: AuthCache::new(seed),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod error_mapping;
 pub(crate) mod ip_control;
 pub mod jwt;
 pub(crate) mod log_mask;
+pub(crate) mod remote_auth;
 pub(crate) mod routing;
 pub mod system;
 pub mod traffic_control;
