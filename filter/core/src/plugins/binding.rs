@@ -6,6 +6,7 @@ use crate::ids::PluginId;
 use crate::plugins::access_control::AccessConfig;
 use crate::plugins::backend_signature::BackendConfig;
 use crate::plugins::basic_auth::BasicConfig;
+use crate::plugins::caching::CachingConfig;
 use crate::plugins::circuit_breaker::BreakerConfig;
 use crate::plugins::cors::CorsConfig;
 use crate::plugins::definition::{AliyunPlugin, Definition};
@@ -54,6 +55,7 @@ pub enum PluginKind {
     ErrorMapping(Box<MappingConfig>),
     Routing(Box<RoutingConfig>),
     LogMask(Box<LogMaskConfig>),
+    Caching(Box<CachingConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub struct Bound {
     pub error_mapping: Option<PluginId>,
     pub routing: Option<PluginId>,
     pub log_mask: Option<PluginId>,
+    pub caching: Option<PluginId>,
 }
 
 impl Bound {
@@ -93,6 +96,7 @@ impl Bound {
             MappingConfig::TYPE => Some(&mut self.error_mapping),
             RoutingConfig::TYPE => Some(&mut self.routing),
             LogMaskConfig::TYPE => Some(&mut self.log_mask),
+            CachingConfig::TYPE => Some(&mut self.caching),
             _ => None,
         }
     }
@@ -166,6 +170,7 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::ErrorMapping),
             (RoutingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Routing),
             (LogMaskConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::LogMask),
+            (CachingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Caching),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None
