@@ -25,8 +25,8 @@ CLI = os.environ.get("CAGATE_CLI", os.path.join(ROOT, "target", "release", "caga
 PENDING_PAGES = set()
 
 SUPPORTED_PLUGINS = ["jwtAuth", "trafficControl", "ipControl", "accessControl", "cors", "backendSignature", "basicAuth",
-                     "errorMapping", "circuitBreaker", "routing", "logMask", "remoteAuth"]
-UNSUPPORTED_PLUGINS = ["caching", "transformer"]
+                     "errorMapping", "circuitBreaker", "routing", "logMask", "remoteAuth", "caching"]
+UNSUPPORTED_PLUGINS = ["transformer"]
 
 
 def _rel(path):

@@ -31,6 +31,9 @@ pub(crate) struct Metrics {
     jwks: Option<usize>,
     cluster: Option<usize>,
     filter_us: Option<usize>,
+    caching_hits: Option<usize>,
+    caching_misses: Option<usize>,
+    caching_stored: Option<usize>,
     pub(crate) registry_version: Option<usize>,
     pub(crate) registry_apps: Option<usize>,
     pub(crate) registry_age: Option<usize>,
@@ -59,6 +62,9 @@ impl Metrics {
             jwks: counter("cagate.jwks", &["cagate_plugin", "cagate_result"]),
             cluster: counter("cagate.cluster", &["cagate_service", "cagate_result"]),
             filter_us: c.define(MetricKind::Histogram, "cagate.filter_us", &[]),
+            caching_hits: counter("cagate.caching_hits", &[]),
+            caching_misses: counter("cagate.caching_misses", &[]),
+            caching_stored: counter("cagate.caching_stored", &[]),
             registry_version: gauge("cagate.registry.version"),
             registry_apps: gauge("cagate.registry.apps"),
             registry_age: if with_registry { gauge("cagate.registry.age_seconds") } else { None },
@@ -97,6 +103,9 @@ pub(crate) struct Pending {
     nonce_full: u64,
     breaker_opened: u64,
     breaker_refused: u64,
+    caching_hits: u64,
+    caching_misses: u64,
+    caching_stored: u64,
     refused: Codes,
     backend_failures: Codes,
     would_refuse: Codes,
@@ -175,6 +184,9 @@ impl Pending {
             (m.nonce_full, &mut self.nonce_full),
             (m.breaker_opened, &mut self.breaker_opened),
             (m.breaker_refused, &mut self.breaker_refused),
+            (m.caching_hits, &mut self.caching_hits),
+            (m.caching_misses, &mut self.caching_misses),
+            (m.caching_stored, &mut self.caching_stored),
         ];
         for (id, n) in plain {
             if let (Some(id), true) = (id, *n > 0) {
@@ -289,6 +301,9 @@ impl Stats for Sink<'_> {
             Stat::FilterMicros(_) => {}
             Stat::BackendFailure(code) => add_code(&mut p.backend_failures, code),
             Stat::WouldRefuse(code) => add_code(&mut p.would_refuse, code),
+            Stat::Caching("hit") => p.caching_hits += 1,
+            Stat::Caching("miss") => p.caching_misses += 1,
+            Stat::Caching(_) => p.caching_stored += 1,
         }
     }
 }

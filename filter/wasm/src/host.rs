@@ -104,6 +104,7 @@ impl Stats for StatsSink<'_> {
             Stat::FilterMicros(us) => m.filter_micros(us),
             Stat::BackendFailure(code) => m.backend_failure(code),
             Stat::WouldRefuse(code) => m.would_refuse(code),
+            Stat::Caching(what) => m.caching(what),
         }
     }
 }
@@ -136,6 +137,8 @@ pub(crate) struct Metrics {
     backend_failures: HashMap<&'static str, Counter>,
     /// Report-only: requests a check would have refused, by code.
     would_refuse: HashMap<&'static str, Counter>,
+    /// caching: hits, misses and answers stored (defined on first use).
+    caching: HashMap<&'static str, Counter>,
     jwks: HashMap<(u32, &'static str), Counter>,
     filter_us: Option<u32>,
     registry_age: Option<u32>,
@@ -177,6 +180,7 @@ impl Metrics {
             app_requests: HashMap::new(),
             backend_failures: HashMap::new(),
             would_refuse: HashMap::new(),
+            caching: HashMap::new(),
             jwks: HashMap::new(),
             filter_us: hostcall::define_histogram("cagate.filter_us"),
             registry_age: None,
@@ -255,6 +259,17 @@ impl Metrics {
         self.would_refuse.entry(code).or_insert_with(|| Counter::new(&format!("cagate.report_only_would_refuse.{code}"))).pending += 1;
     }
 
+    /// caching: `cagate.caching_hits`, `cagate.caching_misses`, `cagate.caching_stored` (flat names, as
+    /// the native build's).
+    pub(crate) fn caching(&mut self, what: &'static str) {
+        let name = match what {
+            "hit" => "cagate.caching_hits",
+            "miss" => "cagate.caching_misses",
+            _ => "cagate.caching_stored",
+        };
+        self.caching.entry(name).or_insert_with(|| Counter::new(name)).pending += 1;
+    }
+
     /// The filter's own time for one request (a histogram sample: one host call).
     pub(crate) fn filter_micros(&mut self, us: u64) {
         if let Some(id) = self.filter_us {
@@ -302,7 +317,8 @@ impl Metrics {
             .values_mut()
             .chain(self.app_requests.values_mut())
             .chain(self.backend_failures.values_mut())
-            .chain(self.would_refuse.values_mut());
+            .chain(self.would_refuse.values_mut())
+            .chain(self.caching.values_mut());
         for c in all.chain(more).chain(self.jwks.values_mut()) {
             c.flush();
         }

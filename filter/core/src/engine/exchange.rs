@@ -58,6 +58,8 @@ pub struct Exchange {
     pub(super) rewrite_body: Option<String>,
     /// errorMapping waiting for the backend's JSON body: (plugin index, backend status).
     pub(super) error_mapping: Option<(crate::ids::PluginId, u16)>,
+    /// caching: the backend's answer being copied for the cache.
+    pub(super) fill: Option<Box<super::caching::Fill>>,
     /// Debug mode asked for (`X-Ca-Request-Mode: debug`); then the X-Ca-Debug-Info value.
     debug: bool,
     /// The access record, published once (`conclude`).
@@ -96,6 +98,7 @@ impl Exchange {
             admitted: None,
             rewrite_body: None,
             error_mapping: None,
+            fill: None,
             debug: false,
             record: Record::default(),
             concluded: false,
@@ -330,11 +333,17 @@ impl Exchange {
             }
             return Flow::Pause;
         };
+        if checks.quota.is_some() {
+            self.quota = checks.quota; // for a cached answer too
+        }
         let _ = self.admit(engine, svc, io, &headers, &checks.admission);
         if checks.quota.is_some() {
             self.quota = checks.quota;
         }
-        io.resume_request();
+        // Answered from the cache (or I404CH): the request never goes on.
+        if !self.replied {
+            io.resume_request();
+        }
         Flow::Pause
     }
 
@@ -472,6 +481,9 @@ impl Exchange {
     }
 
     fn admit(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, head: &Headers<'_>, a: &Admission) -> Flow {
+        if let Some(answered) = self.consult_cache(engine, svc, io, head, a) {
+            return answered;
+        }
         let gw = &engine.gateway;
         let rid = self.request_id;
         let identity = identity_headers(gw, Some(a.identity.api), a.identity.app);
@@ -496,6 +508,12 @@ impl Exchange {
             breaker: a.breaker.clone(),
             captured: crate::request::vars::captured_for_error_mapping(gw, &a.identity, head, svc.coarse),
         });
+        self.count_traffic(gw, svc, a);
+        Flow::Continue
+    }
+
+    /// trafficControl's admitted dimensions counted, and its quota kept for the response headers.
+    pub(super) fn count_traffic(&mut self, gw: &Gateway, svc: &Services<'_>, a: &Admission) {
         if let Some((idx, dims, quota)) = &a.traffic {
             let name = gw.plugins.get(idx.index()).map_or("", |p| p.name.as_str());
             for d in dims {
@@ -503,7 +521,6 @@ impl Exchange {
             }
             self.quota = *quota;
         }
-        Flow::Continue
     }
 }
 

@@ -5,6 +5,7 @@
 //! small traits below. An adapter (proxy-wasm, or a native module) only translates its callbacks into
 //! these events; native tests drive the same engine with in-memory hosts (`testkit`).
 
+mod caching;
 mod cluster_checks;
 mod exchange;
 mod record;
@@ -70,6 +71,8 @@ pub enum Stat<'a> {
     BackendFailure(&'static str),
     /// Report-only: the request would have been refused with this code, and went on.
     WouldRefuse(&'static str),
+    /// caching: a lookup found a fresh answer (`hit`) or none (`miss`), or an answer was `stored`.
+    Caching(&'static str),
 }
 
 /// Where stats go.
@@ -154,6 +157,8 @@ pub struct Engine {
     ids: Rc<RefCell<RequestIds>>,
     /// Cluster mode: the etcd leases this VM knows exist.
     leases: Rc<RefCell<LeaseBook>>,
+    /// The caching plugin's answers, this VM's (never shared data: its keys are never freed).
+    cache: Rc<RefCell<crate::plugins::caching::ResponseCache>>,
 }
 
 impl Engine {
@@ -177,12 +182,20 @@ impl Engine {
             nonces,
             ids: Rc::new(RefCell::new(RequestIds::new(seeds.request_ids))),
             leases: Rc::new(RefCell::new(LeaseBook::default())),
+            cache: Rc::new(RefCell::new(crate::plugins::caching::ResponseCache::default())),
         }
     }
 
     /// The same runtime pieces (caches, request ids, leases) around another configuration.
     pub fn with_gateway(&self, gateway: Gateway) -> Engine {
-        Engine { gateway, runtime: self.runtime.clone(), nonces: self.nonces.clone(), ids: self.ids.clone(), leases: self.leases.clone() }
+        Engine {
+            gateway,
+            runtime: self.runtime.clone(),
+            nonces: self.nonces.clone(),
+            ids: self.ids.clone(),
+            leases: self.leases.clone(),
+            cache: self.cache.clone(),
+        }
     }
 
     pub fn nonce_shards(&self) -> usize {

@@ -70,6 +70,9 @@ impl Exchange {
                     flow = Flow::Pause;
                 } else {
                     let mapped = self.apply_mapping(engine, io, cfg, status, None);
+                    if mapped.is_some() {
+                        self.fill = None; // the client gets another answer than the backend's
+                    }
                     self.conclude(gw, svc, io, mapped.unwrap_or(status));
                 }
             }
@@ -78,11 +81,24 @@ impl Exchange {
             let status = gateway_code.map_or(status, |c| c.status);
             self.conclude(gw, svc, io, status);
         }
+        if self.fill.is_some() {
+            self.cache_response_head(engine, svc, io, head.as_ref().filter(|_| gateway_code.is_none()), end_of_stream);
+        }
         self.add_response_headers(io, id_sent);
         flow
     }
 
     pub fn on_response_body(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
+        let held = self.error_mapping.is_some();
+        let flow = self.response_body_event(engine, svc, io, body_size, end_of_stream);
+        // Frames errorMapping holds are read for the cache when it releases them, all at once.
+        if self.fill.is_some() && !(held && flow == Flow::Pause) {
+            self.cache_response_body(engine, svc, io, body_size, end_of_stream);
+        }
+        flow
+    }
+
+    fn response_body_event(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, body_size: usize, end_of_stream: bool) -> Flow {
         if self.rewrite_body.is_some() {
             if !end_of_stream {
                 return Flow::Pause;
@@ -107,6 +123,9 @@ impl Exchange {
         let body = io.response_body(body_size);
         let doc: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let mapped = self.apply_mapping(engine, io, cfg, status, doc.as_ref());
+        if mapped.is_some() {
+            self.fill = None;
+        }
         self.conclude(&engine.gateway, svc, io, mapped.unwrap_or(status));
         Flow::Continue
     }

@@ -50,6 +50,7 @@ impl Stats for Tally {
             Stat::FilterMicros(_) => "filter_us".to_string(),
             Stat::BackendFailure(code) => format!("backend_failures.{code}"),
             Stat::WouldRefuse(code) => format!("report_only_would_refuse.{code}"),
+            Stat::Caching(what) => format!("caching.{what}"),
         };
         self.0.borrow_mut().push(name);
     }
@@ -343,6 +344,7 @@ impl Kit {
     pub fn reconfigure(&mut self, gateway: Gateway) {
         *self.engine.runtime.borrow_mut() = Runtime::new(&gateway.plugins, Seeds::default().caches);
         *self.engine.leases.borrow_mut() = LeaseBook::default();
+        self.engine.cache.borrow_mut().clear();
         self.engine.gateway = gateway;
     }
 

@@ -6,6 +6,7 @@ use crate::ids::PluginId;
 use crate::plugins::access_control::AccessConfig;
 use crate::plugins::backend_signature::BackendConfig;
 use crate::plugins::basic_auth::BasicConfig;
+use crate::plugins::caching::CachingConfig;
 use crate::plugins::circuit_breaker::BreakerConfig;
 use crate::plugins::cors::CorsConfig;
 use crate::plugins::definition::{AliyunPlugin, Definition};
@@ -56,6 +57,7 @@ pub enum PluginKind {
     Routing(Box<RoutingConfig>),
     LogMask(Box<LogMaskConfig>),
     RemoteAuth(Box<RemoteAuthConfig>),
+    Caching(Box<CachingConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +82,7 @@ pub struct Bound {
     pub routing: Option<PluginId>,
     pub log_mask: Option<PluginId>,
     pub remote_auth: Option<PluginId>,
+    pub caching: Option<PluginId>,
 }
 
 impl Bound {
@@ -97,6 +100,7 @@ impl Bound {
             RoutingConfig::TYPE => Some(&mut self.routing),
             LogMaskConfig::TYPE => Some(&mut self.log_mask),
             RemoteAuthConfig::TYPE => Some(&mut self.remote_auth),
+            CachingConfig::TYPE => Some(&mut self.caching),
             _ => None,
         }
     }
@@ -171,6 +175,7 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (RoutingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Routing),
             (LogMaskConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::LogMask),
             (RemoteAuthConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::RemoteAuth),
+            (CachingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Caching),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None

@@ -5,6 +5,7 @@ pub(crate) mod access_control;
 pub(crate) mod backend_signature;
 pub(crate) mod basic_auth;
 pub(crate) mod binding;
+pub(crate) mod caching;
 pub mod circuit_breaker;
 pub mod conditions;
 pub(crate) mod cors;
