@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashMap;
 
-const DOC_FIELDS: &[&str] = &["apps", "authorizations", "version", "description"];
+const DOC_FIELDS: &[&str] = &["apps", "authorizations", "version", "description", "datasets"];
 const GRANT_FIELDS: &[&str] = &["appId", "api", "stage", "authValidTime"];
 
 impl Gateway {
@@ -51,6 +51,18 @@ fn span(doc: &str, raw: &RawValue) -> (usize, usize) {
     (start, start + raw.get().len())
 }
 
+/// The document's plugin datasets, each replacing the static configuration's of the same id (parsed
+/// at once: their number and size are bounded like the static ones').
+fn datasets(c: &mut Validator, raw: &RawValue, gw: &mut Gateway) {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Array(list)) => {
+            let parsed = crate::plugins::datasets::parse(c, &list, "datasets");
+            crate::plugins::datasets::merge(c, &mut gw.datasets, parsed, "datasets");
+        }
+        _ => c.err("datasets", "must be an array"),
+    }
+}
+
 impl Install {
     /// Splits the document into its entries; a document that is not a JSON object of the known fields
     /// is refused at once.
@@ -77,7 +89,11 @@ impl Install {
         };
         let (apps, grants) = (list("apps"), list("authorizations"));
         let api_by_name = base.apis.iter().enumerate().map(|(i, a)| (a.name.clone(), i as u32)).collect();
-        Ok(Install { gw: base.clone(), doc, apps, grants, done: 0, c, api_by_name })
+        let mut gw = base.clone();
+        if let Some(raw) = top.get("datasets") {
+            datasets(&mut c, raw, &mut gw);
+        }
+        Ok(Install { gw, doc, apps, grants, done: 0, c, api_by_name })
     }
 
     /// Entries in the document (apps, then authorizations), and how many are merged so far.

@@ -41,6 +41,9 @@ const TOP_FIELDS: &[&str] = &[
     "reportOnly",
     "errorContract",
     "disableInternet",
+    "datasets",
+    "groupQpsLimit",
+    "instanceQpsLimit",
 ];
 const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
 const API_FIELDS: &[&str] = &[
@@ -101,6 +104,12 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
 
     let app_ids: Vec<&str> = apps.apps.iter().map(|a: &App| a.id.as_str()).collect();
     let (plugins, plugin_by_name) = parse_plugins(&mut c, top, &app_ids);
+    let limit = |c: &mut Validator, key: &str| top.get(key).map(|_| c.integer(top, "", key, 1, 1, crate::plugins::traffic_control::MAX_LIMIT));
+    let limits =
+        crate::plugins::traffic_control::GatewayLimits { group_qps: limit(&mut c, "groupQpsLimit"), instance_qps: limit(&mut c, "instanceQpsLimit") };
+    let dataset_list = c.array(top, "", "datasets");
+    let datasets = crate::plugins::datasets::declare(crate::plugins::datasets::parse(&mut c, dataset_list, "datasets"));
+    crate::plugins::datasets::check_references(&mut c, &plugins, &datasets);
     let all_plugin_names: Vec<String> =
         c.array(top, "", "plugins").iter().filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string)).collect();
     let group_list = c.array(top, "", "groupPlugins");
@@ -146,6 +155,8 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         apps,
         apis: compiled.apis,
         plugins,
+        datasets,
+        limits,
         warnings: c.warnings,
         grants: compiled.grants,
         router: compiled.router,

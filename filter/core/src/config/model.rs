@@ -119,6 +119,10 @@ pub struct Gateway {
     pub registry_loaded: bool,
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
+    /// Plugin datasets (`datasets`), the registry's replacing the static ones of the same id.
+    pub datasets: crate::plugins::datasets::Datasets,
+    /// `groupQpsLimit`, `instanceQpsLimit` (`T429GR`, `T429IN`).
+    pub limits: crate::plugins::traffic_control::GatewayLimits,
     pub warnings: Vec<String>,
     pub(crate) grants: HashMap<(ApiId, AppId, StageId), Grant>,
     pub(crate) router: Router,
@@ -128,7 +132,7 @@ impl Gateway {
     /// Every API-dimension counter key of trafficControl, to be created before traffic arrives
     /// (Envoy cannot create a shared-data key only if it is absent).
     pub fn traffic_keys(&self) -> Vec<String> {
-        let mut keys = Vec::new();
+        let mut keys: Vec<String> = self.limits.keys().into_iter().map(str::to_string).collect();
         for api in &self.apis {
             for (_, bound) in &api.plugins {
                 if let Some(PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| self.plugins.get(i.index())).map(|p| &p.kind) {

@@ -1,5 +1,7 @@
 //! Aliyun's accessControl plugin: ordered rules over the request's parameters; `ALLOW` admits at once,
-//! `DENY` refuses at once (`A403AC`, or the rule's own status, message, headers and body).
+//! `DENY` refuses at once (`A403AC`, or the rule's own status, message, headers and body). A rule
+//! may also assert that a parameter's value is in a plugin dataset (`assertParameterName`,
+//! `assertInDataset`): the rule holds when its condition (if any) holds and the value is a live entry.
 
 use crate::plugins::conditions::{self, Expr, VarSource};
 use crate::plugins::definition::{AliyunPlugin, Definition};
@@ -22,6 +24,16 @@ pub struct Rule {
     pub error_message: Option<String>,
     pub response_headers: Vec<(String, String)>,
     pub response_body: Option<String>,
+    /// `assertParameterName` / `assertInDataset`: the parameter (index into `params`), the dataset id
+    /// and the field's path.
+    pub assert: Option<Assert>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assert {
+    pub var: usize,
+    pub dataset: String,
+    pub path: String,
 }
 
 /// Named variables and where they come from (shared by accessControl and errorMapping).
@@ -35,6 +47,37 @@ pub struct Variables {
 pub struct AccessConfig {
     pub params: Variables,
     pub rules: Vec<Rule>,
+}
+
+impl AccessConfig {
+    /// The datasets the rules read, with the path of the field naming each.
+    pub(crate) fn dataset_refs(&self) -> Vec<(&str, &str)> {
+        self.rules.iter().filter_map(|r| r.assert.as_ref()).map(|a| (a.dataset.as_str(), a.path.as_str())).collect()
+    }
+}
+
+/// `assertParameterName` and `assertInDataset`, given together.
+fn assertion(c: &mut Validator, ro: &Map<String, Value>, rp: &str, params: &Variables) -> Option<Assert> {
+    let name = c.string(ro, rp, "assertParameterName", false);
+    let dataset = c.id(ro, rp, "assertInDataset", false);
+    match (name, dataset) {
+        (None, None) => None,
+        (Some(n), Some(dataset)) => match params.names.iter().position(|p| p == n) {
+            Some(var) => Some(Assert { var, dataset, path: join(rp, "assertInDataset") }),
+            None => {
+                c.err(&join(rp, "assertParameterName"), format!("unknown parameter {n}: not in parameters"));
+                None
+            }
+        },
+        (Some(_), None) => {
+            c.err(&join(rp, "assertInDataset"), "is required with assertParameterName");
+            None
+        }
+        (None, Some(_)) => {
+            c.err(&join(rp, "assertParameterName"), "is required with assertInDataset");
+            None
+        }
+    }
 }
 
 /// Parses `parameters` (name -> location); `response` says which phase the plugin runs in.
@@ -75,6 +118,19 @@ fn verdict(c: &mut Validator, o: &Map<String, Value>, path: &str, key: &str) -> 
     }
 }
 
+const RULE_FIELDS: [&str; 10] = [
+    "name",
+    "condition",
+    "ifTrue",
+    "ifFalse",
+    "statusCode",
+    "errorMessage",
+    "responseHeaders",
+    "responseBody",
+    "assertParameterName",
+    "assertInDataset",
+];
+
 impl AliyunPlugin for AccessConfig {
     const TYPE: &'static str = "accessControl";
 
@@ -85,19 +141,21 @@ impl AliyunPlugin for AccessConfig {
         let mut rules = Vec::new();
         for (i, r) in c.array(o, path, "rules").iter().enumerate() {
             let rp = format!("{path}.rules[{i}]");
-            let Some(ro) =
-                c.object(r, &rp, &["name", "condition", "ifTrue", "ifFalse", "statusCode", "errorMessage", "responseHeaders", "responseBody"])
-            else {
+            let Some(ro) = c.object(r, &rp, &RULE_FIELDS) else {
                 continue;
             };
             let name = c.string(ro, &rp, "name", true).unwrap_or_default().to_string();
             let rule_label = format!("{rp} (rule {name})");
-            let condition = match c.string(ro, &rp, "condition", true).map(|s| conditions::parse(s, &params.names)) {
+            let assert = assertion(c, ro, &rp, &params);
+            // With an assertion the condition may be left out: the assertion alone decides.
+            let needs_condition = !ro.contains_key("assertInDataset");
+            let condition = match c.string(ro, &rp, "condition", needs_condition).map(|s| conditions::parse(s, &params.names)) {
                 Some(Ok(e)) => Some(e),
                 Some(Err(e)) => {
                     c.err(&join(&rule_label, "condition"), e.to_string());
                     None
                 }
+                None if !needs_condition => Some(Expr::Truthy(conditions::Operand::Lit(conditions::Val::Bool(true)))),
                 None => None,
             };
             let if_true = verdict(c, ro, &rp, "ifTrue");
@@ -127,7 +185,7 @@ impl AliyunPlugin for AccessConfig {
             }
             let response_body = c.string(ro, &rp, "responseBody", false).map(str::to_string);
             if let Some(condition) = condition {
-                rules.push(Rule { name, condition, if_true, if_false, status, error_message, response_headers, response_body });
+                rules.push(Rule { name, condition, if_true, if_false, status, error_message, response_headers, response_body, assert });
             }
         }
         Some(AccessConfig { params, rules })

@@ -1,5 +1,6 @@
 //! Aliyun's basicAuth plugin: `Authorization: Basic …` against the configured users. Credentials are
-//! compared as SHA-256 digests in constant time; refusals carry `WWW-Authenticate`.
+//! compared as SHA-256 digests in constant time; refusals carry `WWW-Authenticate`. More users may
+//! come from a plugin dataset (`usersDatasetId`, entries `username:password`), looked up per request.
 
 use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{join, Validator};
@@ -14,11 +15,17 @@ pub struct BasicConfig {
     pub realm: String,
     /// SHA-256 of `username:password`, and the username.
     users: Vec<([u8; 32], String)>,
+    /// `usersDatasetId`: (dataset id, field path).
+    users_dataset: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for BasicConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BasicConfig").field("realm", &self.realm).field("users", &self.users.len()).finish()
+        f.debug_struct("BasicConfig")
+            .field("realm", &self.realm)
+            .field("users", &self.users.len())
+            .field("users_dataset", &self.users_dataset)
+            .finish()
     }
 }
 
@@ -27,7 +34,8 @@ impl AliyunPlugin for BasicConfig {
 
     fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
         let path = def.path;
-        let o = c.object(data, path, &["users", "realm"])?;
+        let o = c.object(data, path, &["users", "realm", "usersDatasetId"])?;
+        let users_dataset = c.id(o, path, "usersDatasetId", false).map(|id| (id, join(path, "usersDatasetId")));
         let realm = c.string(o, path, "realm", false).unwrap_or("cagate").to_string();
         if realm.contains('"') {
             c.err(&join(path, "realm"), "must not contain a double quote");
@@ -55,21 +63,26 @@ impl AliyunPlugin for BasicConfig {
                 users.push((Sha256::digest(format!("{name}:{password}").as_bytes()).into(), name.to_string()));
             }
         }
-        if users.is_empty() && c.problems.is_empty() {
-            c.err(&join(path, "users"), "needs at least one user");
+        if users.is_empty() && users_dataset.is_none() && c.problems.is_empty() {
+            c.err(&join(path, "users"), "needs at least one user (or usersDatasetId)");
         }
-        Some(BasicConfig { realm, users })
+        Some(BasicConfig { realm, users, users_dataset })
     }
+}
+
+/// SHA-256 of the `username:password` a `Basic` header carries.
+fn credentials_digest(authorization: Option<&[u8]>) -> Option<[u8; 32]> {
+    let v = crate::wire::url::trim(authorization?);
+    let b64 = if crate::wire::url::starts_with_ignore_case(v, b"basic ") { crate::wire::url::trim(v.get(6..)?) } else { return None };
+    let raw = STANDARD.decode(b64).ok()?;
+    Some(Sha256::digest(&raw).into())
 }
 
 impl BasicConfig {
     /// The user the `Authorization` header authenticates, if any. Every configured user is compared,
     /// in constant time, whatever matched.
     pub fn check(&self, authorization: Option<&[u8]>) -> Option<&str> {
-        let v = crate::wire::url::trim(authorization?);
-        let b64 = if crate::wire::url::starts_with_ignore_case(v, b"basic ") { crate::wire::url::trim(v.get(6..)?) } else { return None };
-        let raw = STANDARD.decode(b64).ok()?;
-        let digest: [u8; 32] = Sha256::digest(&raw).into();
+        let digest = credentials_digest(authorization)?;
         let mut found = None;
         for (d, name) in &self.users {
             if bool::from(d.ct_eq(&digest)) {
@@ -77,6 +90,21 @@ impl BasicConfig {
             }
         }
         found
+    }
+
+    /// Whether the `Authorization` header authenticates a configured user or a live user of the
+    /// dataset (`in_dataset(id, digest)`, which compares every entry in constant time).
+    pub fn admits(&self, authorization: Option<&[u8]>, in_dataset: &dyn Fn(&str, &[u8; 32]) -> bool) -> bool {
+        if self.check(authorization).is_some() {
+            return true;
+        }
+        let Some((id, _)) = &self.users_dataset else { return false };
+        credentials_digest(authorization).is_some_and(|d| in_dataset(id, &d))
+    }
+
+    /// The dataset the users come from, with the path of the field naming it.
+    pub(crate) fn dataset_refs(&self) -> Vec<(&str, &str)> {
+        self.users_dataset.iter().map(|(id, path)| (id.as_str(), path.as_str())).collect()
     }
 
     pub fn challenge(&self) -> String {
@@ -109,5 +137,25 @@ mod tests {
         assert_eq!(b.check(None), None);
         assert_eq!(b.challenge(), "Basic realm=\"cagate\"");
         assert!(!format!("{b:?}").contains("s3cret"));
+        assert!(b.admits(Some(h("bob:1234").as_bytes()), &|_, _| true), "own users without a dataset");
+        assert!(!b.admits(Some(h("carol:pw").as_bytes()), &|_, _| true), "no usersDatasetId: no dataset lookup");
+    }
+
+    #[test]
+    fn users_from_a_dataset() {
+        let mut c = Validator::default();
+        let b = BasicConfig::parse(&mut c, &serde_json::json!({ "usersDatasetId": "staff" }), &Definition { name: "t", path: "p", app_ids: &[] })
+            .unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(b.dataset_refs(), vec![("staff", "p.usersDatasetId")]);
+        let h = |s: &str| format!("Basic {}", STANDARD.encode(s));
+        let carol: [u8; 32] = Sha256::digest(b"carol:pw").into();
+        let in_ds = |id: &str, d: &[u8; 32]| id == "staff" && *d == carol;
+        assert!(b.admits(Some(h("carol:pw").as_bytes()), &in_ds));
+        assert!(!b.admits(Some(h("carol:other").as_bytes()), &in_ds));
+        assert!(!b.admits(None, &in_ds));
+        let mut c = Validator::default();
+        let _ = BasicConfig::parse(&mut c, &serde_json::json!({}), &Definition { name: "t", path: "p", app_ids: &[] });
+        assert_eq!(c.problems[0].to_string(), "p.users: needs at least one user (or usersDatasetId)");
     }
 }

@@ -3,12 +3,16 @@
 //! open the breaker; while open, requests get `D503CB` without reaching the backend; after
 //! `openTimeoutSeconds` one trial request goes through (half-open): its success closes the breaker,
 //! its failure opens it again. State per API in Envoy shared data, shared by all workers, by CAS.
+//! With a `downgradeBackend` (a backend overlay as the routing plugin's: HTTP, HTTP-VPC or MOCK),
+//! requests go there while the breaker is open instead of being refused.
 
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
 use crate::host::{le_u32, le_u64, SetError, SharedStore};
+use crate::plugins::conditions::{Expr, Operand, Val};
 use crate::plugins::definition::{AliyunPlugin, Definition};
-use crate::schema::validator::Validator;
+use crate::plugins::routing::{overlay, Route};
+use crate::schema::validator::{join, Validator};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -17,15 +21,34 @@ pub struct BreakerConfig {
     pub threshold: u32,
     pub window_ms: i64,
     pub open_ms: i64,
+    /// `downgradeBackend`, as a route that always holds (its name shows in `I504RB` messages).
+    pub downgrade: Option<Route>,
 }
+
+/// The name a downgrade's problems are reported under.
+pub const DOWNGRADE_NAME: &str = "downgradeBackend";
+/// Sent to a downgrade backend (and removed from every client request): the plugin's name.
+pub const DOWNGRADE_HEADER: &str = "x-ca-downgrade";
 
 impl AliyunPlugin for BreakerConfig {
     const TYPE: &'static str = "circuitBreaker";
 
     fn parse(c: &mut Validator, data: &Value, def: &Definition<'_>) -> Option<Self> {
         let (plugin, path) = (def.name, def.path);
-        let o = c.object_lenient(data, path, &["timeoutThreshold", "windowInSeconds", "openTimeoutSeconds"], &["errorThreshold", "errorRatio"])?;
+        let o = c.object_lenient(
+            data,
+            path,
+            &["timeoutThreshold", "windowInSeconds", "openTimeoutSeconds", "downgradeBackend"],
+            &["errorThreshold", "errorRatio"],
+        )?;
+        let downgrade = o.get("downgradeBackend").and_then(|b| overlay(c, b, &join(path, "downgradeBackend"))).map(|backend| Route {
+            name: DOWNGRADE_NAME.to_string(),
+            condition: Expr::Truthy(Operand::Lit(Val::Bool(true))),
+            backend,
+            constants: Vec::new(),
+        });
         Some(BreakerConfig {
+            downgrade,
             plugin: plugin.to_string(),
             threshold: c.integer(o, path, "timeoutThreshold", 15, 1, 100_000) as u32,
             window_ms: c.integer(o, path, "windowInSeconds", 30, 1, 3600) as i64 * 1000,
@@ -152,7 +175,7 @@ mod tests {
     use crate::host::MemoryStore;
 
     fn cfg() -> BreakerConfig {
-        BreakerConfig { plugin: "cb".into(), threshold: 3, window_ms: 10_000, open_ms: 5_000 }
+        BreakerConfig { plugin: "cb".into(), threshold: 3, window_ms: 10_000, open_ms: 5_000, downgrade: None }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Aliyun's ipControl plugin: ALLOW (whitelist) or REFUSE (blacklist) of IPv4/IPv6 addresses and
 //! CIDR blocks, per app or for everyone, the client address taken from the connection or from an
-//! `X-Forwarded-For` entry.
+//! `X-Forwarded-For` entry. An item's blocks may come from a plugin dataset (`blocksDatasetId`,
+//! looked up per request, so the app registry can change them).
 
 use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{join, Validator};
@@ -72,8 +73,22 @@ pub enum Source {
 pub struct IpConfig {
     pub allow: bool,
     pub source: Source,
-    /// (appId the item is restricted to, blocks)
-    pub items: Vec<(Option<String>, Vec<Block>)>,
+    pub items: Vec<Item>,
+}
+
+/// One item: the app it is restricted to, its own blocks, and a dataset of more (id, field path).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub app: Option<String>,
+    pub blocks: Vec<Block>,
+    pub dataset: Option<(String, String)>,
+}
+
+impl IpConfig {
+    /// The datasets the items read, with the path of the field naming each.
+    pub(crate) fn dataset_refs(&self) -> Vec<(&str, &str)> {
+        self.items.iter().filter_map(|i| i.dataset.as_ref()).map(|(id, path)| (id.as_str(), path.as_str())).collect()
+    }
 }
 
 impl AliyunPlugin for IpConfig {
@@ -104,7 +119,7 @@ impl AliyunPlugin for IpConfig {
         let mut items = Vec::new();
         for (i, v) in c.array(o, path, "items").iter().enumerate() {
             let ip = format!("{path}.items[{i}]");
-            let Some(io) = c.object(v, &ip, &["blocks", "appId"]) else { continue };
+            let Some(io) = c.object(v, &ip, &["blocks", "appId", "blocksDatasetId"]) else { continue };
             let app = c.id(io, &ip, "appId", false);
             if let Some(a) = &app {
                 if !allow {
@@ -120,10 +135,11 @@ impl AliyunPlugin for IpConfig {
                     None => c.err(&format!("{ip}.blocks[{j}]"), format!("{b} is not an IPv4 or IPv6 address or CIDR block")),
                 }
             }
-            if blocks.is_empty() {
-                c.err(&join(&ip, "blocks"), "needs at least one address or block");
+            let dataset = c.id(io, &ip, "blocksDatasetId", false).map(|id| (id, join(&ip, "blocksDatasetId")));
+            if blocks.is_empty() && dataset.is_none() {
+                c.err(&join(&ip, "blocks"), "needs at least one address or block (or blocksDatasetId)");
             }
-            items.push((app, blocks));
+            items.push(Item { app, blocks, dataset });
         }
         Some(IpConfig { allow, source, items })
     }
@@ -148,17 +164,18 @@ pub(crate) fn client_ip(source: Source, peer: Option<&[u8]>, xff: Option<&[u8]>)
 /// ALLOW: an app with items of its own is admitted only from its own blocks (Aliyun: the app may call
 /// only from the listed addresses); any other caller from a block of an item without `appId`.
 /// REFUSE: refused if the address is in any block. An address that cannot be established is refused.
-pub(crate) fn allowed(cfg: &IpConfig, ip: Option<IpAddr>, app_id: Option<&str>) -> bool {
+/// `in_dataset(id, key)`: whether the address is in a live entry of dataset `id`.
+pub(crate) fn allowed(cfg: &IpConfig, ip: Option<IpAddr>, app_id: Option<&str>, in_dataset: &dyn Fn(&str, u128) -> bool) -> bool {
     let Some(ip) = ip else { return false };
     let key = ip_key(ip);
-    let in_blocks = |blocks: &Vec<Block>| blocks.iter().any(|b| b.contains(key));
+    let hit = |item: &Item| item.blocks.iter().any(|b| b.contains(key)) || item.dataset.as_ref().is_some_and(|(id, _)| in_dataset(id, key));
     if !cfg.allow {
-        return !cfg.items.iter().any(|(_, blocks)| in_blocks(blocks));
+        return !cfg.items.iter().any(hit);
     }
-    let restricted = app_id.is_some() && cfg.items.iter().any(|(app, _)| app.as_deref() == app_id);
-    cfg.items.iter().any(|(app, blocks)| {
-        let applies = if restricted { app.as_deref() == app_id } else { app.is_none() };
-        applies && in_blocks(blocks)
+    let restricted = app_id.is_some() && cfg.items.iter().any(|i| i.app.as_deref() == app_id);
+    cfg.items.iter().any(|i| {
+        let applies = if restricted { i.app.as_deref() == app_id } else { i.app.is_none() };
+        applies && hit(i)
     })
 }
 
@@ -170,12 +187,35 @@ mod tests {
         IpConfig {
             allow,
             source: Source::Peer,
-            items: items.iter().map(|(a, bs)| (a.map(str::to_string), bs.iter().map(|b| Block::parse(b).unwrap()).collect())).collect(),
+            items: items
+                .iter()
+                .map(|(a, bs)| Item { app: a.map(str::to_string), blocks: bs.iter().map(|b| Block::parse(b).unwrap()).collect(), dataset: None })
+                .collect(),
         }
     }
 
     fn ip(s: &str) -> Option<IpAddr> {
         s.parse().ok()
+    }
+
+    /// Without datasets.
+    fn allowed(cfg: &IpConfig, ip: Option<IpAddr>, app_id: Option<&str>) -> bool {
+        super::allowed(cfg, ip, app_id, &|_, _| false)
+    }
+
+    #[test]
+    fn dataset_items() {
+        let mut c = cfg(true, &[(Some("10001"), &[])]);
+        c.items[0].dataset = Some(("ds".into(), "p".into()));
+        let in_ds = |id: &str, key: u128| id == "ds" && Block::parse("198.51.100.0/24").unwrap().contains(key);
+        assert!(super::allowed(&c, ip("198.51.100.7"), Some("10001"), &in_ds));
+        assert!(!super::allowed(&c, ip("198.51.100.7"), Some("10001"), &|_, _| false), "entry gone (expired, replaced)");
+        assert!(!super::allowed(&c, ip("203.0.113.1"), Some("10001"), &in_ds));
+        c.allow = false;
+        c.items[0].app = None;
+        assert!(!super::allowed(&c, ip("198.51.100.7"), None, &in_ds), "REFUSE reads the dataset too");
+        assert!(super::allowed(&c, ip("203.0.113.1"), None, &in_ds));
+        assert_eq!(c.dataset_refs(), vec![("ds", "p")]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub(crate) mod caching;
 pub mod circuit_breaker;
 pub mod conditions;
 pub(crate) mod cors;
+pub(crate) mod datasets;
 pub(crate) mod definition;
 pub mod error_mapping;
 pub(crate) mod ip_control;

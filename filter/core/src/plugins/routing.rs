@@ -105,7 +105,7 @@ fn referenced(condition: &str) -> Vec<String> {
     out
 }
 
-fn overlay(c: &mut Validator, v: &Value, path: &str) -> Option<Overlay> {
+pub(crate) fn overlay(c: &mut Validator, v: &Value, path: &str) -> Option<Overlay> {
     const FIELDS: &[&str] =
         &["type", "cluster", "vpcAccessName", "address", "path", "method", "timeout", "statusCode", "body", "mockBody", "mockHeaders", "description"];
     let o = c.object(v, path, FIELDS)?;

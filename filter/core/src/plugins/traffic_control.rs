@@ -308,6 +308,55 @@ fn ceil_s(ms: i64) -> i64 {
     (ms.max(0) + 999) / 1000
 }
 
+/// The configuration's own QPS limits (`groupQpsLimit`, `instanceQpsLimit`), Aliyun's group and
+/// instance flow control: one cagate configuration is one group; the instance is the Envoy process,
+/// whatever configurations it runs. Token buckets of one second, like trafficControl's SECOND.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayLimits {
+    pub group_qps: Option<u64>,
+    pub instance_qps: Option<u64>,
+}
+
+/// The limits' counters: one fixed key each, created with the configuration, never per request.
+pub const GROUP_KEY: &str = "cagate.limit.group";
+pub const INSTANCE_KEY: &str = "cagate.limit.instance";
+
+impl GatewayLimits {
+    /// The counters, narrowest first (a request the group refuses never takes from the instance).
+    fn counters(&self) -> Vec<(Counter, &'static ErrorCode)> {
+        let counter = |key: &str, limit: u64| Counter { dim: Dim::Api, key: key.to_string(), limit, special: false };
+        let group = self.group_qps.map(|l| (counter(GROUP_KEY, l), &errors::T429GR));
+        let instance = self.instance_qps.map(|l| (counter(INSTANCE_KEY, l), &errors::T429IN));
+        group.into_iter().chain(instance).collect()
+    }
+
+    /// The keys to create before traffic.
+    pub fn keys(&self) -> Vec<&'static str> {
+        let group = self.group_qps.map(|_| GROUP_KEY);
+        let instance = self.instance_qps.map(|_| INSTANCE_KEY);
+        group.into_iter().chain(instance).collect()
+    }
+}
+
+/// Takes one request from the group's and the instance's buckets, or refuses it (`T429GR`,
+/// `T429IN`) without taking from either. A counter whose compare-and-swap keeps losing lets the
+/// request pass: these limits protect the gateway, they are no client's quota.
+pub fn admit_limits(limits: &GatewayLimits, now_ms: i64, store: &dyn SharedStore) -> Result<(), Refusal> {
+    let counters = limits.counters();
+    for (i, (c, code)) in counters.iter().enumerate() {
+        if let Take::Full { retry_ms } = take(store, Unit::Second, c, now_ms) {
+            for (t, _) in counters.iter().take(i) {
+                give_back(store, Unit::Second, t, now_ms);
+            }
+            let mut r = Refusal::new(code, &[], "throttled by the gateway's own limit");
+            r.message = format!("{}: {} per SECOND", code.message, c.limit);
+            r.headers.push(("retry-after".into(), ceil_s(retry_ms).max(1).to_string()));
+            return Err(r);
+        }
+    }
+    Ok(())
+}
+
 /// Counts an admitted request against every dimension that applies, or refuses it without counting.
 /// Returns the dimensions counted (for stats) and the tightest quota.
 pub fn admit(

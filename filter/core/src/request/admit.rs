@@ -48,23 +48,7 @@ pub(crate) fn run_plugins(
             crate::request::vars::check_parameters(api, req, ctx).map_err(with_app)?;
         }
     }
-    if let Some(Plugin { kind: PluginKind::Ip(cfg), .. }) = plugin(bound.ip) {
-        let peer_addr = match cfg.source {
-            crate::plugins::ip_control::Source::Peer => ctx.stream.peer_address(),
-            crate::plugins::ip_control::Source::Xff(_) => None,
-        };
-        let ip = crate::plugins::ip_control::client_ip(cfg.source, peer_addr.as_deref(), req.headers.get(b"x-forwarded-for"));
-        if !crate::plugins::ip_control::allowed(cfg, ip, app.map(|a| a.id.as_str())) {
-            return Err(Refusal { app: identity.app, ..Refusal::new(&errors::A403IP, &[], "ip control") });
-        }
-    }
-    if let Some(Plugin { kind: PluginKind::Basic(cfg), .. }) = plugin(bound.basic) {
-        if cfg.check(req.headers.get(b"authorization")).is_none() {
-            let mut r = Refusal::new(&errors::A401BA, &[], "basic auth");
-            r.headers.push(("www-authenticate".into(), cfg.challenge()));
-            return Err(with_app(r));
-        }
-    }
+    client_checks(gw, req, ctx, &bound, app.map(|a| a.id.as_str())).map_err(with_app)?;
     if let Some(idx) = bound.jwt {
         let (Some(crate::plugins::binding::Plugin { kind: crate::plugins::binding::PluginKind::Jwt(cfg), .. }), Some(Some(state))) =
             (gw.plugins.get(idx.index()), rt.jwt.get_mut(idx.index()))
@@ -89,6 +73,9 @@ pub(crate) fn run_plugins(
         let view = crate::request::vars::RequestVars { gw, req, identity: &identity, claims: admission.claims.as_deref(), ctx };
         crate::request::vars::access_control(cfg, &view).map_err(with_app)?;
     }
+    if gw.limits != crate::plugins::traffic_control::GatewayLimits::default() {
+        crate::plugins::traffic_control::admit_limits(&gw.limits, now(), store).map_err(with_app)?;
+    }
     if let Some(idx) = bound.traffic {
         if let (Some(Plugin { kind: PluginKind::Traffic(cfg), .. }), Some(api)) = (gw.plugins.get(idx.index()), gw.api(identity.api)) {
             let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
@@ -103,13 +90,22 @@ pub(crate) fn run_plugins(
             }
         }
     }
+    let mut downgrade = None;
     if let (Some(Plugin { kind: PluginKind::Breaker(cfg), .. }), Some(api)) = (plugin(bound.breaker), gw.api(identity.api)) {
         let key = crate::plugins::circuit_breaker::key(cfg, &api.name);
-        let pass = crate::plugins::circuit_breaker::admit(cfg, &key, now(), store).map_err(with_app)?;
-        admission.breaker = bound.breaker.map(|i| (i, key, pass));
+        match crate::plugins::circuit_breaker::admit(cfg, &key, now(), store) {
+            Ok(pass) => admission.breaker = bound.breaker.map(|i| (i, key, pass)),
+            // Open, with a downgrade: the request goes there, and its outcome is not the backend's.
+            Err(_) if cfg.downgrade.is_some() => downgrade = Some(cfg),
+            Err(r) => return Err(with_app(r)),
+        }
     }
     if let Some(api) = gw.api(identity.api) {
-        forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits).map_err(with_app)?;
+        match downgrade {
+            Some(cfg) => forward::upstream_downgraded(gw, api, &identity, req, ctx, query_adds, &mut admission.edits, cfg),
+            None => forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits),
+        }
+        .map_err(with_app)?;
     }
     if let Some(Plugin { kind: PluginKind::BackendSignature(cfg), .. }) = plugin(bound.backend_signature) {
         // Signed over what the backend will receive: the path after mapping and claims (split and
@@ -129,6 +125,38 @@ pub(crate) fn run_plugins(
         admission.edits.push(("x-ca-hops".to_string(), Some((hops + 1).to_string().into_bytes())));
     }
     Ok(admission)
+}
+
+/// ipControl and basicAuth: who is calling, from where (their lists possibly from datasets).
+fn client_checks(
+    gw: &Gateway,
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    bound: &crate::plugins::binding::Bound,
+    app_id: Option<&str>,
+) -> Result<(), Refusal> {
+    use crate::plugins::binding::{Plugin, PluginKind};
+    let plugin = |i: Option<crate::ids::PluginId>| i.and_then(|i| gw.plugins.get(i.index()));
+    if let Some(Plugin { kind: PluginKind::Ip(cfg), .. }) = plugin(bound.ip) {
+        let peer_addr = match cfg.source {
+            crate::plugins::ip_control::Source::Peer => ctx.stream.peer_address(),
+            crate::plugins::ip_control::Source::Xff(_) => None,
+        };
+        let ip = crate::plugins::ip_control::client_ip(cfg.source, peer_addr.as_deref(), req.headers.get(b"x-forwarded-for"));
+        let in_dataset = |id: &str, key: u128| gw.datasets.has_ip(id, key, ctx.coarse.now_ms());
+        if !crate::plugins::ip_control::allowed(cfg, ip, app_id, &in_dataset) {
+            return Err(Refusal::new(&errors::A403IP, &[], "ip control"));
+        }
+    }
+    if let Some(Plugin { kind: PluginKind::Basic(cfg), .. }) = plugin(bound.basic) {
+        let in_dataset = |id: &str, digest: &[u8; 32]| gw.datasets.has_user(id, digest, ctx.coarse.now_ms());
+        if !cfg.admits(req.headers.get(b"authorization"), &in_dataset) {
+            let mut r = Refusal::new(&errors::A401BA, &[], "basic auth");
+            r.headers.push(("www-authenticate".into(), cfg.challenge()));
+            return Err(r);
+        }
+    }
+    Ok(())
 }
 
 /// `claimParameters`: claims to the backend as headers (client-sent copies always replaced or

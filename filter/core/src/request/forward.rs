@@ -11,6 +11,7 @@ use crate::contract::errors;
 use crate::contract::names::{BACKEND_CLUSTER_HEADER, ROUTING_NAME_HEADER, UPSTREAM_TIMEOUT_HEADER};
 use crate::contract::refusal::Refusal;
 use crate::plugins::binding::PluginKind;
+use crate::plugins::circuit_breaker::DOWNGRADE_HEADER;
 use crate::plugins::conditions::{eval, Val, VarSource};
 use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig};
 use crate::plugins::system;
@@ -50,6 +51,28 @@ pub(crate) fn upstream(
 ) -> Result<(), Refusal> {
     let route = choose(gw, api, identity, req, ctx);
     build(gw, api, identity, req, ctx, adds, edits, route)
+}
+
+/// For a request the circuit breaker sends to its `downgradeBackend` while open: the downgrade
+/// overlays the API's backend as a route would (the routing plugin's choice does not apply), and the
+/// backend is told by `X-Ca-Downgrade` (the breaker's name); a MOCK downgrade is answered by the gateway.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn upstream_downgraded(
+    gw: &Gateway,
+    api: &Api,
+    identity: &Identity,
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    adds: QueryAdds,
+    edits: &mut Edits,
+    breaker: &crate::plugins::circuit_breaker::BreakerConfig,
+) -> Result<(), Refusal> {
+    build(gw, api, identity, req, ctx, adds, edits, breaker.downgrade.as_ref())?;
+    // The downgrade is no route of the routing plugin: its name never reaches the backend.
+    edits.retain(|(n, _)| n != ROUTING_NAME_HEADER);
+    edits.push((ROUTING_NAME_HEADER.to_string(), None));
+    set_header(edits, DOWNGRADE_HEADER, breaker.plugin.as_bytes().to_vec());
+    Ok(())
 }
 
 /// For a request a check would refuse and report-only lets go on: the API's own backend. Routing
@@ -116,6 +139,7 @@ fn build(
     edits.push((BACKEND_CLUSTER_HEADER.to_string(), None));
     edits.push((UPSTREAM_TIMEOUT_HEADER.to_string(), None));
     edits.push((ROUTING_NAME_HEADER.to_string(), None));
+    edits.push((DOWNGRADE_HEADER.to_string(), None));
     let http = match &api.backend {
         Some(Backend::Http(h)) => Some(h.as_ref()),
         _ => None,
@@ -272,6 +296,17 @@ fn choose<'g>(gw: &'g Gateway, api: &Api, identity: &Identity, req: &Request<'_>
 /// The mock the gateway answers an admitted request with: the chosen route's (its name is in the
 /// edits), else, unless a route sends it to an HTTP backend, the API's own.
 pub(crate) fn mock_reply<'g>(gw: &'g Gateway, identity: &Identity, edits: &[(String, Option<Vec<u8>>)]) -> Option<&'g MockBackend> {
+    let downgraded = edits.iter().rev().find(|(n, _)| n == DOWNGRADE_HEADER).is_some_and(|(_, v)| v.is_some());
+    if downgraded {
+        let breaker = gw.bound(identity.api, identity.stage).breaker.and_then(|i| gw.plugins.get(i.index()));
+        if let Some(PluginKind::Breaker(cfg)) = breaker.map(|p| &p.kind) {
+            return match cfg.downgrade.as_ref().map(|r| &r.backend) {
+                Some(Overlay::Mock(m)) => Some(m),
+                Some(Overlay::Keep) => gw.mock_reply(identity.api),
+                _ => None,
+            };
+        }
+    }
     let chosen = edits.iter().rev().find(|(n, _)| n == ROUTING_NAME_HEADER).and_then(|(_, v)| v.as_deref());
     if let Some(route) = chosen.and_then(|name| routing_of(gw, identity)?.route(name)) {
         match &route.backend {

@@ -142,7 +142,11 @@ pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Resu
         random_for("accessControl", view.ctx.request_id, draws)
     };
     for rule in &cfg.rules {
-        let holds = eval(&rule.condition, &var, &mut random);
+        let holds = eval(&rule.condition, &var, &mut random)
+            && rule.assert.as_ref().is_none_or(|a| match var(a.var) {
+                Val::Null => false,
+                v => view.gw.datasets.contains(&a.dataset, &v.to_string(), view.ctx.coarse.now_ms()),
+            });
         match if holds { rule.if_true } else { rule.if_false } {
             None => continue,
             Some(Verdict::Allow) => return Ok(()),
