@@ -15,6 +15,7 @@ use crate::plugins::jwt::{JwtConfig, JwtState};
 use crate::plugins::log_mask::LogMaskConfig;
 use crate::plugins::routing::RoutingConfig;
 use crate::plugins::traffic_control::TrafficConfig;
+use crate::plugins::transformer::TransformerConfig;
 use crate::schema::validator::{join, kind, Validator};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -54,6 +55,7 @@ pub enum PluginKind {
     ErrorMapping(Box<MappingConfig>),
     Routing(Box<RoutingConfig>),
     LogMask(Box<LogMaskConfig>),
+    Transformer(Box<TransformerConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub struct Bound {
     pub error_mapping: Option<PluginId>,
     pub routing: Option<PluginId>,
     pub log_mask: Option<PluginId>,
+    pub transformer: Option<PluginId>,
 }
 
 impl Bound {
@@ -93,6 +96,7 @@ impl Bound {
             MappingConfig::TYPE => Some(&mut self.error_mapping),
             RoutingConfig::TYPE => Some(&mut self.routing),
             LogMaskConfig::TYPE => Some(&mut self.log_mask),
+            TransformerConfig::TYPE => Some(&mut self.transformer),
             _ => None,
         }
     }
@@ -166,6 +170,7 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (MappingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::ErrorMapping),
             (RoutingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Routing),
             (LogMaskConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::LogMask),
+            (TransformerConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Transformer),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None

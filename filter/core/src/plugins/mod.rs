@@ -16,3 +16,4 @@ pub(crate) mod log_mask;
 pub(crate) mod routing;
 pub mod system;
 pub mod traffic_control;
+pub(crate) mod transformer;
