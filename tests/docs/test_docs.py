@@ -25,8 +25,8 @@ CLI = os.environ.get("CAGATE_CLI", os.path.join(ROOT, "target", "release", "caga
 PENDING_PAGES = set()
 
 SUPPORTED_PLUGINS = ["jwtAuth", "trafficControl", "ipControl", "accessControl", "cors", "backendSignature", "basicAuth",
-                     "errorMapping", "circuitBreaker", "routing", "logMask"]
-UNSUPPORTED_PLUGINS = ["caching", "transformer", "remoteAuth"]
+                     "errorMapping", "circuitBreaker", "routing", "logMask", "transformer"]
+UNSUPPORTED_PLUGINS = ["caching", "remoteAuth"]
 
 
 def _rel(path):
