@@ -25,8 +25,8 @@ CLI = os.environ.get("CAGATE_CLI", os.path.join(ROOT, "target", "release", "caga
 PENDING_PAGES = set()
 
 SUPPORTED_PLUGINS = ["jwtAuth", "trafficControl", "ipControl", "accessControl", "cors", "backendSignature", "basicAuth",
-                     "errorMapping", "circuitBreaker", "routing", "logMask", "remoteAuth", "caching"]
-UNSUPPORTED_PLUGINS = ["transformer"]
+                     "errorMapping", "circuitBreaker", "routing", "logMask", "remoteAuth", "caching", "transformer"]
+UNSUPPORTED_PLUGINS = []
 
 
 def _rel(path):

@@ -187,3 +187,33 @@ def test_apps_new(tmp_path):
 def test_help_has_examples(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0 and "Examples:" in r.stdout
+
+
+def test_plugins_and_their_bindings_import(tmp_path):
+    """Aliyun's DescribePlugins and DescribePluginApis answers become plugins and bindings."""
+    out = tmp_path / "cagate.json"
+    plugins = os.path.join(SAMPLES, "aliyun-plugins.json")
+    apis = os.path.join(SAMPLES, "aliyun-plugin-apis.json")
+    r = run("import", SAMPLE, "-o", str(out), "--plugins", plugins,
+            "--plugin-apis", f"9a3f0c6e2b7d4e1f8a5c3b2d1e0f9a8b={apis}", "--plugin-apis", f"rewrite={apis}")
+    assert r.returncode == 0, r.stderr
+    assert "no imported API is named listInvoices" in r.stderr
+    cfg = json.loads(out.read_text())
+    assert [(p["name"], p["type"]) for p in cfg["plugins"]] == [("order-limits", "trafficControl"), ("rewrite", "transformer")]
+    by_name = {a["name"]: a for a in cfg["apis"]}
+    assert by_name["getOrder"]["plugins"] == [{"plugin": "order-limits", "stages": ["RELEASE"]},
+                                              {"plugin": "rewrite", "stages": ["RELEASE"]}]
+    assert "plugins" not in by_name["health"]
+    c = run("check", str(out))
+    assert c.returncode == 0 and "valid (0 apps, 3 apis" in c.stdout, c.stdout + c.stderr
+
+
+def test_a_plugin_type_cagate_does_not_support_fails_the_import(tmp_path):
+    answer = tmp_path / "plugins.json"
+    answer.write_text(json.dumps({"Plugins": {"PluginAttribute": [
+        {"PluginId": "c1", "PluginName": "params", "PluginType": "parameterAccessControl", "PluginData": "{}"}]}}))
+    out = tmp_path / "cagate.json"
+    r = run("import", SAMPLE, "-o", str(out), "--plugins", str(answer))
+    assert r.returncode == 1, r.stderr
+    assert "Plugins.PluginAttribute[0].PluginType: plugin params: plugin type parameterAccessControl is not supported" in r.stderr, r.stderr
+    assert not out.exists(), "nothing is written"

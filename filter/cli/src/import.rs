@@ -8,6 +8,7 @@ mod diag;
 mod envoy;
 mod merge;
 mod params;
+mod plugins;
 mod swagger;
 pub(crate) mod value;
 
@@ -50,6 +51,14 @@ pub(crate) struct ImportArgs {
     /// With --envoy: the path of cagate.wasm as Envoy will see it
     #[arg(long, value_name = "PATH", default_value = "target/wasm32-wasip1/release/cagate.wasm")]
     wasm: String,
+    /// Aliyun's plugin definitions: a DescribePlugins answer as the Aliyun CLI prints it
+    /// (`aliyun cloudapi DescribePlugins`), JSON or YAML. Repeatable
+    #[arg(long = "plugins", value_name = "FILE")]
+    plugins: Vec<PathBuf>,
+    /// The APIs one plugin is bound to: a DescribePluginApis answer for it (`aliyun cloudapi
+    /// DescribePluginApis --PluginId ID`); PLUGIN is its PluginId or PluginName. Repeatable
+    #[arg(long = "plugin-apis", value_name = "PLUGIN=FILE")]
+    plugin_apis: Vec<plugins::PluginApis>,
 }
 
 /// What to import with (the arguments, files already read).
@@ -59,6 +68,9 @@ pub(crate) struct Settings<'a> {
     /// The existing configuration: file name and text.
     pub(crate) merge: Option<(&'a str, &'a str)>,
     pub(crate) envoy: Option<(&'a envoy::SocketAddr, &'a envoy::SocketAddr, &'a str)>,
+    /// `--plugins` answers and `--plugin-apis` answers (with their texts).
+    pub(crate) plugins: &'a [plugins::Definitions<'a>],
+    pub(crate) plugin_apis: &'a [(plugins::PluginApis, String)],
 }
 
 #[derive(Debug)]
@@ -75,11 +87,17 @@ pub(crate) fn run(a: ImportArgs) -> Result<ExitCode, String> {
     let swagger = read(&a.swagger)?;
     let merge_text = a.merge.as_ref().map(read).transpose()?;
     let merge_name = a.merge.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let plugin_texts: Vec<(String, String)> = a.plugins.iter().map(|p| Ok((p.display().to_string(), read(p)?))).collect::<Result<_, String>>()?;
+    let definitions: Vec<plugins::Definitions<'_>> = plugin_texts.iter().map(|(file, text)| plugins::Definitions { file, text }).collect();
+    let plugin_apis: Vec<(plugins::PluginApis, String)> =
+        a.plugin_apis.iter().map(|b| Ok((b.clone(), read(&PathBuf::from(&b.file))?))).collect::<Result<_, String>>()?;
     let settings = Settings {
         stage_vars: &a.stage_vars,
         stages: &a.stages,
         merge: merge_text.as_deref().map(|t| (merge_name.as_str(), t)),
         envoy: a.envoy.as_ref().map(|_| (&a.listen, &a.admin, a.wasm.as_str())),
+        plugins: &definitions,
+        plugin_apis: &plugin_apis,
     };
     let mut d = Diags::default();
     let out = import(&swagger, &settings, &mut d);
@@ -164,7 +182,8 @@ pub(crate) fn import(swagger: &str, settings: &Settings<'_>, d: &mut Diags) -> O
         None => None,
     };
     let existing_ref = existing.as_ref().map(|(file, doc)| merge::Existing { file, doc });
-    let merged = merge::build(existing_ref, &mut imported, settings.stage_vars, !settings.stages.is_empty(), d);
+    let mut merged = merge::build(existing_ref, &mut imported, settings.stage_vars, !settings.stages.is_empty(), d);
+    plugins::add(&mut merged, settings.plugins, settings.plugin_apis, d);
     merge::check_stage_variables(&merged, &imported.origins, d);
     unused_stage_vars(&merged, settings.stage_vars, d);
     if !d.errors.is_empty() {

@@ -55,7 +55,9 @@ enum Command {
   cagate import orders.yaml -o cagate.json
   cagate import orders.yaml -o cagate.json --envoy envoy.yaml --listen 0.0.0.0:10000
   cagate import orders.yaml --stage-var RELEASE:orders=orders-prod --stage-var TEST:orders=http://orders-test:8080
-  cagate import orders.json --merge cagate.json -o cagate.json    # keeps apps, plugins and grants")]
+  cagate import orders.json --merge cagate.json -o cagate.json    # keeps apps, plugins and grants
+  cagate import orders.yaml --plugins plugins.json --plugin-apis order-limits=limits-apis.json -o cagate.json
+    # plugins.json: aliyun cloudapi DescribePlugins; limits-apis.json: aliyun cloudapi DescribePluginApis")]
     Import(import::ImportArgs),
     /// Apps: make one (`new`), or manage them in a configuration file (a JSON document, an Envoy or
     /// Istio YAML embedding it, or an app registry document): add, grant, revoke, rotate, remove, list.

@@ -4,6 +4,7 @@
 
 use super::exchange::Exchange;
 use super::{Engine, Flow, Services, Stat, StreamIo};
+use crate::config::model::Gateway;
 use crate::contract::backend_failure::{self, Answered};
 use crate::contract::errors::ErrorCode;
 use crate::contract::names::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, REQUEST_ID_HEADER};
@@ -12,6 +13,7 @@ use crate::contract::reply::refusal as reply_for;
 use crate::plugins::binding::PluginKind;
 use crate::plugins::circuit_breaker;
 use crate::plugins::error_mapping::{self, MappingConfig};
+use crate::plugins::transformer;
 use crate::wire::headers::Headers;
 use crate::wire::url::{starts_with_ignore_case, trim};
 
@@ -59,6 +61,8 @@ impl Exchange {
         }
         let mapping = self.admitted.as_ref().and_then(|a| gw.bound(a.api, a.stage).error_mapping);
         let mut flow = Flow::Continue;
+        // The status errorMapping set, when it ran here.
+        let mut mapped_status = None;
         if let (Some(idx), None) = (mapping, gateway_code) {
             if let Some(PluginKind::ErrorMapping(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
                 let json = header("content-type").is_some_and(|ct| starts_with_ignore_case(trim(ct), b"application/json"));
@@ -69,16 +73,18 @@ impl Exchange {
                     self.error_mapping = Some((idx, status));
                     flow = Flow::Pause;
                 } else {
-                    let mapped = self.apply_mapping(engine, io, cfg, status, None);
-                    if mapped.is_some() {
+                    mapped_status = self.apply_mapping(engine, io, cfg, status, None);
+                    if mapped_status.is_some() {
                         self.fill = None; // the client gets another answer than the backend's
                     }
-                    self.conclude(gw, svc, io, mapped.unwrap_or(status));
                 }
             }
         }
         if flow == Flow::Continue {
-            let status = gateway_code.map_or(status, |c| c.status);
+            let status = match gateway_code {
+                Some(c) => c.status,
+                None => self.transform_response(gw, io, head.as_ref(), mapped_status.unwrap_or(status)),
+            };
             self.conclude(gw, svc, io, status);
         }
         if self.fill.is_some() {
@@ -113,6 +119,7 @@ impl Exchange {
         };
         if body_size > cfg.max_body {
             self.error_mapping = None; // larger than announced: stream it through untouched
+            let status = self.transform_held(&engine.gateway, io, status);
             self.conclude(&engine.gateway, svc, io, status);
             return Flow::Continue;
         }
@@ -126,7 +133,8 @@ impl Exchange {
         if mapped.is_some() {
             self.fill = None;
         }
-        self.conclude(&engine.gateway, svc, io, mapped.unwrap_or(status));
+        let status = self.transform_held(&engine.gateway, io, mapped.unwrap_or(status));
+        self.conclude(&engine.gateway, svc, io, status);
         Flow::Continue
     }
 
@@ -149,6 +157,42 @@ impl Exchange {
         if let Some(info) = self.debug_info.take() {
             io.set_response_header("x-ca-debug-info", Some(info.as_bytes()));
         }
+    }
+
+    /// The transformer bound to the admitted request's API in its stage.
+    fn transformer<'g>(&self, gw: &'g Gateway) -> Option<&'g transformer::TransformerConfig> {
+        let idx = self.admitted.as_ref().and_then(|a| gw.bound(a.api, a.stage).transformer)?;
+        match gw.plugins.get(idx.index()).map(|p| &p.kind) {
+            Some(PluginKind::Transformer(cfg)) => Some(cfg),
+            _ => None,
+        }
+    }
+
+    /// The transformer's response edits on the backend's answer (after errorMapping, as Aliyun orders
+    /// them; never on an answer the gateway made); the status the client gets.
+    fn transform_response(&self, gw: &Gateway, io: &dyn StreamIo, head: Option<&Headers<'_>>, status: u16) -> u16 {
+        let Some(cfg) = self.transformer(gw) else { return status };
+        let (edits, new_status) = transformer::response(cfg, head);
+        for (name, value) in &edits {
+            io.set_response_header(name, value.as_deref());
+        }
+        match new_status {
+            Some(s) if s != status => {
+                io.set_response_header(":status", Some(s.to_string().as_bytes()));
+                s
+            }
+            _ => status,
+        }
+    }
+
+    /// `transform_response` for a response held for errorMapping: its headers read again (the held
+    /// headers are still the host's to edit).
+    fn transform_held(&self, gw: &Gateway, io: &dyn StreamIo, status: u16) -> u16 {
+        if self.transformer(gw).is_none() {
+            return status;
+        }
+        let map = io.response_headers();
+        self.transform_response(gw, io, Headers::from_serialized(&map).as_ref(), status)
     }
 
     /// Envoy answered because the backend failed (or for a reason of its own): the client gets the

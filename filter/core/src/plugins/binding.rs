@@ -17,6 +17,7 @@ use crate::plugins::log_mask::LogMaskConfig;
 use crate::plugins::remote_auth::{AuthCache, RemoteAuthConfig};
 use crate::plugins::routing::RoutingConfig;
 use crate::plugins::traffic_control::TrafficConfig;
+use crate::plugins::transformer::TransformerConfig;
 use crate::schema::validator::{join, kind, Validator};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -58,6 +59,7 @@ pub enum PluginKind {
     LogMask(Box<LogMaskConfig>),
     RemoteAuth(Box<RemoteAuthConfig>),
     Caching(Box<CachingConfig>),
+    Transformer(Box<TransformerConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +85,7 @@ pub struct Bound {
     pub log_mask: Option<PluginId>,
     pub remote_auth: Option<PluginId>,
     pub caching: Option<PluginId>,
+    pub transformer: Option<PluginId>,
 }
 
 impl Bound {
@@ -101,6 +104,7 @@ impl Bound {
             LogMaskConfig::TYPE => Some(&mut self.log_mask),
             RemoteAuthConfig::TYPE => Some(&mut self.remote_auth),
             CachingConfig::TYPE => Some(&mut self.caching),
+            TransformerConfig::TYPE => Some(&mut self.transformer),
             _ => None,
         }
     }
@@ -176,6 +180,7 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
             (LogMaskConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::LogMask),
             (RemoteAuthConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::RemoteAuth),
             (CachingConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Caching),
+            (TransformerConfig::TYPE, Some(d)) => parse_as(c, &d, &def, PluginKind::Transformer),
             (t, Some(_)) if KNOWN_TYPES.contains(&t) => {
                 c.err(&join(&path, "type"), format!("plugin type {t} is not supported by this version of cagate"));
                 None

@@ -19,3 +19,4 @@ pub(crate) mod remote_auth;
 pub(crate) mod routing;
 pub mod system;
 pub mod traffic_control;
+pub(crate) mod transformer;

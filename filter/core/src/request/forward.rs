@@ -15,6 +15,7 @@ use crate::plugins::circuit_breaker::DOWNGRADE_HEADER;
 use crate::plugins::conditions::{eval, Val, VarSource};
 use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig};
 use crate::plugins::system;
+use crate::plugins::transformer;
 use crate::request::model::{Ctx, Identity, Request};
 use crate::request::vars::RequestVars;
 use crate::wire::text::header_safe;
@@ -200,6 +201,7 @@ fn build(
         }
     }
     let mapped = map_query(api, query, &mut adds, edits);
+    let mapped = transform(gw, identity, req, edits, mapped, query);
     // A path with escapes goes on as the gateway decoded and routed it: the backend never splits or
     // resolves it differently (`%2F`, `%5C`, `%2e`).
     let backend = backend.or_else(|| (decoded != raw_path).then(|| encode_path(decoded)).filter(|p| p != raw_path));
@@ -270,6 +272,16 @@ fn api_parameter(api: &Api, name: &str, view: &RequestVars<'_>) -> Val {
         ParamLocation::Path => VarSource::Parameter(name.to_string()),
     };
     view.get(&source)
+}
+
+/// The transformer bound to the API in the request's stage, applied last (after mapping, constants
+/// and claims, as Aliyun orders it): its header edits join `edits`; the query the backend receives
+/// after its query edits, or `mapped` (`None`: the client's) when it has none.
+fn transform(gw: &Gateway, identity: &Identity, req: &Request<'_>, edits: &mut Edits, mapped: Option<Vec<u8>>, query: &[u8]) -> Option<Vec<u8>> {
+    let Some(idx) = gw.bound(identity.api, identity.stage).transformer else { return mapped };
+    let Some(PluginKind::Transformer(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) else { return mapped };
+    transformer::request_headers(cfg, req.headers, edits);
+    transformer::request_query(cfg, mapped.as_deref().unwrap_or(query)).or(mapped)
 }
 
 /// The first route whose condition holds, if a routing plugin is bound.

@@ -22,8 +22,14 @@ fn run_with(swagger: &str, vars: &[&str], stages: &[&str], merge: Option<&str>, 
     let vars: Vec<StageVar> = vars.iter().map(|v| v.parse().unwrap()).collect();
     let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
     let (l, a) = (listen(), admin());
-    let settings =
-        Settings { stage_vars: &vars, stages: &stages, merge: merge.map(|m| ("old.json", m)), envoy: with_envoy.then_some((&l, &a, "cagate.wasm")) };
+    let settings = Settings {
+        stage_vars: &vars,
+        stages: &stages,
+        merge: merge.map(|m| ("old.json", m)),
+        envoy: with_envoy.then_some((&l, &a, "cagate.wasm")),
+        plugins: &[],
+        plugin_apis: &[],
+    };
     let mut d = Diags::default();
     let out = import(swagger, &settings, &mut d);
     (out, d)
@@ -367,7 +373,8 @@ fn the_envoy_admin_is_on_loopback_by_default() {
     }
     let a = <Cli as clap::Parser>::try_parse_from(["cagate-import", "export.yaml", "--envoy", "envoy.yaml"]).unwrap().import;
     assert!(a.admin.is_loopback(), "{:?}", a.admin);
-    let settings = Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &a.admin, a.wasm.as_str())) };
+    let settings =
+        Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &a.admin, a.wasm.as_str())), plugins: &[], plugin_apis: &[] };
     let mut d = Diags::default();
     let text = import(SAMPLE, &settings, &mut d).unwrap_or_else(|| panic!("{:?}", d.errors)).envoy.unwrap();
     let y: Json = serde_yaml::from_str(&text).unwrap();
@@ -386,7 +393,8 @@ fn the_envoy_admin_is_on_loopback_by_default() {
     ] {
         let admin: envoy::SocketAddr = given.parse().unwrap();
         assert_eq!(admin.is_loopback(), loopback, "{given}");
-        let settings = Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &admin, "cagate.wasm")) };
+        let settings =
+            Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &admin, "cagate.wasm")), plugins: &[], plugin_apis: &[] };
         let text = import(SAMPLE, &settings, &mut Diags::default()).unwrap().envoy.unwrap();
         assert_eq!(text.contains("# WARNING: Envoy's admin listens on"), !loopback, "{given}");
     }
@@ -407,3 +415,5 @@ fn system_names_match_the_core() {
         assert!(!probe(n), "the core accepts {n}: move it to SYSTEM_PARAMETERS");
     }
 }
+
+mod plugins;

@@ -1,0 +1,85 @@
+//! `--plugins` and `--plugin-apis`: Aliyun's DescribePlugins and DescribePluginApis answers as plugin
+//! definitions and bindings, and what is refused.
+
+use super::*;
+use crate::import::plugins::{Definitions, PluginApis};
+
+const PLUGINS: &str = include_str!("../../../../../tests/import/aliyun-plugins.json");
+const PLUGIN_APIS: &str = include_str!("../../../../../tests/import/aliyun-plugin-apis.json");
+
+fn with_plugins(defs: &[&str], bindings: &[(&str, &str)]) -> (Option<Output>, Diags) {
+    let definitions: Vec<Definitions<'_>> = defs.iter().map(|t| Definitions { file: "plugins.json", text: t }).collect();
+    let apis: Vec<(PluginApis, String)> =
+        bindings.iter().map(|(p, t)| (format!("{p}=apis.json").parse::<PluginApis>().unwrap(), t.to_string())).collect();
+    let settings = Settings { stage_vars: &[], stages: &[], merge: None, envoy: None, plugins: &definitions, plugin_apis: &apis };
+    let mut d = Diags::default();
+    let out = import(SAMPLE, &settings, &mut d);
+    (out, d)
+}
+
+fn api<'a>(c: &'a Json, name: &str) -> &'a Json {
+    c["apis"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()
+}
+
+#[test]
+fn definitions_and_bindings_by_plugin_id_and_name() {
+    let (out, d) = with_plugins(&[PLUGINS], &[("9a3f0c6e2b7d4e1f8a5c3b2d1e0f9a8b", PLUGIN_APIS), ("rewrite", PLUGIN_APIS)]);
+    let out = out.unwrap_or_else(|| panic!("{:?}", d.errors));
+    let c: Json = serde_json::from_str(&out.config).unwrap();
+    assert_eq!(
+        c["plugins"],
+        json!([
+            { "name": "order-limits", "type": "trafficControl", "data": "unit: MINUTE\napiDefault: 100\n", "description": "per-API limit" },
+            { "name": "rewrite", "type": "transformer",
+              "data": "{\"putRequestParameter\": [{\"name\": \"X-Source\", \"value\": \"aliyun\", \"location\": \"header\"}]}" }
+        ])
+    );
+    let bound = json!([ { "plugin": "order-limits", "stages": ["RELEASE"] }, { "plugin": "rewrite", "stages": ["RELEASE"] } ]);
+    assert_eq!(api(&c, "getOrder")["plugins"], bound);
+    assert_eq!(api(&c, "createOrder")["plugins"], bound);
+    assert!(api(&c, "health").get("plugins").is_none());
+    assert!(has(&d.warnings, "apis.json: ApiSummarys.ApiPluginSummary[2]: no imported API is named listInvoices"), "{:?}", d.warnings);
+}
+
+#[test]
+fn a_type_cagate_does_not_support_is_an_error() {
+    let answer = r#"{"Plugins": {"PluginAttribute": [{"PluginId": "x", "PluginName": "params", "PluginType": "parameterAccessControl", "PluginData": "{}"}]}}"#;
+    let (out, d) = with_plugins(&[answer], &[]);
+    assert!(out.is_none());
+    assert!(
+        has(
+            &d.errors,
+            "plugins.json: Plugins.PluginAttribute[0].PluginType: plugin params: plugin type parameterAccessControl is not supported by this version of cagate"
+        ),
+        "{:?}",
+        d.errors
+    );
+}
+
+#[test]
+fn bad_data_is_reported_by_the_filters_compiler() {
+    let answer = r#"{"Plugins": {"PluginAttribute": [{"PluginName": "rw", "PluginType": "transformer", "PluginData": "putRequestParameter:\n- name: a\n  value: b\n  location: form\n"}]}}"#;
+    let (out, d) = with_plugins(&[answer], &[]);
+    assert!(out.is_none());
+    assert!(has(&d.errors, "plugins[0].data (plugin rw).putRequestParameter[0].location: location form is not supported"), "{:?}", d.errors);
+}
+
+#[test]
+fn bindings_need_a_known_plugin_and_a_published_stage() {
+    let apis = r#"[{"ApiName": "getOrder", "StageName": "TEST"}]"#;
+    let (out, d) = with_plugins(&[PLUGINS], &[("order-limits", apis)]);
+    let c: Json = serde_json::from_str(&out.unwrap().config).unwrap();
+    assert!(api(&c, "getOrder").get("plugins").is_none());
+    assert!(has(&d.warnings, "StageName: API getOrder is not published in TEST here"), "{:?}", d.warnings);
+    let (out, d) = with_plugins(&[PLUGINS], &[("nope", apis)]);
+    assert!(out.is_none());
+    assert!(has(&d.errors, "--plugin-apis nope: no imported or configured plugin"), "{:?}", d.errors);
+    assert!("no-equals-sign".parse::<PluginApis>().is_err());
+}
+
+#[test]
+fn not_an_aliyun_answer() {
+    let (out, d) = with_plugins(&[r#"{"Plugins": []}"#], &[]);
+    assert!(out.is_none());
+    assert!(has(&d.errors, "plugins.json: not a DescribePlugins answer"), "{:?}", d.errors);
+}
