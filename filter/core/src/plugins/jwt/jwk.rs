@@ -2,13 +2,12 @@
 //! token whose `alg` its key does not allow is refused, so `alg: none` and "HS256 with the RSA public
 //! key as the secret" never verify.
 
-use super::ec::{PublicKey, P256, P384};
-use super::rsa::{RsaKey, SHA256_PREFIX, SHA384_PREFIX, SHA512_PREFIX};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use cagate_pubkey::{Hash, P256Key, P384Key, RsaKey};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use sha2::{Sha256, Sha384, Sha512};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
@@ -49,8 +48,8 @@ impl Alg {
 #[derive(Clone)]
 enum Material {
     Rsa(RsaKey),
-    P256(PublicKey<8, P256>),
-    P384(PublicKey<12, P384>),
+    P256(P256Key),
+    P384(P384Key),
     Ed25519(ed25519_dalek::VerifyingKey),
     Oct(Vec<u8>),
 }
@@ -112,12 +111,12 @@ impl Key {
             }
             ("EC", Some("P-256")) => {
                 let (x, y) = (exact::<32>(b64(map, "x")?, "x")?, exact::<32>(b64(map, "y")?, "y")?);
-                let key = PublicKey::new(&x, &y).ok_or("invalid P-256 point")?;
+                let key = P256Key::new(&x, &y).ok_or("invalid P-256 point")?;
                 (Material::P256(key), &[Alg::ES256])
             }
             ("EC", Some("P-384")) => {
                 let (x, y) = (exact::<48>(b64(map, "x")?, "x")?, exact::<48>(b64(map, "y")?, "y")?);
-                let key = PublicKey::new(&x, &y).ok_or("invalid P-384 point")?;
+                let key = P384Key::new(&x, &y).ok_or("invalid P-384 point")?;
                 (Material::P384(key), &[Alg::ES384])
             }
             ("OKP", Some("Ed25519")) => {
@@ -175,16 +174,16 @@ impl Key {
         }
         match &self.material {
             Material::Rsa(k) => match alg {
-                Alg::RS256 => k.verify_pkcs1::<Sha256>(SHA256_PREFIX, signing_input, sig),
-                Alg::RS384 => k.verify_pkcs1::<Sha384>(SHA384_PREFIX, signing_input, sig),
-                Alg::RS512 => k.verify_pkcs1::<Sha512>(SHA512_PREFIX, signing_input, sig),
-                Alg::PS256 => k.verify_pss::<Sha256>(signing_input, sig),
-                Alg::PS384 => k.verify_pss::<Sha384>(signing_input, sig),
-                Alg::PS512 => k.verify_pss::<Sha512>(signing_input, sig),
+                Alg::RS256 => k.verify_pkcs1(Hash::Sha256, signing_input, sig),
+                Alg::RS384 => k.verify_pkcs1(Hash::Sha384, signing_input, sig),
+                Alg::RS512 => k.verify_pkcs1(Hash::Sha512, signing_input, sig),
+                Alg::PS256 => k.verify_pss(Hash::Sha256, signing_input, sig),
+                Alg::PS384 => k.verify_pss(Hash::Sha384, signing_input, sig),
+                Alg::PS512 => k.verify_pss(Hash::Sha512, signing_input, sig),
                 _ => false,
             },
-            Material::P256(k) => k.verify(&Sha256::digest(signing_input), sig),
-            Material::P384(k) => k.verify(&Sha384::digest(signing_input), sig),
+            Material::P256(k) => k.verify(signing_input, sig),
+            Material::P384(k) => k.verify(signing_input, sig),
             Material::Ed25519(k) => {
                 <[u8; 64]>::try_from(sig).is_ok_and(|s| k.verify_strict(signing_input, &ed25519_dalek::Signature::from_bytes(&s)).is_ok())
             }

@@ -2,10 +2,8 @@
 //! plugin's keys (static `jwk`/`jwks`, or a remote JWKS kept fresh by the adapter), with the claims
 //! made available to the backend and to later plugins.
 
-mod ec;
 pub mod jwk;
 pub mod jwks_fetch;
-mod rsa;
 
 use crate::auth::replay::NonceStoreConfig;
 use crate::auth::replay::{NonceStore, OneTime, OneTimeKind, Outcome};

@@ -21,7 +21,7 @@ use mont64::Mont;
 
 /// A public key prepared for repeated verification.
 #[derive(Clone)]
-pub(super) struct RsaKey {
+pub(crate) struct RsaKey {
     /// The modulus with its Montgomery constants.
     mont: Mont,
     /// Modulus, big-endian bytes without leading zeros (to check s < n).
@@ -37,7 +37,7 @@ fn be_less(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl RsaKey {
-    pub(super) fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaKey, String> {
+    pub(crate) fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaKey, String> {
         let n_be = &n_be[n_be.iter().position(|&b| b != 0).unwrap_or(n_be.len())..];
         let bits = n_be.first().map_or(0, |top| n_be.len() * 8 - top.leading_zeros() as usize);
         if bits < 2048 {
@@ -73,7 +73,7 @@ impl RsaKey {
     /// `00 01 FF..FF 00 DigestInfo(prefix || H(msg))` is built (EMSA-PKCS1-v1_5-ENCODE, at least 8
     /// bytes of FF) and compared with the recovered one as a whole, so no parsing of the recovered
     /// encoding can be fooled (BER lengths, a missing NULL, garbage after the hash are all refused).
-    pub(super) fn verify_pkcs1<D: Digest>(&self, prefix: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verify_pkcs1<D: Digest>(&self, prefix: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         let Some(em) = self.public_op(sig) else { return false };
         let hash = D::digest(msg);
         let t_len = prefix.len() + hash.len();
@@ -90,7 +90,7 @@ impl RsaKey {
     /// RSASSA-PSS verification (RFC 8017 8.1.2) with MGF1 over the same hash and the salt length fixed
     /// at the hash length (RFC 7518 3.5: 32, 48 and 64 bytes for PS256, PS384 and PS512), as Envoy's
     /// jwt_authn requires: a signature made with any other salt length is refused.
-    pub(super) fn verify_pss<D: Digest>(&self, msg: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verify_pss<D: Digest>(&self, msg: &[u8], sig: &[u8]) -> bool {
         self.public_op(sig).is_some_and(|em| emsa_pss_verify::<D>(&em, self.bits, msg))
     }
 }
@@ -152,11 +152,11 @@ fn emsa_pss_verify<D: Digest>(full: &[u8], mod_bits: usize, msg: &[u8]) -> bool 
     same & (bad == 0)
 }
 
-pub(super) const SHA256_PREFIX: &[u8] =
+pub(crate) const SHA256_PREFIX: &[u8] =
     &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
-pub(super) const SHA384_PREFIX: &[u8] =
+pub(crate) const SHA384_PREFIX: &[u8] =
     &[0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30];
-pub(super) const SHA512_PREFIX: &[u8] =
+pub(crate) const SHA512_PREFIX: &[u8] =
     &[0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40];
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ fn sub_mod<const N: usize>(a: &[u32; N], b: &[u32; N], m: &[u32; N]) -> [u32; N]
 // Montgomery arithmetic modulo an odd M < 2^(32·N), R = 2^(32·N).
 
 /// An odd modulus; its Montgomery constants are computed at compile time.
-pub(super) trait Modulus<const N: usize>: 'static {
+pub(crate) trait Modulus<const N: usize>: 'static {
     const M: [u32; N];
     const M0INV: u32 = neg_inv32(Self::M[0]);
     /// R mod M: one, in Montgomery form.
@@ -322,7 +322,7 @@ fn mont_mul_cios<const N: usize, M: Modulus<N>>(a: &[u32; N], b: &[u32; N]) -> [
 }
 
 /// An element of Z/M in Montgomery form, always fully reduced (so equal values have equal limbs).
-pub(super) struct Fe<const N: usize, M>([u32; N], PhantomData<fn() -> M>);
+pub(crate) struct Fe<const N: usize, M>([u32; N], PhantomData<fn() -> M>);
 
 impl<const N: usize, M> Clone for Fe<N, M> {
     fn clone(&self) -> Self {
@@ -404,7 +404,7 @@ impl<const N: usize, M: Modulus<N>> Sub for Fe<N, M> {
 /// Number of teeth of the comb: tables of 2^TEETH - 1 points.
 const TEETH: usize = 8;
 
-pub(super) trait Curve<const N: usize>: 'static + Sized {
+pub(crate) trait Curve<const N: usize>: 'static + Sized {
     /// The field prime p.
     type P: Modulus<N>;
     /// The group order n.
@@ -419,7 +419,7 @@ pub(super) trait Curve<const N: usize>: 'static + Sized {
 type F<const N: usize, C> = Fe<N, <C as Curve<N>>::P>;
 
 /// An affine point (never the point at infinity).
-pub(super) struct Affine<const N: usize, C: Curve<N>> {
+pub(crate) struct Affine<const N: usize, C: Curve<N>> {
     x: F<N, C>,
     y: F<N, C>,
 }
@@ -531,7 +531,7 @@ fn batch_affine<const N: usize, C: Curve<N>>(points: &[Jacobian<N, C>]) -> Optio
 
 /// The comb table of a point P: entry m (1 <= m < 2^TEETH) is sum over the bits j of m of
 /// 2^(j·COLS)·P, COLS = bits / TEETH. Entry 0 is unused (a copy of entry 1).
-pub(super) struct Table<const N: usize, C: Curve<N>>(Vec<Affine<N, C>>);
+pub(crate) struct Table<const N: usize, C: Curve<N>>(Vec<Affine<N, C>>);
 
 impl<const N: usize, C: Curve<N>> Table<N, C> {
     const COLS: usize = 32 * N / TEETH;
@@ -589,7 +589,7 @@ fn mul2<const N: usize, C: Curve<N>>(u1: &[u32; N], u2: &[u32; N], q: &Table<N, 
 }
 
 /// A public key with its comb table, shared by the clones of the key.
-pub(super) struct PublicKey<const N: usize, C: Curve<N>>(Arc<Table<N, C>>);
+pub(crate) struct PublicKey<const N: usize, C: Curve<N>>(Arc<Table<N, C>>);
 
 impl<const N: usize, C: Curve<N>> Clone for PublicKey<N, C> {
     fn clone(&self) -> Self {
@@ -599,7 +599,7 @@ impl<const N: usize, C: Curve<N>> Clone for PublicKey<N, C> {
 
 impl<const N: usize, C: Curve<N>> PublicKey<N, C> {
     /// From the JWK's `x` and `y` (big-endian, 4·N bytes each); None unless a point on the curve.
-    pub(super) fn new(x: &[u8], y: &[u8]) -> Option<Self> {
+    pub(crate) fn new(x: &[u8], y: &[u8]) -> Option<Self> {
         let point = Affine::<N, C>::from_be(x, y)?;
         C::g_table();
         Some(PublicKey(Arc::new(Table::new(point)?)))
@@ -607,7 +607,7 @@ impl<const N: usize, C: Curve<N>> PublicKey<N, C> {
 
     /// Verifies a JWS signature (r || s, 4·N bytes each, big-endian) over a message whose hash (of
     /// 4·N bytes: SHA-256 for P-256, SHA-384 for P-384) is `hash`.
-    pub(super) fn verify(&self, hash: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verify(&self, hash: &[u8], sig: &[u8]) -> bool {
         self.verify_inner(hash, sig).unwrap_or(false)
     }
 
@@ -646,9 +646,9 @@ impl<const N: usize, C: Curve<N>> PublicKey<N, C> {
 // ---------------------------------------------------------------------------------------------------
 // The curves (SEC 2 / FIPS 186-4 parameters).
 
-pub(super) struct P256;
-pub(super) struct P256Field;
-pub(super) struct P256Order;
+pub(crate) struct P256;
+pub(crate) struct P256Field;
+pub(crate) struct P256Order;
 
 impl Modulus<8> for P256Field {
     const M: [u32; 8] = hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff");
@@ -671,9 +671,9 @@ impl Curve<8> for P256 {
     }
 }
 
-pub(super) struct P384;
-pub(super) struct P384Field;
-pub(super) struct P384Order;
+pub(crate) struct P384;
+pub(crate) struct P384Field;
+pub(crate) struct P384Order;
 
 impl Modulus<12> for P384Field {
     const M: [u32; 12] = hex("fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff");
