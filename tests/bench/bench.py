@@ -342,7 +342,7 @@ def main():
     if native:
         MODULE_DIRS["native empty module"] = native_empty_build()
         # The same signed requests as "native signed", through a module that does nothing.
-        defs += [("no filter, signed requests", [], "signed"),
+        defs += [("no filter (signed requests)", [], "signed"),
                  ("native empty module", [native_filter(small)], "signed"),
                  ("native signed", [native_filter(small)], "signed")]
     def with_traffic(data):
