@@ -291,6 +291,8 @@ fn the_configuration_is_validated_with_paths() {
     assert!(p.iter().any(|m| m.contains(&format!("{at}.cacheableHeaders[1]")) && m.contains("never kept")), "{p:?}");
     assert!(p.iter().any(|m| m.contains(&format!("{at}.cacheableHeaders[2]"))), "{p:?}");
     assert!(p.iter().any(|m| m.contains(&format!("{at}.cacheableHeaders[3]")) && m.contains("not a header name")), "{p:?}");
+    let p = problems(json!({ "cacheableHeaders": ["Set-Cookie"] }));
+    assert!(p.iter().any(|m| m.contains(&format!("{at}.cacheableHeaders[0]")) && m.contains("never kept")), "{p:?}");
     let p = problems(json!({ "varyByApp": "yes", "varyByHeaders": "Accept" }));
     assert!(p.iter().any(|m| m.contains(&format!("{at}.varyByApp"))), "{p:?}");
     assert!(p.iter().any(|m| m.contains(&format!("{at}.varyByHeaders")) && m.contains("array")), "{p:?}");

@@ -240,3 +240,24 @@ fn bad_configurations_are_refused_with_their_paths() {
         assert!(got.iter().any(|p| p.contains(&want)), "{want} in {got:?} for {data}");
     }
 }
+
+#[test]
+fn a_pass_through_header_the_answer_lacks_never_comes_from_the_client() {
+    let kit = kit(data());
+    let mut o = get(&kit, "/orders", &[("authorization", "Bearer tok-1"), ("x-user-id", "admin"), ("x_user_id", "admin")]);
+    let (token, ..) = only_call(&o);
+    kit.http_answer(&mut o, token, Some(200), &[], b"");
+    assert!(o.forwarded(), "{:?} {:?}", o.code(), o.message());
+    assert_eq!(o.stream.upstream("x-user-id"), None, "the client's copy is removed");
+    assert_eq!(o.stream.upstream("x_user_id"), None, "in every spelling");
+}
+
+#[test]
+fn a_source_given_twice_is_refused_before_the_service_is_asked() {
+    let kit = kit(data());
+    let o = get(&kit, "/orders?userId=me&userId=victim", &[("authorization", "Bearer tok-1")]);
+    assert_eq!((o.status(), o.code().as_deref()), (400, Some("I400IP")));
+    assert!(o.stream.http_calls.borrow().is_empty(), "no call made");
+    let o = get(&kit, "/orders?userId=me", &[("authorization", "Bearer tok-1"), ("authorization", "Bearer other")]);
+    assert_eq!((o.status(), o.code().as_deref()), (400, Some("I400IP")));
+}

@@ -7,18 +7,24 @@
 use super::exchange::Exchange;
 use super::{Engine, Flow, Services, Stat, StreamIo};
 use crate::contract::errors;
-use crate::contract::names::REQUEST_ID_HEADER;
+use crate::contract::names::{BACKEND_CLUSTER_HEADER, REQUEST_ID_HEADER, ROUTING_NAME_HEADER};
 use crate::contract::refusal::Refusal;
 use crate::ids::PluginId;
 use crate::plugins::binding::PluginKind;
 use crate::plugins::caching::{self, CachingConfig, KeyParts, MAX_ENTRY_BODY};
-use crate::plugins::circuit_breaker::Pass;
+use crate::plugins::circuit_breaker::{Pass, DOWNGRADE_HEADER};
 use crate::request::model::Admission;
 use crate::wire::headers::Headers;
 use crate::wire::url::split_path;
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// The marker on an answer the gateway gave from its cache (Aliyun's).
 const CACHING_HEADER: &str = "x-ca-caching";
+
+/// What all responses being copied for the cache may hold at once, per VM: each copy is bounded by
+/// `MAX_ENTRY_BODY`, but many slow concurrent misses could otherwise fill the VM's memory.
+const MAX_IN_FLIGHT: usize = 16 * 1024 * 1024;
 
 /// A response being copied for the cache.
 #[derive(Debug)]
@@ -29,7 +35,19 @@ pub(super) struct Fill {
     ttl_s: Option<u64>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// The VM's count of bytes being copied, which this copy's body is part of until it is dropped.
+    in_flight: Rc<Cell<usize>>,
 }
+
+impl Drop for Fill {
+    fn drop(&mut self) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(self.body.len()));
+    }
+}
+
+/// Request edits that decide where a request goes: an answer is cached for that destination only
+/// (another route, a canary or a downgrade must never be answered with it).
+const DESTINATION_EDITS: [&str; 3] = [ROUTING_NAME_HEADER, BACKEND_CLUSTER_HEADER, ":path"];
 
 fn config(engine: &Engine, id: PluginId) -> Option<&CachingConfig> {
     match engine.gateway.plugins.get(id.index()).map(|p| &p.kind) {
@@ -50,8 +68,17 @@ impl Exchange {
         a: &Admission,
     ) -> Option<Flow> {
         let gw = &engine.gateway;
-        let id = gw.bound(a.identity.api, a.identity.stage).caching?;
+        let bound = gw.bound(a.identity.api, a.identity.stage);
+        let id = bound.caching?;
         let cfg = config(engine, id)?;
+        // Not cached: a downgraded request (the downgrade's answer is not the API's), a request a
+        // report-only check would have refused, and an API whose transformer edits responses (a
+        // cached answer would skip them).
+        let downgraded = a.edits.iter().rev().find(|(n, _)| n == DOWNGRADE_HEADER).is_some_and(|(_, v)| v.is_some());
+        let transformed = bound.transformer.is_some();
+        if downgraded || transformed || self.record.error.is_some() {
+            return None;
+        }
         // Aliyun caches GET only; a HEAD or any other method is neither answered nor stored.
         if head.get(b":method") != Some(b"GET") {
             return None;
@@ -64,7 +91,13 @@ impl Exchange {
         };
         let (path, query) = split_path(head.get(b":path").unwrap_or_default());
         let parts = KeyParts { api: a.identity.api.0, stage: a.identity.stage.0, path, query, app_id, headers: head };
-        let key = caching::key(cfg, &parts);
+        let mut key = caching::key(cfg, &parts);
+        for (name, value) in a.edits.iter().filter(|(n, _)| DESTINATION_EDITS.contains(&n.as_str())) {
+            for part in [name.as_bytes(), value.as_deref().unwrap_or_default()] {
+                key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                key.extend_from_slice(part);
+            }
+        }
         // The circuit breaker's half-open trial must reach the backend: its answer closes or reopens it.
         let trial = matches!(a.breaker, Some((_, _, Pass::Trial)));
         if !trial && (asks.only_if_cached || !asks.fresh) {
@@ -80,7 +113,8 @@ impl Exchange {
             return Some(self.refuse(gw, svc, io, &r));
         }
         if !asks.no_store {
-            self.fill = Some(Box::new(Fill { plugin: id, key, ttl_s: None, headers: Vec::new(), body: Vec::new() }));
+            let in_flight = engine.cache_in_flight.clone();
+            self.fill = Some(Box::new(Fill { plugin: id, key, ttl_s: None, headers: Vec::new(), body: Vec::new(), in_flight }));
         }
         None
     }
@@ -146,22 +180,29 @@ impl Exchange {
         if fill.ttl_s.is_none() {
             return;
         }
-        if fill.body.len() + body_size > MAX_ENTRY_BODY {
-            self.fill = None; // larger than announced, or unannounced: it streams on, not stored
+        let budget = fill.in_flight.get();
+        if fill.body.len() + body_size > MAX_ENTRY_BODY || budget.saturating_add(body_size) > MAX_IN_FLIGHT {
+            // Larger than announced, or unannounced, or too much being copied at once on this VM:
+            // it streams on, not stored.
+            self.fill = None;
             return;
         }
-        fill.body.extend_from_slice(&io.response_body(body_size));
+        let chunk = io.response_body(body_size);
+        fill.in_flight.set(budget.saturating_add(chunk.len()));
+        fill.body.extend_from_slice(&chunk);
         if end_of_stream {
             self.store_fill(engine, svc);
         }
     }
 
     fn store_fill(&mut self, engine: &Engine, svc: &Services<'_>) {
-        let Some(fill) = self.fill.take() else { return };
+        let Some(mut fill) = self.fill.take() else { return };
         let Some(ttl_s) = fill.ttl_s else { return };
         let expires_ms = svc.clock.now_ms().saturating_add(ttl_s.saturating_mul(1000) as i64);
-        let cached = caching::Cached { status: 200, headers: fill.headers, body: fill.body, expires_ms };
-        if engine.cache.borrow_mut().insert(fill.key, cached) {
+        let (headers, body) = (std::mem::take(&mut fill.headers), std::mem::take(&mut fill.body));
+        fill.in_flight.set(fill.in_flight.get().saturating_sub(body.len()));
+        let cached = caching::Cached { status: 200, headers, body, expires_ms };
+        if engine.cache.borrow_mut().insert(std::mem::take(&mut fill.key), cached) {
             svc.stats.record(Stat::Caching("stored"));
         }
     }

@@ -159,6 +159,8 @@ pub struct Engine {
     leases: Rc<RefCell<LeaseBook>>,
     /// The caching plugin's answers, this VM's (never shared data: its keys are never freed).
     cache: Rc<RefCell<crate::plugins::caching::ResponseCache>>,
+    /// Bytes of responses being copied for that cache, this VM's (bounded: `MAX_IN_FLIGHT`).
+    cache_in_flight: Rc<std::cell::Cell<usize>>,
 }
 
 impl Engine {
@@ -183,6 +185,7 @@ impl Engine {
             ids: Rc::new(RefCell::new(RequestIds::new(seeds.request_ids))),
             leases: Rc::new(RefCell::new(LeaseBook::default())),
             cache: Rc::new(RefCell::new(crate::plugins::caching::ResponseCache::default())),
+            cache_in_flight: Rc::default(),
         }
     }
 
@@ -195,6 +198,7 @@ impl Engine {
             ids: self.ids.clone(),
             leases: self.leases.clone(),
             cache: self.cache.clone(),
+            cache_in_flight: self.cache_in_flight.clone(),
         }
     }
 

@@ -31,12 +31,16 @@ fn config(engine: &Engine, idx: PluginId) -> Option<&RemoteAuthConfig> {
 }
 
 /// The answer's headers for the backend, after the gateway's own edits: a name the gateway already
-/// sets (identity, mapping, backend signature, …) keeps the gateway's value.
-fn add_headers(a: &mut Admission, headers: &[(String, Vec<u8>)]) {
-    for (name, value) in headers {
-        if !a.edits.iter().any(|(n, _)| same_name(n.as_bytes(), name.as_bytes())) {
-            a.edits.push((name.clone(), Some(value.clone())));
+/// sets (identity, mapping, backend signature, …) keeps the gateway's value. A configured name the
+/// answer lacks is removed, in every spelling: the backend trusts these names to come from the
+/// service, never from the client.
+fn add_headers(a: &mut Admission, cfg: &RemoteAuthConfig, headers: &[(String, Vec<u8>)]) {
+    for name in &cfg.success_headers {
+        if a.edits.iter().any(|(n, _)| same_name(n.as_bytes(), name.as_bytes())) {
+            continue;
         }
+        let value = headers.iter().find(|(n, _)| same_name(n.as_bytes(), name.as_bytes())).map(|(_, v)| v.clone());
+        a.edits.push((name.to_ascii_lowercase(), value));
     }
 }
 
@@ -54,11 +58,15 @@ impl Exchange {
         let gw = &engine.gateway;
         let Some(idx) = gw.bound(a.identity.api, a.identity.stage).remote_auth else { return Ok(a) };
         let Some(cfg) = config(engine, idx) else { return Ok(a) };
+        if let Some(name) = remote_auth::repeated_source(cfg, req.headers, req.query) {
+            let r = Refusal { app: a.identity.app, ..Refusal::new(&errors::I400IP, &[name, "is given more than once"], "repeated parameter") };
+            return Err(self.refuse(gw, svc, io, &r));
+        }
         let seed = engine.runtime.borrow().remote_auth.seed;
         let (call, key) = remote_auth::call(cfg, idx.0, a.identity.api.0, req.headers, req.raw_path, req.query, seed);
         if cfg.cache_ms > 0 {
             if let Some(headers) = engine.runtime.borrow().remote_auth.get(key, svc.coarse.now_ms()) {
-                add_headers(&mut a, headers);
+                add_headers(&mut a, cfg, headers);
                 return Ok(a);
             }
         }
@@ -89,7 +97,8 @@ impl Exchange {
         let Some(wait) = self.remote.take() else { return };
         let gw = &engine.gateway;
         let mut a = wait.admission;
-        let verdict = match config(engine, wait.plugin) {
+        let cfg = config(engine, wait.plugin);
+        let verdict = match cfg {
             Some(cfg) => remote_auth::verdict(cfg, answer).inspect(|headers| {
                 if cfg.cache_ms > 0 {
                     let until = svc.coarse.now_ms().saturating_add(cfg.cache_ms);
@@ -98,16 +107,17 @@ impl Exchange {
             }),
             None => Err(Refusal::new(&errors::X500ER, &[], "remote auth: plugin missing")),
         };
-        let flow = match verdict {
-            Ok(headers) => {
-                add_headers(&mut a, &headers);
+        let flow = match (verdict, cfg) {
+            (Ok(headers), Some(cfg)) => {
+                add_headers(&mut a, cfg, &headers);
                 let head = io.request_headers();
                 match Headers::from_serialized(&head) {
                     Some(headers) => self.proceed(engine, svc, io, &headers, a),
                     None => self.refuse(gw, svc, io, &Refusal::new(&errors::X500ER, &[], "malformed header map from host")),
                 }
             }
-            Err(r) => self.refuse(gw, svc, io, &Refusal { app: a.identity.app, ..r }),
+            (Err(r), _) => self.refuse(gw, svc, io, &Refusal { app: a.identity.app, ..r }),
+            (Ok(_), None) => self.refuse(gw, svc, io, &Refusal::new(&errors::X500ER, &[], "remote auth: plugin missing")),
         };
         // Continue: admitted (or report-only); the request was held, so it is resumed here.
         if flow == Flow::Continue {

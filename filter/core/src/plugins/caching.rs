@@ -34,7 +34,8 @@ const MAX_NAMES: usize = 32;
 const DEFAULT_CACHEABLE: [&str; 3] = ["content-type", "content-encoding", "content-language"];
 /// Response headers that are never kept, even when listed: the gateway's own (`X-Ca-*`: a cached
 /// answer gets a fresh request id) and those that describe one connection or one message's framing.
-const NEVER_CACHED: [&str; 7] = ["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"];
+// `set-cookie` is one client's: a cached copy would hand it to every caller of the key.
+const NEVER_CACHED: [&str; 8] = ["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "set-cookie"];
 
 /// Whose `Cache-Control` request header is honoured (`clientCacheControl.mode`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::plugins::conditions::{self, eval, json_lookup, Expr, Val, VarSource};
 use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{has_control, join, Validator};
 use crate::wire::headers::{same_name, starts_with_name, Headers};
-use crate::wire::url::{parse_urlencoded, trim, url_encode};
+use crate::wire::url::{parse_urlencoded, trim, url_encode, UrlParam};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
@@ -339,11 +339,36 @@ impl HttpAnswer {
     }
 }
 
+/// A source the client gave more than once (a header in two spellings or twice, a query parameter
+/// twice): the service would judge one value and the backend might read another, so such a request
+/// is refused rather than asked about.
+pub(crate) fn repeated_source<'c>(cfg: &'c RemoteAuthConfig, headers: &Headers<'_>, query: &[u8]) -> Option<&'c str> {
+    let mut params: Option<Vec<UrlParam<'_>>> = None;
+    for p in &cfg.parameters {
+        let n = match p.source {
+            Location::Header => headers.spellings(p.source_name.as_bytes()).count(),
+            Location::Query => {
+                let ps = params.get_or_insert_with(|| {
+                    let mut v = Vec::new();
+                    parse_urlencoded(query, &mut v);
+                    v
+                });
+                ps.iter().filter(|q| *q.name == *p.source_name.as_bytes()).count()
+            }
+        };
+        if n > 1 {
+            return Some(&p.source_name);
+        }
+    }
+    None
+}
+
 /// The value of one `authParameters` source in the client's request (`None`: absent, not sent).
 fn source_value(cfg: &RemoteAuthConfig, p: &AuthParameter, headers: &Headers<'_>, query: &[u8]) -> Option<Vec<u8>> {
     match p.source {
         Location::Header => {
-            let v = trim(headers.get(p.source_name.as_bytes())?);
+            // Any spelling a backend reads as this name (at most one: repeats are refused first).
+            let v = trim(headers.spellings(p.source_name.as_bytes()).next()?);
             // `Authorization: Bearer x` sends `x` (Aliyun: the prefix up to the first space is skipped).
             let v = if cfg.trim_authorization_prefix && p.source_name == "authorization" {
                 v.iter().position(|&b| b == b' ').map_or(v, |sp| trim(v.get(sp + 1..).unwrap_or_default()))

@@ -29,6 +29,7 @@ const OWNED_REQUEST: &[&str] = &[
     crate::contract::names::REQUEST_ID_HEADER,
     crate::contract::names::ROUTING_NAME_HEADER,
     crate::contract::names::BACKEND_CLUSTER_HEADER,
+    crate::plugins::circuit_breaker::DOWNGRADE_HEADER,
     "x-ca-hops",
     "host",
     "content-length",
@@ -41,7 +42,7 @@ const OWNED_REQUEST: &[&str] = &[
 ];
 /// Request header prefixes a transformer may not touch: the backend signature's headers and Envoy's
 /// own controls (timeouts, retries), which the gateway sets or Envoy reads.
-const OWNED_REQUEST_PREFIXES: &[&str] = &["x-ca-proxy-", "x-envoy-"];
+const OWNED_REQUEST_PREFIXES: &[&str] = &["x-ca-proxy-", "x-cagate-", "x-envoy-"];
 /// Response headers a transformer may not touch: the gateway's error contract and request id, and framing.
 const OWNED_RESPONSE: &[&str] = &[
     crate::contract::names::REQUEST_ID_HEADER,
