@@ -2,6 +2,7 @@
 with envoyproxy/ratelimit's algorithm, on Debian's Redis), X-Ca-Nonce claimed once in Debian's etcd.
 Both Envoys run one configuration, --concurrency 2 each."""
 import concurrent.futures
+import random
 import re
 import time
 import uuid
@@ -10,10 +11,11 @@ import pytest
 
 from conftest import KEY1, SECRET1, call
 from harness.engines import Etcd, RateLimitService, Redis, etcd_keys, etcd_lease_of, grpc_cluster
-from harness.envoy import Envoy
+from harness.envoy import NATIVE, Envoy
 from harness.signer import sign
 
 LIMIT = 10
+WIDE = 120
 
 
 def config(rls_port_name="ratelimit", fail_open=False, timeout_ms=200):
@@ -25,10 +27,12 @@ def config(rls_port_name="ratelimit", fail_open=False, timeout_ms=200):
         },
         "apps": [{"appId": 10001, "appKey": KEY1, "appSecret": SECRET1}],
         "plugins": [{"name": "hourly", "type": "trafficControl",
-                     "data": {"unit": "HOUR", "apiDefault": LIMIT}}],
+                     "data": {"unit": "HOUR", "apiDefault": LIMIT}},
+                    {"name": "wide", "type": "trafficControl", "data": {"unit": "HOUR", "apiDefault": WIDE}}],
         "apis": [
             {"name": "limited", "method": "GET", "path": "/limited", "authType": "ANONYMOUS",
              "plugins": [{"plugin": "hourly"}]},
+            {"name": "wide", "method": "GET", "path": "/wide", "authType": "ANONYMOUS", "plugins": [{"plugin": "wide"}]},
             {"name": "orders", "method": "GET", "path": "/orders/[id]", "authorizations": [{"appId": 10001}]},
         ],
     }
@@ -76,6 +80,22 @@ def test_burst_over_two_envoys_admits_exactly_the_limit(pair):
     assert refused[0].header("x-ca-error-message") == f"Throttled by API Flow Control: API limit {LIMIT} per HOUR"
 
 
+def test_a_burst_counted_in_batches_admits_exactly_the_limit(pair):
+    """300 requests at once over both Envoys: exactly WIDE pass, the rest T429PA; on the Wasm build the
+    descriptors of requests that arrive while a call is in flight go to the service in one call."""
+    now = time.gmtime()
+    if now.tm_min == 59 and now.tm_sec > 45:
+        time.sleep(61 - now.tm_sec)
+    before = [cluster_stat(e, "rls", "batched") for e in pair]
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(lambda i: call(pair[i % 2].port, "GET", "/wide"), range(300)))
+    assert sum(r.status == 200 for r in results) == WIDE, sorted({(r.status, r.code) for r in results})
+    assert all(r.code == "T429PA" for r in results if r.status != 200)
+    time.sleep(1.2)
+    batched = sum(cluster_stat(e, "rls", "batched") for e in pair) - sum(before)
+    assert (batched == 0) if NATIVE else (batched > 0), batched
+
+
 def test_a_nonce_is_admitted_once_across_envoys(pair, engines):
     """The same signed request sent to both Envoys in parallel: one 200, the rest S403NU, also later."""
     _, etcd, _ = engines
@@ -90,6 +110,36 @@ def test_a_nonce_is_admitted_once_across_envoys(pair, engines):
     keys = etcd_keys(etcd.port, "cagate/n/")
     assert keys, "the nonce is claimed in etcd"
     assert all(etcd_lease_of(etcd.port, k) for k in keys), "every one-time key carries a lease"
+
+
+def cluster_stat(envoy, service, result):
+    m = re.search(rf'^cagate_cluster{{cagate_service="{service}",cagate_result="{result}"}} (\d+)', envoy.stats(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_concurrent_claims_share_etcd_transactions_and_each_nonce_passes_once(pair, engines):
+    """Many signed requests at once: each fresh nonce passes, exactly one copy of a replayed one does (the
+    rest S403NU), and on the Wasm build claims that arrive while one is in flight go to etcd together
+    (cagate_cluster{etcd,batched} counts the claims that went in a batch)."""
+    jobs = [(f"/orders/f{i}", sign("GET", f"/orders/f{i}", KEY1, SECRET1)) for i in range(160)]
+    replayed = sign("GET", "/orders/r", KEY1, SECRET1)
+    jobs += [("/orders/r", replayed)] * 24
+    random.Random(7).shuffle(jobs)
+    before = [cluster_stat(e, "etcd", "batched") for e in pair]
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(lambda ij: (ij[1][0], signed(pair[ij[0] % 2].port, ij[1][0], ij[1][1])), enumerate(jobs)))
+    fresh = [r for path, r in results if path != "/orders/r"]
+    copies = [r for path, r in results if path == "/orders/r"]
+    assert all(r.status == 200 for r in fresh), [(r.status, r.code) for r in fresh if r.status != 200][:5]
+    assert sorted(r.status for r in copies) == [200] + [403] * 23, [(r.status, r.code) for r in copies]
+    assert all(r.code == "S403NU" for r in copies if r.status == 403)
+    time.sleep(1.2)  # stats reach Envoy on the filter's periodic tick
+    batched = sum(cluster_stat(e, "etcd", "batched") for e in pair) - sum(before)
+    if NATIVE:
+        assert batched == 0, "the native build sends each claim itself"
+    else:
+        assert batched > 0, "no claim went in a batch"
+        assert sum(cluster_stat(e, "etcd", "batches") for e in pair) > 0
 
 
 def test_requests_without_one_time_keys_never_wait_for_etcd(pair, engines):

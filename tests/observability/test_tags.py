@@ -102,7 +102,8 @@ CASES = [
     # cluster-mode services
     *[(f"cagate.cluster.{s}.{w}", "cagate_cluster", {"cagate_service": s, "cagate_result": w})
       for s in ("rls", "etcd")
-      for w in ("calls", "retries", "errors", "timeouts", "over_limit", "replayed", "fail_open", "refused_unavailable")],
+      for w in ("calls", "retries", "errors", "timeouts", "over_limit", "replayed", "fail_open", "refused_unavailable",
+                "batches", "batched")],
     # existing
     ("cagate.refused.A403IS", "cagate_refused", {"code": "A403IS"}),
     ("cagate.refused.X503BZ", "cagate_refused", {"code": "X503BZ"}),

@@ -57,7 +57,7 @@ pub use contract::reply::{refusal as reply_for, Reply};
 pub use contract::request_id::RequestIds;
 #[cfg(any(test, feature = "test-kit"))]
 pub use engine::testkit;
-pub use engine::{Answer, Engine, Exchange, Flow, Seeds, Services, Stat, Stats, StreamIo};
+pub use engine::{Answer, BatchCall, Delivery, Engine, Exchange, Flow, Flush, Seeds, Services, Stat, Stats, StreamIo};
 pub use host::{Clock, SetError, SharedStore, Stream};
 #[cfg(any(test, feature = "test-kit"))]
 pub use host::{FixedClock, MemoryStore};

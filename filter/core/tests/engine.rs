@@ -214,6 +214,114 @@ fn a_claim_sent_again_after_a_timeout_knows_its_own_earlier_attempt() {
     assert_eq!((o.status(), o.code().as_deref()), (403, Some("S403NU")));
 }
 
+/// A batch's answer: each claim's TxnResponse nested (ResponseOp.response_txn), in order.
+fn batch_answer(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![0x10, 0x01];
+    for p in parts {
+        let op = [&[0x22, p.len() as u8][..], p].concat();
+        out.extend_from_slice(&[0x1a, op.len() as u8]);
+        out.extend_from_slice(&op);
+    }
+    out
+}
+
+#[test]
+fn concurrent_claims_share_one_etcd_transaction_and_each_gets_its_own_verdict() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    kit.engine.enable_batching();
+    // Alone: the lease is granted and the claim sent at once, from the request itself.
+    let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));
+    kit.answer(&mut a, 1, &Answer::Ok(GRANTED.to_vec()));
+    assert_eq!(methods(&a), ["LeaseGrant", "Txn"]);
+    // While a's claim is in flight, the next ones queue: they send nothing themselves.
+    let mut b = kit.get("/orders/1", &refs(&signed("/orders/1", "n-b")));
+    let mut c = kit.get("/orders/1", &refs(&signed("/orders/1", "n-c")));
+    assert!(b.stream.calls.borrow().is_empty() && c.stream.calls.borrow().is_empty());
+    assert!(kit.engine.batches_pending());
+    // A replay on this Envoy never reaches etcd: the local store refuses it first.
+    let c2 = kit.get("/orders/1", &refs(&signed("/orders/1", "n-c")));
+    assert_eq!(c2.code().as_deref(), Some("S403NU"));
+    // One transaction for b and c.
+    let mut batches = kit.flush(&mut [&mut b, &mut c]);
+    assert_eq!(batches.len(), 1);
+    let (token, batch) = batches.remove(0);
+    assert_eq!((batch.service(), batch.size(), batch.call.method), ("etcd", 2, "Txn"));
+    assert_eq!(batch.call.timeout_ms, 250, "half of timeoutMs, as a claim sent alone");
+    kit.sent(token, batch);
+    kit.answer(&mut a, 2, &Answer::Ok(CLAIMED.to_vec()));
+    assert!(a.forwarded());
+    // b's claim committed; c's key was claimed by another Envoy (read back with its mark).
+    kit.answer_batch(
+        &mut [&mut b, &mut c],
+        token,
+        &Answer::Ok(batch_answer(&[CLAIMED.to_vec(), read_back(b"00000000-0000-4000-8000-000000000000")])),
+    );
+    assert!(b.forwarded() && b.stream.resumed.get(), "{:?}", b.reply());
+    assert_eq!(b.stream.upstream("x-ca-app-id").as_deref(), Some("10001"));
+    assert_eq!((c.status(), c.code().as_deref()), (403, Some("S403NU")));
+    assert_eq!(kit.stats.count("cluster.etcd.replayed"), 1);
+    assert!(!kit.engine.batches_pending());
+}
+
+#[test]
+fn a_failed_batch_fails_or_retries_each_member_and_a_queued_claim_never_waits_past_its_deadline() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    kit.engine.enable_batching();
+    let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));
+    kit.answer(&mut a, 1, &Answer::Ok(GRANTED.to_vec()));
+    let mut b = kit.get("/orders/1", &refs(&signed("/orders/1", "n-b")));
+    let (token, batch) = kit.flush(&mut [&mut b]).remove(0);
+    kit.sent(token, batch);
+    // The batch timed out: b's claim queues again (its chain has time and sends left) ...
+    kit.answer_batch(&mut [&mut b], token, &Answer::Timeout);
+    assert!(b.reply().is_none() && kit.engine.batches_pending());
+    assert_eq!(kit.stats.count("cluster.etcd.retries"), 1);
+    // ... a malformed answer is no verdict: refused as unavailable, never admitted.
+    let (token, batch) = kit.flush(&mut [&mut b]).remove(0);
+    kit.sent(token, batch);
+    kit.answer_batch(&mut [&mut b], token, &Answer::Ok(vec![0x10, 0x01, 0x1a, 0x02, 0x08, 0x01]));
+    assert_eq!((b.status(), b.code().as_deref()), (503, Some("X503BZ")));
+    // Queued past its deadline (timeoutMs 500): answered as timed out, refused X503BZ.
+    let mut c = kit.get("/orders/1", &refs(&signed("/orders/1", "n-c")));
+    assert!(c.stream.calls.borrow().is_empty(), "a's claim is still in flight: c queues");
+    kit.clock.0.set(NOW + 600);
+    assert!(kit.flush(&mut [&mut c]).is_empty());
+    assert_eq!((c.status(), c.code().as_deref()), (503, Some("X503BZ")));
+    assert!(!kit.engine.batches_pending());
+}
+
+#[test]
+fn a_queued_claim_whose_lease_etcd_forgot_waits_for_the_lease_to_be_granted_again() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    kit.engine.enable_batching();
+    let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));
+    kit.answer(&mut a, 1, &Answer::Ok(GRANTED.to_vec()));
+    let mut b = kit.get("/orders/1", &refs(&signed("/orders/1", "n-b")));
+    let (token, batch) = kit.flush(&mut [&mut b]).remove(0);
+    kit.sent(token, batch);
+    kit.answer_batch(&mut [&mut b], token, &Answer::Failed(5));
+    // The lease is unknown now: no batch until it is granted; the flush asks for the grant.
+    let flush = kit.engine.take_batches(NOW);
+    assert!(flush.calls.is_empty() && flush.expired.is_empty());
+    assert_eq!(flush.leases.len(), 1);
+    assert_eq!(flush.leases[0].1.method, "LeaseGrant");
+    assert!(kit.engine.lease_answered(&flush.leases[0].0, &Answer::Ok(GRANTED.to_vec()), NOW));
+    let (token, batch) = kit.flush(&mut [&mut b]).remove(0);
+    kit.sent(token, batch);
+    kit.answer_batch(&mut [&mut b], token, &Answer::Ok(batch_answer(&[CLAIMED.to_vec()])));
+    assert!(b.forwarded(), "{:?}", b.reply());
+}
+
+#[test]
+fn without_batching_every_claim_goes_alone() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));
+    kit.answer(&mut a, 1, &Answer::Ok(GRANTED.to_vec()));
+    let b = kit.get("/orders/1", &refs(&signed("/orders/1", "n-b")));
+    assert_eq!(methods(&b), ["Txn"], "the native build sends each claim itself");
+    assert!(!kit.engine.batches_pending());
+}
+
 #[test]
 fn a_backends_error_headers_are_removed_and_envoys_answers_carry_the_contract() {
     let kit = Kit::new(&config(""), NOW);

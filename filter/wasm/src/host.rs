@@ -202,7 +202,13 @@ impl Metrics {
     /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, retries, over_limit, replayed, errors, timeouts,
     /// fail_open, refused_unavailable).
     pub(crate) fn cluster_mode(&mut self, service: &'static str, what: &'static str) {
-        self.cluster.entry((service, what)).or_insert_with(|| Counter::new(&format!("cagate.cluster.{service}.{what}"))).pending += 1;
+        self.cluster_mode_add(service, what, 1);
+    }
+
+    /// As `cluster_mode`, by `n` (`batched`: the checks a batch carried).
+    pub(crate) fn cluster_mode_add(&mut self, service: &'static str, what: &'static str, n: usize) {
+        self.cluster.entry((service, what)).or_insert_with(|| Counter::new(&format!("cagate.cluster.{service}.{what}"))).pending +=
+            i64::try_from(n).unwrap_or(i64::MAX);
     }
 
     /// App registry fetches by result: changed, unchanged, failed, invalid.

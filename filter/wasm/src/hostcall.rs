@@ -58,6 +58,7 @@ mod abi {
         pub(super) fn proxy_increment_metric(id: u32, offset: i64) -> u32;
         pub(super) fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub(super) fn proxy_continue_stream(stream: u32) -> u32;
+        pub(super) fn proxy_set_effective_context(context_id: u32) -> u32;
         pub(super) fn proxy_get_status(code: *mut u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
         #[allow(clippy::too_many_arguments)]
         pub(super) fn proxy_send_local_response(
@@ -130,6 +131,9 @@ mod abi {
         NO_HOST
     }
     pub(super) unsafe fn proxy_continue_stream(_: u32) -> u32 {
+        NO_HOST
+    }
+    pub(super) unsafe fn proxy_set_effective_context(_: u32) -> u32 {
         NO_HOST
     }
     pub(super) unsafe fn proxy_get_status(_: *mut u32, _: *mut *mut u8, _: *mut usize) -> u32 {
@@ -363,6 +367,14 @@ pub(crate) fn resume_request() -> Result<(), Status> {
     count();
     // SAFETY: a plain value (0: the HTTP request stream).
     status(unsafe { abi::proxy_continue_stream(0) })
+}
+
+/// Makes `context_id` the context later host calls of this callback act on (a stream's, from the
+/// root context: a batch's answer delivered to the requests it was for).
+pub(crate) fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    count();
+    // SAFETY: a plain value.
+    status(unsafe { abi::proxy_set_effective_context(context_id) })
 }
 
 /// The message of the last gRPC status (read only after a call failed).

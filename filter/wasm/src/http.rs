@@ -7,27 +7,99 @@ use crate::State;
 use cagate_core::{Answer, Exchange, Flow, GrpcCall, HttpAnswer, HttpCall, RequestIds, Services, Stream, StreamIo, MAX_HTTP_ANSWER_BODY};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 pub(crate) struct Http {
+    id: u32,
     state: Option<Rc<State>>,
-    exchange: Option<Exchange>,
+    exchange: Slot,
+}
+
+/// Where a request's exchange lives: in its context, or shared with the root context while it waits
+/// for a batch's answer (the root delivers it there).
+#[allow(clippy::large_enum_variant)] // the exchange stays in place: no allocation for most requests
+enum Slot {
+    None,
+    Own(Exchange),
+    Parked(Rc<Parked>),
+}
+
+/// A request waiting for a batch: its exchange and the state it started with.
+pub(crate) struct Parked {
+    state: Rc<State>,
+    exchange: RefCell<Exchange>,
+}
+
+impl Parked {
+    /// Runs a batch's answer for this request (the root context made its stream the effective one).
+    pub(crate) fn deliver(&self, d: &cagate_core::Delivery) {
+        let stats = StatsSink(&self.state.metrics);
+        let svc = Services { clock: &HostClock, coarse: &CoarseClock, store: &HostStore, stats: &stats };
+        if let Ok(mut x) = self.exchange.try_borrow_mut() {
+            x.on_batched_answer(&self.state.engine, &svc, &Io { ctx: &DispatchOnly }, d.ticket, &d.answer);
+        }
+    }
 }
 
 impl Http {
-    pub(crate) fn new(state: Option<Rc<State>>) -> Self {
-        let exchange = state.as_ref().map(|s| s.engine.exchange());
-        Http { state, exchange }
+    pub(crate) fn new(state: Option<Rc<State>>, id: u32) -> Self {
+        let exchange = match &state {
+            Some(s) => {
+                let mut x = s.engine.exchange();
+                x.set_stream(id);
+                Slot::Own(x)
+            }
+            None => Slot::None,
+        };
+        Http { id, state, exchange }
     }
 
     /// Runs one engine event with the host's services and this stream's I/O.
     fn with<R>(&mut self, default: R, f: impl FnOnce(&mut Exchange, &State, &Services<'_>, &Io<'_>) -> R) -> R {
-        let (Some(state), Some(exchange)) = (self.state.clone(), self.exchange.as_mut()) else { return default };
+        let Some(state) = self.state.clone() else { return default };
         let stats = StatsSink(&state.metrics);
         let svc = Services { clock: &HostClock, coarse: &CoarseClock, store: &HostStore, stats: &stats };
         // The context is needed to dispatch gRPC calls (the SDK registers their tokens).
         let io = Io { ctx: &DispatchOnly };
-        f(exchange, &state, &svc, &io)
+        let out = match &mut self.exchange {
+            Slot::None => return default,
+            Slot::Own(x) => f(x, &state, &svc, &io),
+            Slot::Parked(p) => match p.exchange.try_borrow_mut() {
+                Ok(mut x) => f(&mut x, &state, &svc, &io),
+                Err(_) => return default,
+            },
+        };
+        self.park_if_queued(&state);
+        out
+    }
+
+    /// A request that queued a cluster-mode check is put where the root context can deliver the
+    /// batch's answer, and the root is asked for its short tick.
+    fn park_if_queued(&mut self, state: &Rc<State>) {
+        let Slot::Own(x) = &self.exchange else { return };
+        if !x.awaits_batch() {
+            return;
+        }
+        let Slot::Own(x) = std::mem::replace(&mut self.exchange, Slot::None) else { return };
+        let parked = Rc::new(Parked { state: state.clone(), exchange: RefCell::new(x) });
+        state.parked.borrow_mut().insert(self.id, Rc::downgrade(&parked));
+        self.exchange = Slot::Parked(parked);
+        if state.tick_ms.get() != crate::root::FLUSH_TICK_MS
+            && hostcall::set_tick_period(std::time::Duration::from_millis(crate::root::FLUSH_TICK_MS)).is_ok()
+        {
+            state.tick_ms.set(crate::root::FLUSH_TICK_MS);
+        }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        if let (Slot::Parked(_), Some(state)) = (&self.exchange, &self.state) {
+            if let Ok(mut parked) = state.parked.try_borrow_mut() {
+                parked.remove(&self.id);
+            }
+        }
     }
 }
 

@@ -11,8 +11,9 @@ mod root;
 use cagate_core::{Engine, Gateway};
 use host::Metrics;
 use proxy_wasm::traits::RootContext;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
 
 proxy_wasm::main! {{
     // Our logger and panic hook, not the SDK's: those unwrap the host's answer to a log call.
@@ -20,7 +21,7 @@ proxy_wasm::main! {{
         log::set_max_level(log::LevelFilter::Trace);
     }
     std::panic::set_hook(Box::new(|info| hostcall::log(5, &info.to_string())));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(root::Root::new()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(root::Root::new(id)) });
 }}
 
 /// The core's engine of a configuration, and this VM's stats. A request keeps the state it started
@@ -28,10 +29,21 @@ proxy_wasm::main! {{
 pub(crate) struct State {
     engine: Engine,
     metrics: Rc<RefCell<Metrics>>,
+    /// Cluster mode: the requests waiting for a batch's answer, by context id, where the root context
+    /// finds them to deliver it.
+    parked: Rc<RefCell<HashMap<u32, Weak<http::Parked>>>>,
+    /// The tick period set now (ms): a request that queues a check asks for the short one.
+    tick_ms: Rc<Cell<u64>>,
 }
 
 impl State {
+    pub(crate) fn new(engine: Engine, metrics: Rc<RefCell<Metrics>>) -> State {
+        // The root context flushes batches and delivers their answers (`root::Root::flush_batches`).
+        engine.enable_batching();
+        State { engine, metrics, parked: Rc::default(), tick_ms: Rc::default() }
+    }
+
     pub(crate) fn with_gateway(&self, gateway: Gateway) -> State {
-        State { engine: self.engine.with_gateway(gateway), metrics: self.metrics.clone() }
+        State { engine: self.engine.with_gateway(gateway), metrics: self.metrics.clone(), parked: self.parked.clone(), tick_ms: self.tick_ms.clone() }
     }
 }

@@ -14,38 +14,60 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 /// How often each VM hands its counters to Envoy, refreshes its coarse clock and checks remote JWKS.
-const TICK: std::time::Duration = std::time::Duration::from_millis(500);
+const TICK_MS: u64 = 500;
 /// The tick while an app registry document is being merged in slices.
-const INSTALL_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+const INSTALL_TICK_MS: u64 = 10;
+/// The tick while cluster-mode checks are queued: the longest a queued check waits for its batch when
+/// none is in flight.
+pub(crate) const FLUSH_TICK_MS: u64 = 1;
 
 pub(crate) struct Root {
+    /// This root context's id: host calls act on it again after a batch's answers were delivered.
+    id: u32,
     state: Option<Rc<State>>,
     /// Remote JWKS fetches in flight: call token -> plugin index.
     fetches: Vec<(u32, u32)>,
     /// Cluster mode: etcd lease grants in flight.
     granting: Vec<crate::grpc::Granting>,
     registry: crate::app_registry::Registry,
-    /// The tick runs at `INSTALL_TICK` (a registry document is being merged).
-    fast_tick: bool,
     /// When the configuration was installed (ms): the registry's age before its first good fetch.
     configured_ms: i64,
+    /// When the periodic work (stats, clock, keys, leases, registry fetch) and a registry slice last ran (ms).
+    last_tick_ms: i64,
+    last_install_ms: i64,
 }
 
 impl Root {
-    pub(crate) fn new() -> Self {
-        Root { state: None, fetches: Vec::new(), granting: Vec::new(), registry: Default::default(), fast_tick: false, configured_ms: 0 }
+    pub(crate) fn new(id: u32) -> Self {
+        Root {
+            id,
+            state: None,
+            fetches: Vec::new(),
+            granting: Vec::new(),
+            registry: Default::default(),
+            configured_ms: 0,
+            last_tick_ms: 0,
+            last_install_ms: 0,
+        }
     }
 }
 
 impl Context for Root {
     fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
-        let Some(pos) = self.granting.iter().position(|g| g.token == token) else { return };
-        let g = self.granting.swap_remove(pos);
         let Some(state) = self.state.clone() else { return };
         let answer = Answer::from_grpc(status, || hostcall::buffer(Buffer::GrpcReceive, 0, size), hostcall::grpc_status_message);
-        if !state.engine.lease_answered(&g.lease, &answer, host::CoarseClock.now_ms()) {
-            state.metrics.borrow_mut().cluster_mode("etcd", "errors");
+        if let Some(deliveries) = state.engine.batch_answered(token, &answer) {
+            self.deliver(&state, deliveries);
+        } else if let Some(pos) = self.granting.iter().position(|g| g.token == token) {
+            let g = self.granting.swap_remove(pos);
+            if !state.engine.lease_answered(&g.lease, &answer, host::CoarseClock.now_ms()) {
+                state.metrics.borrow_mut().cluster_mode("etcd", "errors");
+            }
+        } else {
+            return;
         }
+        // The next batch goes at once (its checks queued while this one was in flight).
+        self.flush_batches(&state);
     }
 
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
@@ -159,11 +181,69 @@ impl Root {
         if let Some(gw) = self.registry.step(&state) {
             self.state = Some(Rc::new(state.with_gateway(gw)));
         }
-        // While a document is merged, the tick comes often, and each does a few milliseconds of it.
-        if self.registry.busy() != self.fast_tick {
-            self.fast_tick = self.registry.busy();
-            let _ = hostcall::set_tick_period(if self.fast_tick { INSTALL_TICK } else { TICK });
+    }
+
+    /// The tick this VM needs now: short while checks are queued, often while a registry document is
+    /// merged (a few milliseconds of it per tick), else the periodic one.
+    fn set_tick(&self) {
+        let Some(state) = &self.state else { return };
+        let ms = if state.engine.batches_pending() {
+            FLUSH_TICK_MS
+        } else if self.registry.busy() {
+            INSTALL_TICK_MS
+        } else {
+            TICK_MS
+        };
+        if state.tick_ms.get() != ms && hostcall::set_tick_period(std::time::Duration::from_millis(ms)).is_ok() {
+            state.tick_ms.set(ms);
         }
+    }
+
+    /// Sends what the batches hold now, from this context (which outlives every request, so no
+    /// answer is lost with a request that ends), and delivers the checks whose time ran out.
+    fn flush_batches(&mut self, state: &State) {
+        if !state.engine.batches_pending() {
+            return;
+        }
+        let flush = state.engine.take_batches(HostClock.now_ms());
+        for (lease, call) in flush.leases {
+            if self.granting.iter().any(|g| g.lease.id == lease.id) {
+                continue;
+            }
+            if let Some(token) = crate::grpc::send(self, &call) {
+                state.metrics.borrow_mut().cluster_mode("etcd", "calls");
+                self.granting.push(crate::grpc::Granting { token, lease });
+            }
+        }
+        let mut deliveries = flush.expired;
+        for batch in flush.calls {
+            let (service, size) = (batch.service(), batch.size());
+            let token = crate::grpc::send(self, &batch.call);
+            {
+                let mut m = state.metrics.borrow_mut();
+                m.cluster_mode(service, "calls");
+                m.cluster_mode(service, "batches");
+                m.cluster_mode_add(service, "batched", size);
+            }
+            deliveries.extend(state.engine.batch_sent(batch, token));
+        }
+        self.deliver(state, deliveries);
+    }
+
+    /// Runs each answer in its request's exchange, with that request's stream as the effective context.
+    fn deliver(&self, state: &State, deliveries: Vec<cagate_core::Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        for d in &deliveries {
+            let parked = state.parked.borrow().get(&d.stream).and_then(std::rc::Weak::upgrade);
+            // Gone: the request ended (its client went away) while it waited.
+            let Some(parked) = parked else { continue };
+            if hostcall::set_effective_context(d.stream).is_ok() {
+                parked.deliver(d);
+            }
+        }
+        let _ = hostcall::set_effective_context(self.id);
     }
 }
 
@@ -205,7 +285,7 @@ impl RootContext for Root {
             engine.gateway.stages.len(),
             engine.nonce_shards()
         );
-        self.state = Some(Rc::new(State { engine, metrics: Rc::new(RefCell::new(Metrics::define())) }));
+        self.state = Some(Rc::new(State::new(engine, Rc::new(RefCell::new(Metrics::define())))));
         // A document or a key set shared before this configuration (a reload) is installed at once:
         // waiting for the first tick would refuse the registry's apps or the current keys' tokens.
         if let Some(state) = self.state.clone() {
@@ -218,32 +298,47 @@ impl RootContext for Root {
         }
         host::refresh_coarse_clock();
         self.configured_ms = HostClock.now_ms();
-        if let Err(e) = hostcall::set_tick_period(TICK) {
-            log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed");
+        match hostcall::set_tick_period(std::time::Duration::from_millis(TICK_MS)) {
+            Ok(()) => {
+                if let Some(state) = &self.state {
+                    state.tick_ms.set(TICK_MS);
+                }
+            }
+            Err(e) => log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed"),
         }
         true
     }
 
     fn on_tick(&mut self) {
-        #[cfg(feature = "host-call-count")]
-        hostcall::publish_host_calls();
-        host::refresh_coarse_clock();
         let Some(state) = self.state.clone() else { return };
-        if state.engine.gateway.registry.is_some() {
-            let age = crate::app_registry::age_seconds(HostClock.now_ms(), self.configured_ms);
-            state.metrics.borrow_mut().registry_age(age);
+        self.flush_batches(&state);
+        let now = HostClock.now_ms();
+        // The short ticks only flush: the periodic work keeps its own pace (timers fire a little early).
+        if now - self.last_tick_ms >= (TICK_MS * 9 / 10) as i64 {
+            self.last_tick_ms = now;
+            #[cfg(feature = "host-call-count")]
+            hostcall::publish_host_calls();
+            host::refresh_coarse_clock();
+            if state.engine.gateway.registry.is_some() {
+                let age = crate::app_registry::age_seconds(now, self.configured_ms);
+                state.metrics.borrow_mut().registry_age(age);
+            }
+            state.metrics.borrow_mut().flush();
+            self.refresh_remote_keys(&state);
+            self.grant_leases_ahead(&state);
+            let mut registry = std::mem::take(&mut self.registry);
+            registry.maybe_fetch(self, &state);
+            self.registry = registry;
         }
-        state.metrics.borrow_mut().flush();
-        self.refresh_remote_keys(&state);
-        self.grant_leases_ahead(&state);
-        let mut registry = std::mem::take(&mut self.registry);
-        registry.maybe_fetch(self, &state);
-        self.registry = registry;
-        self.install_registry();
+        if now - self.last_install_ms >= (INSTALL_TICK_MS * 9 / 10) as i64 {
+            self.last_install_ms = now;
+            self.install_registry();
+        }
+        self.set_tick();
     }
 
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(self.state.clone())))
+    fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(self.state.clone(), id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -13,7 +13,13 @@
 //! RequestOp { request_range = 1; request_put = 2 } · RangeRequest { key = 1 } · PutRequest { key = 1;
 //! value = 2; lease = 3 } · TxnResponse { succeeded = 2; responses = 3 } · ResponseOp
 //! { response_range = 1 } · RangeResponse { kvs = 2 } · KeyValue { value = 5 } · LeaseGrantRequest
-//! { TTL = 1; ID = 2 } · LeaseGrantResponse { ID = 2; TTL = 3; error = 4 }.
+//! { TTL = 1; ID = 2 } · LeaseGrantResponse { ID = 2; TTL = 3; error = 4 }; for batches, RequestOp
+//! { request_txn = 4 } · ResponseOp { response_txn = 4 }.
+//!
+//! Batches: the claims of concurrent requests go as one `KV.Txn` whose success branch holds each claim
+//! as a nested transaction (etcd 3.3 and later). The outer one compares nothing, so it always takes
+//! its success branch and each nested claim puts or reads back its key on its own: the answer holds,
+//! in order, the `TxnResponse` each claim would have had alone.
 
 use crate::auth::replay::{OneTime, OneTimeKind};
 use crate::cluster::proto;
@@ -104,6 +110,23 @@ pub(crate) fn claimed(buf: &[u8], mark: &[u8]) -> Option<bool> {
     Some(proto::last_bytes(&proto::fields(kv)?, 5) == Some(mark))
 }
 
+/// Several claims (each a `claim` message) as one `KV.Txn`. Their keys must differ: etcd refuses a
+/// transaction that puts a key twice.
+pub(crate) fn claims<'a>(claims: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in claims {
+        proto::message(&mut out, 2, |op| proto::bytes(op, 4, c));
+    }
+    out
+}
+
+/// The answers of a `claims` transaction, in order: each the `TxnResponse` of one claim. `None` if
+/// the answer is malformed.
+pub(crate) fn claim_answers(buf: &[u8]) -> Option<Vec<&[u8]>> {
+    let txn = proto::fields(buf)?;
+    proto::all_bytes(&txn, 3).into_iter().map(|op| proto::last_bytes(&proto::fields(op)?, 4)).collect()
+}
+
 /// `Lease.LeaseGrant` with the client-chosen id.
 pub(crate) fn lease_grant(lease: &Lease) -> Vec<u8> {
     let mut out = Vec::with_capacity(24);
@@ -163,6 +186,23 @@ mod tests {
         assert_eq!(claimed(&read_back(b"mark-2"), b"mark-1"), Some(false), "another request's");
         assert_eq!(claimed(&read_back(b"1"), b"mark-1"), Some(false), "a key put by an older version");
         assert!(lease_granted(&[0x10, 0x07]));
+        // A batch: each claim nested; the answer's nested responses come back in order.
+        let batch = claims([txn.as_slice(), txn.as_slice()].into_iter());
+        let f = proto::fields(&batch).unwrap();
+        assert!(proto::last_bytes(&f, 1).is_none(), "the outer transaction compares nothing");
+        let ops = proto::all_bytes(&f, 2);
+        assert_eq!(ops.len(), 2);
+        assert_eq!(proto::last_bytes(&proto::fields(ops[0]).unwrap(), 4), Some(txn.as_slice()));
+        let mut answer = Vec::new();
+        proto::uint(&mut answer, 2, 1);
+        for inner in [read_back(b"mark-1"), vec![0x10, 0x01]] {
+            proto::message(&mut answer, 3, |op| proto::bytes(op, 4, &inner));
+        }
+        let parts = claim_answers(&answer).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(claimed(parts[0], b"mark-1"), Some(true));
+        assert_eq!(claimed(parts[1], b"mark-9"), Some(true), "put now");
+        assert!(claim_answers(&[0x1a, 0x02, 0x08, 0x01]).is_none(), "a response that is not a nested txn");
         assert!(!lease_granted(&[0x22, 0x03, b'b', b'a', b'd']));
     }
 }

@@ -76,6 +76,54 @@ pub(crate) fn call(domain: &str, cfg: &TrafficConfig, plugin: u32, api: &str, ap
     RateLimitCall { plugin, message, dimensions }
 }
 
+/// A request's descriptors: its call's message without the domain, to go in a batch (`batch`).
+pub(crate) fn descriptors<'a>(domain: &str, message: &'a [u8]) -> Option<&'a [u8]> {
+    let mut prefix = Vec::with_capacity(domain.len() + 3);
+    proto::bytes(&mut prefix, 1, domain.as_bytes());
+    message.strip_prefix(prefix.as_slice())
+}
+
+/// The descriptors of several requests as one call: each descriptor is counted once, as in a call of
+/// its own, and gets its own status, in order.
+pub(crate) fn batch<'a>(domain: &str, members: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    proto::bytes(&mut out, 1, domain.as_bytes());
+    for d in members {
+        out.extend_from_slice(d);
+    }
+    out
+}
+
+/// A batch's answer split into the answers its members (`counts`: each one's descriptors) would have
+/// had alone: their statuses, and OVER_LIMIT when one of them is over. An answer the service could not
+/// decide goes to every member as it is. A service that sends no statuses (only an overall code) gives
+/// every member that code. `None` if malformed, or if the statuses do not match the descriptors.
+pub(crate) fn split(buf: &[u8], counts: &[usize]) -> Option<Vec<Vec<u8>>> {
+    let f = proto::fields(buf)?;
+    let overall = proto::last_uint(&f, 1);
+    let statuses = proto::all_bytes(&f, 2);
+    if (overall != OK && overall != OVER_LIMIT) || statuses.is_empty() {
+        return Some(counts.iter().map(|_| buf.to_vec()).collect());
+    }
+    if statuses.len() != counts.iter().sum::<usize>() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(counts.len());
+    let mut at = 0;
+    for &n in counts {
+        let mine = statuses.get(at..at + n)?;
+        at += n;
+        let over = mine.iter().any(|s| proto::fields(s).is_some_and(|sf| proto::last_uint(&sf, 1) == OVER_LIMIT));
+        let mut answer = Vec::with_capacity(mine.iter().map(|s| s.len() + 2).sum::<usize>() + 2);
+        proto::uint(&mut answer, 1, if over { OVER_LIMIT } else { OK });
+        for s in mine {
+            proto::bytes(&mut answer, 2, s);
+        }
+        out.push(answer);
+    }
+    Some(out)
+}
+
 /// One descriptor's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Status {
@@ -151,4 +199,43 @@ fn throttled(cfg: &TrafficConfig, plugin: u32, d: &Dimension, reset_s: i64) -> R
     }
     r.throttled = Some((plugin, d.dim));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u64, remaining: u64) -> Vec<u8> {
+        let mut s = Vec::new();
+        proto::uint(&mut s, 1, code);
+        proto::message(&mut s, 2, |l| proto::uint(l, 1, 10));
+        proto::uint(&mut s, 3, remaining);
+        s
+    }
+
+    #[test]
+    fn a_batch_is_split_back_per_member() {
+        let mut one = Vec::new();
+        proto::bytes(&mut one, 1, b"cagate");
+        proto::message(&mut one, 2, |d| proto::message(d, 1, |e| proto::bytes(e, 1, b"k")));
+        let d = descriptors("cagate", &one).unwrap();
+        assert!(descriptors("other", &one).is_none());
+        let b = batch("cagate", [d, d].into_iter());
+        assert_eq!(proto::all_bytes(&proto::fields(&b).unwrap(), 2).len(), 2);
+
+        let mut answer = Vec::new();
+        proto::uint(&mut answer, 1, OVER_LIMIT);
+        for s in [status(OK, 3), status(OVER_LIMIT, 0), status(OK, 2)] {
+            proto::bytes(&mut answer, 2, &s);
+        }
+        let parts = split(&answer, &[1, 2]).unwrap();
+        let (over0, s0) = statuses(&parts[0]).unwrap();
+        assert!(!over0 && s0.len() == 1 && s0[0].remaining == 3, "the first member is under its limit");
+        let (over1, s1) = statuses(&parts[1]).unwrap();
+        assert!(over1 && s1.len() == 2 && s1[0].over && !s1[1].over);
+        assert!(split(&answer, &[1, 1]).is_none(), "statuses that do not match the descriptors");
+        let mut bare = Vec::new();
+        proto::uint(&mut bare, 1, OK);
+        assert_eq!(split(&bare, &[1, 2]).unwrap(), vec![bare.clone(), bare.clone()], "no statuses: the overall code for all");
+    }
 }

@@ -7,13 +7,16 @@
 //! next member, so one hung or dead member of a cluster that has a quorum costs a delay, not a refusal.
 //! Sending again is safe because a grant names its lease and a claim reads back its own mark.
 
+use super::batching::{Entry, Service, Solo, MIN_CALL_MS};
 use super::{Engine, Services, Stat, StreamIo};
 use crate::auth::replay::OneTime;
 use crate::cluster::etcd::Lease;
 use crate::contract::errors;
 use crate::contract::refusal::Refusal;
 use crate::plugins::traffic_control::Quota;
-use crate::request::cluster_calls::{claim_call, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_verdict};
+use crate::request::cluster_calls::{
+    claim_call, claim_member, claim_verdict, lease_call, lease_granted, lease_of, rate_limit_call, rate_limit_member, rate_limit_verdict,
+};
 use crate::request::model::Admission;
 
 /// gRPC status codes the engine tells apart.
@@ -79,6 +82,16 @@ impl Answer {
         matches!(self, Answer::Failed(GRPC_NOT_FOUND))
     }
 
+    /// A call the host would not send.
+    pub(crate) fn unsent() -> Answer {
+        Answer::Failed(GRPC_UNAVAILABLE)
+    }
+
+    /// An answer that does not parse as what was asked.
+    pub(crate) fn malformed() -> Answer {
+        Answer::Failed(GRPC_INTERNAL)
+    }
+
     /// The call may not have reached a member that can answer: worth sending again.
     fn retryable(&self) -> bool {
         matches!(self, Answer::Timeout | Answer::Failed(GRPC_UNAVAILABLE | GRPC_DEADLINE_EXCEEDED))
@@ -87,8 +100,6 @@ impl Answer {
 
 /// etcd calls one key's chain may make (grant, claim, again after a timeout or a forgotten lease).
 const MAX_SENDS: u8 = 4;
-/// A call is not sent with less time than this left.
-const MIN_CALL_MS: i64 = 5;
 
 /// Leases this VM knows exist: (id, end of its bucket in epoch seconds). A handful at a time.
 #[derive(Debug, Default)]
@@ -116,43 +127,68 @@ impl LeaseBook {
     }
 }
 
-/// One call of a request waiting for its answer; `sends` counts the etcd calls of the key's chain.
+/// What a request waits for: the answer to a call of its own (by the host's token) or to a queued
+/// check (by its ticket, answered through a batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Call(u32),
+    Queued(u32),
+}
+
+/// One check of a request waiting for its answer; `sends` counts the etcd calls of the key's chain.
+/// A check sent alone holds its service's `Solo` until answered (dropped with it).
 #[derive(Debug)]
+#[allow(dead_code)] // the `Solo`s are held, never read
 enum Waiting {
-    RateLimit,
+    RateLimit(Option<Solo>),
     Grant { key: OneTime, lease: Lease, sends: u8 },
-    Claim { key: OneTime, lease: Lease, regranted: bool, sends: u8 },
+    Claim { key: OneTime, lease: Lease, regranted: bool, sends: u8, solo: Option<Solo> },
 }
 
 /// The cluster-mode checks of a request in flight, and what they said so far.
 #[derive(Debug)]
 pub(super) struct ClusterChecks {
     pub(super) admission: Admission,
-    waiting: Vec<(u32, Waiting)>,
+    waiting: Vec<(Slot, Waiting)>,
     pub(super) refusal: Option<Refusal>,
     pub(super) quota: Option<Quota>,
     /// What this request's claims put (its request id), to recognise an earlier attempt's.
     mark: [u8; 36],
     /// When the one-time keys' chains must end (precise clock, ms).
     deadline_ms: i64,
+    /// The adapter's id of this request's stream (answers to queued checks name it).
+    stream: u32,
 }
 
 impl ClusterChecks {
-    /// Sends the cluster-mode checks of an admitted request, in parallel.
-    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission, mark: [u8; 36]) -> ClusterChecks {
+    /// Sends the cluster-mode checks of an admitted request, in parallel (or queues them behind a
+    /// batch in flight).
+    pub(super) fn start(engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, admission: Admission, mark: [u8; 36], stream: u32) -> ClusterChecks {
         let gw = &engine.gateway;
         let deadline_ms = match (&gw.cluster_mode.one_time_keys, admission.one_time.is_empty()) {
             (Some(s), false) => svc.clock.now_ms().saturating_add(s.timeout_ms as i64),
             _ => 0,
         };
-        let mut checks = ClusterChecks { admission, waiting: Vec::new(), refusal: None, quota: None, mark, deadline_ms };
+        let mut checks = ClusterChecks { admission, waiting: Vec::new(), refusal: None, quota: None, mark, deadline_ms, stream };
         if let Some(call) = rate_limit_call(gw, &checks.admission) {
-            svc.stats.record(Stat::ClusterMode("rls", "calls"));
-            match io.send_grpc(&call) {
-                Some(token) => checks.waiting.push((token, Waiting::RateLimit)),
+            let solo = engine.batches.borrow().solo(Service::RateLimit);
+            let member = if solo.is_some() { None } else { rate_limit_member(gw, &checks.admission) };
+            match member {
+                Some((descriptors, parts)) => {
+                    let deadline_ms = svc.clock.now_ms().saturating_add(call.timeout_ms as i64);
+                    let entry = Entry { stream, ticket: 0, payload: descriptors.to_vec(), key: Vec::new(), lease: None, parts, deadline_ms };
+                    let ticket = engine.batches.borrow_mut().enqueue(Service::RateLimit, entry);
+                    checks.waiting.push((Slot::Queued(ticket), Waiting::RateLimit(None)));
+                }
                 None => {
-                    svc.stats.record(Stat::ClusterMode("rls", "errors"));
-                    checks.rate_limit_answer(engine, svc, None);
+                    svc.stats.record(Stat::ClusterMode("rls", "calls"));
+                    match io.send_grpc(&call) {
+                        Some(token) => checks.waiting.push((Slot::Call(token), Waiting::RateLimit(solo))),
+                        None => {
+                            svc.stats.record(Stat::ClusterMode("rls", "errors"));
+                            checks.rate_limit_answer(engine, svc, None);
+                        }
+                    }
                 }
             }
         }
@@ -160,8 +196,9 @@ impl ClusterChecks {
         for key in checks.admission.one_time.clone() {
             let Some(lease) = lease_of(gw, &key, now) else { continue };
             let known = engine.leases.borrow().knows(&lease);
-            let waiting = if known { Waiting::Claim { key, lease, regranted: false, sends: 0 } } else { Waiting::Grant { key, lease, sends: 0 } };
-            checks.send_one_time(engine, svc, io, waiting);
+            let waiting =
+                if known { Waiting::Claim { key, lease, regranted: false, sends: 0, solo: None } } else { Waiting::Grant { key, lease, sends: 0 } };
+            checks.send_one_time(engine, svc, Some(io), waiting);
         }
         checks
     }
@@ -172,17 +209,60 @@ impl ClusterChecks {
 
     /// Whether `token` is one of this request's calls.
     pub(super) fn awaits(&self, token: u32) -> bool {
-        self.waiting.iter().any(|(t, _)| *t == token)
+        self.waiting.iter().any(|(s, _)| *s == Slot::Call(token))
+    }
+
+    /// Whether a check waits in (or is answered through) a batch.
+    pub(super) fn queued(&self) -> bool {
+        self.waiting.iter().any(|(s, _)| matches!(s, Slot::Queued(_)))
+    }
+
+    /// Whether `ticket` is one of this request's queued checks.
+    pub(super) fn awaits_queued(&self, ticket: u32) -> bool {
+        self.waiting.iter().any(|(s, _)| *s == Slot::Queued(ticket))
     }
 
     /// A lease grant or a claim, within what is left of the chain's time; a call that cannot be sent
-    /// (or has no time left) is a failed claim.
-    fn send_one_time(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, mut waiting: Waiting) {
+    /// (or has no time left) is a failed claim. A claim queues behind a batch in flight; so does
+    /// every call of a chain answered through a batch (`io` is `None`: the answer came to the
+    /// adapter's flushing context, which sends only batches).
+    fn send_one_time(&mut self, engine: &Engine, svc: &Services<'_>, io: Option<&dyn StreamIo>, mut waiting: Waiting) {
         let gw = &engine.gateway;
+        if let Waiting::Claim { key, lease, sends, solo, .. } = &mut waiting {
+            *solo = match io {
+                Some(_) => engine.batches.borrow().solo(Service::Etcd),
+                None => None,
+            };
+            if solo.is_none() {
+                *sends += 1;
+                let now = svc.clock.now_ms();
+                let member = claim_member(gw, key, lease, &self.mark).filter(|_| self.deadline_ms - now >= MIN_CALL_MS);
+                let Some((etcd_key, payload)) = member else {
+                    svc.stats.record(Stat::ClusterMode("etcd", "errors"));
+                    let key = *key;
+                    self.record(claim_verdict(&key, None, &self.mark).err());
+                    return;
+                };
+                let entry =
+                    Entry { stream: self.stream, ticket: 0, payload, key: etcd_key, lease: Some(*lease), parts: 0, deadline_ms: self.deadline_ms };
+                let ticket = engine.batches.borrow_mut().enqueue(Service::Etcd, entry);
+                self.waiting.push((Slot::Queued(ticket), waiting));
+                return;
+            }
+        }
+        let Some(io) = io else {
+            // A grant asked for from the flushing context: the claim queues instead, and waits there
+            // for the adapter to grant its lease.
+            if let Waiting::Grant { key, lease, sends } = waiting {
+                engine.leases.borrow_mut().forget(&lease);
+                self.send_one_time(engine, svc, None, Waiting::Claim { key, lease, regranted: true, sends, solo: None });
+            }
+            return;
+        };
         let (call, sends) = match &mut waiting {
             Waiting::Grant { lease, sends, .. } => (lease_call(gw, lease), sends),
             Waiting::Claim { key, lease, sends, .. } => (claim_call(gw, key, lease, &self.mark), sends),
-            Waiting::RateLimit => return,
+            Waiting::RateLimit(_) => return,
         };
         *sends += 1;
         let first = *sends == 1;
@@ -194,7 +274,7 @@ impl ClusterChecks {
         });
         svc.stats.record(Stat::ClusterMode("etcd", "calls"));
         match call.and_then(|c| io.send_grpc(&c)) {
-            Some(token) => self.waiting.push((token, waiting)),
+            Some(token) => self.waiting.push((Slot::Call(token), waiting)),
             None => {
                 svc.stats.record(Stat::ClusterMode("etcd", "errors"));
                 if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
@@ -221,11 +301,13 @@ impl ClusterChecks {
         }
     }
 
-    /// One answer: its verdict, or the next call of the lease state machine.
-    pub(super) fn answer(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, token: u32, answer: &Answer) {
-        let Some(pos) = self.waiting.iter().position(|(t, _)| *t == token) else { return };
+    /// One answer (to a call of this request's, or to a queued check: `io` is `None` then): its
+    /// verdict, or the next call of the lease state machine.
+    pub(super) fn answer(&mut self, engine: &Engine, svc: &Services<'_>, io: Option<&dyn StreamIo>, slot_id: u32, answer: &Answer) {
+        let slot = if io.is_some() { Slot::Call(slot_id) } else { Slot::Queued(slot_id) };
+        let Some(pos) = self.waiting.iter().position(|(s, _)| *s == slot) else { return };
         let (_, waiting) = self.waiting.swap_remove(pos);
-        let service = if matches!(waiting, Waiting::RateLimit) { "rls" } else { "etcd" };
+        let service = if matches!(waiting, Waiting::RateLimit(_)) { "rls" } else { "etcd" };
         match answer {
             Answer::Timeout => svc.stats.record(Stat::ClusterMode(service, "timeouts")),
             Answer::Failed(_) if !answer.lease_exists() && !answer.lease_missing() => svc.stats.record(Stat::ClusterMode(service, "errors")),
@@ -233,11 +315,11 @@ impl ClusterChecks {
         }
         let now_s = svc.coarse.now_ms() / 1000;
         match waiting {
-            Waiting::RateLimit => self.rate_limit_answer(engine, svc, answer.body()),
+            Waiting::RateLimit(_) => self.rate_limit_answer(engine, svc, answer.body()),
             Waiting::Grant { key, lease, sends } => {
                 if answer.lease_exists() || answer.body().is_some_and(lease_granted) {
                     engine.leases.borrow_mut().add(&lease, now_s);
-                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, regranted: true, sends });
+                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, regranted: true, sends, solo: None });
                 } else if answer.retryable() && sends < MAX_SENDS {
                     svc.stats.record(Stat::ClusterMode("etcd", "retries"));
                     self.send_one_time(engine, svc, io, Waiting::Grant { key, lease, sends });
@@ -246,13 +328,15 @@ impl ClusterChecks {
                     self.record(claim_verdict(&key, None, &self.mark).err());
                 }
             }
-            Waiting::Claim { key, lease, regranted, sends } => {
+            Waiting::Claim { key, lease, regranted, sends, solo } => {
+                // Answered: a retry of this chain may go alone again.
+                drop(solo);
                 if answer.lease_missing() && !regranted {
                     engine.leases.borrow_mut().forget(&lease);
                     self.send_one_time(engine, svc, io, Waiting::Grant { key, lease, sends });
                 } else if answer.retryable() && sends < MAX_SENDS {
                     svc.stats.record(Stat::ClusterMode("etcd", "retries"));
-                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, regranted, sends });
+                    self.send_one_time(engine, svc, io, Waiting::Claim { key, lease, regranted, sends, solo: None });
                 } else {
                     let verdict = claim_verdict(&key, answer.body(), &self.mark);
                     if let Err(r) = &verdict {

@@ -69,6 +69,8 @@ pub struct Exchange {
     /// Report-only (the gateway's or the API's): a refusal is recorded and counted, and the request
     /// goes on.
     report_only: bool,
+    /// The adapter's id of this stream (`set_stream`): batch answers name it.
+    stream: u32,
 }
 
 fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
@@ -104,6 +106,7 @@ impl Exchange {
             concluded: false,
             debug_info: None,
             report_only: false,
+            stream: 0,
         }
     }
 
@@ -289,7 +292,7 @@ impl Exchange {
     pub(super) fn proceed(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, headers: &Headers<'_>, admitted: Admission) -> Flow {
         let gw = &engine.gateway;
         if admitted.rate_limit.is_some() || !admitted.one_time.is_empty() {
-            let checks = ClusterChecks::start(engine, svc, io, admitted, self.request_id);
+            let checks = ClusterChecks::start(engine, svc, io, admitted, self.request_id, self.stream);
             self.checks = Some(checks);
             return self.finish_cluster_checks(engine, svc, io);
         }
@@ -305,8 +308,35 @@ impl Exchange {
         if !checks.awaits(token) {
             return;
         }
-        checks.answer(engine, svc, io, token, answer);
+        checks.answer(engine, svc, Some(io), token, answer);
         let _ = self.finish_cluster_checks(engine, svc, io);
+    }
+
+    /// The answer to one of this request's queued cluster-mode checks, from a batch (`Delivery`).
+    /// The adapter runs it in the flushing context with this stream as the effective one: `io` acts on
+    /// this stream, and no call is sent from here (a retry queues again).
+    pub fn on_batched_answer(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, ticket: u32, answer: &Answer) {
+        let Some(checks) = self.checks.as_mut() else { return };
+        if !checks.awaits_queued(ticket) {
+            return;
+        }
+        checks.answer(engine, svc, None, ticket, answer);
+        let _ = self.finish_cluster_checks(engine, svc, io);
+    }
+
+    /// Whether this request waits for a queued check (the adapter must be able to find it by its
+    /// stream id to deliver the answer).
+    pub fn awaits_batch(&self) -> bool {
+        self.checks.as_ref().is_some_and(ClusterChecks::queued)
+    }
+
+    /// The adapter's id of this request's stream, named by its queued checks.
+    pub fn set_stream(&mut self, stream: u32) {
+        self.stream = stream;
+    }
+
+    pub fn stream(&self) -> u32 {
+        self.stream
     }
 
     /// Once every answer is in: refuse, or admit and resume the request.

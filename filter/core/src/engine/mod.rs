@@ -5,6 +5,7 @@
 //! small traits below. An adapter (proxy-wasm, or a native module) only translates its callbacks into
 //! these events; native tests drive the same engine with in-memory hosts (`testkit`).
 
+mod batching;
 mod caching;
 mod cluster_checks;
 mod exchange;
@@ -14,6 +15,7 @@ mod response;
 #[cfg(any(test, feature = "test-kit"))]
 pub mod testkit;
 
+pub use batching::{BatchCall, Delivery, Flush};
 pub use cluster_checks::Answer;
 use cluster_checks::LeaseBook;
 pub use exchange::Exchange;
@@ -161,6 +163,8 @@ pub struct Engine {
     cache: Rc<RefCell<crate::plugins::caching::ResponseCache>>,
     /// Bytes of responses being copied for that cache, this VM's (bounded: `MAX_IN_FLIGHT`).
     cache_in_flight: Rc<std::cell::Cell<usize>>,
+    /// Cluster mode: checks of concurrent requests batched into one call per service.
+    batches: Rc<RefCell<batching::Batcher>>,
 }
 
 impl Engine {
@@ -186,6 +190,7 @@ impl Engine {
             leases: Rc::new(RefCell::new(LeaseBook::default())),
             cache: Rc::new(RefCell::new(crate::plugins::caching::ResponseCache::default())),
             cache_in_flight: Rc::default(),
+            batches: Rc::default(),
         }
     }
 
@@ -199,6 +204,7 @@ impl Engine {
             leases: self.leases.clone(),
             cache: self.cache.clone(),
             cache_in_flight: self.cache_in_flight.clone(),
+            batches: self.batches.clone(),
         }
     }
 
@@ -236,6 +242,34 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Cluster mode: checks of concurrent requests queue behind a call in flight and go out together.
+    /// Only for an adapter that flushes (`take_batches`) from a context that outlives any request,
+    /// and delivers each answer to its stream (`Exchange::on_batched_answer`).
+    pub fn enable_batching(&self) {
+        self.batches.borrow_mut().enable();
+    }
+
+    /// Whether checks are queued: the adapter should flush soon (its short tick).
+    pub fn batches_pending(&self) -> bool {
+        self.batches.borrow().pending()
+    }
+
+    /// What to send now: one batch per service with none in flight, the leases queued claims wait
+    /// for, and the checks whose time ran out (answered `Timeout`).
+    pub fn take_batches(&self, now_ms: i64) -> Flush {
+        self.batches.borrow_mut().flush(&self.gateway, &self.leases.borrow(), now_ms)
+    }
+
+    /// A batch was sent with `token`, or not (`None`: its checks are answered as failed, to deliver).
+    pub fn batch_sent(&self, batch: BatchCall, token: Option<u32>) -> Vec<Delivery> {
+        self.batches.borrow_mut().sent(batch, token)
+    }
+
+    /// A batch's answer, split per check to deliver; `None` if `token` is not a batch's.
+    pub fn batch_answered(&self, token: u32, answer: &Answer) -> Option<Vec<Delivery>> {
+        self.batches.borrow_mut().answered(token, answer)
     }
 
     /// The answer to a grant sent by `leases_to_grant`; `false` if the lease is not usable.

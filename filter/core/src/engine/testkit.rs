@@ -301,6 +301,8 @@ pub struct Kit {
     pub store: Arc<MemoryStore>,
     pub clock: TestClock,
     pub stats: Tally,
+    /// The last stream id given (each request's exchange gets the next, as the adapter's context ids).
+    streams: Cell<u32>,
 }
 
 impl Kit {
@@ -319,7 +321,7 @@ impl Kit {
     /// Another VM on the same shared data: one kit per thread is one Envoy worker each.
     pub fn sharing(gateway: Gateway, now_ms: i64, store: Arc<MemoryStore>) -> Kit {
         let engine = Engine::new(gateway, Seeds::default(), &*store);
-        Kit { engine, store, clock: TestClock(Cell::new(now_ms)), stats: Tally::default() }
+        Kit { engine, store, clock: TestClock(Cell::new(now_ms)), stats: Tally::default(), streams: Cell::new(0) }
     }
 
     pub fn services(&self) -> Services<'_> {
@@ -374,6 +376,8 @@ impl Kit {
     /// headers event, then what `delivery` says comes after them.
     pub fn run(&self, stream: MemoryStream, delivery: Delivery) -> Outcome {
         let mut exchange = self.engine.exchange();
+        self.streams.set(self.streams.get() + 1);
+        exchange.set_stream(self.streams.get());
         let svc = self.services();
         let ends_at_headers = !delivery.body && !delivery.trailers;
         let mut flow = exchange.on_request_headers(&self.engine, &svc, &stream, ends_at_headers);
@@ -405,6 +409,38 @@ impl Kit {
     /// A gRPC answer for one of the outcome's calls.
     pub fn answer(&self, o: &mut Outcome, token: u32, answer: &Answer) {
         o.exchange.on_grpc_answer(&self.engine, &self.services(), &o.stream, token, answer);
+    }
+
+    /// Flushes the engine's batches as the adapter's flushing context does: returns the batches (the
+    /// caller answers them with `answer_batch`) and delivers the checks whose time ran out.
+    pub fn flush(&self, outcomes: &mut [&mut Outcome]) -> Vec<(u32, crate::engine::BatchCall)> {
+        let flush = self.engine.take_batches(self.clock.now_ms());
+        self.deliver(outcomes, flush.expired);
+        let mut out = Vec::new();
+        for (i, b) in flush.calls.into_iter().enumerate() {
+            let token = 500 + i as u32 + self.streams.get() * 16;
+            out.push((token, b));
+        }
+        out
+    }
+
+    /// Marks a flushed batch sent with its token (see `flush`).
+    pub fn sent(&self, token: u32, batch: crate::engine::BatchCall) {
+        let _ = self.engine.batch_sent(batch, Some(token));
+    }
+
+    /// A batch's answer, delivered to the outcomes it names.
+    pub fn answer_batch(&self, outcomes: &mut [&mut Outcome], token: u32, answer: &Answer) {
+        let deliveries = self.engine.batch_answered(token, answer).unwrap_or_default();
+        self.deliver(outcomes, deliveries);
+    }
+
+    fn deliver(&self, outcomes: &mut [&mut Outcome], deliveries: Vec<crate::engine::Delivery>) {
+        for d in deliveries {
+            if let Some(o) = outcomes.iter_mut().find(|o| o.exchange.stream() == d.stream) {
+                o.exchange.on_batched_answer(&self.engine, &self.services(), &o.stream, d.ticket, &d.answer);
+            }
+        }
     }
 
     /// An HTTP answer (remoteAuth) for one of the outcome's calls: the status (`None`: no response),

@@ -88,6 +88,50 @@ pub(crate) fn claim_call(gw: &Gateway, key: &OneTime, lease: &Lease, mark: &[u8]
     })
 }
 
+/// A claim as a batch member: the etcd key it puts, and its message (as `claim_call` sends it alone).
+pub(crate) fn claim_member(gw: &Gateway, key: &OneTime, lease: &Lease, mark: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let settings = gw.cluster_mode.one_time_keys.as_ref()?;
+    let k = etcd::key(&settings.key_prefix, key);
+    let message = etcd::claim(&k, lease.id, mark);
+    Some((k, message))
+}
+
+/// The `KV.Txn` of a batch of claims (`etcd::claims`), given `left_ms` before its first member's
+/// deadline: each etcd call gets half a chain's time at most, as a claim sent alone.
+pub(crate) fn claims_call(gw: &Gateway, message: Vec<u8>, left_ms: i64) -> Option<GrpcCall> {
+    let settings = gw.cluster_mode.one_time_keys.as_ref()?;
+    Some(GrpcCall {
+        cluster: settings.etcd_cluster.clone(),
+        upstream: grpc_upstream(&settings.etcd_cluster),
+        service: etcd::KV_SERVICE,
+        method: etcd::TXN,
+        message,
+        timeout_ms: (settings.timeout_ms / 2).max(1).min(left_ms.max(1) as u64),
+    })
+}
+
+/// An admission's rate-limit descriptors as a batch member (its call's message without the domain),
+/// and how many there are.
+pub(crate) fn rate_limit_member<'a>(gw: &Gateway, a: &'a Admission) -> Option<(&'a [u8], usize)> {
+    let settings = gw.cluster_mode.rate_limit_service.as_ref()?;
+    let call = a.rate_limit.as_ref()?;
+    Some((rls::descriptors(&settings.domain, &call.message)?, call.dimensions.len()))
+}
+
+/// The call of a batch of rate-limit descriptors (`build` gets the domain), given `left_ms` before its
+/// first member's deadline.
+pub(crate) fn rate_limit_batch(gw: &Gateway, build: impl FnOnce(&str) -> Vec<u8>, left_ms: i64) -> Option<GrpcCall> {
+    let settings = gw.cluster_mode.rate_limit_service.as_ref()?;
+    Some(GrpcCall {
+        cluster: settings.grpc_cluster.clone(),
+        upstream: grpc_upstream(&settings.grpc_cluster),
+        service: rls::SERVICE,
+        method: rls::METHOD,
+        message: build(&settings.domain),
+        timeout_ms: settings.timeout_ms.min(left_ms.max(1) as u64),
+    })
+}
+
 /// The verdict on a claim's answer (`None`: the call failed or timed out: a replay must never pass, so
 /// the request is refused).
 pub(crate) fn claim_verdict(key: &OneTime, answer: Option<&[u8]>, mark: &[u8]) -> Result<(), Refusal> {
