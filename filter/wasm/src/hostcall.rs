@@ -59,6 +59,9 @@ mod abi {
         pub(super) fn proxy_record_metric(id: u32, value: u64) -> u32;
         pub(super) fn proxy_continue_stream(stream: u32) -> u32;
         pub(super) fn proxy_set_effective_context(context_id: u32) -> u32;
+        pub(super) fn proxy_register_shared_queue(name: *const u8, name_size: usize, token: *mut u32) -> u32;
+        pub(super) fn proxy_enqueue_shared_queue(token: u32, data: *const u8, size: usize) -> u32;
+        pub(super) fn proxy_dequeue_shared_queue(token: u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
         pub(super) fn proxy_get_status(code: *mut u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
         #[allow(clippy::too_many_arguments)]
         pub(super) fn proxy_send_local_response(
@@ -134,6 +137,15 @@ mod abi {
         NO_HOST
     }
     pub(super) unsafe fn proxy_set_effective_context(_: u32) -> u32 {
+        NO_HOST
+    }
+    pub(super) unsafe fn proxy_register_shared_queue(_: *const u8, _: usize, _: *mut u32) -> u32 {
+        NO_HOST
+    }
+    pub(super) unsafe fn proxy_enqueue_shared_queue(_: u32, _: *const u8, _: usize) -> u32 {
+        NO_HOST
+    }
+    pub(super) unsafe fn proxy_dequeue_shared_queue(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {
         NO_HOST
     }
     pub(super) unsafe fn proxy_get_status(_: *mut u32, _: *mut *mut u8, _: *mut usize) -> u32 {
@@ -375,6 +387,35 @@ pub(crate) fn set_effective_context(context_id: u32) -> Result<(), Status> {
     count();
     // SAFETY: a plain value.
     status(unsafe { abi::proxy_set_effective_context(context_id) })
+}
+
+/// Registers a shared queue for the current root context: Envoy calls its `on_queue_ready` on this
+/// worker's event loop after something is enqueued.
+pub(crate) fn register_shared_queue(name: &str) -> Option<u32> {
+    count();
+    let mut token = 0u32;
+    // SAFETY: a valid slice and an out-value that outlive the call.
+    match unsafe { abi::proxy_register_shared_queue(name.as_ptr(), name.len(), &mut token) } {
+        OK => Some(token),
+        _ => None,
+    }
+}
+
+pub(crate) fn enqueue_shared_queue(token: u32, data: &[u8]) -> Result<(), Status> {
+    count();
+    // SAFETY: a valid slice for the duration of the call.
+    status(unsafe { abi::proxy_enqueue_shared_queue(token, data.as_ptr(), data.len()) })
+}
+
+/// Takes one item from a shared queue; `None` when it is empty (or gone).
+pub(crate) fn dequeue_shared_queue(token: u32) -> Option<Vec<u8>> {
+    count();
+    let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: out-values that outlive the call; the buffer is the host's, handed over (`take`).
+    match unsafe { abi::proxy_dequeue_shared_queue(token, &mut ptr, &mut size) } {
+        OK => Some(take(ptr, size)),
+        _ => None,
+    }
 }
 
 /// The message of the last gRPC status (read only after a call failed).

@@ -85,6 +85,10 @@ impl Http {
         let parked = Rc::new(Parked { state: state.clone(), exchange: RefCell::new(x) });
         state.parked.borrow_mut().insert(self.id, Rc::downgrade(&parked));
         self.exchange = Slot::Parked(parked);
+        if let (Some(token), false) = (state.wake.get(), state.wake_pending.get()) {
+            state.wake_pending.set(hostcall::enqueue_shared_queue(token, b"").is_ok());
+        }
+        // The short tick too: it flushes if the wake-up is lost, and ends checks that ran out of time.
         if state.tick_ms.get() != crate::root::FLUSH_TICK_MS
             && hostcall::set_tick_period(std::time::Duration::from_millis(crate::root::FLUSH_TICK_MS)).is_ok()
         {

@@ -34,16 +34,34 @@ pub(crate) struct State {
     parked: Rc<RefCell<HashMap<u32, Weak<http::Parked>>>>,
     /// The tick period set now (ms): a request that queues a check asks for the short one.
     tick_ms: Rc<Cell<u64>>,
+    /// This VM's wake-up queue (a shared queue only its root context reads), and whether a wake-up is
+    /// already on its way: a request that queues a check wakes the root on the next turn of the
+    /// worker's event loop, so a queued check waits for no tick.
+    wake: Rc<Cell<Option<u32>>>,
+    wake_pending: Rc<Cell<bool>>,
 }
 
 impl State {
-    pub(crate) fn new(engine: Engine, metrics: Rc<RefCell<Metrics>>) -> State {
-        // The root context flushes batches and delivers their answers (`root::Root::flush_batches`).
-        engine.enable_batching();
-        State { engine, metrics, parked: Rc::default(), tick_ms: Rc::default() }
+    /// The state of a configuration; `previous` (this root context's earlier one) hands over the
+    /// requests waiting for batches, which the root context goes on serving.
+    pub(crate) fn new(mut engine: Engine, metrics: Rc<RefCell<Metrics>>, previous: Option<&State>) -> State {
+        let Some(p) = previous else {
+            // The root context flushes batches and delivers their answers (`root::Root::flush_batches`).
+            engine.enable_batching();
+            return State { engine, metrics, parked: Rc::default(), tick_ms: Rc::default(), wake: Rc::default(), wake_pending: Rc::default() };
+        };
+        engine.adopt_batches(&p.engine);
+        State { engine, metrics, parked: p.parked.clone(), tick_ms: p.tick_ms.clone(), wake: p.wake.clone(), wake_pending: p.wake_pending.clone() }
     }
 
     pub(crate) fn with_gateway(&self, gateway: Gateway) -> State {
-        State { engine: self.engine.with_gateway(gateway), metrics: self.metrics.clone(), parked: self.parked.clone(), tick_ms: self.tick_ms.clone() }
+        State {
+            engine: self.engine.with_gateway(gateway),
+            metrics: self.metrics.clone(),
+            parked: self.parked.clone(),
+            tick_ms: self.tick_ms.clone(),
+            wake: self.wake.clone(),
+            wake_pending: self.wake_pending.clone(),
+        }
     }
 }

@@ -285,7 +285,7 @@ impl RootContext for Root {
             engine.gateway.stages.len(),
             engine.nonce_shards()
         );
-        self.state = Some(Rc::new(State::new(engine, Rc::new(RefCell::new(Metrics::define())))));
+        self.state = Some(Rc::new(State::new(engine, Rc::new(RefCell::new(Metrics::define())), self.state.as_deref())));
         // A document or a key set shared before this configuration (a reload) is installed at once:
         // waiting for the first tick would refuse the registry's apps or the current keys' tokens.
         if let Some(state) = self.state.clone() {
@@ -298,6 +298,12 @@ impl RootContext for Root {
         }
         host::refresh_coarse_clock();
         self.configured_ms = HostClock.now_ms();
+        if let Some(state) = self.state.as_ref().filter(|s| s.wake.get().is_none()) {
+            // A name of this VM's own: Envoy keys queues by VM id and name, and the last root context to
+            // register a name gets its wake-ups.
+            let tag = u64::from_le_bytes(host::random_bytes()[..8].try_into().unwrap_or([0; 8]));
+            state.wake.set(hostcall::register_shared_queue(&format!("cagate-flush-{tag:016x}")));
+        }
         match hostcall::set_tick_period(std::time::Duration::from_millis(TICK_MS)) {
             Ok(()) => {
                 if let Some(state) = &self.state {
@@ -307,6 +313,17 @@ impl RootContext for Root {
             Err(e) => log::warn!("cagate: no tick (host status {e}): stats and remote keys are not refreshed"),
         }
         true
+    }
+
+    /// A request queued a check: flush now, on this turn of the event loop.
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        let Some(state) = self.state.clone() else { return };
+        if state.wake.get() == Some(queue_id) {
+            state.wake_pending.set(false);
+        }
+        while hostcall::dequeue_shared_queue(queue_id).is_some() {}
+        self.flush_batches(&state);
+        self.set_tick();
     }
 
     fn on_tick(&mut self) {

@@ -46,6 +46,9 @@ impl Service {
 /// Members of one batch at most: etcd's default `--max-txn-ops` is 128, and a nested claim counts
 /// for itself and its operation.
 pub(crate) const MAX_MEMBERS: usize = 50;
+/// Batches per service in flight at most: etcd commits several at once, so a queued check need not
+/// wait for the batch before it to commit.
+pub(crate) const MAX_BATCHES_IN_FLIGHT: usize = 2;
 /// Queued checks per service at most; beyond, a check goes out on its own.
 const MAX_QUEUED: usize = 4096;
 /// A call is not sent with less time than this left.
@@ -162,8 +165,9 @@ impl Batcher {
         self.queues.iter().any(|q| !q.is_empty())
     }
 
-    /// Takes what can go now: for each service with nothing in flight, one batch of the checks whose
-    /// lease is known (a key once per batch); checks out of time are answered `Timeout`.
+    /// Takes what can go now: for each service with fewer than `MAX_BATCHES_IN_FLIGHT` in flight, one
+    /// batch of the checks whose lease is known (a key once per batch); checks out of time are
+    /// answered `Timeout`.
     pub(crate) fn flush(&mut self, gw: &Gateway, leases: &LeaseBook, now_ms: i64) -> Flush {
         let mut out = Flush::default();
         for service in Service::ALL {
@@ -177,7 +181,7 @@ impl Batcher {
                     i += 1;
                 }
             }
-            if queue.is_empty() || self.in_flight.iter().any(|(_, s, _)| *s == service) {
+            if queue.is_empty() || self.in_flight.iter().filter(|(_, s, _)| *s == service).count() >= MAX_BATCHES_IN_FLIGHT {
                 continue;
             }
             let mut taken: Vec<Entry> = Vec::new();
@@ -296,13 +300,22 @@ mod tests {
         let token = 7;
         let call = f.calls.into_iter().next().unwrap();
         assert!(b.sent(call, Some(token)).is_empty());
-        assert!(b.flush(&gw, &LeaseBook::default(), 0).calls.is_empty(), "one batch in flight");
-        // Its answer, malformed: every member is told so (never admitted).
+        // The second k1 (and what did not fit) goes in the next batch, while the first is in flight.
+        let next = b.flush(&gw, &LeaseBook::default(), 0).calls.into_iter().next().unwrap();
+        assert_eq!(next.size(), 2, "the second k1 and the one left over");
+        assert!(b.sent(next, Some(8)).is_empty());
+        for t in 2..MAX_BATCHES_IN_FLIGHT as u32 {
+            b.enqueue(Service::Etcd, entry(1000 + t, format!("y{t}").as_bytes()));
+            let more = b.flush(&gw, &LeaseBook::default(), 0).calls.into_iter().next().unwrap();
+            assert!(b.sent(more, Some(100 + t)).is_empty());
+        }
+        b.enqueue(Service::Etcd, entry(2000, b"z"));
+        assert!(b.flush(&gw, &LeaseBook::default(), 0).calls.is_empty(), "at most MAX_BATCHES_IN_FLIGHT in flight");
+        // An answer, malformed: every member is told so (never admitted); then the queued one goes.
         let d = b.answered(token, &Answer::Ok(vec![])).unwrap();
         assert_eq!(d.len(), MAX_MEMBERS);
         assert!(d.iter().all(|d| d.answer == Answer::malformed()));
-        let rest = b.flush(&gw, &LeaseBook::default(), 0);
-        assert_eq!(rest.calls[0].size(), 2, "the second k1 and the one left over");
+        assert_eq!(b.flush(&gw, &LeaseBook::default(), 0).calls[0].size(), 1);
         // Past their deadline, queued checks are answered as timed out.
         b.enqueue(Service::Etcd, entry(99, b"late"));
         let late = b.flush(&gw, &LeaseBook::default(), 996);

@@ -251,6 +251,12 @@ impl Engine {
         self.batches.borrow_mut().enable();
     }
 
+    /// Takes over another engine's batches (queued and in flight), for a configuration installed on
+    /// the same VM while requests of the previous one wait for their answers.
+    pub fn adopt_batches(&mut self, previous: &Engine) {
+        self.batches = previous.batches.clone();
+    }
+
     /// Whether checks are queued: the adapter should flush soon (its short tick).
     pub fn batches_pending(&self) -> bool {
         self.batches.borrow().pending()
