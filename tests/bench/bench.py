@@ -133,26 +133,50 @@ def jwt_setup():
 KEEP_AFTER_400 = {"http_protocol_options": {"override_stream_error_on_invalid_http_message": True}}
 
 
-def bootstrap(port, admin, filters, hcm_options=KEEP_AFTER_400, clusters=(), route_extra=None):
+# Routed rows: the route forwards to a second listener of the same Envoy that answers directly (Envoy's
+# ratelimit filter acts only on a route that forwards); its descriptor, one generic_key entry, has a
+# limit in the rate limit service's configuration, as envoyproxy/ratelimit's config file gives one.
+ROUTED = {"route": {"cluster": "upstream", "rate_limits": [{"actions": [{"generic_key": {"descriptor_value": "orders"}}]}]}}
+RLS_DOMAIN = "envoy-bench"
+RLS_LIMITS = [f"{RLS_DOMAIN}:generic_key=orders:100000000:MINUTE"]
+ENVOY_RATELIMIT = {"name": "envoy.filters.http.ratelimit", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+    "domain": RLS_DOMAIN, "timeout": "1s", "failure_mode_deny": True,
+    "rate_limit_service": {"grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}}, "transport_api_version": "V3"}}}
+
+
+def listener(name, port, filters, route, hcm_options):
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
+                "http_filters": filters + [router],
+                **hcm_options,
+            }}]}],
+    }
+
+
+def bootstrap(port, admin, filters, hcm_options=KEEP_AFTER_400, clusters=(), route_extra=None, upstream=None):
+    answer = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}
+    route = dict(answer, **(route_extra or {}))
+    listeners = [listener("bench", port, filters, route, hcm_options)]
+    clusters = list(clusters)
+    if "route" in route:
+        del route["direct_response"]
+        listeners.append(listener("upstream", upstream, [], answer, {}))
+        clusters.append({"name": "upstream", "type": "STATIC", "connect_timeout": "1s",
+                         "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                             "address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream}}}}]}]}})
+    return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-        "static_resources": {"listeners": [{
-            "name": "bench",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "bench",
-                    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{
-                        "match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
-                        **(route_extra or {})}]}]},
-                    "http_filters": filters + [router],
-                    **hcm_options,
-                }}]}],
-        }], "clusters": list(clusters)},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
     }
 
 
@@ -164,7 +188,7 @@ class Scenario:
         os.makedirs(self.dir)
         cfg = os.path.join(self.dir, "envoy.json")
         with open(cfg, "w") as f:
-            json.dump(bootstrap(self.port, self.admin, filters, hcm_options, clusters, route_extra), f)
+            json.dump(bootstrap(self.port, self.admin, filters, hcm_options, clusters, route_extra, free_port()), f)
         self.log = open(os.path.join(self.dir, "envoy.log"), "wb")
         t0 = time.time()
         self.proc = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"],
@@ -386,7 +410,7 @@ def main():
         from harness.engines import Etcd, RateLimitService, Redis, grpc_cluster
         redis = Redis().__enter__()
         etcd = Etcd().__enter__()
-        rls = RateLimitService(redis.port).__enter__()
+        rls = RateLimitService(redis.port, limits=RLS_LIMITS).__enter__()
         engines = [rls, etcd, redis]
         clusters = [grpc_cluster("ratelimit", rls.port), grpc_cluster("etcd", etcd.port)]
         # Cluster mode against local mode, same requests: etcd claims each nonce, the RLS counts.
@@ -397,6 +421,11 @@ def main():
         defs += [
             ("cagate nonce (cluster etcd)", [wasm_filter(nonce_cfg)], "nonce", KEEP_AFTER_400, clusters),
             ("cagate traffic (cluster RLS)", [wasm_filter(rls_cfg)], "signed", KEEP_AFTER_400, clusters),
+            # Against Envoy's own ratelimit filter on the same service: routed rows (ROUTED).
+            ("routed: no filter", [], "signed", KEEP_AFTER_400, clusters, ROUTED),
+            ("routed: envoy ratelimit (RLS)", [ENVOY_RATELIMIT], "signed", KEEP_AFTER_400, clusters, ROUTED),
+            ("routed: cagate signed", [wasm_filter(small)], "signed", KEEP_AFTER_400, clusters, ROUTED),
+            ("routed: cagate traffic (cluster RLS)", [wasm_filter(rls_cfg)], "signed", KEEP_AFTER_400, clusters, ROUTED),
         ]
     if args.only:
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
@@ -442,6 +471,18 @@ def main():
             if main:
                 d = statistics.median(m["cpu_us"] - r["cpu_us"] for r, m in zip(s.rows, main.rows))
                 print(f"  {main.name:48s} minus {s.name[len(main.name) + 1:]:20s} {d:+6.2f} us/req")
+    routed = {n: by_name.get(f"routed: {n}") for n in ("no filter", "envoy ratelimit (RLS)", "cagate signed",
+                                                       "cagate traffic (cluster RLS)")}
+    if all(routed.values()):
+        none_r, envoy_r, signed_r, ours_r = (routed[n].rows for n in routed)
+        total = statistics.median(o["cpu_us"] / e["cpu_us"] for o, e in zip(ours_r, envoy_r))
+        d_ours = statistics.median(o["cpu_us"] - s["cpu_us"] for o, s in zip(ours_r, signed_r))
+        d_envoy = statistics.median(e["cpu_us"] - n["cpu_us"] for e, n in zip(envoy_r, none_r))
+        ratio = statistics.median((o["cpu_us"] - s["cpu_us"]) / max(e["cpu_us"] - n["cpu_us"], 0.1)
+                                  for o, s, e, n in zip(ours_r, signed_r, envoy_r, none_r))
+        print(f"\nthe rate limit service, cagate against Envoy's ratelimit filter (routed rows): a call's cost "
+              f"{d_ours:+.1f} us/req (cagate traffic minus cagate signed) vs {d_envoy:+.1f} (envoy ratelimit minus "
+              f"no filter), ratio {ratio:.2f}; whole request (signature included) {total:.2f}x Envoy's")
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs none' / 'vs empty' = median of per-round differences with no filter / the empty Wasm filter;"
           " 'native …' rows: the dynamic module (libcagate_native.so).")

@@ -277,15 +277,17 @@ class RateLimitService(_Process):
     """tests/ratelimit/server.py against Redis on `redis_port`. As a subprocess by default (it can be
     killed like a real service); `in_process=True` runs it in this process (`.server` then exposes
     `calls`, `recent` and live `delay_ms`/`fail`/`empty_statuses`). `restart(**changes)` applies new
-    switches: delay_ms (int), fail (None or a gRPC status name, "UNAVAILABLE"), empty_statuses (bool)."""
+    switches: delay_ms (int), fail (None or a gRPC status name, "UNAVAILABLE"), empty_statuses (bool).
+    `limits`: configured limits, as the server's --limit takes them ("domain:key=value:100:MINUTE")."""
     name = "rls"
 
     def __init__(self, redis_port, port=None, delay_ms=0, fail=None, empty_statuses=False, in_process=False,
-                 python=None):
+                 python=None, limits=()):
         super().__init__()
         self.redis_port = redis_port
         self.port = port or free_port()
         self.delay_ms, self.fail, self.empty_statuses = delay_ms, fail, empty_statuses
+        self.limits = list(limits)
         self.in_process = in_process
         self.python = python or sys.executable
         self.server = None
@@ -293,9 +295,10 @@ class RateLimitService(_Process):
     def start(self, timeout=20):
         if self.in_process:
             _tests_on_path()
-            from ratelimit.server import RateLimitServer
+            from ratelimit.server import RateLimitServer, parse_limit
             self.server = RateLimitServer(self.redis_port, port=self.port, delay_ms=self.delay_ms, fail=self.fail,
-                                          empty_statuses=self.empty_statuses).start()
+                                          empty_statuses=self.empty_statuses,
+                                          limits=dict(parse_limit(x) for x in self.limits)).start()
             return self
         argv = [self.python, RLS_SERVER, "--port", str(self.port), "--redis-port", str(self.redis_port)]
         if self.delay_ms:
@@ -304,6 +307,8 @@ class RateLimitService(_Process):
             argv += ["--fail", self.fail]
         if self.empty_statuses:
             argv += ["--empty-statuses"]
+        for limit in self.limits:
+            argv += ["--limit", limit]
         mark = f"listening on 127.0.0.1:{self.port}"
         self._spawn(argv)
         self._wait(lambda: mark in self.log_text(current_run=True), timeout, "listening")

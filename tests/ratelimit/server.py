@@ -11,7 +11,10 @@ descriptors carry `limit` overrides, which is all cagate sends. References (envo
   (src/utils/utilities.go GetHitsAddends);
 - duration_until_reset = unit_seconds - now % unit_seconds (src/utils/utilities.go CalculateReset);
 - a status per descriptor; overall OVER_LIMIT when any is over (src/service/ratelimit.go);
-- a descriptor with no limit (no override, and no config here): OK, no current_limit, remaining 0, no
+- a descriptor with no override takes the limit its domain and entries have in the server's
+  configuration (`--limit`, one level of envoyproxy/ratelimit's config file: a descriptor of exactly
+  those entries; what Envoy's own ratelimit filter relies on);
+- a descriptor with no limit (no override, no configured one): OK, no current_limit, remaining 0, no
   reset (GetResponseDescriptorStatus with an empty key). envoyproxy/ratelimit honours overrides only
   for a domain present in its config file (src/config/config_impl.go GetLimit): a real deployment needs
   a config with `domain: <cagate's domain>`;
@@ -25,6 +28,7 @@ Test switches: `delay_ms` answers late (the hits are counted first, as with a sl
 `empty_statuses` answers with no statuses (as Limitador does).
 
 CLI: python tests/ratelimit/server.py --port P --redis-port R [--delay-ms D] [--fail [CODE]] [--empty-statuses]
+     [--limit DOMAIN:KEY=VALUE[,KEY=VALUE...]:REQUESTS_PER_UNIT:UNIT ...]
 It prints "listening on 127.0.0.1:P" once ready and stops on SIGTERM/SIGINT.
 In-process: RateLimitServer(redis_port=R).start() ... .stop()
 """
@@ -58,13 +62,15 @@ def cache_key(domain, entries, unit_seconds, now):
 
 class RateLimitServer:
     def __init__(self, redis_port, port=0, host="127.0.0.1", redis_host="127.0.0.1", delay_ms=0, fail=None,
-                 empty_statuses=False, clock=time.time, workers=16):
+                 empty_statuses=False, clock=time.time, workers=16, limits=None):
         self.redis_port, self.redis_host = redis_port, redis_host
         self.host, self.port = host, port
         self.delay_ms = delay_ms
         self.fail = fail                  # None, or a grpc.StatusCode name ("UNAVAILABLE", ...)
         self.empty_statuses = empty_statuses
         self.clock = clock                # for tests: a function returning unix seconds
+        # configured limits: {(domain, ((key, value), ...)): (requests_per_unit, unit name)}
+        self.limits = dict(limits or {})
         self.workers = workers
         self.calls = 0                    # ShouldRateLimit calls received
         self.recent = collections.deque(maxlen=256)   # (rls.Request, metadata dict) of recent calls
@@ -139,14 +145,15 @@ class RateLimitServer:
         now = int(self.clock())
         plan = []   # (index, key, hits, limit, unit_seconds)
         for i, d in enumerate(req.descriptors):
-            if d.limit is None:
+            limit = d.limit if d.limit is not None else self.limits.get((req.domain, tuple(d.entries)))
+            if limit is None:
                 continue
-            rpu, unit = d.limit
+            rpu, unit = limit
             unit_seconds = rls.UNIT_SECONDS.get(unit)
             if unit_seconds is None:
                 raise ValueError(f"descriptor {i}: unknown rate limit unit {unit}")
             hits = d.hits_addend if d.hits_addend is not None else max(1, req.hits_addend)
-            plan.append((i, cache_key(req.domain, d.entries, unit_seconds, now), hits, d.limit, unit_seconds))
+            plan.append((i, cache_key(req.domain, d.entries, unit_seconds, now), hits, limit, unit_seconds))
         counts = []
         if plan:
             pipe = self._redis.pipeline(transaction=False)
@@ -166,6 +173,19 @@ class RateLimitServer:
         return rls.Response(overall, [] if self.empty_statuses else statuses)
 
 
+def parse_limit(text):
+    """DOMAIN:KEY=VALUE[,KEY=VALUE...]:REQUESTS_PER_UNIT:UNIT -> ((domain, entries), (rpu, unit))."""
+    try:
+        domain, entries, rpu, unit = text.rsplit(":", 3)
+        pairs = tuple(tuple(e.split("=", 1)) for e in entries.split(","))
+        units = {name: code for code, name in rls.UNIT_NAMES.items()}
+        if not domain or any(len(p) != 2 for p in pairs) or unit.upper() not in units:
+            raise ValueError(text)
+        return (domain, pairs), (int(rpu), units[unit.upper()])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not DOMAIN:KEY=VALUE:REQUESTS_PER_UNIT:UNIT: {text}") from None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, required=True, help="gRPC port on --host (0: any free port)")
@@ -176,11 +196,14 @@ def main(argv=None):
     ap.add_argument("--fail", nargs="?", const="UNAVAILABLE", default=None, metavar="CODE",
                     help="answer every call with this gRPC status (default UNAVAILABLE)")
     ap.add_argument("--empty-statuses", action="store_true", help="answer with no per-descriptor statuses")
+    ap.add_argument("--limit", action="append", default=[], type=parse_limit,
+                    metavar="DOMAIN:KEY=VALUE[,KEY=VALUE...]:REQUESTS_PER_UNIT:UNIT",
+                    help="a configured limit for descriptors without an override (repeatable)")
     a = ap.parse_args(argv)
     if a.fail and not hasattr(grpc.StatusCode, a.fail):
         ap.error(f"--fail: unknown gRPC status {a.fail}")
     srv = RateLimitServer(a.redis_port, port=a.port, host=a.host, redis_host=a.redis_host, delay_ms=a.delay_ms,
-                          fail=a.fail, empty_statuses=a.empty_statuses).start()
+                          fail=a.fail, empty_statuses=a.empty_statuses, limits=dict(a.limit)).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

@@ -90,6 +90,20 @@ def test_no_override_is_unlimited_and_not_stored(rls_proc, redis_db):
     assert key.startswith("cagate_app_k_") and redis_db.client().get(key) == "0"
 
 
+def test_configured_limit_applies_to_its_descriptor_without_override(redis_db):
+    # What Envoy's own ratelimit filter sends: entries only, the limit in the service's configuration.
+    with RateLimitService(redis_db.port, limits=["envoy:generic_key=orders:2:MINUTE"]) as s, s.client() as c:
+        mine = Descriptor([("generic_key", "orders")])
+        assert [c.should_rate_limit("envoy", [mine]).overall_code for _ in range(3)] == [OK, OK, OVER_LIMIT]
+        assert c.should_rate_limit("envoy", [mine]).statuses[0].current_limit == rls.RateLimit(2, MINUTE)
+        # Another domain, other entries: not configured, unlimited; an override still wins.
+        assert c.should_rate_limit("other", [mine]).statuses[0] == rls.DescriptorStatus(OK, None, 0, None)
+        assert c.should_rate_limit("envoy", [Descriptor([("generic_key", "x")])]).overall_code == OK
+        assert c.should_rate_limit("envoy", [Descriptor([("generic_key", "orders")], limit=(100, MINUTE))]).overall_code == OK
+    (key,) = redis_db.client().keys("envoy_*")
+    assert key.startswith("envoy_generic_key_orders_") and redis_db.client().get(key) == "5"
+
+
 def test_keys_windows_and_hits(rls_clocked, redis_db):
     _, c, clock = rls_clocked
     rd = redis_db.client()

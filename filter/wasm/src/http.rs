@@ -85,9 +85,7 @@ impl Http {
         let parked = Rc::new(Parked { state: state.clone(), exchange: RefCell::new(x) });
         state.parked.borrow_mut().insert(self.id, Rc::downgrade(&parked));
         self.exchange = Slot::Parked(parked);
-        if let (Some(token), false) = (state.wake.get(), state.wake_pending.get()) {
-            state.wake_pending.set(hostcall::enqueue_shared_queue(token, b"").is_ok());
-        }
+        state.wake_root();
         // The short tick too: it flushes if the wake-up is lost, and ends checks that ran out of time.
         if state.tick_ms.get() != crate::root::FLUSH_TICK_MS
             && hostcall::set_tick_period(std::time::Duration::from_millis(crate::root::FLUSH_TICK_MS)).is_ok()
@@ -124,6 +122,10 @@ impl Context for Http {
     fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
         let answer = Answer::from_grpc(status, || hostcall::buffer(Buffer::GrpcReceive, 0, size), hostcall::grpc_status_message);
         self.with((), |x, s, svc, io| x.on_grpc_answer(&s.engine, svc, io, token, &answer));
+        // A check sent alone was answered: what queued behind it may go now.
+        if let Some(state) = self.state.as_ref().filter(|s| s.engine.batches_pending()) {
+            state.wake_root();
+        }
     }
 
     /// remoteAuth's answer: its headers (none when the call failed or timed out) and its body.

@@ -54,6 +54,14 @@ impl State {
         State { engine, metrics, parked: p.parked.clone(), tick_ms: p.tick_ms.clone(), wake: p.wake.clone(), wake_pending: p.wake_pending.clone() }
     }
 
+    /// Asks the root context to flush the batches on the next turn of the event loop (once while a
+    /// wake-up is on its way).
+    pub(crate) fn wake_root(&self) {
+        if let (Some(token), false) = (self.wake.get(), self.wake_pending.get()) {
+            self.wake_pending.set(hostcall::enqueue_shared_queue(token, b"").is_ok());
+        }
+    }
+
     pub(crate) fn with_gateway(&self, gateway: Gateway) -> State {
         State {
             engine: self.engine.with_gateway(gateway),

@@ -46,9 +46,9 @@ impl Service {
 /// Members of one batch at most: etcd's default `--max-txn-ops` is 128, and a nested claim counts
 /// for itself and its operation.
 pub(crate) const MAX_MEMBERS: usize = 50;
-/// Batches per service in flight at most: etcd commits several at once, so a queued check need not
-/// wait for the batch before it to commit.
-pub(crate) const MAX_BATCHES_IN_FLIGHT: usize = 2;
+/// Calls per service in flight at most (a check sent alone counts): etcd commits several at once, so
+/// a queued check need not wait for the call before it to commit; more would only make batches smaller.
+pub(crate) const MAX_CALLS_IN_FLIGHT: usize = 2;
 /// Queued checks per service at most; beyond, a check goes out on its own.
 const MAX_QUEUED: usize = 4096;
 /// A call is not sent with less time than this left.
@@ -165,7 +165,7 @@ impl Batcher {
         self.queues.iter().any(|q| !q.is_empty())
     }
 
-    /// Takes what can go now: for each service with fewer than `MAX_BATCHES_IN_FLIGHT` in flight, one
+    /// Takes what can go now: for each service with fewer than `MAX_CALLS_IN_FLIGHT` in flight, one
     /// batch of the checks whose lease is known (a key once per batch); checks out of time are
     /// answered `Timeout`.
     pub(crate) fn flush(&mut self, gw: &Gateway, leases: &LeaseBook, now_ms: i64) -> Flush {
@@ -181,7 +181,8 @@ impl Batcher {
                     i += 1;
                 }
             }
-            if queue.is_empty() || self.in_flight.iter().filter(|(_, s, _)| *s == service).count() >= MAX_BATCHES_IN_FLIGHT {
+            let busy = self.in_flight.iter().filter(|(_, s, _)| *s == service).count() + self.solo[service.index()].get() as usize;
+            if queue.is_empty() || busy >= MAX_CALLS_IN_FLIGHT {
                 continue;
             }
             let mut taken: Vec<Entry> = Vec::new();
@@ -264,7 +265,20 @@ mod tests {
         let first = b.solo(Service::Etcd).expect("idle: alone");
         assert!(b.solo(Service::Etcd).is_none(), "one in flight: the next queues");
         assert!(b.solo(Service::RateLimit).is_some(), "per service");
+        // A check alone counts as a call in flight: one batch may go beside it, not more.
+        let e = |stream| Entry { stream, ticket: 0, payload: vec![], key: vec![], lease: None, parts: 0, deadline_ms: 1_000 };
+        let gw = crate::config::compile::compile(br#"{ "cluster": { "oneTimeKeys": { "etcdCluster": "etcd", "timeoutMs": 100 } } }"#).unwrap();
+        b.enqueue(Service::Etcd, e(2));
+        let batch = b.flush(&gw, &LeaseBook::default(), 0).calls.into_iter().next().expect("beside the one alone");
+        assert!(b.sent(batch, Some(1)).is_empty());
+        b.enqueue(Service::Etcd, e(3));
+        assert!(b.flush(&gw, &LeaseBook::default(), 0).calls.is_empty(), "two in flight");
         drop(first);
+        let batch = b.flush(&gw, &LeaseBook::default(), 0).calls.into_iter().next().expect("the one alone answered: the queue goes");
+        assert!(b.sent(batch, Some(2)).is_empty());
+        assert!(b.solo(Service::Etcd).is_none(), "a batch in flight: the next queues");
+        assert_eq!(b.answered(1, &Answer::Timeout).map(|d| d.len()), Some(1));
+        assert_eq!(b.answered(2, &Answer::Timeout).map(|d| d.len()), Some(1));
         assert!(b.solo(Service::Etcd).is_some(), "answered: idle again");
         let mut off = Batcher::default();
         let _a = off.solo(Service::Etcd).unwrap();
@@ -304,13 +318,13 @@ mod tests {
         let next = b.flush(&gw, &LeaseBook::default(), 0).calls.into_iter().next().unwrap();
         assert_eq!(next.size(), 2, "the second k1 and the one left over");
         assert!(b.sent(next, Some(8)).is_empty());
-        for t in 2..MAX_BATCHES_IN_FLIGHT as u32 {
+        for t in 2..MAX_CALLS_IN_FLIGHT as u32 {
             b.enqueue(Service::Etcd, entry(1000 + t, format!("y{t}").as_bytes()));
             let more = b.flush(&gw, &LeaseBook::default(), 0).calls.into_iter().next().unwrap();
             assert!(b.sent(more, Some(100 + t)).is_empty());
         }
         b.enqueue(Service::Etcd, entry(2000, b"z"));
-        assert!(b.flush(&gw, &LeaseBook::default(), 0).calls.is_empty(), "at most MAX_BATCHES_IN_FLIGHT in flight");
+        assert!(b.flush(&gw, &LeaseBook::default(), 0).calls.is_empty(), "at most MAX_CALLS_IN_FLIGHT in flight");
         // An answer, malformed: every member is told so (never admitted); then the queued one goes.
         let d = b.answered(token, &Answer::Ok(vec![])).unwrap();
         assert_eq!(d.len(), MAX_MEMBERS);
