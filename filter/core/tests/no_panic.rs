@@ -110,7 +110,6 @@ fn the_request_path_never_panics() {
         // The body in one or more data frames, ending the request or followed by trailers.
         let delivery = Delivery { body: i % 7 != 0, pieces: (i % 3) as usize, trailers: i % 4 == 0 };
         let o = kit.run(stream, delivery);
-        assert_eq!(o.stream.bad_maps.get(), 0, "a header map the host would refuse");
         match o.code() {
             _ if o.forwarded() => admitted += 1,
             Some(code) => {

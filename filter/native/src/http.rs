@@ -115,16 +115,6 @@ impl StreamIo for Io {
         self.stream.serialized_headers(HeaderMap::Request)
     }
 
-    /// No whole-map replacement in this ABI: `false` makes the engine edit header by header, which
-    /// here is one cheap call per edit.
-    fn set_request_headers(&self, _serialized: &[u8]) -> bool {
-        false
-    }
-
-    fn replaces_whole_maps(&self) -> bool {
-        false
-    }
-
     fn response_headers(&self) -> Vec<u8> {
         self.stream.serialized_headers(HeaderMap::Response)
     }

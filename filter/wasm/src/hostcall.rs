@@ -46,10 +46,10 @@ mod abi {
         pub(super) fn proxy_get_buffer_bytes(kind: u32, start: usize, max: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
         pub(super) fn proxy_set_buffer_bytes(kind: u32, start: usize, size: usize, data: *const u8, data_size: usize) -> u32;
         pub(super) fn proxy_get_header_map_pairs(map: u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
-        pub(super) fn proxy_set_header_map_pairs(map: u32, data: *const u8, size: usize) -> u32;
         pub(super) fn proxy_get_header_map_value(map: u32, key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
         pub(super) fn proxy_replace_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
         pub(super) fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
+        pub(super) fn proxy_add_header_map_value(map: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
         pub(super) fn proxy_get_property(path: *const u8, path_size: usize, out: *mut *mut u8, out_size: *mut usize) -> u32;
         pub(super) fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
         pub(super) fn proxy_get_shared_data(key: *const u8, key_size: usize, out: *mut *mut u8, out_size: *mut usize, cas: *mut u32) -> u32;
@@ -100,13 +100,13 @@ mod abi {
     pub(super) unsafe fn proxy_get_header_map_pairs(_: u32, _: *mut *mut u8, _: *mut usize) -> u32 {
         NO_HOST
     }
-    pub(super) unsafe fn proxy_set_header_map_pairs(_: u32, _: *const u8, _: usize) -> u32 {
-        NO_HOST
-    }
     pub(super) unsafe fn proxy_get_header_map_value(_: u32, _: *const u8, _: usize, _: *mut *mut u8, _: *mut usize) -> u32 {
         NO_HOST
     }
     pub(super) unsafe fn proxy_replace_header_map_value(_: u32, _: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
+        NO_HOST
+    }
+    pub(super) unsafe fn proxy_add_header_map_value(_: u32, _: *const u8, _: usize, _: *const u8, _: usize) -> u32 {
         NO_HOST
     }
     pub(super) unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 {
@@ -256,13 +256,6 @@ pub(crate) fn header_map(map: Map) -> Vec<u8> {
     }
 }
 
-/// Replaces a whole header map with a serialized one.
-pub(crate) fn set_header_map(map: Map, serialized: &[u8]) -> Result<(), Status> {
-    count();
-    // SAFETY: a valid slice for the duration of the call.
-    status(unsafe { abi::proxy_set_header_map_pairs(map as u32, serialized.as_ptr(), serialized.len()) })
-}
-
 pub(crate) fn header(map: Map, name: &str) -> Option<Vec<u8>> {
     count();
     let (mut ptr, mut size) = (std::ptr::null_mut(), 0usize);
@@ -283,6 +276,14 @@ pub(crate) fn set_header(map: Map, name: &[u8], value: Option<&[u8]>) -> Result<
             None => abi::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()),
         }
     })
+}
+
+/// Adds a value to a header map, after any the name already has: for a header the map does not
+/// hold, cheaper in Envoy than a replace, which looks for one to remove first.
+pub(crate) fn add_header(map: Map, name: &[u8], value: &[u8]) -> Result<(), Status> {
+    count();
+    // SAFETY: valid slices for the duration of the call.
+    status(unsafe { abi::proxy_add_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// A property (`["source", "address"]`, `["response", "code_details"]`, …).
@@ -429,7 +430,7 @@ pub(crate) fn grpc_status_message() -> String {
     }
 }
 
-/// Serializes a header map for `set_header_map`.
+/// Serializes a header map (a local reply's headers).
 pub(crate) fn serialize_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
     cagate_core::headers::serialize(pairs)
 }

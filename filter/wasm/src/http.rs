@@ -192,12 +192,12 @@ impl StreamIo for Io<'_> {
         hostcall::header_map(Map::Response)
     }
 
-    fn set_request_headers(&self, serialized: &[u8]) -> bool {
-        hostcall::set_header_map(Map::Request, serialized).is_ok()
-    }
-
     fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool {
         hostcall::set_header(Map::Request, name, value).is_ok()
+    }
+
+    fn add_request_header(&self, name: &[u8], value: &[u8]) -> bool {
+        hostcall::add_header(Map::Request, name, value).is_ok() || self.set_request_header(name, Some(value))
     }
 
     fn request_body(&self, max: usize) -> Vec<u8> {
@@ -221,6 +221,12 @@ impl StreamIo for Io<'_> {
     fn set_response_header(&self, name: &str, value: Option<&[u8]>) {
         // A host that refuses an edit leaves the response as it was.
         let _ = hostcall::set_header(Map::Response, name.as_bytes(), value);
+    }
+
+    fn add_response_header(&self, name: &str, value: &[u8]) {
+        if hostcall::add_header(Map::Response, name.as_bytes(), value).is_err() {
+            self.set_response_header(name, Some(value));
+        }
     }
 
     fn response_body(&self, max: usize) -> Vec<u8> {

@@ -17,7 +17,7 @@ use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
 use crate::request::forward;
 use crate::request::model::{Admission, Ctx, Identity, Request, Routed};
 use crate::request::route::{cors_headers, reachable, route};
-use crate::wire::headers::{owned_spellings, serialize, upstream_pairs, Edit, Headers};
+use crate::wire::headers::{owned_spellings, Edit, Headers};
 use crate::wire::url::trim;
 
 /// What the response phase needs to know about an admitted request.
@@ -76,14 +76,6 @@ pub struct Exchange {
 fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
     Request::new(h.get(b":method").unwrap_or_default(), h.get(b":path").unwrap_or_default(), h)
 }
-
-/// Maps at most this large are replaced whole: one host call, measured cheaper than a call per
-/// header (each of which also clears Envoy's route cache). The proxy-wasm host deserializes at most
-/// 1024 pairs and 1 MiB (proxy-wasm-cpp-host `limits.h`); past that it hands Envoy an empty list and
-/// Envoy installs an empty map, `:path` included, and answers Ok. Well below those limits, or the
-/// map is edited header by header.
-const WHOLE_MAP_MAX_PAIRS: usize = 512;
-const WHOLE_MAP_MAX_BYTES: usize = 512 * 1024;
 
 impl Exchange {
     pub(super) fn new(request_id: [u8; 36]) -> Exchange {
@@ -555,15 +547,10 @@ impl Exchange {
 }
 
 /// Applies the gateway's request header edits: every client spelling of a gateway-owned header goes,
-/// the gateway's values are set.
+/// the gateway's values are set. Header by header, a call per real edit: the headers of the gateway's
+/// own are added (the client did not send them), which in Envoy costs far less than replacing the
+/// whole map (which re-adds every header of the request).
 fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_>]) {
-    if io.replaces_whole_maps() {
-        let pairs = upstream_pairs(head, edits);
-        let bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 10).sum();
-        if pairs.len() <= WHOLE_MAP_MAX_PAIRS && bytes <= WHOLE_MAP_MAX_BYTES && io.set_request_headers(&serialize(&pairs)) {
-            return;
-        }
-    }
     for name in owned_spellings(head, edits) {
         let _ = io.set_request_header(name, None);
     }

@@ -96,8 +96,6 @@ pub struct Services<'h> {
 pub trait StreamIo: Stream {
     /// The request header map, in the proxy-wasm serialized form (`Headers::from_serialized`).
     fn request_headers(&self) -> Vec<u8>;
-    /// Replaces the whole request header map (serialized); `false` if the host refused.
-    fn set_request_headers(&self, serialized: &[u8]) -> bool;
     /// The response header map, serialized as `request_headers` (response phase): one host call
     /// where reading the status and the error headers one by one would be three.
     fn response_headers(&self) -> Vec<u8>;
@@ -134,11 +132,6 @@ pub trait StreamIo: Stream {
     }
     /// Publishes a value for the access log and later filters (Envoy filter state `wasm.<name>`).
     fn set_filter_state(&self, _name: &str, _value: &[u8]) {}
-    /// Whether `set_request_headers` may replace the whole map (a host without it edits header by
-    /// header, and the engine does not build a map it would decline).
-    fn replaces_whole_maps(&self) -> bool {
-        true
-    }
 }
 
 /// Seeds from the host's randomness, taken once per configuration.

@@ -10,7 +10,7 @@ use crate::host::{Clock, MemoryStore, Stream};
 use crate::plugins::binding::Runtime;
 use crate::plugins::remote_auth::{HttpAnswer, HttpCall};
 use crate::request::cluster_calls::GrpcCall;
-use crate::wire::headers::{serialize, Headers};
+use crate::wire::headers::serialize;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -81,13 +81,8 @@ pub struct MemoryStream {
     pub http_calls: RefCell<Vec<(u32, HttpCall)>>,
     /// A host that cannot send HTTP calls (`send_http` answers `None`).
     pub no_http: bool,
-    /// Header maps the engine handed that do not parse (the host refuses them): always 0 unless
-    /// the engine has a bug.
-    pub bad_maps: Cell<usize>,
     /// The access record the engine published (filter state `wasm.cagate`).
     pub record: RefCell<Option<String>>,
-    /// A host without whole-map replacement (the native build): the engine edits header by header.
-    pub one_by_one: bool,
     /// Single-header edits the engine made (each one a host call).
     pub header_calls: Cell<usize>,
 }
@@ -139,19 +134,6 @@ impl StreamIo for MemoryStream {
         let pairs = self.request.borrow();
         let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
         serialize(&refs)
-    }
-
-    fn set_request_headers(&self, serialized: &[u8]) -> bool {
-        let Some(h) = Headers::from_serialized(serialized) else {
-            self.bad_maps.set(self.bad_maps.get() + 1);
-            return false;
-        };
-        *self.request.borrow_mut() = h.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
-        true
-    }
-
-    fn replaces_whole_maps(&self) -> bool {
-        !self.one_by_one
     }
 
     fn response_headers(&self) -> Vec<u8> {

@@ -243,7 +243,7 @@ impl TransformerConfig {
 }
 
 /// The request's header edits, after the gateway's own (`edits`, applied to the client's headers
-/// `head` as `wire::headers::upstream_pairs` does): whether a header is there is judged on what the
+/// `head` as `exchange::edit_upstream_headers` does): whether a header is there is judged on what the
 /// backend would receive, under any spelling a backend reads as the same name.
 pub(crate) fn request_headers(cfg: &TransformerConfig, head: &Headers<'_>, edits: &mut HeaderEdits) {
     for e in cfg.request.iter().filter(|e| e.location == Location::Header) {
