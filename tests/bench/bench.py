@@ -326,16 +326,31 @@ def envoy_binary():
 
 
 def callgrind_counts(path):
-    """Self instructions of a callgrind dump, by where the code lives: Envoy's binary, libc, and code
-    with no file (V8's generated code: the compiled Wasm module and V8's stubs)."""
-    names, ob, parts, after_call = {}, None, {}, False
+    """Self instructions of a callgrind dump, by where the code lives: Envoy (its binary, and its code
+    at addresses with no file: Envoy moves its text to huge pages), V8's generated code (the compiled
+    Wasm module and V8's stubs, at high addresses with no file), libc."""
+    names, ob, fn, parts, after_call = {}, None, "", {}, False
+    envoy = os.path.basename(envoy_binary())
+
+    def named(kind, line):  # callgrind names a file, object or function once, then by number
+        m = re.match(r"\((\d+)\)(?: (.*))?", line)
+        if not m:
+            return line
+        if m.group(2):
+            names[(kind, m.group(1))] = m.group(2)
+        return names.get((kind, m.group(1)), "")
+
     with open(path) as f:
         for line in f:
+            line = line.rstrip("\n")
             if line.startswith("ob="):
-                m = re.match(r"ob=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
-                if m and m.group(2):
-                    names[m.group(1)] = m.group(2)
-                ob = names.get(m.group(1)) if m else line[3:].strip()
+                ob = named("ob", line[3:])
+            elif line.startswith("cob="):
+                named("ob", line[4:])
+            elif line.startswith("fn="):
+                fn = named("fn", line[3:])
+            elif line.startswith("cfn="):
+                named("fn", line[4:])
             elif line.startswith("calls="):
                 after_call = True
             elif line[:1].isdigit() or line[:1] in "+-*":
@@ -343,10 +358,14 @@ def callgrind_counts(path):
                     after_call = False
                     continue
                 cols = line.split()
-                if len(cols) >= 2:
-                    where = "generated" if not ob or ob == "???" else os.path.basename(ob)
-                    where = "envoy" if where == os.path.basename(envoy_binary()) else where
-                    parts[where] = parts.get(where, 0) + int(cols[1])
+                if len(cols) < 2:
+                    continue
+                if ob and ob != "???":
+                    where = "envoy" if os.path.basename(ob) == envoy else os.path.basename(ob)
+                else:
+                    addr = re.search(r"0x([0-9a-f]+)", fn)
+                    where = "generated" if addr and int(addr.group(1), 16) >= 1 << 32 else "envoy"
+                parts[where] = parts.get(where, 0) + int(cols[1])
     return parts
 
 
