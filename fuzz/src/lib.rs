@@ -556,7 +556,6 @@ pub fn drive(kit: &Kit, env: &Env, head: &Headers<'_>, body: &[u8], now: i64) ->
     };
     let delivery = Delivery { body: !body.is_empty(), pieces: env.pieces, trailers: env.trailers };
     let mut o = kit.run(stream, delivery);
-    assert_eq!(o.stream.bad_maps.get(), 0, "the engine handed the host a header map that does not parse");
     if let Some(reply) = o.reply() {
         debug(format_args!("answered {} {:?} {:?}", reply.status, o.code(), o.message()));
         check_reply(&reply, checked);
