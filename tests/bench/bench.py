@@ -378,7 +378,7 @@ def instructions_per_request(defs, work, warmup=300, measured=1000):
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     print(f"\ninstructions per request (callgrind, {measured} requests after {warmup}; thousands; "
           "'generated': V8's code, the Wasm module and its stubs)")
-    base = {}
+    base, totals = {}, {}
     for name, filters, kind, *rest in defs:
         if len(rest) > 1 and rest[1]:
             continue  # cluster rows need engines and measure calls in flight: CPU time only
@@ -426,6 +426,32 @@ def instructions_per_request(defs, work, warmup=300, measured=1000):
         over = f"{total - base['no filter']:+8.1f}" if base.get("no filter") else ""
         split = "  ".join(f"{k} {v / measured / 1000:.1f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v > measured * 50)
         print(f"  {name:48s} {total:8.1f} {over:>8s}   {split}   statuses {statuses}", flush=True)
+        totals[name] = total
+    return totals
+
+
+# The empty Wasm filter on cagate's signed requests: the floor the signed rows are measured against.
+SIGNED_FLOOR = "empty wasm filter (signed requests)"
+
+# The host calls the cagate filter makes on a request, as filter/empty makes them (`Call` there).
+HOST_CALLS = ["request_map", "request_header", "add_request_header", "set_request_header", "remove_request_header",
+              "response_map", "response_header", "add_response_header", "time", "set_property", "histogram",
+              "counter", "shared_get"]
+
+
+def host_call_costs(work):
+    """What one host call costs Envoy (and V8's glue), in instructions: the empty filter making it once
+    on each signed request, over the empty filter making none."""
+    defs = [("empty wasm filter", [wasm_filter("", wasm=EMPTY_WASM, vm_id="empty")], "signed")]
+    defs += [(f"host call {c}", [wasm_filter(c, wasm=EMPTY_WASM, vm_id="probe")], "signed") for c in HOST_CALLS]
+    totals = instructions_per_request(defs, work)
+    empty = totals.get("empty wasm filter")
+    if empty is None:
+        return
+    print("\ninstructions per host call (thousands, over the empty filter on the same signed requests)")
+    for c in HOST_CALLS:
+        if f"host call {c}" in totals:
+            print(f"  {c:24s} {totals[f'host call {c}'] - empty:+8.2f}")
 
 
 def parse_ms(s):
@@ -453,6 +479,12 @@ def main():
     ap.add_argument("--instructions", action="store_true",
                     help="only count instructions per request, each scenario once under callgrind (slow: "
                          "about a minute per Wasm scenario; no cluster rows)")
+    ap.add_argument("--host-call-costs", action="store_true",
+                    help="only count what each host call cagate makes costs in Envoy: the empty Wasm filter "
+                         "making that one call on every signed request, under callgrind, over the empty filter")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work directory (with --instructions: each scenario's callgrind dump, for "
+                         "callgrind_annotate)")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -463,10 +495,18 @@ def main():
     work = tempfile.mkdtemp(prefix="cagate-bench-")
     if args.record_off:
         args.baseline = (args.baseline or []) + [record_off_build(work)]
+    if args.host_call_costs:
+        host_call_costs(work)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     small, large = small_config(), large_config()
     defs = [
         ("no filter", [], "plain"),
         ("empty wasm filter", [wasm_filter("", wasm=EMPTY_WASM, vm_id="empty")], "plain"),
+        # The same signed requests as "cagate signed" through the filter that does nothing: their
+        # extra headers cost Envoy itself more (parsing, the upstream request), whatever the filter.
+        (SIGNED_FLOOR, [wasm_filter("", wasm=EMPTY_WASM, vm_id="empty")], "signed"),
         ("cagate signed", [wasm_filter(small)], "signed"),
         ("cagate signed + nonce", [wasm_filter(small)], "nonce"),
         ("cagate appcode", [wasm_filter(small)], "appcode"),
@@ -541,7 +581,7 @@ def main():
             ("routed: cagate traffic (cluster RLS)", [wasm_filter(rls_cfg)], "signed", KEEP_AFTER_400, clusters, ROUTED),
         ]
     if args.only:
-        keep = set(args.only.split(",")) | {"no filter", "empty wasm filter"}
+        keep = set(args.only.split(",")) | {"no filter", "empty wasm filter", SIGNED_FLOOR}
         defs = [d for d in defs if d[0] in keep]
     if args.host_calls:
         host_calls_per_request(defs, work)
@@ -552,9 +592,15 @@ def main():
             label = os.path.splitext(os.path.basename(wasm))[0]
             defs += [(f"{n} [{label}]", rebuilt(f, wasm), k, *rest) for n, f, k, *rest in ours]
     if args.instructions:
-        instructions_per_request(defs, work)
+        totals = instructions_per_request(defs, work)
+        floor = totals.get(SIGNED_FLOOR) or totals.get("empty wasm filter")
+        for name in (n for n in totals if n.startswith("cagate signed") and floor):
+            print(f"  {name} against the {SIGNED_FLOOR if SIGNED_FLOOR in totals else 'empty wasm filter'}: "
+                  f"{totals[name] / floor:.2f}x")
         for e in engines:
             e.__exit__(None, None, None)
+        if args.keep:
+            print(f"work directory kept: {work}")
         return
     scenarios = [Scenario(n, f, k, work, *hcm) for n, f, k, *hcm in defs]
     count = max(20_000, args.seconds * 40_000)
@@ -589,6 +635,12 @@ def main():
             if main:
                 d = statistics.median(m["cpu_us"] - r["cpu_us"] for r, m in zip(s.rows, main.rows))
                 print(f"  {main.name:48s} minus {s.name[len(main.name) + 1:]:20s} {d:+6.2f} us/req")
+    floor, signed = by_name.get(SIGNED_FLOOR), by_name.get("cagate signed")
+    if floor and signed:
+        ratio = statistics.median(r["cpu_us"] / e["cpu_us"] for r, e in zip(signed.rows, floor.rows))
+        delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(signed.rows, floor.rows))
+        print(f"\ncagate signed against the empty Wasm filter on the same signed requests: {delta:+.1f} us/req, "
+              f"ratio {ratio:.2f}")
     routed = {n: by_name.get(f"routed: {n}") for n in ("no filter", "envoy ratelimit (RLS)", "cagate signed",
                                                        "cagate traffic (cluster RLS)")}
     if all(routed.values()):
@@ -604,7 +656,10 @@ def main():
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs none' / 'vs empty' = median of per-round differences with no filter / the empty Wasm filter;"
           " 'native …' rows: the dynamic module (libcagate_native.so).")
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
