@@ -155,9 +155,8 @@ pub(crate) fn repeated(req: &Signed<'_>, query: &[u8]) -> Option<Repeated> {
 }
 
 fn repeated_header(h: &Headers<'_>) -> Option<Repeated> {
-    // Most requests give no header name twice (in any spelling): one pass over pairs settles it.
-    let twice = h.iter().enumerate().any(|(i, (n, _))| h.iter().skip(i + 1).any(|(m, _)| crate::wire::headers::same_name(m, n)));
-    if !twice {
+    // Most requests give no header name twice (in any spelling): one pass settles it.
+    if !h.any_name_twice() {
         return None;
     }
     let differs = |name: &[u8]| {

@@ -92,7 +92,7 @@ impl Exchange {
         let (path, query) = split_path(head.get(b":path").unwrap_or_default());
         let parts = KeyParts { api: a.identity.api.0, stage: a.identity.stage.0, path, query, app_id, headers: head };
         let mut key = caching::key(cfg, &parts);
-        for (name, value) in a.edits.iter().filter(|(n, _)| DESTINATION_EDITS.contains(&n.as_str())) {
+        for (name, value) in a.edits.iter().filter(|(n, _)| DESTINATION_EDITS.contains(&n.as_ref())) {
             for part in [name.as_bytes(), value.as_deref().unwrap_or_default()] {
                 key.extend_from_slice(&(part.len() as u32).to_le_bytes());
                 key.extend_from_slice(part);

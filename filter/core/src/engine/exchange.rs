@@ -449,7 +449,7 @@ impl Exchange {
         // Routed: the API's own backend, its path and the mapping, as for an admitted request (Envoy's
         // route may pick the backend by the gateway's cluster header); never a routing plugin's route,
         // which only admitted requests take.
-        let mut forwarding: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut forwarding = crate::request::model::Edits::new();
         if let (Some(api_id), Some(stage), Ok(request_id)) = (api, stage, std::str::from_utf8(&rid)) {
             if let Some(def) = gw.api(api_id) {
                 let id = Identity { api: api_id, stage, app, nonce: None };
@@ -475,7 +475,7 @@ impl Exchange {
 
     /// What the backend receives, for the record: the gateway's `:path` if it set one, else the
     /// client's (without the query, as `path`).
-    fn record_backend_path(&mut self, edits: &[(String, Option<Vec<u8>>)]) {
+    fn record_backend_path(&mut self, edits: &crate::request::model::Edits) {
         let forwarded = edits.iter().rev().find(|(n, _)| n == ":path").and_then(|(_, v)| v.as_deref());
         self.record.forwarded(forwarded.map(|p| crate::wire::url::split_path(p).0));
     }
@@ -559,7 +559,8 @@ fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_
         // for nothing: the gateway strips its own headers from every request, and most never came.
         let set_before = || edits[..i].iter().any(|(n, v)| n == name && v.is_some());
         // Envoy's names are lower case; an edit's name may not be (a mapped backend name).
-        let absent = || !head.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) && !set_before();
+        let sent = || head.may_hold(name) && head.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let absent = || !sent() && !set_before();
         let done = match value {
             None if absent() => continue,
             // Every spelling the client sent was removed above: a header it never sent is added.

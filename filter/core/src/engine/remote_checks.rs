@@ -40,7 +40,7 @@ fn add_headers(a: &mut Admission, cfg: &RemoteAuthConfig, headers: &[(String, Ve
             continue;
         }
         let value = headers.iter().find(|(n, _)| same_name(n.as_bytes(), name.as_bytes())).map(|(_, v)| v.clone());
-        a.edits.push((name.to_ascii_lowercase(), value));
+        a.edits.push((name.to_ascii_lowercase().into(), value));
     }
 }
 

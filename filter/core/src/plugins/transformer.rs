@@ -55,7 +55,7 @@ const OWNED_RESPONSE: &[&str] = &[
 ];
 
 /// Header edits: set a name to a value, or remove it (`None`).
-pub(crate) type HeaderEdits = Vec<(String, Option<Vec<u8>>)>;
+pub(crate) use crate::wire::headers::Edits as HeaderEdits;
 
 /// What an edit does (Aliyun's key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,11 +257,11 @@ pub(crate) fn request_headers(cfg: &TransformerConfig, head: &Headers<'_>, edits
             (Op::AddIfAbsent, Some(_)) if present() => {}
             (Op::AddIfAbsent | Op::Put, Some(v)) => {
                 edits.retain(|(n, _)| !same_name(n.as_bytes(), name));
-                edits.push((e.name.clone(), Some(v.as_bytes().to_vec())));
+                edits.push((e.name.clone().into(), Some(v.as_bytes().to_vec())));
             }
             _ => {
                 edits.retain(|(n, _)| !same_name(n.as_bytes(), name));
-                edits.push((e.name.clone(), None));
+                edits.push((e.name.clone().into(), None));
             }
         }
     }
@@ -304,8 +304,8 @@ pub(crate) fn response(cfg: &TransformerConfig, head: Option<&Headers<'_>>) -> (
         let present = head.is_some_and(|h| h.contains(e.name.as_bytes()));
         match (e.op, &e.value) {
             (Op::AddIfAbsent, Some(_)) if present => {}
-            (Op::AddIfAbsent | Op::Put, Some(v)) => out.push((e.name.clone(), Some(v.as_bytes().to_vec()))),
-            _ => out.push((e.name.clone(), None)),
+            (Op::AddIfAbsent | Op::Put, Some(v)) => out.push((e.name.clone().into(), Some(v.as_bytes().to_vec()))),
+            _ => out.push((e.name.clone().into(), None)),
         }
     }
     (out, cfg.status)

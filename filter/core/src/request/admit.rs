@@ -9,12 +9,10 @@ use crate::contract::refusal::Refusal;
 use crate::host::{Clock, SharedStore};
 use crate::ids::{ApiId, AppId};
 use crate::request::forward::{self, QueryAdds};
-use crate::request::model::{Admission, Ctx, Identity, Request};
+use crate::request::model::{Admission, Ctx, Edits, Identity, Request};
 use crate::wire::text::header_safe;
 use crate::wire::url::{percent_decode, split_path};
 use std::borrow::Cow;
-
-type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The identity headers for the backend: `(name, value)`; a `None` value means "remove any
 /// client-sent copy". The request id is added by the caller, which generated it.
@@ -118,11 +116,15 @@ pub(crate) fn run_plugins(
         let target = crate::plugins::backend_signature::Target { decoded_path: &decoded_path, query };
         let form = form_body(req.headers, ctx.body);
         let md5 = req.headers.get(b"content-md5");
-        admission.edits.extend(crate::plugins::backend_signature::headers(cfg, req.method, md5, &target, form, ctx.request_id.as_bytes()));
+        admission.edits.extend(
+            crate::plugins::backend_signature::headers(cfg, req.method, md5, &target, form, ctx.request_id.as_bytes())
+                .into_iter()
+                .map(|(n, v)| (n.into(), v)),
+        );
     }
     if gw.max_hops.is_some() {
         let hops = req.headers.number(HOPS_HEADER).unwrap_or(0);
-        admission.edits.push(("x-ca-hops".to_string(), Some((hops + 1).to_string().into_bytes())));
+        admission.edits.push(("x-ca-hops".into(), Some((hops + 1).to_string().into_bytes())));
     }
     Ok(admission)
 }
@@ -178,7 +180,7 @@ fn forward_claims(
                 }
             }
             // A claim with CR or LF would make Envoy refuse to send the request at all.
-            _ => edits.push((p.name.clone(), value(&p.claim).map(|v| crate::wire::text::header_value(&v).into_owned().into_bytes()))),
+            _ => edits.push((p.name.clone().into(), value(&p.claim).map(|v| crate::wire::text::header_value(&v).into_owned().into_bytes()))),
         }
     }
 }

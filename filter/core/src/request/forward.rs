@@ -16,10 +16,11 @@ use crate::plugins::conditions::{eval, Val, VarSource};
 use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig};
 use crate::plugins::system;
 use crate::plugins::transformer;
-use crate::request::model::{Ctx, Identity, Request};
+use crate::request::model::{Ctx, Edits, Identity, Request};
 use crate::request::vars::RequestVars;
 use crate::wire::text::header_safe;
 use crate::wire::url::{is_form, parse_urlencoded, percent_decode, url_encode};
+use std::borrow::Cow;
 
 /// Query parameters the gateway sets (claims, constants, system values), replacing any client-sent
 /// parameter of the same name.
@@ -30,8 +31,6 @@ pub(crate) struct QueryAdds {
     /// is absent).
     pub(crate) replaced: Vec<String>,
 }
-
-type Edits = Vec<(String, Option<Vec<u8>>)>;
 
 /// The backend's header edits and `:path` for an admitted request; `adds` are the claim query
 /// parameters jwtAuth asked for. The routing plugin's first matching route, if any, overlays the
@@ -71,7 +70,7 @@ pub(crate) fn upstream_downgraded(
     build(gw, api, identity, req, ctx, adds, edits, breaker.downgrade.as_ref())?;
     // The downgrade is no route of the routing plugin: its name never reaches the backend.
     edits.retain(|(n, _)| n != ROUTING_NAME_HEADER);
-    edits.push((ROUTING_NAME_HEADER.to_string(), None));
+    edits.push((ROUTING_NAME_HEADER.into(), None));
     set_header(edits, DOWNGRADE_HEADER, breaker.plugin.as_bytes().to_vec());
     Ok(())
 }
@@ -137,10 +136,10 @@ fn build(
     route: Option<&Route>,
 ) -> Result<(), Refusal> {
     // Client-sent copies of the routing headers never count, whatever the API.
-    edits.push((BACKEND_CLUSTER_HEADER.to_string(), None));
-    edits.push((UPSTREAM_TIMEOUT_HEADER.to_string(), None));
-    edits.push((ROUTING_NAME_HEADER.to_string(), None));
-    edits.push((DOWNGRADE_HEADER.to_string(), None));
+    edits.push((BACKEND_CLUSTER_HEADER.into(), None));
+    edits.push((UPSTREAM_TIMEOUT_HEADER.into(), None));
+    edits.push((ROUTING_NAME_HEADER.into(), None));
+    edits.push((DOWNGRADE_HEADER.into(), None));
     let http = match &api.backend {
         Some(Backend::Http(h)) => Some(h.as_ref()),
         _ => None,
@@ -212,7 +211,7 @@ fn build(
             path.push(b'?');
             path.extend_from_slice(&query);
         }
-        edits.push((":path".to_string(), Some(path)));
+        edits.push((":path".into(), Some(path)));
     }
     Ok(())
 }
@@ -245,10 +244,10 @@ fn route_to(t: &Target<'_>, edits: &mut Edits) {
     }
     set_header(edits, UPSTREAM_TIMEOUT_HEADER, t.timeout_ms.to_string().into_bytes());
     if let Some(m) = t.method {
-        edits.push((":method".to_string(), Some(m.as_bytes().to_vec())));
+        edits.push((":method".into(), Some(m.as_bytes().to_vec())));
     }
     if let Some(host) = t.host {
-        edits.push((":authority".to_string(), Some(host.as_bytes().to_vec())));
+        edits.push((":authority".into(), Some(host.as_bytes().to_vec())));
     }
 }
 
@@ -307,7 +306,7 @@ fn choose<'g>(gw: &'g Gateway, api: &Api, identity: &Identity, req: &Request<'_>
 
 /// The mock the gateway answers an admitted request with: the chosen route's (its name is in the
 /// edits), else, unless a route sends it to an HTTP backend, the API's own.
-pub(crate) fn mock_reply<'g>(gw: &'g Gateway, identity: &Identity, edits: &[(String, Option<Vec<u8>>)]) -> Option<&'g MockBackend> {
+pub(crate) fn mock_reply<'g>(gw: &'g Gateway, identity: &Identity, edits: &Edits) -> Option<&'g MockBackend> {
     let downgraded = edits.iter().rev().find(|(n, _)| n == DOWNGRADE_HEADER).is_some_and(|(_, v)| v.is_some());
     if downgraded {
         let breaker = gw.bound(identity.api, identity.stage).breaker.and_then(|i| gw.plugins.get(i.index()));
@@ -319,7 +318,7 @@ pub(crate) fn mock_reply<'g>(gw: &'g Gateway, identity: &Identity, edits: &[(Str
             };
         }
     }
-    let chosen = edits.iter().rev().find(|(n, _)| n == ROUTING_NAME_HEADER).and_then(|(_, v)| v.as_deref());
+    let chosen = edits.iter().rev().find(|(n, _)| *n == ROUTING_NAME_HEADER).and_then(|(_, v)| v.as_deref());
     if let Some(route) = chosen.and_then(|name| routing_of(gw, identity)?.route(name)) {
         match &route.backend {
             Overlay::Mock(m) => return Some(m),
@@ -331,9 +330,10 @@ pub(crate) fn mock_reply<'g>(gw: &'g Gateway, identity: &Identity, edits: &[(Str
 }
 
 /// Replaces an earlier edit of the same header (the removal every request starts with).
-fn set_header(edits: &mut Edits, name: &str, value: Vec<u8>) {
-    edits.retain(|(n, _)| n != name);
-    edits.push((name.to_string(), Some(value)));
+fn set_header(edits: &mut Edits, name: impl Into<Cow<'static, str>>, value: Vec<u8>) {
+    let name = name.into();
+    edits.retain(|(n, _)| *n != name);
+    edits.push((name, Some(value)));
 }
 
 /// Sets a parameter the gateway owns; with no value, the client's copies are removed all the same.
@@ -343,8 +343,8 @@ fn set(location: ParamLocation, name: &str, value: Option<String>, edits: &mut E
             adds.replaced.push(name.to_string());
             adds.pairs.extend(value.map(|v| (name.to_string(), v)));
         }
-        (_, Some(v)) => set_header(edits, name, v.into_bytes()),
-        (_, None) => edits.push((name.to_string(), None)),
+        (_, Some(v)) => set_header(edits, name.to_string(), v.into_bytes()),
+        (_, None) => edits.push((name.to_string().into(), None)),
     }
 }
 
@@ -451,7 +451,7 @@ fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut Query
         let Some((location, name)) = target(p) else { continue };
         // The value validated: the first under any spelling (the only one: a second is refused).
         let value = req.headers.spellings(p.name.as_bytes()).next().map(|v| String::from_utf8_lossy(v).into_owned());
-        edits.push((p.name.to_ascii_lowercase(), None));
+        edits.push((p.name.to_ascii_lowercase().into(), None));
         set(location, &name, value, edits, adds);
     }
 }
@@ -461,7 +461,7 @@ fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut Query
 fn clear_header_targets(api: &Api, edits: &mut Edits) {
     for p in api.params.iter().filter(|p| p.location != ParamLocation::Header) {
         if let Some((ParamLocation::Header, name)) = target(p) {
-            edits.push((name, None));
+            edits.push((name.into(), None));
         }
     }
 }
@@ -495,7 +495,7 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
                 ParamLocation::Header => {
                     let v = raw_value.map(|v| percent_decode(v, true).into_owned()).unwrap_or_default();
                     let name = p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase());
-                    set_header(edits, &name, v);
+                    set_header(edits, name, v);
                 }
                 _ => {
                     let renamed = p.backend_name.as_deref().map_or_else(|| raw_name.to_vec(), |n| url_encode(n).into_bytes());

@@ -55,13 +55,15 @@ pub(crate) struct Identity {
     pub nonce: Option<OneTime>,
 }
 
+pub(crate) use crate::wire::headers::Edits;
+
 /// What the backend receives beyond the request itself: header edits (`None` removes), and the
 /// verified JWT claims for later plugins.
 #[derive(Debug, Clone)]
 pub(crate) struct Admission {
     pub identity: Identity,
     pub claims: Option<crate::plugins::jwt::Claims>,
-    pub edits: Vec<(String, Option<Vec<u8>>)>,
+    pub edits: Edits,
     /// trafficControl: the plugin, the dimensions counted (for stats) and, when the plugin asks for
     /// `RateLimit-*` headers, the tightest quota.
     pub traffic: Option<(PluginId, Vec<crate::plugins::traffic_control::Dim>, Option<crate::plugins::traffic_control::Quota>)>,

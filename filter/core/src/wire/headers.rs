@@ -6,6 +6,18 @@
 #[derive(Debug, Default, Clone)]
 pub struct Headers<'a> {
     pairs: Vec<(&'a [u8], &'a [u8])>,
+    /// The lengths of the names, a bit each (`length_bit`): a lookup of a name whose length no
+    /// header has (most of them: the gateway asks for many headers a request does not carry)
+    /// answers without a scan. Two names that are one (`same_name`) have the same length.
+    lengths: u64,
+}
+
+fn length_bit(name: &[u8]) -> u64 {
+    1 << (name.len() % 64)
+}
+
+fn lengths_of(pairs: &[(&[u8], &[u8])]) -> u64 {
+    pairs.iter().fold(0, |m, (n, _)| m | length_bit(n))
 }
 
 fn read_u32(buf: &[u8], at: usize) -> Option<usize> {
@@ -15,7 +27,7 @@ fn read_u32(buf: &[u8], at: usize) -> Option<usize> {
 
 impl<'a> Headers<'a> {
     pub fn from_pairs(pairs: Vec<(&'a [u8], &'a [u8])>) -> Self {
-        Headers { pairs }
+        Headers { lengths: lengths_of(&pairs), pairs }
     }
 
     /// Parses the proxy-wasm map encoding: `count`, then `count` pairs of (name length, value
@@ -30,6 +42,7 @@ impl<'a> Headers<'a> {
             return None;
         }
         let mut pairs = Vec::with_capacity(count);
+        let mut lengths = 0;
         for n in 0..count {
             let name_len = read_u32(buf, 4 + n * 8)?;
             let value_len = read_u32(buf, 8 + n * 8)?;
@@ -37,20 +50,42 @@ impl<'a> Headers<'a> {
             data = data.checked_add(name_len + 1)?;
             let value = buf.get(data..data.checked_add(value_len)?)?;
             data = data.checked_add(value_len + 1)?;
+            lengths |= length_bit(name);
             pairs.push((name, value));
         }
-        Some(Headers { pairs })
+        Some(Headers { pairs, lengths })
     }
 
     /// First value of the header `name` (given in lower case).
     pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
+        if !self.may_hold(name) {
+            return None;
+        }
         self.pairs.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+
+    /// False when no header name has the length of `name`: then none is `name` in any spelling.
+    pub fn may_hold(&self, name: &[u8]) -> bool {
+        self.lengths & length_bit(name) != 0
+    }
+
+    /// True if two headers are one name to some backend (`same_name`).
+    pub fn any_name_twice(&self) -> bool {
+        // Only a name whose length came before can be a name seen before.
+        let mut seen = 0u64;
+        self.pairs.iter().enumerate().any(|(i, (n, _))| {
+            let bit = length_bit(n);
+            let again = seen & bit != 0;
+            seen |= bit;
+            again && self.pairs.iter().take(i).any(|(m, _)| same_name(m, n))
+        })
     }
 
     /// The values of a header under every spelling a backend reads as `name` (see `same_name`): the
     /// values of a declared parameter, checked and forwarded alike.
     pub fn spellings<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
-        self.pairs.iter().filter(move |(n, _)| same_name(n, name)).map(|&(_, v)| v)
+        let pairs = if self.may_hold(name) { &self.pairs[..] } else { &[] };
+        pairs.iter().filter(move |(n, _)| same_name(n, name)).map(|&(_, v)| v)
     }
 
     /// A header holding a whole number (`Content-Length`, the hop counter).
@@ -59,7 +94,7 @@ impl<'a> Headers<'a> {
     }
 
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.pairs.iter().any(|(n, _)| *n == name)
+        self.may_hold(name) && self.pairs.iter().any(|(n, _)| *n == name)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
@@ -99,13 +134,20 @@ pub fn gateway_owned<'e>(name: &[u8], mut edits: impl Iterator<Item = &'e [u8]>)
 /// A header edit of the gateway's: set `name` to the value, or remove it (`None`).
 pub type Edit<'a> = (&'a [u8], Option<&'a [u8]>);
 
+/// The gateway's request header edits as it builds them, in order: a name and its value (`None`
+/// removes it). Most names are the gateway's own constants: borrowed, not copied for every request.
+pub type Edits = Vec<(std::borrow::Cow<'static, str>, Option<Vec<u8>>)>;
+
 /// The client's names to remove before the edits apply, beyond those the edits name exactly: other
 /// spellings of owned names, owned prefixes. The backend then receives the client's headers less
 /// every one the gateway owns (in any spelling), and the gateway's values.
 pub fn owned_spellings<'a>(head: &Headers<'a>, edits: &[Edit<'_>]) -> Vec<&'a [u8]> {
     let mut out: Vec<&[u8]> = Vec::new();
+    // A name no edit has the length of is no edit's name in any spelling.
+    let edited = edits.iter().fold(0, |m, e| m | length_bit(e.0));
     for (n, _) in head.iter() {
-        if gateway_owned(n, edits.iter().map(|e| e.0)) && !edits.iter().any(|e| e.0 == n) && !out.contains(&n) {
+        let named = edited & length_bit(n) != 0;
+        if gateway_owned(n, edits.iter().map(|e| e.0).filter(|_| named)) && !edits.iter().any(|e| e.0 == n) && !out.contains(&n) {
             out.push(n);
         }
     }
@@ -178,5 +220,32 @@ mod tests {
         let h = Headers::from_pairs(pairs);
         let edits: Vec<Edit<'_>> = vec![(b"x-ca-app-id", Some(b"10001")), (b"x-ca-api-name", None)];
         assert_eq!(owned_spellings(&h, &edits), vec![&b"x_ca_app_id"[..], b"x-ca-proxy-signature"]);
+    }
+
+    #[test]
+    fn a_name_given_twice_in_any_spelling_is_found_whatever_the_lengths_around_it() {
+        let h = |names: &[&'static str]| Headers::from_pairs(names.iter().map(|n| (n.as_bytes(), &b"v"[..])).collect());
+        // Same lengths, other names: not twice.
+        assert!(!h(&[":path", "x-ab", "x-cd", "accept", "cookie", "host"]).any_name_twice());
+        assert!(h(&[":path", "x-ab", "accept", "x_AB"]).any_name_twice());
+        assert!(h(&["a", "bb", "ccc", "x-ca-key", "dddd", "X_CA_KEY"]).any_name_twice());
+        // 64 apart: the same bit, other lengths.
+        let long = "y".repeat(70);
+        assert!(!h(&["xxxxxx", Box::leak(long.into_boxed_str())]).any_name_twice());
+    }
+
+    #[test]
+    fn lookups_of_names_no_header_has_the_length_of_find_nothing() {
+        let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a"), (b"x_ca_key", b"k"), (b"accept", b"*/*")];
+        let h = Headers::from_pairs(pairs);
+        assert_eq!(h.get(b"accept"), Some(&b"*/*"[..]));
+        assert_eq!(h.get(b"accepts"), None);
+        assert_eq!(h.get(b"x-ca-key"), None); // same length, another spelling: `get` is exact
+        assert_eq!(h.spellings(b"x-ca-key").collect::<Vec<_>>(), vec![&b"k"[..]]);
+        assert!(h.contains(b":path") && !h.contains(b":paths") && !h.contains(b"x-ca-nonce"));
+        let serialized = serialize(&[(b":path", b"/a"), (b"x-ca-nonce", b"n")]);
+        let parsed = Headers::from_serialized(&serialized).unwrap();
+        assert_eq!(parsed.get(b"x-ca-nonce"), Some(&b"n"[..]));
+        assert_eq!(parsed.get(b"x-ca-stage"), None);
     }
 }
