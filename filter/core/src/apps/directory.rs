@@ -5,10 +5,8 @@
 
 use crate::schema::validator::{join, Validator};
 use crate::wire::time::parse_instant;
-use hmac::{Hmac, Mac};
+use cagate_digest::{sha256, HmacSha1, HmacSha256};
 use serde_json::{Map, Value};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -16,8 +14,8 @@ use std::fmt;
 #[derive(Clone)]
 pub struct Credential {
     pub key: String,
-    pub(crate) hmac_sha256: Hmac<Sha256>,
-    pub(crate) hmac_sha1: Hmac<Sha1>,
+    pub(crate) hmac_sha256: HmacSha256,
+    pub(crate) hmac_sha1: HmacSha1,
     /// The pair authenticates until then (epoch ms); `None`: no end.
     pub valid_until_ms: Option<i64>,
 }
@@ -59,7 +57,7 @@ pub struct Directory {
 
 impl Directory {
     pub fn by_code(&self, code: &[u8]) -> Option<u32> {
-        self.by_code.get(&<[u8; 32]>::from(Sha256::digest(code))).copied()
+        self.by_code.get(&sha256(&[code])).copied()
     }
 }
 
@@ -121,7 +119,7 @@ pub(crate) fn add_app(c: &mut Validator, v: &Value, p: &str, env: Env<'_>, dir: 
     }
     for (j, code) in codes {
         let here = format!("{p}.appCodes[{j}]");
-        let digest = <[u8; 32]>::from(Sha256::digest(code.as_bytes()));
+        let digest = sha256(&[code.as_bytes()]);
         if let Some(first) = dir.code_paths.get(&digest) {
             c.err(&here, format!("duplicate AppCode (same as {first})"));
         } else {
@@ -155,8 +153,7 @@ fn credential(c: &mut Validator, o: &Map<String, Value>, p: &str, env: Env<'_>, 
         _ => None,
     };
     let (key, secret) = (key?, secret?);
-    let (Ok(hmac_sha256), Ok(hmac_sha1)) = (Hmac::<Sha256>::new_from_slice(secret.as_bytes()), Hmac::<Sha1>::new_from_slice(secret.as_bytes()))
-    else {
+    let (Some(hmac_sha256), Some(hmac_sha1)) = (HmacSha256::new(secret.as_bytes()), HmacSha1::new(secret.as_bytes())) else {
         c.err(&join(p, "appSecret"), "cannot be used as an HMAC key");
         return None;
     };

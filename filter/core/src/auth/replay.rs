@@ -50,13 +50,9 @@ pub enum OneTimeKind {
 
 impl OneTime {
     pub(crate) fn new(kind: OneTimeKind, scope: &[u8], value: &[u8], until_ms: i64) -> Self {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(scope);
-        h.update([0xff]);
-        h.update(value);
+        let whole = cagate_digest::sha256(&[scope, &[0xff], value]);
         let mut digest = [0u8; 16];
-        digest.copy_from_slice(h.finalize().get(..16).unwrap_or(&[0; 16]));
+        digest.copy_from_slice(whole.get(..16).unwrap_or(&[0; 16]));
         OneTime { kind, digest, until_ms }
     }
 }

@@ -4,13 +4,8 @@ use crate::wire::headers::Headers;
 use crate::wire::url::{append_signed_parameters, is_form, percent_decode, split_path, trim};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::digest::{FixedOutput, KeyInit, Update};
-use hmac::Hmac;
-use md5::{Digest, Md5};
-use sha1::Sha1;
-use sha2::Sha256;
+use cagate_digest::{HmacSha1, HmacSha256, Mac};
 use std::borrow::Cow;
-use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -99,22 +94,25 @@ impl<'a> StringToSign<'a> {
     }
 
     /// True when `signature` (Base64, surrounding white space ignored) is the HMAC of either path form.
-    pub fn verify(&self, alg: Algorithm, sha256: &Hmac<Sha256>, sha1: &Hmac<Sha1>, signature: &[u8]) -> bool {
-        let Ok(given) = STANDARD.decode(trim(signature)) else { return false };
+    pub fn verify(&self, alg: Algorithm, sha256: &HmacSha256, sha1: &HmacSha1, signature: &[u8]) -> bool {
+        // On the stack: no digest is longer than 64 bytes, and a longer value is no signature.
+        let mut buf = [0u8; 64];
+        let Ok(n) = STANDARD.decode_slice(trim(signature), &mut buf) else { return false };
+        let given = buf.get(..n).unwrap_or_default();
         match alg {
-            Algorithm::HmacSha256 => self.verify_with(sha256, &given),
-            Algorithm::HmacSha1 => self.verify_with(sha1, &given),
+            Algorithm::HmacSha256 => self.verify_with(sha256, given),
+            Algorithm::HmacSha1 => self.verify_with(sha1, given),
         }
     }
 
-    fn verify_with<M: Update + FixedOutput + Clone>(&self, keyed: &M, given: &[u8]) -> bool {
+    fn verify_with<M: Mac>(&self, keyed: &M, given: &[u8]) -> bool {
         let mut base = keyed.clone();
         base.update(&self.prefix);
         let matches = |path: &[u8]| {
             let mut m = base.clone();
             m.update(path);
             m.update(&self.tail);
-            bool::from(m.finalize_fixed().as_slice().ct_eq(given))
+            m.matches(given)
         };
         matches(&self.decoded_path) || (*self.decoded_path != *self.raw_path && matches(self.raw_path))
     }
@@ -209,25 +207,22 @@ fn repeated_parameter(query: &[u8], form: Option<&[u8]>) -> Option<Repeated> {
 
 /// Base64 HMAC of a whole StringToSign (client side: the CLI and the tests' known answers).
 pub fn sign(alg: Algorithm, secret: &[u8], string_to_sign: &[u8]) -> String {
-    fn mac<M: Update + FixedOutput + KeyInit>(secret: &[u8], msg: &[u8]) -> Vec<u8> {
-        match <M as KeyInit>::new_from_slice(secret) {
-            Ok(mut m) => {
-                m.update(msg);
-                m.finalize_fixed().to_vec()
-            }
-            Err(_) => Vec::new(),
-        }
-    }
     let raw = match alg {
-        Algorithm::HmacSha256 => mac::<Hmac<Sha256>>(secret, string_to_sign),
-        Algorithm::HmacSha1 => mac::<Hmac<Sha1>>(secret, string_to_sign),
+        Algorithm::HmacSha256 => HmacSha256::new(secret).map(|mut m| {
+            m.update(string_to_sign);
+            m.finalize().to_vec()
+        }),
+        Algorithm::HmacSha1 => HmacSha1::new(secret).map(|mut m| {
+            m.update(string_to_sign);
+            m.finalize().to_vec()
+        }),
     };
-    STANDARD.encode(raw)
+    STANDARD.encode(raw.unwrap_or_default())
 }
 
 /// `Content-MD5` check: Base64(MD5(body)) must equal the header (white space around it ignored).
 pub(crate) fn content_md5_matches(header: &[u8], body: &[u8]) -> bool {
-    STANDARD.encode(Md5::digest(body)).as_bytes() == trim(header)
+    STANDARD.encode(cagate_digest::md5(body)).as_bytes() == trim(header)
 }
 
 /// The form body to sign, if the content type says the body is a urlencoded form.
@@ -244,7 +239,6 @@ mod tests {
     use super::*;
     use crate::wire::headers::Headers;
     use crate::wire::text::header_safe;
-    use hmac::Mac;
 
     fn headers<'a>(pairs: &[(&'a str, &'a str)]) -> Headers<'a> {
         Headers::from_pairs(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect())
@@ -256,8 +250,8 @@ mod tests {
         String::from_utf8(s.canonical()).unwrap()
     }
 
-    fn keyed(secret: &str) -> (Hmac<Sha256>, Hmac<Sha1>) {
-        (<Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap(), <Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes()).unwrap())
+    fn keyed(secret: &str) -> (HmacSha256, HmacSha1) {
+        (HmacSha256::new(secret.as_bytes()).unwrap(), HmacSha1::new(secret.as_bytes()).unwrap())
     }
 
     #[test]

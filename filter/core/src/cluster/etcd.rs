@@ -23,7 +23,7 @@
 
 use crate::auth::replay::{OneTime, OneTimeKind};
 use crate::cluster::proto;
-use sha2::{Digest, Sha256};
+use cagate_digest::sha256;
 
 pub(crate) const KV_SERVICE: &str = "etcdserverpb.KV";
 pub(crate) const TXN: &str = "Txn";
@@ -49,11 +49,7 @@ pub(crate) fn lease_for(prefix: &str, until_ms: i64, now_ms: i64) -> Lease {
     let until_s = until_ms.max(0).div_euclid(1000) + 1;
     let bucket = until_s.div_euclid(LEASE_BUCKET_S) + 1;
     let bucket_end_s = bucket * LEASE_BUCKET_S;
-    let mut h = Sha256::new();
-    h.update(b"cagate-lease\0");
-    h.update(prefix.as_bytes());
-    h.update(bucket.to_le_bytes());
-    let d = h.finalize();
+    let d = sha256(&[b"cagate-lease\0", prefix.as_bytes(), &bucket.to_le_bytes()]);
     let mut id_bytes = [0u8; 8];
     id_bytes.copy_from_slice(d.get(..8).unwrap_or(&[1; 8]));
     // etcd lease ids are positive int64s; 0 means "none".

@@ -6,8 +6,8 @@ use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{join, Validator};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use cagate_digest::sha256;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 #[derive(Clone)]
@@ -60,7 +60,7 @@ impl AliyunPlugin for BasicConfig {
                 if users.iter().any(|(_, n)| n == name) {
                     c.err(&join(&up, "username"), format!("duplicate user {name}"));
                 }
-                users.push((Sha256::digest(format!("{name}:{password}").as_bytes()).into(), name.to_string()));
+                users.push((sha256(&[name.as_bytes(), b":", password.as_bytes()]), name.to_string()));
             }
         }
         if users.is_empty() && users_dataset.is_none() && c.problems.is_empty() {
@@ -75,7 +75,7 @@ fn credentials_digest(authorization: Option<&[u8]>) -> Option<[u8; 32]> {
     let v = crate::wire::url::trim(authorization?);
     let b64 = if crate::wire::url::starts_with_ignore_case(v, b"basic ") { crate::wire::url::trim(v.get(6..)?) } else { return None };
     let raw = STANDARD.decode(b64).ok()?;
-    Some(Sha256::digest(&raw).into())
+    Some(sha256(&[&raw]))
 }
 
 impl BasicConfig {
@@ -149,7 +149,7 @@ mod tests {
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         assert_eq!(b.dataset_refs(), vec![("staff", "p.usersDatasetId")]);
         let h = |s: &str| format!("Basic {}", STANDARD.encode(s));
-        let carol: [u8; 32] = Sha256::digest(b"carol:pw").into();
+        let carol: [u8; 32] = sha256(&[b"carol:pw"]);
         let in_ds = |id: &str, d: &[u8; 32]| id == "staff" && *d == carol;
         assert!(b.admits(Some(h("carol:pw").as_bytes()), &in_ds));
         assert!(!b.admits(Some(h("carol:other").as_bytes()), &in_ds));

@@ -11,8 +11,8 @@ use crate::plugins::binding::{Plugin, PluginKind};
 use crate::plugins::ip_control::Block;
 use crate::schema::validator::{join, Validator};
 use crate::wire::time::parse_instant;
+use cagate_digest::sha256;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
@@ -186,7 +186,7 @@ fn entry(c: &mut Validator, v: &Value, ep: &str, d: &mut Dataset, seen: &mut Has
     if !c.text(&vp, value) {
         return;
     }
-    let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+    let digest: [u8; 32] = sha256(&[value.as_bytes()]);
     if let Some(first) = seen.insert(digest, k) {
         c.err(&vp, format!("duplicate entry (same as entries[{first}])"));
         return;
@@ -330,7 +330,7 @@ mod tests {
         assert!(s.contains("vals", "gold", now));
         assert!(!s.contains("vals", "old", now), "expired");
         assert!(!s.contains("vals", "Gold", now));
-        let d = |t: &str| -> [u8; 32] { Sha256::digest(t.as_bytes()).into() };
+        let d = |t: &str| -> [u8; 32] { sha256(&[t.as_bytes()]) };
         assert!(s.has_user("users", &d("alice:s3cret"), now));
         assert!(!s.has_user("users", &d("alice:wrong"), now));
         assert_eq!(s.entries(), 5);

@@ -239,7 +239,8 @@ fn parse_millis(ts: &[u8]) -> Option<i64> {
     if ts.is_empty() || ts.len() > 15 || !ts.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(ts).ok()?.parse().ok()
+    // At most 15 digits: no overflow.
+    Some(ts.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
 }
 
 fn query_appcode(query: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
