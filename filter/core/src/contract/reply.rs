@@ -14,14 +14,22 @@ pub struct Reply {
 }
 
 fn json_escape(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Runs between the bytes to escape are copied whole: every escaped byte is ASCII, so each run
+    // starts and ends on a character boundary.
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b != b'"' && b != b'\\' && b >= 0x20 {
+            continue;
         }
+        out.push_str(s.get(from..i).unwrap_or_default());
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            _ => out.push_str(&format!("\\u{b:04x}")),
+        }
+        from = i + 1;
     }
+    out.push_str(s.get(from..).unwrap_or_default());
 }
 
 /// Builds the local reply for a refusal. A plugin's own headers replace the defaults of the same
@@ -101,6 +109,19 @@ mod tests {
         assert_eq!(v["message"], "Invalid Signature, Server StringToSign:`GET#\"q\\`");
         assert_eq!(v["requestId"], "7AD052CB-EE8B-4DFD-BBAF-EFB340E0A5AF");
         assert!(reply.headers.contains(&("retry-after".into(), "3".to_string())));
+    }
+
+    #[test]
+    fn every_message_survives_the_json_body_and_the_header() {
+        for arg in ["GET#\"q\\", "a\nb\tc\u{1}d", "中文 \u{85} é", "", "\\\"", "\u{7f}x"] {
+            let r = Refusal::new(&errors::A403IS, &[arg], "x");
+            let reply = refusal(&r, "id", ErrorContract::Vpc);
+            let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(v["message"], r.message, "{arg:?}");
+            let header = reply.headers.iter().find(|(n, _)| n == "x-ca-error-message").unwrap();
+            assert!(!header.1.chars().any(|c| c.is_control() && c != '\t'), "{arg:?}");
+            assert_eq!(header.1.chars().count(), r.message.chars().count(), "{arg:?}");
+        }
     }
 
     #[test]

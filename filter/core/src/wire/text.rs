@@ -23,7 +23,8 @@ pub fn header_safe(s: &[u8]) -> String {
 /// A value for a header the gateway sends: control characters (CR and LF would split the message)
 /// become spaces; everything else is kept, UTF-8 included.
 pub(crate) fn header_value(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(|c| c.is_control() && c != '\t') {
+    // Most values are printable ASCII: settled by bytes, without decoding characters.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') || !s.chars().any(|c| c.is_control() && c != '\t') {
         return std::borrow::Cow::Borrowed(s);
     }
     std::borrow::Cow::Owned(s.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect())
