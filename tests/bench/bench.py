@@ -63,6 +63,36 @@ request = function()
 end
 """
 
+# A paced run (`Scenario(rate=...)`): requests leave on a schedule of RATE per second for the whole
+# wrk thread, whatever the answers' latency (as long as the connections keep up): each request is
+# given the next slot and wrk's delay() holds it until then (whole milliseconds, so a request may
+# leave up to 1 ms early; the schedule is absolute, so the rate holds on average). Cluster mode and
+# local mode are then compared at the same load, where Envoy's fixed costs per event-loop wake-up
+# weigh the same on both.
+PACE_LUA = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } cagate_timespec;
+int clock_gettime(int clk, cagate_timespec *ts);
+]]
+local ts = ffi.new("cagate_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local interval = 1000 / RATE
+local slot = nil
+delay = function()
+  local t = now_ms()
+  -- After a stall, start again from now rather than sending the backlog at once.
+  if slot == nil or slot < t - 50 then slot = t end
+  local wait = slot - t
+  slot = slot + interval
+  if wait < 1 then return 0 end
+  return math.floor(wait)
+end
+"""
+
 
 def small_config():
     return {
@@ -181,8 +211,8 @@ def bootstrap(port, admin, filters, hcm_options=KEEP_AFTER_400, clusters=(), rou
 
 
 class Scenario:
-    def __init__(self, name, filters, kind, workdir, hcm_options=KEEP_AFTER_400, clusters=(), route_extra=None):
-        self.name, self.filters, self.kind = name, filters, kind
+    def __init__(self, name, filters, kind, workdir, hcm_options=KEEP_AFTER_400, clusters=(), route_extra=None, rate=None):
+        self.name, self.filters, self.kind, self.rate = name, filters, kind, rate
         self.port, self.admin = free_port(), free_port()
         self.dir = os.path.join(workdir, name.replace(" ", "_"))
         os.makedirs(self.dir)
@@ -226,6 +256,11 @@ class Scenario:
             m = re.search(r"downstream_rq_total: (\d+)", r.read().decode())
             return int(m.group(1)) if m else 0
 
+    def cluster_calls(self):
+        """Calls to etcd and the rate limit service so far (cagate's counters, handed to Envoy on its tick)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/stats?filter=cagate\\.cluster\\..*\\.calls$") as r:
+            return sum(int(v) for v in re.findall(r": (\d+)$", r.read().decode(), re.M))
+
     def run(self, seconds, connections, count):
         reqfile = os.path.join(self.dir, "requests.tsv")
         # Signing is the slow part of a round: a file is reused while its timestamps are well within
@@ -236,16 +271,20 @@ class Scenario:
         lua = os.path.join(self.dir, "bench.lua")
         with open(lua, "w") as f:
             f.write(LUA)
-        c0, r0 = self.cpu_ns(), self.requests()
+            if self.rate:
+                f.write(PACE_LUA.replace("RATE", str(self.rate)))
+                connections = max(connections, PACED_CONNECTIONS)
+        c0, r0, k0 = self.cpu_ns(), self.requests(), self.cluster_calls()
         out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua,
                               f"http://127.0.0.1:{self.port}{PATH}", "--", reqfile],
                              capture_output=True, text=True, check=True).stdout
-        c1, r1 = self.cpu_ns(), self.requests()
+        c1, r1, k1 = self.cpu_ns(), self.requests(), self.cluster_calls()
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         lat = {p: parse_ms(re.search(rf"^\s+{p}%\s+(\S+)", out, re.M).group(1)) for p in ("50", "99")}
         non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         row = {"rps": rps, "p50": lat["50"], "p99": lat["99"], "cpu_us": (c1 - c0) / 1000 / max(r1 - r0, 1),
-               "non2xx": int(non2xx.group(1)) if non2xx else 0, "requests": r1 - r0}
+               "non2xx": int(non2xx.group(1)) if non2xx else 0, "requests": r1 - r0,
+               "checks_per_call": (r1 - r0) / (k1 - k0) if k1 > k0 else None}
         self.rows.append(row)
         return row
 
@@ -254,6 +293,28 @@ class Scenario:
         self.proc.wait()
         self.log.close()
 
+
+# Cluster mode and the same requests in local mode, also compared at one fixed rate (`--pace`).
+# A rate of None is `--pace`; Envoy's ratelimit filter makes a call per request, which the test rate
+# limit service answers about 1,500 times a second, so the routed pairs run slower.
+PACED_PAIRS = [("cagate signed + nonce", "cagate nonce (cluster etcd)", None),
+               ("cagate signed + traffic API", "cagate traffic (cluster RLS)", None),
+               ("routed: no filter", "routed: envoy ratelimit (RLS)", 1000),
+               ("routed: cagate signed", "routed: cagate traffic (cluster RLS)", 1000)]
+
+
+def paced(name, rate):
+    return f"{name} @ {rate} req/s"
+
+
+def rate_of(name):
+    """The rate a scenario is paced to, from its name (`paced`), or None."""
+    m = re.search(r" @ (\d+) req/s$", name.split(" [")[0])
+    return int(m.group(1)) if m else None
+
+
+# Paced rows keep enough connections open that the schedule, not the latency, sets the rate.
+PACED_CONNECTIONS = 16
 
 # Scenarios whose dynamic module comes from another directory than the build's (the empty module).
 MODULE_DIRS = {}
@@ -485,6 +546,9 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (with --instructions: each scenario's callgrind dump, for "
                          "callgrind_annotate)")
+    ap.add_argument("--pace", type=int, default=4000, metavar="RPS",
+                    help="cluster rows: also run cluster mode and local mode paced to this many requests/s, so "
+                         "that they are compared at the same load (0: no paced rows)")
     ap.add_argument("--workers-only", action="store_true",
                     help="count the CPU time of Envoy's worker threads only (less noise from the main thread)")
     args = ap.parse_args()
@@ -580,6 +644,11 @@ def main():
             ("routed: cagate signed", [wasm_filter(small)], "signed", KEEP_AFTER_400, clusters, ROUTED),
             ("routed: cagate traffic (cluster RLS)", [wasm_filter(rls_cfg)], "signed", KEEP_AFTER_400, clusters, ROUTED),
         ]
+        if args.pace:
+            # The same pairs at one fixed rate: what a cluster check costs where local mode runs at
+            # the same load, not at its own (higher) saturation rate.
+            for local, remote, rate in PACED_PAIRS:
+                defs += [(paced(n, rate or args.pace), *d[1:]) for d in list(defs) for n in (local, remote) if d[0] == n]
     if args.only:
         keep = set(args.only.split(",")) | {"no filter", "empty wasm filter", SIGNED_FLOOR}
         defs = [d for d in defs if d[0] in keep]
@@ -602,15 +671,16 @@ def main():
         if args.keep:
             print(f"work directory kept: {work}")
         return
-    scenarios = [Scenario(n, f, k, work, *hcm) for n, f, k, *hcm in defs]
+    scenarios = [Scenario(n, f, k, work, *hcm, rate=rate_of(n)) for n, f, k, *hcm in defs]
     count = max(20_000, args.seconds * 40_000)
     try:
         for rnd in range(args.rounds):
             order = scenarios[rnd % len(scenarios):] + scenarios[:rnd % len(scenarios)]
             for s in order:
                 row = s.run(args.seconds, args.connections, count)
+                per_call = f"  {row['checks_per_call']:.1f} req/call" if row["checks_per_call"] else ""
                 print(f"round {rnd + 1} {s.name:50s} {row['rps']:9.0f} req/s  cpu {row['cpu_us']:6.1f} us/req"
-                      f"  non-2xx {row['non2xx']}", flush=True)
+                      f"  non-2xx {row['non2xx']}{per_call}", flush=True)
     finally:
         for s in scenarios:
             s.stop()
@@ -653,6 +723,16 @@ def main():
         print(f"\nthe rate limit service, cagate against Envoy's ratelimit filter (routed rows): a call's cost "
               f"{d_ours:+.1f} us/req (cagate traffic minus cagate signed) vs {d_envoy:+.1f} (envoy ratelimit minus "
               f"no filter), ratio {ratio:.2f}; whole request (signature included) {total:.2f}x Envoy's")
+    for local, remote, rate in PACED_PAIRS:
+        rate = rate or args.pace
+        lo, re_ = by_name.get(paced(local, rate)), by_name.get(paced(remote, rate))
+        if lo and re_:
+            d_cpu = statistics.median(r["cpu_us"] - l_["cpu_us"] for r, l_ in zip(re_.rows, lo.rows))
+            d_p50 = statistics.median(r["p50"] - l_["p50"] for r, l_ in zip(re_.rows, lo.rows))
+            rps = statistics.median(r["rps"] for r in re_.rows)
+            per_call = statistics.median(r["checks_per_call"] or 0 for r in re_.rows)
+            print(f"\nat {rate} req/s (paced; {rps:.0f} reached): {remote} against {local}: "
+                  f"{d_cpu:+.1f} us/req CPU, p50 {d_p50:+.2f} ms" + (f"; {per_call:.1f} requests per call" if per_call else ""))
     print(f"\n{args.rounds} rounds x {args.seconds}s, wrk -t1 -c{args.connections}, Envoy --concurrency 1; medians over rounds;"
           " 'vs none' / 'vs empty' = median of per-round differences with no filter / the empty Wasm filter;"
           " 'native …' rows: the dynamic module (libcagate_native.so).")
