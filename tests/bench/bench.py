@@ -298,6 +298,7 @@ class Scenario:
 # A rate of None is `--pace`; Envoy's ratelimit filter makes a call per request, which the test rate
 # limit service answers about 1,500 times a second, so the routed pairs run slower.
 PACED_PAIRS = [("cagate signed + nonce", "cagate nonce (cluster etcd)", None),
+               ("native signed + nonce", "native nonce (cluster etcd)", None),
                ("cagate signed + traffic API", "cagate traffic (cluster RLS)", None),
                ("routed: no filter", "routed: envoy ratelimit (RLS)", 1000),
                ("routed: cagate signed", "routed: cagate traffic (cluster RLS)", 1000)]
@@ -532,6 +533,9 @@ def main():
     ap.add_argument("--baseline", metavar="WASM", action="append",
                     help="also run every cagate scenario with this module (say a build of the previous commit); repeatable")
     ap.add_argument("--no-native", action="store_true", help="skip the native (dynamic module) scenarios")
+    ap.add_argument("--native-baseline", metavar="DIR", action="append",
+                    help="also run every native scenario with the module in this directory (another build's "
+                         "libcagate_native.so); repeatable")
     ap.add_argument("--record-off", action="store_true",
                     help="also run every cagate scenario with a build that does not publish the access record "
                          "(built here with CAGATE_BENCH_NO_RECORD): the record's cost is the [record-off] difference")
@@ -635,6 +639,9 @@ def main():
         nonce_cfg["cluster"] = {"oneTimeKeys": {"etcdCluster": "etcd", "timeoutMs": 1000}}
         rls_cfg = with_traffic({"unit": "MINUTE", "apiDefault": 100000000})
         rls_cfg["cluster"] = {"rateLimitService": {"grpcCluster": "ratelimit", "timeoutMs": 1000}}
+        if native:
+            defs += [("native signed + nonce", [native_filter(small)], "nonce"),
+                     ("native nonce (cluster etcd)", [native_filter(nonce_cfg)], "nonce", KEEP_AFTER_400, clusters)]
         defs += [
             ("cagate nonce (cluster etcd)", [wasm_filter(nonce_cfg)], "nonce", KEEP_AFTER_400, clusters),
             ("cagate traffic (cluster RLS)", [wasm_filter(rls_cfg)], "signed", KEEP_AFTER_400, clusters),
@@ -654,6 +661,11 @@ def main():
         defs = [d for d in defs if d[0] in keep]
     if args.host_calls:
         host_calls_per_request(defs, work)
+    for d in args.native_baseline or []:
+        label = os.path.basename(os.path.normpath(d))
+        for n, *rest in [d_ for d_ in defs if d_[0].startswith("native ") and d_[0] not in MODULE_DIRS]:
+            defs.append((f"{n} [{label}]", *rest))
+            MODULE_DIRS[f"{n} [{label}]"] = d
     if args.baseline:
         # Each cagate scenario again with other builds of the module, in the same rounds.
         ours = [d for d in defs if d[0].startswith("cagate ") or d[0].startswith("jwt ")]  # the Wasm rows
