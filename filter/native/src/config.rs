@@ -3,13 +3,12 @@
 //! remote JWKS and the app registry through HTTP callouts; the workers pick up what it shares (see
 //! `worker`).
 
-use crate::batch::{InFlight, Outgoing, SEND_BATCHES};
-use crate::ffi::{CalloutAnswer, ConfigHandle, Scheduler};
+use crate::ffi::{CalloutAnswer, ConfigHandle};
 use crate::metrics::{Metrics, Pending};
 use crate::store;
 use crate::tick::Ticker;
 use cagate_core::jwt::jwks_fetch;
-use cagate_core::{app_registry, compile, grpc_http, Answer, Clock, Gateway, PluginKind, Problem, RegistryInstall, SharedStore};
+use cagate_core::{app_registry, compile, Clock, Gateway, PluginKind, Problem, RegistryInstall, SharedStore};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,35 +27,6 @@ pub(crate) struct Shared {
     pub(crate) alive: AtomicBool,
     /// Every worker's counts, flushed to Envoy by the main thread's tick.
     pub(crate) pending: Mutex<Vec<Arc<Mutex<Pending>>>>,
-    /// Cluster-mode batches the workers ask the main thread to send (`batch`), and the main-thread
-    /// scheduler that has it send them (`None`: batching is off).
-    outbox: Mutex<Vec<Outgoing>>,
-    sender: Mutex<Option<Scheduler>>,
-    send_pending: AtomicBool,
-}
-
-impl Shared {
-    /// Whether workers may batch (the main thread can send for them).
-    pub(crate) fn batches(&self) -> bool {
-        self.sender.lock().is_ok_and(|s| s.is_some())
-    }
-
-    /// Hands calls to the main thread (worker).
-    pub(crate) fn send(&self, calls: Vec<Outgoing>) {
-        if calls.is_empty() {
-            return;
-        }
-        if let Ok(mut out) = self.outbox.lock() {
-            out.extend(calls);
-        }
-        if !self.send_pending.swap(true, Ordering::AcqRel) {
-            if let Ok(sender) = self.sender.lock() {
-                if let Some(s) = sender.as_ref() {
-                    s.commit(SEND_BATCHES);
-                }
-            }
-        }
-    }
 }
 
 /// Main-thread state: fetches in flight.
@@ -66,8 +36,6 @@ struct MainThread {
     /// Remote JWKS fetches in flight: callout id -> plugin index.
     jwks_fetches: Vec<(u64, usize)>,
     configured_ms: i64,
-    /// Workers' batches in flight, by callout id.
-    batches: Vec<(u64, InFlight)>,
 }
 
 pub(crate) struct Config {
@@ -139,9 +107,6 @@ impl Config {
             registry_version: AtomicU32::new(0),
             alive: AtomicBool::new(true),
             pending: Mutex::new(Vec::new()),
-            outbox: Mutex::new(Vec::new()),
-            sender: Mutex::new(handle.scheduler()),
-            send_pending: AtomicBool::new(false),
         });
         let config = Config {
             shared,
@@ -163,9 +128,6 @@ impl Config {
         self.shared.alive.store(false, Ordering::Release);
         if let Some(t) = self.ticker.take() {
             t.stop();
-        }
-        if let Some(s) = self.shared.sender.lock().ok().and_then(|mut s| s.take()) {
-            s.delete();
         }
         self.flush_counts();
     }
@@ -237,7 +199,7 @@ impl Config {
         if let Some(tag) = &etag {
             headers.push(("if-none-match", tag.as_str()));
         }
-        match shared.handle.callout(&settings.cluster, &headers, &[], settings.timeout_ms) {
+        match shared.handle.callout(&settings.cluster, &headers, settings.timeout_ms) {
             Some(id) => main.registry_fetch = Some(id),
             None => {
                 log::warn!("cagate: app registry: cannot fetch through cluster {}; keeping the last good document", settings.cluster);
@@ -257,7 +219,7 @@ impl Config {
                 continue;
             }
             let headers = [(":method", "GET"), (":path", r.path.as_str()), (":authority", r.authority.as_str()), ("accept", "application/json")];
-            match shared.handle.callout(&r.cluster, &headers, &[], r.timeout_ms) {
+            match shared.handle.callout(&r.cluster, &headers, r.timeout_ms) {
                 Some(id) => main.jwks_fetches.push((id, idx)),
                 None => log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {}", plugin.name, r.cluster),
             }
@@ -265,31 +227,8 @@ impl Config {
     }
 
     /// A callout's answer (main thread).
-    /// Sends the batches the workers handed over, as callouts of the configuration (which no stream's
-    /// end cancels); a call Envoy refuses is answered as failed at once.
-    pub(crate) fn send_batches(&self) {
-        let shared = &self.shared;
-        shared.send_pending.store(false, Ordering::Release);
-        let calls = shared.outbox.lock().map(|mut o| std::mem::take(&mut *o)).unwrap_or_default();
-        let Ok(mut main) = self.main.lock() else { return };
-        for Outgoing { link, token, call, streams } in calls {
-            let path = format!("/{}/{}", call.service, call.method);
-            let headers = grpc_http::request_headers(&path, &call.cluster);
-            match shared.handle.callout(&call.cluster, &headers, &grpc_http::frame(&call.message), call.timeout_ms) {
-                Some(id) => main.batches.push((id, InFlight { link, token, streams })),
-                None => link.post(token, Answer::from_http(None, None, &[]), &streams),
-            }
-        }
-    }
-
     pub(crate) fn callout_done(&self, id: u64, answer: CalloutAnswer) {
         let Ok(mut main) = self.main.lock() else { return };
-        if let Some(pos) = main.batches.iter().position(|(i, _)| *i == id) {
-            let (_, InFlight { link, token, streams }) = main.batches.swap_remove(pos);
-            drop(main);
-            link.post(token, crate::batch::grpc_answer(&answer), &streams);
-            return;
-        }
         let now = SystemClock.now_ms();
         if main.registry_fetch == Some(id) {
             main.registry_fetch = None;

@@ -207,9 +207,6 @@ extern "C" {
         body: ModuleBuffer,
         timeout_ms: u64,
     ) -> u32;
-    fn envoy_dynamic_module_callback_http_filter_scheduler_new(filter: *mut c_void) -> *mut c_void;
-    fn envoy_dynamic_module_callback_http_filter_scheduler_commit(scheduler: *mut c_void, event_id: u64);
-    fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: *mut c_void);
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(config: *mut c_void) -> *mut c_void;
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(scheduler: *mut c_void, event_id: u64);
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: *mut c_void);
@@ -321,8 +318,8 @@ impl ConfigHandle {
 
     /// An HTTP call through a cluster on the configuration's behalf (main thread); its answer comes
     /// to `on_http_filter_config_http_callout_done` with the returned id.
-    pub(crate) fn callout(&self, cluster: &str, headers: &[(&str, &str)], body: &[u8], timeout_ms: u64) -> Option<u64> {
-        callout(envoy_dynamic_module_callback_http_filter_config_http_callout, self.0, cluster, headers, body, timeout_ms)
+    pub(crate) fn callout(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u64> {
+        callout(envoy_dynamic_module_callback_http_filter_config_http_callout, self.0, cluster, headers, &[], timeout_ms)
     }
 }
 
@@ -358,28 +355,6 @@ impl Scheduler {
     pub(crate) fn delete(self) {
         // SAFETY: deleted once (this consumes the only owner).
         unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.0) }
-    }
-}
-
-/// A stream's scheduler: `commit` from any thread runs `on_http_filter_scheduled` for that stream on
-/// its worker, or nothing if the stream has ended by then (Envoy holds the filter weakly).
-pub(crate) struct FilterScheduler(*mut c_void);
-
-// SAFETY: Envoy documents `scheduler_commit` as callable from any thread; the module deletes a
-// stream's scheduler under the lock every committer holds (`batch::Link`).
-unsafe impl Send for FilterScheduler {}
-// SAFETY: see `Send`.
-unsafe impl Sync for FilterScheduler {}
-
-impl FilterScheduler {
-    pub(crate) fn commit(&self, event_id: u64) {
-        // SAFETY: alive until `delete`, which needs ownership.
-        unsafe { envoy_dynamic_module_callback_http_filter_scheduler_commit(self.0, event_id) }
-    }
-
-    pub(crate) fn delete(self) {
-        // SAFETY: deleted once (this consumes the only owner).
-        unsafe { envoy_dynamic_module_callback_http_filter_scheduler_delete(self.0) }
     }
 }
 
@@ -581,13 +556,6 @@ impl FilterHandle {
         callout(envoy_dynamic_module_callback_http_filter_http_callout, self.0, cluster, headers, body, timeout_ms)
     }
 
-    /// A scheduler for this stream (see `FilterScheduler`).
-    pub(crate) fn scheduler(&self) -> Option<FilterScheduler> {
-        // SAFETY: a valid filter handle.
-        let ptr = unsafe { envoy_dynamic_module_callback_http_filter_scheduler_new(self.0) };
-        (!ptr.is_null()).then_some(FilterScheduler(ptr))
-    }
-
     pub(crate) fn continue_decoding(&self) {
         // SAFETY: a valid filter handle.
         unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.0) }
@@ -692,15 +660,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(conf
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(_envoy: *mut c_void, config: *const c_void, event_id: u64) {
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(_envoy: *mut c_void, config: *const c_void, _event_id: u64) {
     // SAFETY: a live config pointer (Envoy stops scheduling once it destroys the config).
     guard((), || {
         if let Some(c) = unsafe { config_of(config) } {
-            if event_id == crate::batch::SEND_BATCHES {
-                c.send_batches();
-            } else {
-                c.tick();
-            }
+            c.tick();
         }
     })
 }
@@ -949,15 +913,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(envoy: *mut c_void, filter: *const c_void, _event_id: u64) {
-    guard((), || {
-        // SAFETY: this stream's filter pointer, alive until its destroy hook (Envoy drops an event
-        // of a stream that has ended).
-        if let Some(x) = unsafe { filter_of(filter) } {
-            x.on_scheduled(FilterHandle(envoy));
-        }
-    })
-}
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_envoy: *mut c_void, _filter: *const c_void, _event_id: u64) {}
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(

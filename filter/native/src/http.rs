@@ -6,8 +6,8 @@ use crate::ffi::CalloutAnswer;
 use crate::ffi::{Attribute, FilterHandle, HeaderMap};
 use crate::metrics::Sink;
 use crate::store;
-use crate::worker::{self, Inbox, Worker};
-use cagate_core::{grpc_http, Engine, Exchange, Flow, GrpcCall, HttpAnswer, HttpCall, Services, Stream, StreamIo};
+use crate::worker::{self, Worker};
+use cagate_core::{grpc_http, Answer, Engine, Exchange, Flow, GrpcCall, HttpAnswer, HttpCall, Services, Stream, StreamIo};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -18,55 +18,26 @@ pub(crate) struct Filter {
     /// The registry version `engine` was built from.
     generation: u32,
     exchange: Exchange,
-    /// This stream's id on its worker (answers to its queued cluster checks name it).
-    id: u32,
-    /// While a cluster check of this request waits in a batch: where its worker puts the answer.
-    inbox: Option<Inbox>,
 }
 
 impl Filter {
     pub(crate) fn new(config: &Config, _stream: FilterHandle) -> Filter {
         let worker = worker::of(config);
         let (engine, generation) = worker.engine();
-        let id = worker.stream_id();
-        let mut exchange = engine.exchange();
-        exchange.set_stream(id);
-        Filter { worker, engine, generation, exchange, id, inbox: None }
-    }
-
-    /// This stream's scheduler fired: its worker takes in the main thread's answers (in `with`), and
-    /// the answers to this request's queued checks run in its exchange.
-    pub(crate) fn on_scheduled(&mut self, stream: FilterHandle) {
-        let inbox = self.inbox.clone();
-        self.with(stream, |x, e, svc, io| {
-            let deliveries = inbox.map(|i| std::mem::take(&mut *i.borrow_mut())).unwrap_or_default();
-            for d in &deliveries {
-                x.on_batched_answer(e, svc, io, d.ticket, &d.answer);
-            }
-            Flow::Continue
-        });
-    }
-
-    /// A request that queued a cluster-mode check gets an inbox its worker delivers the batch's
-    /// answer to, and a scheduler that brings it back to this stream.
-    fn wait_if_queued(&mut self, stream: FilterHandle) {
-        if self.inbox.is_some() || !self.exchange.awaits_batch() {
-            return;
-        }
-        let Some(scheduler) = stream.scheduler() else { return };
-        let inbox = Inbox::default();
-        self.worker.parked.borrow_mut().push((self.id, inbox.clone()));
-        self.worker.link.add_waker(self.id, scheduler);
-        self.inbox = Some(inbox);
+        let exchange = engine.exchange();
+        Filter { worker, engine, generation, exchange }
     }
 
     /// Runs one engine event with this worker's services and the stream's I/O.
     fn with(&mut self, stream: FilterHandle, f: impl FnOnce(&mut Exchange, &Engine, &Services<'_>, &Io) -> Flow) -> Flow {
-        let worker = self.worker.clone();
-        let sink = Sink { metrics: &worker.shared.metrics, pending: &worker.pending, generation: self.generation, stream, apps: &worker.apps };
+        let sink = Sink {
+            metrics: &self.worker.shared.metrics,
+            pending: &self.worker.pending,
+            generation: self.generation,
+            stream,
+            apps: &self.worker.apps,
+        };
         let svc = Services { clock: &SystemClock, coarse: &CoarseClock, store: store::global(), stats: &sink };
-        // Answers the main thread brought for this worker's batches, whoever they are for.
-        worker.pump(&sink);
         let io = Io { stream, edited: Cell::new(false) };
         let flow = f(&mut self.exchange, &self.engine, &svc, &io);
         // Edited request headers are routed on (the stage's backend, a rewritten path): Envoy
@@ -74,8 +45,6 @@ impl Filter {
         if io.edited.get() {
             stream.clear_route_cache();
         }
-        self.wait_if_queued(stream);
-        worker.flush(&sink);
         flow
     }
 
@@ -109,7 +78,9 @@ impl Filter {
             });
             return;
         }
-        let answer = crate::batch::grpc_answer(callout);
+        let status = callout.header(":status").and_then(|v| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
+        let status = if callout.headers.is_some() { status.or(Some(0)) } else { None };
+        let answer = Answer::from_http(status, callout.header("grpc-status"), &callout.body);
         self.with(s, |x, e, svc, io| {
             x.on_grpc_answer(e, svc, io, token, &answer);
             Flow::Continue
@@ -119,15 +90,6 @@ impl Filter {
     pub(crate) fn on_response_body(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
         let size = s.response_body_size();
         self.with(s, |x, e, svc, io| x.on_response_body(e, svc, io, size, end_of_stream))
-    }
-}
-
-impl Drop for Filter {
-    fn drop(&mut self) {
-        if self.inbox.is_some() {
-            self.worker.parked.borrow_mut().retain(|(id, _)| *id != self.id);
-            self.worker.link.remove_waker(self.id);
-        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! (`worker`) over one process-wide store with Envoy's shared-data semantics (`store`). All FFI is in
 //! `ffi`. No policy lives here.
 
-mod batch;
 mod config;
 // Public only so that the exported hooks count as reachable (Envoy finds them by symbol name).
 pub mod ffi;

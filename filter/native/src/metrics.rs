@@ -223,16 +223,6 @@ impl Pending {
     }
 }
 
-impl Pending {
-    /// Adds `n` to a cluster-mode count (the batches' sizes are counted in one step).
-    pub(crate) fn add_cluster(&mut self, service: &'static str, result: &'static str, n: u64) {
-        match self.cluster.iter_mut().find(|(k, _)| *k == (service, result)) {
-            Some((_, c)) => *c += n,
-            None => self.cluster.push(((service, result), n)),
-        }
-    }
-}
-
 fn flush_tallies<K>(map: &mut Tallies<K>, id: Option<usize>, c: ConfigHandle) {
     map.retain(|_, t| t.count > 0);
     for t in map.values_mut() {
@@ -290,7 +280,10 @@ impl Stats for Sink<'_> {
             Stat::Traffic { plugin, name, dim, admitted } => {
                 add_labelled(&mut p.traffic, (g, plugin.index() as u32, dim, admitted), || vec![name.to_string(), dim.to_string()]);
             }
-            Stat::ClusterMode(service, result) => p.add_cluster(service, result, 1),
+            Stat::ClusterMode(service, result) => match p.cluster.iter_mut().find(|(k, _)| *k == (service, result)) {
+                Some((_, n)) => *n += 1,
+                None => p.cluster.push(((service, result), 1)),
+            },
             Stat::BreakerOpened => p.breaker_opened += 1,
             Stat::BreakerRefused => p.breaker_refused += 1,
             Stat::NonceStoreFull => p.nonce_full += 1,

@@ -104,11 +104,6 @@ impl BatchCall {
     pub fn size(&self) -> usize {
         self.members.len()
     }
-
-    /// The adapter's ids of the streams whose checks the batch carries.
-    pub fn streams(&self) -> impl Iterator<Item = u32> + '_ {
-        self.members.iter().map(|m| m.stream)
-    }
 }
 
 /// What a flush found to do: batches to send, checks whose time ran out, leases to grant (queued
