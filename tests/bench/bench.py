@@ -330,13 +330,25 @@ def native_empty_build():
     return os.path.join(target, "native")
 
 
-def record_off_build(work):
-    """The filter built without the access record's publish, in a target directory of its own."""
-    target = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "bench-record-off")
-    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "-p", "cagate"], cwd=ROOT, check=True,
-                   env=dict(os.environ, CAGATE_BENCH_NO_RECORD="1", CARGO_TARGET_DIR=target))
-    out = os.path.join(work, "record-off.wasm")
-    shutil.copy(os.path.join(target, "wasm32-wasip1", "release", "cagate.wasm"), out)
+def record_off(filters):
+    """`filters` with cagate's access record switched off (`"accessRecord": false`)."""
+    out = copy.deepcopy(filters)
+
+    def walk(node):
+        if isinstance(node, dict):
+            value = node.get("value")
+            if node.get("@type", "").endswith("StringValue") and isinstance(value, str) and value.startswith("{"):
+                cfg = json.loads(value)
+                if "apis" in cfg:
+                    cfg["accessRecord"] = False
+                    node["value"] = json.dumps(cfg)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(out)
     return out
 
 
@@ -537,8 +549,8 @@ def main():
                     help="also run every native scenario with the module in this directory (another build's "
                          "libcagate_native.so); repeatable")
     ap.add_argument("--record-off", action="store_true",
-                    help="also run every cagate scenario with a build that does not publish the access record "
-                         "(built here with CAGATE_BENCH_NO_RECORD): the record's cost is the [record-off] difference")
+                    help="also run every cagate scenario with the access record switched off in its configuration "
+                         "(\"accessRecord\": false): the record's cost is the [record-off] difference")
     ap.add_argument("--host-calls", action="store_true",
                     help="first, each Wasm scenario once with a build that counts its host calls: calls per request")
     ap.add_argument("--instructions", action="store_true",
@@ -561,8 +573,6 @@ def main():
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     work = tempfile.mkdtemp(prefix="cagate-bench-")
-    if args.record_off:
-        args.baseline = (args.baseline or []) + [record_off_build(work)]
     if args.host_call_costs:
         host_call_costs(work)
         if not args.keep:
@@ -661,6 +671,9 @@ def main():
         defs = [d for d in defs if d[0] in keep]
     if args.host_calls:
         host_calls_per_request(defs, work)
+    if args.record_off:
+        defs += [(f"{n} [record-off]", record_off(f), k, *rest) for n, f, k, *rest in list(defs)
+                 if n.startswith(("cagate ", "jwt ", "native ")) and n not in MODULE_DIRS]
     for d in args.native_baseline or []:
         label = os.path.basename(os.path.normpath(d))
         for n, *rest in [d_ for d_ in defs if d_[0].startswith("native ") and d_[0] not in MODULE_DIRS]:

@@ -39,6 +39,7 @@ const TOP_FIELDS: &[&str] = &[
     "appRegistry",
     "metrics",
     "reportOnly",
+    "accessRecord",
     "errorContract",
     "disableInternet",
     "datasets",
@@ -98,6 +99,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     let domains = domains(&mut c, top);
     let metrics = metrics(&mut c, top);
     let report_only = c.boolean(top, "", "reportOnly", false);
+    let access_record = c.boolean(top, "", "accessRecord", true);
     let error_contract = c
         .choice(top, "", "errorContract", "errorContract", false, &[("VPC", ErrorContract::Vpc), ("CLASSIC", ErrorContract::Classic)])
         .unwrap_or_default();
@@ -148,6 +150,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         max_hops,
         metrics,
         report_only,
+        access_record,
         error_contract,
         has_cors: plugins.iter().any(|p| matches!(p.kind, PluginKind::Cors(_))),
         registry_loaded: false,

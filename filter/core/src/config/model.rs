@@ -108,6 +108,9 @@ pub struct Gateway {
     pub metrics: MetricsSettings,
     /// Report-only for every request (a cut-over): refusals are recorded and counted, requests go on.
     pub report_only: bool,
+    /// Whether each request's access record is written and published (Envoy's filter state
+    /// `wasm.cagate`); off, the filter skips that work when no access log reads it.
+    pub access_record: bool,
     /// The table refusals answer with (VPC: codes; CLASSIC: the classic-network statuses and messages).
     pub error_contract: crate::contract::errors::ErrorContract,
     /// Some cors plugin exists: preflights for unknown APIs answer `I404CO`.

@@ -131,9 +131,7 @@ impl Exchange {
         let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
         svc.stats.record(Stat::Request { api, stage, app, max_apps: gw.metrics.max_apps, code });
         svc.stats.record(Stat::FilterMicros(self.record.filter_us.max(0) as u64));
-        // `bench.py --record-off` builds with CAGATE_BENCH_NO_RECORD set to measure what the record
-        // costs; any other build publishes it.
-        if option_env!("CAGATE_BENCH_NO_RECORD").is_none() {
+        if gw.access_record {
             self.record.publish(gw, self.request_id(), |json| io.set_filter_state("cagate", json));
         }
     }
@@ -169,7 +167,9 @@ impl Exchange {
         let req = request(&headers);
         self.debug = headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug");
         // The path without its query: a query may carry an AppCode or a token.
-        self.record.client(req.method, req.raw_path, headers.get(b"x-request-id"), headers.get(b"x-ca-nonce"));
+        if gw.access_record {
+            self.record.client(req.method, req.raw_path, headers.get(b"x-request-id"), headers.get(b"x-ca-nonce"));
+        }
         let routed = match route(gw, &req) {
             Ok(r) => r,
             Err(r) => return self.refuse(gw, svc, io, &r),

@@ -1,0 +1,56 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The access record is published for every request unless the configuration switches it off
+//! (`accessRecord: false`), which leaves the decision, the headers and the counters as they were.
+
+use cagate_core::testkit::{Kit, Outcome};
+use serde_json::json;
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn kit(top: serde_json::Value) -> Kit {
+    let mut cfg = json!({ "apis": [ { "name": "open", "method": "GET", "path": "/open", "authType": "ANONYMOUS" } ] });
+    if let (Some(c), Some(t)) = (cfg.as_object_mut(), top.as_object()) {
+        c.extend(t.clone());
+    }
+    Kit::new(&cfg.to_string(), NOW)
+}
+
+fn answered(kit: &Kit, path: &str) -> Outcome {
+    let mut o = kit.get(path, &[("x-ca-nonce", "n-1")]);
+    if o.forwarded() {
+        kit.respond(&mut o, 200, &[], "via_upstream", b"");
+    }
+    o
+}
+
+#[test]
+fn every_request_is_recorded_by_default() {
+    let kit = kit(json!({}));
+    let o = answered(&kit, "/open");
+    let record = o.stream.access_record().expect("a record");
+    assert_eq!(record["apiName"], "open");
+    assert_eq!(record["clientNonce"], "n-1");
+    assert_eq!(record["statusCode"], 200);
+    let refused = answered(&kit, "/nowhere");
+    assert_eq!(refused.stream.access_record().expect("a refusal's record")["statusCode"], 404);
+}
+
+#[test]
+fn switched_off_no_record_is_published_and_nothing_else_changes() {
+    let kit = kit(json!({ "accessRecord": false }));
+    let o = answered(&kit, "/open");
+    assert!(o.forwarded());
+    assert!(o.stream.access_record().is_none());
+    assert_eq!(o.stream.upstream("x-ca-api-name").as_deref(), Some("open"));
+    assert_eq!(o.stream.response_header("x-ca-request-id").as_deref(), Some(o.exchange.request_id()));
+    assert_eq!(kit.stats.count("requests.open.RELEASE.OK"), 1);
+    let refused = answered(&kit, "/nowhere");
+    assert!(refused.stream.access_record().is_none());
+    assert_eq!(refused.reply().map(|r| r.status), Some(404));
+}
+
+#[test]
+fn the_switch_must_be_a_boolean() {
+    let problems = cagate_core::compile(json!({ "accessRecord": "no", "apis": [] }).to_string().as_bytes()).unwrap_err();
+    assert!(problems.iter().any(|p| p.to_string().contains("accessRecord")), "{problems:?}");
+}
