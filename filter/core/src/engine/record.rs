@@ -146,6 +146,11 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
 /// masked character by character when a logMask rule says so.
 fn push_bytes(out: &mut Vec<u8>, v: &[u8], mask: Option<Policy>) {
     let Some(policy) = mask else {
+        // Nearly every value is valid UTF-8, which one validation pass settles.
+        if let Ok(s) = std::str::from_utf8(v) {
+            push_escaped(out, s);
+            return;
+        }
         for chunk in v.utf8_chunks() {
             push_escaped(out, chunk.valid());
             if !chunk.invalid().is_empty() {
