@@ -10,6 +10,9 @@ use subtle::ConstantTimeEq;
 
 // The modular exponentiation: 27-bit limbs in Wasm, 64-bit limbs natively (chosen at compile time;
 // the tests run both).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod adx;
 #[cfg(any(target_arch = "wasm32", test))]
 mod mont27;
 #[cfg(any(not(target_arch = "wasm32"), test))]
@@ -295,6 +298,7 @@ mod tests {
                 // Both engines, whichever the target uses.
                 assert_eq!(mont27::Mont::new(&n_be, bits).pow(&s, e, len), expected, "27-bit limbs");
                 assert_eq!(mont64::Mont::new(&n_be, bits).pow(&s, e, len), expected, "64-bit limbs");
+                assert_eq!(mont64::Mont::new(&n_be, bits).portable().pow(&s, e, len), expected, "64-bit, portable");
             }
             assert!(key.public_op(&n_be).is_none(), "s = n");
             assert!(key.public_op(&vec![0xff; len]).is_none(), "s > n");

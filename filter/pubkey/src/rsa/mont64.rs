@@ -4,7 +4,11 @@
 //! row and the reduction row fused in one pass; squaring computes each cross product once, doubles
 //! them and adds the squares, then reduces (separated operand scanning). R = 2^(64·limbs) is only
 //! known to exceed n, so each result (below 2n) gets one conditional subtraction. The Montgomery
-//! constants are computed once when the key is loaded.
+//! constants are computed once when the key is loaded. On x86-64 processors with BMI2 and ADX the
+//! rows run in assembly with two carry chains (`adx.rs`), about 1.75 times as fast.
+
+#[cfg(target_arch = "x86_64")]
+use super::adx::Adx;
 
 /// A modulus with its Montgomery constants.
 #[derive(Clone)]
@@ -15,6 +19,9 @@ pub(super) struct Mont {
     n0inv: u64,
     /// R^2 mod n: converts into Montgomery form.
     r2: Vec<u64>,
+    /// The processor's BMI2 and ADX, when it has them.
+    #[cfg(target_arch = "x86_64")]
+    adx: Option<Adx>,
 }
 
 /// Big-endian bytes to `k` little-endian 64-bit limbs (the value must fit).
@@ -31,7 +38,7 @@ fn limbs_to_be(limbs: &[u64], len: usize) -> Vec<u8> {
     out
 }
 
-fn geq(a: &[u64], b: &[u64]) -> bool {
+pub(super) fn geq(a: &[u64], b: &[u64]) -> bool {
     for (x, y) in a.iter().zip(b).rev() {
         if x != y {
             return x > y;
@@ -41,13 +48,30 @@ fn geq(a: &[u64], b: &[u64]) -> bool {
 }
 
 /// a -= b (a >= b, or a + 2^(64·len) >= b with the borrow out dropped).
-fn sub_in_place(a: &mut [u64], b: &[u64]) {
+pub(super) fn sub_in_place(a: &mut [u64], b: &[u64]) {
     let mut borrow = false;
     for (x, &y) in a.iter_mut().zip(b) {
         let (d, b1) = x.overflowing_sub(y);
         let (d, b2) = d.overflowing_sub(borrow as u64);
         *x = d;
         borrow = b1 | b2;
+    }
+}
+
+/// t = 2t + the squares a[i]² at t[2i], where t (2k limbs) holds the cross products of a (k limbs).
+pub(super) fn double_add_squares(a: &[u64], t: &mut [u64]) {
+    let mut c = 0u128;
+    let mut shifted_out = 0u64;
+    for (&ai, pair) in a.iter().zip(t.chunks_exact_mut(2)) {
+        let sq = ai as u128 * ai as u128;
+        let lo = pair[0] << 1 | shifted_out;
+        let hi = pair[1] << 1 | pair[0] >> 63;
+        shifted_out = pair[1] >> 63;
+        let s = lo as u128 + (sq as u64) as u128 + c;
+        pair[0] = s as u64;
+        let s = hi as u128 + (sq >> 64) + (s >> 64);
+        pair[1] = s as u64;
+        c = s >> 64;
     }
 }
 
@@ -79,7 +103,23 @@ impl Mont {
                 sub_in_place(&mut x, &n);
             }
         }
-        Mont { n, n0inv: inv.wrapping_neg(), r2: x }
+        Mont {
+            n,
+            n0inv: inv.wrapping_neg(),
+            r2: x,
+            #[cfg(target_arch = "x86_64")]
+            adx: Adx::detect(),
+        }
+    }
+
+    /// The same modulus on the portable code only (the tests compare both).
+    #[cfg(test)]
+    pub(super) fn portable(mut self) -> Mont {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.adx = None;
+        }
+        self
     }
 
     /// `t` (the k low limbs, `top` the carry above them) below 2n, to below n in t.
@@ -92,7 +132,12 @@ impl Mont {
 
     /// a·b/R mod n into `out` (a, b < n). Each row adds a·b[i], then m·n with m chosen to clear the
     /// low limb, and shifts down one limb; both products of a limb in one pass, two carry chains.
-    fn mul(&self, a: &[u64], b: &[u64], out: &mut [u64]) {
+    fn mul(&self, a: &[u64], b: &[u64], scratch: &mut [u64], out: &mut [u64]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(adx) = self.adx {
+            return adx.mul(&self.n, self.n0inv, a, b, scratch, out);
+        }
+        let _ = scratch;
         let k = self.n.len();
         let (n, a, b, t) = (&self.n[..k], &a[..k], &b[..k], &mut out[..k]);
         let (Some(&a0), Some(&n0)) = (a.first(), n.first()) else { return };
@@ -121,6 +166,10 @@ impl Mont {
 
     /// a²/R mod n into `out` (a < n); `t` is scratch of 2k limbs.
     fn sqr(&self, a: &[u64], t: &mut [u64], out: &mut [u64]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(adx) = self.adx {
+            return adx.sqr(&self.n, self.n0inv, a, t, out);
+        }
         let k = self.n.len();
         let (n, a, t) = (&self.n[..k], &a[..k], &mut t[..2 * k]);
         t.fill(0);
@@ -135,20 +184,7 @@ impl Mont {
             }
             t[i + k] = c as u64;
         }
-        // Doubled, plus the squares.
-        let mut c = 0u128;
-        let mut shifted_out = 0u64;
-        for (i, pair) in t.chunks_exact_mut(2).enumerate() {
-            let sq = a[i] as u128 * a[i] as u128;
-            let lo = pair[0] << 1 | shifted_out;
-            let hi = pair[1] << 1 | pair[0] >> 63;
-            shifted_out = pair[1] >> 63;
-            let s = lo as u128 + (sq as u64) as u128 + c;
-            pair[0] = s as u64;
-            let s = hi as u128 + (sq >> 64) + (s >> 64);
-            pair[1] = s as u64;
-            c = s >> 64;
-        }
+        double_add_squares(a, t);
         // Reduction: row i clears limb i; `top` is the carry out of limb i + k into limb i + k + 1.
         let mut top = 0u64;
         for i in 0..k {
@@ -177,13 +213,13 @@ impl Mont {
         let mut tmp = vec![0u64; k];
         // x = s·R; acc runs over x^(leading bits of e)·R.
         let mut x = vec![0u64; k];
-        self.mul(&s, &self.r2, &mut x);
+        self.mul(&s, &self.r2, &mut scratch, &mut x);
         acc.copy_from_slice(&x);
         for i in (1..63 - e.leading_zeros()).rev() {
             self.sqr(&acc, &mut scratch, &mut tmp);
             std::mem::swap(&mut acc, &mut tmp);
             if e >> i & 1 == 1 {
-                self.mul(&acc, &x, &mut tmp);
+                self.mul(&acc, &x, &mut scratch, &mut tmp);
                 std::mem::swap(&mut acc, &mut tmp);
             }
         }
@@ -193,7 +229,7 @@ impl Mont {
             self.sqr(&acc, &mut scratch, &mut tmp);
             std::mem::swap(&mut acc, &mut tmp);
         }
-        self.mul(&acc, &s, &mut tmp);
+        self.mul(&acc, &s, &mut scratch, &mut tmp);
         limbs_to_be(&tmp, len)
     }
 }
