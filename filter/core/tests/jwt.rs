@@ -319,7 +319,8 @@ fn plugin_configuration_is_validated() {
             { "name": "d", "type": "noSuchPlugin", "data": {} },
             { "name": "e", "type": "jwtAuth", "data": { "parameter": "A", "jwk": { "kty": "oct", "k": "c2hvcnQ" } } },
             { "name": "f", "type": "jwtAuth", "data": { "parameter": "A", "jwk": { "kty": "oct", "k": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NQ" } } },
-            { "name": "f", "type": "jwtAuth", "data": { "parameter": "A", "jwksUri": "ftp://x" } }
+            { "name": "f", "type": "jwtAuth", "data": { "parameter": "A", "jwksUri": "ftp://x" } },
+            { "name": "g", "type": "jwtAuth", "data": { "parameter": "A", "jwks": { "keys": vec![json!({ "kty": "oct", "k": "MDEyMzQ1Njc4OWFiY2RlZg" }); 65] } } }
         ],
         "groupPlugins": [ { "plugin": "f" }, { "plugin": "ghost" } ],
         "apis": [ { "name": "x", "method": "GET", "path": "/x", "authType": "ANONYMOUS",
@@ -335,6 +336,7 @@ fn plugin_configuration_is_validated() {
         "plugins[3].type: unknown plugin type noSuchPlugin",
         "plugins[4].data (plugin e).jwk: key 0: an oct key must have at least 16 bytes",
         "plugins[6].name: duplicate plugin name f",
+        "plugins[7].data (plugin g).jwks: 65 keys: at most 64 are accepted",
         "groupPlugins[1].plugin: unknown plugin ghost",
         "apis[0].plugins[1]: a second jwtAuth plugin on apis[0] in stage RELEASE at api level",
         "apis[0].plugins[2]: binds the plugin in a stage the API is not published in",

@@ -198,6 +198,11 @@ impl Key {
 }
 
 /// Parses the `jwk` and `jwks` of a plugin: one JWK, an array of JWKs, or a JWK Set (`{"keys": [...]}`).
+/// The most keys a key set may hold. Each public key is prepared when it loads, on every worker (an
+/// EC key's comb tables take 64-96 KB and about a millisecond in Wasm), so a key set from a remote
+/// server is bounded; identity providers publish a handful.
+pub const MAX_KEYS_IN_SET: usize = 64;
+
 pub fn parse_key_set(v: &Value) -> Result<Vec<Key>, String> {
     let list: Vec<&Value> = match v {
         Value::Array(a) => a.iter().collect(),
@@ -208,5 +213,8 @@ pub fn parse_key_set(v: &Value) -> Result<Vec<Key>, String> {
         Value::Object(_) => vec![v],
         _ => return Err("must be a JWK, an array of JWKs or a JWK Set".into()),
     };
+    if list.len() > MAX_KEYS_IN_SET {
+        return Err(format!("{} keys: at most {MAX_KEYS_IN_SET} are accepted", list.len()));
+    }
     list.into_iter().enumerate().map(|(i, k)| Key::from_jwk(k).map_err(|e| format!("key {i}: {e}"))).collect()
 }
