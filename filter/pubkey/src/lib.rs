@@ -11,6 +11,9 @@
 #![deny(unsafe_code)]
 
 mod ec;
+// P-256's field on 29-bit limbs: the Wasm build's (the tests run it on every target).
+#[cfg(any(target_arch = "wasm32", test, feature = "p256-limbs29"))]
+mod p256_field;
 mod rsa;
 
 use sha2::{Sha256, Sha384, Sha512};
