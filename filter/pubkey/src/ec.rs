@@ -572,8 +572,12 @@ const COMBS: usize = 4;
 impl<const N: usize, C: Curve<N>> Table<N, C> {
     /// Bits between two teeth of a comb.
     const COLS: usize = 32 * N / TEETH;
-    /// Columns each comb scans: the doublings of a multiplication.
-    const SPAN: usize = Self::COLS / COMBS;
+    /// Columns each comb scans: the doublings of a multiplication. The combs must split the columns
+    /// evenly, or a scalar's top bits would be skipped: checked when the constant is evaluated.
+    const SPAN: usize = {
+        assert!(Self::COLS % COMBS == 0, "the combs must split the columns evenly");
+        Self::COLS / COMBS
+    };
 
     fn new(p: Affine<N, C>) -> Option<Self> {
         // 2^(k·SPAN)·P for k < TEETH·COMBS: tooth j of comb v is k = j·COMBS + v.

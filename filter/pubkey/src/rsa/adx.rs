@@ -7,7 +7,7 @@
 //! seen to have both extensions (`Adx::detect`); otherwise `mont64.rs` runs its portable code.
 //! Nothing here touches a secret (public-key operations only).
 
-use super::mont64::{geq, sub_in_place};
+use super::mont64::{double_add_squares, reduce_once};
 
 /// Proof that the processor has BMI2 and ADX: the only way to reach the assembly.
 #[derive(Clone, Copy)]
@@ -46,9 +46,7 @@ impl Adx {
         }
         let out = &mut out[..k];
         out.copy_from_slice(&t[k..]);
-        if hi != 0 || geq(out, n) {
-            sub_in_place(out, n);
-        }
+        reduce_once(out, hi, n);
     }
 
     /// a²/R mod n into `out` (a < n; `t` 2k limbs of scratch): each cross product once, doubled, the
@@ -61,7 +59,7 @@ impl Adx {
             // Row i: a[i]·a[j] for j > i, at t[i + j]; its carry lands on t[i + k], not yet written.
             t[i + k] = self.mul_add(&mut t[2 * i + 1..], &a[i + 1..], a[i]);
         }
-        super::mont64::double_add_squares(a, t);
+        double_add_squares(a, t);
         let mut top = 0u64;
         for i in 0..k {
             let m = t[i].wrapping_mul(n0inv);
@@ -72,9 +70,7 @@ impl Adx {
         }
         let out = &mut out[..k];
         out.copy_from_slice(&t[k..]);
-        if top != 0 || geq(out, n) {
-            sub_in_place(out, n);
-        }
+        reduce_once(out, top, n);
     }
 }
 

@@ -31,6 +31,7 @@ fn mac2(t: &mut [u64], x: &[u32], y0: u64, y1: u64, x_before: u64) {
 /// x[-1], x[-2], x[-3] = `before` and x[j] = 0 past its end; `t` is three longer than `x`.
 #[inline(always)]
 fn mac4(t: &mut [u64], x: &[u32], y: [u64; 4], before: [u64; 3]) {
+    debug_assert_eq!(t.len(), x.len() + 3, "mac4: the tail columns would be skipped");
     let [mut p1, mut p2, mut p3] = before;
     let (body, tail) = t.split_at_mut(x.len().min(t.len()));
     let mut tc = body.chunks_exact_mut(4);

@@ -58,6 +58,13 @@ pub(super) fn sub_in_place(a: &mut [u64], b: &[u64]) {
     }
 }
 
+/// `t` (the k low limbs, `top` the carry above them) below 2n, to below n in t.
+pub(super) fn reduce_once(t: &mut [u64], top: u64, n: &[u64]) {
+    if top != 0 || geq(t, n) {
+        sub_in_place(t, n);
+    }
+}
+
 /// t = 2t + the squares a[i]² at t[2i], where t (2k limbs) holds the cross products of a (k limbs).
 pub(super) fn double_add_squares(a: &[u64], t: &mut [u64]) {
     let mut c = 0u128;
@@ -122,14 +129,6 @@ impl Mont {
         self
     }
 
-    /// `t` (the k low limbs, `top` the carry above them) below 2n, to below n in t.
-    #[inline(always)]
-    fn finish(&self, t: &mut [u64], top: u64) {
-        if top != 0 || geq(t, &self.n) {
-            sub_in_place(t, &self.n);
-        }
-    }
-
     /// a·b/R mod n into `out` (a, b < n). Each row adds a·b[i], then m·n with m chosen to clear the
     /// low limb, and shifts down one limb; both products of a limb in one pass, two carry chains.
     fn mul(&self, a: &[u64], b: &[u64], scratch: &mut [u64], out: &mut [u64]) {
@@ -161,7 +160,7 @@ impl Mont {
             t[k - 1] = s as u64;
             top = (s >> 64) as u64;
         }
-        self.finish(t, top);
+        reduce_once(t, top, n);
     }
 
     /// a²/R mod n into `out` (a < n); `t` is scratch of 2k limbs.
@@ -201,7 +200,7 @@ impl Mont {
         }
         let out = &mut out[..k];
         out.copy_from_slice(&t[k..]);
-        self.finish(out, top);
+        reduce_once(out, top, n);
     }
 
     /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e.

@@ -197,12 +197,12 @@ impl Key {
     }
 }
 
-/// Parses the `jwk` and `jwks` of a plugin: one JWK, an array of JWKs, or a JWK Set (`{"keys": [...]}`).
 /// The most keys a key set may hold. Each public key is prepared when it loads, on every worker (an
 /// EC key's comb tables take 64-96 KB and about a millisecond in Wasm), so a key set from a remote
 /// server is bounded; identity providers publish a handful.
 pub const MAX_KEYS_IN_SET: usize = 64;
 
+/// Parses the `jwk` and `jwks` of a plugin: one JWK, an array of JWKs, or a JWK Set (`{"keys": [...]}`).
 pub fn parse_key_set(v: &Value) -> Result<Vec<Key>, String> {
     let list: Vec<&Value> = match v {
         Value::Array(a) => a.iter().collect(),
