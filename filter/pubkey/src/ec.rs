@@ -135,18 +135,24 @@ pub(crate) const fn pow2_mod<const N: usize>(m: &[u32; N], k: usize) -> [u32; N]
     x
 }
 
-/// x / 2 mod m (m odd, x < m).
-fn halve_mod<const N: usize>(x: &mut [u32; N], m: &[u32; N]) {
-    let top = if x[0] & 1 == 1 {
-        let (s, carry) = add_limbs(x, m);
-        *x = s;
-        carry
-    } else {
-        0
-    };
+/// x / 2^k mod m (m odd, x < m, 1 <= k <= 31; `m_neg_inv` = -m^-1 mod 2^32): x + t·m with t chosen
+/// to clear the k low bits, shifted right by k. The result is below m (x + t·m < 2^k·m).
+fn div_pow2_mod<const N: usize>(x: &mut [u32; N], k: u32, m: &[u32; N], m_neg_inv: u32) {
+    let t = (x[0].wrapping_mul(m_neg_inv) & ((1u32 << k) - 1)) as u64;
+    let mut carry = 0u64;
+    for (xi, &mi) in x.iter_mut().zip(m) {
+        let s = *xi as u64 + t * mi as u64 + carry;
+        *xi = s as u32;
+        carry = s >> 32;
+    }
+    shift_right(x, k, carry as u32);
+}
+
+/// x >> k (1 <= k <= 31), with `top` the limb above x shifting in.
+fn shift_right<const N: usize>(x: &mut [u32; N], k: u32, top: u32) {
     for i in 0..N {
         let next = if i + 1 < N { x[i + 1] } else { top };
-        x[i] = x[i] >> 1 | next << 31;
+        x[i] = x[i] >> k | next << (32 - k);
     }
 }
 
@@ -157,19 +163,23 @@ pub(crate) fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32
     if is_zero(a) || geq(a, m) {
         return None;
     }
+    let m_neg_inv = neg_inv32(m[0]);
     let (mut u, mut v) = (*a, *m);
     let (mut x1, mut x2) = (one, [0u32; N]);
     while u != one && v != one {
         if is_zero(&u) || is_zero(&v) {
             return None;
         }
+        // Each run of low zero bits at once (up to 31 per step), rather than one halving per bit.
         while u[0] & 1 == 0 {
-            halve(&mut u);
-            halve_mod(&mut x1, m);
+            let k = u[0].trailing_zeros().min(31);
+            shift_right(&mut u, k, 0);
+            div_pow2_mod(&mut x1, k, m, m_neg_inv);
         }
         while v[0] & 1 == 0 {
-            halve(&mut v);
-            halve_mod(&mut x2, m);
+            let k = v[0].trailing_zeros().min(31);
+            shift_right(&mut v, k, 0);
+            div_pow2_mod(&mut x2, k, m, m_neg_inv);
         }
         if geq(&u, &v) {
             u = sub_limbs(&u, &v).0;
@@ -180,13 +190,6 @@ pub(crate) fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32
         }
     }
     Some(if u == one { x1 } else { x2 })
-}
-
-fn halve<const N: usize>(x: &mut [u32; N]) {
-    for i in 0..N {
-        let next = if i + 1 < N { x[i + 1] } else { 0 };
-        x[i] = x[i] >> 1 | next << 31;
-    }
 }
 
 /// a - b mod m (a, b < m).
@@ -928,6 +931,41 @@ mod tests {
             let mut one = [0u32; 8];
             one[0] = 1;
             assert_eq!(prod, one);
+        }
+        // Random values, some with long runs of zero bits at the bottom, modulo n and p of both curves.
+        let mut x = 0x0bad_cafe_u64;
+        for case in 0..300 {
+            let mut a = [0u32; 12];
+            for limb in a.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *limb = (x >> 16) as u32;
+            }
+            for limb in a.iter_mut().take(case % 5) {
+                *limb = 0;
+            }
+            a[0] &= !((1u32 << (case % 31)) - 1);
+            let mut a8 = [0u32; 8];
+            a8.copy_from_slice(&a[..8]);
+            a8[7] &= 0x7fff_ffff;
+            a[11] &= 0x7fff_ffff;
+            if a8 != [0; 8] {
+                let inv = inv_mod(&a8, &n).unwrap();
+                let prod = mont_mul::<8, P256Order>(&mont_mul::<8, P256Order>(&a8, &inv), &P256Order::R2);
+                assert_eq!(prod[0], 1, "case {case}");
+                assert!(prod[1..].iter().all(|&l| l == 0), "case {case}");
+                let p = P256Field::M;
+                let inv = inv_mod(&a8, &p).unwrap();
+                let prod = mont_mul::<8, P256Field>(&mont_mul::<8, P256Field>(&a8, &inv), &P256Field::R2);
+                assert!(prod[0] == 1 && prod[1..].iter().all(|&l| l == 0), "case {case} mod p");
+            }
+            if a != [0; 12] {
+                let n384 = P384Order::M;
+                let inv = inv_mod(&a, &n384).unwrap();
+                let prod = mont_mul::<12, P384Order>(&mont_mul::<12, P384Order>(&a, &inv), &P384Order::R2);
+                assert!(prod[0] == 1 && prod[1..].iter().all(|&l| l == 0), "case {case} mod n (P-384)");
+            }
         }
         assert!(inv_mod(&[0u32; 8], &n).is_none());
         assert!(inv_mod(&n, &n).is_none());
