@@ -166,15 +166,19 @@ impl Add for P256Fe {
     type Output = Self;
     #[inline(never)]
     fn add(self, rhs: Self) -> Self {
-        let mut s = [0u32; K];
-        let mut carry = 0u32;
-        for ((o, &x), &y) in s.iter_mut().zip(&self.0).zip(&rhs.0) {
-            let v = x + y + carry;
-            *o = v & MASK;
+        // a + b and a + b - p in one pass (two independent chains); the sum is below 2p < 2^257, so
+        // the top limb holds it, and the second is the result unless it went below zero.
+        let (mut s, mut d) = ([0u32; K], [0u32; K]);
+        let (mut carry, mut borrow) = (0u32, 0i64);
+        for j in 0..K {
+            let v = self.0[j] + rhs.0[j] + carry;
+            s[j] = v & MASK;
             carry = v >> W;
+            let w = s[j] as i64 - P[j] as i64 + borrow;
+            d[j] = w as u32 & MASK;
+            borrow = w >> W;
         }
-        // Below 2p < 2^257: the top limb holds it.
-        P256Fe(reduce_once(s))
+        P256Fe(if borrow < 0 { s } else { d })
     }
 }
 
