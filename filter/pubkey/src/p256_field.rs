@@ -186,23 +186,19 @@ impl Sub for P256Fe {
     type Output = Self;
     #[inline(never)]
     fn sub(self, rhs: Self) -> Self {
-        let mut d = [0u32; K];
-        let mut borrow = 0i64;
-        for ((o, &x), &y) in d.iter_mut().zip(&self.0).zip(&rhs.0) {
-            let v = x as i64 - y as i64 + borrow;
-            *o = v as u32 & MASK;
+        // a - b and a - b + p in one pass (two independent chains); the first is the result unless it
+        // went below zero (the carry out of the second's top limb drops with the borrow).
+        let (mut d, mut e) = ([0u32; K], [0u32; K]);
+        let (mut borrow, mut carry) = (0i64, 0u32);
+        for j in 0..K {
+            let v = self.0[j] as i64 - rhs.0[j] as i64 + borrow;
+            d[j] = v as u32 & MASK;
             borrow = v >> W;
+            let w = d[j] + P[j] + carry;
+            e[j] = w & MASK;
+            carry = w >> W;
         }
-        if borrow < 0 {
-            // d + p, the carry out of the top limb dropped with the borrow.
-            let mut carry = 0u32;
-            for (x, &pj) in d.iter_mut().zip(&P) {
-                let v = *x + pj + carry;
-                *x = v & MASK;
-                carry = v >> W;
-            }
-        }
-        P256Fe(d)
+        P256Fe(if borrow < 0 { e } else { d })
     }
 }
 
