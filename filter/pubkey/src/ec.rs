@@ -157,7 +157,7 @@ fn shift_right<const N: usize>(x: &mut [u32; N], k: u32, top: u32) {
 }
 
 /// a^-1 mod m for a prime m and 0 < a < m (binary extended Euclid; variable time, public data only).
-pub(crate) fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32; N]> {
+fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32; N]> {
     let mut one = [0u32; N];
     one[0] = 1;
     if is_zero(a) || geq(a, m) {
@@ -346,10 +346,13 @@ pub(crate) trait Field<const N: usize>: Copy + PartialEq + Add<Output = Self> + 
     fn double(self) -> Self {
         self + self
     }
-    fn invert(self) -> Option<Self>;
+    /// The prime, as 32-bit limbs.
+    const PRIME: [u32; N];
     /// Back to an integer below the prime (32-bit limbs).
-    #[cfg(test)]
-    fn value_of(self) -> [u32; N];
+    fn value(self) -> [u32; N];
+    fn invert(self) -> Option<Self> {
+        Self::new(&inv_mod(&self.value(), &Self::PRIME)?)
+    }
 }
 
 /// An element of Z/M in Montgomery form, always fully reduced (so equal values have equal limbs).
@@ -367,18 +370,16 @@ impl<const N: usize, M> PartialEq for Fe<N, M> {
     }
 }
 
-impl<const N: usize, M: Modulus<N>> Fe<N, M> {
-    /// Back to an integer below M.
-    pub(crate) fn value(self) -> [u32; N] {
+impl<const N: usize, M: Modulus<N>> Field<N> for Fe<N, M> {
+    const ZERO: Self = Fe([0; N], PhantomData);
+    const ONE: Self = Fe(M::R1, PhantomData);
+    const PRIME: [u32; N] = M::M;
+
+    fn value(self) -> [u32; N] {
         let mut one = [0u32; N];
         one[0] = 1;
         mont_mul::<N, M>(&self.0, &one)
     }
-}
-
-impl<const N: usize, M: Modulus<N>> Field<N> for Fe<N, M> {
-    const ZERO: Self = Fe([0; N], PhantomData);
-    const ONE: Self = Fe(M::R1, PhantomData);
 
     fn new(a: &[u32; N]) -> Option<Self> {
         (!geq(a, &M::M)).then(|| Fe(mont_mul::<N, M>(a, &M::R2), PhantomData))
@@ -394,15 +395,6 @@ impl<const N: usize, M: Modulus<N>> Field<N> for Fe<N, M> {
         } else {
             Fe(mont_sqr_sparse::<N, M>(&self.0), PhantomData)
         }
-    }
-
-    fn invert(self) -> Option<Self> {
-        Fe::new(&inv_mod(&self.value(), &M::M)?)
-    }
-
-    #[cfg(test)]
-    fn value_of(self) -> [u32; N] {
-        self.value()
     }
 }
 
@@ -810,7 +802,7 @@ mod tests {
         let zero = [0u32; 8];
         let r_point = batch_affine(&[mul2::<8, C>(k, &zero, C::g_table())])?[0];
         let n = &<P256Order as Modulus<8>>::M;
-        let mut r = r_point.x.value_of();
+        let mut r = r_point.x.value();
         if geq(&r, n) {
             r = sub_limbs(&r, n).0;
         }
@@ -839,7 +831,7 @@ mod tests {
             let (d, k, e) = (scalar(), scalar(), scalar());
             let zero = [0u32; 8];
             let q = batch_affine(&[mul2::<8, P256>(&d, &zero, P256::g_table())]).unwrap()[0];
-            let (qx, qy) = (be(&q.x.value_of()), be(&q.y.value_of()));
+            let (qx, qy) = (be(&q.x.value()), be(&q.y.value()));
             let ours = PublicKey::<8, P256>::new(&qx, &qy).unwrap();
             let other = PublicKey::<8, P256Limbs29>::new(&qx, &qy).unwrap();
             let sig = sign::<P256Limbs29>(&d, &k, &e).unwrap();

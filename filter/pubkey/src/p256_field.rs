@@ -9,7 +9,7 @@
 
 use std::ops::{Add, Mul, Sub};
 
-use crate::ec::{geq, inv_mod, pow2_mod, Field, Modulus, P256Field};
+use crate::ec::{geq, pow2_mod, Field, Modulus, P256Field};
 
 /// Limb width in bits, and the number of limbs (9 · 29 = 261 >= 256 + 2: R > 4p, so a Montgomery
 /// product of values below 2p stays below 2p before its final subtraction).
@@ -100,18 +100,16 @@ fn redc(t: &mut [i64; 2 * K]) -> [u32; K] {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct P256Fe([u32; K]);
 
-impl P256Fe {
-    /// Back to an integer below p (32-bit limbs).
+impl Field<8> for P256Fe {
+    const ZERO: Self = P256Fe([0; K]);
+    const ONE: Self = P256Fe(R1);
+    const PRIME: [u32; 8] = P32;
+
     fn value(self) -> [u32; 8] {
         let mut one = [0u32; K];
         one[0] = 1;
         to32(&(self * P256Fe(one)).0)
     }
-}
-
-impl Field<8> for P256Fe {
-    const ZERO: Self = P256Fe([0; K]);
-    const ONE: Self = P256Fe(R1);
 
     fn new(a: &[u32; 8]) -> Option<Self> {
         (!geq(a, &P32)).then(|| P256Fe(to29(a)) * P256Fe(R2))
@@ -135,15 +133,6 @@ impl Field<8> for P256Fe {
             pair[1] *= 2;
         }
         P256Fe(redc(&mut t))
-    }
-
-    fn invert(self) -> Option<Self> {
-        P256Fe::new(&inv_mod(&self.value(), &P32)?)
-    }
-
-    #[cfg(test)]
-    fn value_of(self) -> [u32; 8] {
-        self.value()
     }
 }
 

@@ -244,6 +244,18 @@ mod tests {
                 })
                 .collect()
         }
+
+        /// A random odd modulus of exactly `bits` bits, big-endian.
+        fn odd_modulus(&mut self, bits: usize) -> Vec<u8> {
+            let len = bits.div_ceil(8);
+            let mut n_be = self.bytes(len);
+            let top_bits = bits - 8 * (len - 1);
+            n_be[0] = (n_be[0] & ((1u16 << top_bits) - 1) as u8) | 1 << (top_bits - 1);
+            if let Some(last) = n_be.last_mut() {
+                *last |= 1;
+            }
+            n_be
+        }
     }
 
     #[test]
@@ -270,10 +282,8 @@ mod tests {
             (8192, 65537, false),
         ] {
             let len = bits.div_ceil(8);
-            let mut n_be = rng.bytes(len);
             let top_bits = bits - 8 * (len - 1);
-            n_be[0] = (n_be[0] & ((1u16 << top_bits) - 1) as u8) | 1 << (top_bits - 1);
-            *n_be.last_mut().unwrap() |= 1;
+            let mut n_be = rng.odd_modulus(bits);
             if top_ones {
                 n_be[0] = ((1u16 << top_bits) - 1) as u8;
                 n_be[1..8].fill(0xff);
@@ -314,10 +324,7 @@ mod tests {
         for case in 0..240usize {
             let bits: usize = [2048, 2049, 2056, 2111, 2112, 2113, 2176, 3072, 4096][case % 9];
             let len = bits.div_ceil(8);
-            let mut n_be = rng.bytes(len);
-            let top_bits = bits - 8 * (len - 1);
-            n_be[0] = (n_be[0] & ((1u16 << top_bits) - 1) as u8) | 1 << (top_bits - 1);
-            *n_be.last_mut().unwrap() |= 1;
+            let mut n_be = rng.odd_modulus(bits);
             if case % 5 == 0 {
                 // Long runs of ones in the modulus and the signature: every carry chain runs full.
                 n_be[1..len / 2].fill(0xff);

@@ -38,7 +38,7 @@ fn limbs_to_be(limbs: &[u64], len: usize) -> Vec<u8> {
     out
 }
 
-pub(super) fn geq(a: &[u64], b: &[u64]) -> bool {
+fn geq(a: &[u64], b: &[u64]) -> bool {
     for (x, y) in a.iter().zip(b).rev() {
         if x != y {
             return x > y;
@@ -48,7 +48,7 @@ pub(super) fn geq(a: &[u64], b: &[u64]) -> bool {
 }
 
 /// a -= b (a >= b, or a + 2^(64·len) >= b with the borrow out dropped).
-pub(super) fn sub_in_place(a: &mut [u64], b: &[u64]) {
+fn sub_in_place(a: &mut [u64], b: &[u64]) {
     let mut borrow = false;
     for (x, &y) in a.iter_mut().zip(b) {
         let (d, b1) = x.overflowing_sub(y);
