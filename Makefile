@@ -17,7 +17,8 @@ wasm-target:
 # Cargo copies its own output over $(WASM) on every build, so this runs every time, into a new file
 # (the old one is a hard link into cargo's deps/). The feature list is what Rust enables for wasm32.
 WASM_OPT := wasm-opt -O3 --strip-debug --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-            --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types --enable-extended-const
+            --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types --enable-extended-const \
+            --enable-simd
 
 wasm-opt:
 	@bash tests/tools/install-binaryen.sh

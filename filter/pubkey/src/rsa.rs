@@ -1,26 +1,26 @@
 //! RSA signature verification (RS256/384/512: PKCS #1 v1.5; PS256/384/512: PSS with MGF1 and a salt
 //! as long as the hash, RFC 7518 3.5), public-key operations only. The modular exponentiation is
-//! Montgomery multiplication on limbs sized for the target: 27-bit limbs summed by column in Wasm
-//! (`rsa/mont27.rs`: a 64x64->128 multiply is emulated there), 64-bit limbs with 128-bit products
-//! natively (`rsa/mont64.rs`). Nothing here touches a secret, so variable time is fine (the padding
+//! Montgomery multiplication on limbs sized for the target: 22-bit limbs held in doubles, two columns
+//! per SIMD vector, in Wasm (`rsa/mont_f64.rs`: Wasm has no 128-bit product, and V8 sends every
+//! integer product to one multiplier), 64-bit limbs with 128-bit products natively (`rsa/mont64.rs`). Nothing here touches a secret, so variable time is fine (the padding
 //! checks are still made without an early exit).
 
 use sha2::digest::Digest;
 use subtle::ConstantTimeEq;
 
-// The modular exponentiation: 27-bit limbs in Wasm, 64-bit limbs natively (chosen at compile time;
+// The modular exponentiation: doubles in Wasm, 64-bit limbs natively (chosen at compile time;
 // the tests run both).
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod adx;
-#[cfg(any(target_arch = "wasm32", test))]
-mod mont27;
 #[cfg(any(not(target_arch = "wasm32"), test))]
 mod mont64;
-#[cfg(target_arch = "wasm32")]
-use mont27::Mont;
+#[cfg(any(target_arch = "wasm32", test))]
+mod mont_f64;
 #[cfg(not(target_arch = "wasm32"))]
 use mont64::Mont;
+#[cfg(target_arch = "wasm32")]
+use mont_f64::Mont;
 
 /// A public key prepared for repeated verification.
 #[derive(Clone)]
@@ -261,7 +261,8 @@ mod tests {
     #[test]
     fn public_op_matches_a_naive_reference() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        // Bit lengths around limb and byte boundaries (27 * 76 = 2052, 27 * 77 = 2079, 64 * 33 = 2112),
+        // Bit lengths around limb and byte boundaries (Wasm: 22 * 96 = 2112 bits hold 2110-bit keys,
+        // and 5,279-bit ones go to 21-bit limbs; native: 64 * 33 = 2112),
         // with a random modulus or (`true`) one just below 2^bits, its top 64 bits all ones, where a
         // Montgomery result below 2n overflows the top limb most often.
         for (bits, e, top_ones) in [
@@ -279,6 +280,8 @@ mod tests {
             (3072, 65537, false),
             (3072, 65537, true),
             (4096, 65537, false),
+            (5278, 3, true),
+            (5279, 3, true),
             (8192, 65537, false),
         ] {
             let len = bits.div_ceil(8);
@@ -306,7 +309,7 @@ mod tests {
                 let expected = be_of(&powmod(&to_u32(&s), e, &n), len);
                 assert_eq!(key.public_op(&s).unwrap(), expected, "{bits} bits, e = {e}");
                 // Both engines, whichever the target uses.
-                assert_eq!(mont27::Mont::new(&n_be, bits).pow(&s, e, len), expected, "27-bit limbs");
+                assert_eq!(mont_f64::Mont::new(&n_be, bits).pow(&s, e, len), expected, "doubles");
                 assert_eq!(mont64::Mont::new(&n_be, bits).pow(&s, e, len), expected, "64-bit limbs");
                 assert_eq!(mont64::Mont::new(&n_be, bits).portable().pow(&s, e, len), expected, "64-bit, portable");
             }
@@ -316,7 +319,7 @@ mod tests {
         }
     }
 
-    /// The three engines (27-bit limbs, 64-bit portable, 64-bit in assembly where the processor has
+    /// The three engines (doubles, 64-bit portable, 64-bit in assembly where the processor has
     /// it) agree on many random keys and signatures: wider than the naive reference can afford.
     #[test]
     fn the_engines_agree_on_random_keys() {
@@ -337,7 +340,7 @@ mod tests {
             let e = [3u64, 17, 65537, 0x1_0000_0001][case % 4] | 1;
             let fast = mont64::Mont::new(&n_be, bits).pow(&s, e, len);
             assert_eq!(fast, mont64::Mont::new(&n_be, bits).portable().pow(&s, e, len), "case {case}");
-            assert_eq!(fast, mont27::Mont::new(&n_be, bits).pow(&s, e, len), "case {case}");
+            assert_eq!(fast, mont_f64::Mont::new(&n_be, bits).pow(&s, e, len), "case {case}");
         }
     }
 
