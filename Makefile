@@ -69,8 +69,10 @@ lint: wasm-target
 
 unit:
 	cargo test $(CARGO_LOCKED) --workspace
-	# The ECDSA vectors again on the field the Wasm build uses for P-256 (filter/pubkey/src/p256_field.rs).
-	cargo test $(CARGO_LOCKED) -p cagate-core --features cagate-pubkey/p256-limbs29 --test jwt_ecdsa --test wycheproof --test jwt
+	# The ECDSA and RSA vectors again on the arithmetic the Wasm build uses: P-256's 29-bit field
+	# (filter/pubkey/src/p256_field.rs) and RSA on doubles (filter/pubkey/src/rsa/mont_f64.rs).
+	cargo test $(CARGO_LOCKED) -p cagate-core --features cagate-pubkey/p256-limbs29,cagate-pubkey/rsa-f64 \
+	  --test jwt_ecdsa --test wycheproof --test jwt
 
 e2e: build venv oci engines
 	$(PY) -m pytest -q tests/e2e

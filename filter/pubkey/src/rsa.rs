@@ -9,17 +9,20 @@ use sha2::digest::Digest;
 use subtle::ConstantTimeEq;
 
 // The modular exponentiation: doubles in Wasm, 64-bit limbs natively (chosen at compile time;
-// the tests run both).
+// the tests run both, and the feature `rsa-f64` puts the Wasm engine into a native build, so that
+// the core's RSA vectors run on it too).
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
+#[cfg_attr(feature = "rsa-f64", allow(dead_code))]
 mod adx;
 #[cfg(any(not(target_arch = "wasm32"), test))]
+#[cfg_attr(feature = "rsa-f64", allow(dead_code))]
 mod mont64;
-#[cfg(any(target_arch = "wasm32", test))]
+#[cfg(any(target_arch = "wasm32", test, feature = "rsa-f64"))]
 mod mont_f64;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(any(target_arch = "wasm32", feature = "rsa-f64")))]
 use mont64::Mont;
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(target_arch = "wasm32", feature = "rsa-f64"))]
 use mont_f64::Mont;
 
 /// A public key prepared for repeated verification.
