@@ -3,8 +3,8 @@
 //! 27-bit-limb engine summing products by column (this crate's previous Wasm engine) was bound by it,
 //! one product per cycle. Wasm SIMD's `f64x2.mul` and `f64x2.add` are two products and two sums per
 //! instruction, on pipes of their own. A double holds an integer below 2^53 exactly, so with 22-bit
-//! limbs (21 past 5,000 bits) a product is below 2^44, and a whole column, product and reduction
-//! terms together (at most 2·limbs of them, under 512), sums with neither a carry nor a rounding:
+//! limbs (21 past 2,726 bits) a product is below 2^44, and a whole column, product and reduction
+//! terms together (at most 2·limbs of them), sums below 2^52 with neither a carry nor a rounding:
 //! every value here is an integer, and every operation on it is exact. Under V8 a 2048-bit
 //! exponentiation takes about 80% of the 27-bit engine's time, with half again as many products.
 //!
@@ -59,6 +59,27 @@ fn mac4(t: &mut [f64], xs: &[f64], y: [f64; 4]) {
     }
     for c in 0..cols {
         t[c] += xs[c + 3] * y[0] + xs[c + 2] * y[1] + (xs[c + 1] * y[2] + xs[c] * y[3]);
+    }
+}
+
+/// A column sum (an integer below 2^52) as an integer. 2^52 + v is a double whose mantissa is v
+/// exactly: an addition and a bit cast, where V8 compiles `as i64` into a checked conversion of
+/// eight instructions.
+#[inline(always)]
+fn int(v: f64) -> i64 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    ((v + TWO_52).to_bits() ^ TWO_52.to_bits()) as i64
+}
+
+/// The limb width w and the number of limbs k (a multiple of four, R = 2^(w·k) > 4n) for a modulus
+/// of `bits` bits. A column sums at most 2k terms below 2^(2w) plus a carry, which must stay below
+/// 2^52 (`int`): w = 22 up to k = 124 (2,726 bits), then w = 21 (up to 8,192 bits and beyond).
+fn shape(bits: usize) -> (u32, usize) {
+    let limbs = |w: usize| (bits + 2).div_ceil(w).next_multiple_of(4);
+    if limbs(22) <= 124 {
+        (22, limbs(22))
+    } else {
+        (21, limbs(21))
     }
 }
 
@@ -153,11 +174,7 @@ fn sub_in_place(a: &mut [u32], b: &[u32], w: u32) {
 impl Mont {
     /// For an odd modulus of `bits` bits, as big-endian bytes without leading zeros.
     pub(super) fn new(n_be: &[u8], bits: usize) -> Mont {
-        // A column sums at most 2k terms below 2^(2w) plus a carry: below 2^53 with w = 22 up to
-        // k = 240 (5,278 bits), with w = 21 up to 8,192 bits and beyond.
-        let limbs = |w: usize| (bits + 2).div_ceil(w).next_multiple_of(4);
-        let w = if limbs(22) <= 240 { 22 } else { 21 };
-        let k = limbs(w as usize);
+        let (w, k) = shape(bits);
         let n_int = limbs_from_be(n_be, w, k);
         let mut inv: u32 = 1;
         for _ in 0..5 {
@@ -204,13 +221,13 @@ impl Mont {
         let mut carry = 0i64;
         for i in (0..k).step_by(4) {
             // Rows i to i + 3 on integers: each multiplier clears its column given the rows before it.
-            let t0 = t[i] as i64 + carry;
+            let t0 = int(t[i]) + carry;
             let m0 = q(t0);
-            let t1 = t[i + 1] as i64 + m0 * n1 + ((t0 + m0 * n0) >> w);
+            let t1 = int(t[i + 1]) + m0 * n1 + ((t0 + m0 * n0) >> w);
             let m1 = q(t1);
-            let t2 = t[i + 2] as i64 + m0 * n2 + m1 * n1 + ((t1 + m1 * n0) >> w);
+            let t2 = int(t[i + 2]) + m0 * n2 + m1 * n1 + ((t1 + m1 * n0) >> w);
             let m2 = q(t2);
-            let t3 = t[i + 3] as i64 + m0 * n3 + m1 * n2 + m2 * n1 + ((t2 + m2 * n0) >> w);
+            let t3 = int(t[i + 3]) + m0 * n3 + m1 * n2 + m2 * n1 + ((t2 + m2 * n0) >> w);
             let m3 = q(t3);
             carry = (t3 + m3 * n0) >> w;
             // The rest of the four rows from column i + 4: row i + r adds m_r·n[j] at column i + r + j.
@@ -218,7 +235,7 @@ impl Mont {
             mac4(&mut t[i + 4..i + 4 + k], &self.n[1..], m);
         }
         for (o, &v) in out[..k].iter_mut().zip(&t[k..2 * k]) {
-            let v = v as i64 + carry;
+            let v = int(v) + carry;
             *o = (v & mask) as f64;
             carry = v >> w;
         }
@@ -299,6 +316,18 @@ impl Mont {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key size keeps every column sum exact and within `int`'s range, whatever the limbs.
+    #[test]
+    fn columns_stay_below_2_to_the_52() {
+        for bits in 2048..=8192 {
+            let (w, k) = shape(bits);
+            assert!(k % 4 == 0 && w as usize * k >= bits + 2, "{bits} bits: R > 4n");
+            let term = ((1u64 << w) - 1).pow(2);
+            let worst = 2 * k as u64 * term + (1 << 32);
+            assert!(worst < 1 << 52, "{bits} bits: a column can reach {worst}");
+        }
+    }
 
     #[test]
     fn limb_conversions_round_trip() {
