@@ -67,8 +67,11 @@ lint: wasm-target
 	cargo clippy $(CARGO_LOCKED) --workspace --all-targets -- -D warnings
 	cargo clippy $(CARGO_LOCKED) --release --target wasm32-wasip1 -p cagate -- -D warnings
 
-unit:
+unit: wasm-target venv
 	cargo test $(CARGO_LOCKED) --workspace
+	# The public-key arithmetic's own tests again in Wasm (under wasmtime), where its SIMD code runs.
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(CURDIR)/$(PY) $(CURDIR)/tests/tools/wasi-run.py" \
+	  cargo test $(CARGO_LOCKED) --release --target wasm32-wasip1 -p cagate-pubkey
 	# The ECDSA and RSA vectors again on the arithmetic the Wasm build uses: P-256's 29-bit field
 	# (filter/pubkey/src/p256_field.rs) and RSA on doubles (filter/pubkey/src/rsa/mont_f64.rs).
 	cargo test $(CARGO_LOCKED) -p cagate-core --features cagate-pubkey/p256-limbs29,cagate-pubkey/rsa-f64 \

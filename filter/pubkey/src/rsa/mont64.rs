@@ -121,6 +121,7 @@ impl Mont {
 
     /// The same modulus on the portable code only (the tests compare both).
     #[cfg(test)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     pub(super) fn portable(mut self) -> Mont {
         #[cfg(target_arch = "x86_64")]
         {

@@ -20,15 +20,16 @@
 const PAD: usize = 4;
 
 /// Four rows at once: t[c] += x[c]·y[0] + x[c-1]·y[1] + x[c-2]·y[2] + x[c-3]·y[3] for every column c
-/// of `t` (an even number of them), where x[c] is `xs[c + 3]`; `xs` must be at least `t.len() + 4`
-/// long (nothing is done otherwise). In Wasm, two columns per `f64x2`; elsewhere (the native tests)
-/// the same sums one by one, which IEEE 754 makes exact on both.
+/// of `t` (a multiple of four of them), where x[c] is `xs[c + 3]`; `xs` must be at least
+/// `t.len() + 4` long (nothing is done otherwise). In Wasm, two columns per `f64x2` and four per
+/// step, which share two of their six windows of `xs`; elsewhere (the native tests) the same sums
+/// one by one, which IEEE 754 makes exact on both.
 #[cfg(target_arch = "wasm32")]
 #[target_feature(enable = "simd128")]
 #[allow(unsafe_code)]
 fn mac4(t: &mut [f64], xs: &[f64], y: [f64; 4]) {
     use core::arch::wasm32::{f64x2_add as add, f64x2_mul as mul, f64x2_splat, v128, v128_load, v128_store};
-    let cols = t.len() & !1;
+    let cols = t.len() & !3;
     debug_assert!(xs.len() >= cols + 4, "mac4: the windows would run past the operand");
     if xs.len() < cols + 4 {
         return;
@@ -37,23 +38,26 @@ fn mac4(t: &mut [f64], xs: &[f64], y: [f64; 4]) {
     let (tp, xp) = (t.as_mut_ptr(), xs.as_ptr());
     let mut c = 0;
     while c < cols {
-        // SAFETY: c + 1 < cols <= t.len() and c + 4 < cols + 4 <= xs.len(): every two doubles read
+        // SAFETY: c + 3 < cols <= t.len() and c + 6 < cols + 4 <= xs.len(): every two doubles read
         // or written are inside their slice; v128_load and v128_store need no alignment.
         unsafe {
             let x = |o: usize| v128_load(xp.add(c + o).cast::<v128>());
-            let col = tp.add(c).cast::<v128>();
-            let a = add(mul(x(3), y0), mul(x(2), y1));
-            let b = add(mul(x(1), y2), mul(x(0), y3));
-            v128_store(col, add(v128_load(col), add(a, b)));
+            let (x0, x1, x2, x3, x4, x5) = (x(0), x(1), x(2), x(3), x(4), x(5));
+            let lo = tp.add(c).cast::<v128>();
+            let hi = tp.add(c + 2).cast::<v128>();
+            let a = add(add(mul(x3, y0), mul(x2, y1)), add(mul(x1, y2), mul(x0, y3)));
+            let b = add(add(mul(x5, y0), mul(x4, y1)), add(mul(x3, y2), mul(x2, y3)));
+            v128_store(lo, add(v128_load(lo), a));
+            v128_store(hi, add(v128_load(hi), b));
         }
-        c += 2;
+        c += 4;
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 #[inline(always)]
 fn mac4(t: &mut [f64], xs: &[f64], y: [f64; 4]) {
-    let cols = t.len() & !1;
+    let cols = t.len() & !3;
     if xs.len() < cols + 4 {
         return;
     }
