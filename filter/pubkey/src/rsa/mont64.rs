@@ -1,6 +1,6 @@
 //! The modular exponentiation of `rsa.rs` for native targets, where a 64x64->128 multiply is one
 //! instruction and carries are cheap: 64-bit limbs (32 for a 2048-bit modulus, against 76 limbs of 27
-//! bits in `mont27.rs`: about a fifth of the multiplications). Multiplication is CIOS with the product
+//! bits in the Wasm build's former integer engine: about a fifth of the multiplications). Multiplication is CIOS with the product
 //! row and the reduction row fused in one pass; squaring computes each cross product once, doubles
 //! them and adds the squares, then reduces (separated operand scanning). R = 2^(64·limbs) is only
 //! known to exceed n, so each result (below 2n) gets one conditional subtraction. The Montgomery
@@ -204,8 +204,10 @@ impl Mont {
         reduce_once(out, top, n);
     }
 
-    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e.
+    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e >= 3
+    /// (what `RsaKey::new` accepts; e = 1 would come out as s^2).
     pub(super) fn pow(&self, sig: &[u8], e: u64, len: usize) -> Vec<u8> {
+        debug_assert!(e >= 3 && e & 1 == 1, "pow: the exponent must be odd and at least 3");
         let k = self.n.len();
         let s = limbs_from_be(sig, k);
         let mut scratch = vec![0u64; 2 * k];

@@ -283,8 +283,10 @@ impl Mont {
         self.redc(t, out);
     }
 
-    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e.
+    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e >= 3
+    /// (what `RsaKey::new` accepts; e = 1 would come out as s^2).
     pub(super) fn pow(&self, sig: &[u8], e: u64, len: usize) -> Vec<u8> {
+        debug_assert!(e >= 3 && e & 1 == 1, "pow: the exponent must be odd and at least 3");
         let k = self.k;
         let s: Vec<f64> = limbs_from_be(sig, self.w, k).iter().map(|&l| l as f64).collect();
         let mut m = Scratch::new(k);
@@ -328,7 +330,7 @@ mod tests {
             let (w, k) = shape(bits);
             assert!(k % 4 == 0 && w as usize * k >= bits + 2, "{bits} bits: R > 4n");
             let term = ((1u64 << w) - 1).pow(2);
-            let worst = 2 * k as u64 * term + (1 << 32);
+            let worst = 2 * k as u64 * term;
             assert!(worst < 1 << 52, "{bits} bits: a column can reach {worst}");
         }
     }
