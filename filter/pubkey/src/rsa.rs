@@ -25,6 +25,37 @@ use mont64::Mont;
 #[cfg(any(target_arch = "wasm32", feature = "rsa-f64"))]
 use mont_f64::Mont;
 
+/// The Montgomery multiplication and squaring of an exponentiation engine (operands below 2n, in
+/// the engine's limbs), so that the exponentiation itself is written once, in `ladder`.
+trait Montgomery {
+    type Limb: Copy;
+    type Scratch;
+    /// a·b/R mod n into `out`.
+    fn product(&self, a: &[Self::Limb], b: &[Self::Limb], scratch: &mut Self::Scratch, out: &mut [Self::Limb]);
+    /// a²/R mod n into `out`.
+    fn square(&self, a: &[Self::Limb], scratch: &mut Self::Scratch, out: &mut [Self::Limb]);
+}
+
+/// s^e mod n (below 2n, in the engine's limbs) for an odd e >= 3 (what `RsaKey::new` accepts; e = 1
+/// would come out as s^2), given s and x = s·R: left to right, a square per bit of e and a
+/// multiplication by x per set bit. The last multiplication, for e's lowest bit, is by s itself,
+/// which also leaves the Montgomery form: s^(e-1)·R · s / R = s^e.
+fn ladder<M: Montgomery>(m: &M, x: &[M::Limb], s: &[M::Limb], e: u64, scratch: &mut M::Scratch) -> Vec<M::Limb> {
+    debug_assert!(e >= 3 && e & 1 == 1, "ladder: the exponent must be odd and at least 3");
+    let (mut acc, mut tmp) = (x.to_vec(), x.to_vec());
+    for i in (1..63 - e.leading_zeros()).rev() {
+        m.square(&acc, scratch, &mut tmp);
+        std::mem::swap(&mut acc, &mut tmp);
+        if e >> i & 1 == 1 {
+            m.product(&acc, x, scratch, &mut tmp);
+            std::mem::swap(&mut acc, &mut tmp);
+        }
+    }
+    m.square(&acc, scratch, &mut tmp);
+    m.product(&tmp, s, scratch, &mut acc);
+    acc
+}
+
 /// A public key prepared for repeated verification.
 #[derive(Clone)]
 pub(crate) struct RsaKey {

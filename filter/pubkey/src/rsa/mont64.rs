@@ -204,35 +204,25 @@ impl Mont {
         reduce_once(out, top, n);
     }
 
-    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e >= 3
-    /// (what `RsaKey::new` accepts; e = 1 would come out as s^2).
+    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e >= 3.
     pub(super) fn pow(&self, sig: &[u8], e: u64, len: usize) -> Vec<u8> {
-        debug_assert!(e >= 3 && e & 1 == 1, "pow: the exponent must be odd and at least 3");
         let k = self.n.len();
         let s = limbs_from_be(sig, k);
         let mut scratch = vec![0u64; 2 * k];
-        let mut acc = vec![0u64; k];
-        let mut tmp = vec![0u64; k];
-        // x = s·R; acc runs over x^(leading bits of e)·R.
         let mut x = vec![0u64; k];
         self.mul(&s, &self.r2, &mut scratch, &mut x);
-        acc.copy_from_slice(&x);
-        for i in (1..63 - e.leading_zeros()).rev() {
-            self.sqr(&acc, &mut scratch, &mut tmp);
-            std::mem::swap(&mut acc, &mut tmp);
-            if e >> i & 1 == 1 {
-                self.mul(&acc, &x, &mut scratch, &mut tmp);
-                std::mem::swap(&mut acc, &mut tmp);
-            }
-        }
-        // e is odd: the last step is a square and a multiplication by s itself, which also leaves the
-        // Montgomery form: s^(e-1)·R · s / R = s^e.
-        if e > 1 {
-            self.sqr(&acc, &mut scratch, &mut tmp);
-            std::mem::swap(&mut acc, &mut tmp);
-        }
-        self.mul(&acc, &s, &mut scratch, &mut tmp);
-        limbs_to_be(&tmp, len)
+        limbs_to_be(&super::ladder(self, &x, &s, e, &mut scratch), len)
+    }
+}
+
+impl super::Montgomery for Mont {
+    type Limb = u64;
+    type Scratch = Vec<u64>;
+    fn product(&self, a: &[u64], b: &[u64], scratch: &mut Vec<u64>, out: &mut [u64]) {
+        self.mul(a, b, scratch, out)
+    }
+    fn square(&self, a: &[u64], scratch: &mut Vec<u64>, out: &mut [u64]) {
+        self.sqr(a, scratch, out)
     }
 }
 

@@ -105,7 +105,7 @@ pub(super) struct Mont {
 }
 
 /// Scratch space of an exponentiation: the column sums of a product, and a padded copy of an operand.
-struct Scratch {
+pub(super) struct Scratch {
     t: Vec<f64>,
     xs: Vec<f64>,
 }
@@ -283,39 +283,31 @@ impl Mont {
         self.redc(t, out);
     }
 
-    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e >= 3
-    /// (what `RsaKey::new` accepts; e = 1 would come out as s^2).
+    /// s^e mod n as `len` big-endian bytes, for s < n given as big-endian bytes and an odd e >= 3.
     pub(super) fn pow(&self, sig: &[u8], e: u64, len: usize) -> Vec<u8> {
-        debug_assert!(e >= 3 && e & 1 == 1, "pow: the exponent must be odd and at least 3");
         let k = self.k;
         let s: Vec<f64> = limbs_from_be(sig, self.w, k).iter().map(|&l| l as f64).collect();
         let mut m = Scratch::new(k);
-        let mut acc = vec![0.0; k];
-        let mut tmp = vec![0.0; k];
-        // x = s·R; acc runs over x^(leading bits of e)·R.
         let mut x = vec![0.0; k];
         self.mont_mul(&s, &self.r2, &mut m, &mut x);
-        acc.copy_from_slice(&x);
-        for i in (1..63 - e.leading_zeros()).rev() {
-            self.mont_sqr(&acc, &mut m, &mut tmp);
-            std::mem::swap(&mut acc, &mut tmp);
-            if e >> i & 1 == 1 {
-                self.mont_mul(&acc, &x, &mut m, &mut tmp);
-                std::mem::swap(&mut acc, &mut tmp);
-            }
-        }
-        // e is odd: the last step is a square and a multiplication by s; multiplying by s itself
-        // rather than s·R also leaves the Montgomery form: s^(e-1)·R · s / R = s^e.
-        if e > 1 {
-            self.mont_sqr(&acc, &mut m, &mut tmp);
-            std::mem::swap(&mut acc, &mut tmp);
-        }
-        self.mont_mul(&acc, &s, &mut m, &mut tmp);
-        let mut r: Vec<u32> = tmp.iter().map(|&l| l as u32).collect();
+        let y = super::ladder(self, &x, &s, e, &mut m);
+        // Below 2n: one subtraction at most.
+        let mut r: Vec<u32> = y.iter().map(|&l| l as u32).collect();
         if geq(&r, &self.n_int) {
             sub_in_place(&mut r, &self.n_int, self.w);
         }
         limbs_to_be(&r, self.w, len)
+    }
+}
+
+impl super::Montgomery for Mont {
+    type Limb = f64;
+    type Scratch = Scratch;
+    fn product(&self, a: &[f64], b: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
+        self.mont_mul(a, b, scratch, out)
+    }
+    fn square(&self, a: &[f64], scratch: &mut Scratch, out: &mut [f64]) {
+        self.mont_sqr(a, scratch, out)
     }
 }
 
