@@ -103,7 +103,7 @@ fn from_be<const N: usize>(bytes: &[u8]) -> Option<[u32; N]> {
 }
 
 /// -m^-1 mod 2^32 (m odd), by Newton iteration: each step doubles the correct low bits.
-const fn neg_inv32(m0: u32) -> u32 {
+pub(crate) const fn neg_inv32(m0: u32) -> u32 {
     let mut inv: u32 = 1;
     let mut i = 0;
     while i < 5 {

@@ -266,9 +266,10 @@ mod tests {
         out
     }
 
-    struct Rng(u64);
+    /// The random bytes of the RSA tests, the engines' included.
+    pub(super) struct Rng(pub(super) u64);
     impl Rng {
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
+        pub(super) fn bytes(&mut self, len: usize) -> Vec<u8> {
             (0..len)
                 .map(|_| {
                     self.0 ^= self.0 << 13;

@@ -180,18 +180,15 @@ impl Mont {
     pub(super) fn new(n_be: &[u8], bits: usize) -> Mont {
         let (w, k) = shape(bits);
         let n_int = limbs_from_be(n_be, w, k);
-        let mut inv: u32 = 1;
-        for _ in 0..5 {
-            inv = inv.wrapping_mul(2u32.wrapping_sub(n_int[0].wrapping_mul(inv)));
-        }
-        let n0inv = inv.wrapping_neg() & ((1 << w) - 1);
+        let n0inv = crate::ec::neg_inv32(n_int[0]) & ((1 << w) - 1);
         // R^2 mod n is R in Montgomery form. With w·k = j·2^s (j odd), 2^j·R mod n (by doublings)
         // squared s times in Montgomery form is 2^(j·2^s)·R = R^2: w·k + j doublings rather than
         // 2·w·k (2,145 against 4,224 for a 2048-bit key).
-        let (s, j) = ((w as usize * k).trailing_zeros(), (w as usize * k) >> (w as usize * k).trailing_zeros());
+        let wk = w as usize * k;
+        let (s, j) = (wk.trailing_zeros(), wk >> wk.trailing_zeros());
         let mut x = vec![0u32; k];
         x[0] = 1;
-        for _ in 0..w as usize * k + j {
+        for _ in 0..wk + j {
             let mut carry = 0u32;
             for limb in x.iter_mut() {
                 let v = *limb << 1 | carry;
@@ -329,17 +326,10 @@ mod tests {
 
     #[test]
     fn limb_conversions_round_trip() {
-        let mut x = 7u64;
+        let mut rng = crate::rsa::tests::Rng(7);
         for w in [21, 22] {
             for len in [1usize, 3, 4, 22, 256, 257, 1024] {
-                let b: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        (x >> 24) as u8
-                    })
-                    .collect();
+                let b = rng.bytes(len);
                 let k = (8 * len).div_ceil(w as usize);
                 assert_eq!(limbs_to_be(&limbs_from_be(&b, w, k), w, len), b);
             }
