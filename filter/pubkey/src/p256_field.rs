@@ -1,11 +1,11 @@
 //! P-256's base field in nine 29-bit limbs, for ES256. The generic field code of `ec.rs` keeps
 //! 32-bit limbs with a carry per product, a serial chain that V8 cannot overlap; here a product's
 //! columns are plain sums (a 29-bit product is below 2^58, a column of nine below 2^62), as in the
-//! Wasm build's former RSA engine on 27-bit limbs, and the carries are taken once per column during the reduction. Montgomery form
-//! with R = 2^261: p = -1 mod 2^29, so a reduction step's multiplier is the column's low 29 bits, and
-//! m·p = m·(p + 1) - m with p + 1 = 2^256 - 2^224 + 2^192 + 2^96 is four shifted additions. Under
-//! V8 a multiplication takes 606 instructions against 960 with 32-bit limbs. Every result is fully
-//! reduced, so equal values have equal limbs.
+//! Wasm build's former RSA engine on 27-bit limbs, and the carries are taken once per column during
+//! the reduction. Montgomery form with R = 2^261: p = -1 mod 2^29, so a reduction step's multiplier
+//! is the column's low 29 bits, and m·p = m·(p + 1) - m with p + 1 = 2^256 - 2^224 + 2^192 + 2^96 is
+//! four shifted additions. Under V8 a multiplication takes 606 instructions against 960 with 32-bit
+//! limbs. Every result is fully reduced, so equal values have equal limbs.
 
 use std::ops::{Add, Mul, Sub};
 

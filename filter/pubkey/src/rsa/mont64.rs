@@ -1,8 +1,9 @@
 //! The modular exponentiation of `rsa.rs` for native targets, where a 64x64->128 multiply is one
 //! instruction and carries are cheap: 64-bit limbs (32 for a 2048-bit modulus, against 76 limbs of 27
-//! bits in the Wasm build's former integer engine: about a fifth of the multiplications). Multiplication is CIOS with the product
-//! row and the reduction row fused in one pass; squaring computes each cross product once, doubles
-//! them and adds the squares, then reduces (separated operand scanning). R = 2^(64·limbs) is only
+//! bits in the Wasm build's former integer engine: about a fifth of the multiplications).
+//! Multiplication is CIOS with the product row and the reduction row fused in one pass; squaring
+//! computes each cross product once, doubles them and adds the squares, then reduces (separated
+//! operand scanning). R = 2^(64·limbs) is only
 //! known to exceed n, so each result (below 2n) gets one conditional subtraction. The Montgomery
 //! constants are computed once when the key is loaded. On x86-64 processors with BMI2 and ADX the
 //! rows run in assembly with two carry chains (`adx.rs`), about 1.75 times as fast.
