@@ -78,24 +78,29 @@ fn user(msg: String) -> Error {
     reencode::Error::UserError(ShimError(msg))
 }
 
-/// What `hide` needs to know before it rewrites: the module's types and imported functions, and
-/// which relaxed instructions its code uses (positions in `OPS`, in first-use order).
+/// What `hide` needs to know before it rewrites: the module's types and imported functions (and
+/// whether it has the two sections the stand-ins go into), and which relaxed instructions its code
+/// uses (positions in `OPS`, in first-use order).
 struct Survey {
     types: u32,
     imported_funcs: u32,
+    type_section: bool,
+    import_section: bool,
     used: Vec<usize>,
 }
 
 fn survey(wasm: &[u8]) -> Result<Survey, Error> {
-    let mut s = Survey { types: 0, imported_funcs: 0, used: Vec::new() };
+    let mut s = Survey { types: 0, imported_funcs: 0, type_section: false, import_section: false, used: Vec::new() };
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
             Payload::TypeSection(section) => {
+                s.type_section = true;
                 for group in section {
                     s.types += group?.types().len() as u32;
                 }
             }
             Payload::ImportSection(section) => {
+                s.import_section = true;
                 for import in section.into_imports() {
                     if matches!(import?.ty, TypeRef::Func(_)) {
                         s.imported_funcs += 1;
@@ -173,11 +178,8 @@ fn hide(wasm: &[u8]) -> Result<Vec<u8>, Error> {
     if survey.used.is_empty() {
         return Ok(wasm.to_vec());
     }
-    // Both sections are where the stand-ins go: a module using SIMD without them is not one `make
-    // build` produces.
-    let sections = Parser::new(0).parse_all(wasm).collect::<Result<Vec<_>, _>>()?;
-    let has = |f: fn(&Payload<'_>) -> bool| sections.iter().any(f);
-    if !has(|p| matches!(p, Payload::TypeSection(_))) || !has(|p| matches!(p, Payload::ImportSection(_))) {
+    // The stand-ins go into both: a module using SIMD without them is not one `make build` produces.
+    if !(survey.type_section && survey.import_section) {
         return Err(user("the module has no type or no import section".into()));
     }
     let mut module = Module::new();
