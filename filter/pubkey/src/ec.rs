@@ -6,7 +6,7 @@
 //! verification, u1·G + u2·Q, is a fixed-base comb over tables computed once: the generator's table
 //! once per process, the key's when the key is loaded (kept with the key, shared by its clones). With
 //! four combs per table, a verification is bits/32 doublings and at most 2·bits/8 mixed additions,
-//! one scalar inversion (binary extended Euclid) and no field inversion (x is compared in Jacobian
+//! one scalar inversion (Bernstein-Yang divsteps, `modinv.rs`) and no field inversion (x is compared in Jacobian
 //! coordinates).
 //!
 //! Everything here handles public data only (the key, the message, the signature), so variable time is
@@ -14,6 +14,7 @@
 //! cofactor is 1, so it is in the group); 0 < r, s < n; u1·G + u2·Q is not the point at infinity; its x
 //! coordinate is r mod n. A high `s` is accepted (as the p256/p384 crates did, and as JWS allows).
 
+use crate::modinv::inv_mod;
 use std::marker::PhantomData;
 use std::ops::{Add, Mul, Sub};
 use std::sync::{Arc, OnceLock};
@@ -133,63 +134,6 @@ pub(crate) const fn pow2_mod<const N: usize>(m: &[u32; N], k: usize) -> [u32; N]
         i += 1;
     }
     x
-}
-
-/// x / 2^k mod m (m odd, x < m, 1 <= k <= 31; `m_neg_inv` = -m^-1 mod 2^32): x + t·m with t chosen
-/// to clear the k low bits, shifted right by k. The result is below m (x + t·m < 2^k·m).
-fn div_pow2_mod<const N: usize>(x: &mut [u32; N], k: u32, m: &[u32; N], m_neg_inv: u32) {
-    let t = (x[0].wrapping_mul(m_neg_inv) & ((1u32 << k) - 1)) as u64;
-    let mut carry = 0u64;
-    for (xi, &mi) in x.iter_mut().zip(m) {
-        let s = *xi as u64 + t * mi as u64 + carry;
-        *xi = s as u32;
-        carry = s >> 32;
-    }
-    shift_right(x, k, carry as u32);
-}
-
-/// x >> k (1 <= k <= 31), with `top` the limb above x shifting in.
-fn shift_right<const N: usize>(x: &mut [u32; N], k: u32, top: u32) {
-    for i in 0..N {
-        let next = if i + 1 < N { x[i + 1] } else { top };
-        x[i] = x[i] >> k | next << (32 - k);
-    }
-}
-
-/// a^-1 mod m for a prime m and 0 < a < m (binary extended Euclid; variable time, public data only).
-fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32; N]> {
-    let mut one = [0u32; N];
-    one[0] = 1;
-    if is_zero(a) || geq(a, m) {
-        return None;
-    }
-    let m_neg_inv = neg_inv32(m[0]);
-    let (mut u, mut v) = (*a, *m);
-    let (mut x1, mut x2) = (one, [0u32; N]);
-    while u != one && v != one {
-        if is_zero(&u) || is_zero(&v) {
-            return None;
-        }
-        // Each run of low zero bits at once (up to 31 per step), rather than one halving per bit.
-        while u[0] & 1 == 0 {
-            let k = u[0].trailing_zeros().min(31);
-            shift_right(&mut u, k, 0);
-            div_pow2_mod(&mut x1, k, m, m_neg_inv);
-        }
-        while v[0] & 1 == 0 {
-            let k = v[0].trailing_zeros().min(31);
-            shift_right(&mut v, k, 0);
-            div_pow2_mod(&mut x2, k, m, m_neg_inv);
-        }
-        if geq(&u, &v) {
-            u = sub_limbs(&u, &v).0;
-            x1 = sub_mod(&x1, &x2, m);
-        } else {
-            v = sub_limbs(&v, &u).0;
-            x2 = sub_mod(&x2, &x1, m);
-        }
-    }
-    Some(if u == one { x1 } else { x2 })
 }
 
 /// a - b mod m (a, b < m).

@@ -7,10 +7,12 @@
 //! that instantiates it, so everything exported here is concrete: the core never instantiates the
 //! generic field and curve code itself.
 
-// Unsafe code only where a module allows it: the RSA rows in x86-64 assembly (`rsa/adx.rs`).
+// Unsafe code only where a module allows it: the RSA rows in x86-64 assembly (`rsa/adx.rs`) and the
+// Wasm row loop's SIMD loads and stores (`rsa/mont_f64.rs`).
 #![deny(unsafe_code)]
 
 mod ec;
+mod modinv;
 // P-256's field on 29-bit limbs: the Wasm build's (the tests run it on every target).
 #[cfg(any(target_arch = "wasm32", test, feature = "p256-limbs29"))]
 mod p256_field;
