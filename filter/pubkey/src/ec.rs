@@ -87,7 +87,7 @@ const fn add_limbs<const N: usize>(a: &[u32; N], b: &[u32; N]) -> ([u32; N], u32
     (out, carry as u32)
 }
 
-fn is_zero<const N: usize>(a: &[u32; N]) -> bool {
+pub(crate) fn is_zero<const N: usize>(a: &[u32; N]) -> bool {
     a.iter().all(|&x| x == 0)
 }
 

@@ -28,12 +28,7 @@ const NEG_INV256: [u8; 128] = {
     let mut t = [0u8; 128];
     let mut i = 0;
     while i < 128 {
-        let f = 2 * i as u32 + 1;
-        // Newton's iteration from f itself (f·f = 1 mod 8): 3, 6, then 12 correct bits.
-        let mut x = f;
-        x = x.wrapping_mul(2u32.wrapping_sub(f.wrapping_mul(x)));
-        x = x.wrapping_mul(2u32.wrapping_sub(f.wrapping_mul(x)));
-        t[i] = x.wrapping_neg() as u8;
+        t[i] = crate::ec::neg_inv32(2 * i as u32 + 1) as u8;
         i += 1;
     }
     t
@@ -76,49 +71,38 @@ fn divsteps(mut eta: i32, f0: u32, g0: u32) -> (i32, [i64; 4]) {
     (eta, [u as i32 as i64, v as i32 as i64, q as i32 as i64, r as i32 as i64])
 }
 
-/// (f, g) = (u·f + v·g, q·f + r·g) / 2^30, exactly (the matrix cleared the low 30 bits).
-fn update_fg(f: &mut Limbs, g: &mut Limbs, t: [i64; 4], len: usize) {
+/// (x, y) = (u·x + v·y + mx·m, q·x + r·y + my·m) / 2^30, the matrix and the multiples of m having
+/// cleared the low 30 bits (for f and g the matrix alone does, with mx = my = 0).
+fn apply(x: &mut Limbs, y: &mut Limbs, t: [i64; 4], m: &Limbs, mx: i64, my: i64, len: usize) {
     let [u, v, q, r] = t;
-    let (mut cf, mut cg) = ((u * f[0] + v * g[0]) >> W, (q * f[0] + r * g[0]) >> W);
+    let (mut cx, mut cy) = ((u * x[0] + v * y[0] + m[0] * mx) >> W, (q * x[0] + r * y[0] + m[0] * my) >> W);
     for i in 1..len {
-        cf += u * f[i] + v * g[i];
-        cg += q * f[i] + r * g[i];
-        f[i - 1] = cf & MASK;
-        g[i - 1] = cg & MASK;
-        cf >>= W;
-        cg >>= W;
+        cx += u * x[i] + v * y[i] + m[i] * mx;
+        cy += q * x[i] + r * y[i] + m[i] * my;
+        x[i - 1] = cx & MASK;
+        y[i - 1] = cy & MASK;
+        cx >>= W;
+        cy >>= W;
     }
-    f[len - 1] = cf;
-    g[len - 1] = cg;
+    x[len - 1] = cx;
+    y[len - 1] = cy;
 }
 
-/// (d, e) = (u·d + v·e, q·d + r·e) / 2^30 mod m, kept in (-2m, m): a multiple of m that clears
-/// the low 30 bits is added first (m_inv = m^-1 mod 2^30), plus m·u (m·q) when d (e) is negative.
+/// (d, e) = (u·d + v·e, q·d + r·e) / 2^30 mod m, kept in (-2m, m): the multiple of m that clears
+/// the low 30 bits is added (m_inv = m^-1 mod 2^30), plus m·u (m·q) when d (e) is negative.
 fn update_de(d: &mut Limbs, e: &mut Limbs, t: [i64; 4], m: &Limbs, m_inv: u32, len: usize) {
     let [u, v, q, r] = t;
     let (d_neg, e_neg) = (d[len - 1] >> 63, e[len - 1] >> 63);
     let mut md = (u & d_neg) + (v & e_neg);
     let mut me = (q & d_neg) + (r & e_neg);
-    let mut cd = u * d[0] + v * e[0];
-    let mut ce = q * d[0] + r * e[0];
+    let (cd, ce) = (u * d[0] + v * e[0], q * d[0] + r * e[0]);
     md -= (m_inv.wrapping_mul(cd as u32).wrapping_add(md as u32) as i64) & MASK;
     me -= (m_inv.wrapping_mul(ce as u32).wrapping_add(me as u32) as i64) & MASK;
-    cd = (cd + m[0] * md) >> W;
-    ce = (ce + m[0] * me) >> W;
-    for i in 1..len {
-        cd += u * d[i] + v * e[i] + m[i] * md;
-        ce += q * d[i] + r * e[i] + m[i] * me;
-        d[i - 1] = cd & MASK;
-        e[i - 1] = ce & MASK;
-        cd >>= W;
-        ce >>= W;
-    }
-    d[len - 1] = cd;
-    e[len - 1] = ce;
+    apply(d, e, t, m, md, me, len);
 }
 
-/// x + k·m (k = 1 or -1 for a negation: -x), carried back to 30-bit limbs with a signed top limb.
-fn add_multiple(x: &mut Limbs, m: &Limbs, negate: bool, len: usize) {
+/// x + m, or -x when `negate`, carried back to 30-bit limbs with a signed top limb.
+fn add_or_negate(x: &mut Limbs, m: &Limbs, negate: bool, len: usize) {
     let mut c = 0i64;
     for i in 0..len {
         c += if negate { -x[i] } else { x[i] + m[i] };
@@ -170,7 +154,7 @@ fn from_limbs<const N: usize>(x: &Limbs, len: usize) -> [u32; N] {
 /// factor with m) or the input is out of range.
 pub(crate) fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32; N]> {
     let len = (32 * N + 2).div_ceil(W as usize);
-    if len > L || m[0] & 1 == 0 || a.iter().all(|&w| w == 0) || crate::ec::geq(a, m) {
+    if len > L || m[0] & 1 == 0 || crate::ec::is_zero(a) || crate::ec::geq(a, m) {
         return None;
     }
     let mm = to_limbs(m);
@@ -183,7 +167,7 @@ pub(crate) fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32
         let (next, t) = divsteps(eta, f[0] as u32, g[0] as u32);
         eta = next;
         update_de(&mut d, &mut e, t, &mm, m_inv, len);
-        update_fg(&mut f, &mut g, t, len);
+        apply(&mut f, &mut g, t, &mm, 0, 0, len);
         if g[..len].iter().all(|&x| x == 0) {
             let plus_one = f[0] == 1 && f[1..len].iter().all(|&x| x == 0);
             let minus_one = f[..len - 1].iter().all(|&x| x == MASK) && f[len - 1] == -1;
@@ -192,13 +176,13 @@ pub(crate) fn inv_mod<const N: usize>(a: &[u32; N], m: &[u32; N]) -> Option<[u32
             }
             // d·a = f = ±1 (mod m), d in (-2m, m): the inverse is ±d, brought into [0, m).
             if d[len - 1] < 0 {
-                add_multiple(&mut d, &mm, false, len);
+                add_or_negate(&mut d, &mm, false, len);
             }
             if minus_one {
-                add_multiple(&mut d, &mm, true, len);
+                add_or_negate(&mut d, &mm, true, len);
             }
             if d[len - 1] < 0 {
-                add_multiple(&mut d, &mm, false, len);
+                add_or_negate(&mut d, &mm, false, len);
             }
             return Some(from_limbs(&d, len));
         }
