@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 
+from harness.envoy import free_port
+
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RLS_SERVER = os.path.join(TESTS, "ratelimit", "server.py")
 REDIS_SERVER = os.environ.get("CAGATE_REDIS_SERVER", "redis-server")
@@ -28,10 +30,6 @@ ETCD = os.environ.get("CAGATE_ETCD", "etcd")
 ETCDCTL = os.environ.get("CAGATE_ETCDCTL", "etcdctl")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tests_on_path():

@@ -1,6 +1,7 @@
 """Starts a real Envoy with the cagate filter on free loopback ports, and stops it."""
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -43,7 +44,30 @@ def stop_process(proc, log, workdir):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
+    """A free loopback port for a test server, below the kernel's ephemeral range. A port the kernel
+    picks for bind(0) comes from that range, which it also draws from for every outgoing connection
+    (a client's, Envoy's to a backend): one could take the port before the server meant to listen on
+    it binds, and the server would fail with "address already in use"."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(ephemeral_low, 10001))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
