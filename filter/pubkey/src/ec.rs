@@ -370,8 +370,30 @@ impl<const N: usize, M: Modulus<N>> Sub for Fe<N, M> {
 // ---------------------------------------------------------------------------------------------------
 // Curves y^2 = x^3 - 3x + b over F_p, of prime order n (cofactor 1).
 
-/// Number of teeth of the comb: tables of 2^TEETH - 1 points.
-const TEETH: usize = 8;
+/// The shape of a point's comb tables: `combs` combs of `teeth` teeth, a block of 2^teeth entries
+/// each. A multiplication adds one entry per comb and column (bits / teeth of them, rounded up) and
+/// doubles once per column a comb scans (its span: the columns / combs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Comb {
+    teeth: usize,
+    combs: usize,
+}
+
+impl Comb {
+    /// A public key's: four combs of eight teeth, 8 doublings and 64 additions for P-256 (64 KB).
+    const KEY: Comb = Comb { teeth: 8, combs: 4 };
+
+    /// Bits between two teeth.
+    const fn cols(self, bits: usize) -> usize {
+        bits.div_ceil(self.teeth)
+    }
+
+    /// Columns each comb scans. The combs must split the columns evenly, or a scalar's top bits
+    /// would be skipped (`Table::new` refuses such a shape).
+    const fn span(self, bits: usize) -> usize {
+        self.cols(bits) / self.combs
+    }
+}
 
 pub(crate) trait Curve<const N: usize>: 'static + Sized {
     /// The base field F_p.
@@ -381,6 +403,9 @@ pub(crate) trait Curve<const N: usize>: 'static + Sized {
     const B: [u32; N];
     const GX: [u32; N];
     const GY: [u32; N];
+    /// The generator's comb shape: its span must be a key's (`Comb::KEY`), since a verification
+    /// scans both tables' columns together.
+    const G_COMB: Comb = Comb::KEY;
     /// The generator's comb table, computed on first use.
     fn g_table() -> &'static Table<N, Self>;
 }
@@ -498,59 +523,62 @@ fn batch_affine<const N: usize, C: Curve<N>>(points: &[Jacobian<N, C>]) -> Optio
     Some(out)
 }
 
-/// The comb tables of a point P: COMBS combs of TEETH teeth, one block of 2^TEETH entries each. In
-/// comb v, entry m (1 <= m < 2^TEETH) is the sum over the bits j of m of 2^(j·COLS + v·SPAN)·P
-/// (COLS = bits / TEETH, SPAN = COLS / COMBS); entry 0 is unused (a copy of entry 1). Four combs
-/// offset by a quarter of the tooth spacing make a multiplication SPAN doublings instead of COLS (8
-/// instead of 32 for P-256) for four times the table (64 KB per P-256 key, 96 KB per P-384 key).
-pub(crate) struct Table<const N: usize, C: Curve<N>>(Vec<Affine<N, C>>);
-
-/// Combs per table.
-const COMBS: usize = 4;
+/// The comb tables of a point P. In comb v, entry m (1 <= m < 2^teeth) is the sum over the bits j of
+/// m of 2^(j·cols + v·span)·P; entry 0 is unused (a copy of entry 1). Combs offset by a fraction of
+/// the tooth spacing make a multiplication `span` doublings instead of `cols`, for that many times
+/// the table.
+pub(crate) struct Table<const N: usize, C: Curve<N>> {
+    points: Vec<Affine<N, C>>,
+    comb: Comb,
+    cols: usize,
+    span: usize,
+}
 
 impl<const N: usize, C: Curve<N>> Table<N, C> {
-    /// Bits between two teeth of a comb.
-    const COLS: usize = 32 * N / TEETH;
-    /// Columns each comb scans: the doublings of a multiplication. The combs must split the columns
-    /// evenly, or a scalar's top bits would be skipped: checked when the constant is evaluated.
-    const SPAN: usize = {
-        assert!(Self::COLS % COMBS == 0, "the combs must split the columns evenly");
-        Self::COLS / COMBS
-    };
+    const BITS: usize = 32 * N;
 
-    fn new(p: Affine<N, C>) -> Option<Self> {
-        // 2^(k·SPAN)·P for k < TEETH·COMBS: tooth j of comb v is k = j·COMBS + v.
-        let mut bases = Vec::with_capacity(TEETH * COMBS);
+    /// An empty table (adds nothing: only if the curve's constants were wrong).
+    const EMPTY: Self = Table { points: Vec::new(), comb: Comb::KEY, cols: 0, span: 0 };
+
+    fn new(p: Affine<N, C>, comb: Comb) -> Option<Self> {
+        let (cols, span) = (comb.cols(Self::BITS), comb.span(Self::BITS));
+        if cols % comb.combs != 0 {
+            return None;
+        }
+        // 2^(k·span)·P for k < teeth·combs: tooth j of comb v is k = j·combs + v.
+        let mut bases = Vec::with_capacity(comb.teeth * comb.combs);
         let mut b = p.jacobian();
-        for k in 0..TEETH * COMBS {
+        for k in 0..comb.teeth * comb.combs {
             if k > 0 {
-                for _ in 0..Self::SPAN {
+                for _ in 0..span {
                     b = b.double();
                 }
             }
             bases.push(b);
         }
         let bases = batch_affine(&bases)?;
-        let mut jac = vec![Jacobian::<N, C>::INFINITY; COMBS << TEETH];
-        for (v, block) in jac.chunks_exact_mut(1 << TEETH).enumerate() {
-            for m in 1..1usize << TEETH {
+        let mut jac = vec![Jacobian::<N, C>::INFINITY; comb.combs << comb.teeth];
+        for (v, block) in jac.chunks_exact_mut(1 << comb.teeth).enumerate() {
+            for m in 1..1usize << comb.teeth {
                 let j = usize::BITS as usize - 1 - m.leading_zeros() as usize;
                 let rest = m ^ 1 << j;
-                let base = bases.get(j * COMBS + v)?;
+                let base = bases.get(j * comb.combs + v)?;
                 block[m] = if rest == 0 { base.jacobian() } else { block[rest].add_affine(base) };
             }
             block[0] = block[1];
         }
-        Some(Table(batch_affine(&jac)?))
+        Some(Table { points: batch_affine(&jac)?, comb, cols, span })
     }
 
-    /// Comb v's digit of scalar k at column c: bit j is bit j·COLS + v·SPAN + c of k.
+    /// Comb v's digit of scalar k at column c: bit j is bit j·cols + v·span + c of k (0 past the top).
     #[inline]
-    fn digit(k: &[u32; N], v: usize, c: usize) -> usize {
+    fn digit(&self, k: &[u32; N], v: usize, c: usize) -> usize {
         let mut d = 0;
-        for j in 0..TEETH {
-            let i = j * Self::COLS + v * Self::SPAN + c;
-            d |= (((k[i / 32] >> (i % 32)) & 1) as usize) << j;
+        for j in 0..self.comb.teeth {
+            let i = j * self.cols + v * self.span + c;
+            if let Some(limb) = k.get(i / 32) {
+                d |= (((limb >> (i % 32)) & 1) as usize) << j;
+            }
         }
         d
     }
@@ -558,20 +586,24 @@ impl<const N: usize, C: Curve<N>> Table<N, C> {
     /// Entry `d` of comb `v`.
     #[inline]
     fn entry(&self, v: usize, d: usize) -> Option<&Affine<N, C>> {
-        self.0.get(v << TEETH | d)
+        self.points.get(v << self.comb.teeth | d)
     }
 }
 
-/// u1·G + u2·Q, both scalars below n, sharing the doublings. An incomplete table (only if the
-/// curve's constants were wrong) gives a wrong point, which no signature matches.
+/// u1·G + u2·Q, both scalars below n, sharing the doublings (both tables scan columns of the same
+/// span). An incomplete table, or tables of different spans (only if the curve's constants were
+/// wrong), give a wrong point, which no signature matches.
 fn mul2<const N: usize, C: Curve<N>>(u1: &[u32; N], u2: &[u32; N], q: &Table<N, C>) -> Jacobian<N, C> {
     let g = C::g_table();
     let mut acc = Jacobian::<N, C>::INFINITY;
-    for c in (0..Table::<N, C>::SPAN).rev() {
+    if g.span != q.span {
+        return acc;
+    }
+    for c in (0..q.span).rev() {
         acc = acc.double();
-        for v in 0..COMBS {
-            for (k, table) in [(u1, g), (u2, q)] {
-                let d = Table::<N, C>::digit(k, v, c);
+        for (k, table) in [(u1, g), (u2, q)] {
+            for v in 0..table.comb.combs {
+                let d = table.digit(k, v, c);
                 if let Some(point) = (d != 0).then(|| table.entry(v, d)).flatten() {
                     acc = acc.add_affine(point);
                 }
@@ -595,7 +627,7 @@ impl<const N: usize, C: Curve<N>> PublicKey<N, C> {
     pub(crate) fn new(x: &[u8], y: &[u8]) -> Option<Self> {
         let point = Affine::<N, C>::from_be(x, y)?;
         C::g_table();
-        Some(PublicKey(Arc::new(Table::new(point)?)))
+        Some(PublicKey(Arc::new(Table::new(point, Comb::KEY)?)))
     }
 
     /// Verifies a JWS signature (r || s, 4·N bytes each, big-endian) over a message whose hash (of
@@ -658,6 +690,10 @@ impl Curve<8> for P256 {
     const B: [u32; 8] = hex("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b");
     const GX: [u32; 8] = hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296");
     const GY: [u32; 8] = hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5");
+    /// Three combs of eleven teeth: 24 columns of span 8 like a key's, so u1·G takes 24 additions
+    /// instead of 32 (ES256 verification is mostly additions). One table per process (per VM in
+    /// Wasm): 6,144 points, 442 KB in Wasm, built once, against 74 KB for four combs of eight.
+    const G_COMB: Comb = Comb { teeth: 11, combs: 3 };
     fn g_table() -> &'static Table<8, Self> {
         static T: OnceLock<Table<8, P256>> = OnceLock::new();
         T.get_or_init(generator_table)
@@ -693,7 +729,7 @@ impl Curve<12> for P384 {
 /// constants wrong, the table would be empty and every signature would be refused (tested).
 fn generator_table<const N: usize, C: Curve<N>>() -> Table<N, C> {
     let g = F::<N, C>::new(&C::GX).zip(F::<N, C>::new(&C::GY)).map(|(x, y)| Affine { x, y });
-    g.filter(Affine::on_curve).and_then(Table::new).unwrap_or(Table(Vec::new()))
+    g.filter(Affine::on_curve).and_then(|g| Table::new(g, C::G_COMB)).unwrap_or(Table::EMPTY)
 }
 
 #[cfg(test)]
@@ -706,7 +742,8 @@ mod tests {
     }
 
     fn generator_ok<const N: usize, C: Curve<N>>() {
-        assert_eq!(C::g_table().0.len(), COMBS << TEETH);
+        assert_eq!(C::g_table().points.len(), C::G_COMB.combs << C::G_COMB.teeth);
+        assert_eq!(C::g_table().span, Comb::KEY.span(32 * N), "the generator's combs must scan a key's span");
         let g = Affine::<N, C>::from_be(&be(&C::GX), &be(&C::GY)).unwrap();
         // n·G = infinity, (n-1)·G = -G.
         let n = <C::Order as Modulus<N>>::M;
@@ -719,7 +756,7 @@ mod tests {
         let a = batch_affine(&[p]).unwrap()[0];
         assert!(a.x == g.x && a.y == F::<N, C>::ZERO - g.y);
         // 1·G + 1·G = 2G (the doubling case of the addition).
-        let t = Table::new(g).unwrap();
+        let t = Table::new(g, Comb::KEY).unwrap();
         let two = batch_affine(&[mul2::<N, C>(&one, &one, &t)]).unwrap()[0];
         let dbl = batch_affine(&[g.jacobian().double()]).unwrap()[0];
         assert!(two.x == dbl.x && two.y == dbl.y);
@@ -735,6 +772,7 @@ mod tests {
         const B: [u32; 8] = P256::B;
         const GX: [u32; 8] = P256::GX;
         const GY: [u32; 8] = P256::GY;
+        const G_COMB: Comb = P256::G_COMB;
         fn g_table() -> &'static Table<8, Self> {
             static T: OnceLock<Table<8, P256Limbs29>> = OnceLock::new();
             T.get_or_init(generator_table)
