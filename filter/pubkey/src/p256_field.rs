@@ -5,7 +5,9 @@
 //! the reduction. Montgomery form with R = 2^261: p = -1 mod 2^29, so a reduction step's multiplier
 //! is the column's low 29 bits, and m·p = m·(p + 1) - m with p + 1 = 2^256 - 2^224 + 2^192 + 2^96 is
 //! four shifted additions. Under V8 a multiplication takes 606 instructions against 960 with 32-bit
-//! limbs. Every result is fully reduced, so equal values have equal limbs.
+//! limbs. Results are only partly reduced, below 2p: a product of such values stays below 2p without
+//! the final subtraction, and sums and differences are brought back below 2p by one conditional
+//! ±2p, as they were below p by ±p. Equality and the zero test compare values, not limbs.
 
 use std::ops::{Add, Mul, Sub};
 
@@ -20,6 +22,8 @@ const MASK: u32 = (1 << W) - 1;
 /// p as 32-bit limbs, and as 29-bit limbs.
 const P32: [u32; 8] = P256Field::M;
 const P: [u32; K] = to29(&P32);
+/// 2p as 29-bit limbs (2p < 2^257).
+const P2: [u32; K] = double(&P);
 /// R mod p (one in Montgomery form) and R^2 mod p (into Montgomery form).
 const R1: [u32; K] = to29(&pow2_mod(&P32, 29 * K));
 const R2: [u32; K] = to29(&pow2_mod(&P32, 2 * 29 * K));
@@ -33,6 +37,19 @@ const fn to29(a: &[u32; 8]) -> [u32; K] {
         let lo = (a[w] >> s) as u64;
         let hi = if w + 1 < 8 { (a[w + 1] as u64) << (32 - s) } else { 0 };
         out[i] = (lo | hi) as u32 & MASK;
+        i += 1;
+    }
+    out
+}
+
+/// 2a, 29-bit limbs (a below 2^260).
+const fn double(a: &[u32; K]) -> [u32; K] {
+    let mut out = [0u32; K];
+    let (mut i, mut carry) = (0, 0);
+    while i < K {
+        let v = 2 * a[i] + carry;
+        out[i] = v & MASK;
+        carry = v >> W;
         i += 1;
     }
     out
@@ -56,7 +73,7 @@ const fn to32(a: &[u32; K]) -> [u32; 8] {
     out
 }
 
-/// a - p if a >= p (a below 2p, limbs below 2^29).
+/// a - p if a >= p (a below 2p, limbs below 2^29): the fully reduced value.
 #[inline(always)]
 fn reduce_once(a: [u32; K]) -> [u32; K] {
     let mut d = [0u32; K];
@@ -73,7 +90,9 @@ fn reduce_once(a: [u32; K]) -> [u32; K] {
     }
 }
 
-/// The Montgomery reduction of the 2K column sums of a product of values below p: t/R mod p.
+/// The Montgomery reduction of the 2K column sums t of a product of values below 2p: t/R mod p,
+/// below 2p. t < 4p^2 < p·R (4p < R = 2^261), so (t + m·p)/R < (p·R + R·p)/R = 2p with no final
+/// subtraction.
 #[inline(always)]
 fn redc(t: &mut [i64; 2 * K]) -> [u32; K] {
     for i in 0..K {
@@ -85,7 +104,7 @@ fn redc(t: &mut [i64; 2 * K]) -> [u32; K] {
         t[i + 7] -= m << 21; // 2^224 = 2^(29·7 + 21)
         t[i + 8] += m << 24; // 2^256 = 2^(29·8 + 24)
     }
-    // (t + m·p)/R is in [0, 2p): normalise the columns (signed), then one subtraction at most.
+    // (t + m·p)/R is in [0, 2p): normalise the columns (signed).
     let mut out = [0u32; K];
     let mut carry = 0i64;
     for (o, &v) in out.iter_mut().zip(&t[K..]) {
@@ -93,12 +112,19 @@ fn redc(t: &mut [i64; 2 * K]) -> [u32; K] {
         *o = v as u32 & MASK;
         carry = v >> W;
     }
-    reduce_once(out)
+    out
 }
 
-/// An element of P-256's field in Montgomery form (R = 2^261), fully reduced.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// An element of P-256's field in Montgomery form (R = 2^261), below 2p: a value has two
+/// representations, x and x + p, when x + p < 2p.
+#[derive(Clone, Copy)]
 pub(crate) struct P256Fe([u32; K]);
+
+impl PartialEq for P256Fe {
+    fn eq(&self, other: &Self) -> bool {
+        reduce_once(self.0) == reduce_once(other.0)
+    }
+}
 
 impl Field<8> for P256Fe {
     const ZERO: Self = P256Fe([0; K]);
@@ -108,7 +134,8 @@ impl Field<8> for P256Fe {
     fn value(self) -> [u32; 8] {
         let mut one = [0u32; K];
         one[0] = 1;
-        to32(&(self * P256Fe(one)).0)
+        // a·1/R < 2p/R + p, so p at most (a = p), which the subtraction takes to 0.
+        to32(&reduce_once((self * P256Fe(one)).0))
     }
 
     fn new(a: &[u32; 8]) -> Option<Self> {
@@ -116,7 +143,7 @@ impl Field<8> for P256Fe {
     }
 
     fn is_zero(self) -> bool {
-        self.0 == [0; K]
+        self.0 == [0; K] || self.0 == P
     }
 
     /// Each cross product once.
@@ -155,7 +182,7 @@ impl Add for P256Fe {
     type Output = Self;
     #[inline(never)]
     fn add(self, rhs: Self) -> Self {
-        // a + b and a + b - p in one pass (two independent chains); the sum is below 2p < 2^257, so
+        // a + b and a + b - 2p in one pass (two independent chains); the sum is below 4p < 2^258, so
         // the top limb holds it, and the second is the result unless it went below zero.
         let (mut s, mut d) = ([0u32; K], [0u32; K]);
         let (mut carry, mut borrow) = (0u32, 0i64);
@@ -163,7 +190,7 @@ impl Add for P256Fe {
             let v = self.0[j] + rhs.0[j] + carry;
             s[j] = v & MASK;
             carry = v >> W;
-            let w = s[j] as i64 - P[j] as i64 + borrow;
+            let w = s[j] as i64 - P2[j] as i64 + borrow;
             d[j] = w as u32 & MASK;
             borrow = w >> W;
         }
@@ -175,7 +202,7 @@ impl Sub for P256Fe {
     type Output = Self;
     #[inline(never)]
     fn sub(self, rhs: Self) -> Self {
-        // a - b and a - b + p in one pass (two independent chains); the first is the result unless it
+        // a - b and a - b + 2p in one pass (two independent chains); the first is the result unless it
         // went below zero (the carry out of the second's top limb drops with the borrow).
         let (mut d, mut e) = ([0u32; K], [0u32; K]);
         let (mut borrow, mut carry) = (0i64, 0u32);
@@ -183,7 +210,7 @@ impl Sub for P256Fe {
             let v = self.0[j] as i64 - rhs.0[j] as i64 + borrow;
             d[j] = v as u32 & MASK;
             borrow = v >> W;
-            let w = d[j] + P[j] + carry;
+            let w = d[j] + P2[j] + carry;
             e[j] = w & MASK;
             carry = w >> W;
         }
@@ -239,9 +266,9 @@ mod tests {
         }
         edges.push([u32::MAX, u32::MAX, u32::MAX, 0, 0, 0, 0, 0]);
         let values: Vec<[u32; 8]> = edges.iter().copied().chain((0..400).map(|_| rng.below_p())).collect();
-        // Every result fully reduced (its limbs below p), and the value the 32-bit field gives.
+        // Every result below 2p (its limbs below 2^29), and the value the 32-bit field gives.
         let value = |x: P256Fe| {
-            assert!(x.0.iter().all(|&l| l <= MASK) && !geq(&x.0, &P), "not fully reduced: {:?}", x.0);
+            assert!(x.0.iter().all(|&l| l <= MASK) && !geq(&x.0, &P2), "not below 2p: {:?}", x.0);
             x.value()
         };
         for (i, a) in values.iter().enumerate() {
@@ -259,6 +286,23 @@ mod tests {
                 assert_eq!(value(fa.invert().unwrap() * fa), value(P256Fe::ONE), "inverse");
             }
         }
+        // The second representation of a value, x + p, compares equal to x and converts back to it.
+        let plus_p = |x: P256Fe| {
+            let mut out = [0u32; K];
+            let mut carry = 0;
+            for j in 0..K {
+                let v = x.0[j] + P[j] + carry;
+                out[j] = v & MASK;
+                carry = v >> W;
+            }
+            P256Fe(out)
+        };
+        assert!(plus_p(P256Fe::ZERO).is_zero() && plus_p(P256Fe::ZERO) == P256Fe::ZERO);
+        assert!(plus_p(P256Fe::ONE) == P256Fe::ONE && !plus_p(P256Fe::ONE).is_zero());
+        assert_eq!(plus_p(P256Fe::ONE).value(), P256Fe::ONE.value());
+        let two = P256Fe::ONE + P256Fe::ONE;
+        assert!(plus_p(P256Fe::ONE) + plus_p(P256Fe::ONE) == two && plus_p(P256Fe::ONE) * plus_p(two) == two);
+        assert!(plus_p(P256Fe::ONE) - P256Fe::ONE == P256Fe::ZERO && P256Fe::ONE - plus_p(P256Fe::ONE) == P256Fe::ZERO);
         assert!(P256Fe::new(&P32).is_none(), "p itself");
         assert!(P256Fe::ZERO.is_zero() && !P256Fe::ONE.is_zero());
     }
