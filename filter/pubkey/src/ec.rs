@@ -278,8 +278,8 @@ fn mont_mul_cios<const N: usize, M: Modulus<N>>(a: &[u32; N], b: &[u32; N]) -> [
     t
 }
 
-/// What the curve code needs of the elements of its base field: always fully reduced, so that equal
-/// values compare equal.
+/// What the curve code needs of the elements of its base field. Equality and `is_zero` are of values:
+/// an element may have more than one representation (`p256_field` keeps them below 2p).
 pub(crate) trait Field<const N: usize>: Copy + PartialEq + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + 'static {
     const ZERO: Self;
     const ONE: Self;
