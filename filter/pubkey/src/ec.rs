@@ -388,10 +388,15 @@ impl Comb {
         bits.div_ceil(self.teeth)
     }
 
-    /// Columns each comb scans. The combs must split the columns evenly, or a scalar's top bits
-    /// would be skipped (`Table::new` refuses such a shape).
+    /// Columns each comb scans.
     const fn span(self, bits: usize) -> usize {
         self.cols(bits) / self.combs
+    }
+
+    /// Whether the combs split the columns evenly (else a scalar's top bits would be skipped) and
+    /// scan a key's span (a verification scans both tables' columns together).
+    const fn fits(self, bits: usize) -> bool {
+        self.cols(bits) % self.combs == 0 && self.span(bits) == Comb::KEY.span(bits)
     }
 }
 
@@ -542,9 +547,6 @@ impl<const N: usize, C: Curve<N>> Table<N, C> {
 
     fn new(p: Affine<N, C>, comb: Comb) -> Option<Self> {
         let (cols, span) = (comb.cols(Self::BITS), comb.span(Self::BITS));
-        if cols % comb.combs != 0 {
-            return None;
-        }
         // 2^(k·span)·P for k < teeth·combs: tooth j of comb v is k = j·combs + v.
         let mut bases = Vec::with_capacity(comb.teeth * comb.combs);
         let mut b = p.jacobian();
@@ -591,14 +593,11 @@ impl<const N: usize, C: Curve<N>> Table<N, C> {
 }
 
 /// u1·G + u2·Q, both scalars below n, sharing the doublings (both tables scan columns of the same
-/// span). An incomplete table, or tables of different spans (only if the curve's constants were
-/// wrong), give a wrong point, which no signature matches.
+/// span: `Comb::fits`). An incomplete table (only if the curve's constants were wrong) gives a wrong
+/// point, which no signature matches.
 fn mul2<const N: usize, C: Curve<N>>(u1: &[u32; N], u2: &[u32; N], q: &Table<N, C>) -> Jacobian<N, C> {
     let g = C::g_table();
     let mut acc = Jacobian::<N, C>::INFINITY;
-    if g.span != q.span {
-        return acc;
-    }
     for c in (0..q.span).rev() {
         acc = acc.double();
         for (k, table) in [(u1, g), (u2, q)] {
@@ -728,6 +727,8 @@ impl Curve<12> for P384 {
 /// The generator's table. The generator is a constant on the curve, so this cannot fail; were the
 /// constants wrong, the table would be empty and every signature would be refused (tested).
 fn generator_table<const N: usize, C: Curve<N>>() -> Table<N, C> {
+    // Both shapes a curve uses, checked when it is compiled.
+    const { assert!(Comb::KEY.fits(32 * N) && C::G_COMB.fits(32 * N), "a comb shape does not fit the curve") };
     let g = F::<N, C>::new(&C::GX).zip(F::<N, C>::new(&C::GY)).map(|(x, y)| Affine { x, y });
     g.filter(Affine::on_curve).and_then(|g| Table::new(g, C::G_COMB)).unwrap_or(Table::EMPTY)
 }
