@@ -507,6 +507,29 @@ def instructions_per_request(defs, work, warmup=300, measured=1000):
 # The empty Wasm filter on cagate's signed requests: the floor the signed rows are measured against.
 SIGNED_FLOOR = "empty wasm filter (signed requests)"
 
+# A token verified on every request, against Envoy's jwt_authn, for the whole request and for the
+# verification alone: each side minus its own cached-token row (the token's parsing, the filter's
+# host calls), which leaves the signature check and what a first use adds (cagate caches the token).
+VERIFY_ROWS = [("ES256", "jwt ES256 first use", "envoy jwt_authn ES256"),
+               ("RS256", "jwt RS256 first use", "envoy jwt_authn RS256")]
+CACHED_ROWS = ("jwt RS256 cached", "envoy jwt_authn RS256 + cache")
+
+
+def verification_lines(value, unit):
+    """The VERIFY_ROWS comparisons, `value(name)` giving a row's figure over no filter (None when the
+    row did not run): lines to print."""
+    lines = []
+    for alg, ours, theirs in VERIFY_ROWS:
+        o, t, oc, tc = value(ours), value(theirs), value(CACHED_ROWS[0]), value(CACHED_ROWS[1])
+        if o is None or t is None:
+            continue
+        line = f"{alg} on every request against jwt_authn: {o:+.1f} vs {t:+.1f} {unit} over no filter ({o / t:.2f}x)"
+        if oc is not None and tc is not None and t > tc:
+            line += (f"; the verification alone (minus each side's cached-token row) {o - oc:+.1f} vs {t - tc:+.1f}"
+                     f" ({(o - oc) / (t - tc):.2f}x)")
+        lines.append(line)
+    return lines
+
 # The host calls the cagate filter makes on a request, as filter/empty makes them (`Call` there).
 HOST_CALLS = ["request_map", "request_header", "add_request_header", "set_request_header", "remove_request_header",
               "response_map", "response_header", "add_response_header", "time", "set_property", "histogram",
@@ -691,6 +714,9 @@ def main():
         for name in (n for n in totals if n.startswith("cagate signed") and floor):
             print(f"  {name} against the {SIGNED_FLOOR if SIGNED_FLOOR in totals else 'empty wasm filter'}: "
                   f"{totals[name] / floor:.2f}x")
+        none_k = totals.get("no filter")
+        for line in verification_lines(lambda n: totals[n] - none_k if n in totals and none_k else None, "k instructions"):
+            print(f"  {line}")
         for e in engines:
             e.__exit__(None, None, None)
         if args.keep:
@@ -736,6 +762,14 @@ def main():
         delta = statistics.median(r["cpu_us"] - e["cpu_us"] for r, e in zip(signed.rows, floor.rows))
         print(f"\ncagate signed against the empty Wasm filter on the same signed requests: {delta:+.1f} us/req, "
               f"ratio {ratio:.2f}")
+    none_rows = [r["cpu_us"] for r in none.rows]
+
+    def cpu_over_none(name):
+        s_ = by_name.get(name)
+        return statistics.median(r["cpu_us"] - n for r, n in zip(s_.rows, none_rows)) if s_ else None
+    lines = verification_lines(cpu_over_none, "us/req")
+    if lines:
+        print("\n" + "\n".join(lines))
     routed = {n: by_name.get(f"routed: {n}") for n in ("no filter", "envoy ratelimit (RLS)", "cagate signed",
                                                        "cagate traffic (cluster RLS)")}
     if all(routed.values()):
