@@ -89,6 +89,15 @@ fn token_bucket_refill() {
 }
 
 #[test]
+fn token_bucket_at_the_largest_limit_from_a_zeroed_counter() {
+    // The engine creates each counter holding zeros (refilled at time 0): the refill since then, at
+    // the largest limit a configuration allows, is beyond u64 and must saturate to a full bucket.
+    let zeroed = [0u8; 16];
+    let (_, rem, _) = step(Unit::Second, 100_000_000, Some(&zeroed), T0).unwrap();
+    assert_eq!(rem, 99_999_999);
+}
+
+#[test]
 fn validation_messages() {
     let bad = json!({
         "apps": [ { "appId": 1, "appKey": "k", "appSecret": "s" } ],

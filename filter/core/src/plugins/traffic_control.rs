@@ -223,7 +223,7 @@ pub fn step(unit: Unit, limit: u64, old: Option<&[u8]>, now_ms: i64) -> Result<(
     if unit == Unit::Second {
         let cap = limit.saturating_mul(1000);
         let tokens = match old.filter(|v| v.len() >= 16).map(read) {
-            Some((last, milli)) => milli.saturating_add((now_ms - last).max(0) as u64 * limit).min(cap),
+            Some((last, milli)) => milli.saturating_add((now_ms.saturating_sub(last).max(0) as u64).saturating_mul(limit)).min(cap),
             None => cap,
         };
         if tokens < 1000 {
