@@ -156,7 +156,12 @@ def test_no_key_set_loaded_refuses(jwt_gate):
 def test_remote_jwks_loads_rotates_and_survives_the_server(jwt_gate, jwks_server):
     p = jwt_gate.port
     assert eventually(lambda: call(p, "GET", "/remote", bearer(ROTATE_1.token())).status == 200) is True
-    jwks_server.keys = [ROTATE_2]  # rotation: the old key is gone
+    # A key set over 1 MiB is refused whatever it holds: the last good keys stay.
+    jwks_server.keys, jwks_server.size = [ROTATE_2], 1024 * 1024 + 1
+    assert eventually(lambda: "JWKS refused (the JWKS is larger than 1048576 bytes)" in jwt_gate.log_text()) is True
+    assert call(p, "GET", "/remote", bearer(ROTATE_1.token())).status == 200
+    assert_refused(call(p, "GET", "/remote", bearer(ROTATE_2.token())), 403, "A403JK")
+    jwks_server.size = 1024 * 1024  # at the limit: rotation, the old key is gone
     assert eventually(lambda: call(p, "GET", "/remote", bearer(ROTATE_2.token())).status == 200) is True
     assert eventually(lambda: call(p, "GET", "/remote", bearer(ROTATE_1.token())).code == "A403JK") is True
     jwks_server.stop()  # the JWKS server goes down: the last good keys stay

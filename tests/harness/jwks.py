@@ -41,11 +41,13 @@ class KeyPair:
 class JwksServer:
     def __init__(self, keys):
         self.keys = list(keys)
+        self.size = 0  # when larger than the key set, the document is padded with spaces (still JSON) to this size
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 body = json.dumps({"keys": [k.jwk for k in outer.keys]}).encode()
+                body += b" " * max(0, outer.size - len(body))
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))

@@ -107,6 +107,21 @@ fn a_document_with_a_conflict_is_refused_whole() {
     assert!(gw.with_registry(b"{not json").is_err());
 }
 
+#[test]
+fn a_document_larger_than_the_limit_is_refused_unparsed() {
+    let gw = compile(static_config().to_string().as_bytes()).unwrap();
+    let good = doc(json!([ { "appId": 2, "appKey": "k2", "appSecret": "s2" } ]), json!([]));
+    // Whitespace keeps it valid JSON: only its size refuses it.
+    let padded = |len: usize| {
+        let mut d = good.clone();
+        d.resize(len, b' ');
+        d
+    };
+    assert!(gw.with_registry(&padded(app_registry::MAX_DOCUMENT_BYTES)).is_ok(), "at the limit");
+    let problems: Vec<String> = gw.with_registry(&padded(app_registry::MAX_DOCUMENT_BYTES + 1)).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems, ["the registry document is larger than 67108864 bytes"]);
+}
+
 /// A control character (C0 with TAB, DEL, C1) in any field that names an app in a header, a log or a
 /// metric refuses the registry document whole, with the path of the field and without quoting it.
 #[test]

@@ -88,7 +88,8 @@ impl Registry {
         let result = match status.as_slice() {
             b"304" => "unchanged",
             b"200" => {
-                let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
+                // One byte past the largest document accepted: enough for `start` to refuse a larger one.
+                let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size.min(app_registry::MAX_DOCUMENT_BYTES + 1));
                 let etag = hostcall::header(Map::HttpCallResponse, "etag").map(|t| String::from_utf8_lossy(&t).into_owned());
                 match self.base.as_ref().map(|b| RegistryInstall::start(b, body)) {
                     // Validated in steps on the coming ticks, then shared (see `step`).

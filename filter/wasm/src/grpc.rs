@@ -6,9 +6,11 @@ use proxy_wasm::traits::Context;
 use std::time::Duration;
 
 /// Sends a call through the SDK (which must register its token with its dispatcher). Its wrapper
-/// panics only on a status other than Ok, ParseFailure and InternalFailure, and Envoy's
-/// `Context::grpcCall` returns no other (memory errors aside, impossible with our slices); the
-/// upstream is the serialized `GrpcService`, ASCII by construction (cluster names ≤ 120 bytes).
+/// panics on a status other than Ok, ParseFailure and InternalFailure. Envoy's `Context::grpcCall`
+/// answers one other, BadArgument, when it cannot create a gRPC client for the `GrpcService`; it
+/// creates one without checking the cluster, and ours holds only an `envoy_grpc` cluster name
+/// (validated when the configuration loads, at most 120 bytes, so the serialized message is ASCII),
+/// for which creating the client does not fail.
 pub(crate) fn send(ctx: &dyn Context, call: &GrpcCall) -> Option<u32> {
     let upstream = std::str::from_utf8(&call.upstream).ok()?;
     match ctx.dispatch_grpc_call(upstream, call.service, call.method, vec![], Some(&call.message), Duration::from_millis(call.timeout_ms)) {

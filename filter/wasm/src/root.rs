@@ -81,7 +81,8 @@ impl Context for Root {
         let Some(state) = self.state.clone() else { return };
         let Some(cagate_core::Plugin { name, .. }) = state.engine.gateway.plugins.get(idx as usize) else { return };
         let status = hostcall::header(Map::HttpCallResponse, ":status");
-        let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size);
+        // One byte past the largest key set accepted: enough for `publish` to refuse a larger one.
+        let body = hostcall::buffer(Buffer::HttpCallResponseBody, 0, body_size.min(jwks_fetch::MAX_DOCUMENT_BYTES + 1));
         if status.as_deref() != Some(b"200") {
             state.metrics.borrow_mut().jwks(idx, name, "failed");
             let shown = status.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or_else(|| "no response".into());

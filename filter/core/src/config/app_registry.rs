@@ -17,6 +17,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// The largest registry document accepted, about 2.5 times one of 100,000 apps and 200,000 grants. A
+/// larger answer is refused, and the adapters read no more than one byte past this, so a misbehaving
+/// registry server cannot exhaust a VM's memory.
+pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
+
 const DOC_FIELDS: &[&str] = &["apps", "authorizations", "version", "description", "datasets"];
 const GRANT_FIELDS: &[&str] = &["appId", "api", "stage", "authValidTime"];
 
@@ -68,6 +73,9 @@ impl Install {
     /// is refused at once.
     pub fn start(base: &Gateway, doc: Vec<u8>) -> Result<Install, Vec<Problem>> {
         let refuse = |message: String| vec![Problem { path: String::new(), message }];
+        if doc.len() > MAX_DOCUMENT_BYTES {
+            return Err(refuse(format!("the registry document is larger than {MAX_DOCUMENT_BYTES} bytes")));
+        }
         let text = std::str::from_utf8(&doc).map_err(|_| refuse("the registry document is not UTF-8 JSON".into()))?;
         let top: HashMap<&str, &RawValue> =
             serde_json::from_str(text).map_err(|e| refuse(format!("the registry document is not a JSON object: {e}")))?;

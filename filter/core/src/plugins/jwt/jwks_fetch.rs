@@ -72,8 +72,16 @@ pub fn release(store: &dyn SharedStore, plugin: &str) {
     }
 }
 
+/// The largest JWKS accepted: a key set holds at most 64 keys of a few KB each. A larger answer is
+/// refused, and the adapters read no more than one byte past this, so a misbehaving key server
+/// cannot exhaust a VM's memory.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
 /// Validates a fetched JWKS; if good, shares it with every VM and returns its keys.
 pub fn publish(store: &dyn SharedStore, plugin: &str, now_ms: i64, body: &[u8]) -> Result<Vec<Key>, String> {
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!("the JWKS is larger than {MAX_DOCUMENT_BYTES} bytes"));
+    }
     let v: Value = serde_json::from_slice(body).map_err(|_| "the JWKS is not JSON".to_string())?;
     let keys = parse_key_set(&v)?;
     if keys.is_empty() {
@@ -122,5 +130,19 @@ mod tests {
         // A failed fetch keeps its lease: the retry waits for it to lapse.
         assert!(!should_fetch(&store, "p", &remote, t + 5_000));
         assert!(should_fetch(&store, "p", &remote, t + 1_300 + 6_001));
+    }
+
+    #[test]
+    fn a_key_set_larger_than_the_limit_is_refused_and_not_shared() {
+        let store = MemoryStore::new();
+        // Whitespace keeps it valid JSON: only its size refuses it.
+        let padded = |len: usize| {
+            let mut d = JWKS.to_vec();
+            d.resize(len, b' ');
+            d
+        };
+        assert_eq!(publish(&store, "p", 1, &padded(MAX_DOCUMENT_BYTES + 1)).err().as_deref(), Some("the JWKS is larger than 1048576 bytes"));
+        assert!(load_if_changed(&store, "p", 0).is_none(), "nothing shared");
+        assert!(publish(&store, "p", 1, &padded(MAX_DOCUMENT_BYTES)).is_ok(), "at the limit");
     }
 }
