@@ -684,7 +684,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
         // SAFETY: a live config pointer; the arrays are valid for this hook (null when empty), and
         // are copied into the answer at once.
         let Some(c) = (unsafe { config_of(config) }) else { return };
-        let answer = unsafe { callout_answer(result, headers, headers_len, chunks, chunks_len) };
+        // One byte past the largest document a config callout fetches (the app registry's; a JWKS
+        // is smaller): enough for the reader to refuse a larger one.
+        let max_body = cagate_core::app_registry::MAX_DOCUMENT_BYTES + 1;
+        let answer = unsafe { callout_answer(result, headers, headers_len, chunks, chunks_len, max_body) };
         c.callout_done(callout_id, answer);
     })
 }
@@ -701,6 +704,8 @@ impl CalloutAnswer {
     }
 }
 
+/// The answer with at most `max_body` bytes of its body.
+///
 /// # Safety
 /// Each array must be null or hold its length of valid entries for this hook.
 unsafe fn callout_answer(
@@ -709,6 +714,7 @@ unsafe fn callout_answer(
     headers_len: usize,
     chunks: *const EnvoyBuffer,
     chunks_len: usize,
+    max_body: usize,
 ) -> CalloutAnswer {
     if result != CALLOUT_OK {
         return CalloutAnswer { headers: None, body: Vec::new() };
@@ -720,7 +726,9 @@ unsafe fn callout_answer(
         let headers = hs.iter().map(|h| (slice(h.key_ptr, h.key_length).to_vec(), slice(h.value_ptr, h.value_length).to_vec())).collect();
         let mut body = Vec::new();
         for c in cs {
-            body.extend_from_slice(slice(c.ptr, c.length));
+            let chunk = slice(c.ptr, c.length);
+            let room = max_body.saturating_sub(body.len());
+            body.extend_from_slice(chunk.get(..room).unwrap_or(chunk));
         }
         CalloutAnswer { headers: Some(headers), body }
     }
@@ -817,7 +825,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     guard((), || {
         // SAFETY: the arrays are valid for this hook (null when empty) and copied into the answer at
         // once; the filter pointer is this stream's, alive until its destroy hook.
-        let answer = unsafe { callout_answer(result, headers, headers_len, chunks, chunks_len) };
+        let answer = unsafe { callout_answer(result, headers, headers_len, chunks, chunks_len, cagate_core::MAX_HTTP_ANSWER_BODY) };
         if let Some(x) = unsafe { filter_of(filter) } {
             x.on_callout_done(FilterHandle(envoy), callout_id, &answer);
         }
