@@ -2,6 +2,7 @@
 published at runtime are admitted on every worker within refreshSeconds + 2 s, with no Envoy restart;
 key rotation; expired pairs; grants from the registry; the last good document survives a registry that
 fails or serves nonsense; a secret from the VM's environment."""
+import re
 import time
 
 import pytest
@@ -149,3 +150,32 @@ def test_before_a_first_document_registry_apps_are_told_to_retry(backend):
         assert get(e, "static-key", "static-secret-from-env").status == 200
         r = get(e, "k1", "s1")
         assert (r.status, r.code) == (503, "X503BZ"), r
+
+
+def app_requests(e, app_id, code="OK"):
+    m = re.search(rf'^cagate_app_requests{{cagate_app="{app_id}",cagate_code="{code}"}} (\d+)', e.stats(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_per_app_counts_follow_the_app_when_a_document_drops_another(backend):
+    """perApp metrics across registry installs: when a new document drops an app listed before
+    another, the other's requests are still counted under its own appId, not the dropped one's."""
+    reg = RegistryServer({"apps": [app(10001, "k1", "s1"), app(10002, "k2", "s2")],
+                          "authorizations": [grant(10001), grant(10002)]}).start()
+    cfg = dict(config(), metrics={"perApp": True})
+    filt = wasm_filter(cfg, vm_env={"CAGATE_STATIC_SECRET": "static-secret-from-env"})
+    try:
+        with Envoy(None, backend.port, concurrency=1, http_filters=[filt],
+                   extra_clusters=[static_cluster("registry", reg.port)]) as e:
+            wait_for(e, "k1", "s1", 200)
+            reg.publish({"apps": [app(10002, "k2", "s2")], "authorizations": [grant(10002)]})
+            wait_for(e, "k1", "s1", 400, code="A400IK")
+            time.sleep(1.2)  # counters reach Envoy on the filter's 0.5 s tick
+            dropped, kept = app_requests(e, 10001), app_requests(e, 10002)
+            assert dropped > 0
+            for _ in range(5):
+                assert get(e, "k2", "s2").status == 200
+            time.sleep(1.2)
+            assert (app_requests(e, 10001), app_requests(e, 10002)) == (dropped, kept + 5)
+    finally:
+        reg.stop()

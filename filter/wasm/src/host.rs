@@ -97,8 +97,8 @@ impl Stats for StatsSink<'_> {
                 let (api_idx, api_name) = api.map_or((u32::MAX, ""), |(i, n)| (i.0, n));
                 let (stage_idx, stage_name) = stage.map_or((u32::MAX, ""), |(i, n)| (i.0, n));
                 m.request((api_idx, stage_idx), (api_name, stage_name), code);
-                if let Some((idx, id)) = app {
-                    m.app_request(idx.0, id, code, max_apps);
+                if let Some((_, id)) = app {
+                    m.app_request(id, code, max_apps);
                 }
             }
             Stat::FilterMicros(us) => m.filter_micros(us),
@@ -132,8 +132,9 @@ pub(crate) struct Metrics {
     by_code: HashMap<&'static str, Counter>,
     /// Every request once, by API, stage and the code the client got (`OK`: the backend answered).
     requests: HashMap<(u32, u32, &'static str), Counter>,
-    /// By app and code, when the configuration asks for it; at most `max_apps` apps.
-    app_requests: HashMap<(u32, &'static str), Counter>,
+    /// By app and code, when the configuration asks for it; at most `max_apps` apps. Keyed by the
+    /// appId, not the app's index: a registry install renumbers the apps, and these counters outlive it.
+    app_requests: HashMap<Box<str>, HashMap<&'static str, Counter>>,
     backend_failures: HashMap<&'static str, Counter>,
     /// Report-only: requests a check would have refused, by code.
     would_refuse: HashMap<&'static str, Counter>,
@@ -246,15 +247,15 @@ impl Metrics {
 
     /// One request of an app; a new app past `max_apps` distinct ones is not counted (its requests
     /// still are, by API).
-    pub(crate) fn app_request(&mut self, app: u32, app_id: &str, code: &'static str, max_apps: usize) {
-        if !self.app_requests.contains_key(&(app, code)) {
-            let apps = self.app_requests.keys().map(|(a, _)| *a).collect::<std::collections::HashSet<_>>();
-            if !apps.contains(&app) && apps.len() >= max_apps {
+    pub(crate) fn app_request(&mut self, app_id: &str, code: &'static str, max_apps: usize) {
+        if !self.app_requests.contains_key(app_id) {
+            if self.app_requests.len() >= max_apps {
                 return;
             }
+            self.app_requests.insert(app_id.into(), HashMap::new());
         }
-        self.app_requests.entry((app, code)).or_insert_with(|| Counter::new(&format!("cagate.app_requests.{}.{code}", stat_safe(app_id)))).pending +=
-            1;
+        let Some(codes) = self.app_requests.get_mut(app_id) else { return };
+        codes.entry(code).or_insert_with(|| Counter::new(&format!("cagate.app_requests.{}.{code}", stat_safe(app_id)))).pending += 1;
     }
 
     pub(crate) fn backend_failure(&mut self, code: &'static str) {
@@ -321,7 +322,7 @@ impl Metrics {
         let more = self
             .requests
             .values_mut()
-            .chain(self.app_requests.values_mut())
+            .chain(self.app_requests.values_mut().flat_map(HashMap::values_mut))
             .chain(self.backend_failures.values_mut())
             .chain(self.would_refuse.values_mut())
             .chain(self.caching.values_mut());
