@@ -179,3 +179,24 @@ def test_per_app_counts_follow_the_app_when_a_document_drops_another(backend):
             assert (app_requests(e, 10001), app_requests(e, 10002)) == (dropped, kept + 5)
     finally:
         reg.stop()
+
+
+def test_per_app_counts_stop_at_max_apps(backend):
+    """perApp with maxApps 1: the first app counted keeps its series, a second app gets none (its
+    requests are still counted by API)."""
+    reg = RegistryServer({"apps": [app(10001, "k1", "s1"), app(10002, "k2", "s2")],
+                          "authorizations": [grant(10001), grant(10002)]}).start()
+    cfg = dict(config(), metrics={"perApp": True, "maxApps": 1})
+    filt = wasm_filter(cfg, vm_env={"CAGATE_STATIC_SECRET": "static-secret-from-env"})
+    try:
+        with Envoy(None, backend.port, concurrency=1, http_filters=[filt],
+                   extra_clusters=[static_cluster("registry", reg.port)]) as e:
+            wait_for(e, "k1", "s1", 200)
+            for _ in range(3):
+                assert get(e, "k2", "s2").status == 200
+            time.sleep(1.2)  # counters reach Envoy on the filter's 0.5 s tick
+            assert app_requests(e, 10001) > 0
+            assert app_requests(e, 10002) == 0
+            assert 'cagate_app="10002"' not in e.stats()
+    finally:
+        reg.stop()

@@ -242,20 +242,21 @@ pub(crate) struct Sink<'a> {
     /// The registry version of the request's engine (see `RequestKey`).
     pub(crate) generation: u32,
     pub(crate) stream: FilterHandle,
-    /// The apps this worker counts by app (at most `max_apps`, as a Wasm VM does).
-    pub(crate) apps: &'a RefCell<HashSet<u32>>,
+    /// The appIds this worker counts by app (at most `max_apps`, as a Wasm VM does; by appId, which a
+    /// registry install does not renumber).
+    pub(crate) apps: &'a RefCell<HashSet<Box<str>>>,
 }
 
 impl Sink<'_> {
-    fn app_counted(&self, app: u32, max_apps: usize) -> bool {
+    fn app_counted(&self, app_id: &str, max_apps: usize) -> bool {
         let mut apps = self.apps.borrow_mut();
-        if apps.contains(&app) {
+        if apps.contains(app_id) {
             return true;
         }
         if apps.len() >= max_apps {
             return false;
         }
-        apps.insert(app);
+        apps.insert(app_id.into());
         true
     }
 }
@@ -293,7 +294,7 @@ impl Stats for Sink<'_> {
                     vec![api.map_or(String::new(), |(_, n)| stat_safe(n)), stage.map_or(String::new(), |(_, n)| stat_safe(n)), code.to_string()]
                 });
                 if let Some((idx, id)) = app {
-                    if self.app_counted(idx.0, max_apps) {
+                    if self.app_counted(id, max_apps) {
                         add_labelled(&mut p.app_requests, (g, idx.0, code), || vec![stat_safe(id), code.to_string()]);
                     }
                 }

@@ -22,7 +22,7 @@ pub(crate) struct Worker {
     installed: Cell<u32>,
     next_refresh_ms: Cell<i64>,
     /// The apps counted by app on this worker (`metrics.maxApps`).
-    pub(crate) apps: RefCell<HashSet<u32>>,
+    pub(crate) apps: RefCell<HashSet<Box<str>>>,
     /// This worker's counts since the main thread's last flush (registered in `Shared::pending`).
     pub(crate) pending: Arc<Mutex<Pending>>,
 }
