@@ -248,14 +248,15 @@ impl Metrics {
     /// One request of an app; a new app past `max_apps` distinct ones is not counted (its requests
     /// still are, by API).
     pub(crate) fn app_request(&mut self, app_id: &str, code: &'static str, max_apps: usize) {
-        if !self.app_requests.contains_key(app_id) {
-            if self.app_requests.len() >= max_apps {
-                return;
-            }
-            self.app_requests.insert(app_id.into(), HashMap::new());
+        let count = |codes: &mut HashMap<&'static str, Counter>| {
+            codes.entry(code).or_insert_with(|| Counter::new(&format!("cagate.app_requests.{}.{code}", stat_safe(app_id)))).pending += 1;
+        };
+        if let Some(codes) = self.app_requests.get_mut(app_id) {
+            return count(codes);
         }
-        let Some(codes) = self.app_requests.get_mut(app_id) else { return };
-        codes.entry(code).or_insert_with(|| Counter::new(&format!("cagate.app_requests.{}.{code}", stat_safe(app_id)))).pending += 1;
+        if self.app_requests.len() < max_apps {
+            count(self.app_requests.entry(app_id.into()).or_default());
+        }
     }
 
     pub(crate) fn backend_failure(&mut self, code: &'static str) {
