@@ -125,6 +125,8 @@ def test_gzip_at_the_2kb_boundary_and_per_content_type(resp):
     assert call(p, "GET", "/bytes/4096?type=application/json").header("content-encoding") is None, "no Accept-Encoding"
     for t in ["text/xml", "text/plain", "text/css", "application/javascript", "application/xml", "application/octet-stream"]:
         assert call(p, "GET", f"/bytes/4096?type={t}", gz).header("content-encoding") == "gzip", t
+    charset = "application/json;%20charset=utf-8"
+    assert call(p, "GET", f"/bytes/4096?type={charset}", gz).header("content-encoding") == "gzip", "parameters ignored"
     assert call(p, "GET", "/bytes/4096?type=text/html", gz).header("content-encoding") is None
     assert call(p, "GET", "/bytes/4096?type=image/png", gz).header("content-encoding") is None
 

@@ -164,7 +164,8 @@ COMPRESSOR = {
     "name": "envoy.filters.http.compressor",
     "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor",
-        "response_direction_config": {"common_config": {"min_content_length": 2049, "content_type": GZIP_TYPES}},
+        "response_direction_config": {"common_config": {
+            "min_content_length": 2049, "content_type_matcher": [{"exact": t} for t in GZIP_TYPES]}},
         "compressor_library": {"name": "gzip", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip"}},
     },
