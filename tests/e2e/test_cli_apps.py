@@ -321,6 +321,9 @@ def test_envoy_admits_an_app_made_with_the_cli(tmp_path, backend):
     try:
         # Added, not granted: a valid signature, no authorization.
         e.start()
+        # The sample starts without a warning (a deprecated field, no connection limit, …).
+        warnings = [l for l in open(os.path.join(e.dir, "envoy.log")) if "][warning][" in l]
+        assert warnings == [], warnings
         r = get(e, app["appKey"], app["appSecret"])
         assert (r.status, r.code) == (403, "A403UA"), r
 

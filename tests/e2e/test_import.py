@@ -46,6 +46,10 @@ def test_the_sample_export_imports(tmp_path):
     # Envoy itself accepts the bootstrap (the wasm path is relative to the repository).
     v = subprocess.run([ENVOY, "--mode", "validate", "-c", str(env)], cwd=ROOT, capture_output=True, text=True)
     assert v.returncode == 0, v.stdout[-2000:] + v.stderr[-2000:]
+    assert "Deprecated field" not in v.stdout + v.stderr, v.stdout[-2000:] + v.stderr[-2000:]
+    boot = yaml.safe_load(env.read_text())
+    monitors = boot["overload_manager"]["resource_monitors"]
+    assert [m["name"] for m in monitors] == ["envoy.resource_monitors.global_downstream_max_connections"]
 
 
 def test_standard_output_and_json_input(tmp_path):

@@ -65,6 +65,7 @@ pub(crate) fn bootstrap(config_json: &str, clusters: &Clusters, o: &Options<'_>)
     let boot = map([
         ("admin", map([("address", socket(o.admin))])),
         ("stats_config", stats_config()?),
+        ("overload_manager", connection_limit()),
         (
             "static_resources",
             map([
@@ -100,6 +101,21 @@ pub(crate) fn bootstrap(config_json: &str, clusters: &Clusters, o: &Options<'_>)
         head.push_str(&format!("#   {name}: {kind} {}:{} from {}{check}\n", c.host, c.port, c.source));
     }
     Ok(head + &yaml)
+}
+
+/// A bound on open client connections, as the samples set (Envoy warns at start without one).
+fn connection_limit() -> Value {
+    let monitor = map([
+        ("name", s("envoy.resource_monitors.global_downstream_max_connections")),
+        (
+            "typed_config",
+            typed(
+                "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                vec![("max_active_downstream_connections", Value::Number(50_000.into()))],
+            ),
+        ),
+    ]);
+    map([("resource_monitors", seq(vec![monitor]))])
 }
 
 /// The stats tags and the filter-time histogram's buckets, as in envoy/envoy.yaml: one list, in the
@@ -178,7 +194,10 @@ fn compressor() -> Value {
                 "response_direction_config",
                 map([(
                     "common_config",
-                    map([("min_content_length", Value::Number(2049.into())), ("content_type", seq(types.iter().map(|t| s(t)).collect()))]),
+                    map([
+                        ("min_content_length", Value::Number(2049.into())),
+                        ("content_type_matcher", seq(types.iter().map(|t| map([("exact", s(t))])).collect())),
+                    ]),
                 )]),
             ),
             (
