@@ -112,6 +112,20 @@ def test_hmac_sha1_and_decoded_or_raw_path(gate):
     assert call(gate.port, "GET", raw, h).status == 200
 
 
+def test_a_signed_host_header(gate):
+    # Envoy hands the filter Host as :authority; a client that lists `host` signs the Host it sends
+    # (http.client sends 127.0.0.1:PORT itself, so the signed copy is not sent twice).
+    host = f"127.0.0.1:{gate.port}"
+    signed = ("x-ca-key", "x-ca-nonce", "x-ca-timestamp", "host")
+    h = sign("GET", "/orders/3", KEY1, SECRET1, headers={"host": host}, signed=signed)
+    assert "host" in h["x-ca-signature-headers"]
+    sent = {k: v for k, v in h.items() if k != "host"}
+    assert call(gate.port, "GET", "/orders/3", sent).status == 200
+    other = sign("GET", "/orders/3", KEY1, SECRET1, headers={"host": "api.example.com"}, signed=signed)
+    sent = {k: v for k, v in other.items() if k != "host"}
+    assert_refused(call(gate.port, "GET", "/orders/3", sent), 403, "A403IS")
+
+
 def test_error_message_carries_server_string_to_sign(gate):
     h = sign("GET", "/orders/5?z=1", KEY1, "wrong-secret", headers={"accept": "text/plain"})
     r = call(gate.port, "GET", "/orders/5?z=1", h)

@@ -82,6 +82,22 @@ fn valid_signature_admits_with_identity() {
 }
 
 #[test]
+fn a_listed_host_signs_with_the_authority_envoy_forwards() {
+    let w = World::new();
+    let sts = format!("GET\n\n\n\n\nhost:api.example.com\nx-ca-key:k1\nx-ca-timestamp:{NOW}\n/orders/1");
+    let mut h = vec![
+        (":authority", "api.example.com".to_string()),
+        ("x-ca-key", "k1".to_string()),
+        ("x-ca-timestamp", NOW.to_string()),
+        ("x-ca-signature-headers", "x-ca-key,x-ca-timestamp,Host".to_string()),
+    ];
+    h.push(("x-ca-signature", sign(Algorithm::HmacSha256, SECRET.as_bytes(), sts.replace("host:", "Host:").as_bytes())));
+    assert_eq!(code(w.run("GET", "/orders/1", &h, None)), "OK");
+    let elsewhere: Vec<_> = h.iter().map(|(n, v)| (*n, if *n == ":authority" { "other.example.com".to_string() } else { v.clone() })).collect();
+    assert_eq!(code(w.run("GET", "/orders/1", &elsewhere, None)), "A403IS", "the signature covers the host");
+}
+
+#[test]
 fn routing_codes() {
     let w = World::new();
     let h = signed("/orders/1", "k1", SECRET, None, Some(NOW));

@@ -78,8 +78,7 @@ impl<'a> StringToSign<'a> {
         for name in listed {
             prefix.extend_from_slice(name);
             prefix.push(b':');
-            // Under any spelling a backend reads as the listed name (case, `_` for `-`).
-            prefix.extend_from_slice(h.spellings(name).next().unwrap_or_default());
+            prefix.extend_from_slice(listed_value(h, name));
             prefix.push(b'\n');
         }
 
@@ -130,6 +129,18 @@ pub(crate) enum Repeated {
     Query(Vec<u8>),
     /// A form parameter, or a query parameter given again in the form.
     Form(Vec<u8>),
+}
+
+/// The value a header listed in `X-Ca-Signature-Headers` signs with: under any spelling a backend
+/// reads as the listed name (case, `_` for `-`). Envoy hands filters the Host header as `:authority`
+/// (HTTP/1.1 and HTTP/2 alike), the value it forwards as Host, so a listed `host` signs with that.
+fn listed_value<'a>(h: &Headers<'a>, name: &[u8]) -> &'a [u8] {
+    if name.eq_ignore_ascii_case(b"host") {
+        if let Some(authority) = h.get(b":authority") {
+            return authority;
+        }
+    }
+    h.spellings(name).next().unwrap_or_default()
 }
 
 /// The headers every signature covers, besides those `X-Ca-Signature-Headers` lists: the fixed lines
