@@ -124,7 +124,7 @@ def test_classic_contract_answers(classic):
     assert (r.status, r.header("x-ca-error-message")) == (400, "Timestamp Expired")
 
     r = call(classic.port, "GET", "/nowhere")
-    assert (r.status, r.code, r.header("x-ca-error-message")) == (400, None, "API Not Found")
+    assert (r.status, r.code, r.header("x-ca-error-message")) == (400, None, "Invalid Url")
     r = call(classic.port, "GET", "/other", {"x-ca-key": "nobody"})
     assert (r.status, r.header("x-ca-error-message")) == (400, "Invalid AppKey")
     r = call(classic.port, "GET", "/other")

@@ -111,7 +111,7 @@ table! {
     I404DO 404 "Invalid Domain `${DomainName}`" => INVALID_DOMAIN;
     I410GG 410 "Group's instance invalid" => INVALID_DOMAIN;
     I400SG 400 "Invalid Stage" => INVALID_URL;
-    I404NF 404 "API not found ${Reason}" => API_NOT_FOUND;
+    I404NF 404 "API not found ${Reason}" => INVALID_URL;
     X400PM 400 "Invalid plugin meta ${PluginName} ${Reason}" => INTERNAL_ERROR;
     X500ED 500 "Expired api definition" => INTERNAL_ERROR;
     X500AM 500 "Invalid Api Meta, try deploy again or contact us via ticket" => INTERNAL_ERROR;
@@ -156,7 +156,7 @@ table! {
     A403VN 403 "Access from invalid VPC is disabled" => UNAUTHORIZED;
     A403AC 403 "Access Control Forbidden by ${RuleName}" => UNAUTHORIZED;
     A403CO 403 "Cross origin resource forbidden ${Domain}" => UNAUTHORIZED;
-    I404CO 404 "Cross origin resource not found ${Method} - ${Path}" => API_NOT_FOUND;
+    I404CO 404 "Cross origin resource not found ${Method} - ${Path}" => INVALID_URL;
     I404CH 404 "Content not cached, with `Cache-Control:only-if-cached`" => API_NOT_FOUND;
     I404NR 404 "${Resource} not found" => API_NOT_FOUND;
     I404SR 404 "Stage route missing: ${Reason}" => FAILED_TO_INVOKE_BACKEND;
