@@ -54,3 +54,27 @@ fn the_switch_must_be_a_boolean() {
     let problems = cagate_core::compile(json!({ "accessRecord": "no", "apis": [] }).to_string().as_bytes()).unwrap_err();
     assert!(problems.iter().any(|p| p.to_string().contains("accessRecord")), "{problems:?}");
 }
+
+#[test]
+fn a_token_jwt_auth_refuses_is_recorded_as_a_jwt_request_of_that_plugin() {
+    let jwk = json!({ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ", "alg": "HS256", "kid": "k" });
+    let kit = kit(json!({
+        "plugins": [ { "name": "jwt", "type": "jwtAuth", "data": { "parameter": "Authorization", "jwk": jwk } } ],
+        "apis": [ { "name": "open", "method": "GET", "path": "/open", "authType": "ANONYMOUS", "plugins": [ { "plugin": "jwt" } ] } ]
+    }));
+    let o = kit.get("/open", &[("authorization", "Bearer not.a.token")]);
+    assert_eq!(o.code().as_deref(), Some("I400JD"), "a token that does not decode");
+    let record = o.stream.access_record().expect("a refusal's record");
+    assert_eq!((&record["authType"], &record["plugin"]), (&json!("JWT"), &json!("jwtAuth")));
+}
+
+#[test]
+fn the_group_limit_is_no_plugin_refusal() {
+    let kit = kit(json!({ "groupQpsLimit": 1 }));
+    assert!(answered(&kit, "/open").forwarded());
+    let o = answered(&kit, "/open");
+    assert_eq!(o.code().as_deref(), Some("T429GR"));
+    let record = o.stream.access_record().expect("a refusal's record");
+    assert_eq!(record["errorCode"], "T429GR");
+    assert!(record.get("plugin").is_none(), "{record}");
+}

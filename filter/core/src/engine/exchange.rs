@@ -3,7 +3,7 @@
 //! answer locally (refusal, preflight, mock) or forward with the gateway's header edits.
 
 use super::cluster_checks::{Answer, ClusterChecks};
-use super::record::{AuthKind, Record};
+use super::record::{self, AuthKind, Record};
 use super::{Engine, Flow, Services, Stat, StreamIo};
 use crate::config::backend::MockBackend;
 use crate::config::model::{AuthType, Gateway};
@@ -252,11 +252,16 @@ impl Exchange {
             Ok(id) => run_plugins(gw, &mut engine.runtime.borrow_mut(), req, id, svc.clock, svc.store, &ctx).map_err(|r| (r, Some(id))),
             Err(r) => Err((r, None)),
         };
-        if let Ok(a) = &admitted {
-            self.record.app = a.identity.app;
-            if a.claims.is_some() && self.record.auth == Some(AuthKind::Anonymous) {
-                self.record.auth = Some(AuthKind::Jwt);
+        let bearer = match &admitted {
+            Ok(a) => {
+                self.record.app = a.identity.app;
+                a.claims.is_some()
             }
+            // A token jwtAuth refused still made it a JWT request.
+            Err((r, _)) => record::plugin_of(r.error.code) == Some("jwtAuth"),
+        };
+        if bearer && self.record.auth == Some(AuthKind::Anonymous) {
+            self.record.auth = Some(AuthKind::Jwt);
         }
         let admitted = match admitted {
             Ok(mut a) if self.report_only && self.record.auth == Some(AuthKind::Signature) => {

@@ -81,14 +81,18 @@ thread_local! {
     static JSON: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
-/// The plugin a refusal code comes from, if a plugin refused.
-fn plugin_of(code: &str) -> Option<&'static str> {
+/// The plugin a refusal code comes from, if a plugin refused. `I504RB` is left out: routing and
+/// circuitBreaker's downgrade share it (its message names the route), and the group's and the
+/// instance's limits (`T429GR`, `T429IN`) are no plugin's.
+pub(super) fn plugin_of(code: &str) -> Option<&'static str> {
     Some(match code {
+        "T429GR" | "T429IN" => return None,
         "A403IP" => "ipControl",
         "A401BA" => "basicAuth",
         "A403AC" => "accessControl",
         "A403CO" | "I404CO" => "cors",
         "D503CB" => "circuitBreaker",
+        "I404CH" => "caching",
         "A403RA" | "X503RA" => "remoteAuth",
         "I400JR" | "S403JI" | "A403SV" | "I400JD" | "A403JT" | "A403JK" | "A403JE" | "I400JP" => "jwtAuth",
         c if c.starts_with("T429") => "trafficControl",
