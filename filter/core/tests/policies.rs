@@ -104,14 +104,16 @@ fn bad_conditions_refuse_the_configuration_with_plugin_rule_and_position() {
 fn debug_info_names_the_api_stage_app_and_plugins() {
     let cfg = json!({ "stages": ["RELEASE", "TEST"],
         "apps": [ { "appId": 10001, "appKey": "k", "appSecret": "s", "appCodes": ["C"] } ],
-        "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } } ],
+        "plugins": [ { "name": "lim", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 10 } },
+                     { "name": "mask", "type": "logMask", "data": { "maskRules": [
+                         { "name": "nonce", "policy": "ALL", "location": "HEADER", "parameters": ["X-Ca-Nonce"] } ] } } ],
         "apis": [ { "name": "thing", "method": "GET", "path": "/t", "appCodeAuth": "HEADER", "stages": ["TEST"],
-                    "authorizations": [ { "appId": 10001, "stage": "TEST" } ], "plugins": [ { "plugin": "lim" } ] } ] });
+                    "authorizations": [ { "appId": 10001, "stage": "TEST" } ], "plugins": [ { "plugin": "mask" }, { "plugin": "lim" } ] } ] });
     let kit = Kit::new(&cfg.to_string(), 0);
     let mut o = kit.get("/t", &[("authorization", "APPCODE C"), ("x-ca-stage", "TEST"), ("x-ca-request-mode", "debug")]);
     assert!(o.forwarded(), "{:?}", o.reply());
     kit.respond(&mut o, 200, &[], "via_upstream", b"");
     // The kit's clock stands still: no time passed in the filter.
     let info = o.stream.response_header("x-ca-debug-info");
-    assert_eq!(info.as_deref(), Some("api=thing;stage=TEST;app=10001;plugins=trafficControl/lim;filterMicros=0"));
+    assert_eq!(info.as_deref(), Some("api=thing;stage=TEST;app=10001;plugins=trafficControl/lim,logMask/mask;filterMicros=0"));
 }

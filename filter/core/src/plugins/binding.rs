@@ -89,6 +89,26 @@ pub struct Bound {
 }
 
 impl Bound {
+    /// Every slot, bound or not, in the order the request meets them.
+    pub fn all(&self) -> [Option<PluginId>; 14] {
+        [
+            self.ip,
+            self.basic,
+            self.jwt,
+            self.access,
+            self.traffic,
+            self.remote_auth,
+            self.caching,
+            self.breaker,
+            self.routing,
+            self.transformer,
+            self.backend_signature,
+            self.error_mapping,
+            self.cors,
+            self.log_mask,
+        ]
+    }
+
     fn slot(&mut self, type_name: &str) -> Option<&mut Option<PluginId>> {
         match type_name {
             JwtConfig::TYPE => Some(&mut self.jwt),

@@ -189,12 +189,8 @@ fn forward_claims(
 /// filter's own time. Header-safe; never a secret.
 pub(crate) fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: u64) -> String {
     let b = gw.bound(a.identity.api, a.identity.stage);
-    let plugins: Vec<String> = [b.ip, b.basic, b.jwt, b.access, b.traffic, b.breaker, b.routing, b.backend_signature, b.error_mapping, b.cors]
-        .iter()
-        .flatten()
-        .filter_map(|i| gw.plugins.get(i.index()))
-        .map(|p| format!("{}/{}", p.type_name, p.name))
-        .collect();
+    let plugins: Vec<String> =
+        b.all().iter().flatten().filter_map(|i| gw.plugins.get(i.index())).map(|p| format!("{}/{}", p.type_name, p.name)).collect();
     let api = gw.api(a.identity.api).map_or("", |x| x.name.as_str());
     let stage = gw.stages.get(a.identity.stage.index()).map_or("", String::as_str);
     let text = format!("api={api};stage={stage};app={app_id};plugins={};filterMicros={elapsed_us}", plugins.join(","));
