@@ -7,7 +7,7 @@
 //! alerts serve both builds; Envoy's own flat names differ (`dynamicmodulescustom.cagate.refused.code.A400IK`).
 
 use crate::ffi::{ConfigHandle, FilterHandle, MetricKind};
-use cagate_core::{Stat, Stats};
+use cagate_core::{stat_safe, Stat, Stats};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -279,7 +279,7 @@ impl Stats for Sink<'_> {
                 add_code(&mut p.refused, code);
             }
             Stat::Traffic { plugin, name, dim, admitted } => {
-                add_labelled(&mut p.traffic, (g, plugin.index() as u32, dim, admitted), || vec![name.to_string(), dim.to_string()]);
+                add_labelled(&mut p.traffic, (g, plugin.index() as u32, dim, admitted), || vec![stat_safe(name), dim.to_string()]);
             }
             Stat::ClusterMode(service, result) => match p.cluster.iter_mut().find(|(k, _)| *k == (service, result)) {
                 Some((_, n)) => *n += 1,
@@ -306,21 +306,5 @@ impl Stats for Sink<'_> {
             Stat::Caching("miss") => p.caching_misses += 1,
             Stat::Caching(_) => p.caching_stored += 1,
         }
-    }
-}
-
-/// A label value as the Wasm build's stat name segment: anything outside `[A-Za-z0-9_-]` becomes `_`.
-pub(crate) fn stat_safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stat_safe;
-
-    #[test]
-    fn label_values_match_the_wasm_name_segments() {
-        assert_eq!(stat_safe("orders.v2/用户"), "orders_v2___");
-        assert_eq!(stat_safe("per-app_1"), "per-app_1");
     }
 }

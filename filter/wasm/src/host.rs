@@ -2,7 +2,7 @@
 //! header map and randomness.
 
 use crate::hostcall::{self, Map, CAS_MISMATCH};
-use cagate_core::{Clock, SetError, SharedStore, Stat, Stats, Stream};
+use cagate_core::{stat_safe, Clock, SetError, SharedStore, Stat, Stats, Stream};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -196,8 +196,10 @@ impl Metrics {
     /// trafficControl: a request admitted or throttled by one dimension of one plugin.
     pub(crate) fn traffic(&mut self, plugin_idx: u32, plugin: &str, dim: &'static str, admitted: bool) {
         let what = if admitted { "admitted" } else { "throttled" };
-        self.traffic.entry((plugin_idx, dim, admitted)).or_insert_with(|| Counter::new(&format!("cagate.traffic.{plugin}.{dim}.{what}"))).pending +=
-            1;
+        self.traffic
+            .entry((plugin_idx, dim, admitted))
+            .or_insert_with(|| Counter::new(&format!("cagate.traffic.{}.{dim}.{what}", stat_safe(plugin))))
+            .pending += 1;
     }
 
     /// Cluster mode: `cagate.cluster.<service>.<what>` (calls, retries, over_limit, replayed, errors, timeouts,
@@ -331,9 +333,4 @@ impl Metrics {
             c.flush();
         }
     }
-}
-
-/// A name for a stat name segment: dots and anything outside `[A-Za-z0-9_-]` become `_`.
-fn stat_safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
