@@ -136,8 +136,10 @@ def test_error_message_carries_server_string_to_sign(gate):
 def test_unsupported_signature_method(gate):
     h = sign("GET", "/orders/5", KEY1, SECRET1)
     h["x-ca-signature-method"] = "HmacMD5"
-    # The table's wording fits a malformed header better than a signature mismatch (issue: reference codes).
-    assert_refused(call(gate.port, "GET", "/orders/5", h), 400, "I400HD", "Invalid Header `X-Ca-Signature-Method` must be HmacSHA256 or HmacSHA1")
+    # The signing contract: an unsupported method is a mismatch, reported with the StringToSign.
+    r = call(gate.port, "GET", "/orders/5", h)
+    assert_refused(r, 403, "A403IS")
+    assert r.header("x-ca-error-message").startswith("Invalid Signature, Server StringToSign:`GET#")
 
 
 def test_routing_errors(gate):

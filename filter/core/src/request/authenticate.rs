@@ -74,8 +74,7 @@ pub(crate) fn authenticate(
         match timestamp {
             Some(ts) => {
                 let Some(t) = parse_millis(ts) else {
-                    let r = refuse(&errors::I400HD, &["X-Ca-Timestamp", "is not a time in milliseconds"], "timestamp malformed");
-                    return Err(r.classic(&classic::INVALID_TIMESTAMP));
+                    return Err(refuse(&errors::S403TE, &[], "timestamp malformed").classic(&classic::INVALID_TIMESTAMP));
                 };
                 if t.abs_diff(now.get()) > gw.tolerance_ms {
                     return Err(refuse(&errors::S403TE, &[], "timestamp outside tolerance"));
@@ -88,9 +87,8 @@ pub(crate) fn authenticate(
             }
             None => {}
         }
-        let Some(alg) = Algorithm::from_header(h.get(b"x-ca-signature-method")) else {
-            return Err(refuse(&errors::I400HD, &["X-Ca-Signature-Method", "must be HmacSHA256 or HmacSHA1"], "unknown signature method"));
-        };
+        // An unsupported method verifies nothing: a mismatch, reported with the StringToSign.
+        let alg = Algorithm::from_header(h.get(b"x-ca-signature-method"));
         check_content_md5(h, body).map_err(|r| r.app(app))?;
 
         let form = form_body(h, body);
@@ -98,10 +96,11 @@ pub(crate) fn authenticate(
         let decoded = std::borrow::Cow::Borrowed(&*req.decoded_path);
         let sts = StringToSign::build_split(&signed, req.raw_path, decoded, req.query);
         let signature = h.get(b"x-ca-signature").filter(|s| !trim(s).is_empty());
-        let valid = signature.is_some_and(|sig| pairs.iter().any(|c| sts.verify(alg, &c.hmac_sha256, &c.hmac_sha1, sig)));
+        let valid = alg.is_some_and(|alg| signature.is_some_and(|sig| pairs.iter().any(|c| sts.verify(alg, &c.hmac_sha256, &c.hmac_sha1, sig))));
         if !valid {
             let shown = header_safe(&sts.canonical());
-            let r = refuse(&errors::A403IS, &[&shown], "signature mismatch");
+            let cause = if alg.is_some() { "signature mismatch" } else { "unsupported signature method" };
+            let r = refuse(&errors::A403IS, &[&shown], cause);
             return Err(if signature.is_none() { r.classic(&classic::EMPTY_SIGNATURE) } else { r });
         }
         if let Some(r) = repeated_refusal(&signed, req.query) {
