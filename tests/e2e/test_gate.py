@@ -174,7 +174,7 @@ def test_timestamp_and_nonce(gate):
     assert_refused(signed_get(gate.port, "/orders/1", timestamp=old), 403, "S403TE", "X-Ca-Timestamp is expired")
     future = int((time.time() + 901) * 1000)
     assert_refused(signed_get(gate.port, "/orders/1", timestamp=future), 403, "S403TE")
-    assert_refused(signed_get(gate.port, "/orders/1", timestamp="12:00"), 400, "I400HD")  # malformed, not expired
+    assert_refused(signed_get(gate.port, "/orders/1", timestamp="12:00"), 403, "S403TE")  # malformed, as expired
     assert_refused(signed_get(gate.port, "/orders/1", timestamp=False), 403, "S403TE")  # nonce without timestamp
     assert signed_get(gate.port, "/orders/1", timestamp=False, nonce=False).status == 200
     assert_refused(signed_get(gate.port, "/strict", nonce=False), 400, "I400NC", "X-Ca-Nonce is required")
