@@ -37,6 +37,10 @@ CONFIG = {
          "backend": {"type": "MOCK", "mockStatusCode": 201, "mockResult": "{\"mocked\":true}",
                      "mockHeaders": [{"name": "X-Mock", "value": "yes"}]}},
         {"name": "plain", "method": "ANY", "path": "/plain/*", "authType": "ANONYMOUS"},
+        {"name": "createOrder", "method": "POST", "path": "/form-orders", "authType": "ANONYMOUS", "requestMode": "MAPPING",
+         "parameters": [{"name": "sku", "location": "FORM", "required": True, "backendLocation": "QUERY"},
+                        {"name": "note", "location": "FORM", "backendName": "X-Note", "backendLocation": "HEADER"}],
+         "backend": {"type": "HTTP", "cluster": "orders-prod", "path": "/v1/orders", "method": "POST"}},
     ],
 }
 
@@ -83,6 +87,21 @@ def test_passthrough_keeps_undeclared_parameters(stack):
     r = call(e.port, "GET", "/search?q=a+b&page=2")
     assert r.status == 200, r
     assert r.json()["path"] == "/v2/search?q=a+b&page=2"
+
+
+def test_form_parameters_mapped_to_the_query_and_a_header(stack):
+    """MAPPING: a FORM parameter moved to the query or a header arrives there with the form's value;
+    the body goes on as sent."""
+    e, _, _ = stack
+    form = {"content-type": "application/x-www-form-urlencoded", "x-note": "forged"}
+    r = call(e.port, "POST", "/form-orders", form, b"sku=A%201&note=gift")
+    assert r.status == 200, r
+    seen = r.json()
+    assert seen["path"] == "/v1/orders?sku=A%201"
+    assert seen["headers"]["x-note"] == ["gift"]
+    assert seen["body"] == "sku=A%201&note=gift"
+    r = call(e.port, "POST", "/form-orders", form, b"note=gift")
+    assert (r.status, r.code) == (400, "I400MP"), r
 
 
 def test_client_cannot_choose_the_cluster(stack):

@@ -182,3 +182,44 @@ fn a_backend_path_has_no_query_of_its_own() {
     let problems = compile(cfg.to_string().as_bytes()).err().unwrap();
     assert!(problems.iter().any(|p| p.to_string().contains("apis[0].backend.path: must be a path only")), "{problems:?}");
 }
+
+#[test]
+fn form_parameters_map_to_the_query_and_headers_from_the_form_read() {
+    let api = json!({
+        "name": "createOrder", "method": "POST", "path": "/orders", "authType": "ANONYMOUS", "requestMode": "MAPPING",
+        "parameters": [ { "name": "sku", "location": "FORM", "required": true, "backendLocation": "QUERY" },
+                        { "name": "note", "location": "FORM", "backendName": "X-Note", "backendLocation": "HEADER" },
+                        { "name": "qty", "location": "FORM", "type": "LONG" } ],
+        "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/orders", "method": "POST" }
+    });
+    let kit = Kit::new(&config(api).to_string(), 0);
+    let form = [("content-type", "application/x-www-form-urlencoded"), ("x-note", "forged")];
+    let send = |body: &[u8], path: &str| kit.send(&Call { method: "POST", path, headers: &form, body: Some(body), ..Call::default() });
+    let o = send(b"sku=A%201&note=gift&qty=2", "/orders");
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(upstream(&o, ":path"), some("/v1/orders?sku=A%201"));
+    assert_eq!(upstream(&o, "x-note"), some("gift"), "the form's value, never the client's header");
+    let o = send(b"sku=A", "/orders");
+    assert_eq!(upstream(&o, "x-note"), None, "no field: the client's copy is removed");
+    assert_eq!(send(b"qty=2", "/orders").code().as_deref(), Some("I400MP"));
+    // An undeclared field named like a query parameter the gateway sets is still refused.
+    let api = json!({
+        "name": "c", "method": "POST", "path": "/c", "authType": "ANONYMOUS", "requestMode": "MAPPING",
+        "parameters": [ { "name": "sku", "location": "FORM", "backendName": "item", "backendLocation": "QUERY" } ],
+        "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/c" }
+    });
+    let kit = Kit::new(&config(api).to_string(), 0);
+    let o = kit.send(&Call { method: "POST", path: "/c", headers: &form, body: Some(b"sku=A&item=B"), ..Call::default() });
+    assert_eq!(o.code().as_deref(), Some("I400BD"));
+}
+
+#[test]
+fn nothing_is_moved_into_the_body_or_renamed_in_it() {
+    for (location, extra) in [("QUERY", json!({ "backendLocation": "FORM" })), ("FORM", json!({ "backendName": "quantity" }))] {
+        let mut p = json!({ "name": "qty", "location": location });
+        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let api = json!({ "name": "c", "method": "POST", "path": "/c", "authType": "ANONYMOUS", "requestMode": "MAPPING", "parameters": [ p ] });
+        let all: Vec<String> = compile(config(api).to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(all.iter().any(|p| p.contains("the body is forwarded as sent")), "{all:?}");
+    }
+}

@@ -246,23 +246,32 @@ fn checks(m: &Mapping, path: &str, out: &mut Mapping, d: &mut Diags) {
 
 /// `x-aliyun-apigateway-backend-name` / `-location` as backendName / backendLocation.
 fn mapping(m: &Mapping, path: &str, location: &str, out: &mut Mapping, d: &mut Diags) {
+    let mut backend_name = None;
     if let Some(v) = m.get(BACKEND_NAME) {
         match v.as_str().filter(|n| !n.is_empty()) {
-            Some(n) => {
-                out.insert(s("backendName"), s(n));
-            }
+            Some(n) => backend_name = Some(n),
             None => d.error(&at(path, BACKEND_NAME), "must be a name"),
         }
     }
+    let mut backend_location = None;
     if let Some(v) = m.get(BACKEND_LOCATION) {
         match v.as_str().and_then(location_word) {
             Some(l) if (l == "PATH") != (location == "PATH") => {
                 d.error(&at(path, BACKEND_LOCATION), "a path parameter stays a path parameter at the backend, and no other becomes one");
             }
-            Some(l) => {
-                out.insert(s("backendLocation"), s(l));
-            }
+            Some(l) => backend_location = Some(l),
             None => d.error(&at(path, BACKEND_LOCATION), "unknown location: path, query, header or formData"),
         }
+    }
+    let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+    if backend_location.unwrap_or(location) == "FORM" && (location != "FORM" || backend_name.is_some_and(|n| n != name)) {
+        d.warn(path, "cagate forwards the body as sent: it moves no parameter into the body and renames none in it, so this one reaches the backend as the client sends it");
+        return;
+    }
+    if let Some(n) = backend_name {
+        out.insert(s("backendName"), s(n));
+    }
+    if let Some(l) = backend_location {
+        out.insert(s("backendLocation"), s(l));
     }
 }

@@ -75,6 +75,16 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
         if backend_location.is_some_and(|b| b != location && (b == ParamLocation::Path || location == ParamLocation::Path)) {
             c.err(&join(&p, "backendLocation"), "a PATH parameter stays a PATH parameter");
         }
+        // The body reaches the backend as the client sent it: nothing is moved into it or renamed in it.
+        if backend_location.unwrap_or(location) == ParamLocation::Form
+            && (location != ParamLocation::Form || backend_name.as_deref().is_some_and(|n| n != name))
+        {
+            let key = if location == ParamLocation::Form { "backendName" } else { "backendLocation" };
+            c.err(
+                &join(&p, key),
+                "the body is forwarded as sent: no parameter is moved into it or renamed in it (a FORM parameter maps to QUERY or HEADER)",
+            );
+        }
         if location == ParamLocation::Path && !path_params.contains(&name) {
             c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
         }

@@ -19,7 +19,7 @@ use crate::plugins::transformer;
 use crate::request::model::{Ctx, Edits, Identity, Request};
 use crate::request::vars::RequestVars;
 use crate::wire::text::header_safe;
-use crate::wire::url::{is_form, parse_urlencoded, percent_decode, url_encode};
+use crate::wire::url::{is_form, parse_urlencoded, percent_decode, url_encode, UrlParam};
 use std::borrow::Cow;
 
 /// Query parameters the gateway sets (claims, constants, system values), replacing any client-sent
@@ -180,21 +180,35 @@ fn build(
         let location = if c.query { ParamLocation::Query } else { ParamLocation::Header };
         set(location, &c.name, Some(c.value.clone()), edits, &mut adds);
     }
-    if api.request_mode != RequestMode::Passthrough {
-        map_headers(api, req, edits, &mut adds);
-        clear_header_targets(api, edits);
-        clear_query_targets(api, &mut adds);
-    }
-    // A form the gateway read (to sign it, to check it) must decode; and a backend that merges query
-    // and form parameters (servlets, Spring, PHP's $_REQUEST) must not read a client's form field in
-    // place of a query parameter the gateway sets.
-    if let Some(form) = ctx.body.filter(|_| is_form(req.headers.get(b"content-type"))) {
+    // A form the gateway read (to sign it, to check it) must decode.
+    let mut fields = Vec::new();
+    let form = ctx.body.filter(|_| is_form(req.headers.get(b"content-type")));
+    if let Some(form) = form {
         if let Some(r) = crate::request::vars::undecodable_form(form) {
             return Err(r);
         }
-        let mut fields = Vec::new();
         parse_urlencoded(form, &mut fields);
-        if let Some(f) = fields.iter().find(|f| adds.replaced.iter().any(|r| r.as_bytes() == &*f.name)) {
+    }
+    let mapping = api.request_mode != RequestMode::Passthrough;
+    if mapping {
+        map_headers(api, req, edits, &mut adds);
+        clear_header_targets(api, edits);
+        clear_query_targets(api, &mut adds);
+        map_form(api, &fields, edits, &mut adds);
+    }
+    // A backend that merges query and form parameters (servlets, Spring, PHP's $_REQUEST) must not
+    // read a client's form field in place of a query parameter the gateway sets; a FORM parameter
+    // mapped to the query parameter of its own name is the value set.
+    if form.is_some() {
+        let source = |f: &UrlParam<'_>| {
+            mapping
+                && api.params.iter().any(|p| {
+                    p.location == ParamLocation::Form
+                        && p.name.as_bytes() == &*f.name
+                        && target(p).is_some_and(|(l, n)| l == ParamLocation::Query && n == p.name)
+                })
+        };
+        if let Some(f) = fields.iter().find(|f| !source(f) && adds.replaced.iter().any(|r| r.as_bytes() == &*f.name)) {
             let reason = format!("parameter `{}` is set by the gateway", header_safe(&f.name));
             return Err(Refusal::new(&errors::I400BD, &[&reason], "form field named like a gateway parameter"));
         }
@@ -452,6 +466,19 @@ fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut Query
         // The value validated: the first under any spelling (the only one: a second is refused).
         let value = req.headers.spellings(p.name.as_bytes()).next().map(|v| String::from_utf8_lossy(v).into_owned());
         edits.push((p.name.to_ascii_lowercase().into(), None));
+        set(location, &name, value, edits, adds);
+    }
+}
+
+/// Declared FORM parameters mapped to the query or a header (mapping modes): the value validated,
+/// from the form the gateway read. The body itself goes on as sent.
+fn map_form(api: &Api, fields: &[UrlParam<'_>], edits: &mut Edits, adds: &mut QueryAdds) {
+    for p in api.params.iter().filter(|p| p.location == ParamLocation::Form) {
+        let Some((location, name)) = target(p).filter(|(l, _)| *l != ParamLocation::Form) else { continue };
+        let value = fields
+            .iter()
+            .find(|f| &*f.name == p.name.as_bytes())
+            .map(|f| String::from_utf8_lossy(f.value.as_deref().unwrap_or_default()).into_owned());
         set(location, &name, value, edits, adds);
     }
 }

@@ -224,6 +224,22 @@ fn parameters_in_detail() {
 }
 
 #[test]
+fn nothing_is_moved_into_the_body_or_renamed_in_it() {
+    let text = "swagger: '2.0'\npaths:\n  /orders:\n    post:\n      x-aliyun-apigateway-parameter-handling: MAPPING\n      consumes: [application/x-www-form-urlencoded]\n      parameters:\n        - {name: sku, in: formData, type: string, x-aliyun-apigateway-backend-location: query}\n        - {name: qty, in: formData, type: integer, x-aliyun-apigateway-backend-name: quantity}\n        - {name: tag, in: query, type: string, x-aliyun-apigateway-backend-location: formData}\n      responses: {}\n      x-aliyun-apigateway-backend: {type: HTTP, address: 'http://orders:8080', path: /v1/orders, method: POST}\n";
+    let (c, d) = ok(text);
+    assert_eq!(
+        c["apis"][0]["parameters"],
+        json!([
+            { "name": "sku", "location": "FORM", "backendLocation": "QUERY" },
+            { "name": "qty", "location": "FORM", "type": "LONG" },
+            { "name": "tag", "location": "QUERY" }
+        ])
+    );
+    let moved = d.warnings.iter().filter(|w| w.contains("cagate forwards the body as sent")).count();
+    assert_eq!(moved, 2, "{:?}", d.warnings);
+}
+
+#[test]
 fn backends_in_detail() {
     let pp = "      parameters: [{name: orderId, in: path, required: true, type: string}]\n      responses: {}\n";
     let (c, d) = ok(&doc(&format!(
