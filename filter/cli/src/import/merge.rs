@@ -11,8 +11,9 @@ use serde_yaml::{Mapping, Value};
 
 /// cagate's stages when a configuration names none (the core's `DEFAULT_STAGES`).
 const DEFAULT_STAGES: [&str; 3] = ["RELEASE", "PRE", "TEST"];
-/// Fields of an existing API kept by a re-import.
-const KEPT: &[&str] = &["authorizations", "plugins"];
+/// Fields of an existing API kept by a re-import: those a Swagger export does not carry (the import
+/// writes none of them), so a re-import never switches a report-only API to enforcing.
+const KEPT: &[&str] = &["authorizations", "plugins", "reportOnly", "disableInternet", "protocol"];
 
 /// `--stage-var STAGE:NAME=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq)]

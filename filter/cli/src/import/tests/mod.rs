@@ -310,7 +310,8 @@ fn merge_keeps_apps_plugins_and_grants() {
         "apis": [
             { "name": "getOrder", "method": "GET", "path": "/old", "appCodeAuth": "HEADER_QUERY", "stages": ["RELEASE", "TEST"],
               "authorizations": [ { "appId": 10001, "stage": "TEST" } ] },
-            { "name": "createOrder", "method": "POST", "path": "/old2", "authorizations": [ { "appId": 10001 } ] },
+            { "name": "createOrder", "method": "POST", "path": "/old2", "authorizations": [ { "appId": 10001 } ],
+              "reportOnly": true, "disableInternet": true, "protocol": "HTTPS" },
             { "name": "gone", "method": "GET", "path": "/gone" }
         ]
     })
@@ -325,6 +326,8 @@ fn merge_keeps_apps_plugins_and_grants() {
     assert_eq!((&get["path"], &get["appCodeAuth"], &get["stages"]), (&json!("/orders/[orderId]"), &json!("HEADER"), &json!(["RELEASE", "TEST"])));
     assert_eq!(get["authorizations"], json!([{ "appId": 10001, "stage": "TEST" }]));
     assert_eq!(c["apis"][1]["authorizations"], json!([{ "appId": 10001 }]));
+    let create = &c["apis"][1];
+    assert_eq!((&create["reportOnly"], &create["disableInternet"], &create["protocol"]), (&json!(true), &json!(true), &json!("HTTPS")));
     assert!(has(&d.notes, "old.json: the API gone is not in the Swagger document: removed"), "{:?}", d.notes);
     // --stage wins over the kept stages; a grant in a stage the API left is then the core's error.
     let (out, d) = run_with(SAMPLE, &[], &["RELEASE"], Some(&existing), false);
