@@ -49,6 +49,21 @@ fn list<'v>(doc: &'v Value, parent: &str, child: &str) -> Option<&'v Vec<Value>>
     doc.as_sequence().or_else(|| doc.get(parent)?.get(child)?.as_sequence())
 }
 
+/// Aliyun's Describe* answers are paged (10 items by default): an answer whose `TotalCount` is more
+/// than the items it holds is one page of several, and what the other pages hold would be missing.
+fn one_page_of_several(doc: &Value, items: &[Value], file: &str, d: &mut Diags) {
+    let total = doc.get("TotalCount").and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()));
+    if let Some(total) = total.filter(|&t| t > items.len() as u64) {
+        d.warn(
+            file,
+            format!(
+                "one page of a paged answer: TotalCount {total}, {} items here; unless the other pages are passed too, what they hold is missing (ask with --PageSize 100, and --PageNumber for more)",
+                items.len()
+            ),
+        );
+    }
+}
+
 /// The definitions as `plugins[]` entries, with their PluginIds (for the bindings).
 fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String>, Value)> {
     let mut out: Vec<(Option<String>, Value)> = Vec::new();
@@ -64,6 +79,7 @@ fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String
             d.error(src.file, "not a DescribePlugins answer: no Plugins.PluginAttribute list");
             continue;
         };
+        one_page_of_several(&doc, items, src.file, d);
         for (i, item) in items.iter().enumerate() {
             let path = format!("{}: Plugins.PluginAttribute[{i}]", src.file);
             let (Some(name), Some(type_name)) = (text(item, "PluginName"), text(item, "PluginType")) else {
@@ -145,6 +161,7 @@ fn bind(top: &mut Mapping, plugin: &str, file: &str, answer: &str, d: &mut Diags
         d.error(file, "not a DescribePluginApis answer: no ApiSummarys.ApiPluginSummary list");
         return;
     };
+    one_page_of_several(&doc, items, file, d);
     let default_stages = vec![s("RELEASE")];
     let Some(apis) = top.get_mut("apis").and_then(Value::as_sequence_mut) else { return };
     // Per API (index): the stages to bind in (`None`: every stage the API is published in).

@@ -83,3 +83,20 @@ fn not_an_aliyun_answer() {
     assert!(out.is_none());
     assert!(has(&d.errors, "plugins.json: not a DescribePlugins answer"), "{:?}", d.errors);
 }
+
+#[test]
+fn one_page_of_a_paged_answer_is_warned() {
+    let mut defs: Json = serde_json::from_str(PLUGINS).unwrap();
+    let held = defs["Plugins"]["PluginAttribute"].as_array().unwrap().len();
+    defs["TotalCount"] = json!(held + 50);
+    let mut apis: Json = serde_json::from_str(PLUGIN_APIS).unwrap();
+    apis["TotalCount"] = json!("57");
+    let (out, d) = with_plugins(&[&defs.to_string()], &[("rewrite", &apis.to_string())]);
+    assert!(out.is_some(), "{:?}", d.errors);
+    let pages: Vec<&String> = d.warnings.iter().filter(|w| w.contains("one page of a paged answer")).collect();
+    assert_eq!(pages.len(), 2, "{:?}", d.warnings);
+    assert!(pages[0].contains(&format!("TotalCount {}, {held} items here", held + 50)), "{pages:?}");
+    // A whole answer: nothing to say.
+    let (_, d) = with_plugins(&[PLUGINS], &[("rewrite", PLUGIN_APIS)]);
+    assert!(!has(&d.warnings, "one page"), "{:?}", d.warnings);
+}
