@@ -172,13 +172,7 @@ pub(crate) fn import(swagger: &str, settings: &Settings<'_>, d: &mut Diags) -> O
         return None;
     }
     let existing = match settings.merge {
-        Some((file, text)) => match value::parse(text) {
-            Ok(v) => Some((file, v)),
-            Err(e) => {
-                d.error(file, format!("the configuration to merge with is {e}"));
-                return None;
-            }
-        },
+        Some((file, text)) => Some((file, merge_source(file, text, d)?)),
         None => None,
     };
     let existing_ref = existing.as_ref().map(|(file, doc)| merge::Existing { file, doc });
@@ -244,6 +238,46 @@ fn compiles(config: &str, origins: &[String], d: &mut Diags) -> bool {
 }
 
 type EnvoyAddrs<'a> = (&'a envoy::SocketAddr, &'a envoy::SocketAddr, &'a str);
+
+/// The configuration `--merge` names: a cagate document, or the one an Envoy bootstrap, EnvoyFilter or
+/// Istio WasmPlugin embeds (where `cagate apps` edits apps and grants).
+fn merge_source(file: &str, text: &str, d: &mut Diags) -> Option<Value> {
+    let v = match value::parse(text) {
+        Ok(v) => v,
+        Err(e) => {
+            d.error(file, format!("the configuration to merge with is {e}"));
+            return None;
+        }
+    };
+    let wrapped = v.as_mapping().is_some_and(|m| m.contains_key("static_resources") || m.contains_key("apiVersion"));
+    if !wrapped {
+        return Some(v);
+    }
+    match crate::apps::container::locate(text) {
+        Ok(found) => match found.as_slice() {
+            [one] => match value::parse(&one.json) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    d.error(file, format!("{}: the configuration to merge with is {e}", one.label));
+                    None
+                }
+            },
+            [] => {
+                d.error(file, "an Envoy or Istio configuration with no cagate configuration in it");
+                None
+            }
+            many => {
+                let labels: Vec<&str> = many.iter().map(|f| f.label.as_str()).collect();
+                d.error(file, format!("holds {} cagate configurations ({}): merge with one of them, saved as JSON", many.len(), labels.join(", ")));
+                None
+            }
+        },
+        Err(e) => {
+            d.error(file, e);
+            None
+        }
+    }
+}
 
 fn envoy_config(merged: &Value, config: &str, clusters: &Clusters, (listen, admin, wasm): EnvoyAddrs<'_>, d: &mut Diags) -> Option<String> {
     for (api, stage, cluster) in resolved_clusters(merged) {

@@ -4,7 +4,7 @@
 //! compiler before anything is written; `--dry-run` stops after the diff. New secrets come from the
 //! operating system's random source and are printed once, on standard output, after the write.
 
-mod container;
+pub(crate) mod container;
 mod diff;
 mod edit;
 mod jsontext;

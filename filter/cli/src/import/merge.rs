@@ -47,10 +47,6 @@ pub(crate) struct Existing<'a> {
 pub(crate) fn build(existing: Option<Existing<'_>>, imported: &mut Imported, vars: &[StageVar], explicit_stages: bool, d: &mut Diags) -> Value {
     let top = match &existing {
         Some(e) => match e.doc.as_mapping() {
-            Some(m) if m.contains_key("static_resources") || m.contains_key("apiVersion") => {
-                d.error(e.file, "an Envoy or Istio configuration: merge with the cagate configuration (JSON) itself");
-                Mapping::new()
-            }
             Some(m) => m.clone(),
             None => {
                 d.error(e.file, "not a cagate configuration: the top level must be an object");

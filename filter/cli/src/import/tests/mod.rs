@@ -337,10 +337,18 @@ fn merge_keeps_apps_plugins_and_grants() {
 }
 
 #[test]
+fn merge_reads_the_configuration_an_envoy_file_embeds() {
+    let envoy = include_str!("../../../../../envoy/envoy.yaml");
+    let (out, d) = run_with(SAMPLE, &[], &[], Some(envoy), false);
+    let c: Json = serde_json::from_str(&out.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
+    assert_eq!(c["apps"][0]["appKey"], "test-app-key-1", "the apps `cagate apps` added there");
+}
+
+#[test]
 fn merge_needs_the_cagate_document() {
     let (out, d) = run_with(SAMPLE, &[], &[], Some("static_resources: {}\n"), false);
     assert!(out.is_none());
-    assert!(has(&d.errors, "old.json: an Envoy or Istio configuration"), "{:?}", d.errors);
+    assert!(has(&d.errors, "old.json: an Envoy or Istio configuration with no cagate configuration in it"), "{:?}", d.errors);
     let (out, d) = run_with(SAMPLE, &[], &[], Some("[1, 2]"), false);
     assert!(out.is_none() && has(&d.errors, "old.json: not a cagate configuration"), "{:?}", d.errors);
 }
