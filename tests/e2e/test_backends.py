@@ -39,7 +39,9 @@ CONFIG = {
         {"name": "plain", "method": "ANY", "path": "/plain/*", "authType": "ANONYMOUS"},
         {"name": "createOrder", "method": "POST", "path": "/form-orders", "authType": "ANONYMOUS", "requestMode": "MAPPING",
          "parameters": [{"name": "sku", "location": "FORM", "required": True, "backendLocation": "QUERY"},
-                        {"name": "note", "location": "FORM", "backendName": "X-Note", "backendLocation": "HEADER"}],
+                        {"name": "note", "location": "FORM", "backendName": "X-Note", "backendLocation": "HEADER"},
+                        {"name": "page", "location": "QUERY", "defaultValue": "1"},
+                        {"name": "X-Region", "location": "HEADER", "defaultValue": "cn-hangzhou"}],
          "backend": {"type": "HTTP", "cluster": "orders-prod", "path": "/v1/orders", "method": "POST"}},
     ],
 }
@@ -91,15 +93,18 @@ def test_passthrough_keeps_undeclared_parameters(stack):
 
 def test_form_parameters_mapped_to_the_query_and_a_header(stack):
     """MAPPING: a FORM parameter moved to the query or a header arrives there with the form's value;
-    the body goes on as sent."""
+    the body goes on as sent; parameters left out arrive with their default."""
     e, _, _ = stack
     form = {"content-type": "application/x-www-form-urlencoded", "x-note": "forged"}
     r = call(e.port, "POST", "/form-orders", form, b"sku=A%201&note=gift")
     assert r.status == 200, r
     seen = r.json()
-    assert seen["path"] == "/v1/orders?sku=A%201"
+    assert seen["path"] == "/v1/orders?page=1&sku=A%201", "page: its default"
     assert seen["headers"]["x-note"] == ["gift"]
+    assert seen["headers"]["x-region"] == ["cn-hangzhou"], "a header left out: its default"
     assert seen["body"] == "sku=A%201&note=gift"
+    r = call(e.port, "POST", "/form-orders?page=4", dict(form, **{"x-region": "eu"}), b"sku=B")
+    assert r.json()["path"] == "/v1/orders?page=4&sku=B" and r.json()["headers"]["x-region"] == ["eu"], r
     r = call(e.port, "POST", "/form-orders", form, b"note=gift")
     assert (r.status, r.code) == (400, "I400MP"), r
 

@@ -223,3 +223,32 @@ fn nothing_is_moved_into_the_body_or_renamed_in_it() {
         assert!(all.iter().any(|p| p.contains("the body is forwarded as sent")), "{all:?}");
     }
 }
+
+#[test]
+fn a_parameter_the_client_leaves_out_reaches_the_backend_with_its_default() {
+    let api = json!({
+        "name": "list", "method": "POST", "path": "/list", "authType": "ANONYMOUS", "requestMode": "MAPPING",
+        "parameters": [ { "name": "page", "location": "QUERY", "type": "INT", "defaultValue": "1" },
+                        { "name": "lang", "location": "QUERY", "backendName": "X-Lang", "backendLocation": "HEADER", "defaultValue": "zh" },
+                        { "name": "X-Region", "location": "HEADER", "defaultValue": "cn-hangzhou" },
+                        { "name": "size", "location": "FORM", "backendLocation": "QUERY", "defaultValue": "20" },
+                        { "name": "sort", "location": "QUERY" } ],
+        "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/list" }
+    });
+    let kit = Kit::new(&config(api.clone()).to_string(), 0);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let o = kit.send(&Call { method: "POST", path: "/list", headers: &form, body: Some(b""), ..Call::default() });
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(upstream(&o, ":path"), some("/v1/list?page=1&size=20"), "defaults; `sort` has none");
+    assert_eq!((upstream(&o, "x-lang"), upstream(&o, "x-region")), (some("zh"), some("cn-hangzhou")));
+    let sent = [("content-type", "application/x-www-form-urlencoded"), ("x-region", "eu")];
+    let o = kit.send(&Call { method: "POST", path: "/list?page=3&lang=en", headers: &sent, body: Some(b"size=5"), ..Call::default() });
+    assert_eq!(upstream(&o, ":path"), some("/v1/list?page=3&size=5"));
+    assert_eq!((upstream(&o, "x-lang"), upstream(&o, "x-region")), (some("en"), some("eu")), "what the client sent wins");
+    // PASSTHROUGH checks and maps nothing: no default either.
+    let mut passthrough = api;
+    passthrough["requestMode"] = json!("PASSTHROUGH");
+    let kit = Kit::new(&config(passthrough).to_string(), 0);
+    let o = kit.send(&Call { method: "POST", path: "/list", headers: &form, body: Some(b""), ..Call::default() });
+    assert_eq!(upstream(&o, ":path"), some("/v1/list"));
+}

@@ -34,6 +34,8 @@ pub struct ApiParameter {
     /// Parameter mapping: the name and location at the backend (`None`: as received).
     pub backend_name: Option<String>,
     pub backend_location: Option<ParamLocation>,
+    /// What the backend receives when the client sends none (mapping modes).
+    pub default: Option<String>,
 }
 
 pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: &[&str]) -> Vec<ApiParameter> {
@@ -107,7 +109,22 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
                 None
             }
         });
-        out.push(ApiParameter { name: name.to_string(), location, kind, required, max_length, enum_values, pattern, backend_name, backend_location });
+        let default = c.string(o, &p, "defaultValue", false).map(str::to_string);
+        if default.as_deref().is_some_and(|d| d.chars().any(char::is_control)) {
+            c.err(&join(&p, "defaultValue"), "holds a control character");
+        }
+        out.push(ApiParameter {
+            name: name.to_string(),
+            location,
+            kind,
+            required,
+            max_length,
+            enum_values,
+            pattern,
+            backend_name,
+            backend_location,
+            default,
+        });
     }
     out
 }

@@ -462,9 +462,15 @@ fn clear_query_targets(api: &Api, adds: &mut QueryAdds) {
 /// is set only from the validated source: a client's copy of the target name is removed.
 fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut QueryAdds) {
     for p in api.params.iter().filter(|p| p.location == ParamLocation::Header) {
-        let Some((location, name)) = target(p) else { continue };
         // The value validated: the first under any spelling (the only one: a second is refused).
-        let value = req.headers.spellings(p.name.as_bytes()).next().map(|v| String::from_utf8_lossy(v).into_owned());
+        let sent = req.headers.spellings(p.name.as_bytes()).next();
+        let Some((location, name)) = target(p) else {
+            if let (None, Some(d)) = (sent, &p.default) {
+                set_header(edits, p.name.to_ascii_lowercase(), d.clone().into_bytes());
+            }
+            continue;
+        };
+        let value = sent.map(|v| String::from_utf8_lossy(v).into_owned()).or_else(|| p.default.clone());
         edits.push((p.name.to_ascii_lowercase().into(), None));
         set(location, &name, value, edits, adds);
     }
@@ -478,7 +484,8 @@ fn map_form(api: &Api, fields: &[UrlParam<'_>], edits: &mut Edits, adds: &mut Qu
         let value = fields
             .iter()
             .find(|f| &*f.name == p.name.as_bytes())
-            .map(|f| String::from_utf8_lossy(f.value.as_deref().unwrap_or_default()).into_owned());
+            .map(|f| String::from_utf8_lossy(f.value.as_deref().unwrap_or_default()).into_owned())
+            .or_else(|| p.default.clone());
         set(location, &name, value, edits, adds);
     }
 }
@@ -507,6 +514,8 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
         }
         out.extend_from_slice(piece);
     };
+    // Declared parameters the client sent: the others get their default.
+    let mut sent: Vec<&str> = Vec::new();
     for piece in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let mut parts = piece.splitn(2, |&b| b == b'=');
         let raw_name = parts.next().unwrap_or_default();
@@ -518,22 +527,36 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
         match (mode, declared(api, ParamLocation::Query, &name)) {
             (RequestMode::Passthrough, _) | (RequestMode::MappingPassthrough, None) => push(piece),
             (RequestMode::Mapping, None) => {}
-            (_, Some(p)) => match p.backend_location.unwrap_or(ParamLocation::Query) {
-                ParamLocation::Header => {
-                    let v = raw_value.map(|v| percent_decode(v, true).into_owned()).unwrap_or_default();
-                    let name = p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase());
-                    set_header(edits, name, v);
-                }
-                _ => {
-                    let renamed = p.backend_name.as_deref().map_or_else(|| raw_name.to_vec(), |n| url_encode(n).into_bytes());
-                    let mut piece = renamed;
-                    if let Some(v) = raw_value {
-                        piece.push(b'=');
-                        piece.extend_from_slice(v);
+            (_, Some(p)) => {
+                sent.push(p.name.as_str());
+                match p.backend_location.unwrap_or(ParamLocation::Query) {
+                    ParamLocation::Header => {
+                        let v = raw_value.map(|v| percent_decode(v, true).into_owned()).unwrap_or_default();
+                        let name = p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase());
+                        set_header(edits, name, v);
                     }
-                    push(&piece);
+                    _ => {
+                        let renamed = p.backend_name.as_deref().map_or_else(|| raw_name.to_vec(), |n| url_encode(n).into_bytes());
+                        let mut piece = renamed;
+                        if let Some(v) = raw_value {
+                            piece.push(b'=');
+                            piece.extend_from_slice(v);
+                        }
+                        push(&piece);
+                    }
                 }
-            },
+            }
+        }
+    }
+    if mode != RequestMode::Passthrough {
+        for p in api.params.iter().filter(|p| p.location == ParamLocation::Query && !sent.contains(&p.name.as_str())) {
+            let Some(v) = &p.default else { continue };
+            match p.backend_location.unwrap_or(ParamLocation::Query) {
+                ParamLocation::Header => {
+                    set_header(edits, p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase()), v.clone().into_bytes())
+                }
+                _ => push(format!("{}={}", url_encode(p.backend_name.as_deref().unwrap_or(&p.name)), url_encode(v)).as_bytes()),
+            }
         }
     }
     for (name, value) in &adds.pairs {
