@@ -242,38 +242,39 @@ type EnvoyAddrs<'a> = (&'a envoy::SocketAddr, &'a envoy::SocketAddr, &'a str);
 /// The configuration `--merge` names: a cagate document, or the one an Envoy bootstrap, EnvoyFilter or
 /// Istio WasmPlugin embeds (where `cagate apps` edits apps and grants).
 fn merge_source(file: &str, text: &str, d: &mut Diags) -> Option<Value> {
-    let v = match value::parse(text) {
-        Ok(v) => v,
+    let parsed = value::parse(text);
+    if let Ok(v) = &parsed {
+        if !v.as_mapping().is_some_and(|m| m.contains_key("static_resources") || m.contains_key("apiVersion")) {
+            return Some(v.clone());
+        }
+    }
+    // An Envoy or Istio file, of one YAML document or several (`---`): the configuration it embeds.
+    let unreadable = |parsed: &Result<Value, String>, otherwise: String| match parsed {
+        Err(e) => format!("the configuration to merge with is {e}"),
+        Ok(_) => otherwise,
+    };
+    let found = match crate::apps::container::locate(text) {
+        Ok(found) => found,
         Err(e) => {
-            d.error(file, format!("the configuration to merge with is {e}"));
+            d.error(file, unreadable(&parsed, e));
             return None;
         }
     };
-    let wrapped = v.as_mapping().is_some_and(|m| m.contains_key("static_resources") || m.contains_key("apiVersion"));
-    if !wrapped {
-        return Some(v);
-    }
-    match crate::apps::container::locate(text) {
-        Ok(found) => match found.as_slice() {
-            [one] => match value::parse(&one.json) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    d.error(file, format!("{}: the configuration to merge with is {e}", one.label));
-                    None
-                }
-            },
-            [] => {
-                d.error(file, "an Envoy or Istio configuration with no cagate configuration in it");
-                None
-            }
-            many => {
-                let labels: Vec<&str> = many.iter().map(|f| f.label.as_str()).collect();
-                d.error(file, format!("holds {} cagate configurations ({}): merge with one of them, saved as JSON", many.len(), labels.join(", ")));
+    match found.as_slice() {
+        [one] => match value::parse(&one.json) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                d.error(file, format!("{}: the configuration to merge with is {e}", one.label));
                 None
             }
         },
-        Err(e) => {
-            d.error(file, e);
+        [] => {
+            d.error(file, unreadable(&parsed, "an Envoy or Istio configuration with no cagate configuration in it".into()));
+            None
+        }
+        many => {
+            let labels: Vec<&str> = many.iter().map(|f| f.label.as_str()).collect();
+            d.error(file, format!("holds {} cagate configurations ({}): merge with one of them, saved as JSON", many.len(), labels.join(", ")));
             None
         }
     }

@@ -252,3 +252,27 @@ fn a_parameter_the_client_leaves_out_reaches_the_backend_with_its_default() {
     let o = kit.send(&Call { method: "POST", path: "/list", headers: &form, body: Some(b""), ..Call::default() });
     assert_eq!(upstream(&o, ":path"), some("/v1/list"));
 }
+
+#[test]
+fn a_gateway_value_is_never_replaced_by_a_form_field_or_a_default() {
+    let api = json!({
+        "name": "c", "method": "POST", "path": "/c", "authType": "ANONYMOUS", "requestMode": "MAPPING",
+        "parameters": [ { "name": "userId", "location": "FORM", "backendLocation": "QUERY" },
+                        { "name": "page", "location": "QUERY", "defaultValue": "1" },
+                        { "name": "X-Region", "location": "HEADER", "defaultValue": "cn-hangzhou" },
+                        { "name": "u", "location": "FORM", "backendName": "X-Team", "backendLocation": "HEADER" } ],
+        "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/c",
+                     "constantParameters": [ { "name": "userId", "value": "gw", "location": "QUERY" },
+                                             { "name": "page", "value": "50", "location": "QUERY" },
+                                             { "name": "X-Region", "value": "eu", "location": "HEADER" },
+                                             { "name": "X-Team", "value": "core", "location": "HEADER" } ] }
+    });
+    let kit = Kit::new(&config(api).to_string(), 0);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let send = |body: &[u8]| kit.send(&Call { method: "POST", path: "/c", headers: &form, body: Some(body), ..Call::default() });
+    assert_eq!(send(b"userId=victim").code().as_deref(), Some("I400BD"), "a constant sets userId: the field is a client's copy");
+    let o = send(b"u=mine");
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(upstream(&o, ":path"), some("/v1/c?userId=gw&page=50"), "no default beside the constant");
+    assert_eq!((upstream(&o, "x-region"), upstream(&o, "x-team")), (some("eu"), None), "the constant header stays; a form field never replaces one");
+}

@@ -232,8 +232,14 @@ fn checks(m: &Mapping, path: &str, out: &mut Mapping, d: &mut Diags) {
             None => d.error(&at(path, "pattern"), "must be a string"),
         }
     }
-    if let Some(v) = m.get("default").and_then(scalar_text) {
-        out.insert(s("defaultValue"), s(&v));
+    match m.get("default").and_then(scalar_text) {
+        Some(v) if v.chars().any(char::is_control) => {
+            d.warn(&at(path, "default"), "holds a control character: left out (the backend gets no default)")
+        }
+        Some(v) if !v.is_empty() => {
+            out.insert(s("defaultValue"), s(&v));
+        }
+        _ => {}
     }
     if let Some(v) = m.get("description").and_then(Value::as_str) {
         out.insert(s("description"), s(v));

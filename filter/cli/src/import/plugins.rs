@@ -49,17 +49,23 @@ fn list<'v>(doc: &'v Value, parent: &str, child: &str) -> Option<&'v Vec<Value>>
     doc.as_sequence().or_else(|| doc.get(parent)?.get(child)?.as_sequence())
 }
 
-/// Aliyun's Describe* answers are paged (10 items by default): an answer whose `TotalCount` is more
-/// than the items it holds is one page of several, and what the other pages hold would be missing.
-fn one_page_of_several(doc: &Value, items: &[Value], file: &str, d: &mut Diags) {
-    let total = doc.get("TotalCount").and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()));
-    if let Some(total) = total.filter(|&t| t > items.len() as u64) {
+/// Aliyun's Describe* answers are paged (10 items by default). Pages of one answer are passed as
+/// several files: if all of them hold fewer items than their `TotalCount`, pages are missing, and so
+/// are the plugins or bindings they hold.
+fn missing_pages<'t>(what: &str, answers: impl Iterator<Item = (&'t str, &'t str)>, parent: &str, child: &str, d: &mut Diags) {
+    let (mut files, mut held, mut total) = (Vec::new(), 0u64, 0u64);
+    for (file, text) in answers {
+        let Ok(doc) = value::parse(text) else { continue };
+        let Some(items) = list(&doc, parent, child) else { continue };
+        files.push(file);
+        held += items.len() as u64;
+        let t = doc.get("TotalCount").and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()));
+        total = total.max(t.unwrap_or(0));
+    }
+    if total > held {
         d.warn(
-            file,
-            format!(
-                "one page of a paged answer: TotalCount {total}, {} items here; unless the other pages are passed too, what they hold is missing (ask with --PageSize 100, and --PageNumber for more)",
-                items.len()
-            ),
+            &files.join(", "),
+            format!("{what}: TotalCount {total}, {held} items in all: pages are missing, and what they hold (ask with --PageSize 100, and --PageNumber for more; pass every page)"),
         );
     }
 }
@@ -79,7 +85,6 @@ fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String
             d.error(src.file, "not a DescribePlugins answer: no Plugins.PluginAttribute list");
             continue;
         };
-        one_page_of_several(&doc, items, src.file, d);
         for (i, item) in items.iter().enumerate() {
             let path = format!("{}: Plugins.PluginAttribute[{i}]", src.file);
             let (Some(name), Some(type_name)) = (text(item, "PluginName"), text(item, "PluginType")) else {
@@ -114,6 +119,16 @@ fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String
 /// Adds the definitions to `doc["plugins"]` (one of the same name from `--merge` is replaced, with a
 /// note) and the bindings to the APIs they name.
 pub(crate) fn add(doc: &mut Value, sources: &[Definitions<'_>], bindings: &[(PluginApis, String)], d: &mut Diags) {
+    if !sources.is_empty() {
+        missing_pages("DescribePlugins", sources.iter().map(|s| (s.file, s.text)), "Plugins", "PluginAttribute", d);
+    }
+    let mut plugins: Vec<&str> = bindings.iter().map(|(b, _)| b.plugin.as_str()).collect();
+    plugins.sort_unstable();
+    plugins.dedup();
+    for plugin in plugins {
+        let answers = bindings.iter().filter(|(b, _)| b.plugin == plugin).map(|(b, text)| (b.file.as_str(), text.as_str()));
+        missing_pages(&format!("DescribePluginApis of {plugin}"), answers, "ApiSummarys", "ApiPluginSummary", d);
+    }
     let defs = definitions(sources, d);
     let Some(top) = doc.as_mapping_mut() else { return };
     let plugins = top.entry(s("plugins")).or_insert_with(|| Value::Sequence(Vec::new()));
@@ -161,7 +176,6 @@ fn bind(top: &mut Mapping, plugin: &str, file: &str, answer: &str, d: &mut Diags
         d.error(file, "not a DescribePluginApis answer: no ApiSummarys.ApiPluginSummary list");
         return;
     };
-    one_page_of_several(&doc, items, file, d);
     let default_stages = vec![s("RELEASE")];
     let Some(apis) = top.get_mut("apis").and_then(Value::as_sequence_mut) else { return };
     // Per API (index): the stages to bind in (`None`: every stage the API is published in).

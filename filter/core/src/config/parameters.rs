@@ -109,7 +109,16 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
                 None
             }
         });
-        let default = c.string(o, &p, "defaultValue", false).map(str::to_string);
+        // Aliyun's exports write defaults as text, numbers or booleans; an empty one is none.
+        let default = match o.get("defaultValue") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) => Some(d.clone()).filter(|d| !d.is_empty()),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+            Some(_) => {
+                c.err(&join(&p, "defaultValue"), "must be a string, a number or a boolean");
+                None
+            }
+        };
         if default.as_deref().is_some_and(|d| d.chars().any(char::is_control)) {
             c.err(&join(&p, "defaultValue"), "holds a control character");
         }

@@ -190,25 +190,28 @@ fn build(
         parse_urlencoded(form, &mut fields);
     }
     let mapping = api.request_mode != RequestMode::Passthrough;
+    // Query names the gateway sets by other means than the FORM and QUERY parameters' own mapping
+    // (claims, constants, system parameters, a route's constants, HEADER parameters mapped there).
+    let mut elsewhere = adds.replaced.len();
     if mapping {
         map_headers(api, req, edits, &mut adds);
         clear_header_targets(api, edits);
+        elsewhere = adds.replaced.len();
         clear_query_targets(api, &mut adds);
         map_form(api, &fields, edits, &mut adds);
     }
     // A backend that merges query and form parameters (servlets, Spring, PHP's $_REQUEST) must not
     // read a client's form field in place of a query parameter the gateway sets; a FORM parameter
-    // mapped to the query parameter of its own name is the value set.
+    // mapped to the query parameter of its own name, and set by nothing else, is the value set.
     if form.is_some() {
         let source = |f: &UrlParam<'_>| {
+            let own = |p: &ApiParameter| target(p).is_some_and(|(l, n)| l == ParamLocation::Query && n.as_bytes() == &*f.name);
             mapping
-                && api.params.iter().any(|p| {
-                    p.location == ParamLocation::Form
-                        && p.name.as_bytes() == &*f.name
-                        && target(p).is_some_and(|(l, n)| l == ParamLocation::Query && n == p.name)
-                })
+                && !adds.replaced.get(..elsewhere).unwrap_or_default().iter().any(|r| r.as_bytes() == &*f.name)
+                && api.params.iter().filter(|p| own(p)).count() == 1
+                && api.params.iter().any(|p| p.location == ParamLocation::Form && p.name.as_bytes() == &*f.name && own(p))
         };
-        if let Some(f) = fields.iter().find(|f| !source(f) && adds.replaced.iter().any(|r| r.as_bytes() == &*f.name)) {
+        if let Some(f) = fields.iter().find(|f| adds.replaced.iter().any(|r| r.as_bytes() == &*f.name) && !source(f)) {
             let reason = format!("parameter `{}` is set by the gateway", header_safe(&f.name));
             return Err(Refusal::new(&errors::I400BD, &[&reason], "form field named like a gateway parameter"));
         }
@@ -466,11 +469,13 @@ fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut Query
         let sent = req.headers.spellings(p.name.as_bytes()).next();
         let Some((location, name)) = target(p) else {
             if let (None, Some(d)) = (sent, &p.default) {
-                set_header(edits, p.name.to_ascii_lowercase(), d.clone().into_bytes());
+                if !set_by_gateway(edits, &p.name) {
+                    set_header(edits, p.name.to_ascii_lowercase(), d.clone().into_bytes());
+                }
             }
             continue;
         };
-        let value = sent.map(|v| String::from_utf8_lossy(v).into_owned()).or_else(|| p.default.clone());
+        let value = sent.map(|v| String::from_utf8_lossy(v).into_owned()).or_else(|| default_for(p, location, &name, edits, adds));
         edits.push((p.name.to_ascii_lowercase().into(), None));
         set(location, &name, value, edits, adds);
     }
@@ -481,13 +486,33 @@ fn map_headers(api: &Api, req: &Request<'_>, edits: &mut Edits, adds: &mut Query
 fn map_form(api: &Api, fields: &[UrlParam<'_>], edits: &mut Edits, adds: &mut QueryAdds) {
     for p in api.params.iter().filter(|p| p.location == ParamLocation::Form) {
         let Some((location, name)) = target(p).filter(|(l, _)| *l != ParamLocation::Form) else { continue };
+        // A header another setter (a claim, a constant) gives a value keeps it removed, as before
+        // FORM parameters were mapped: a client's field never takes its place.
+        if location == ParamLocation::Header && set_by_gateway(edits, &name) {
+            continue;
+        }
         let value = fields
             .iter()
             .find(|f| &*f.name == p.name.as_bytes())
             .map(|f| String::from_utf8_lossy(f.value.as_deref().unwrap_or_default()).into_owned())
-            .or_else(|| p.default.clone());
+            .or_else(|| default_for(p, location, &name, edits, adds));
         set(location, &name, value, edits, adds);
     }
+}
+
+/// Whether an edit so far gives the header `name` a value (a claim, a constant, a system parameter).
+fn set_by_gateway(edits: &Edits, name: &str) -> bool {
+    edits.iter().any(|(n, v)| v.is_some() && n.eq_ignore_ascii_case(name))
+}
+
+/// A parameter's default, unless the gateway already gives its target a value by other means: a
+/// default never stands beside or in place of a claim's or a constant's value.
+fn default_for(p: &ApiParameter, location: ParamLocation, name: &str, edits: &Edits, adds: &QueryAdds) -> Option<String> {
+    let taken = match location {
+        ParamLocation::Header => set_by_gateway(edits, name),
+        _ => adds.pairs.iter().any(|(n, _)| n == name),
+    };
+    p.default.clone().filter(|_| !taken)
 }
 
 /// Header targets of mapped QUERY parameters: removed from the client's request whether or not the
@@ -550,12 +575,11 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
     }
     if mode != RequestMode::Passthrough {
         for p in api.params.iter().filter(|p| p.location == ParamLocation::Query && !sent.contains(&p.name.as_str())) {
-            let Some(v) = &p.default else { continue };
-            match p.backend_location.unwrap_or(ParamLocation::Query) {
-                ParamLocation::Header => {
-                    set_header(edits, p.backend_name.clone().unwrap_or_else(|| p.name.to_ascii_lowercase()), v.clone().into_bytes())
-                }
-                _ => push(format!("{}={}", url_encode(p.backend_name.as_deref().unwrap_or(&p.name)), url_encode(v)).as_bytes()),
+            let (location, name) = target(p).unwrap_or_else(|| (ParamLocation::Query, p.name.clone()));
+            let Some(v) = default_for(p, location, &name, edits, adds) else { continue };
+            match location {
+                ParamLocation::Header => set_header(edits, name, v.into_bytes()),
+                _ => push(format!("{}={}", url_encode(&name), url_encode(&v)).as_bytes()),
             }
         }
     }

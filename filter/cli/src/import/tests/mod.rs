@@ -224,6 +224,15 @@ fn parameters_in_detail() {
 }
 
 #[test]
+fn defaults_that_say_nothing_are_left_out() {
+    let (c, d) = ok(&doc("      x-aliyun-apigateway-parameter-handling: MAPPING\n      parameters:\n        - {name: orderId, in: path, required: true, type: string}\n        - {name: a, in: query, type: string, default: ''}\n        - {name: b, in: query, type: string, default: \"x\\ny\"}\n        - {name: c, in: query, type: integer, default: 5}\n"));
+    let params = &c["apis"][0]["parameters"];
+    assert_eq!((params[1].get("defaultValue"), params[2].get("defaultValue")), (None, None), "{params}");
+    assert_eq!(params[3]["defaultValue"], "5");
+    assert!(has(&d.warnings, "default: holds a control character"), "{:?}", d.warnings);
+}
+
+#[test]
 fn nothing_is_moved_into_the_body_or_renamed_in_it() {
     let text = "swagger: '2.0'\npaths:\n  /orders:\n    post:\n      x-aliyun-apigateway-parameter-handling: MAPPING\n      consumes: [application/x-www-form-urlencoded]\n      parameters:\n        - {name: sku, in: formData, type: string, x-aliyun-apigateway-backend-location: query}\n        - {name: qty, in: formData, type: integer, x-aliyun-apigateway-backend-name: quantity}\n        - {name: tag, in: query, type: string, x-aliyun-apigateway-backend-location: formData}\n      responses: {}\n      x-aliyun-apigateway-backend: {type: HTTP, address: 'http://orders:8080', path: /v1/orders, method: POST}\n";
     let (c, d) = ok(text);
@@ -342,6 +351,15 @@ fn merge_reads_the_configuration_an_envoy_file_embeds() {
     let (out, d) = run_with(SAMPLE, &[], &[], Some(envoy), false);
     let c: Json = serde_json::from_str(&out.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
     assert_eq!(c["apps"][0]["appKey"], "test-app-key-1", "the apps `cagate apps` added there");
+}
+
+#[test]
+fn merge_reads_a_manifest_of_several_documents() {
+    let plugin = include_str!("../../../../../envoy/istio/wasmplugin.yaml");
+    let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: gw}}\n---\n{plugin}");
+    let (out, d) = run_with(SAMPLE, &[], &[], Some(&manifest), false);
+    let c: Json = serde_json::from_str(&out.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
+    assert!(c["apps"].as_array().is_some_and(|a| !a.is_empty()), "{c}");
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn not_an_aliyun_answer() {
 }
 
 #[test]
-fn one_page_of_a_paged_answer_is_warned() {
+fn missing_pages_of_a_paged_answer_are_warned() {
     let mut defs: Json = serde_json::from_str(PLUGINS).unwrap();
     let held = defs["Plugins"]["PluginAttribute"].as_array().unwrap().len();
     defs["TotalCount"] = json!(held + 50);
@@ -93,10 +93,15 @@ fn one_page_of_a_paged_answer_is_warned() {
     apis["TotalCount"] = json!("57");
     let (out, d) = with_plugins(&[&defs.to_string()], &[("rewrite", &apis.to_string())]);
     assert!(out.is_some(), "{:?}", d.errors);
-    let pages: Vec<&String> = d.warnings.iter().filter(|w| w.contains("one page of a paged answer")).collect();
+    let pages: Vec<&String> = d.warnings.iter().filter(|w| w.contains("pages are missing")).collect();
     assert_eq!(pages.len(), 2, "{:?}", d.warnings);
-    assert!(pages[0].contains(&format!("TotalCount {}, {held} items here", held + 50)), "{pages:?}");
-    // A whole answer: nothing to say.
-    let (_, d) = with_plugins(&[PLUGINS], &[("rewrite", PLUGIN_APIS)]);
-    assert!(!has(&d.warnings, "one page"), "{:?}", d.warnings);
+    assert!(pages[0].contains(&format!("TotalCount {}, {held} items in all", held + 50)), "{pages:?}");
+    // Every page passed: nothing to say.
+    let mut page: Json = serde_json::from_str(PLUGIN_APIS).unwrap();
+    let items = page["ApiSummarys"]["ApiPluginSummary"].as_array().unwrap().len();
+    page["TotalCount"] = json!(2 * items);
+    let (_, d) = with_plugins(&[PLUGINS], &[("rewrite", &page.to_string()), ("rewrite", &page.to_string())]);
+    assert!(!has(&d.warnings, "pages are missing"), "{:?}", d.warnings);
+    let (_, d) = with_plugins(&[PLUGINS], &[("rewrite", &page.to_string())]);
+    assert!(has(&d.warnings, "pages are missing"), "{:?}", d.warnings);
 }
