@@ -574,7 +574,7 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
         }
     }
     if mode != RequestMode::Passthrough {
-        for p in api.params.iter().filter(|p| p.location == ParamLocation::Query && !sent.contains(&p.name.as_str())) {
+        for p in api.params.iter().filter(|p| p.default.is_some() && p.location == ParamLocation::Query && !sent.contains(&p.name.as_str())) {
             let (location, name) = target(p).unwrap_or_else(|| (ParamLocation::Query, p.name.clone()));
             let Some(v) = default_for(p, location, &name, edits, adds) else { continue };
             match location {
