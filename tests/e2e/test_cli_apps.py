@@ -69,6 +69,8 @@ def test_lifecycle_on_a_json_configuration(config_file):
 
     ok("apps", "grant", config_file, "20001", "--api", "orders", "--stage", "RELEASE", "--stage", "TEST")
     ok("apps", "grant", config_file, "20001", "--api", "form", "--until", "30d")
+    past = ok("apps", "grant", config_file, "20001", "--api", "form", "--until", "2020-01-01T00:00:00Z", "--dry-run")
+    assert "warning: --until 2020-01-01T00:00:00Z has passed" in past.stderr, past.stderr
     assert grants(config_file, "20001") == [("form", "RELEASE"), ("orders", "RELEASE"), ("orders", "TEST")]
     until = [g for g in listing(config_file)["20001"]["grants"] if g["api"] == "form"][0]["authValidTime"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", until)

@@ -202,6 +202,9 @@ pub(crate) fn run(a: AppsArgs) -> Result<ExitCode, String> {
             let l = Loaded::read(&target)?;
             l.known_app(&app)?;
             let until = until.as_deref().map(when::instant).transpose()?;
+            if let Some(t) = until.as_deref().filter(|t| when::parse_rfc3339(t).is_some_and(|at| at <= when::now_s())) {
+                eprintln!("warning: --until {t} has passed: the grant is expired from the start (A403EP)");
+            }
             let targets = l.grant_targets(&grants)?;
             let (text, n) = edit::grant(&l.found.json, l.form, &app, &targets, until.as_deref(), l.base.as_deref())?;
             eprintln!("{n} grant(s) added or changed for app {app}");
