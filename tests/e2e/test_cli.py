@@ -71,6 +71,18 @@ def test_check_sample_configurations():
         assert "valid" in r.stdout
 
 
+def test_check_warns_on_the_envoy_settings_the_filter_needs(tmp_path):
+    text = open(os.path.join(ROOT, "envoy/envoy.yaml")).read()
+    assert "warning" not in run("check", os.path.join(ROOT, "envoy/envoy.yaml")).stdout
+    bad = tmp_path / "envoy.yaml"
+    bad.write_text(text.replace("allow_on_headers_stop_iteration: true", "allow_on_headers_stop_iteration: false")
+                   .replace("per_connection_buffer_limit_bytes: 16777216", "per_connection_buffer_limit_bytes: 1024"))
+    r = run("check", str(bad))
+    assert r.returncode == 0, r.stdout
+    assert "lacks allow_on_headers_stop_iteration: true" in r.stdout, r.stdout
+    assert "per_connection_buffer_limit_bytes (1024) is below maxBodyBytes (8388608)" in r.stdout, r.stdout
+
+
 def test_check_lists_every_problem_and_no_secret(tmp_path):
     bad = copy.deepcopy(GATE_CONFIG)
     bad["apis"][0]["method"] = "FETCH"

@@ -44,10 +44,59 @@ fn walk(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Envoy's default `per_connection_buffer_limit_bytes`.
+const ENVOY_BUFFER_LIMIT: u64 = 1 << 20;
+
+/// What the Envoy configuration around a cagate configuration must set (docs/security.md): warnings,
+/// since the filter still loads without them. `limit` is the enclosing listener's buffer limit.
+fn envoy_warnings(v: &Value, limit: Option<u64>, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            let limit = if m.contains_key("filter_chains") {
+                Some(m.get("per_connection_buffer_limit_bytes").and_then(Value::as_u64).unwrap_or(ENVOY_BUFFER_LIMIT))
+            } else {
+                limit
+            };
+            let wasm = m.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("envoy.extensions.filters.http.wasm.v3.Wasm"));
+            let config = m.get("config").filter(|_| wasm);
+            let cagate = config.and_then(|c| c.get("configuration")).and_then(|c| c.get("value")).and_then(Value::as_str);
+            if let (Some(config), Some(cagate)) = (config, cagate) {
+                if config.get("allow_on_headers_stop_iteration").and_then(Value::as_bool) != Some(true) {
+                    out.push(
+                        "the Wasm filter's config lacks allow_on_headers_stop_iteration: true: signed form bodies and Content-MD5 checks wait until Envoy's timeout"
+                            .into(),
+                    );
+                }
+                let max_body = compile(cagate.as_bytes()).ok().map(|g| g.max_body_bytes);
+                if let (Some(limit), Some(max_body)) = (limit, max_body) {
+                    if limit < max_body {
+                        out.push(format!(
+                            "the listener's per_connection_buffer_limit_bytes ({limit}) is below maxBodyBytes ({max_body}): Envoy refuses a larger body the filter would read (413) before cagate sees it"
+                        ));
+                    }
+                }
+            }
+            for child in m.values() {
+                envoy_warnings(child, limit, out);
+            }
+        }
+        Value::Array(a) => {
+            for child in a {
+                envoy_warnings(child, limit, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut warnings = Vec::new();
     let docs = match serde_json::from_str::<Value>(&text) {
-        Ok(v) => documents(&v),
+        Ok(v) => {
+            envoy_warnings(&v, None, &mut warnings);
+            documents(&v)
+        }
         Err(_) => {
             let mut all = Vec::new();
             for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
@@ -58,6 +107,7 @@ pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
                         e.location().map_or(String::new(), |l| format!("line {}", l.line()))
                     )
                 })?;
+                envoy_warnings(&v, None, &mut warnings);
                 all.extend(documents(&v));
             }
             all
@@ -85,6 +135,9 @@ pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
                 }
             }
         }
+    }
+    for w in warnings {
+        println!("{}: warning: {w}", file.display());
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
