@@ -83,6 +83,20 @@ def test_check_warns_on_the_envoy_settings_the_filter_needs(tmp_path):
     assert "per_connection_buffer_limit_bytes (1024) is below maxBodyBytes (8388608)" in r.stdout, r.stdout
 
 
+def test_check_a_registry_document_over_its_static_configuration(tmp_path):
+    reg = tmp_path / "registry.json"
+    reg.write_text(json.dumps({"version": 1, "apps": [{"appId": 30001, "appKey": "reg-key-30001", "appSecret": "reg-secret-30001-0123456789"}],
+                               "authorizations": [{"appId": 30001, "api": "nope", "stage": "RELEASE"}]}))
+    r = run("check", str(reg))
+    assert r.returncode == 2 and "check it with --config FILE" in r.stdout, r.stdout
+    r = run("check", str(reg), "--config", os.path.join(ROOT, "envoy/envoy.yaml"))
+    assert r.returncode == 1 and "authorizations[0].api: unknown API nope" in r.stdout, r.stdout
+    reg.write_text(reg.read_text().replace('"nope"', '"orders"'))
+    r = run("check", str(reg), "--config", os.path.join(ROOT, "envoy/envoy.yaml"))
+    assert r.returncode == 0 and "valid registry document" in r.stdout, r.stdout
+    assert "reg-secret" not in r.stdout
+
+
 def test_check_lists_every_problem_and_no_secret(tmp_path):
     bad = copy.deepcopy(GATE_CONFIG)
     bad["apis"][0]["method"] = "FETCH"

@@ -89,8 +89,52 @@ fn envoy_warnings(v: &Value, limit: Option<u64>, out: &mut Vec<String>) {
     }
 }
 
-pub(crate) fn run(file: &Path) -> Result<ExitCode, String> {
+/// An app registry document (top-level `authorizations` or `version`, no `apis`), checked as the
+/// filter installs it: over the static configuration `base` names.
+fn registry(file: &Path, root: &Value, base: Option<&Path>) -> Result<Option<ExitCode>, String> {
+    let is_registry = root.get("apis").is_none() && (root.get("authorizations").is_some() || root.get("version").is_some());
+    if !is_registry {
+        return Ok(None);
+    }
+    let Some(base) = base else {
+        println!("{}: an app registry document: check it with --config FILE, the static configuration it extends", file.display());
+        return Ok(Some(ExitCode::from(2)));
+    };
+    let text = std::fs::read_to_string(base).map_err(|e| format!("{}: {e}", base.display()))?;
+    let docs = match serde_json::from_str::<Value>(&text) {
+        Ok(v) => documents(&v),
+        Err(_) => serde_yaml::from_str::<Value>(&text).map(|v| documents(&v)).unwrap_or_default(),
+    };
+    let [(_, doc)] = docs.as_slice() else {
+        return Err(format!("{}: --config needs a file with one cagate configuration, it holds {}", base.display(), docs.len()));
+    };
+    let gateway = compile(doc.as_bytes())
+        .map_err(|p| format!("{}: the static configuration is invalid ({} problem(s)): check it first", base.display(), p.len()))?;
+    match gateway.with_registry(root.to_string().as_bytes()) {
+        Ok(g) => {
+            println!("{}: valid registry document over {} ({} apps in all)", file.display(), base.display(), g.app_count());
+            Ok(Some(ExitCode::SUCCESS))
+        }
+        Err(problems) => {
+            println!("{}: {} problem(s)", file.display(), problems.len());
+            for p in problems {
+                println!("  {p}");
+            }
+            Ok(Some(ExitCode::from(1)))
+        }
+    }
+}
+
+pub(crate) fn run(file: &Path, base: Option<&Path>) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if let Ok(root) = serde_json::from_str::<Value>(&text) {
+        if let Some(code) = registry(file, &root, base)? {
+            return Ok(code);
+        }
+    }
+    if base.is_some() {
+        return Err("--config is for an app registry document".into());
+    }
     let mut warnings = Vec::new();
     let docs = match serde_json::from_str::<Value>(&text) {
         Ok(v) => {

@@ -43,10 +43,14 @@ enum Command {
     #[command(after_help = "Examples:
   cagate check cagate.json
   cagate check envoy/envoy.yaml
-  cagate check envoy/istio/wasmplugin.yaml")]
+  cagate check envoy/istio/wasmplugin.yaml
+  cagate check registry.json --config cagate.json")]
     Check {
         /// The file to check
         config: std::path::PathBuf,
+        /// With an app registry document: the static configuration it extends, which it is checked against
+        #[arg(long = "config", value_name = "FILE")]
+        base: Option<std::path::PathBuf>,
     },
     /// Import an Aliyun API Gateway Swagger 2.0 export (x-aliyun-apigateway-* extensions) as a cagate
     /// configuration: one API per operation, backends as Envoy clusters; optionally a runnable Envoy
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sign(a) => request::sign(a),
         Command::StringToSign(a) => request::string_to_sign(a),
-        Command::Check { config } => check::run(&config),
+        Command::Check { config, base } => check::run(&config, base.as_deref()),
         Command::Import(a) => import::run(a),
         Command::Apps(a) => apps::run(a),
     };
