@@ -222,6 +222,10 @@ def test_content_md5(gate):
     assert call(gate.port, "PUT", "/upload", h, body).status == 200
     h = sign("PUT", "/upload", KEY1, SECRET1, body=body, content_md5=True, headers={"content-type": "application/json"})
     assert_refused(call(gate.port, "PUT", "/upload", h, b'{"a":2}'), 400, "I400I5")
+    # An ANONYMOUS API checks a Content-MD5 too, when one is sent.
+    md5 = {"content-md5": h["content-md5"], "content-type": "application/json"}
+    assert call(gate.port, "POST", "/public/x", md5, body).status == 200
+    assert_refused(call(gate.port, "POST", "/public/x", md5, b'{"a":2}'), 400, "I400I5")
 
 
 def test_body_limit(gate):

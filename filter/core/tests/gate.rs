@@ -208,6 +208,10 @@ fn anonymous_needs_nothing() {
     let o = w.run("DELETE", "/open/a/b", &[("x-ca-app-id", "10001".to_string())], None);
     assert!(o.forwarded(), "{:?}", o.reply());
     assert_eq!(o.stream.upstream("x-ca-app-id"), None, "no app: the client's copy is removed");
+    // A Content-MD5, when sent, must still be the body's.
+    let md5 = |v: &str| vec![("content-md5", v.to_string())];
+    assert_eq!(code(w.run("POST", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), Some(b"hello"))), "OK"); // md5("hello")
+    assert_eq!(code(w.run("POST", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), Some(b"other"))), "I400I5");
 }
 
 #[test]

@@ -95,7 +95,8 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
     }
     let form = is_form(h.get(b"content-type"));
     let needs_body = gw.api(api_idx).is_some_and(|api| {
-        (api.auth == AuthType::App && (h.contains(b"content-md5") || (h.contains(b"x-ca-key") && form)))
+        h.contains(b"content-md5")
+            || (api.auth == AuthType::App && h.contains(b"x-ca-key") && form)
             || (form && (api.reads_form || crate::request::forward::sets_query(gw, api, stage)))
     });
     if needs_body && h.number(b"content-length").is_some_and(|n| n > gw.max_body_bytes) {
