@@ -201,6 +201,16 @@ fn form_parameters_map_to_the_query_and_headers_from_the_form_read() {
     assert_eq!(upstream(&o, "x-note"), some("gift"), "the form's value, never the client's header");
     let o = send(b"sku=A", "/orders");
     assert_eq!(upstream(&o, "x-note"), None, "no field: the client's copy is removed");
+    // A client's query copy of the target never reaches the backend, nor a header spelled otherwise.
+    let o = kit.send(&Call {
+        method: "POST",
+        path: "/orders?sku=evil",
+        headers: &[("content-type", "application/x-www-form-urlencoded"), ("x_note", "forged"), ("X-NOTE", "forged")],
+        body: Some(b"sku=A&note=gift"),
+        ..Call::default()
+    });
+    assert_eq!(upstream(&o, ":path"), some("/v1/orders?sku=A"));
+    assert_eq!((upstream(&o, "x-note"), upstream(&o, "x_note")), (some("gift"), None));
     assert_eq!(send(b"qty=2", "/orders").code().as_deref(), Some("I400MP"));
     // An undeclared field named like a query parameter the gateway sets is still refused.
     let api = json!({
