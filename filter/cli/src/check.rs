@@ -100,11 +100,7 @@ fn registry(file: &Path, root: &Value, base: Option<&Path>) -> Result<Option<Exi
     // Without the static configuration, one that has every API and stage the grants name stands in.
     let (doc, over) = match base {
         Some(base) => {
-            let text = std::fs::read_to_string(base).map_err(|e| format!("{}: {e}", base.display()))?;
-            let docs = match serde_json::from_str::<Value>(&text) {
-                Ok(v) => documents(&v),
-                Err(_) => serde_yaml::from_str::<Value>(&text).map(|v| documents(&v)).unwrap_or_default(),
-            };
+            let docs: Vec<(String, String)> = roots(base)?.iter().flat_map(documents).collect();
             let [(_, doc)] = docs.as_slice() else {
                 return Err(format!("{}: --config needs a file with one cagate configuration, it holds {}", base.display(), docs.len()));
             };
@@ -129,10 +125,30 @@ fn registry(file: &Path, root: &Value, base: Option<&Path>) -> Result<Option<Exi
     }
 }
 
-pub(crate) fn run(file: &Path, base: Option<&Path>) -> Result<ExitCode, String> {
+/// The file's parsed documents: one JSON value, or each document of a YAML stream.
+fn roots(file: &Path) -> Result<Vec<Value>, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    if let Ok(root) = serde_json::from_str::<Value>(&text) {
-        if let Some(code) = registry(file, &root, base)? {
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return Ok(vec![v]);
+    }
+    serde_yaml::Deserializer::from_str(&text)
+        .enumerate()
+        .map(|(i, doc)| {
+            serde::Deserialize::deserialize(doc).map_err(|e: serde_yaml::Error| {
+                format!(
+                    "{}: document {i} is neither JSON nor YAML ({})",
+                    file.display(),
+                    e.location().map_or(String::new(), |l| format!("line {}", l.line()))
+                )
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn run(file: &Path, base: Option<&Path>) -> Result<ExitCode, String> {
+    let roots = roots(file)?;
+    if let [root] = roots.as_slice() {
+        if let Some(code) = registry(file, root, base)? {
             return Ok(code);
         }
     }
@@ -140,27 +156,10 @@ pub(crate) fn run(file: &Path, base: Option<&Path>) -> Result<ExitCode, String> 
         return Err("--config is for an app registry document".into());
     }
     let mut warnings = Vec::new();
-    let docs = match serde_json::from_str::<Value>(&text) {
-        Ok(v) => {
-            envoy_warnings(&v, None, &mut warnings);
-            documents(&v)
-        }
-        Err(_) => {
-            let mut all = Vec::new();
-            for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| {
-                    format!(
-                        "{}: document {i} is neither JSON nor YAML ({})",
-                        file.display(),
-                        e.location().map_or(String::new(), |l| format!("line {}", l.line()))
-                    )
-                })?;
-                envoy_warnings(&v, None, &mut warnings);
-                all.extend(documents(&v));
-            }
-            all
-        }
-    };
+    for root in &roots {
+        envoy_warnings(root, None, &mut warnings);
+    }
+    let docs: Vec<(String, String)> = roots.iter().flat_map(documents).collect();
     if docs.is_empty() {
         println!("{}: no cagate configuration found (a JSON document, an Envoy Wasm filter configuration, or an Istio WasmPlugin)", file.display());
         return Ok(ExitCode::from(1));
