@@ -212,6 +212,10 @@ fn anonymous_needs_nothing() {
     let md5 = |v: &str| vec![("content-md5", v.to_string())];
     assert_eq!(code(w.run("POST", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), Some(b"hello"))), "OK"); // md5("hello")
     assert_eq!(code(w.run("POST", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), Some(b"other"))), "I400I5");
+    // Trailers end the request: the check is made then, never skipped.
+    let headers = [("content-md5", "XUFAKrxLKna5cZ2REBfFkg==")];
+    let o = w.kit.send(&Call { method: "POST", path: "/open/a", headers: &headers, body: Some(b"other"), trailers: true, ..Call::default() });
+    assert_eq!(o.code().as_deref(), Some("I400I5"));
 }
 
 #[test]
