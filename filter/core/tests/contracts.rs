@@ -162,6 +162,27 @@ fn classic_contract_answers_with_the_classic_table_and_no_code() {
 }
 
 #[test]
+fn classic_contract_refuses_a_digest_of_an_empty_body() {
+    // The classic table: "the body is empty but an MD5 was sent, or the MD5 is wrong".
+    let kit = classic_kit();
+    let mut h = signed("/other", "m-1", SECRET);
+    h.push(("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==".to_string())); // md5("")
+    let o = kit.get("/other", &refs(&h));
+    assert_eq!((o.status(), o.message().as_deref()), (400, Some("Invalid Content-MD5")));
+    let vpc = Kit::new(&config("", ""), NOW);
+    let block = format!("x-ca-key:{KEY}\nx-ca-nonce:m-2\nx-ca-timestamp:{NOW}\n");
+    let sts = format!("GET\n\n1B2M2Y8AsgTpgAmY7PhCfg==\n\n\n{block}/other");
+    let mut h = signed("/other", "m-2", SECRET);
+    h.retain(|(n, _)| *n != "x-ca-signature");
+    h.push(("x-ca-signature", sign(Algorithm::HmacSha256, SECRET.as_bytes(), sts.as_bytes())));
+    h.push(("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==".to_string()));
+    assert!(vpc.get("/other", &refs(&h)).forwarded(), "the VPC table refuses only a digest that does not match");
+    let mut h = signed("/other", "m-3", SECRET);
+    h.push(("content-md5", String::new()));
+    assert!(kit.get("/other", &refs(&h)).forwarded(), "an empty value is no digest");
+}
+
+#[test]
 fn classic_contract_names_the_throttled_dimension() {
     let kit = classic_kit();
     let first = signed("/limited", "d-1", SECRET);

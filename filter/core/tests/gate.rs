@@ -212,6 +212,13 @@ fn anonymous_needs_nothing() {
     let md5 = |v: &str| vec![("content-md5", v.to_string())];
     assert_eq!(code(w.run("POST", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), Some(b"hello"))), "OK"); // md5("hello")
     assert_eq!(code(w.run("POST", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), Some(b"other"))), "I400I5");
+    // The empty body's digest matches it; an empty value claims nothing, whatever the body.
+    assert_eq!(code(w.run("GET", "/open/a", &md5("1B2M2Y8AsgTpgAmY7PhCfg=="), None)), "OK");
+    assert_eq!(code(w.run("GET", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), None)), "I400I5");
+    assert_eq!(code(w.run("GET", "/open/a", &md5(""), None)), "OK");
+    let blank = [("content-md5", " ")];
+    let o = w.kit.send(&Call { method: "POST", path: "/open/a", headers: &blank, body: Some(b"hello"), ..Call::default() });
+    assert!(o.forwarded() && !o.read_body, "no digest, no body to read");
     // Trailers end the request: the check is made then, never skipped.
     let headers = [("content-md5", "XUFAKrxLKna5cZ2REBfFkg==")];
     let o = w.kit.send(&Call { method: "POST", path: "/open/a", headers: &headers, body: Some(b"other"), trailers: true, ..Call::default() });
