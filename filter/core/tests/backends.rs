@@ -73,6 +73,28 @@ fn mapping_reaches_the_stage_backend_with_mapped_parameters() {
 }
 
 #[test]
+fn a_host_with_stage_variables_is_each_stage_s_own() {
+    let mut cfg = config(orders("PASSTHROUGH"));
+    cfg["stageVariables"]["RELEASE"]["ordersHost"] = json!("orders.prod.internal:8080");
+    cfg["stageVariables"]["TEST"]["ordersHost"] = json!("orders.test.internal");
+    cfg["apis"][0]["backend"]["host"] = json!("#ordersHost#");
+    let e = edits(&cfg, "/orders/1", &[("host", "api.example.com")]);
+    assert_eq!(upstream(&e, ":authority"), some("orders.prod.internal:8080"));
+    let e = edits(&cfg, "/orders/1", &[("host", "api.example.com"), ("x-ca-stage", "TEST")]);
+    assert_eq!(upstream(&e, ":authority"), some("orders.test.internal"));
+    assert_eq!(upstream(&e, "x-cagate-cluster"), some("orders-test"));
+
+    cfg["stageVariables"]["TEST"]["ordersHost"] = json!("bad host/");
+    cfg["stageVariables"]["RELEASE"].as_object_mut().unwrap().remove("ordersHost");
+    let problems: Vec<String> = compile(cfg.to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert!(problems.contains(&"apis[0].backend.host: stage variable #ordersHost# is not defined for stage RELEASE".to_string()), "{problems:?}");
+    assert!(
+        problems.contains(&"apis[0].backend.host: \"bad host/\" is not a host name, optionally with a port (stage TEST)".to_string()),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn passthrough_keeps_the_query_and_maps_only_the_path() {
     let e = edits(&config(orders("PASSTHROUGH")), "/orders/%E4%B8%AD?fields=a&junk=1", &[("x-tenant", "t1")]);
     assert_eq!(upstream(&e, ":path"), some("/v1/orders/%E4%B8%AD?fields=a&junk=1&stage=RELEASE"));

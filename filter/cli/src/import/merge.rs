@@ -59,6 +59,7 @@ pub(crate) fn build(existing: Option<Existing<'_>>, imported: &mut Imported, var
         carry_over(&top, e.file, imported, explicit_stages, d);
     }
     let variables = stage_variables(&top, vars, &mut imported.clusters, d);
+    stage_hosts(&mut imported.apis, &variables, &imported.origins, d);
     let mut out = Mapping::new();
     for (k, v) in &top {
         if !matches!(k.as_str(), Some("stageVariables" | "apis")) {
@@ -118,24 +119,65 @@ fn stage_variables(top: &Mapping, vars: &[StageVar], clusters: &mut Clusters, d:
     let mut sv = top.get("stageVariables").and_then(Value::as_mapping).cloned().unwrap_or_default();
     for v in vars {
         let label = format!("--stage-var {}:{}", v.stage, v.name);
-        let value = if v.value.contains("://") {
+        let (value, host) = if v.value.contains("://") {
             let Some(t) = address_target(&v.value, &label, clusters, d) else { continue };
             if !t.prefix.is_empty() {
                 d.warn(&label, "a stage variable names a cluster: the path of its URL is not used");
             }
-            t.cluster
+            (t.cluster, t.host)
         } else {
-            v.value.clone()
+            (v.value.clone(), None)
         };
         let stage = sv.entry(s(&v.stage)).or_insert_with(|| Value::Mapping(Mapping::new()));
         match stage.as_mapping_mut() {
             Some(m) => {
                 m.insert(s(&v.name), s(&value));
+                // The URL's host is the Host its backend expects, as for an API's own address.
+                let host_var = host_variable(&v.name);
+                match host {
+                    Some(h) => m.insert(s(&host_var), s(&h)),
+                    None => m.remove(host_var.as_str()),
+                };
             }
             None => d.error(&label, format!("stageVariables.{} of the merged file is not an object", v.stage)),
         }
     }
     sv
+}
+
+/// The stage variable holding the Host of the URL a `--stage-var NAME=URL` gave.
+fn host_variable(name: &str) -> String {
+    format!("{name}.host")
+}
+
+/// An API whose address is a stage variable sends, in each stage, the Host of the URL that stage's
+/// `--stage-var` gave; a stage whose variable names a cluster leaves it unknown, and then every stage
+/// forwards the client's Host (one `host` template serves all the API's stages).
+fn stage_hosts(apis: &mut [Value], variables: &Mapping, origins: &[String], d: &mut Diags) {
+    for (i, api) in apis.iter_mut().enumerate() {
+        let stages: Vec<String> = match api.get("stages").and_then(Value::as_sequence) {
+            Some(l) => l.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            None => vec!["RELEASE".to_string()],
+        };
+        let Some(backend) = api.get_mut("backend").and_then(Value::as_mapping_mut) else { continue };
+        if backend.contains_key("host") {
+            continue;
+        }
+        let Some(var) = backend.get("cluster").and_then(Value::as_str).and_then(|c| c.strip_prefix('#')?.strip_suffix('#')) else { continue };
+        if var.contains('#') {
+            continue;
+        }
+        let host_var = host_variable(var);
+        let defined = |st: &String| variables.get(st.as_str()).and_then(|m| m.get(host_var.as_str())).is_some();
+        let without: Vec<&String> = stages.iter().filter(|st| !defined(st)).collect();
+        if without.is_empty() {
+            backend.insert(s("host"), s(&format!("#{host_var}#")));
+        } else if without.len() < stages.len() {
+            let at = origins.get(i).map_or_else(|| format!("apis[{i}]"), |o| format!("{o}.{}", super::backend::BACKEND));
+            let names: Vec<&str> = without.iter().map(|st| st.as_str()).collect();
+            d.warn(&at, format!("#{var}# names a cluster, not a URL, in {}: every stage of this API forwards the client's Host", names.join(", ")));
+        }
+    }
 }
 
 /// Every stage an API or a stage variable uses must be one of the configuration's `stages`.

@@ -55,7 +55,8 @@ pub struct HttpBackend {
     pub path: Option<Vec<PathPiece>>,
     pub method: Option<String>,
     pub timeout_ms: u64,
-    pub host: Option<String>,
+    /// The Host sent to the backend per stage index (none: the client's), stage variables substituted.
+    pub hosts: Vec<(u32, String)>,
     pub constants: Vec<Constant>,
     pub system: Vec<SystemParam>,
 }
@@ -72,6 +73,9 @@ pub enum Backend {
 impl HttpBackend {
     pub fn cluster(&self, stage: crate::ids::StageId) -> Option<&str> {
         self.clusters.iter().find(|(s, _)| *s == stage.0).map(|(_, c)| c.as_str())
+    }
+    pub fn host(&self, stage: crate::ids::StageId) -> Option<&str> {
+        self.hosts.iter().find(|(s, _)| *s == stage.0).map(|(_, h)| h.as_str())
     }
 }
 
@@ -171,20 +175,31 @@ fn http(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &BackendSc
         m.to_string()
     });
     let timeout_ms = c.integer(o, path, "timeoutMs", DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
-    let host = c.string(o, path, "host", false).map(str::to_string);
-    if let Some(h) = &host {
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)) {
-            c.err(&join(path, "host"), "must be a host name, optionally with a port");
-        }
-    }
+    let host = c.string(o, path, "host", false);
     let constants = constants(c, o, path);
     let system = system(c, o, path);
-    let clusters = clusters(c, cluster?, &join(path, "cluster"), scope)?;
-    Some(HttpBackend { clusters, path: pieces, method, timeout_ms, host, constants, system })
+    let hosts = match host {
+        Some(h) => per_stage(c, h, &join(path, "host"), scope, is_host, "is not a host name, optionally with a port")?,
+        None => Vec::new(),
+    };
+    let clusters =
+        per_stage(c, cluster?, &join(path, "cluster"), scope, |n| n.bytes().all(|b| b.is_ascii_graphic()), "is not an Envoy cluster name")?;
+    Some(HttpBackend { clusters, path: pieces, method, timeout_ms, hosts, constants, system })
 }
 
-/// The cluster per published stage, with `#name#` replaced from that stage's variables.
-fn clusters(c: &mut Validator, template: &str, path: &str, scope: &BackendScope<'_>) -> Option<Vec<(u32, String)>> {
+fn is_host(h: &str) -> bool {
+    h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
+/// A value per published stage, with `#name#` replaced from that stage's variables.
+fn per_stage(
+    c: &mut Validator,
+    template: &str,
+    path: &str,
+    scope: &BackendScope<'_>,
+    valid: fn(&str) -> bool,
+    invalid: &str,
+) -> Option<Vec<(u32, String)>> {
     let mut out = Vec::new();
     let before = c.problems.len();
     for (k, stage) in scope.stages.iter().enumerate().take(64) {
@@ -208,8 +223,8 @@ fn clusters(c: &mut Validator, template: &str, path: &str, scope: &BackendScope<
             rest = &after[end + 1..];
         }
         name.push_str(rest);
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
-            c.err(path, format!("{name:?} is not an Envoy cluster name (stage {stage})"));
+        if name.is_empty() || !valid(&name) {
+            c.err(path, format!("{name:?} {invalid} (stage {stage})"));
         }
         out.push((k as u32, name));
     }

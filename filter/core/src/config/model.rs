@@ -173,7 +173,7 @@ impl Gateway {
     /// The host an API's backend is reached at in a stage: its `host`, else its Envoy cluster.
     pub fn backend_host(&self, api: ApiId, stage: StageId) -> Option<&str> {
         match &self.api(api)?.backend {
-            Some(crate::config::backend::Backend::Http(h)) => h.host.as_deref().or_else(|| h.cluster(stage)),
+            Some(crate::config::backend::Backend::Http(h)) => h.host(stage).or_else(|| h.cluster(stage)),
             _ => None,
         }
     }

@@ -104,7 +104,7 @@ fn destination<'b>(own: Option<&'b HttpBackend>, overlay: Option<&'b HttpOverlay
             cluster: own_cluster,
             timeout_ms: own.map_or(DEFAULT_TIMEOUT_MS, |h| h.timeout_ms),
             method: own.and_then(|h| h.method.as_deref()),
-            host: own.and_then(|h| h.host.as_deref()),
+            host: own.and_then(|h| h.host(stage)),
         });
     };
     let cluster = match (&o.cluster, o.vpc) {
@@ -113,7 +113,7 @@ fn destination<'b>(own: Option<&'b HttpBackend>, overlay: Option<&'b HttpOverlay
         (None, false) => own_cluster.ok_or("an HTTP backend without cluster, and the API's own backend is not HTTP")?,
     };
     // The API's `host` belongs to the API's cluster: another cluster gets the client's.
-    let host = if o.cluster.is_none() { own.and_then(|h| h.host.as_deref()) } else { None };
+    let host = if o.cluster.is_none() { own.and_then(|h| h.host(stage)) } else { None };
     let timeout_ms = o.timeout_ms.or(own.map(|h| h.timeout_ms)).unwrap_or(DEFAULT_TIMEOUT_MS);
     Ok(Target { cluster: Some(cluster), timeout_ms, method: o.method.as_deref().or(own.and_then(|h| h.method.as_deref())), host })
 }

@@ -288,9 +288,18 @@ fn stage_variables_name_clusters_per_stage() {
     let (out, d) = run_with(&doc(VPC), &["RELEASE:orders=orders-prod", "TEST:orders=http://orders-test:8080"], &[], None, true);
     let out = out.unwrap_or_else(|| panic!("{:?}", d.errors));
     let c: Json = serde_json::from_str(&out.config).unwrap();
-    assert_eq!(c["stageVariables"], json!({ "RELEASE": { "orders": "orders-prod" }, "TEST": { "orders": "backend_orders_test_8080" } }));
+    assert_eq!(
+        c["stageVariables"],
+        json!({ "RELEASE": { "orders": "orders-prod" }, "TEST": { "orders": "backend_orders_test_8080", "orders.host": "orders-test:8080" } })
+    );
     assert_eq!(c["apis"][0]["stages"], json!(["RELEASE", "TEST"]));
     assert_eq!(c["apis"][0]["backend"]["cluster"], "#orders#");
+    assert_eq!(c["apis"][0]["backend"].get("host"), None, "RELEASE names a cluster: its Host is unknown");
+    assert!(
+        has(&d.warnings, "#orders# names a cluster, not a URL, in RELEASE: every stage of this API forwards the client's Host"),
+        "{:?}",
+        d.warnings
+    );
     assert!(out.clusters.contains_key("backend_orders_test_8080"));
     assert!(has(&d.warnings, "the cluster orders-prod (API GET_orders_orderId, stage RELEASE)"), "{:?}", d.warnings);
     let (_, d) = run_with(SAMPLE, &["TEST:orders=o"], &[], None, false);
@@ -307,6 +316,19 @@ fn stage_variables_name_clusters_per_stage() {
     let (out, d) = run_with(&doc(&VPC.replace("'#orders#'", "orders-vpc")), &[], &[], None, true);
     assert!(out.unwrap().clusters["orders-vpc"].placeholder);
     assert!(has(&d.warnings, "the VPC access orders-vpc becomes the Envoy cluster orders-vpc"), "{:?}", d.warnings);
+    // Every stage a URL: each stage's backend gets its own Host, and a re-import keeps them.
+    let (urls, d) = run_with(&doc(VPC), &["RELEASE:orders=http://orders.prod:80", "TEST:orders=http://orders-test:8080"], &[], None, false);
+    let urls = urls.unwrap_or_else(|| panic!("{:?}", d.errors));
+    let u: Json = serde_json::from_str(&urls.config).unwrap();
+    assert_eq!(u["apis"][0]["backend"]["host"], "#orders.host#");
+    assert_eq!(u["stageVariables"]["RELEASE"]["orders.host"], "orders.prod:80");
+    let (again, d) = run_with(&doc(VPC), &[], &[], Some(&urls.config), false);
+    let again: Json = serde_json::from_str(&again.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
+    assert_eq!((&again["apis"][0]["backend"]["host"], &again["stageVariables"]), (&u["apis"][0]["backend"]["host"], &u["stageVariables"]));
+    let (mixed, d) = run_with(&doc(VPC), &["RELEASE:orders=orders-prod"], &[], Some(&urls.config), false);
+    let m: Json = serde_json::from_str(&mixed.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
+    assert_eq!(m["apis"][0]["backend"].get("host"), None, "RELEASE now names a cluster");
+    assert_eq!(m["stageVariables"]["RELEASE"], json!({ "orders": "orders-prod" }));
 }
 
 #[test]
