@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
 from conftest import GATE_CONFIG, KEY1, SECRET1
 from harness.envoy import ROOT
@@ -81,6 +82,21 @@ def test_check_warns_on_the_envoy_settings_the_filter_needs(tmp_path):
     assert r.returncode == 0, r.stdout
     assert "lacks allow_on_headers_stop_iteration: true" in r.stdout, r.stdout
     assert "per_connection_buffer_limit_bytes (1024) is below maxBodyBytes (8388608)" in r.stdout, r.stdout
+
+
+def test_check_names_a_cluster_the_bootstrap_lacks(tmp_path):
+    boot = yaml.safe_load(open(os.path.join(ROOT, "envoy/envoy.yaml")))
+    wasm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][1]["typed_config"]
+    config = json.loads(wasm["config"]["configuration"]["value"])
+    config["apis"][0]["backend"] = {"type": "HTTP", "cluster": "backend"}
+    config["apis"][1]["backend"] = {"type": "HTTP", "cluster": "orders-v2"}
+    wasm["config"]["configuration"]["value"] = json.dumps(config)
+    f = tmp_path / "envoy.yaml"
+    f.write_text(yaml.safe_dump(boot))
+    r = run("check", str(f))
+    assert r.returncode == 0, r.stdout
+    assert f"the cluster orders-v2 (API {config['apis'][1]['name']}, stage RELEASE) is not in static_resources.clusters" in r.stdout, r.stdout
+    assert "the cluster backend " not in r.stdout, r.stdout
 
 
 def test_check_a_registry_document_over_its_static_configuration(tmp_path):

@@ -89,6 +89,24 @@ fn envoy_warnings(v: &Value, limit: Option<u64>, out: &mut Vec<String>) {
     }
 }
 
+/// The clusters a configuration embedded in an Envoy bootstrap sends to that the bootstrap does not
+/// define: Envoy loads it, and each request that needs one fails. A bootstrap that takes clusters
+/// from a management server (CDS) may get them there, and is not checked.
+fn missing_clusters(root: &Value, out: &mut Vec<String>) {
+    let Some(statics) = root.get("static_resources") else { return };
+    if root.get("dynamic_resources").and_then(|d| d.get("cds_config")).is_some() {
+        return;
+    }
+    let defined: Vec<&str> =
+        statics.get("clusters").and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
+    for (_, doc) in documents(root) {
+        let Ok(g) = compile(doc.as_bytes()) else { continue };
+        for u in g.clusters_used().into_iter().filter(|u| !defined.contains(&u.cluster.as_str())) {
+            out.push(format!("the cluster {} ({}) is not in static_resources.clusters: requests that need it fail", u.cluster, u.by));
+        }
+    }
+}
+
 /// An app registry document (top-level `authorizations` or `version`, no `apis`), checked as the
 /// filter installs it: over the static configuration `base` names.
 fn registry(file: &Path, root: &Value, base: Option<&Path>) -> Result<Option<ExitCode>, String> {
@@ -158,6 +176,7 @@ pub(crate) fn run(file: &Path, base: Option<&Path>) -> Result<ExitCode, String> 
     let mut warnings = Vec::new();
     for root in &roots {
         envoy_warnings(root, None, &mut warnings);
+        missing_clusters(root, &mut warnings);
     }
     let docs: Vec<(String, String)> = roots.iter().flat_map(documents).collect();
     if docs.is_empty() {

@@ -281,10 +281,9 @@ fn merge_source(file: &str, text: &str, d: &mut Diags) -> Option<Value> {
 }
 
 fn envoy_config(merged: &Value, config: &str, clusters: &Clusters, (listen, admin, wasm): EnvoyAddrs<'_>, d: &mut Diags) -> Option<String> {
-    for (api, stage, cluster) in resolved_clusters(merged) {
-        if !clusters.contains_key(&cluster) {
-            d.warn("--envoy", format!("the cluster {cluster} (API {api}, stage {stage}) is not in the Envoy configuration: add it"));
-        }
+    let used = cagate_core::compile(config.as_bytes()).map(|g| g.clusters_used()).unwrap_or_default();
+    for u in used.iter().filter(|u| !clusters.contains_key(&u.cluster)) {
+        d.warn("--envoy", format!("the cluster {} ({}) is not in the Envoy configuration: add it", u.cluster, u.by));
     }
     let max_body = merged.get("maxBodyBytes").and_then(Value::as_u64).unwrap_or(0);
     let options = envoy::Options { listen, admin, wasm, buffer_limit: max_body.max(16 * 1024 * 1024) };
@@ -295,35 +294,6 @@ fn envoy_config(merged: &Value, config: &str, clusters: &Clusters, (listen, admi
             None
         }
     }
-}
-
-/// Every (API, stage, cluster) of the configuration, stage variables substituted.
-fn resolved_clusters(doc: &Value) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for api in doc.get("apis").and_then(Value::as_sequence).into_iter().flatten() {
-        let Some(template) = api.get("backend").and_then(|b| b.get("cluster")).and_then(Value::as_str) else { continue };
-        let name = api.get("name").and_then(Value::as_str).unwrap_or_default();
-        let stages: Vec<&str> =
-            api.get("stages").and_then(Value::as_sequence).map_or_else(|| vec!["RELEASE"], |l| l.iter().filter_map(Value::as_str).collect());
-        for st in stages {
-            let vars = doc.get("stageVariables").and_then(|v| v.get(st));
-            let cluster: String = template
-                .split('#')
-                .enumerate()
-                .map(|(i, piece)| {
-                    if i % 2 == 1 {
-                        vars.and_then(|v| v.get(piece)).and_then(Value::as_str).unwrap_or(piece).to_string()
-                    } else {
-                        piece.to_string()
-                    }
-                })
-                .collect();
-            if !out.iter().any(|(_, _, c)| *c == cluster) {
-                out.push((name.to_string(), st.to_string(), cluster));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

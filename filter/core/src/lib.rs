@@ -44,6 +44,7 @@ pub use cluster::grpc_http;
 pub use cluster::settings::ClusterModeSettings;
 pub use config::app_registry::{self, Install as RegistryInstall};
 pub use config::backend::{system_parameter_names, MockBackend};
+pub use config::clusters::ClusterUse;
 pub use config::compile::{compile, compile_with_env};
 pub use config::model::{Api, Gateway, Grant};
 pub use contract::backend_failure;

@@ -4,6 +4,7 @@
 
 pub mod app_registry;
 pub(crate) mod backend;
+pub(crate) mod clusters;
 pub(crate) mod compile;
 pub(crate) mod model;
 pub(crate) mod parameters;
