@@ -103,7 +103,9 @@ pub(crate) fn run(a: ImportArgs) -> Result<ExitCode, String> {
     let out = import(&swagger, &settings, &mut d);
     d.print();
     let Some(out) = out else {
-        eprintln!("cagate import: {} error(s) in {}; nothing written", d.errors.len(), a.swagger.display());
+        // With --merge an error may be the merged file's: the diagnostics' paths say which.
+        let into = a.merge.as_ref().map(|m| format!(" into {}", m.display())).unwrap_or_default();
+        eprintln!("cagate import: {} error(s) importing {}{into}; nothing written", d.errors.len(), a.swagger.display());
         return Ok(ExitCode::from(1));
     };
     match &a.output {

@@ -51,12 +51,13 @@ struct Writing {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("which").args(["apis", "all"]).required(true)))]
 struct Grants {
     /// The API (repeatable)
-    #[arg(long = "api", value_name = "NAME", required_unless_present = "all")]
+    #[arg(long = "api", value_name = "NAME")]
     apis: Vec<String>,
     /// Every API (for a grant: every API that is not ANONYMOUS and is published in the stage)
-    #[arg(long, conflicts_with = "apis")]
+    #[arg(long)]
     all: bool,
     /// The stage (repeatable). Grant: default RELEASE; revoke: default every stage
     #[arg(long = "stage", value_name = "STAGE")]
