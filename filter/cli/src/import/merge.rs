@@ -145,6 +145,19 @@ fn stage_variables(top: &Mapping, vars: &[StageVar], clusters: &mut Clusters, d:
     sv
 }
 
+/// An API's stages (none listed: RELEASE, the core's default).
+fn api_stages(api: &Value) -> Vec<&str> {
+    match api.get("stages").and_then(Value::as_sequence) {
+        Some(l) => l.iter().filter_map(Value::as_str).collect(),
+        None => vec!["RELEASE"],
+    }
+}
+
+/// Where the i-th imported API's backend came from in the Swagger document.
+fn backend_at(origins: &[String], i: usize) -> String {
+    origins.get(i).map_or_else(|| format!("apis[{i}]"), |o| format!("{o}.{}", super::backend::BACKEND))
+}
+
 /// The stage variable holding the Host of the URL a `--stage-var NAME=URL` gave.
 fn host_variable(name: &str) -> String {
     format!("{name}.host")
@@ -155,10 +168,7 @@ fn host_variable(name: &str) -> String {
 /// forwards the client's Host (one `host` template serves all the API's stages).
 fn stage_hosts(apis: &mut [Value], variables: &Mapping, origins: &[String], d: &mut Diags) {
     for (i, api) in apis.iter_mut().enumerate() {
-        let stages: Vec<String> = match api.get("stages").and_then(Value::as_sequence) {
-            Some(l) => l.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-            None => vec!["RELEASE".to_string()],
-        };
+        let stages: Vec<String> = api_stages(api).into_iter().map(str::to_string).collect();
         let Some(backend) = api.get_mut("backend").and_then(Value::as_mapping_mut) else { continue };
         if backend.contains_key("host") {
             continue;
@@ -173,7 +183,7 @@ fn stage_hosts(apis: &mut [Value], variables: &Mapping, origins: &[String], d: &
         if without.is_empty() {
             backend.insert(s("host"), s(&format!("#{host_var}#")));
         } else if without.len() < stages.len() {
-            let at = origins.get(i).map_or_else(|| format!("apis[{i}]"), |o| format!("{o}.{}", super::backend::BACKEND));
+            let at = backend_at(origins, i);
             let names: Vec<&str> = without.iter().map(|st| st.as_str()).collect();
             d.warn(&at, format!("#{var}# names a cluster, not a URL, in {}: every stage of this API forwards the client's Host", names.join(", ")));
         }
@@ -224,11 +234,8 @@ pub(crate) fn check_stage_variables(doc: &Value, origins: &[String], d: &mut Dia
     let sv = doc.get("stageVariables");
     for (i, api) in doc.get("apis").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
         let Some(cluster) = api.get("backend").and_then(|b| b.get("cluster")).and_then(Value::as_str) else { continue };
-        let stages: Vec<&str> = match api.get("stages").and_then(Value::as_sequence) {
-            Some(l) => l.iter().filter_map(Value::as_str).collect(),
-            None => vec!["RELEASE"],
-        };
-        let at = origins.get(i).map_or_else(|| format!("apis[{i}]"), |o| format!("{o}.{}", super::backend::BACKEND));
+        let stages = api_stages(api);
+        let at = backend_at(origins, i);
         for var in cluster.split('#').skip(1).step_by(2).filter(|v| !v.is_empty()) {
             for st in &stages {
                 if sv.and_then(|m| m.get(*st)).and_then(|m| m.get(var)).is_none() {
