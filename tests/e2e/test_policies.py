@@ -43,7 +43,7 @@ rules:
     responseBody: "<Reason>Path not match ${userId} vs /${pathUserId}</Reason>"
 """},
             {"name": "browser", "type": "cors",
-             "data": {"allowOrigins": "https://app.example.com,*.example.org", "allowCredentials": True,
+             "data": {"allowOrigins": "https://app.example.com,*.example.org,api.example.net", "allowCredentials": True,
                       "allowHeaders": "Content-Type,X-Ca-Key,X-Ca-Signature,X-Ca-Signature-Headers,X-Ca-Timestamp,X-Ca-Nonce",
                       "maxAge": 600}},
             {"name": "basic", "type": "basicAuth", "data": {"users": [{"username": "ops", "password": "pa55w0rd"}]}},
@@ -98,6 +98,12 @@ def test_cors_preflight_actual_and_refused(policies):
     assert pre.header("x-ca-error-code") is None
     ok = call(p, "GET", "/users/42", dict(bearer(userId="42"), origin="https://x.example.org"))
     assert ok.status == 200 and ok.header("access-control-allow-origin") == "https://x.example.org"
+    # The backend's Vary is kept, Origin added to it.
+    ok = call(p, "GET", "/users/42?vary=Accept-Encoding", dict(bearer(userId="42"), origin="https://x.example.org"))
+    assert ok.status == 200 and ok.header("vary") == "Accept-Encoding, Origin", ok.headers
+    # A host entry, as Aliyun's template writes them, matches the origin's host whatever its scheme and port.
+    ok = call(p, "GET", "/users/42", dict(bearer(userId="42"), origin="http://api.example.net:8080"))
+    assert ok.status == 200 and ok.header("access-control-allow-origin") == "http://api.example.net:8080"
     # a refusal a browser can read: the error code is exposed
     r = call(p, "GET", "/users/7", dict(bearer(userId="42"), origin=origin))
     assert r.code == "A403AC" and r.header("access-control-allow-origin") == origin

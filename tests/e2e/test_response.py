@@ -113,6 +113,9 @@ def test_error_mapping_on_a_backend_json_body(resp):
     assert r.json() == {"result_code": "ROLE_NOT_EXISTS", "req_msg_id": "r-1"}, "the body is kept"
     r = call(p, "GET", "/result/BOOM")
     assert (r.status, r.header("x-ca-error-message")) == (500, "Unknown Error, BOOM, RequestId=r-1")
+    # A body not read as JSON has no fields to test: the response goes on as the backend sent it.
+    r = call(p, "GET", "/result/BOOM?type=text/html")
+    assert (r.status, r.header("x-ca-error-message")) == (200, None)
 
 
 def test_gzip_at_the_2kb_boundary_and_per_content_type(resp):

@@ -9,7 +9,7 @@ class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _special(self):
-        """Test endpoints: /bytes/N?type=CT, /status/N, /result/CODE, /hang/SECONDS, /flaky (failing
+        """Test endpoints: /bytes/N?type=CT, /status/N, /result/CODE?type=CT, /hang/SECONDS, /flaky (failing
         with 500 after /toggle?fail=1, until /toggle?fail=0)."""
         from urllib.parse import parse_qs, urlsplit
         u = urlsplit(self.path)
@@ -20,7 +20,7 @@ class _Echo(BaseHTTPRequestHandler):
         if parts[0] == "status" and len(parts) > 1:
             return int(parts[1]), "application/json", json.dumps({"error": "backend says " + parts[1]}).encode()
         if parts[0] == "result" and len(parts) > 1:
-            return 200, "application/json", json.dumps({"result_code": parts[1], "req_msg_id": "r-1"}).encode()
+            return 200, q.get("type", ["application/json"])[0], json.dumps({"result_code": parts[1], "req_msg_id": "r-1"}).encode()
         if parts[0] == "hang":
             time.sleep(float(parts[1]) if len(parts) > 1 else 5)
             return 200, "application/json", b"{}"
@@ -78,6 +78,9 @@ class _Echo(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(out)))
+        from urllib.parse import parse_qs, urlsplit
+        for vary in parse_qs(urlsplit(self.path).query).get("vary", []):
+            self.send_header("vary", vary)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)

@@ -246,7 +246,6 @@ fn jti_replay_and_store_bounds() {
     let t = v["token"].as_str().unwrap();
     assert_eq!(code(&w.bearer(t)), "OK");
     assert_eq!(code(&w.bearer(t)), "A403SV Claim `jti` in JWT is used", "cached token, same jti");
-    let keys_before = w.kit.store.key_count();
     // a token without jti
     let secret = URL_SAFE_NO_PAD.decode(v["jwk"]["k"].as_str().unwrap()).unwrap();
     use hmac::{Hmac, Mac};
@@ -257,6 +256,10 @@ fn jti_replay_and_store_bounds() {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     };
     assert_eq!(code(&w.bearer(&mint(json!({"sub":"x"})))), "S403JI Claim `jti` is required when `preventJtiReplay:true`");
+    // A numeric jti (some issuers write one) is the token's identifier as well.
+    assert_eq!(code(&w.bearer(&mint(json!({"jti": 12345, "exp": 4102444800i64})))), "OK");
+    assert_eq!(code(&w.bearer(&mint(json!({"jti": 12345, "exp": 4102444801i64})))), "A403SV Claim `jti` in JWT is used");
+    let keys_before = w.kit.store.key_count();
     // the store holds at least its capacity (the bound itself: nonce.rs), and never adds keys
     let mut full = 0;
     for i in 0..200 {
@@ -389,4 +392,27 @@ fn rsa_signature_edge_cases() {
     let mut e1 = v["jwk"].clone();
     e1["e"] = json!("AQ");
     assert!(Key::from_jwk(&e1).is_err(), "e = 1 is refused");
+}
+
+#[test]
+fn a_token_without_kid_tries_the_unnamed_keys_then_the_others() {
+    let (a, b) = (b"secret-a-0123456789abcdef0123456789", b"secret-b-0123456789abcdef0123456789");
+    let jwk = |k: &[u8], kid: Option<&str>| {
+        let mut j = json!({ "kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(k) });
+        if let Some(kid) = kid {
+            j["kid"] = json!(kid);
+        }
+        j
+    };
+    let mut w = world(json!({ "parameter": "Authorization", "parameterLocation": "header", "jwks": [ jwk(a, None), jwk(b, Some("k2")) ] }));
+    use hmac::{Hmac, Mac};
+    let mint = |secret: &[u8]| {
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#), URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#));
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).unwrap();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    };
+    assert_eq!(code(&w.bearer(&mint(a))), "OK");
+    assert_eq!(code(&w.bearer(&mint(b))), "OK", "the named key, after the unnamed one");
+    assert!(code(&w.bearer(&mint(b"secret-c-0123456789abcdef0123456789"))).starts_with("A403JT"));
 }

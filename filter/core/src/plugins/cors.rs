@@ -7,9 +7,11 @@ use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub struct CorsConfig {
-    /// Exact origins, `*.domain` suffixes (stored as `.domain`), or any (`*`).
+    /// Exact origins, hosts (an entry without a scheme, as Aliyun's template writes them), `*.domain`
+    /// suffixes (stored as `.domain`), or any (`*`).
     pub any_origin: bool,
     pub origins: Vec<String>,
+    pub hosts: Vec<String>,
     pub suffixes: Vec<String>,
     pub allow_methods: String,
     pub allow_headers: String,
@@ -39,6 +41,7 @@ impl AliyunPlugin for CorsConfig {
         let mut cfg = CorsConfig {
             any_origin: false,
             origins: Vec::new(),
+            hosts: Vec::new(),
             suffixes: Vec::new(),
             allow_methods: list(c, o, path, "allowMethods", "GET,POST,PUT,DELETE,HEAD,OPTIONS,PATCH"),
             allow_headers: list(c, o, path, "allowHeaders", "*"),
@@ -53,12 +56,28 @@ impl AliyunPlugin for CorsConfig {
                 cfg.suffixes.push(format!(".{}", domain.to_ascii_lowercase()));
             } else if origin.contains('*') {
                 c.err(&join(path, "allowOrigins"), format!("{origin}: a wildcard only as `*` or a leading `*.`"));
-            } else {
+            } else if origin.contains("://") {
                 cfg.origins.push(origin.trim_end_matches('/').to_ascii_lowercase());
+            } else {
+                cfg.hosts.push(origin.trim_end_matches('/').to_ascii_lowercase());
             }
         }
         Some(cfg)
     }
+}
+
+pub(crate) const VARY: &str = "vary";
+
+/// A backend's `Vary` with `Origin` added (`None`: it already varies on the origin, or on everything).
+pub(crate) fn vary_with_origin(backend: Option<&[u8]>) -> Option<String> {
+    let Some(v) = backend.map(String::from_utf8_lossy).filter(|v| !v.trim().is_empty()) else {
+        return Some("Origin".to_string());
+    };
+    let listed = |t: &str| v.split(',').any(|f| f.trim().eq_ignore_ascii_case(t));
+    if listed("origin") || listed("*") {
+        return None;
+    }
+    Some(format!("{}, Origin", v.trim()))
 }
 
 impl CorsConfig {
@@ -72,10 +91,11 @@ impl CorsConfig {
         if self.origins.contains(&origin) {
             return true;
         }
-        // `*.example.org` matches any sub-domain of example.org, whatever the scheme and port
-        let host = origin.split_once("://").map_or(origin.as_str(), |(_, h)| h);
-        let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
-        self.suffixes.iter().any(|s| host.ends_with(s.as_str()) && host.len() > s.len())
+        // A host entry matches whatever the scheme, and whatever the port unless it names one;
+        // `*.example.org` any sub-domain of example.org, whatever the scheme and port.
+        let authority = origin.split_once("://").map_or(origin.as_str(), |(_, h)| h);
+        let host = authority.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(authority, |(h, _)| h);
+        self.hosts.iter().any(|h| h == host || h == authority) || self.suffixes.iter().any(|s| host.ends_with(s.as_str()) && host.len() > s.len())
     }
 
     fn origin_headers(&self, origin: &[u8], out: &mut Vec<(&'static str, String)>) {
@@ -84,7 +104,7 @@ impl CorsConfig {
         } else {
             // never `*` together with credentials: echo the origin, and caches must key on it
             out.push(("access-control-allow-origin", String::from_utf8_lossy(origin).into_owned()));
-            out.push(("vary", "Origin".to_string()));
+            out.push((VARY, "Origin".to_string()));
         }
         if self.allow_credentials {
             out.push(("access-control-allow-credentials", "true".to_string()));
@@ -148,6 +168,18 @@ mod tests {
     }
 
     #[test]
+    fn host_entries_as_aliyun_s_template_writes_them() {
+        let c = cfg("api.foo.com,api2.foo.com:8443,*.bar.com", false);
+        assert!(c.allows(b"https://api.foo.com"));
+        assert!(c.allows(b"http://api.foo.com:8080"), "no port named: any port");
+        assert!(c.allows(b"https://api2.foo.com:8443"));
+        assert!(!c.allows(b"https://api2.foo.com"), "a port named must be the origin's");
+        assert!(!c.allows(b"https://x.api.foo.com"), "a host entry is not a suffix");
+        assert!(!c.allows(b"https://evilapi.foo.com"));
+        assert!(c.allows(b"https://a.bar.com"));
+    }
+
+    #[test]
     fn never_star_with_credentials() {
         let h = cfg("*", true).response_headers(b"https://a.b");
         assert!(h.contains(&("access-control-allow-origin", "https://a.b".to_string())));
@@ -159,6 +191,14 @@ mod tests {
         let p = cfg("*", true).preflight_headers(b"https://a.b", Some(b"x-ca-key,content-type"));
         assert!(p.contains(&("access-control-allow-headers", "x-ca-key,content-type".to_string())));
         assert!(p.contains(&("access-control-max-age", "172800".to_string())));
+    }
+
+    #[test]
+    fn vary_joins_the_backend_s() {
+        assert_eq!(vary_with_origin(None).as_deref(), Some("Origin"));
+        assert_eq!(vary_with_origin(Some(b"Accept-Encoding")).as_deref(), Some("Accept-Encoding, Origin"));
+        assert_eq!(vary_with_origin(Some(b"accept-encoding, ORIGIN")), None);
+        assert_eq!(vary_with_origin(Some(b"*")), None);
     }
 
     #[test]

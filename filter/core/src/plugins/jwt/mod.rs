@@ -344,8 +344,11 @@ pub fn check(
         }
     }
     if cfg.prevent_jti_replay {
-        let Some(jti) = verified.claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty()) else {
-            return Err(refuse(&errors::S403JI, &[], "jti missing"));
+        // RFC 7519 makes `jti` a string; some issuers write a number, which identifies the token as well.
+        let jti: std::borrow::Cow<'_, str> = match verified.claims.get("jti") {
+            Some(Value::String(j)) if !j.is_empty() => j.as_str().into(),
+            Some(Value::Number(n)) => n.to_string().into(),
+            _ => return Err(refuse(&errors::S403JI, &[], "jti missing")),
         };
         // Remembered while the token can still pass: until `exp` plus the skew; a token that never
         // expires here (no `exp`, or ignoreExpirationCheck) for jtiTtlSeconds at least.
@@ -395,14 +398,8 @@ fn verify(cfg: &JwtConfig, state: &JwtState, token: &[u8]) -> Result<Verified, R
     let all = || cfg.keys.iter().chain(remote.iter());
     let candidates: Vec<&Key> = match kid {
         Some(k) => all().filter(|key| key.kid.as_deref() == Some(k)).collect(),
-        None => {
-            let unnamed: Vec<&Key> = all().filter(|key| key.kid.is_none()).collect();
-            if unnamed.is_empty() {
-                all().collect()
-            } else {
-                unnamed
-            }
-        }
+        // The keys without a `kid` first, then the others.
+        None => all().filter(|key| key.kid.is_none()).chain(all().filter(|key| key.kid.is_some())).collect(),
     };
     if candidates.is_empty() {
         let shown_kid = crate::wire::text::header_safe(kid.unwrap_or("").as_bytes());
