@@ -78,3 +78,18 @@ fn the_group_limit_is_no_plugin_refusal() {
     assert_eq!(record["errorCode"], "T429GR");
     assert!(record.get("plugin").is_none(), "{record}");
 }
+
+#[test]
+fn a_request_without_credentials_is_recorded_with_no_kind_of_them() {
+    let kit = kit(json!({
+        "apps": [ { "appId": 10001, "appKey": "k1", "appSecret": "test-app-secret-1-0123456789abcdef", "appCodes": ["CODE1"] } ],
+        "apis": [ { "name": "orders", "method": "GET", "path": "/orders", "authorizations": [ { "appId": 10001 } ] } ]
+    }));
+    let o = kit.get("/orders", &[]);
+    assert_eq!(o.code().as_deref(), Some("A400MA"));
+    let record = o.stream.access_record().expect("a refusal's record");
+    assert!(record.get("authType").is_none(), "{record}");
+    let o = kit.get("/orders", &[("authorization", "APPCODE nope")]);
+    assert_eq!(o.code().as_deref(), Some("A400AC"));
+    assert_eq!(o.stream.access_record().expect("a record")["authType"], "APPCODE");
+}

@@ -263,6 +263,10 @@ impl Exchange {
         if bearer && self.record.auth == Some(AuthKind::Anonymous) {
             self.record.auth = Some(AuthKind::Jwt);
         }
+        // A request that carried no credentials used no kind of them.
+        if matches!(&admitted, Err((r, _)) if r.error.code == errors::A400MA.code) {
+            self.record.auth = None;
+        }
         let admitted = match admitted {
             Ok(mut a) if self.report_only && self.record.auth == Some(AuthKind::Signature) => {
                 match claim_nonce(gw, &engine.nonces, svc.store, headers, svc.coarse) {
