@@ -370,10 +370,15 @@ def test_import_then_the_next_steps_work(tmp_path):
     """`cagate import` ends with what to do next; the commands it names work on what it wrote."""
     cfg = tmp_path / "cagate.json"
     envoy = tmp_path / "envoy.yaml"
-    r = ok("import", os.path.join(ROOT, "tests", "import", "aliyun-orders.yaml"), "-o", cfg, "--envoy", envoy)
+    r = ok("import", os.path.join(ROOT, "tests", "import", "aliyun-orders.yaml"), "-o", cfg, "--envoy", envoy,
+           "--stage", "RELEASE", "--stage", "TEST")
     assert "Next steps" in r.stderr and "reportOnly" in r.stderr
     assert f"cagate apps add {envoy}" in r.stderr and f"cagate check {envoy}" in r.stderr
+    grant = re.search(r"cagate apps grant \S+ <appId> (.*)", r.stderr).group(1).split()
+    assert grant == ["--all", "--stage", "RELEASE", "--stage", "TEST"], r.stderr
     app = json.loads(ok("apps", "add", envoy, "--name", "first").stdout)
-    ok("apps", "grant", envoy, app["appId"], "--all")
-    assert listing(envoy)[str(app["appId"])]["grants"]
+    ok("apps", "grant", envoy, app["appId"], *grant)
+    assert len(listing(envoy)[str(app["appId"])]["grants"]) >= 2
     assert "valid" in ok("check", envoy).stdout
+    # The module is the one built beside this cagate, at a path Envoy finds from any directory.
+    assert re.search(r"filename: (/\S+/cagate\.wasm)", envoy.read_text()), envoy.read_text()

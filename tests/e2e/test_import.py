@@ -90,7 +90,10 @@ def test_stage_variables(tmp_path):
     r = run("import", str(doc), "--stage-var", "RELEASE:orders=http://orders-prod:8080", "--stage-var", "TEST:orders=orders-test")
     assert r.returncode == 0, r.stderr
     cfg = json.loads(r.stdout)
-    assert cfg["stageVariables"] == {"RELEASE": {"orders": "backend_orders_prod_8080"}, "TEST": {"orders": "orders-test"}}
+    assert cfg["stageVariables"] == {"RELEASE": {"orders": "backend_orders_prod_8080", "orders.host": "orders-prod:8080"},
+                                     "TEST": {"orders": "orders-test"}}
+    assert "host" not in cfg["apis"][0]["backend"], "TEST names a cluster: the client's Host in every stage"
+    assert "#orders# names a cluster, not a URL, in TEST" in r.stderr
     assert cfg["apis"][0]["stages"] == ["RELEASE", "TEST"] and cfg["apis"][0]["backend"]["cluster"] == "#orders#"
     r = run("import", str(doc), "--stage", "PRE", "--stage-var", "RELEASE:orders=o")
     assert r.returncode == 1

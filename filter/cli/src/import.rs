@@ -16,7 +16,7 @@ use backend::Clusters;
 use diag::Diags;
 use merge::StageVar;
 use serde_yaml::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -48,9 +48,10 @@ pub(crate) struct ImportArgs {
     /// With --envoy: the admin address
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9901")]
     admin: envoy::SocketAddr,
-    /// With --envoy: the path of cagate.wasm as Envoy will see it
-    #[arg(long, value_name = "PATH", default_value = "target/wasm32-wasip1/release/cagate.wasm")]
-    wasm: String,
+    /// With --envoy: the path of cagate.wasm as Envoy will see it (default: the module built beside
+    /// this cagate, as an absolute path)
+    #[arg(long, value_name = "PATH")]
+    wasm: Option<String>,
     /// Aliyun's plugin definitions: a DescribePlugins answer as the Aliyun CLI prints it
     /// (`aliyun cloudapi DescribePlugins`), JSON or YAML. Repeatable
     #[arg(long = "plugins", value_name = "FILE")]
@@ -91,11 +92,16 @@ pub(crate) fn run(a: ImportArgs) -> Result<ExitCode, String> {
     let definitions: Vec<plugins::Definitions<'_>> = plugin_texts.iter().map(|(file, text)| plugins::Definitions { file, text }).collect();
     let plugin_apis: Vec<(plugins::PluginApis, String)> =
         a.plugin_apis.iter().map(|b| Ok((b.clone(), read(&PathBuf::from(&b.file))?))).collect::<Result<_, String>>()?;
+    let wasm = match (&a.wasm, &a.envoy) {
+        (Some(w), _) => w.clone(),
+        (None, Some(_)) => built_module()?,
+        (None, None) => String::new(),
+    };
     let settings = Settings {
         stage_vars: &a.stage_vars,
         stages: &a.stages,
         merge: merge_text.as_deref().map(|t| (merge_name.as_str(), t)),
-        envoy: a.envoy.as_ref().map(|_| (&a.listen, &a.admin, a.wasm.as_str())),
+        envoy: a.envoy.as_ref().map(|_| (&a.listen, &a.admin, wasm.as_str())),
         plugins: &definitions,
         plugin_apis: &plugin_apis,
     };
@@ -133,16 +139,35 @@ fn summary(out: &Output, d: &Diags, a: &ImportArgs) {
             eprintln!("  {name}  {kind} {}:{}{}  ({})", c.host, c.port, if c.tls { " TLS" } else { "" }, c.source);
         }
     }
-    eprint!("{}", next_steps(a));
+    eprint!("{}", next_steps(a, &published_stages(&out.config)));
 }
 
-/// What to do after an import: apps and grants, a trial in report-only mode, a check.
-fn next_steps(a: &ImportArgs) -> String {
+/// The stages the imported APIs are published in, in order of first use.
+fn published_stages(config: &str) -> Vec<String> {
+    let doc: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for api in doc.get("apis").and_then(serde_json::Value::as_array).into_iter().flatten() {
+        let stages = api.get("stages").and_then(serde_json::Value::as_array);
+        let names: Vec<&str> = stages.map_or_else(|| vec!["RELEASE"], |l| l.iter().filter_map(serde_json::Value::as_str).collect());
+        for st in names {
+            if !out.iter().any(|o| o == st) {
+                out.push(st.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// What to do after an import: apps and grants (in the stages published), a trial in report-only
+/// mode, a check.
+fn next_steps(a: &ImportArgs, stages: &[String]) -> String {
     let file = a.envoy.as_ref().or(a.output.as_ref()).map_or_else(|| "cagate.json".to_string(), |p| p.display().to_string());
+    let grant_stages: String =
+        if stages.iter().all(|s| s == "RELEASE") { String::new() } else { stages.iter().map(|s| format!(" --stage {s}")).collect() };
     format!(
         "Next steps:
   1. An app (random credentials, printed once):   cagate apps add {file} --name my-app
-  2. Authorize it on the imported APIs:             cagate apps grant {file} <appId> --all [--stage TEST]
+  2. Authorize it on the imported APIs:             cagate apps grant {file} <appId> --all{grant_stages}
      (or carry over your Aliyun apps: add them to \"apps\" with their AppKey and AppSecret)
   3. Try it without refusing anyone: set \"reportOnly\": true in the configuration (or on one API);
      refusals are then logged and counted while requests go on. Remove it to enforce.
@@ -236,6 +261,17 @@ fn compiles(config: &str, origins: &[String], d: &mut Diags) -> bool {
             }
             false
         }
+    }
+}
+
+/// The module `make build` puts beside this binary (`target/release/cagate` and
+/// `target/wasm32-wasip1/release/cagate.wasm`), absolute so Envoy finds it from any directory.
+fn built_module() -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("--wasm: {e}"))?;
+    let module = exe.parent().and_then(Path::parent).map(|target| target.join("wasm32-wasip1/release/cagate.wasm"));
+    match module.and_then(|m| m.canonicalize().ok()) {
+        Some(m) => Ok(m.display().to_string()),
+        None => Err("--envoy needs --wasm PATH (the path Envoy loads cagate.wasm from): no module was built beside this cagate".into()),
     }
 }
 

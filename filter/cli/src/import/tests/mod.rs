@@ -440,8 +440,14 @@ fn the_envoy_admin_is_on_loopback_by_default() {
     }
     let a = <Cli as clap::Parser>::try_parse_from(["cagate-import", "export.yaml", "--envoy", "envoy.yaml"]).unwrap().import;
     assert!(a.admin.is_loopback(), "{:?}", a.admin);
-    let settings =
-        Settings { stage_vars: &[], stages: &[], merge: None, envoy: Some((&a.listen, &a.admin, a.wasm.as_str())), plugins: &[], plugin_apis: &[] };
+    let settings = Settings {
+        stage_vars: &[],
+        stages: &[],
+        merge: None,
+        envoy: Some((&a.listen, &a.admin, a.wasm.as_deref().unwrap_or("cagate.wasm"))),
+        plugins: &[],
+        plugin_apis: &[],
+    };
     let mut d = Diags::default();
     let text = import(SAMPLE, &settings, &mut d).unwrap_or_else(|| panic!("{:?}", d.errors)).envoy.unwrap();
     let y: Json = serde_yaml::from_str(&text).unwrap();
