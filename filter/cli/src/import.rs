@@ -204,7 +204,7 @@ pub(crate) fn import(swagger: &str, settings: &Settings<'_>, d: &mut Diags) -> O
     };
     let existing_ref = existing.as_ref().map(|(file, doc)| merge::Existing { file, doc });
     let mut merged = merge::build(existing_ref, &mut imported, settings.stage_vars, !settings.stages.is_empty(), d);
-    plugins::add(&mut merged, settings.plugins, settings.plugin_apis, d);
+    plugins::add(&mut merged, settings.plugins, settings.plugin_apis, &mut imported.clusters, d);
     merge::check_stage_variables(&merged, &imported.origins, d);
     unused_stage_vars(&merged, settings.stage_vars, d);
     if !d.errors.is_empty() {

@@ -90,6 +90,24 @@ fn the_first_matching_route_wins() {
 }
 
 #[test]
+fn a_route_s_host_goes_with_its_cluster() {
+    let mut data = routes();
+    data["routes"][1]["backend"]["host"] = json!("beta.internal:8080");
+    let cfg = config(json!({ "plugins": [ routing(data.clone()) ] }));
+    let o = send(&cfg, "/orders/7", &[("x-tier", "beta"), ("host", "api.example.com")]);
+    assert_eq!((up(&o, "x-cagate-cluster"), up(&o, ":authority")), (some("orders-beta"), some("beta.internal:8080")));
+    data["routes"][1]["backend"] = json!({ "type": "HTTP", "host": "beta.internal", "path": "/v2" });
+    data["routes"][2]["backend"] = json!({ "type": "MOCK", "host": "x" });
+    data["routes"][0]["backend"]["host"] = json!("bad host");
+    let problems: Vec<String> =
+        compile(config(json!({ "plugins": [ routing(data) ] })).to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+    let has = |s: &str| problems.iter().any(|p| p.contains(s));
+    assert!(has("routes[1].backend.host: belongs to the route's own cluster"), "{problems:?}");
+    assert!(has("routes[2].backend.host: is not a field of a MOCK backend"), "{problems:?}");
+    assert!(has("routes[0].backend.host: must be a host name"), "{problems:?}");
+}
+
+#[test]
 fn no_match_keeps_the_apis_backend_and_no_routing_name() {
     let o = send(&config(json!({})), "/orders/7", &[("x-ca-routing-name", "Vip"), ("x_ca_routing_name", "Vip")]);
     assert_eq!(up(&o, "x-cagate-cluster"), some("orders-prod"));

@@ -5,6 +5,7 @@
 //! `apis[].plugins` of the APIs of that name. A type cagate does not support is an error: the import
 //! must not drop a security policy silently.
 
+use super::backend::{address_target, Clusters};
 use super::diag::{at, Diags};
 use super::value::{self, s, scalar_text};
 use serde_yaml::{Mapping, Value};
@@ -71,7 +72,7 @@ fn missing_pages<'t>(what: &str, answers: impl Iterator<Item = (&'t str, &'t str
 }
 
 /// The definitions as `plugins[]` entries, with their PluginIds (for the bindings).
-fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String>, Value)> {
+fn definitions(sources: &[Definitions<'_>], clusters: &mut Clusters, d: &mut Diags) -> Vec<(Option<String>, Value)> {
     let mut out: Vec<(Option<String>, Value)> = Vec::new();
     for src in sources {
         let doc = match value::parse(src.text) {
@@ -106,7 +107,8 @@ fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String
             let mut m = Mapping::new();
             m.insert(s("name"), s(&name));
             m.insert(s("type"), s(&type_name));
-            m.insert(s("data"), data.clone());
+            let data = if type_name == "routing" { routing_addresses(data, &at(&path, "PluginData"), clusters, d) } else { data.clone() };
+            m.insert(s("data"), data);
             if let Some(desc) = text(item, "Description") {
                 m.insert(s("description"), s(&desc));
             }
@@ -118,7 +120,7 @@ fn definitions(sources: &[Definitions<'_>], d: &mut Diags) -> Vec<(Option<String
 
 /// Adds the definitions to `doc["plugins"]` (one of the same name from `--merge` is replaced, with a
 /// note) and the bindings to the APIs they name.
-pub(crate) fn add(doc: &mut Value, sources: &[Definitions<'_>], bindings: &[(PluginApis, String)], d: &mut Diags) {
+pub(crate) fn add(doc: &mut Value, sources: &[Definitions<'_>], bindings: &[(PluginApis, String)], clusters: &mut Clusters, d: &mut Diags) {
     if !sources.is_empty() {
         missing_pages("DescribePlugins", sources.iter().map(|s| (s.file, s.text)), "Plugins", "PluginAttribute", d);
     }
@@ -129,7 +131,7 @@ pub(crate) fn add(doc: &mut Value, sources: &[Definitions<'_>], bindings: &[(Plu
         let answers = bindings.iter().filter(|(b, _)| b.plugin == plugin).map(|(b, text)| (b.file.as_str(), text.as_str()));
         missing_pages(&format!("DescribePluginApis of {plugin}"), answers, "ApiSummarys", "ApiPluginSummary", d);
     }
-    let defs = definitions(sources, d);
+    let defs = definitions(sources, clusters, d);
     let Some(top) = doc.as_mapping_mut() else { return };
     let plugins = top.entry(s("plugins")).or_insert_with(|| Value::Sequence(Vec::new()));
     if let Some(list) = plugins.as_sequence_mut() {
@@ -160,6 +162,48 @@ pub(crate) fn add(doc: &mut Value, sources: &[Definitions<'_>], bindings: &[(Plu
             continue;
         };
         bind(top, &name, &b.file, answer, d);
+    }
+}
+
+/// A routing plugin's data with each route's `address` (Aliyun's) turned into the cluster it becomes
+/// and the `Host` that address names, as an API's own address is; data without one is kept as sent.
+fn routing_addresses(data: &Value, path: &str, clusters: &mut Clusters, d: &mut Diags) -> Value {
+    let parsed = match data {
+        Value::String(text) => value::parse(text).ok(),
+        other => Some(other.clone()),
+    };
+    let Some(mut parsed) = parsed else { return data.clone() };
+    let mut changed = false;
+    let routes = parsed.get_mut("routes").and_then(Value::as_sequence_mut);
+    for (i, route) in routes.into_iter().flatten().enumerate() {
+        let Some(backend) = route.get_mut("backend").and_then(Value::as_mapping_mut) else { continue };
+        let Some(address) = backend.get("address").and_then(Value::as_str).map(str::to_string) else { continue };
+        let bp = format!("{path}.routes[{i}].backend");
+        let Some(t) = address_target(&address, &at(&bp, "address"), clusters, d) else { continue };
+        if t.host.is_none() {
+            d.error(&at(&bp, "address"), "a route takes no #stage variable#: bind a routing plugin per stage instead");
+            continue;
+        }
+        backend.remove("address");
+        backend.insert(s("cluster"), s(&t.cluster));
+        if let Some(h) = &t.host {
+            backend.insert(s("host"), s(h));
+        }
+        if !t.prefix.is_empty() {
+            match backend.get("path").and_then(Value::as_str).map(str::to_string) {
+                Some(p) => {
+                    backend.insert(s("path"), s(&format!("{}{p}", t.prefix)));
+                }
+                None => d.warn(&at(&bp, "address"), format!("its path {} is not used: the route keeps the API's backend path", t.prefix)),
+            }
+        }
+        d.note(&bp, format!("the address {address} becomes the cluster {}", t.cluster));
+        changed = true;
+    }
+    if changed {
+        parsed
+    } else {
+        data.clone()
     }
 }
 

@@ -179,16 +179,12 @@ fn http(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &BackendSc
     let constants = constants(c, o, path);
     let system = system(c, o, path);
     let hosts = match host {
-        Some(h) => per_stage(c, h, &join(path, "host"), scope, is_host, "is not a host name, optionally with a port")?,
+        Some(h) => per_stage(c, h, &join(path, "host"), scope, crate::wire::url::is_host, "is not a host name, optionally with a port")?,
         None => Vec::new(),
     };
     let clusters =
         per_stage(c, cluster?, &join(path, "cluster"), scope, |n| n.bytes().all(|b| b.is_ascii_graphic()), "is not an Envoy cluster name")?;
     Some(HttpBackend { clusters, path: pieces, method, timeout_ms, hosts, constants, system })
-}
-
-fn is_host(h: &str) -> bool {
-    h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 /// A value per published stage, with `#name#` replaced from that stage's variables.

@@ -65,6 +65,8 @@ pub struct HttpOverlay {
     pub path: Option<String>,
     pub method: Option<String>,
     pub timeout_ms: Option<u64>,
+    /// The `Host` its cluster expects (`cagate import` sets it from an Aliyun `address`).
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,12 +108,25 @@ fn referenced(condition: &str) -> Vec<String> {
 }
 
 pub(crate) fn overlay(c: &mut Validator, v: &Value, path: &str) -> Option<Overlay> {
-    const FIELDS: &[&str] =
-        &["type", "cluster", "vpcAccessName", "address", "path", "method", "timeout", "statusCode", "body", "mockBody", "mockHeaders", "description"];
+    const FIELDS: &[&str] = &[
+        "type",
+        "cluster",
+        "vpcAccessName",
+        "address",
+        "host",
+        "path",
+        "method",
+        "timeout",
+        "statusCode",
+        "body",
+        "mockBody",
+        "mockHeaders",
+        "description",
+    ];
     let o = c.object(v, path, FIELDS)?;
     let _ = c.string(o, path, "description", false);
     let kind = c.string(o, path, "type", false);
-    let http_only = ["cluster", "vpcAccessName", "path", "method", "timeout"];
+    let http_only = ["cluster", "vpcAccessName", "host", "path", "method", "timeout"];
     let mock_only = ["statusCode", "body", "mockBody", "mockHeaders"];
     let misplaced = |c: &mut Validator, keys: &[&str], what: &str| {
         for k in keys.iter().filter(|k| o.contains_key(**k)) {
@@ -158,10 +173,16 @@ pub(crate) fn overlay(c: &mut Validator, v: &Value, path: &str) -> Option<Overla
                 m.to_string()
             });
             let timeout_ms = o.contains_key("timeout").then(|| c.integer(o, path, "timeout", MAX_TIMEOUT_MS, 1, MAX_TIMEOUT_MS));
+            let host = c.string(o, path, "host", false).map(str::to_string);
+            if host.as_deref().is_some_and(|h| !crate::wire::url::is_host(h)) {
+                c.err(&join(path, "host"), "must be a host name, optionally with a port");
+            } else if host.is_some() && cluster.is_none() {
+                c.err(&join(path, "host"), "belongs to the route's own cluster: give cluster (or vpcAccessName) too");
+            }
             if kind.is_none() && o.keys().all(|k| k == "description") {
                 return Some(Overlay::Keep);
             }
-            Some(Overlay::Http(Box::new(HttpOverlay { vpc, cluster, path: route_path, method, timeout_ms })))
+            Some(Overlay::Http(Box::new(HttpOverlay { vpc, cluster, path: route_path, method, timeout_ms, host })))
         }
         Some(other) => {
             c.err(&join(path, "type"), format!("unsupported backend type {other}: HTTP, HTTP-VPC or MOCK"));

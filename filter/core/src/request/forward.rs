@@ -112,8 +112,8 @@ fn destination<'b>(own: Option<&'b HttpBackend>, overlay: Option<&'b HttpOverlay
         (None, true) => return Err("an HTTP-VPC backend without vpcAccessName"),
         (None, false) => own_cluster.ok_or("an HTTP backend without cluster, and the API's own backend is not HTTP")?,
     };
-    // The API's `host` belongs to the API's cluster: another cluster gets the client's.
-    let host = if o.cluster.is_none() { own.and_then(|h| h.host(stage)) } else { None };
+    // The API's `host` belongs to the API's cluster; another cluster gets its route's, else the client's.
+    let host = if o.cluster.is_none() { own.and_then(|h| h.host(stage)) } else { o.host.as_deref() };
     let timeout_ms = o.timeout_ms.or(own.map(|h| h.timeout_ms)).unwrap_or(DEFAULT_TIMEOUT_MS);
     Ok(Target { cluster: Some(cluster), timeout_ms, method: o.method.as_deref().or(own.and_then(|h| h.method.as_deref())), host })
 }

@@ -140,6 +140,11 @@ pub(crate) fn http_target(uri: &str) -> Result<(&str, &str), &'static str> {
     Ok((authority, path))
 }
 
+/// A `Host` value a configuration may set: a host name or address, optionally with a port.
+pub(crate) fn is_host(h: &str) -> bool {
+    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

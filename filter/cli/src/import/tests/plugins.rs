@@ -105,3 +105,23 @@ fn missing_pages_of_a_paged_answer_are_warned() {
     let (_, d) = with_plugins(&[PLUGINS], &[("rewrite", &page.to_string())]);
     assert!(has(&d.warnings, "pages are missing"), "{:?}", d.warnings);
 }
+
+#[test]
+fn a_routing_route_s_address_becomes_a_cluster_and_its_host() {
+    let data = "routes:\n  - name: Beta\n    condition: \"$CaAppId = 1\"\n    backend:\n      type: HTTP\n      address: 'http://Beta.Internal:8080/base'\n      path: /v2/orders\n  - name: Stay\n    condition: \"$CaAppId = 2\"\n";
+    let answer =
+        json!({ "Plugins": { "PluginAttribute": [ { "PluginId": "r", "PluginName": "canary", "PluginType": "routing", "PluginData": data } ] } });
+    let (out, d) = with_plugins(&[&answer.to_string()], &[]);
+    let out = out.unwrap_or_else(|| panic!("{:?}", d.errors));
+    let c: Json = serde_json::from_str(&out.config).unwrap();
+    let backend = &c["plugins"][0]["data"]["routes"][0]["backend"];
+    assert_eq!(backend, &json!({ "type": "HTTP", "path": "/base/v2/orders", "cluster": "backend_beta_internal_8080", "host": "beta.internal:8080" }));
+    assert!(out.clusters.contains_key("backend_beta_internal_8080"), "the cluster goes into the Envoy configuration");
+    assert!(has(&d.notes, "the address http://Beta.Internal:8080/base becomes the cluster backend_beta_internal_8080"), "{:?}", d.notes);
+    // A stage variable has no value here: a route is the same in every stage.
+    let stage_var = data.replace("http://Beta.Internal:8080/base", "http://#beta#");
+    let answer = json!({ "Plugins": { "PluginAttribute": [ { "PluginId": "r", "PluginName": "canary", "PluginType": "routing", "PluginData": stage_var } ] } });
+    let (out, d) = with_plugins(&[&answer.to_string()], &[]);
+    assert!(out.is_none());
+    assert!(has(&d.errors, "routes[0].backend.address: a route takes no #stage variable#"), "{:?}", d.errors);
+}
