@@ -4,13 +4,18 @@ import json
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, pairs=None):
         self.status = status
         self.headers = headers
         self.body = body
+        self.pairs = pairs if pairs is not None else list(headers.items())
 
     def header(self, name):
         return self.headers.get(name.lower())
+
+    def header_all(self, name):
+        """Every value of a header, in the order received."""
+        return [v for k, v in self.pairs if k.lower() == name.lower()]
 
     @property
     def code(self):
@@ -36,6 +41,6 @@ def call(port, method, path, headers=None, body=None):
         conn.endheaders(body)
         r = conn.getresponse()
         data = r.read()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data, r.getheaders())
     finally:
         conn.close()

@@ -81,6 +81,8 @@ pub(crate) struct Output {
     pub(crate) clusters: Clusters,
     pub(crate) apis: usize,
     pub(crate) skipped: usize,
+    /// The stages the APIs are published in.
+    pub(crate) stages: Vec<String>,
 }
 
 pub(crate) fn run(a: ImportArgs) -> Result<ExitCode, String> {
@@ -139,23 +141,7 @@ fn summary(out: &Output, d: &Diags, a: &ImportArgs) {
             eprintln!("  {name}  {kind} {}:{}{}  ({})", c.host, c.port, if c.tls { " TLS" } else { "" }, c.source);
         }
     }
-    eprint!("{}", next_steps(a, &published_stages(&out.config)));
-}
-
-/// The stages the imported APIs are published in, in order of first use.
-fn published_stages(config: &str) -> Vec<String> {
-    let doc: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
-    let mut out: Vec<String> = Vec::new();
-    for api in doc.get("apis").and_then(serde_json::Value::as_array).into_iter().flatten() {
-        let stages = api.get("stages").and_then(serde_json::Value::as_array);
-        let names: Vec<&str> = stages.map_or_else(|| vec!["RELEASE"], |l| l.iter().filter_map(serde_json::Value::as_str).collect());
-        for st in names {
-            if !out.iter().any(|o| o == st) {
-                out.push(st.to_string());
-            }
-        }
-    }
-    out
+    eprint!("{}", next_steps(a, &out.stages));
 }
 
 /// What to do after an import: apps and grants (in the stages published), a trial in report-only
@@ -224,20 +210,22 @@ pub(crate) fn import(swagger: &str, settings: &Settings<'_>, d: &mut Diags) -> O
         Some((listen, admin, wasm)) => Some(envoy_config(&merged, &config, &imported.clusters, (listen, admin, wasm), d)?),
         None => None,
     };
-    Some(Output { config, envoy, clusters: imported.clusters, apis: imported.apis.len(), skipped: imported.skipped })
+    let stages = merge::published_stages(&merged);
+    Some(Output { config, envoy, clusters: imported.clusters, apis: imported.apis.len(), skipped: imported.skipped, stages })
 }
 
-/// A `--stage-var` no backend cluster refers to is most likely a mistake.
+/// A `--stage-var` no backend cluster or host refers to is most likely a mistake.
 fn unused_stage_vars(doc: &Value, vars: &[StageVar], d: &mut Diags) {
-    let clusters: Vec<&str> = doc
+    let templates: Vec<&str> = doc
         .get("apis")
         .and_then(Value::as_sequence)
         .into_iter()
         .flatten()
-        .filter_map(|a| a.get("backend").and_then(|b| b.get("cluster")).and_then(Value::as_str))
+        .filter_map(|a| a.get("backend"))
+        .flat_map(|b| ["cluster", "host"].into_iter().filter_map(move |k| b.get(k).and_then(Value::as_str)))
         .collect();
     for v in vars {
-        if !clusters.iter().any(|c| c.contains(&format!("#{}#", v.name))) {
+        if !templates.iter().any(|c| c.contains(&format!("#{}#", v.name))) {
             d.warn(&format!("--stage-var {}:{}", v.stage, v.name), format!("no backend address uses #{}#", v.name));
         }
     }

@@ -92,6 +92,14 @@ fn a_host_with_stage_variables_is_each_stage_s_own() {
         problems.contains(&"apis[0].backend.host: \"bad host/\" is not a host name, optionally with a port (stage TEST)".to_string()),
         "{problems:?}"
     );
+    // A plain host is checked as written, whatever the stages; every problem of the backend is listed.
+    let mut api = orders("PASSTHROUGH");
+    api["stages"] = json!(["RELEASE"]);
+    api["backend"]["host"] = json!("bad host/");
+    api["backend"]["cluster"] = json!("bad cluster");
+    let problems: Vec<String> = compile(config(api).to_string().as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert!(problems.contains(&"apis[0].backend.host: \"bad host/\" is not a host name, optionally with a port".to_string()), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("apis[0].backend.cluster: \"bad cluster\" is not an Envoy cluster name")), "{problems:?}");
 }
 
 #[test]

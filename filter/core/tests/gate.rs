@@ -216,6 +216,13 @@ fn anonymous_needs_nothing() {
     assert_eq!(code(w.run("GET", "/open/a", &md5("1B2M2Y8AsgTpgAmY7PhCfg=="), None)), "OK");
     assert_eq!(code(w.run("GET", "/open/a", &md5("XUFAKrxLKna5cZ2REBfFkg=="), None)), "I400I5");
     assert_eq!(code(w.run("GET", "/open/a", &md5(""), None)), "OK");
+    // Every digest sent, under any spelling, is checked: an empty one first hides nothing.
+    let two = [("content-md5", ""), ("content-md5", "bogus==")];
+    let o = w.kit.send(&Call { method: "POST", path: "/open/a", headers: &two, body: Some(b"hello"), ..Call::default() });
+    assert_eq!(o.code().as_deref(), Some("I400I5"));
+    let spelled = [("content-md5", "XUFAKrxLKna5cZ2REBfFkg=="), ("content_md5", "bogus==")];
+    let o = w.kit.send(&Call { method: "POST", path: "/open/a", headers: &spelled, body: Some(b"hello"), ..Call::default() });
+    assert_eq!(o.code().as_deref(), Some("I400I5"));
     let blank = [("content-md5", " ")];
     let o = w.kit.send(&Call { method: "POST", path: "/open/a", headers: &blank, body: Some(b"hello"), ..Call::default() });
     assert!(o.forwarded() && !o.read_body, "no digest, no body to read");

@@ -120,6 +120,9 @@ fn http(op: &Mapping, b: &Mapping, bp: &str, view: &View<'_>, clusters: &mut Clu
         return Outcome::Invalid;
     };
     let Some(target) = address_target(address, &at(bp, "address"), clusters, d) else { return Outcome::Invalid };
+    if !target.prefix.is_empty() {
+        d.note(&at(bp, "address"), format!("the address's path {} is put before the backend path", target.prefix));
+    }
     let mut out = Mapping::new();
     out.insert(s("type"), s("HTTP"));
     out.insert(s("cluster"), s(&target.cluster));
@@ -258,9 +261,6 @@ pub(crate) fn address_target(address: &str, path: &str, clusters: &mut Clusters,
         return None;
     }
     let prefix = prefix.trim_end_matches('/').to_string();
-    if !prefix.is_empty() {
-        d.note(path, format!("the address's path {prefix} is put before the backend path"));
-    }
     if authority.contains('#') {
         let host = authority.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(authority, |(h, _)| h);
         let var = host.strip_prefix('#').and_then(|h| h.strip_suffix('#')).filter(|v| !v.is_empty() && !v.contains('#'));

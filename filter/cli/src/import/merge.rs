@@ -132,12 +132,15 @@ fn stage_variables(top: &Mapping, vars: &[StageVar], clusters: &mut Clusters, d:
         match stage.as_mapping_mut() {
             Some(m) => {
                 m.insert(s(&v.name), s(&value));
-                // The URL's host is the Host its backend expects, as for an API's own address.
+                // The URL's host is the Host its backend expects, as for an API's own address; a host
+                // variable given with --stage-var itself is the user's, whatever the order.
                 let host_var = host_variable(&v.name);
-                match host {
-                    Some(h) => m.insert(s(&host_var), s(&h)),
-                    None => m.remove(host_var.as_str()),
-                };
+                if !vars.iter().any(|o| o.stage == v.stage && o.name == host_var) {
+                    match host {
+                        Some(h) => m.insert(s(&host_var), s(&h)),
+                        None => m.remove(host_var.as_str()),
+                    };
+                }
             }
             None => d.error(&label, format!("stageVariables.{} of the merged file is not an object", v.stage)),
         }
@@ -151,6 +154,19 @@ fn api_stages(api: &Value) -> Vec<&str> {
         Some(l) => l.iter().filter_map(Value::as_str).collect(),
         None => vec!["RELEASE"],
     }
+}
+
+/// The stages the APIs of a configuration are published in, in order of first use.
+pub(crate) fn published_stages(doc: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for api in doc.get("apis").and_then(Value::as_sequence).into_iter().flatten() {
+        for st in api_stages(api) {
+            if !out.iter().any(|o| o == st) {
+                out.push(st.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Where the i-th imported API's backend came from in the Swagger document.

@@ -107,7 +107,7 @@ fn definitions(sources: &[Definitions<'_>], clusters: &mut Clusters, d: &mut Dia
             let mut m = Mapping::new();
             m.insert(s("name"), s(&name));
             m.insert(s("type"), s(&type_name));
-            let data = if type_name == "routing" { routing_addresses(data, &at(&path, "PluginData"), clusters, d) } else { data.clone() };
+            let data = backend_addresses(&type_name, data, &at(&path, "PluginData"), clusters, d);
             m.insert(s("data"), data);
             if let Some(desc) = text(item, "Description") {
                 m.insert(s("description"), s(&desc));
@@ -165,46 +165,57 @@ pub(crate) fn add(doc: &mut Value, sources: &[Definitions<'_>], bindings: &[(Plu
     }
 }
 
-/// A routing plugin's data with each route's `address` (Aliyun's) turned into the cluster it becomes
-/// and the `Host` that address names, as an API's own address is; data without one is kept as sent.
-fn routing_addresses(data: &Value, path: &str, clusters: &mut Clusters, d: &mut Diags) -> Value {
+/// A routing plugin's or a circuitBreaker's data with each backend `address` (Aliyun's: a route's, the
+/// downgrade backend's) turned into the cluster it becomes and the `Host` that address names, as an
+/// API's own address is; data without one is kept as sent.
+fn backend_addresses(type_name: &str, data: &Value, path: &str, clusters: &mut Clusters, d: &mut Diags) -> Value {
+    if !matches!(type_name, "routing" | "circuitBreaker") {
+        return data.clone();
+    }
     let parsed = match data {
         Value::String(text) => value::parse(text).ok(),
         other => Some(other.clone()),
     };
     let Some(mut parsed) = parsed else { return data.clone() };
     let mut changed = false;
-    let routes = parsed.get_mut("routes").and_then(Value::as_sequence_mut);
-    for (i, route) in routes.into_iter().flatten().enumerate() {
-        let Some(backend) = route.get_mut("backend").and_then(Value::as_mapping_mut) else { continue };
-        let Some(address) = backend.get("address").and_then(Value::as_str).map(str::to_string) else { continue };
-        let bp = format!("{path}.routes[{i}].backend");
-        let Some(t) = address_target(&address, &at(&bp, "address"), clusters, d) else { continue };
-        if t.host.is_none() {
-            d.error(&at(&bp, "address"), "a route takes no #stage variable#: bind a routing plugin per stage instead");
-            continue;
+    if let Some(backend) = parsed.get_mut("downgradeBackend").and_then(Value::as_mapping_mut) {
+        changed |= overlay_address(backend, &format!("{path}.downgradeBackend"), clusters, d);
+    }
+    for (i, route) in parsed.get_mut("routes").and_then(Value::as_sequence_mut).into_iter().flatten().enumerate() {
+        if let Some(backend) = route.get_mut("backend").and_then(Value::as_mapping_mut) {
+            changed |= overlay_address(backend, &format!("{path}.routes[{i}].backend"), clusters, d);
         }
-        backend.remove("address");
-        backend.insert(s("cluster"), s(&t.cluster));
-        if let Some(h) = &t.host {
-            backend.insert(s("host"), s(h));
-        }
-        if !t.prefix.is_empty() {
-            match backend.get("path").and_then(Value::as_str).map(str::to_string) {
-                Some(p) => {
-                    backend.insert(s("path"), s(&format!("{}{p}", t.prefix)));
-                }
-                None => d.warn(&at(&bp, "address"), format!("its path {} is not used: the route keeps the API's backend path", t.prefix)),
-            }
-        }
-        d.note(&bp, format!("the address {address} becomes the cluster {}", t.cluster));
-        changed = true;
     }
     if changed {
         parsed
     } else {
         data.clone()
     }
+}
+
+/// One backend overlay's `address` as `cluster`, `host` and the prefix of `path`; whether it had one.
+fn overlay_address(backend: &mut Mapping, bp: &str, clusters: &mut Clusters, d: &mut Diags) -> bool {
+    let Some(address) = backend.get("address").and_then(Value::as_str).map(str::to_string) else { return false };
+    let Some(t) = address_target(&address, &at(bp, "address"), clusters, d) else { return false };
+    let Some(host) = t.host else {
+        d.error(&at(bp, "address"), "takes no #stage variable#: bind the plugin per stage instead");
+        return false;
+    };
+    backend.remove("address");
+    backend.insert(s("cluster"), s(&t.cluster));
+    backend.insert(s("host"), s(&host));
+    if !t.prefix.is_empty() {
+        match backend.get("path").and_then(Value::as_str).map(str::to_string) {
+            Some(p) => {
+                backend.insert(s("path"), s(&format!("{}{p}", t.prefix)));
+            }
+            None => {
+                d.warn(&at(bp, "address"), format!("its path {} is not used: without a path of its own, the API's backend path is sent", t.prefix))
+            }
+        }
+    }
+    d.note(bp, format!("the address {address} becomes the cluster {}", t.cluster));
+    true
 }
 
 /// The bindings of one plugin, from a DescribePluginApis answer.

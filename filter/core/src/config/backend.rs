@@ -178,13 +178,19 @@ fn http(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &BackendSc
     let host = c.string(o, path, "host", false);
     let constants = constants(c, o, path);
     let system = system(c, o, path);
+    let clusters = cluster
+        .and_then(|t| per_stage(c, t, &join(path, "cluster"), scope, |n| n.bytes().all(|b| b.is_ascii_graphic()), "is not an Envoy cluster name"));
+    const NOT_A_HOST: &str = "is not a host name, optionally with a port";
     let hosts = match host {
-        Some(h) => per_stage(c, h, &join(path, "host"), scope, crate::wire::url::is_host, "is not a host name, optionally with a port")?,
-        None => Vec::new(),
+        // Checked as written too, so an API published in no stage is refused a bad one all the same.
+        Some(h) if !h.contains('#') && !crate::wire::url::is_host(h) => {
+            c.err(&join(path, "host"), format!("{h:?} {NOT_A_HOST}"));
+            None
+        }
+        Some(h) => per_stage(c, h, &join(path, "host"), scope, crate::wire::url::is_host, NOT_A_HOST),
+        None => Some(Vec::new()),
     };
-    let clusters =
-        per_stage(c, cluster?, &join(path, "cluster"), scope, |n| n.bytes().all(|b| b.is_ascii_graphic()), "is not an Envoy cluster name")?;
-    Some(HttpBackend { clusters, path: pieces, method, timeout_ms, hosts, constants, system })
+    Some(HttpBackend { clusters: clusters?, path: pieces, method, timeout_ms, hosts: hosts?, constants, system })
 }
 
 /// A value per published stage, with `#name#` replaced from that stage's variables.

@@ -4,7 +4,7 @@
 use crate::config::backend::Backend;
 use crate::config::model::Gateway;
 use crate::plugins::binding::PluginKind;
-use crate::plugins::routing::Overlay;
+use crate::plugins::routing::{Overlay, Route};
 
 /// One cluster and the first part of the configuration that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +34,14 @@ impl Gateway {
             match &p.kind {
                 PluginKind::Routing(r) => {
                     for route in &r.routes {
-                        if let Overlay::Http(o) = &route.backend {
-                            if let Some(c) = &o.cluster {
-                                add(c, format!("plugin {}, route {}", p.name, route.name));
-                            }
+                        if let Some(c) = own_cluster(route) {
+                            add(c, format!("plugin {}, route {}", p.name, route.name));
                         }
+                    }
+                }
+                PluginKind::Breaker(b) => {
+                    if let Some(c) = b.downgrade.as_ref().and_then(own_cluster) {
+                        add(c, format!("plugin {} (downgradeBackend)", p.name));
                     }
                 }
                 PluginKind::RemoteAuth(a) => add(&a.cluster, format!("plugin {}", p.name)),
@@ -63,6 +66,14 @@ impl Gateway {
     }
 }
 
+/// The cluster a route names itself (none: it keeps the API's, or answers).
+fn own_cluster(route: &Route) -> Option<&str> {
+    match &route.backend {
+        Overlay::Http(o) => o.cluster.as_deref(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -77,7 +88,8 @@ mod tests {
           "plugins": [ { "name": "ra", "type": "remoteAuth", "data": { "cluster": "auth", "authUriType": "HTTP",
                           "authUri": { "address": "http://auth.internal", "path": "/check" } } },
                        { "name": "r", "type": "routing", "data": { "routes": [ { "name": "canary", "condition": "$CaAppId = 1",
-                          "backend": { "type": "HTTP", "cluster": "orders-canary" } } ] } } ],
+                          "backend": { "type": "HTTP", "cluster": "orders-canary" } } ] } },
+                       { "name": "cb", "type": "circuitBreaker", "data": { "downgradeBackend": { "type": "HTTP", "cluster": "fallback" } } } ],
           "apis": [ { "name": "a", "method": "GET", "path": "/a", "authType": "ANONYMOUS", "stages": ["RELEASE", "TEST"],
                       "backend": { "type": "HTTP", "cluster": "#o#" } },
                     { "name": "b", "method": "GET", "path": "/b", "authType": "ANONYMOUS", "backend": { "type": "HTTP", "cluster": "orders-prod" } } ]
@@ -89,6 +101,7 @@ mod tests {
             ("orders-test", "API a, stage TEST"),
             ("auth", "plugin ra"),
             ("orders-canary", "plugin r, route canary"),
+            ("fallback", "plugin cb (downgradeBackend)"),
             ("etcd", "cluster.oneTimeKeys"),
             ("registry", "appRegistry"),
         ];

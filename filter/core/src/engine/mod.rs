@@ -115,7 +115,8 @@ pub trait StreamIo: Stream {
     /// Envoy's response code details (`via_upstream` for a backend's own response).
     fn response_details(&self) -> Vec<u8>;
     fn set_response_header(&self, name: &str, value: Option<&[u8]>);
-    /// Adds a response header the map does not hold (see `add_request_header`).
+    /// Adds a response header: a value after those the map holds under the name, if any (an append,
+    /// cheaper than a set; see `add_request_header`).
     fn add_response_header(&self, name: &str, value: &[u8]) {
         self.set_response_header(name, Some(value))
     }

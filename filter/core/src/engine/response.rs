@@ -90,7 +90,7 @@ impl Exchange {
         if self.fill.is_some() {
             self.cache_response_head(engine, svc, io, head.as_ref().filter(|_| gateway_code.is_none()), end_of_stream);
         }
-        self.add_response_headers(io, id_sent, header("vary"));
+        self.add_response_headers(io, id_sent, head.as_ref());
         flow
     }
 
@@ -139,8 +139,8 @@ impl Exchange {
     }
 
     /// The gateway's response headers; its request id replaces one the backend sent (`id_sent`), and
-    /// CORS's `Vary: Origin` joins the backend's `Vary`.
-    fn add_response_headers(&mut self, io: &dyn StreamIo, id_sent: bool, backend_vary: Option<&[u8]>) {
+    /// CORS's `Vary: Origin` goes after the backend's `Vary` values (`head`: the backend's headers).
+    fn add_response_headers(&mut self, io: &dyn StreamIo, id_sent: bool, head: Option<&Headers<'_>>) {
         let rid = self.request_id;
         if id_sent {
             io.set_response_header(REQUEST_ID_HEADER, Some(&rid));
@@ -154,8 +154,9 @@ impl Exchange {
         }
         for (name, value) in std::mem::take(&mut self.cors) {
             if name == crate::plugins::cors::VARY {
-                if let Some(joined) = crate::plugins::cors::vary_with_origin(backend_vary) {
-                    io.set_response_header(name, Some(joined.as_bytes()));
+                let vary = head.map(|h| h.spellings(crate::plugins::cors::VARY.as_bytes()));
+                if !crate::plugins::cors::varies_on_origin(vary.into_iter().flatten()) {
+                    io.add_response_header(name, value.as_bytes());
                 }
             } else {
                 io.set_response_header(name, Some(value.as_bytes()));
@@ -260,7 +261,7 @@ impl Exchange {
     ) -> Option<u16> {
         // A condition on the body says nothing of a body that was not read as JSON (another type, too
         // large, none, not JSON): its fields would all be null, and `null <> 'OK'` holds.
-        if cfg.reads_body() && body.is_none() {
+        if cfg.condition_reads_body && body.is_none() {
             return None;
         }
         let adm = self.admitted.as_ref()?;

@@ -111,6 +111,11 @@ impl MemoryStream {
     pub fn response_header(&self, name: &str) -> Option<String> {
         self.response.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
+
+    /// Every value of a response header, in order.
+    pub fn response_header_all(&self, name: &str) -> Vec<String> {
+        self.response.borrow().iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
 }
 
 impl Stream for MemoryStream {
@@ -176,6 +181,10 @@ impl StreamIo for MemoryStream {
         if let Some(v) = value {
             pairs.push((name.to_string(), v.to_vec()));
         }
+    }
+
+    fn add_response_header(&self, name: &str, value: &[u8]) {
+        self.response.borrow_mut().push((name.to_string(), value.to_vec()));
     }
 
     fn response_body(&self, max: usize) -> Vec<u8> {

@@ -462,6 +462,19 @@ pub fn parse(src: &str, vars: &[String]) -> Result<Expr, SyntaxError> {
     Ok(e)
 }
 
+impl Expr {
+    /// Whether the condition reads a parameter `wanted` picks (by index).
+    pub fn reads(&self, wanted: &dyn Fn(usize) -> bool) -> bool {
+        let operand = |o: &Operand| matches!(o, Operand::Var(i) if wanted(*i));
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.reads(wanted) || b.reads(wanted),
+            Expr::Not(a) => a.reads(wanted),
+            Expr::Truthy(o) => operand(o),
+            Expr::Cmp(l, _, r) => operand(l) || operand(r),
+        }
+    }
+}
+
 /// Evaluates a condition; `var(i)` gives the value of parameter i (`Null` if absent).
 pub fn eval(e: &Expr, var: &dyn Fn(usize) -> Val, random: &mut dyn FnMut() -> f64) -> bool {
     match e {

@@ -26,6 +26,8 @@ pub struct MappingConfig {
     pub mappings: Vec<Mapping>,
     pub default: Option<Mapping>,
     pub max_body: usize,
+    /// `errorCondition` reads the body: a response whose body was not read as JSON is not mapped.
+    pub condition_reads_body: bool,
     /// The `System:` variables read from the request itself (`CaDomain`, …): kept at admission for
     /// the response phase, when the request is gone.
     pub captures: Vec<SystemValue>,
@@ -76,7 +78,9 @@ impl AliyunPlugin for MappingConfig {
                 }
             }
         }
-        Some(MappingConfig { params, condition, code_var, mappings, default, max_body, captures })
+        let body_var = |i: usize| matches!(params.locations.get(i), Some(VarSource::BodyJsonField(_)));
+        let condition_reads_body = condition.reads(&body_var);
+        Some(MappingConfig { params, condition, code_var, mappings, default, max_body, condition_reads_body, captures })
     }
 }
 
@@ -173,6 +177,17 @@ defaultMapping:
             Some((500, Some("Unknown Error, BOOM, RequestId=7".into())))
         );
         assert!(cfg().reads_body());
+        assert!(cfg().condition_reads_body);
+    }
+
+    #[test]
+    fn a_condition_on_the_status_alone_does_not_need_the_body() {
+        let mut c = Validator::default();
+        let data = serde_json::json!({ "parameters": { "st": "StatusCode", "rc": "BodyJsonField:$.code" },
+            "errorCondition": "$st = 502 or not ($st < 500)", "errorCode": "rc", "defaultMapping": { "statusCode": 503 } });
+        let cfg = MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] }).unwrap();
+        assert!(cfg.reads_body(), "the code is read from the body when there is one");
+        assert!(!cfg.condition_reads_body);
     }
 
     #[test]

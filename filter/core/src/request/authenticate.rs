@@ -198,16 +198,18 @@ fn unknown_app(gw: &Gateway, code: &'static ErrorCode, cause: &'static str) -> R
 }
 
 fn check_content_md5(contract: ErrorContract, h: &Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal> {
-    // An empty value claims nothing about the body: clients that sign an absent body send one.
-    let Some(md5) = h.get(b"content-md5").map(trim).filter(|v| !v.is_empty()) else {
+    // An empty value claims nothing about the body: clients that sign an absent body send one. Every
+    // other value, under any spelling a backend reads as Content-MD5, must be the body's.
+    let mut digests = h.spellings(b"content-md5").map(trim).filter(|v| !v.is_empty()).peekable();
+    if digests.peek().is_none() {
         return Ok(());
-    };
+    }
     let body = body.unwrap_or_default();
     if body.is_empty() && contract == ErrorContract::Classic {
         // The classic gateway's table refuses any digest of an empty body.
         return Err(Refusal::new(&errors::I400I5, &["the body is empty"], "content-md5 with an empty body"));
     }
-    if !content_md5_matches(md5, body) {
+    if !digests.all(|md5| content_md5_matches(md5, body)) {
         return Err(Refusal::new(&errors::I400I5, &["does not match the body"], "content-md5 mismatch"));
     }
     Ok(())

@@ -95,7 +95,7 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
     }
     let form = is_form(h.get(b"content-type"));
     let needs_body = gw.api(api_idx).is_some_and(|api| {
-        h.get(b"content-md5").is_some_and(|v| !trim(v).is_empty())
+        h.spellings(b"content-md5").any(|v| !trim(v).is_empty())
             || (api.auth == AuthType::App && h.contains(b"x-ca-key") && form)
             || (form && (api.reads_form || crate::request::forward::sets_query(gw, api, stage)))
     });

@@ -329,6 +329,16 @@ fn stage_variables_name_clusters_per_stage() {
     let m: Json = serde_json::from_str(&mixed.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
     assert_eq!(m["apis"][0]["backend"].get("host"), None, "RELEASE now names a cluster");
     assert_eq!(m["stageVariables"]["RELEASE"], json!({ "orders": "orders-prod" }));
+    // A host variable given by hand is kept, in either order, and counts as used.
+    for vars in
+        [["RELEASE:orders.host=orders.internal", "RELEASE:orders=orders-prod"], ["RELEASE:orders=orders-prod", "RELEASE:orders.host=orders.internal"]]
+    {
+        let (out, d) = run_with(&doc(VPC), &vars, &[], None, false);
+        let c: Json = serde_json::from_str(&out.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
+        assert_eq!(c["stageVariables"]["RELEASE"], json!({ "orders": "orders-prod", "orders.host": "orders.internal" }), "{vars:?}");
+        assert_eq!(c["apis"][0]["backend"]["host"], "#orders.host#", "{vars:?}");
+        assert!(!has(&d.warnings, "no backend address uses #orders.host#"), "{:?}", d.warnings);
+    }
 }
 
 #[test]

@@ -123,5 +123,11 @@ fn a_routing_route_s_address_becomes_a_cluster_and_its_host() {
     let answer = json!({ "Plugins": { "PluginAttribute": [ { "PluginId": "r", "PluginName": "canary", "PluginType": "routing", "PluginData": stage_var } ] } });
     let (out, d) = with_plugins(&[&answer.to_string()], &[]);
     assert!(out.is_none());
-    assert!(has(&d.errors, "routes[0].backend.address: a route takes no #stage variable#"), "{:?}", d.errors);
+    assert!(has(&d.errors, "routes[0].backend.address: takes no #stage variable#"), "{:?}", d.errors);
+    // A circuit breaker's downgrade backend likewise.
+    let breaker = "downgradeBackend:\n  type: HTTP\n  address: 'http://fallback:80'\n";
+    let answer = json!({ "Plugins": { "PluginAttribute": [ { "PluginId": "b", "PluginName": "cb", "PluginType": "circuitBreaker", "PluginData": breaker } ] } });
+    let (out, d) = with_plugins(&[&answer.to_string()], &[]);
+    let c: Json = serde_json::from_str(&out.unwrap_or_else(|| panic!("{:?}", d.errors)).config).unwrap();
+    assert_eq!(c["plugins"][0]["data"]["downgradeBackend"], json!({ "type": "HTTP", "cluster": "backend_fallback_80", "host": "fallback:80" }));
 }
