@@ -98,11 +98,14 @@ def test_cors_preflight_actual_and_refused(policies):
     assert pre.header("x-ca-error-code") is None
     ok = call(p, "GET", "/users/42", dict(bearer(userId="42"), origin="https://x.example.org"))
     assert ok.status == 200 and ok.header("access-control-allow-origin") == "https://x.example.org"
-    # The backend's Vary values are kept, Origin added after them (unless one has it already).
+    # The backend's Vary values are kept, Origin added after them (unless one has it already); Envoy
+    # may join the lines into one.
+    def vary(r):
+        return [t.strip() for line in r.header_all("vary") for t in line.split(",")]
     ok = call(p, "GET", "/users/42?vary=Accept-Encoding&vary=Cookie", dict(bearer(userId="42"), origin="https://x.example.org"))
-    assert ok.status == 200 and ok.header_all("vary") == ["Accept-Encoding", "Cookie", "Origin"], ok.pairs
+    assert ok.status == 200 and vary(ok) == ["Accept-Encoding", "Cookie", "Origin"], ok.pairs
     ok = call(p, "GET", "/users/42?vary=Cookie,%20Origin", dict(bearer(userId="42"), origin="https://x.example.org"))
-    assert ok.header_all("vary") == ["Cookie, Origin"], ok.pairs
+    assert vary(ok) == ["Cookie", "Origin"], ok.pairs
     # A host entry, as Aliyun's template writes them, matches the origin's host whatever its scheme and port.
     ok = call(p, "GET", "/users/42", dict(bearer(userId="42"), origin="http://api.example.net:8080"))
     assert ok.status == 200 and ok.header("access-control-allow-origin") == "http://api.example.net:8080"

@@ -62,6 +62,13 @@ impl AliyunPlugin for CorsConfig {
                 cfg.hosts.push(origin.trim_end_matches('/').to_ascii_lowercase());
             }
         }
+        if cfg.allow_credentials && !cfg.hosts.is_empty() {
+            let first = cfg.hosts.first().map(String::as_str).unwrap_or_default();
+            c.warn(
+                &join(path, "allowOrigins"),
+                format!("{first} (no scheme) lets http:// pages read credentialed answers too: write https://{first} to allow only HTTPS"),
+            );
+        }
         Some(cfg)
     }
 }
@@ -158,6 +165,18 @@ mod tests {
         assert!(!c.allows(b"https://x.example.org.evil.com"));
         assert!(!c.allows(b"\xff"));
         assert!(cfg("*", false).allows(b"https://anything"));
+    }
+
+    #[test]
+    fn a_host_entry_with_credentials_is_warned_about() {
+        let mut c = Validator::default();
+        let v = serde_json::json!({ "allowOrigins": "api.foo.com", "allowCredentials": true });
+        CorsConfig::parse(&mut c, &v, &Definition { name: "t", path: "cors", app_ids: &[] });
+        assert!(c.warnings.iter().any(|w| w.contains("write https://api.foo.com to allow only HTTPS")), "{:?}", c.warnings);
+        let mut c = Validator::default();
+        let v = serde_json::json!({ "allowOrigins": "https://api.foo.com", "allowCredentials": true });
+        CorsConfig::parse(&mut c, &v, &Definition { name: "t", path: "cors", app_ids: &[] });
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]
