@@ -18,6 +18,8 @@ from harness.signer import sign
 from test_gate import assert_refused
 
 CONFIG = copy.deepcopy(GATE_CONFIG)
+# Strict signatures: a signed value given twice with another value, an unsigned nonce or timestamp, refused.
+CONFIG["signature"] = dict(CONFIG.get("signature", {}), strict=True)
 CONFIG["plugins"] = [
     {"name": "breaker", "type": "circuitBreaker", "data": "timeoutThreshold: 3\nwindowInSeconds: 30\nopenTimeoutSeconds: 30\n"},
 ]
@@ -159,7 +161,8 @@ def test_declared_parameter_given_twice_is_refused(gw):
 
 
 def test_signed_values_given_twice_are_refused(gw):
-    """A second copy of a signed header (any spelling), query or form parameter: I400HD, I400RU, I400BD."""
+    """A second copy of a signed header (any spelling), query or form parameter: I400HD, I400RU, I400BD
+    (the parameters under signature.strict)."""
     h = sign("GET", "/orders/1?amount=1", KEY1, SECRET1, headers={"x-user": "alice"},
              signed=("x-ca-key", "x-ca-nonce", "x-ca-timestamp", "x-user"))
     assert call(gw.port, "GET", "/orders/1?amount=1", h).status == 200
@@ -195,6 +198,9 @@ def test_signed_values_given_twice_are_refused(gw):
              body=b"amount=1&to=mallory")
     r = call(gw.port, "POST", "/sform?to=alice", h, "amount=1&to=mallory")
     assert_refused(r, 400, "I400BD")
+    # An unsigned nonce could be changed at will on a captured request.
+    h = sign("GET", "/orders/1", KEY1, SECRET1, signed=("x-ca-key", "x-ca-timestamp"))
+    assert_refused(call(gw.port, "GET", "/orders/1", h), 400, "I400HD")
 
 
 # 3 and 4. The backend receives only what the gateway validated or set.

@@ -11,9 +11,10 @@ EXCLUDED = {"x-ca-signature", "x-ca-signature-headers", "accept", "content-md5",
 
 
 def _params(query, form):
-    """Decoded (name, value) pairs, query first; first value per name; sorted by name bytes."""
+    """Decoded (name, value) pairs; first value per name, the form's before the query's (Alibaba's SDKs
+    put the form parameters over the query's); sorted by name bytes."""
     seen = {}
-    for raw in (query, form):
+    for raw in (form, query):
         if not raw:
             continue
         for piece in raw.split("&"):

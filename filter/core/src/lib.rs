@@ -70,4 +70,6 @@ pub use request::cluster_calls::GrpcCall;
 pub use schema::validator::Problem;
 pub use wire::headers::{self, Headers};
 pub use wire::text::{header_safe, stat_safe};
-pub use wire::url::{append_signed_parameters, is_form, parse_urlencoded, percent_decode, split_path, starts_with_ignore_case, trim, UrlParam};
+pub use wire::url::{
+    append_signed_parameters, is_form, parse_urlencoded, percent_decode, split_path, starts_with_ignore_case, trim, Precedence, UrlParam,
+};

@@ -46,7 +46,7 @@ const TOP_FIELDS: &[&str] = &[
     "groupQpsLimit",
     "instanceQpsLimit",
 ];
-const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp"];
+const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp", "strict"];
 const API_FIELDS: &[&str] = &[
     "name",
     "method",
@@ -144,6 +144,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         tolerance_ms: sig.tolerance_s * 1000,
         nonce_ttl_ms: sig.nonce_ttl_s * 1000,
         require_timestamp: sig.require_timestamp,
+        strict_signature: sig.strict,
         nonce_store: sig.nonce_store,
         max_body_bytes,
         max_url_bytes,
@@ -194,6 +195,7 @@ struct SignatureSettings {
     tolerance_s: u64,
     nonce_ttl_s: u64,
     require_timestamp: bool,
+    strict: bool,
     nonce_store: NonceStoreConfig,
 }
 
@@ -213,7 +215,8 @@ fn signature(c: &mut Validator, top: &Map<String, Value>) -> SignatureSettings {
     }
     let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
     let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
-    SignatureSettings { tolerance_s, nonce_ttl_s, require_timestamp, nonce_store: NonceStoreConfig::for_capacity(capacity) }
+    let strict = c.boolean(sig, "signature", "strict", false);
+    SignatureSettings { tolerance_s, nonce_ttl_s, require_timestamp, strict, nonce_store: NonceStoreConfig::for_capacity(capacity) }
 }
 
 /// What every API is compiled against.

@@ -100,6 +100,9 @@ pub struct Gateway {
     pub tolerance_ms: u64,
     pub nonce_ttl_ms: u64,
     pub require_timestamp: bool,
+    /// `signature.strict`: refuse what Aliyun admits but a captured request could be changed by: an
+    /// unsigned `X-Ca-Nonce` or `X-Ca-Timestamp`, a signed parameter given again with another value.
+    pub strict_signature: bool,
     pub nonce_store: NonceStoreConfig,
     pub max_body_bytes: u64,
     pub max_url_bytes: u64,

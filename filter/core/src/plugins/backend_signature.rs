@@ -8,7 +8,7 @@
 use crate::auth::signature::{sign, Algorithm};
 use crate::plugins::definition::{AliyunPlugin, Definition};
 use crate::schema::validator::{join, Validator};
-use crate::wire::url::append_signed_parameters;
+use crate::wire::url::{append_signed_parameters, Precedence};
 use serde_json::Value;
 
 pub(crate) const SIGNATURE: &str = "x-ca-proxy-signature";
@@ -75,7 +75,7 @@ pub(crate) fn string_to_sign(
         out.push(b'\n');
     }
     out.extend_from_slice(target.decoded_path);
-    append_signed_parameters(target.query, form, &mut out);
+    append_signed_parameters(target.query, form, Precedence::Query, &mut out);
     out
 }
 

@@ -105,12 +105,13 @@ pub(crate) fn authenticate(
             let r = refuse(&errors::A403IS, &[&shown], cause);
             return Err(if signature.is_none() { r.classic(&classic::EMPTY_SIGNATURE) } else { r });
         }
-        if let Some(r) = repeated_refusal(&signed, req.query) {
+        if let Some(r) = repeated_refusal(&signed, req.query, gw.strict_signature) {
             return Err(r.app(app));
         }
-        // An unsigned nonce or timestamp could be changed at will on a captured request.
+        // An unsigned nonce or timestamp could be changed at will on a captured request. Aliyun and
+        // some of its SDKs' demos do not sign them; `signature.strict` refuses them.
         for (value, name, shown) in [(nonce, &b"x-ca-nonce"[..], "X-Ca-Nonce"), (timestamp, b"x-ca-timestamp", "X-Ca-Timestamp")] {
-            if value.is_some() && !signs_header(h, name) {
+            if gw.strict_signature && value.is_some() && !signs_header(h, name) {
                 return Err(refuse(&errors::I400HD, &[shown, "is not signed: list it in X-Ca-Signature-Headers"], "nonce or timestamp not signed"));
             }
         }
@@ -225,8 +226,10 @@ fn authorize(gw: &Gateway, routed: &Routed, app: crate::ids::AppId, now: &mut No
 
 /// A signed value given twice is refused (the table's invalid header, URI or body): the signature
 /// covers one copy and a backend may act on another.
-fn repeated_refusal(signed: &Signed<'_>, query: &[u8]) -> Option<Refusal> {
-    let r = match repeated(signed, query)? {
+/// A signed header given again with another value; a parameter too under `signature.strict` (Aliyun
+/// signs the first value of an array parameter, and its SDKs send arrays).
+fn repeated_refusal(signed: &Signed<'_>, query: &[u8], parameters: bool) -> Option<Refusal> {
+    let r = match repeated(signed, query, parameters)? {
         Repeated::Header(name) => Refusal::new(&errors::I400HD, &[&header_safe(&name), "is repeated"], "signed header repeated"),
         Repeated::Query(name) => {
             let reason = format!("parameter `{}` is repeated", header_safe(&name));

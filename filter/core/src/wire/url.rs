@@ -70,20 +70,37 @@ pub fn split_path(full: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// Sorts by name (byte order) and keeps only the first value of each name. The sort is stable, so
-/// "first" is the order parameters were appended: query before body.
+/// "first" is the order parameters were appended.
 pub(crate) fn canonical(params: &mut Vec<UrlParam<'_>>) {
     params.sort_by(|a, b| a.name.cmp(&b.name));
     params.dedup_by(|later, first| later.name == first.name);
 }
 
+/// Which value a name given in both the query and the form is signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precedence {
+    /// The form's: Alibaba's client SDKs put the form parameters over the query's.
+    Form,
+    /// The query's: a servlet lists the query's values first, and Aliyun's backend demo signs the first.
+    Query,
+}
+
 /// Appends the signed form of the parameters: `?` then the query and form parameters, decoded,
-/// sorted by name, first value of each, a bare name for an empty value, joined with `&`. Nothing
-/// when there are none. (The client signature and the backend signature share this.)
-pub fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, out: &mut Vec<u8>) {
+/// sorted by name, first value of each (of the query and the form, the one `precedence` names), a
+/// bare name for an empty value, joined with `&`. Nothing when there are none. (The client
+/// signature and the backend signature share this.)
+pub fn append_signed_parameters(query: &[u8], form: Option<&[u8]>, precedence: Precedence, out: &mut Vec<u8>) {
     let mut params: Vec<UrlParam<'_>> = Vec::new();
-    parse_urlencoded(query, &mut params);
-    if let Some(f) = form {
-        parse_urlencoded(f, &mut params);
+    match (precedence, form) {
+        (Precedence::Form, Some(f)) => {
+            parse_urlencoded(f, &mut params);
+            parse_urlencoded(query, &mut params);
+        }
+        (Precedence::Query, Some(f)) => {
+            parse_urlencoded(query, &mut params);
+            parse_urlencoded(f, &mut params);
+        }
+        (_, None) => parse_urlencoded(query, &mut params),
     }
     canonical(&mut params);
     for (i, p) in params.iter().enumerate() {
@@ -174,6 +191,16 @@ mod tests {
         parse_urlencoded(b"a=body&c=3", &mut ps);
         canonical(&mut ps);
         assert_eq!(names(&ps), ["a=1", "b=2", "bare", "c=3", "empty", "expr=1+1=2"]);
+    }
+
+    #[test]
+    fn a_name_in_the_form_signs_the_form_s_value() {
+        let mut out = Vec::new();
+        append_signed_parameters(b"item=pen&q=1&tag=x&tag=y", Some(b"item=book&item=cup"), Precedence::Form, &mut out);
+        assert_eq!(out, b"?item=book&q=1&tag=x");
+        out.clear();
+        append_signed_parameters(b"item=pen&q=1", Some(b"item=book"), Precedence::Query, &mut out);
+        assert_eq!(out, b"?item=pen&q=1");
     }
 
     #[test]
