@@ -321,3 +321,43 @@ fn an_answer_error_mapping_changed_is_not_stored() {
     miss(&kit, "/items/2", "CODE1", &[], json_ct, r#"{"result_code":"OK"}"#);
     assert_eq!(hit_body(&get(&kit, "/items/2", "CODE1", &[])), r#"{"result_code":"OK"}"#);
 }
+
+/// A token for `sub`, HS256 with the test key.
+fn token(sub: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#), URL_SAFE_NO_PAD.encode(json!({ "sub": sub }).to_string()));
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(b"caching-test-jwt-key-0123456789abcdef").unwrap();
+    mac.update(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn an_answer_is_cached_for_the_identity_the_gateway_forwards() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let jwk = json!({ "kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(b"caching-test-jwt-key-0123456789abcdef") });
+    let cfg = json!({
+        "plugins": [ { "name": "cache", "type": "caching", "data": { "duration": 60, "varyByHeaders": ["X-User-Id"] } },
+                     { "name": "jwt", "type": "jwtAuth", "data": { "parameter": "Authorization", "jwks": [ jwk ],
+                       "claimParameters": [ { "claimName": "sub", "parameterName": "X-User-Id", "location": "header" } ] } } ],
+        "apis": [ { "name": "me", "method": "GET", "path": "/me", "authType": "ANONYMOUS", "plugins": [ { "plugin": "cache" }, { "plugin": "jwt" } ] } ]
+    });
+    let kit = Kit::new(&cfg.to_string(), NOW);
+    let bearer = |sub: &str| format!("Bearer {}", token(sub));
+    let (alice, bob) = (bearer("alice"), bearer("bob"));
+    let send = |headers: &[(&str, &str)]| kit.send(&Call { method: "GET", path: "/me", headers, ..Call::default() });
+    let mut o = send(&[("authorization", &alice)]);
+    assert_eq!(o.stream.upstream("x-user-id").as_deref(), Some("alice"));
+    kit.respond(&mut o, 200, &[], "via_upstream", b"alice's");
+    assert_eq!(hit_body(&send(&[("authorization", &alice)])), "alice's");
+    // Bob, honest or claiming to be alice in the header the gateway sets, reaches the backend as bob.
+    for extra in [None, Some("alice")] {
+        let mut headers = vec![("authorization", bob.as_str())];
+        headers.extend(extra.map(|v| ("x-user-id", v)));
+        let o = send(&headers);
+        assert!(o.forwarded(), "bob is never answered with alice's entry ({extra:?})");
+        assert_eq!(o.stream.upstream("x-user-id").as_deref(), Some("bob"));
+    }
+}

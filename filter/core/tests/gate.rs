@@ -367,3 +367,34 @@ fn reference_codes_the_gateway_can_detect() {
     assert_eq!(run("GET", "/tls", &tls("https")), Ok("OK"));
     assert_eq!(run("GET", "/tls", &tls("http")).unwrap_err(), ("I403PT", "Invalid protocol HTTP unsupported".to_string()));
 }
+
+#[test]
+fn a_query_or_form_of_too_many_parameters_is_refused_before_it_is_parsed() {
+    let kit = Kit::new(
+        r#"{ "maxBodyBytes": 1048576,
+              "apis": [ { "name": "f", "method": "ANY", "path": "/f", "authType": "ANONYMOUS",
+                          "parameters": [ { "name": "a", "location": "FORM" } ] } ] }"#,
+        NOW,
+    );
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let send = |path: &str, body: &[u8]| kit.send(&Call { method: "POST", path, headers: &form, body: Some(body), ..Call::default() });
+    let many = |n: usize| std::iter::once("a=1".to_string()).chain((1..n).map(|i| format!("x{i}"))).collect::<Vec<_>>().join("&");
+    assert!(send("/f", many(1000).as_bytes()).forwarded(), "1000 parameters are parsed");
+    let o = send("/f", many(1001).as_bytes());
+    assert_eq!(o.code().as_deref(), Some("I400BD"));
+    assert!(o.message().unwrap().contains("more than 1000 form parameters"));
+    let o = send(&format!("/f?{}", many(1001)), b"a=1");
+    assert_eq!(o.code().as_deref(), Some("I400RU"));
+    assert_eq!(o.message().as_deref(), Some("Invalid Request Uri `/f?…: more than 1000 query parameters`"));
+    // The query is never shown: it may hold an AppCode.
+    let o = send("/f?AppCode=SECRET-CODE&x=%zz", b"a=1");
+    assert_eq!(o.message().as_deref(), Some("Invalid Request Uri `/f?…: the query cannot be decoded`"));
+}
+
+#[test]
+fn a_client_s_hop_count_is_removed_without_loop_detection() {
+    let w = World::new();
+    let o = w.run("GET", "/open/a", &[("x-ca-hops", "99".to_string())], None);
+    assert!(o.forwarded());
+    assert_eq!(o.stream.upstream("x-ca-hops"), None);
+}

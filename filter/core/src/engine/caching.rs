@@ -7,7 +7,7 @@
 use super::exchange::Exchange;
 use super::{Engine, Flow, Services, Stat, StreamIo};
 use crate::contract::errors;
-use crate::contract::names::{BACKEND_CLUSTER_HEADER, REQUEST_ID_HEADER, ROUTING_NAME_HEADER};
+use crate::contract::names::REQUEST_ID_HEADER;
 use crate::contract::refusal::Refusal;
 use crate::ids::PluginId;
 use crate::plugins::binding::PluginKind;
@@ -45,9 +45,13 @@ impl Drop for Fill {
     }
 }
 
-/// Request edits that decide where a request goes: an answer is cached for that destination only
-/// (another route, a canary or a downgrade must never be answered with it).
-const DESTINATION_EDITS: [&str; 3] = [ROUTING_NAME_HEADER, BACKEND_CLUSTER_HEADER, ":path"];
+/// Whether a request edit is part of the cache key. Every edit is but the backend signature's (it
+/// signs the request id, new on every request): the backend answers the request as the gateway made
+/// it, so another destination (a route, a canary, a downgrade) or another identity the gateway
+/// forwards (a claim, a mapped value, what remoteAuth passed on) is never answered with another's.
+fn keyed(name: &str) -> bool {
+    !name.starts_with(crate::plugins::backend_signature::SIGNATURE)
+}
 
 fn config(engine: &Engine, id: PluginId) -> Option<&CachingConfig> {
     match engine.gateway.plugins.get(id.index()).map(|p| &p.kind) {
@@ -92,7 +96,7 @@ impl Exchange {
         let (path, query) = split_path(head.get(b":path").unwrap_or_default());
         let parts = KeyParts { api: a.identity.api.0, stage: a.identity.stage.0, path, query, app_id, headers: head };
         let mut key = caching::key(cfg, &parts);
-        for (name, value) in a.edits.iter().filter(|(n, _)| DESTINATION_EDITS.contains(&n.as_ref())) {
+        for (name, value) in a.edits.iter().filter(|(n, _)| keyed(n)) {
             for part in [name.as_bytes(), value.as_deref().unwrap_or_default()] {
                 key.extend_from_slice(&(part.len() as u32).to_le_bytes());
                 key.extend_from_slice(part);

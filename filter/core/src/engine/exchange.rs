@@ -16,7 +16,7 @@ use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
 use crate::request::forward;
 use crate::request::model::{Admission, Ctx, Identity, Request, Routed};
-use crate::request::route::{cors_headers, reachable, route};
+use crate::request::route::{bounded_form, cors_headers, reachable, route};
 use crate::wire::headers::{owned_spellings, Edit, Headers};
 use crate::wire::url::trim;
 
@@ -248,7 +248,8 @@ impl Exchange {
         // Report-only: a nonce is remembered only by a request every local check admits, so a request
         // that would be refused never burns one.
         let nonces = if self.report_only { Nonces::Later } else { Nonces::Remember(&engine.nonces) };
-        let admitted = match reachable(gw, &routed, io).and_then(|()| authenticate(gw, nonces, req, &routed, body, svc.coarse, svc.store)) {
+        let checked = reachable(gw, &routed, io).and_then(|()| bounded_form(headers, body));
+        let admitted = match checked.and_then(|()| authenticate(gw, nonces, req, &routed, body, svc.coarse, svc.store)) {
             Ok(id) => run_plugins(gw, &mut engine.runtime.borrow_mut(), req, id, svc.clock, svc.store, &ctx).map_err(|r| (r, Some(id))),
             Err(r) => Err((r, None)),
         };

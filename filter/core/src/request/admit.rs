@@ -122,10 +122,9 @@ pub(crate) fn run_plugins(
                 .map(|(n, v)| (n.into(), v)),
         );
     }
-    if gw.max_hops.is_some() {
-        let hops = req.headers.number(HOPS_HEADER).unwrap_or(0);
-        admission.edits.push(("x-ca-hops".into(), Some((hops + 1).to_string().into_bytes())));
-    }
+    // Without loop detection the gateway counts nothing, and a client's count is removed all the same.
+    let hops = gw.max_hops.map(|_| (req.headers.number(HOPS_HEADER).unwrap_or(0) + 1).to_string().into_bytes());
+    admission.edits.push(("x-ca-hops".into(), hops));
     Ok(admission)
 }
 

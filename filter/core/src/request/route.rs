@@ -39,8 +39,14 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
     if !decodable(raw_path) {
         return Err(Refusal::new(&errors::I400PA, &[&header_safe(shorten(raw_path))], "path cannot be decoded"));
     }
+    // The query may hold an AppCode or a token: the reason names the path only.
     if !decodable(query) {
-        return Err(Refusal::new(&errors::I400RU, &[&header_safe(shorten(req.path))], "query cannot be decoded"));
+        let reason = format!("{}?…: the query cannot be decoded", header_safe(shorten(raw_path)));
+        return Err(Refusal::new(&errors::I400RU, &[&reason], "query cannot be decoded"));
+    }
+    if crate::wire::url::too_many_parameters(query) {
+        let reason = format!("{}?…: more than {} query parameters", header_safe(shorten(raw_path)), crate::wire::url::MAX_PARAMETERS);
+        return Err(Refusal::new(&errors::I400RU, &[&reason], "too many query parameters"));
     }
     let path: &[u8] = &req.decoded_path;
     // A backend that resolves `..` would act on another API's path than the one routed here.
@@ -164,6 +170,17 @@ pub(crate) fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> 
 /// address is the one Envoy decided is the client's (the connection's peer, or the one its
 /// `use_remote_address` and `xff_num_trusted_hops` take from `X-Forwarded-For`): never a header a
 /// client controls. One host call, only for such APIs; no address known means no access.
+/// `I400BD` for a urlencoded body the gateway read that holds more parameters than it parses.
+pub(crate) fn bounded_form(headers: &crate::wire::headers::Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal> {
+    match body {
+        Some(b) if is_form(headers.get(b"content-type")) && crate::wire::url::too_many_parameters(b) => {
+            let reason = format!("more than {} form parameters", crate::wire::url::MAX_PARAMETERS);
+            Err(Refusal::new(&errors::I400BD, &[&reason], "too many form parameters"))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn reachable(gw: &Gateway, routed: &Routed, stream: &dyn Stream) -> Result<(), Refusal> {
     let Some(api) = gw.api(routed.api).filter(|a| a.disable_internet) else { return Ok(()) };
     let peer = stream.peer_address();

@@ -45,12 +45,19 @@ pub struct UrlParam<'a> {
     pub value: Option<Cow<'a, [u8]>>,
 }
 
-/// Appends the parameters of an `application/x-www-form-urlencoded` string (a query or a form body).
+/// The most parameters a query or a form body may hold: each parsed one costs memory the Wasm VM never
+/// gives back, and a body of `a&a&…` holds one per two bytes.
+pub(crate) const MAX_PARAMETERS: usize = 1000;
+
+/// Whether a query or form body holds more than `MAX_PARAMETERS` parameters (refused before parsing).
+pub(crate) fn too_many_parameters(s: &[u8]) -> bool {
+    s.iter().filter(|&&b| b == b'&').count() >= MAX_PARAMETERS && s.split(|&b| b == b'&').filter(|p| !p.is_empty()).nth(MAX_PARAMETERS).is_some()
+}
+
+/// Appends the parameters of an `application/x-www-form-urlencoded` string (a query or a form body),
+/// at most `MAX_PARAMETERS` of them (requests with more are refused before they are parsed).
 pub fn parse_urlencoded<'a>(s: &'a [u8], out: &mut Vec<UrlParam<'a>>) {
-    for piece in s.split(|&b| b == b'&') {
-        if piece.is_empty() {
-            continue;
-        }
+    for piece in s.split(|&b| b == b'&').filter(|p| !p.is_empty()).take(MAX_PARAMETERS) {
         let (name, value) = match piece.iter().position(|&b| b == b'=') {
             Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
             None => (piece, None),
