@@ -83,6 +83,19 @@ fn rules_run_in_order_and_the_first_decision_wins() {
 }
 
 #[test]
+fn a_value_a_rule_reads_given_again_with_another_is_refused() {
+    let params = json!({ "q": "Query:tenant", "h": "Header:X-Tenant" });
+    let rules = json!([ { "name": "acme-only", "condition": "$q = 'acme' and $h = 'acme'", "ifFalse": "DENY" } ]);
+    let ok = [("authorization", "APPCODE C"), ("x-tenant", "acme")];
+    assert_eq!(decide(rules.clone(), params.clone(), "/things/1?tenant=acme", &ok, None), Ok(()));
+    assert_eq!(decide(rules.clone(), params.clone(), "/things/1?tenant=acme&tenant=acme", &ok, None), Ok(()), "the same value twice");
+    let (code, message) = decide(rules.clone(), params.clone(), "/things/1?tenant=acme&tenant=victim", &ok, None).unwrap_err();
+    assert_eq!((code.as_str(), message.as_str()), ("I400RU", "Invalid Request Uri `parameter `tenant` is repeated`"));
+    let two = [("authorization", "APPCODE C"), ("x-tenant", "acme"), ("x_tenant", "evil")];
+    assert_eq!(decide(rules, params, "/things/1?tenant=acme", &two, None).unwrap_err().0, "I400HD");
+}
+
+#[test]
 fn bad_conditions_refuse_the_configuration_with_plugin_rule_and_position() {
     let cfg = json!({ "plugins": [ { "name": "ac", "type": "accessControl", "data": {
         "parameters": { "a": "Header:A", "s": "StatusCode" },

@@ -127,12 +127,46 @@ pub(crate) fn random_for(draw: &str, request_id: &str, n: u64) -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Whether a value is followed by another that differs.
+fn differs<'a>(mut values: impl Iterator<Item = Option<Cow<'a, [u8]>>>) -> bool {
+    let first = values.next();
+    first.is_some() && values.any(|v| Some(v) != first)
+}
+
+/// The values of parameter `name` in a query or form, in order.
+fn values_of<'a>(src: &'a [u8], name: &str) -> impl Iterator<Item = Option<Cow<'a, [u8]>>> {
+    let mut ps: Vec<UrlParam<'a>> = Vec::new();
+    parse_urlencoded(src, &mut ps);
+    let name = name.as_bytes().to_vec();
+    ps.into_iter().filter(move |p| *p.name == *name).map(|p| p.value)
+}
+
+/// A header, query or form value a rule reads, given again with another value: the rule would decide
+/// on the first while a backend may act on another (`I400HD`, `I400RU`, `I400BD`).
+fn given_twice(loc: &VarSource, view: &RequestVars<'_>) -> Option<Refusal> {
+    let repeated = |name: &str| format!("parameter `{}` is repeated", crate::wire::text::header_safe(name.as_bytes()));
+    match loc {
+        VarSource::Header(n) => differs(view.req.headers.spellings(n.as_bytes()).map(|v| Some(Cow::Borrowed(trim(v)))))
+            .then(|| Refusal::new(&errors::I400HD, &[&crate::wire::text::header_safe(n.as_bytes()), "is repeated"], "rule header repeated")),
+        VarSource::Query(n) => {
+            differs(values_of(view.req.query, n)).then(|| Refusal::new(&errors::I400RU, &[&repeated(n)], "rule query parameter repeated"))
+        }
+        VarSource::Form(n) => form(view.req, view.ctx)
+            .is_some_and(|f| differs(values_of(f, n)))
+            .then(|| Refusal::new(&errors::I400BD, &[&repeated(n)], "rule form parameter repeated")),
+        _ => None,
+    }
+}
+
 /// Runs the rules in order: the first rule that decides wins; none deciding admits.
 pub(crate) fn access_control(cfg: &AccessConfig, view: &RequestVars<'_>) -> Result<(), Refusal> {
     if cfg.params.locations.iter().any(|l| matches!(l, VarSource::Form(_))) {
         if let Some(r) = form(view.req, view.ctx).and_then(undecodable_form) {
             return Err(r);
         }
+    }
+    if let Some(r) = cfg.params.locations.iter().find_map(|l| given_twice(l, view)) {
+        return Err(r);
     }
     let values: Vec<Val> = cfg.params.locations.iter().map(|l| view.get(l)).collect();
     let var = |i: usize| values.get(i).cloned().unwrap_or(Val::Null);
