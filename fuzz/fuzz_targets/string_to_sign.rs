@@ -9,7 +9,7 @@
 #![no_main]
 
 use cagate_core::{
-    append_signed_parameters, header_safe, headers, is_form, parse_urlencoded, percent_decode, sign, split_path, trim, Algorithm, Headers,
+    append_signed_parameters, header_safe, headers, is_form, parse_urlencoded, percent_decode, sign, split_path, trim, Algorithm, Headers, Precedence,
     Signed, StringToSign, UrlParam,
 };
 use cagate_fuzz::{header_lines, refs, split_request};
@@ -35,9 +35,11 @@ fn check_decode(s: &[u8]) {
     let mut params: Vec<UrlParam<'_>> = Vec::new();
     parse_urlencoded(s, &mut params);
     assert!(params.len() <= s.split(|&b| b == b'&').count());
-    let mut tail = Vec::new();
-    append_signed_parameters(s, Some(s), &mut tail);
-    assert!(tail.is_empty() || tail[0] == b'?', "signed parameters do not start with ?");
+    for precedence in [Precedence::Form, Precedence::Query] {
+        let mut tail = Vec::new();
+        append_signed_parameters(s, Some(s), precedence, &mut tail);
+        assert!(tail.is_empty() || tail[0] == b'?', "signed parameters do not start with ?");
+    }
 }
 
 fn check(method: &[u8], path: &[u8], h: &Headers<'_>, body: &[u8], control: u8) {
