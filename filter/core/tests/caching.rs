@@ -361,3 +361,20 @@ fn an_answer_is_cached_for_the_identity_the_gateway_forwards() {
         assert_eq!(o.stream.upstream("x-user-id").as_deref(), Some("bob"));
     }
 }
+
+#[test]
+fn a_system_parameter_new_on_every_request_is_not_in_the_key() {
+    let cfg = json!({
+        "plugins": [ { "name": "cache", "type": "caching", "data": { "duration": 60 } } ],
+        "apis": [ { "name": "s", "method": "GET", "path": "/s", "authType": "ANONYMOUS", "plugins": [ { "plugin": "cache" } ],
+                    "backend": { "type": "HTTP", "cluster": "c",
+                                 "systemParameters": [ { "name": "CaRequestId", "backendName": "X-Sys", "location": "HEADER" },
+                                                       { "name": "CaApiName", "backendName": "X-Api", "location": "HEADER" } ] } } ]
+    });
+    let kit = Kit::new(&cfg.to_string(), NOW);
+    let send = || kit.send(&Call { method: "GET", path: "/s", ..Call::default() });
+    let mut o = send();
+    assert!(o.stream.upstream("x-sys").is_some());
+    kit.respond(&mut o, 200, &[], "via_upstream", b"once");
+    assert_eq!(hit_body(&send()), "once");
+}

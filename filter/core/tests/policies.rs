@@ -92,7 +92,11 @@ fn a_value_a_rule_reads_given_again_with_another_is_refused() {
     let (code, message) = decide(rules.clone(), params.clone(), "/things/1?tenant=acme&tenant=victim", &ok, None).unwrap_err();
     assert_eq!((code.as_str(), message.as_str()), ("I400RU", "Invalid Request Uri `parameter `tenant` is repeated`"));
     let two = [("authorization", "APPCODE C"), ("x-tenant", "acme"), ("x_tenant", "evil")];
-    assert_eq!(decide(rules, params, "/things/1?tenant=acme", &two, None).unwrap_err().0, "I400HD");
+    assert_eq!(decide(rules, params.clone(), "/things/1?tenant=acme", &two, None).unwrap_err().0, "I400HD");
+    // A header is read under any spelling a backend reads as its name.
+    let deny = json!([ { "name": "no-blocked", "condition": "$h = 'blocked'", "ifTrue": "DENY" } ]);
+    let spelled = [("authorization", "APPCODE C"), ("x_tenant", "blocked")];
+    assert_eq!(decide(deny, params, "/things/1", &spelled, None).unwrap_err().0, "A403AC");
 }
 
 #[test]

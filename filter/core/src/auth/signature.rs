@@ -159,8 +159,11 @@ const ALWAYS_SIGNED: [&[u8]; 10] = [
 ];
 
 /// The first signed value the request gives again differently, if any; `query` is that of `req.path`.
-pub(crate) fn repeated(req: &Signed<'_>, query: &[u8], parameters: bool) -> Option<Repeated> {
-    repeated_header(req.headers).or_else(|| if parameters { repeated_parameter(query, req.form) } else { None })
+/// A signed header given again with another value; a signed parameter given again with another
+/// value, which `strict` refuses within the query or the form (Aliyun admits arrays there) and which
+/// is refused always between the two (the form's value is signed, and a backend may read the query's).
+pub(crate) fn repeated(req: &Signed<'_>, query: &[u8], strict: bool) -> Option<Repeated> {
+    repeated_header(req.headers).or_else(|| repeated_parameter(query, req.form, strict))
 }
 
 fn repeated_header(h: &Headers<'_>) -> Option<Repeated> {
@@ -187,8 +190,8 @@ fn may_repeat(src: &[u8]) -> bool {
     names().any(|n| n.contains(&b'%') || n.contains(&b'+')) || names().enumerate().any(|(i, n)| names().skip(i + 1).any(|m| m == n))
 }
 
-fn repeated_parameter(query: &[u8], form: Option<&[u8]>) -> Option<Repeated> {
-    if form.is_none() && !may_repeat(query) {
+fn repeated_parameter(query: &[u8], form: Option<&[u8]>, strict: bool) -> Option<Repeated> {
+    if form.is_none() && (!strict || !may_repeat(query)) {
         return None;
     }
     let mut params = Vec::new();
@@ -206,9 +209,10 @@ fn repeated_parameter(query: &[u8], form: Option<&[u8]>) -> Option<Repeated> {
             first = Some(i);
             continue;
         };
+        let across = first.is_some_and(|f| f < in_query) && i >= in_query;
         if p.name != f.name {
             first = Some(i);
-        } else if p.value != f.value {
+        } else if p.value != f.value && (strict || across) {
             found = Some((p.name.to_vec(), i >= in_query));
             break;
         }

@@ -57,6 +57,11 @@ impl SystemValue {
     pub fn of_request(self) -> bool {
         matches!(self, SystemValue::Domain | SystemValue::HttpSchema | SystemValue::ClientUa | SystemValue::RequestHandleTime)
     }
+
+    /// New on every request (its id, the time it is handled).
+    pub fn per_request(self) -> bool {
+        matches!(self, SystemValue::RequestId | SystemValue::RequestHandleTime)
+    }
 }
 
 /// The names of the system parameters cagate supplies (for tools that write configurations).

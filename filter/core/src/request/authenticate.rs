@@ -226,10 +226,9 @@ fn authorize(gw: &Gateway, routed: &Routed, app: crate::ids::AppId, now: &mut No
 
 /// A signed value given twice is refused (the table's invalid header, URI or body): the signature
 /// covers one copy and a backend may act on another.
-/// A signed header given again with another value; a parameter too under `signature.strict` (Aliyun
-/// signs the first value of an array parameter, and its SDKs send arrays).
-fn repeated_refusal(signed: &Signed<'_>, query: &[u8], parameters: bool) -> Option<Refusal> {
-    let r = match repeated(signed, query, parameters)? {
+/// A signed value given again with another (see `repeated`).
+fn repeated_refusal(signed: &Signed<'_>, query: &[u8], strict: bool) -> Option<Refusal> {
+    let r = match repeated(signed, query, strict)? {
         Repeated::Header(name) => Refusal::new(&errors::I400HD, &[&header_safe(&name), "is repeated"], "signed header repeated"),
         Repeated::Query(name) => {
             let reason = format!("parameter `{}` is repeated", header_safe(&name));

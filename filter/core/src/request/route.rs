@@ -166,10 +166,6 @@ pub(crate) fn cors_headers(gw: &Gateway, routed: &Routed, req: &Request<'_>) -> 
     }
 }
 
-/// `A403IN`: an API closed to the internet (`disableInternet`) called from a public address. The
-/// address is the one Envoy decided is the client's (the connection's peer, or the one its
-/// `use_remote_address` and `xff_num_trusted_hops` take from `X-Forwarded-For`): never a header a
-/// client controls. One host call, only for such APIs; no address known means no access.
 /// `I400BD` for a urlencoded body the gateway read that holds more parameters than it parses.
 pub(crate) fn bounded_form(headers: &crate::wire::headers::Headers<'_>, body: Option<&[u8]>) -> Result<(), Refusal> {
     match body {
@@ -181,6 +177,10 @@ pub(crate) fn bounded_form(headers: &crate::wire::headers::Headers<'_>, body: Op
     }
 }
 
+/// `A403IN`: an API closed to the internet (`disableInternet`) called from a public address. The
+/// address is the one Envoy decided is the client's (the connection's peer, or the one its
+/// `use_remote_address` and `xff_num_trusted_hops` take from `X-Forwarded-For`): never a header a
+/// client controls. One host call, only for such APIs; no address known means no access.
 pub(crate) fn reachable(gw: &Gateway, routed: &Routed, stream: &dyn Stream) -> Result<(), Refusal> {
     let Some(api) = gw.api(routed.api).filter(|a| a.disable_internet) else { return Ok(()) };
     let peer = stream.peer_address();

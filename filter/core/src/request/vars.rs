@@ -103,7 +103,8 @@ impl RequestVars<'_> {
         match loc {
             VarSource::Method => text(req.method),
             VarSource::Path => text(&req.decoded_path),
-            VarSource::Header(n) => h.get(n.as_bytes()).map_or(Val::Null, text),
+            // Under any spelling a backend reads as the name (`X_Tenant` is `X-Tenant` to CGI).
+            VarSource::Header(n) => h.spellings(n.as_bytes()).next().map_or(Val::Null, text),
             VarSource::Query(n) => found(first_param(req.query, n)),
             VarSource::Form(n) => found(form(req, self.ctx).and_then(|f| first_param(f, n))),
             VarSource::Parameter(n) => found(gw.api(self.identity.api).and_then(|api| path_param(api, req, n))),
