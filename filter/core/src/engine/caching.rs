@@ -46,12 +46,13 @@ impl Drop for Fill {
 }
 
 /// Whether a request edit is part of the cache key. Every edit is but those new on every request:
-/// the backend signature's (it signs the request id) and a header system parameter that is
-/// (`per_request`: its backend names). The backend answers the request as the gateway made it, so
-/// another destination (a route, a canary, a downgrade) or another identity the gateway forwards (a
-/// claim, a mapped value, what remoteAuth passed on) is never answered with another's.
-fn keyed(name: &str, per_request: &[&str]) -> bool {
-    !name.starts_with(crate::plugins::backend_signature::SIGNATURE) && !per_request.iter().any(|p| p.eq_ignore_ascii_case(name))
+/// the backend signature's (it signs the request id) and a system parameter of the API's backend that
+/// is (`system`). The backend answers the request as the gateway made it, so another destination (a
+/// route, a canary, a downgrade) or another identity the gateway forwards (a claim, a mapped value,
+/// what remoteAuth passed on) is never answered with another's.
+fn keyed(name: &str, system: &[crate::config::backend::SystemParam]) -> bool {
+    !name.starts_with(crate::plugins::backend_signature::SIGNATURE)
+        && !system.iter().any(|s| s.system.per_request() && s.backend_name.eq_ignore_ascii_case(name))
 }
 
 fn config(engine: &Engine, id: PluginId) -> Option<&CachingConfig> {
@@ -97,13 +98,11 @@ impl Exchange {
         let (path, query) = split_path(head.get(b":path").unwrap_or_default());
         let parts = KeyParts { api: a.identity.api.0, stage: a.identity.stage.0, path, query, app_id, headers: head };
         let mut key = caching::key(cfg, &parts);
-        let per_request: Vec<&str> = match gw.api(a.identity.api).and_then(|api| api.backend.as_ref()) {
-            Some(crate::config::backend::Backend::Http(h)) => {
-                h.system.iter().filter(|s| s.system.per_request()).map(|s| s.backend_name.as_str()).collect()
-            }
-            _ => Vec::new(),
+        let system = match gw.api(a.identity.api).and_then(|api| api.backend.as_ref()) {
+            Some(crate::config::backend::Backend::Http(h)) => h.system.as_slice(),
+            _ => &[],
         };
-        for (name, value) in a.edits.iter().filter(|(n, _)| keyed(n, &per_request)) {
+        for (name, value) in a.edits.iter().filter(|(n, _)| keyed(n, system)) {
             for part in [name.as_bytes(), value.as_deref().unwrap_or_default()] {
                 key.extend_from_slice(&(part.len() as u32).to_le_bytes());
                 key.extend_from_slice(part);

@@ -31,9 +31,7 @@ fn text(b: &[u8]) -> Val {
 }
 
 fn first_param(src: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut ps: Vec<UrlParam<'_>> = Vec::new();
-    parse_urlencoded(src, &mut ps);
-    ps.into_iter().find(|p| *p.name == *name.as_bytes()).map(|p| p.value.map(|v| v.into_owned()).unwrap_or_default())
+    values_of(src, name).into_iter().next().map(|v| v.map(Cow::into_owned).unwrap_or_default())
 }
 
 fn form<'a>(req: &Request<'_>, ctx: &Ctx<'a>) -> Option<&'a [u8]> {
@@ -134,12 +132,11 @@ fn differs<'a>(mut values: impl Iterator<Item = Option<Cow<'a, [u8]>>>) -> bool 
     first.is_some() && values.any(|v| Some(v) != first)
 }
 
-/// The values of parameter `name` in a query or form, in order.
-fn values_of<'a>(src: &'a [u8], name: &str) -> impl Iterator<Item = Option<Cow<'a, [u8]>>> {
+/// The values of parameter `name` in a query or form, in order (`None`: a bare name).
+fn values_of<'a>(src: &'a [u8], name: &str) -> Vec<Option<Cow<'a, [u8]>>> {
     let mut ps: Vec<UrlParam<'a>> = Vec::new();
     parse_urlencoded(src, &mut ps);
-    let name = name.as_bytes().to_vec();
-    ps.into_iter().filter(move |p| *p.name == *name).map(|p| p.value)
+    ps.into_iter().filter(|p| *p.name == *name.as_bytes()).map(|p| p.value).collect()
 }
 
 /// A header, query or form value a rule reads, given again with another value: the rule would decide
@@ -150,10 +147,10 @@ fn given_twice(loc: &VarSource, view: &RequestVars<'_>) -> Option<Refusal> {
         VarSource::Header(n) => differs(view.req.headers.spellings(n.as_bytes()).map(|v| Some(Cow::Borrowed(trim(v)))))
             .then(|| Refusal::new(&errors::I400HD, &[&crate::wire::text::header_safe(n.as_bytes()), "is repeated"], "rule header repeated")),
         VarSource::Query(n) => {
-            differs(values_of(view.req.query, n)).then(|| Refusal::new(&errors::I400RU, &[&repeated(n)], "rule query parameter repeated"))
+            differs(values_of(view.req.query, n).into_iter()).then(|| Refusal::new(&errors::I400RU, &[&repeated(n)], "rule query parameter repeated"))
         }
         VarSource::Form(n) => form(view.req, view.ctx)
-            .is_some_and(|f| differs(values_of(f, n)))
+            .is_some_and(|f| differs(values_of(f, n).into_iter()))
             .then(|| Refusal::new(&errors::I400BD, &[&repeated(n)], "rule form parameter repeated")),
         _ => None,
     }
