@@ -340,6 +340,35 @@ fn a_capacity_change_keeps_every_live_nonce() {
 }
 
 #[test]
+fn an_app_over_its_share_of_the_nonce_store_is_throttled_and_the_others_are_not() {
+    let kit = Kit::new(
+        r#"{ "signature": { "nonceCapacity": 64, "nonceCapacityPerApp": 1 },
+              "apps": [ { "appId": 1, "appKey": "k1", "appSecret": "test-app-secret-1-0123456789abcdef" },
+                        { "appId": 2, "appKey": "k2", "appSecret": "s2" } ],
+              "apis": [ { "name": "o", "method": "GET", "path": "/o", "authorizations": [ { "appId": 1 }, { "appId": 2 } ] } ] }"#,
+        NOW,
+    );
+    let send = |key: &str, secret: &str, nonce: &str| {
+        let h = signed("/o", key, secret, Some(nonce), Some(NOW));
+        let h: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        kit.get("/o", &h)
+    };
+    // Nonces spread over 4,096 shards: the flood is refused once one shard holds its share of them.
+    let refused = (0..200_000).map(|i| send("k1", SECRET, &format!("flood-{i}"))).find(|o| !o.forwarded()).expect("the flood is refused");
+    assert_eq!((refused.status(), refused.code().as_deref()), (429, Some("T429IN")));
+    let record = refused.stream.access_record().unwrap();
+    assert_eq!(record["appId"], "1", "{record}");
+    // The flood goes on, and the other app's nonces are still recorded.
+    for i in 0..2_000 {
+        send("k1", SECRET, &format!("more-{i}"));
+    }
+    for i in 0..64 {
+        assert_eq!(code(send("k2", "s2", &format!("n-{i}"))), "OK", "nonce {i} of the other app");
+    }
+    assert_eq!(kit.stats.count("nonce_store_full"), 0, "the store itself is not full");
+}
+
+#[test]
 fn reference_codes_the_gateway_can_detect() {
     let kit = Kit::new(
         r#"{ "domains": ["api.example.org", "*.example.com"],

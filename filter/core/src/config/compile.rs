@@ -46,7 +46,8 @@ const TOP_FIELDS: &[&str] = &[
     "groupQpsLimit",
     "instanceQpsLimit",
 ];
-const SIGNATURE_FIELDS: &[&str] = &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "requireTimestamp", "strict"];
+const SIGNATURE_FIELDS: &[&str] =
+    &["timestampToleranceSeconds", "nonceTtlSeconds", "nonceCapacity", "nonceCapacityPerApp", "requireTimestamp", "strict"];
 const API_FIELDS: &[&str] = &[
     "name",
     "method",
@@ -214,9 +215,13 @@ fn signature(c: &mut Validator, top: &Map<String, Value>) -> SignatureSettings {
         );
     }
     let capacity = c.integer(sig, "signature", "nonceCapacity", DEFAULT_NONCE_CAPACITY, 64, 1 << 24);
+    let per_app = c.integer(sig, "signature", "nonceCapacityPerApp", capacity / 2, 1, 1 << 24);
+    if per_app > capacity {
+        c.err("signature.nonceCapacityPerApp", format!("must be at most nonceCapacity ({capacity})"));
+    }
     let require_timestamp = c.boolean(sig, "signature", "requireTimestamp", false);
     let strict = c.boolean(sig, "signature", "strict", false);
-    SignatureSettings { tolerance_s, nonce_ttl_s, require_timestamp, strict, nonce_store: NonceStoreConfig::for_capacity(capacity) }
+    SignatureSettings { tolerance_s, nonce_ttl_s, require_timestamp, strict, nonce_store: NonceStoreConfig::shared(capacity, per_app) }
 }
 
 /// What every API is compiled against.
@@ -512,13 +517,16 @@ mod tests {
         assert_eq!(g.nonce_ttl_ms, 900_000);
         assert_eq!(g.apis[0].stages, 1);
         assert!(g.nonce_store.shards as u64 * g.nonce_store.per_shard as u64 >= DEFAULT_NONCE_CAPACITY);
+        assert!(g.nonce_store.per_app < g.nonce_store.per_shard, "no app holds the whole store: {:?}", g.nonce_store);
+        let one_app = compile(br#"{"signature":{"nonceCapacityPerApp":262144},"apis":[]}"#).unwrap();
+        assert_eq!(one_app.nonce_store.per_app, one_app.nonce_store.per_shard);
     }
 
     #[test]
     fn every_problem_is_reported_and_no_secret_leaks() {
         let bad = r#"{
           "stages": ["RELEASE", "RELEASE"],
-          "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 60, "bogus": 1 },
+          "signature": { "timestampToleranceSeconds": 900, "nonceTtlSeconds": 60, "bogus": 1, "nonceCapacity": 1000, "nonceCapacityPerApp": 1001 },
           "maxBodyBytes": "big",
           "apps": [ { "appId": 1, "appKey": "k", "appSecret": "SECRET-ONE", "appCodes": ["CODE-SECRET"] },
                     { "appId": 1, "appKey": "k", "appSecret": "SECRET-TWO", "appCodes": ["CODE-SECRET"] },
@@ -537,6 +545,7 @@ mod tests {
             "stages[1]: duplicate stage RELEASE",
             "signature.bogus: unknown field",
             "signature.nonceTtlSeconds: must be at least",
+            "signature.nonceCapacityPerApp: must be at most nonceCapacity (1000)",
             "maxBodyBytes: must be a number",
             "apps[1].appId: duplicate appId 1",
             "apps[1].appKey: duplicate appKey k",

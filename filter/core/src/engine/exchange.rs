@@ -390,7 +390,7 @@ impl Exchange {
         svc.stats.record(Stat::Refused(r.error.code));
         self.record.error = Some((r.error.code, r.message.clone()));
         self.record.app = self.record.app.or(r.app);
-        if r.error.code == errors::X503BZ.code {
+        if matches!(r.cause, crate::auth::replay::NONCES_FULL | crate::auth::replay::JTIS_FULL) {
             svc.stats.record(Stat::NonceStoreFull);
         }
         if r.error.code == errors::D503CB.code {

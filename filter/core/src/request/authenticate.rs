@@ -166,7 +166,9 @@ fn remember_nonce(
         Outcome::Fresh if gw.cluster_mode.one_time_keys.is_some() => Ok(Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until))),
         Outcome::Fresh => Ok(None),
         Outcome::Replayed => Err(Refusal::new(&errors::S403NU, &[], "nonce replayed")),
-        Outcome::Full => Err(Refusal::new(&errors::X503BZ, &[], "nonce store full")),
+        Outcome::Full => Err(Refusal::new(&errors::X503BZ, &[], crate::auth::replay::NONCES_FULL)),
+        // The app's own doing, not the gateway's: a limit on the app, not "service busy".
+        Outcome::AppShareFull => Err(Refusal::new(&errors::T429IN, &[], "nonce share of the app full")),
         Outcome::Contended => Err(Refusal::new(&errors::X503BZ, &[], "nonce store contended")),
     }
 }

@@ -364,7 +364,7 @@ pub fn check(
                 return Ok(JwtOutcome::Verified(verified.claims, Some(claimed)));
             }
             Outcome::Replayed => return Err(refuse(&errors::A403SV, &[], "jti replayed")),
-            Outcome::Full => return Err(refuse(&errors::X503BZ, &[], "jti store full")),
+            Outcome::Full | Outcome::AppShareFull => return Err(refuse(&errors::X503BZ, &[], crate::auth::replay::JTIS_FULL)),
             Outcome::Contended => return Err(refuse(&errors::X503BZ, &[], "jti store contended")),
         }
     }
