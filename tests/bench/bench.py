@@ -96,7 +96,7 @@ end
 
 def small_config():
     return {
-        "signature": {"timestampToleranceSeconds": 300, "nonceTtlSeconds": 300, "nonceCapacity": 4194304},
+        "signature": {"timestampToleranceSeconds": 300, "nonceTtlSeconds": 300, "nonceCapacity": 4194304, "nonceCapacityPerApp": 4194304},
         "apps": [{"appId": 1, "appKey": KEY, "appSecret": SECRET, "appCodes": [APPCODE]}],
         "apis": [{"name": "orders", "method": "GET", "path": "/orders/[orderId]", "appCodeAuth": "HEADER",
                   "authorizations": [{"appId": 1}]}],

@@ -41,7 +41,7 @@ def full_config():
     app limits far above the rate), accessControl, cors, backendSignature, circuitBreaker and
     errorMapping; the signature with a nonce (checked and stored)."""
     return {
-        "signature": {"timestampToleranceSeconds": 900, "nonceTtlSeconds": 900, "nonceCapacity": 4194304},
+        "signature": {"timestampToleranceSeconds": 900, "nonceTtlSeconds": 900, "nonceCapacity": 4194304, "nonceCapacityPerApp": 4194304},
         "apps": [{"appId": 1, "appKey": KEY, "appSecret": SECRET}],
         "plugins": [
             {"name": "ips", "type": "ipControl", "data": {"type": "ALLOW", "items": [{"blocks": ["127.0.0.0/8"]}]}},
