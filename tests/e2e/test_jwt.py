@@ -46,6 +46,9 @@ def jwt_gate(backend, jwks_server):
             {"name": "dead-jwt", "type": "jwtAuth",
              "data": {"parameter": "Authorization", "jwksUri": "http://jwks.local/keys", "jwksCluster": "dead",
                       "jwksRefreshSeconds": 1, "jwksTimeoutMs": 500}},
+            {"name": "unsent-jwt", "type": "jwtAuth",
+             "data": {"parameter": "Authorization", "jwksUri": "http://jwks.local/keys", "jwksCluster": "nowhere",
+                      "jwksRefreshSeconds": 1}},
         ],
         "groupPlugins": [{"plugin": "users-jwt"}],
         "apis": [
@@ -55,6 +58,7 @@ def jwt_gate(backend, jwks_server):
             {"name": "once", "method": "GET", "path": "/once", "authType": "ANONYMOUS", "plugins": [{"plugin": "once-jwt"}]},
             {"name": "remote", "method": "GET", "path": "/remote", "authType": "ANONYMOUS", "plugins": [{"plugin": "remote-jwt"}]},
             {"name": "dead", "method": "GET", "path": "/dead", "authType": "ANONYMOUS", "plugins": [{"plugin": "dead-jwt"}]},
+            {"name": "unsent", "method": "GET", "path": "/unsent", "authType": "ANONYMOUS", "plugins": [{"plugin": "unsent-jwt"}]},
             {"name": "signed-and-jwt", "method": "GET", "path": "/both", "authorizations": [{"appId": 10001}]},
         ],
     }
@@ -151,6 +155,19 @@ def eventually(check, timeout=15):
 def test_no_key_set_loaded_refuses(jwt_gate):
     r = call(jwt_gate.port, "GET", "/dead", bearer(ROTATE_1.token()))
     assert_refused(r, 403, "A403JK")
+
+
+def test_a_jwks_fetch_envoy_cannot_send_is_counted_as_failed(jwt_gate):
+    """jwksCluster names a cluster Envoy lacks: tokens get A403JK, and each attempt counts as a failed
+    fetch (cagate_jwks{result="failed"}), which is what CagateJwksFailing watches."""
+    assert_refused(call(jwt_gate.port, "GET", "/unsent", bearer(ROTATE_1.token())), 403, "A403JK")
+
+    def failed():
+        for line in jwt_gate.stats().splitlines():
+            if line.startswith("cagate_jwks{") and 'cagate_plugin="unsent-jwt"' in line and 'cagate_result="failed"' in line:
+                return int(line.rsplit(" ", 1)[1]) > 0
+        return False
+    assert eventually(failed) is True, [l for l in jwt_gate.stats().splitlines() if l.startswith("cagate_jwks")]
 
 
 def test_remote_jwks_loads_rotates_and_survives_the_server(jwt_gate, jwks_server):

@@ -145,3 +145,39 @@ def test_debug_mode(resp):
     # ignored for anonymous callers and without the header
     assert call(p, "GET", "/status/200", {"x-ca-request-mode": "debug"}).header("x-ca-debug-info") is None
     assert call(p, "GET", "/signed/a", sign("GET", "/signed/a", KEY1, SECRET1)).header("x-ca-debug-info") is None
+
+
+def test_a_request_whose_client_leaves_before_the_answer_is_counted_and_recorded(backend, tmp_path):
+    """The client closes its connection while the backend works: the request is still counted
+    (cagate_requests{cagate_code="NO_RESPONSE"}) and its access record, status 0, is in Envoy's
+    access log line."""
+    import json
+    import socket
+    log = tmp_path / "access.log"
+    access_log = [{"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": str(log), "log_format": {"json_format": {
+            "cagate": "%FILTER_STATE(wasm.cagate:PLAIN)%", "status": "%RESPONSE_CODE%", "path": "%REQ(:PATH)%"}}}}]
+    config = {"apis": [{"name": "slow", "method": "GET", "path": "/hang/[seconds]", "authType": "ANONYMOUS"}]}
+    with Envoy(config, backend.port, hcm_options={"access_log": access_log}) as e:
+        with socket.create_connection(("127.0.0.1", e.port)) as s:
+            s.sendall(b"GET /hang/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)
+
+        def lines():
+            return [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+
+        def counted():
+            return [l for l in e.stats().splitlines()
+                    if l.startswith("cagate_requests{") and 'cagate_code="NO_RESPONSE"' in l and 'cagate_api="slow"' in l
+                    and not l.endswith(" 0")]
+        deadline = time.time() + 10
+        while not (counted() and lines()):
+            assert time.time() < deadline, (e.stats()[-2000:], lines())
+            time.sleep(0.2)
+        assert counted()[0].endswith(" 1"), counted()
+        (line,) = [l for l in lines() if l["path"] == "/hang/2"]
+        assert line["status"] == 0, line
+        record = json.loads(line["cagate"])
+        assert (record["apiName"], record["statusCode"]) == ("slow", 0), record
+        assert "errorCode" not in record, record

@@ -93,3 +93,47 @@ fn a_request_without_credentials_is_recorded_with_no_kind_of_them() {
     assert_eq!(o.code().as_deref(), Some("A400AC"));
     assert_eq!(o.stream.access_record().expect("a record")["authType"], "APPCODE");
 }
+
+#[test]
+fn a_signed_request_is_recorded_under_the_key_it_was_signed_with() {
+    let kit = kit(json!({
+        "apps": [ { "appId": 10001, "appKey": "k-new", "appSecret": "secret-new", "appCodes": ["CODE1"],
+                    "keys": [ { "appKey": "k-old", "appSecret": "secret-old", "validUntil": "2030-01-01T00:00:00Z" } ] } ],
+        "apis": [ { "name": "orders", "method": "GET", "path": "/orders", "appCodeAuth": "HEADER", "authorizations": [ { "appId": 10001 } ] } ]
+    }));
+    let signed = |key: &str, secret: &str| {
+        let sts = format!("GET\n\n\n\n\nx-ca-key:{key}\n/orders");
+        let signature = cagate_core::sign(cagate_core::Algorithm::HmacSha256, secret.as_bytes(), sts.as_bytes());
+        vec![("x-ca-key", key.to_string()), ("x-ca-signature-headers", "x-ca-key".to_string()), ("x-ca-signature", signature)]
+    };
+    let app_key = |headers: &[(&str, String)]| {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let mut o = kit.get("/orders", &h);
+        assert!(o.forwarded(), "{:?}", o.reply());
+        kit.respond(&mut o, 200, &[], "via_upstream", b"");
+        o.stream.access_record().expect("a record")["appKey"].clone()
+    };
+    assert_eq!(app_key(&signed("k-old", "secret-old")), "k-old", "the client still on the old key shows in the logs");
+    assert_eq!(app_key(&signed("k-new", "secret-new")), "k-new");
+    assert_eq!(app_key(&[("authorization", "APPCODE CODE1".to_string())]), "k-new", "AppCode: the app's own key");
+}
+
+#[test]
+fn a_request_whose_client_left_before_any_response_is_counted_and_recorded_once() {
+    let kit = kit(json!({}));
+    // Forwarded, then the client went away while the backend was still working.
+    let mut gone = kit.get("/open", &[]);
+    assert!(gone.forwarded());
+    assert!(gone.stream.access_record().is_none(), "nothing recorded before the stream ends");
+    kit.end(&mut gone);
+    let record = gone.stream.access_record().expect("a record when the stream ends");
+    assert_eq!(record["statusCode"], 0, "{record}");
+    assert!(record.get("errorCode").is_none(), "{record}");
+    assert_eq!(kit.stats.count("requests.open.RELEASE.NO_RESPONSE"), 1);
+    // An answered request is concluded once, by its response: the end of its stream adds nothing.
+    let mut answered = answered(&kit, "/open");
+    kit.end(&mut answered);
+    kit.end(&mut gone);
+    assert_eq!(kit.stats.count("requests.open.RELEASE.OK"), 1);
+    assert_eq!(kit.stats.count("requests.open.RELEASE.NO_RESPONSE"), 1);
+}

@@ -288,6 +288,10 @@ fn a_failed_batch_fails_or_retries_each_member_and_a_queued_claim_never_waits_pa
     assert!(kit.flush(&mut [&mut c]).is_empty());
     assert_eq!((c.status(), c.code().as_deref()), (503, Some("X503BZ")));
     assert!(!kit.engine.batches_pending());
+    // What the alert divides: every attempt of a check is one, however it was sent: a's grant, b's two
+    // answers, c's expiry in the queue, and c's retry that had no time left to be sent.
+    let count = |what: &str| kit.stats.count(&format!("cluster.etcd.{what}"));
+    assert_eq!((count("checks"), count("timeouts"), count("errors")), (5, 2, 2));
 }
 
 #[test]

@@ -221,7 +221,11 @@ impl Config {
             let headers = [(":method", "GET"), (":path", r.path.as_str()), (":authority", r.authority.as_str()), ("accept", "application/json")];
             match shared.handle.callout(&r.cluster, &headers, r.timeout_ms) {
                 Some(id) => main.jwks_fetches.push((id, idx)),
-                None => log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {}", plugin.name, r.cluster),
+                None => {
+                    // Counted as a failed fetch: a cluster Envoy lacks must trip the alert too.
+                    shared.metrics.jwks(shared.handle, &plugin.name, "failed");
+                    log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {}", plugin.name, r.cluster)
+                }
             }
         }
     }

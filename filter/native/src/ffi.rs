@@ -798,10 +798,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_
     0
 }
 
-// Hooks Envoy requires a module to export, for features this module does not use.
-
 #[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(_envoy: *mut c_void, _filter: *const c_void) {}
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(envoy: *mut c_void, filter: *const c_void) {
+    on_filter(envoy, filter, |x, h| x.on_stream_complete(h));
+}
+
+// Hooks Envoy requires a module to export, for features this module does not use.
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(_name: EnvoyBuffer, _config: EnvoyBuffer) -> *const c_void {

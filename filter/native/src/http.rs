@@ -87,6 +87,14 @@ impl Filter {
         });
     }
 
+    /// The stream ended: a request that got no response is counted and recorded now.
+    pub(crate) fn on_stream_complete(&mut self, s: FilterHandle) -> Flow {
+        self.with(s, |x, e, svc, io| {
+            x.on_stream_done(e, svc, io);
+            Flow::Continue
+        })
+    }
+
     pub(crate) fn on_response_body(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
         let size = s.response_body_size();
         self.with(s, |x, e, svc, io| x.on_response_body(e, svc, io, size, end_of_stream))

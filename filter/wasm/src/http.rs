@@ -161,6 +161,10 @@ impl HttpContext for Http {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         action(self.with(Flow::Continue, |x, s, svc, io| x.on_response_body(&s.engine, svc, io, body_size, end_of_stream)))
     }
+
+    fn on_log(&mut self) {
+        self.with((), |x, s, svc, io| x.on_stream_done(&s.engine, svc, io));
+    }
 }
 
 /// A serialized header map as owned pairs (empty if malformed).

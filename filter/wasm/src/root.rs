@@ -135,7 +135,11 @@ impl Root {
             let headers = vec![(":method", "GET"), (":path", r.path.as_str()), (":authority", r.authority.as_str()), ("accept", "application/json")];
             match self.dispatch_http_call(&r.cluster, headers, None, vec![], std::time::Duration::from_millis(r.timeout_ms)) {
                 Ok(token) => self.fetches.push((token, idx as u32)),
-                Err(e) => log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {} ({e:?})", plugin.name, r.cluster),
+                Err(e) => {
+                    // Counted as a failed fetch: a cluster Envoy lacks must trip the alert too.
+                    state.metrics.borrow_mut().jwks(idx as u32, &plugin.name, "failed");
+                    log::warn!("cagate: plugin {}: cannot fetch JWKS through cluster {} ({e:?})", plugin.name, r.cluster)
+                }
             }
         }
     }

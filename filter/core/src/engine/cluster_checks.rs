@@ -185,6 +185,7 @@ impl ClusterChecks {
                     match io.send_grpc(&call) {
                         Some(token) => checks.waiting.push((Slot::Call(token), Waiting::RateLimit(solo))),
                         None => {
+                            svc.stats.record(Stat::ClusterMode("rls", "checks"));
                             svc.stats.record(Stat::ClusterMode("rls", "errors"));
                             checks.rate_limit_answer(engine, svc, None);
                         }
@@ -238,6 +239,7 @@ impl ClusterChecks {
                 let now = svc.clock.now_ms();
                 let member = claim_member(gw, key, lease, &self.mark).filter(|_| self.deadline_ms - now >= MIN_CALL_MS);
                 let Some((etcd_key, payload)) = member else {
+                    svc.stats.record(Stat::ClusterMode("etcd", "checks"));
                     svc.stats.record(Stat::ClusterMode("etcd", "errors"));
                     let key = *key;
                     self.record(claim_verdict(&key, None, &self.mark).err());
@@ -276,6 +278,7 @@ impl ClusterChecks {
         match call.and_then(|c| io.send_grpc(&c)) {
             Some(token) => self.waiting.push((Slot::Call(token), waiting)),
             None => {
+                svc.stats.record(Stat::ClusterMode("etcd", "checks"));
                 svc.stats.record(Stat::ClusterMode("etcd", "errors"));
                 if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
                     self.record(claim_verdict(&key, None, &self.mark).err());
@@ -308,6 +311,9 @@ impl ClusterChecks {
         let Some(pos) = self.waiting.iter().position(|(s, _)| *s == slot) else { return };
         let (_, waiting) = self.waiting.swap_remove(pos);
         let service = if matches!(waiting, Waiting::RateLimit(_)) { "rls" } else { "etcd" };
+        // Every check ends here or where it could not be sent: `errors` and `timeouts` are shares of
+        // `checks`, whether a check went alone or in a batch.
+        svc.stats.record(Stat::ClusterMode(service, "checks"));
         match answer {
             Answer::Timeout => svc.stats.record(Stat::ClusterMode(service, "timeouts")),
             Answer::Failed(_) if !answer.lease_exists() && !answer.lease_missing() => svc.stats.record(Stat::ClusterMode(service, "errors")),

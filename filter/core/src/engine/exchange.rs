@@ -12,6 +12,9 @@ use crate::contract::names::REQUEST_ID_HEADER;
 use crate::contract::refusal::Refusal;
 use crate::contract::reply::refusal as reply_for;
 use crate::plugins::traffic_control::Quota;
+
+/// The code a request is counted under when no response reached the client through the filter.
+pub(crate) const NO_RESPONSE: &str = "NO_RESPONSE";
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
 use crate::request::forward;
@@ -125,7 +128,11 @@ impl Exchange {
         self.measure(svc);
         self.record.status = status;
         // The code the client got: none when a report-only refusal let the request go on.
-        let code = self.record.error.as_ref().filter(|_| !self.record.not_enforced).map_or("OK", |(c, _)| c);
+        let code = match &self.record.error {
+            Some((c, _)) if !self.record.not_enforced => c,
+            _ if status == 0 => NO_RESPONSE,
+            _ => "OK",
+        };
         let api = self.record.api.and_then(|a| gw.api(a).map(|x| (a, x.name.as_str())));
         let stage = self.record.stage.and_then(|s| gw.stages.get(s.index()).map(|x| (s, x.as_str())));
         let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
@@ -134,6 +141,17 @@ impl Exchange {
         if gw.access_record {
             self.record.publish(gw, self.request_id(), |json| io.set_filter_state("cagate", json));
         }
+    }
+
+    /// The stream ended. A request that got no response through the filter (the client went away
+    /// while its request waited on the backend or a check, or the stream was reset) is concluded
+    /// here, so that it is counted and recorded too: status 0, as in Envoy's own access log, and the
+    /// code `NO_RESPONSE`.
+    pub fn on_stream_done(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) {
+        if self.concluded || self.record.started_us == 0 {
+            return;
+        }
+        self.conclude(&engine.gateway, svc, io, 0);
     }
 
     /// The filter's time for the request: from its headers to the decision (measured once).
@@ -168,7 +186,8 @@ impl Exchange {
         self.debug = headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug");
         // The path without its query: a query may carry an AppCode or a token.
         if gw.access_record {
-            self.record.client(req.method, req.raw_path, headers.get(b"x-request-id"), headers.get(b"x-ca-nonce"));
+            let key = headers.get(b"x-ca-key").map(crate::wire::url::trim);
+            self.record.client(req.method, req.raw_path, headers.get(b"x-request-id"), headers.get(b"x-ca-nonce"), key);
         }
         let routed = match route(gw, &req) {
             Ok(r) => r,
@@ -413,6 +432,7 @@ impl Exchange {
         if self.report_only {
             return self.refuse(gw, svc, io, &r);
         }
+        log::debug!("cagate: refused request_id={} code={} app=- cause={cause}", self.request_id(), error.code);
         svc.stats.record(Stat::Refused(error.code));
         self.record.error = Some((error.code, r.message.clone()));
         let out = reply_for(&r, self.request_id(), gw.error_contract);

@@ -64,6 +64,8 @@ pub(crate) struct Record {
     path: Span,
     envoy_request_id: Option<Span>,
     client_nonce: Option<Span>,
+    /// The `X-Ca-Key` sent: during a key rotation, which of the app's keys the client signed with.
+    client_key: Option<Span>,
     backend_path: BackendPath,
     pub(crate) api: Option<crate::ids::ApiId>,
     pub(crate) stage: Option<crate::ids::StageId>,
@@ -207,13 +209,15 @@ fn push_u64(out: &mut Vec<u8>, open: &[u8], mut n: u64) {
 
 impl Record {
     /// The client's values, copied once from the request's header map.
-    pub(crate) fn client(&mut self, method: &[u8], path: &[u8], request_id: Option<&[u8]>, nonce: Option<&[u8]>) {
-        let (method, path, request_id, nonce) = (cut(method), cut(path), request_id.map(cut), nonce.map(cut));
-        self.raw = Vec::with_capacity(method.len() + path.len() + request_id.map_or(0, <[u8]>::len) + nonce.map_or(0, <[u8]>::len));
+    pub(crate) fn client(&mut self, method: &[u8], path: &[u8], request_id: Option<&[u8]>, nonce: Option<&[u8]>, key: Option<&[u8]>) {
+        let (method, path, request_id, nonce, key) = (cut(method), cut(path), request_id.map(cut), nonce.map(cut), key.map(cut));
+        let optional = [request_id, nonce, key].iter().map(|v| v.map_or(0, <[u8]>::len)).sum::<usize>();
+        self.raw = Vec::with_capacity(method.len() + path.len() + optional);
         self.method = self.keep(method);
         self.path = self.keep(path);
         self.envoy_request_id = request_id.map(|v| self.keep(v));
         self.client_nonce = nonce.map(|v| self.keep(v));
+        self.client_key = key.map(|v| self.keep(v));
     }
 
     fn keep(&mut self, v: &[u8]) -> Span {
@@ -275,7 +279,12 @@ impl Record {
         }
         if let Some(app) = self.app.and_then(|a| gw.app(a)) {
             push_str(out, br#","appId":""#, &app.id);
-            push_client(out, br#","appKey":""#, app.key.as_bytes(), header_mask("x-ca-key"));
+            // A signed request names the key it used; an app found otherwise (AppCode) by its own key.
+            let key = match (self.auth, self.client_key) {
+                (Some(AuthKind::Signature), Some(k)) => self.get(k),
+                _ => app.key.as_bytes(),
+            };
+            push_client(out, br#","appKey":""#, key, header_mask("x-ca-key"));
         }
         if let Some(auth) = self.auth {
             push_str(out, br#","authType":""#, auth.as_str());
@@ -327,7 +336,7 @@ mod tests {
             filter_us: 12,
             ..Record::default()
         };
-        r.client(b"GET", b"/p/\"x\"\\\n\xff\x7f", Some(b"e-1"), None);
+        r.client(b"GET", b"/p/\"x\"\\\n\xff\x7f", Some(b"e-1"), None, None);
         let v = json(&r, &gw);
         assert_eq!(v["requestId"], "RID");
         assert_eq!(v["envoyRequestId"], "e-1");
@@ -364,7 +373,7 @@ mod tests {
         let gw = crate::config::compile::compile(br#"{"apis":[{"name":"p","method":"ANY","path":"/p/*","authType":"ANONYMOUS"}]}"#).unwrap();
         let mut r = Record { not_enforced: true, ..Record::default() };
         let long = vec![b'n'; 3000];
-        r.client(b"POST", b"/p/a", None, Some(&long));
+        r.client(b"POST", b"/p/a", None, Some(&long), None);
         r.forwarded(None);
         let v = json(&r, &gw);
         assert_eq!(v["clientNonce"].as_str().unwrap().len(), MAX_VALUE);
@@ -388,7 +397,7 @@ mod tests {
         .unwrap();
         let mut r =
             Record { api: Some(crate::ids::ApiId(0)), stage: Some(crate::ids::StageId(0)), app: Some(crate::ids::AppId(0)), ..Record::default() };
-        r.client(b"GET", b"/p/a", Some(b"rid-\"98765"), Some("nönce-\u{7f}1".as_bytes()));
+        r.client(b"GET", b"/p/a", Some(b"rid-\"98765"), Some("nönce-\u{7f}1".as_bytes()), None);
         let v = json(&r, &gw);
         assert_eq!(v["clientNonce"], "nö******");
         assert_eq!(v["envoyRequestId"], "*******765");

@@ -460,4 +460,9 @@ impl Kit {
         }
         flow
     }
+
+    /// The stream ends (Envoy's log callback), answered or not.
+    pub fn end(&self, o: &mut Outcome) {
+        o.exchange.on_stream_done(&self.engine, &self.services(), &o.stream);
+    }
 }
