@@ -1,4 +1,4 @@
-"""`cagate apps add|grant|revoke|rotate|remove|list` on the files users keep their configuration in: a
+"""`cagate apps add|grant|revoke|rotate|add-appcode|remove-appcode|remove|list` on the files users keep their configuration in: a
 JSON document, Envoy's YAML (the sample, comments and all), Istio's WasmPlugin and EnvoyFilter, an app
 registry document. Each edit is checked like `cagate check`; a dry run or a bad command leaves the file
 as it was; and an app made with the CLI is let in by a real Envoy loaded with the edited file."""
@@ -131,6 +131,8 @@ def test_dry_run_writes_nothing(config_file, cmd):
     (["rotate", "10001", "--old-valid-for", "yesterday"], "neither a span"),
     (["rotate", "424242"], "no app 424242"),
     (["remove", "424242"], "no app 424242"),
+    (["add-appcode", "424242"], "no app 424242"),
+    (["remove-appcode", "10001", "NOT-A-CODE-OF-IT"], "no such AppCode"),
     (["add", "--app-id", "10001"], "app 10001 already exists"),
     (["add", "--app-id", "bad id"], "--app-id"),
     (["grant", "10002"], "--api"),
@@ -349,6 +351,21 @@ def test_envoy_admits_an_app_made_with_the_cli(tmp_path, backend):
         r = get(e, app["appKey"], app["appSecret"])
         assert (r.status, r.code) == (400, "A400IK"), r  # a lapsed pair is an unknown AppKey
         assert get(e, rotated["appKey"], rotated["appSecret"]).status == 200
+
+        # A second AppCode works beside the first; the first, once removed, is refused.
+        def appcode(code):
+            return call(e.port, "GET", "/orders/7", {"Authorization": f"APPCODE {code}"})
+        first = app["appCodes"][0]
+        added = json.loads(ok("apps", "add-appcode", p, app_id).stdout)["appCode"]
+        assert re.fullmatch(r"[0-9A-F]{32}", added) and added != first
+        e.restart()
+        assert appcode(first).status == 200 and appcode(added).status == 200
+        r = ok("apps", "remove-appcode", p, app_id, first)
+        assert first not in r.stdout + r.stderr, "the diff masks the AppCode"
+        e.restart()
+        r = appcode(first)
+        assert (r.status, r.code) == (400, "A400AC"), r
+        assert appcode(added).status == 200
 
         ok("apps", "revoke", p, app_id, "--all")
         e.restart()

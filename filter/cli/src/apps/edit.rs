@@ -234,21 +234,43 @@ pub(crate) struct Rotated {
 
 /// A new own key pair for app `id`; the old pair moves to `keys[]` with `validUntil`, so clients
 /// using it keep working until then. Pairs of `keys[]` whose `validUntil` has passed are dropped.
+/// The app at index `i` of `apps`.
+fn app_at(text: &str, i: usize) -> Result<Node, String> {
+    let mut r = root(text)?;
+    match r.kind {
+        jsontext::Kind::Object(ref mut m) => {
+            let apps = m.iter_mut().find(|x| x.key == "apps").ok_or("no apps")?;
+            match std::mem::replace(&mut apps.value.kind, jsontext::Kind::Scalar) {
+                jsontext::Kind::Array(mut items) if i < items.len() => Ok(items.swap_remove(i)),
+                _ => Err("no such app".into()),
+            }
+        }
+        _ => Err("not an object".into()),
+    }
+}
+
+/// Adds `code` to the AppCodes of app `id`.
+pub(crate) fn add_app_code(text: &str, id: &str, code: &str) -> Result<String, String> {
+    let i = app_index(text, id)?.ok_or_else(|| format!("no app {id} in this document"))?;
+    let a = app_at(text, i)?;
+    Ok(match a.get("appCodes") {
+        Some(codes) => jsontext::append(text, codes, &s(code)),
+        None => jsontext::add_member(text, &a, "appCodes", &Value::Sequence(vec![s(code)])),
+    })
+}
+
+/// Removes `code` from the AppCodes of app `id` (compared as written, whole).
+pub(crate) fn remove_app_code(text: &str, id: &str, code: &str) -> Result<String, String> {
+    let i = app_index(text, id)?.ok_or_else(|| format!("no app {id} in this document"))?;
+    let a = app_at(text, i)?;
+    let codes = a.get("appCodes").ok_or_else(|| format!("app {id} has no AppCode"))?;
+    let at = codes.items().iter().position(|c| c.string(text).as_deref() == Some(code)).ok_or_else(|| format!("app {id} has no such AppCode"))?;
+    Ok(jsontext::remove_item(text, codes, at))
+}
+
 pub(crate) fn rotate(text: &str, id: &str, valid_until: &str, new_key: Option<String>, new_secret: String, now_s: i64) -> Result<Rotated, String> {
     let i = app_index(text, id)?.ok_or_else(|| format!("no app {id} in this document"))?;
-    let app_node = |t: &str| -> Result<Node, String> {
-        let mut r = root(t)?;
-        match r.kind {
-            jsontext::Kind::Object(ref mut m) => {
-                let apps = m.iter_mut().find(|x| x.key == "apps").ok_or("no apps")?;
-                match std::mem::replace(&mut apps.value.kind, jsontext::Kind::Scalar) {
-                    jsontext::Kind::Array(mut items) if i < items.len() => Ok(items.swap_remove(i)),
-                    _ => Err("no such app".into()),
-                }
-            }
-            _ => Err("not an object".into()),
-        }
-    };
+    let app_node = |t: &str| app_at(t, i);
     let a = app_node(text)?;
     let old_key = a.get("appKey").and_then(|k| k.string(text)).ok_or_else(|| format!("app {id} has no appKey"))?;
     let Some(old_secret) = a.get("appSecret").and_then(|k| k.string(text)) else {
@@ -297,6 +319,18 @@ mod tests {
     { "name": "b", "method": "GET", "path": "/b" }
   ]
 }"#;
+
+    #[test]
+    fn an_app_code_is_added_then_removed() {
+        let t = add_app_code(DOC, "10001", "C1").unwrap();
+        assert!(t.contains(r#""appCodes": ["C1"]"#) || t.contains(r#""appCodes": [ "C1" ]"#), "{t}");
+        let t = add_app_code(&t, "10001", "C2").unwrap();
+        let t = remove_app_code(&t, "10001", "C1").unwrap();
+        assert!(!t.contains("\"C1\"") && t.contains("\"C2\""), "{t}");
+        assert!(remove_app_code(&t, "10001", "C1").unwrap_err().contains("no such AppCode"));
+        assert!(add_app_code(&t, "10002", "C3").unwrap_err().contains("no app 10002"));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&t).unwrap()["apps"][0]["appCodes"], serde_json::json!(["C2"]));
+    }
 
     #[test]
     fn grant_revoke_remove_in_a_configuration() {

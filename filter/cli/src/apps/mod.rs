@@ -1,5 +1,6 @@
 //! `cagate apps`: make apps, and manage them in a configuration file (the JSON document, an Envoy or
-//! Istio YAML embedding it, or an app registry document): add, grant, revoke, rotate, remove, list.
+//! Istio YAML embedding it, or an app registry document): add, grant, revoke, rotate, add or remove
+//! an AppCode, remove, list.
 //! Every writing command shows a diff (secrets masked) and checks the result with the filter's own
 //! compiler before anything is written; `--dry-run` stops after the diff. New secrets come from the
 //! operating system's random source and are printed once, on standard output, after the write.
@@ -152,6 +153,33 @@ enum AppsCommand {
         #[command(flatten)]
         writing: Writing,
     },
+    /// Give an app a new AppCode (32 upper-case hex digits), printed once on standard output after the
+    /// file is written. Its other AppCodes keep working until removed (`remove-appcode`).
+    #[command(after_help = "Examples:
+  cagate apps add-appcode cagate.json 20001
+  cagate apps add-appcode envoy/envoy.yaml 20001 --dry-run")]
+    AddAppcode {
+        #[command(flatten)]
+        target: Target,
+        /// The app's appId
+        app: String,
+        #[command(flatten)]
+        writing: Writing,
+    },
+    /// Remove one AppCode of an app (a leaked one, or the old one once clients use the new): requests
+    /// with it get A400AC from then on.
+    #[command(after_help = "Examples:
+  cagate apps remove-appcode cagate.json 20001 0F3A…")]
+    RemoveAppcode {
+        #[command(flatten)]
+        target: Target,
+        /// The app's appId
+        app: String,
+        /// The AppCode to remove, as written
+        code: String,
+        #[command(flatten)]
+        writing: Writing,
+    },
     /// Remove an app and all its grants.
     #[command(after_help = "Examples:
   cagate apps remove cagate.json 20001
@@ -222,6 +250,23 @@ pub(crate) fn run(a: AppsArgs) -> Result<ExitCode, String> {
             let (text, n) = edit::revoke(&l.found.json, l.form, &app, apis.as_deref(), &grants.stages)?;
             eprintln!("{n} grant(s) removed for app {app}");
             l.commit(&text, &[], writing.dry_run)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AppsCommand::AddAppcode { target, app, writing } => {
+            let l = Loaded::read(&target)?;
+            l.known_app(&app)?;
+            let code = new::random_text(b"0123456789ABCDEF", 32)?;
+            let text = edit::add_app_code(&l.found.json, &app, &code)?;
+            if l.commit(&text, std::slice::from_ref(&code), writing.dry_run)? && !writing.dry_run {
+                println!("{}", serde_json::to_string_pretty(&json!({"appId": app, "appCode": code})).unwrap_or_default());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AppsCommand::RemoveAppcode { target, app, code, writing } => {
+            let l = Loaded::read(&target)?;
+            l.known_app(&app)?;
+            let text = edit::remove_app_code(&l.found.json, &app, code.trim())?;
+            l.commit(&text, std::slice::from_ref(&code), writing.dry_run)?;
             Ok(ExitCode::SUCCESS)
         }
         AppsCommand::Rotate { target, app, old_valid_for, keep_key, writing } => {
