@@ -16,7 +16,7 @@ from harness.prometheus import PROMTOOL
 RULES = os.path.join(ROOT, "envoy", "observability", "alerts.yaml")
 UNIT_TESTS = os.path.join(ROOT, "tests", "observability", "alerts.test.yaml")
 ALERTS = ["CagateRefusalRateHigh", "CagateSignatureFailuresSpike", "CagateServiceBusy", "CagateRegistryStale",
-          "CagateJwksFailing", "CagateClusterServiceDown"]
+          "CagateJwksFailing", "CagateClusterServiceDown", "CagateCircuitBreakerOpened"]
 
 
 def promtool(*args, cwd=None):
@@ -76,6 +76,9 @@ MUTATIONS = [
     ("CagateJwksFailing", 'failed|refused', 'failed'),
     ("CagateClusterServiceDown", "> 0.5", "> 0.05"),
     ("CagateClusterServiceDown", "> 0.5", "> 1.5"),
+    ("CagateClusterServiceDown", '"checks"', '"calls"'),
+    ("CagateCircuitBreakerOpened", "> 0", "> 1"),
+    ("CagateCircuitBreakerOpened", "[5m]", "[15m]"),
 ] + [(a, "for", "0s") for a in ALERTS]
 
 
