@@ -1,7 +1,8 @@
 //! Native timing of the request path for a signed request and an AppCode request, each run as the
 //! adapter runs it (the engine, through the test kit's in-memory hosts: the header map serialized,
 //! routed, authenticated, admitted, the backend's header edits applied), and of config compilation.
-//! `cargo run --release -p cagate-core --example hotpath [large-config.json]`.
+//! `cargo run --release -p cagate-core --example hotpath [large-config.json]`; `HOTPATH_N` sets the
+//! requests per scenario (200,000), fewer for a run under callgrind.
 //! A measurement aid for `make bench`, not a test.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,7 +34,7 @@ fn main() {
     let appcode: Vec<(&str, &str)> = vec![(":authority", "localhost"), ("accept", "application/json"), ("authorization", "APPCODE C0DE")];
     for (name, headers) in [("signed", &signed), ("appcode", &appcode)] {
         let call = Call { method: "GET", path: "/orders/12345?expand=items&page=2", headers, ..Call::default() };
-        let n = 200_000;
+        let n: u32 = std::env::var("HOTPATH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
         let t = Instant::now();
         for i in 0..n {
             let o = kit.send(&call);

@@ -137,3 +137,40 @@ fn a_request_whose_client_left_before_any_response_is_counted_and_recorded_once(
     assert_eq!(kit.stats.count("requests.open.RELEASE.OK"), 1);
     assert_eq!(kit.stats.count("requests.open.RELEASE.NO_RESPONSE"), 1);
 }
+
+#[test]
+fn a_request_left_before_the_gateway_decided_has_no_gateway_time() {
+    use cagate_core::testkit::MemoryStream;
+    use std::cell::RefCell;
+    let kit = kit(json!({}));
+    // A Content-MD5 to check: the gateway holds the request for its body, which never comes.
+    let pairs = [(":method", "GET"), (":path", "/open"), ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")];
+    let stream = MemoryStream {
+        request: RefCell::new(pairs.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()),
+        ..MemoryStream::default()
+    };
+    let mut exchange = kit.engine.exchange();
+    let flow = exchange.on_request_headers(&kit.engine, &kit.services(), &stream, false);
+    let mut o = Outcome { flow, exchange, stream, read_body: true };
+    assert!(o.reply().is_none() && !o.forwarded(), "held for the body");
+    kit.clock.0.set(NOW + 300_000); // the client gives up five minutes later
+    kit.end(&mut o);
+    let record = o.stream.access_record().expect("a record");
+    assert_eq!(record["statusCode"], 0, "{record}");
+    assert!(record.get("gatewayMicros").is_none(), "{record}");
+    assert_eq!(kit.stats.count("filter_us"), 0, "no gateway time sample");
+    assert_eq!(kit.stats.count("requests.open.RELEASE.NO_RESPONSE"), 1);
+}
+
+#[test]
+fn a_blank_appkey_beside_an_appcode_is_an_appcode_request() {
+    let kit = kit(json!({
+        "apps": [ { "appId": 10001, "appKey": "k1", "appSecret": "test-app-secret-1-0123456789abcdef", "appCodes": ["CODE1"] } ],
+        "apis": [ { "name": "orders", "method": "GET", "path": "/orders", "appCodeAuth": "HEADER", "authorizations": [ { "appId": 10001 } ] } ]
+    }));
+    let mut o = kit.get("/orders", &[("x-ca-key", " "), ("authorization", "APPCODE CODE1")]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    kit.respond(&mut o, 200, &[], "via_upstream", b"");
+    let record = o.stream.access_record().expect("a record");
+    assert_eq!((record["authType"].as_str(), record["appKey"].as_str()), (Some("APPCODE"), Some("k1")), "{record}");
+}

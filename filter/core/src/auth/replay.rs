@@ -167,26 +167,27 @@ impl NonceStore {
         h.finish()
     }
 
-    /// The tag of a scope's entries; never 0, which marks entries of no app.
-    fn tag(&self, scope: &[u8]) -> u32 {
+    /// The tag of an owner's entries; never 0, which marks entries of no app.
+    fn tag(&self, owner: &[u8]) -> u32 {
         let mut h = self.hasher();
         h.write_u8(0xfe);
-        h.write(scope);
+        h.write(owner);
         (h.finish() as u32).max(1)
     }
 
-    /// Records the nonce of `app_key` if it was not used within its lifetime.
+    /// Records the nonce of `app_key` (its own owner) if it was not used within its lifetime.
     pub fn record(&self, store: &dyn SharedStore, app_key: &[u8], nonce: &[u8], now_ms: i64, ttl_ms: u64) -> Outcome {
-        self.record_until(store, app_key, nonce, now_ms, now_ms.max(0).saturating_add(ttl_ms as i64))
+        self.record_until(store, app_key, app_key, nonce, now_ms, now_ms.max(0).saturating_add(ttl_ms as i64))
     }
 
-    /// Records `id` within `scope` until `expires_ms`, if not already recorded and live.
-    pub fn record_until(&self, store: &dyn SharedStore, scope: &[u8], id: &[u8], now_ms: i64, expires_ms: i64) -> Outcome {
+    /// Records `id` within `scope` until `expires_ms`, if not already recorded and live. `owner` is whose
+    /// share it counts against: the app, whichever of its keys the scope is.
+    pub fn record_until(&self, store: &dyn SharedStore, scope: &[u8], owner: &[u8], id: &[u8], now_ms: i64, expires_ms: i64) -> Outcome {
         let fp = self.fingerprint(scope, id);
         let Some(key) = self.keys.get(((fp >> 32) as usize) % self.keys.len().max(1)) else {
             return Outcome::Contended;
         };
-        let tag = self.tag(scope);
+        let tag = self.tag(owner);
         let now_s = now_ms.max(0) as u64 / 1000;
         let expires = (expires_ms.max(0) as u64).div_ceil(1000).clamp(1, u32::MAX as u64) as u32;
         for _ in 0..MAX_ATTEMPTS {
@@ -208,11 +209,13 @@ impl NonceStore {
             if let Err(o) = entries(old.get(1..).unwrap_or_default(), &mut keep) {
                 return o;
             }
+            // An app at its share is refused as such even in a full shard: it is the app's doing, and
+            // a store that is full only counts what a share cannot explain.
+            if mine >= self.per_app && self.per_app < self.per_shard {
+                return Outcome::AppShareFull;
+            }
             if live >= self.per_shard {
                 return Outcome::Full;
-            }
-            if mine >= self.per_app {
-                return Outcome::AppShareFull;
             }
             next.push(Entry { fingerprint: fp, expires, tag });
             match store.set(key, &next.finish(), cas) {
@@ -456,6 +459,25 @@ mod tests {
         }
         assert_eq!(n.record(&mem, b"app9", b"n", 1_000_000, 900_000), Outcome::Full);
         assert_eq!(n.record(&mem, b"flood", b"later", 1_000_000 + 900_001, 900_000), Outcome::Fresh, "room again once they expire");
+    }
+
+    #[test]
+    fn an_apps_keys_share_its_part() {
+        let mem = MemoryStore::new();
+        let mut n = NonceStore::new(NonceStoreConfig { shards: 1, per_shard: 10, per_app: 4 });
+        n.ensure(&mem, [9; 16]);
+        let record = |key: &[u8], nonce: &str| n.record_until(&mem, key, b"app-1", nonce.as_bytes(), 1_000_000, 1_900_000);
+        for i in 0..4 {
+            assert_eq!(record(if i % 2 == 0 { b"old-key" } else { b"new-key" }, &format!("n{i}")), Outcome::Fresh);
+        }
+        assert_eq!(record(b"new-key", "n4"), Outcome::AppShareFull, "a second key pair is no second share");
+        assert_eq!(record(b"old-key", "n0"), Outcome::Replayed);
+        // At its share in a full shard: refused for its share, not as a full store.
+        for i in 0..6 {
+            assert_eq!(n.record(&mem, format!("other{i}").as_bytes(), b"x", 1_000_000, 900_000), Outcome::Fresh);
+        }
+        assert_eq!(record(b"old-key", "n5"), Outcome::AppShareFull);
+        assert_eq!(n.record(&mem, b"other9", b"x", 1_000_000, 900_000), Outcome::Full);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::plugins::traffic_control::Quota;
 
 /// The code a request is counted under when no response reached the client through the filter.
 pub(crate) const NO_RESPONSE: &str = "NO_RESPONSE";
+/// `Record::filter_us` of a request whose stream ended before the gateway decided.
+pub(crate) const UNDECIDED: i64 = -1;
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
 use crate::request::forward;
@@ -137,7 +139,9 @@ impl Exchange {
         let stage = self.record.stage.and_then(|s| gw.stages.get(s.index()).map(|x| (s, x.as_str())));
         let app = if gw.metrics.per_app { self.record.app.and_then(|a| gw.app(a).map(|x| (a, x.id.as_str()))) } else { None };
         svc.stats.record(Stat::Request { api, stage, app, max_apps: gw.metrics.max_apps, code });
-        svc.stats.record(Stat::FilterMicros(self.record.filter_us.max(0) as u64));
+        if self.record.filter_us != UNDECIDED {
+            svc.stats.record(Stat::FilterMicros(self.record.filter_us.max(0) as u64));
+        }
         if gw.access_record {
             self.record.publish(gw, self.request_id(), |json| io.set_filter_state("cagate", json));
         }
@@ -150,6 +154,11 @@ impl Exchange {
     pub fn on_stream_done(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo) {
         if self.concluded || self.record.started_us == 0 {
             return;
+        }
+        if self.record.filter_us == 0 {
+            // No decision was made (the body, a check or remoteAuth still awaited): the time until
+            // the client left is not the gateway's.
+            self.record.filter_us = UNDECIDED;
         }
         self.conclude(&engine.gateway, svc, io, 0);
     }
@@ -261,7 +270,8 @@ impl Exchange {
         let ctx = Ctx { request_id: std::str::from_utf8(&rid).unwrap_or(""), body, stream: io, coarse: svc.coarse };
         self.record.auth = gw.api(routed.api).map(|api| match api.auth {
             AuthType::Anonymous => AuthKind::Anonymous,
-            _ if headers.contains(b"x-ca-key") => AuthKind::Signature,
+            // As authentication tells them apart: a blank X-Ca-Key is no key.
+            _ if headers.get(b"x-ca-key").is_some_and(|k| !trim(k).is_empty()) => AuthKind::Signature,
             _ => AuthKind::AppCode,
         });
         // Report-only: a nonce is remembered only by a request every local check admits, so a request
@@ -289,7 +299,8 @@ impl Exchange {
         }
         let admitted = match admitted {
             Ok(mut a) if self.report_only && self.record.auth == Some(AuthKind::Signature) => {
-                match claim_nonce(gw, &engine.nonces, svc.store, headers, svc.coarse) {
+                let claimed = a.identity.app.map_or(Ok(None), |app| claim_nonce(gw, &engine.nonces, svc.store, headers, app, svc.coarse));
+                match claimed {
                     Ok(one_time) => {
                         a.identity.nonce = one_time;
                         a.one_time.extend(one_time);

@@ -310,7 +310,10 @@ impl Record {
             push_client(out, br#","backendPath":""#, self.get(s), None);
         }
         push_u64(out, br#","statusCode":"#, u64::from(self.status));
-        push_u64(out, br#","gatewayMicros":"#, self.filter_us.max(0) as u64);
+        // None when the stream ended before the gateway decided.
+        if self.filter_us >= 0 {
+            push_u64(out, br#","gatewayMicros":"#, self.filter_us as u64);
+        }
         out.extend_from_slice(if self.not_enforced { br#","enforced":false}"# } else { br#","enforced":true}"# });
     }
 }

@@ -8,6 +8,7 @@ use crate::config::model::{AppCodeAuth, AuthType, Gateway};
 use crate::contract::errors::{self, classic, ErrorCode, ErrorContract};
 use crate::contract::refusal::Refusal;
 use crate::host::{Clock, SharedStore};
+use crate::ids::AppId;
 use crate::request::model::{Identity, Request, Routed};
 use crate::wire::headers::Headers;
 use crate::wire::text::header_safe;
@@ -117,7 +118,7 @@ pub(crate) fn authenticate(
         }
         authorize(gw, routed, app, &mut now)?;
         if let (Some(nonce), Nonces::Remember(nonces)) = (nonce, nonces) {
-            identity.nonce = remember_nonce(gw, nonces, store, key, nonce, signed_at, now.get()).map_err(|r| r.app(app))?;
+            identity.nonce = remember_nonce(gw, nonces, store, key, app, nonce, signed_at, now.get()).map_err(|r| r.app(app))?;
         }
         identity.app = Some(app);
         return Ok(identity);
@@ -152,17 +153,21 @@ pub(crate) fn authenticate(
 /// Records a nonce, for as long as the request could pass the timestamp check again (a timestamp
 /// ahead of the clock stays acceptable until `timestamp + tolerance`). In cluster mode, the key to
 /// claim across Envoys.
+#[allow(clippy::too_many_arguments)]
 fn remember_nonce(
     gw: &Gateway,
     nonces: &NonceStore,
     store: &dyn SharedStore,
     key: &[u8],
+    app: AppId,
     nonce: &[u8],
     signed_at: Option<i64>,
     now_ms: i64,
 ) -> Result<Option<OneTime>, Refusal> {
     let until = (now_ms.saturating_add(gw.nonce_ttl_ms as i64)).max(signed_at.unwrap_or(0).saturating_add(gw.tolerance_ms as i64));
-    match nonces.record_until(store, key, nonce, now_ms, until) {
+    // The app's share, whichever of its key pairs signed: a second pair is no second share.
+    let owner = gw.app(app).map_or(key, |a| a.id.as_bytes());
+    match nonces.record_until(store, key, owner, nonce, now_ms, until) {
         Outcome::Fresh if gw.cluster_mode.one_time_keys.is_some() => Ok(Some(OneTime::new(OneTimeKind::Nonce, key, nonce, until))),
         Outcome::Fresh => Ok(None),
         Outcome::Replayed => Err(Refusal::new(&errors::S403NU, &[], "nonce replayed")),
@@ -180,13 +185,14 @@ pub(crate) fn claim_nonce(
     nonces: &NonceStore,
     store: &dyn SharedStore,
     h: &Headers<'_>,
+    app: AppId,
     clock: &dyn Clock,
 ) -> Result<Option<OneTime>, Refusal> {
     let (Some(key), Some(nonce)) = (h.get(b"x-ca-key").map(trim), h.get(b"x-ca-nonce").map(trim).filter(|n| !n.is_empty())) else {
         return Ok(None);
     };
     let signed_at = h.get(b"x-ca-timestamp").map(trim).and_then(parse_millis);
-    remember_nonce(gw, nonces, store, key, nonce, signed_at, clock.now_ms())
+    remember_nonce(gw, nonces, store, key, app, nonce, signed_at, clock.now_ms())
 }
 
 /// An unknown appKey or AppCode; while the app registry has not loaded a first document, the app may

@@ -358,7 +358,7 @@ pub fn check(
             Some(e) => (e + cfg.skew_ms).max(ttl_floor),
             None => ttl_floor,
         };
-        match state.jti.record_until(store, cfg.plugin.as_bytes(), jti.as_bytes(), now_ms, until) {
+        match state.jti.record_until(store, cfg.plugin.as_bytes(), cfg.plugin.as_bytes(), jti.as_bytes(), now_ms, until) {
             Outcome::Fresh => {
                 let claimed = OneTime::new(OneTimeKind::Jti, cfg.plugin.as_bytes(), jti.as_bytes(), until);
                 return Ok(JwtOutcome::Verified(verified.claims, Some(claimed)));
