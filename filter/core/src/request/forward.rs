@@ -216,6 +216,10 @@ fn build(
             return Err(Refusal::new(&errors::I400BD, &[&reason], "form field named like a gateway parameter"));
         }
     }
+    if let Some(name) = after_semicolon(query, &adds.replaced) {
+        let name = header_safe(&name);
+        return Err(Refusal::new(&errors::I400IP, &[&name, "is set by the gateway: a `;` may not give it"], "query name after ; set by the gateway"));
+    }
     let mapped = map_query(api, query, &mut adds, edits);
     let mapped = transform(gw, identity, req, edits, mapped, query);
     // A path with escapes goes on as the gateway decoded and routed it: the backend never splits or
@@ -526,6 +530,19 @@ fn clear_header_targets(api: &Api, edits: &mut Edits) {
 }
 
 /// The query the backend receives, or `None` when it is the client's, unchanged.
+/// A name of `set` that follows a `;` in the query. A legacy backend splits the query on `;` too
+/// (Python before 3.9.2, Go before 1.17), and would read there, as the client wrote it, a parameter
+/// the gateway sets; to cagate it is part of another parameter's value, which the gateway keeps.
+fn after_semicolon<'q>(query: &'q [u8], set: &[String]) -> Option<std::borrow::Cow<'q, [u8]>> {
+    if set.is_empty() || !query.contains(&b';') {
+        return None;
+    }
+    query.split(|&b| b == b'&').flat_map(|piece| piece.split(|&b| b == b';').skip(1)).find_map(|segment| {
+        let name = percent_decode(segment.split(|&b| b == b'=').next().unwrap_or_default(), true);
+        set.iter().any(|s| s.as_bytes() == &*name).then_some(name)
+    })
+}
+
 fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -> Option<Vec<u8>> {
     let mode = api.request_mode;
     let mapping = mode != RequestMode::Passthrough && api.params.iter().any(|p| p.location == ParamLocation::Query);
