@@ -319,21 +319,48 @@ fn a_gateway_value_is_never_replaced_by_a_form_field_or_a_default() {
 
 #[test]
 fn a_query_name_the_gateway_sets_may_not_follow_a_semicolon() {
-    let api = json!({
-        "name": "p", "method": "GET", "path": "/p", "authType": "ANONYMOUS", "requestMode": "PASSTHROUGH",
-        "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/p",
-                     "constantParameters": [ { "name": "userId", "value": "gw", "location": "QUERY" } ] }
-    });
-    let kit = Kit::new(&config(api).to_string(), 0);
-    let get = |path: &str| kit.get(path, &[]);
+    let api = |mode: &str| {
+        json!({
+            "name": "p", "method": "ANY", "path": "/p", "authType": "ANONYMOUS", "requestMode": mode,
+            "parameters": [ { "name": "a", "location": "QUERY" } ],
+            "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/p",
+                         "constantParameters": [ { "name": "userId", "value": "gw", "location": "QUERY" } ] }
+        })
+    };
+    let kit = Kit::new(&config(api("PASSTHROUGH")).to_string(), 0);
     // A backend that splits on `;` would read userId=victim before the gateway's.
     for path in ["/p?a=1;userId=victim", "/p?a=1;user%49d=victim", "/p?a=1;x=2;userId"] {
-        let o = get(path);
+        let o = kit.get(path, &[]);
         assert_eq!((o.status(), o.code().as_deref()), (400, Some("I400IP")), "{path}");
         assert!(o.message().unwrap().contains("`userId` is set by the gateway"), "{:?}", o.message());
     }
     // A `;` elsewhere, or a name the gateway does not set, goes on as it came.
-    let o = get("/p?a=1;b=2&c=x;y");
+    let o = kit.get("/p?a=1;b=2&c=x;y", &[]);
     assert!(o.forwarded(), "{:?}", o.reply());
     assert_eq!(upstream(&o, ":path"), some("/v1/p?a=1;b=2&c=x;y&userId=gw"));
+    // A urlencoded body is split on `;` by the same backends.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let post = kit.send(&Call { method: "POST", path: "/p", headers: &form, body: Some(b"other=1;userId=9"), ..Call::default() });
+    assert_eq!(post.code().as_deref(), Some("I400BD"));
+    // MAPPING drops an undeclared parameter, `;` and all: nothing of it reaches the backend.
+    let kit = Kit::new(&config(api("MAPPING")).to_string(), 0);
+    let o = kit.get("/p?a=1&utm=x;userId=1", &[]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(upstream(&o, ":path"), some("/v1/p?a=1&userId=gw"));
+    assert_eq!(kit.get("/p?a=1;userId=1", &[]).code().as_deref(), Some("I400IP"), "a declared parameter's value goes on");
+}
+
+#[test]
+fn report_only_forwards_a_semicolon_shadow_with_the_gateways_query() {
+    let mut cfg = config(json!({
+        "name": "p", "method": "GET", "path": "/p", "authType": "ANONYMOUS", "requestMode": "PASSTHROUGH",
+        "backend": { "type": "HTTP", "cluster": "orders", "path": "/v1/p",
+                     "constantParameters": [ { "name": "userId", "value": "gw", "location": "QUERY" } ] }
+    }));
+    cfg["reportOnly"] = json!(true);
+    let kit = Kit::new(&cfg.to_string(), 0);
+    let o = kit.get("/p?userId=victim&a=1;userId=x", &[]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(upstream(&o, ":path"), some("/v1/p?a=1;userId=x&userId=gw"), "the client's userId is still replaced");
+    assert_eq!(kit.stats.count("report_only_would_refuse.I400IP"), 1);
 }

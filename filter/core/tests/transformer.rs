@@ -239,3 +239,17 @@ fn aliyuns_yaml_template_loads_without_its_form_edit() {
     let without_form = yaml.replace("  location: form", "  location: query");
     assert_eq!(problems(Value::String(without_form)), Vec::<String>::new());
 }
+
+#[test]
+fn a_query_name_the_transformer_puts_or_removes_may_not_follow_a_semicolon() {
+    let kit = Kit::new(&config(data()).to_string(), NOW);
+    // `q` is declared (MAPPING keeps it, as `query`): its value goes on with the `;`.
+    for (query, name) in [("q=x;tier=9", "tier"), ("q=x;debug=1", "debug")] {
+        let o = kit.get(&format!("/public?{query}"), &[]);
+        assert_eq!((o.status(), o.code().as_deref()), (400, Some("I400IP")), "{query}");
+        assert!(o.message().unwrap().contains(&format!("`{name}` is set by the gateway")), "{:?}", o.message());
+    }
+    // An add-if-absent name is the client's to give.
+    let o = kit.get("/public?q=x;lang=en", &[]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+}

@@ -240,6 +240,12 @@ impl TransformerConfig {
     pub(crate) fn edits_query(&self) -> bool {
         self.request.iter().any(|e| e.location == Location::Query)
     }
+
+    /// Whether the plugin decides the query parameter `name`: puts or removes it (an add-if-absent
+    /// leaves the client's value).
+    pub(crate) fn sets_query(&self, name: &[u8]) -> bool {
+        self.request.iter().any(|e| e.location == Location::Query && e.op != Op::AddIfAbsent && e.name.as_bytes() == name)
+    }
 }
 
 /// The request's header edits, after the gateway's own (`edits`, applied to the client's headers

@@ -15,7 +15,7 @@ use crate::plugins::circuit_breaker::DOWNGRADE_HEADER;
 use crate::plugins::conditions::{eval, Val, VarSource};
 use crate::plugins::routing::{HttpOverlay, Overlay, Route, RouteVar, RoutingConfig};
 use crate::plugins::system;
-use crate::plugins::transformer;
+use crate::plugins::transformer::{self, TransformerConfig};
 use crate::request::model::{Ctx, Edits, Identity, Request};
 use crate::request::vars::RequestVars;
 use crate::wire::text::header_safe;
@@ -215,13 +215,23 @@ fn build(
             let reason = format!("parameter `{}` is set by the gateway", header_safe(&f.name));
             return Err(Refusal::new(&errors::I400BD, &[&reason], "form field named like a gateway parameter"));
         }
-    }
-    if let Some(name) = after_semicolon(query, &adds.replaced) {
-        let name = header_safe(&name);
-        return Err(Refusal::new(&errors::I400IP, &[&name, "is set by the gateway: a `;` may not give it"], "query name after ; set by the gateway"));
+        // A backend that splits the body on `;` too reads a field there.
+        if let Some(name) = form.and_then(|f| after_semicolon(f, |n| adds.replaced.iter().any(|r| r.as_bytes() == n))) {
+            let reason = format!("parameter `{}` is set by the gateway", header_safe(&name));
+            return Err(Refusal::new(&errors::I400BD, &[&reason], "form field after ; named like a gateway parameter"));
+        }
     }
     let mapped = map_query(api, query, &mut adds, edits);
-    let mapped = transform(gw, identity, req, edits, mapped, query);
+    let transformer = transformer_of(gw, identity);
+    let mapped = transform(transformer, req, edits, mapped, query);
+    // Checked on the query the backend receives (what MAPPING drops is gone), and reported after
+    // every edit is made: report-only mode forwards the request with them.
+    let sent = mapped.as_deref().unwrap_or(query);
+    let set_here = |name: &[u8]| adds.replaced.iter().any(|r| r.as_bytes() == name) || transformer.is_some_and(|t| t.sets_query(name));
+    let shadowed = after_semicolon(sent, set_here).map(|name| {
+        let name = header_safe(&name);
+        Refusal::new(&errors::I400IP, &[&name, "is set by the gateway: a `;` may not give it"], "query name after ; set by the gateway")
+    });
     // A path with escapes goes on as the gateway decoded and routed it: the backend never splits or
     // resolves it differently (`%2F`, `%5C`, `%2e`).
     let backend = backend.or_else(|| (decoded != raw_path).then(|| encode_path(decoded)).filter(|p| p != raw_path));
@@ -234,7 +244,7 @@ fn build(
         }
         edits.push((":path".into(), Some(path)));
     }
-    Ok(())
+    shadowed.map_or(Ok(()), Err)
 }
 
 /// Whether the gateway sets query parameters for this API in this stage (mapping targets, constants,
@@ -297,9 +307,30 @@ fn api_parameter(api: &Api, name: &str, view: &RequestVars<'_>) -> Val {
 /// The transformer bound to the API in the request's stage, applied last (after mapping, constants
 /// and claims, as Aliyun orders it): its header edits join `edits`; the query the backend receives
 /// after its query edits, or `mapped` (`None`: the client's) when it has none.
-fn transform(gw: &Gateway, identity: &Identity, req: &Request<'_>, edits: &mut Edits, mapped: Option<Vec<u8>>, query: &[u8]) -> Option<Vec<u8>> {
-    let Some(idx) = gw.bound(identity.api, identity.stage).transformer else { return mapped };
-    let Some(PluginKind::Transformer(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) else { return mapped };
+/// A name that `set` holds and that follows a `;` in `query`. A legacy backend splits a query (or a
+/// form body) on `;` too (Python before 3.9.2, Go before 1.17), and would read there, as the client
+/// wrote it, a parameter the gateway sets; to cagate it is part of another parameter's value.
+fn after_semicolon<'q>(query: &'q [u8], set: impl Fn(&[u8]) -> bool) -> Option<std::borrow::Cow<'q, [u8]>> {
+    if !query.contains(&b';') {
+        return None;
+    }
+    query.split(|&b| b == b'&').flat_map(|piece| piece.split(|&b| b == b';').skip(1)).find_map(|segment| {
+        let name = percent_decode(segment.split(|&b| b == b'=').next().unwrap_or_default(), true);
+        set(&name).then_some(name)
+    })
+}
+
+/// The transformer bound to the request's API in its stage, if any.
+fn transformer_of<'g>(gw: &'g Gateway, identity: &Identity) -> Option<&'g TransformerConfig> {
+    let idx = gw.bound(identity.api, identity.stage).transformer?;
+    match gw.plugins.get(idx.index()).map(|p| &p.kind) {
+        Some(PluginKind::Transformer(cfg)) => Some(cfg),
+        _ => None,
+    }
+}
+
+fn transform(cfg: Option<&TransformerConfig>, req: &Request<'_>, edits: &mut Edits, mapped: Option<Vec<u8>>, query: &[u8]) -> Option<Vec<u8>> {
+    let Some(cfg) = cfg else { return mapped };
     transformer::request_headers(cfg, req.headers, edits);
     transformer::request_query(cfg, mapped.as_deref().unwrap_or(query)).or(mapped)
 }
@@ -530,19 +561,6 @@ fn clear_header_targets(api: &Api, edits: &mut Edits) {
 }
 
 /// The query the backend receives, or `None` when it is the client's, unchanged.
-/// A name of `set` that follows a `;` in the query. A legacy backend splits the query on `;` too
-/// (Python before 3.9.2, Go before 1.17), and would read there, as the client wrote it, a parameter
-/// the gateway sets; to cagate it is part of another parameter's value, which the gateway keeps.
-fn after_semicolon<'q>(query: &'q [u8], set: &[String]) -> Option<std::borrow::Cow<'q, [u8]>> {
-    if set.is_empty() || !query.contains(&b';') {
-        return None;
-    }
-    query.split(|&b| b == b'&').flat_map(|piece| piece.split(|&b| b == b';').skip(1)).find_map(|segment| {
-        let name = percent_decode(segment.split(|&b| b == b'=').next().unwrap_or_default(), true);
-        set.iter().any(|s| s.as_bytes() == &*name).then_some(name)
-    })
-}
-
 fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -> Option<Vec<u8>> {
     let mode = api.request_mode;
     let mapping = mode != RequestMode::Passthrough && api.params.iter().any(|p| p.location == ParamLocation::Query);
