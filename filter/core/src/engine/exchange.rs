@@ -12,11 +12,6 @@ use crate::contract::names::REQUEST_ID_HEADER;
 use crate::contract::refusal::Refusal;
 use crate::contract::reply::refusal as reply_for;
 use crate::plugins::traffic_control::Quota;
-
-/// The code a request is counted under when no response reached the client through the filter.
-pub(crate) const NO_RESPONSE: &str = "NO_RESPONSE";
-/// `Record::filter_us` of a request whose stream ended before the gateway decided.
-pub(crate) const UNDECIDED: i64 = -1;
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
 use crate::request::forward;
@@ -24,6 +19,11 @@ use crate::request::model::{Admission, Ctx, Identity, Request, Routed};
 use crate::request::route::{bounded_form, cors_headers, reachable, route};
 use crate::wire::headers::{owned_spellings, Edit, Headers};
 use crate::wire::url::trim;
+
+/// The code a request is counted under when no response reached the client through the filter.
+pub(crate) const NO_RESPONSE: &str = "NO_RESPONSE";
+/// `Record::filter_us` of a request whose stream ended before the gateway decided.
+pub(crate) const UNDECIDED: i64 = -1;
 
 /// What the response phase needs to know about an admitted request.
 #[derive(Debug)]
@@ -195,7 +195,7 @@ impl Exchange {
         self.debug = headers.get(b"x-ca-request-mode").map(trim) == Some(b"debug");
         // The path without its query: a query may carry an AppCode or a token.
         if gw.access_record {
-            let key = headers.get(b"x-ca-key").map(crate::wire::url::trim);
+            let key = headers.get(b"x-ca-key").map(trim);
             self.record.client(req.method, req.raw_path, headers.get(b"x-request-id"), headers.get(b"x-ca-nonce"), key);
         }
         let routed = match route(gw, &req) {

@@ -304,13 +304,10 @@ fn api_parameter(api: &Api, name: &str, view: &RequestVars<'_>) -> Val {
     view.get(&source)
 }
 
-/// The transformer bound to the API in the request's stage, applied last (after mapping, constants
-/// and claims, as Aliyun orders it): its header edits join `edits`; the query the backend receives
-/// after its query edits, or `mapped` (`None`: the client's) when it has none.
 /// A name that `set` holds and that follows a `;` in `query`. A legacy backend splits a query (or a
 /// form body) on `;` too (Python before 3.9.2, Go before 1.17), and would read there, as the client
 /// wrote it, a parameter the gateway sets; to cagate it is part of another parameter's value.
-fn after_semicolon<'q>(query: &'q [u8], set: impl Fn(&[u8]) -> bool) -> Option<std::borrow::Cow<'q, [u8]>> {
+fn after_semicolon<'q>(query: &'q [u8], set: impl Fn(&[u8]) -> bool) -> Option<Cow<'q, [u8]>> {
     if !query.contains(&b';') {
         return None;
     }
@@ -329,6 +326,9 @@ fn transformer_of<'g>(gw: &'g Gateway, identity: &Identity) -> Option<&'g Transf
     }
 }
 
+/// The transformer (`cfg`), applied last (after mapping, constants and claims, as Aliyun orders it):
+/// its header edits join `edits`; the query the backend receives after its query edits, or `mapped`
+/// (`None`: the client's) when it has none.
 fn transform(cfg: Option<&TransformerConfig>, req: &Request<'_>, edits: &mut Edits, mapped: Option<Vec<u8>>, query: &[u8]) -> Option<Vec<u8>> {
     let Some(cfg) = cfg else { return mapped };
     transformer::request_headers(cfg, req.headers, edits);
