@@ -78,11 +78,14 @@ def test_new_app_is_admitted_on_every_worker_without_restart(stack):
     e, reg = stack
     assert get(e, "k2", "s2").code == "A400IK"
     reg.publish({"apps": [app(10001, "k1", "s1"), app(10002, "k2", "s2")],
-                 "authorizations": [grant(10001), grant(10002)]})
+                 "authorizations": [grant(10001), grant(10002)], "version": 20261204})
     start = time.time()
     done = wait_for(e, "k2", "s2", 200)
     assert done - start <= REFRESH + 2.0
     assert any(h.get("If-None-Match") or h.get("if-none-match") for h in reg.requests), "fetches are conditional"
+    # The document's own version, what every Envoy that installed it shows (gauges reach Envoy at once).
+    gauge = [l for l in e.stats().splitlines() if l.startswith("cagate_registry_version")]
+    assert gauge and gauge[0].endswith(" 20261204"), gauge
 
 
 def test_rotation_both_pairs_pass_then_only_the_new(stack):

@@ -252,3 +252,18 @@ fn a_large_document() {
     let last = n - 1;
     assert_eq!(call(&g, &format!("key-{last:06}"), &format!("secret-{last:06}-0123456789abcdef")), "OK");
 }
+
+#[test]
+fn the_documents_own_version_is_what_the_gauge_shows() {
+    let gw = compile(static_config().to_string().as_bytes()).unwrap();
+    let with = |version: serde_json::Value| {
+        let mut d: serde_json::Value = serde_json::from_slice(&doc(json!([]), json!([]))).unwrap();
+        d["version"] = version;
+        gw.with_registry(d.to_string().as_bytes()).unwrap().registry_version
+    };
+    assert_eq!(with(json!(42)), Some(42));
+    assert_eq!(with(json!("2026120401")), Some(2_026_120_401), "a string of digits");
+    assert_eq!(with(json!("v1")), None, "anything else is accepted and not shown");
+    assert_eq!(with(json!(1.5)), None);
+    assert_eq!(gw.with_registry(&doc(json!([]), json!([]))).unwrap().registry_version, None, "no version");
+}

@@ -178,7 +178,7 @@ impl Config {
 
     fn publish_merged(&self, version: u32, gw: Gateway) {
         let shared = &self.shared;
-        shared.metrics.set(shared.handle, shared.metrics.registry_version, u64::from(version));
+        shared.metrics.set(shared.handle, shared.metrics.registry_version, gw.registry_version.unwrap_or(0));
         shared.metrics.set(shared.handle, shared.metrics.registry_apps, gw.app_count() as u64);
         if let Ok(mut r) = shared.registry.lock() {
             *r = Some((version, Arc::new(gw)));

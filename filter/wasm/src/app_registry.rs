@@ -128,7 +128,7 @@ impl Registry {
         match base.with_registry(&doc) {
             Ok(gw) => {
                 log::info!("cagate: app registry: version {version} installed at configuration, {} apps", gw.app_count());
-                state.metrics.borrow_mut().registry_installed(version, gw.app_count());
+                state.metrics.borrow_mut().registry_installed(gw.registry_version.unwrap_or(0), gw.app_count());
                 Some(gw)
             }
             Err(problems) => {
@@ -179,7 +179,7 @@ impl Registry {
                 };
                 self.installed = version;
                 log::info!("cagate: app registry: version {version} installed, {} apps, merged in {ms} ms (in slices)", gw.app_count());
-                state.metrics.borrow_mut().registry_installed(version, gw.app_count());
+                state.metrics.borrow_mut().registry_installed(gw.registry_version.unwrap_or(0), gw.app_count());
                 Some(gw)
             }
             Err(problems) => {

@@ -219,10 +219,11 @@ impl Metrics {
         self.registry.entry(result).or_insert_with(|| Counter::new(&format!("cagate.registry.fetches.{result}"))).pending += 1;
     }
 
-    /// The registry version and app count installed (gauges, set at once).
-    pub(crate) fn registry_installed(&mut self, version: u32, apps: usize) {
+    /// The installed registry document's own version (0: none given) and its app count (gauges, set
+    /// at once).
+    pub(crate) fn registry_installed(&mut self, version: u64, apps: usize) {
         if let Some(id) = self.registry_version {
-            let _ = hostcall::record(id, u64::from(version));
+            let _ = hostcall::record(id, version);
         }
         if let Some(id) = self.registry_apps {
             let _ = hostcall::record(id, apps as u64);

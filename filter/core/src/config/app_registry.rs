@@ -101,6 +101,11 @@ impl Install {
         if let Some(raw) = top.get("datasets") {
             datasets(&mut c, raw, &mut gw);
         }
+        gw.registry_version = top.get("version").and_then(|raw| match serde_json::from_str::<Value>(raw.get()) {
+            Ok(Value::Number(n)) => n.as_u64(),
+            Ok(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        });
         Ok(Install { gw, doc, apps, grants, done: 0, c, api_by_name })
     }
 

@@ -156,6 +156,7 @@ pub fn compile_with_env(doc: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
         error_contract,
         has_cors: plugins.iter().any(|p| matches!(p.kind, PluginKind::Cors(_))),
         registry_loaded: false,
+        registry_version: None,
         registry,
         apps,
         apis: compiled.apis,

@@ -123,6 +123,9 @@ pub struct Gateway {
     /// The app registry (`appRegistry`), and whether a document of it is in `apps`.
     pub registry: Option<crate::apps::settings::RegistrySettings>,
     pub registry_loaded: bool,
+    /// The installed registry document's own `version`, when it is a whole number (or a string of
+    /// digits): what `cagate_registry_version` shows, the same on every Envoy that installed it.
+    pub registry_version: Option<u64>,
     pub apis: Vec<Api>,
     pub plugins: Vec<Plugin>,
     /// Plugin datasets (`datasets`), the registry's replacing the static ones of the same id.
