@@ -281,7 +281,7 @@ struct Packer {
 
 impl Packer {
     fn with_capacity(n: usize) -> Self {
-        let mut out = Vec::with_capacity(n + n / 2);
+        let mut out = Vec::with_capacity(n);
         out.push(VERSION);
         Packer { out, tags: [0; 2], waiting: 0 }
     }

@@ -185,8 +185,7 @@ impl ClusterChecks {
                     match io.send_grpc(&call) {
                         Some(token) => checks.waiting.push((Slot::Call(token), Waiting::RateLimit(solo))),
                         None => {
-                            svc.stats.record(Stat::ClusterMode("rls", "checks"));
-                            svc.stats.record(Stat::ClusterMode("rls", "errors"));
+                            unsent(svc, "rls");
                             checks.rate_limit_answer(engine, svc, None);
                         }
                     }
@@ -239,8 +238,7 @@ impl ClusterChecks {
                 let now = svc.clock.now_ms();
                 let member = claim_member(gw, key, lease, &self.mark).filter(|_| self.deadline_ms - now >= MIN_CALL_MS);
                 let Some((etcd_key, payload)) = member else {
-                    svc.stats.record(Stat::ClusterMode("etcd", "checks"));
-                    svc.stats.record(Stat::ClusterMode("etcd", "errors"));
+                    unsent(svc, "etcd");
                     let key = *key;
                     self.record(claim_verdict(&key, None, &self.mark).err());
                     return;
@@ -278,8 +276,7 @@ impl ClusterChecks {
         match call.and_then(|c| io.send_grpc(&c)) {
             Some(token) => self.waiting.push((Slot::Call(token), waiting)),
             None => {
-                svc.stats.record(Stat::ClusterMode("etcd", "checks"));
-                svc.stats.record(Stat::ClusterMode("etcd", "errors"));
+                unsent(svc, "etcd");
                 if let Waiting::Claim { key, .. } | Waiting::Grant { key, .. } = waiting {
                     self.record(claim_verdict(&key, None, &self.mark).err());
                 }
@@ -361,4 +358,10 @@ impl ClusterChecks {
             self.refusal = refusal;
         }
     }
+}
+
+/// A check that could not be sent: a check, and an error (`errors` stay a share of `checks`).
+fn unsent(svc: &Services<'_>, service: &'static str) {
+    svc.stats.record(Stat::ClusterMode(service, "checks"));
+    svc.stats.record(Stat::ClusterMode(service, "errors"));
 }

@@ -32,6 +32,13 @@ pub(crate) struct QueryAdds {
     pub(crate) replaced: Vec<String>,
 }
 
+impl QueryAdds {
+    /// Whether the gateway replaces the client's query parameter `name`.
+    fn replaces(&self, name: &[u8]) -> bool {
+        self.replaced.iter().any(|r| r.as_bytes() == name)
+    }
+}
+
 /// The backend's header edits and `:path` for an admitted request; `adds` are the claim query
 /// parameters jwtAuth asked for. The routing plugin's first matching route, if any, overlays the
 /// API's backend (`I504RB` when the result has no cluster to send to).
@@ -211,12 +218,12 @@ fn build(
                 && api.params.iter().filter(|p| own(p)).count() == 1
                 && api.params.iter().any(|p| p.location == ParamLocation::Form && p.name.as_bytes() == &*f.name && own(p))
         };
-        if let Some(f) = fields.iter().find(|f| adds.replaced.iter().any(|r| r.as_bytes() == &*f.name) && !source(f)) {
+        if let Some(f) = fields.iter().find(|f| adds.replaces(&f.name) && !source(f)) {
             let reason = format!("parameter `{}` is set by the gateway", header_safe(&f.name));
             return Err(Refusal::new(&errors::I400BD, &[&reason], "form field named like a gateway parameter"));
         }
         // A backend that splits the body on `;` too reads a field there.
-        if let Some(name) = form.and_then(|f| after_semicolon(f, |n| adds.replaced.iter().any(|r| r.as_bytes() == n))) {
+        if let Some(name) = form.and_then(|f| after_semicolon(f, |n| adds.replaces(n))) {
             let reason = format!("parameter `{}` is set by the gateway", header_safe(&name));
             return Err(Refusal::new(&errors::I400BD, &[&reason], "form field after ; named like a gateway parameter"));
         }
@@ -227,7 +234,7 @@ fn build(
     // Checked on the query the backend receives (what MAPPING drops is gone), and reported after
     // every edit is made: report-only mode forwards the request with them.
     let sent = mapped.as_deref().unwrap_or(query);
-    let set_here = |name: &[u8]| adds.replaced.iter().any(|r| r.as_bytes() == name) || transformer.is_some_and(|t| t.sets_query(name));
+    let set_here = |name: &[u8]| adds.replaces(name) || transformer.is_some_and(|t| t.sets_query(name));
     let shadowed = after_semicolon(sent, set_here).map(|name| {
         let name = header_safe(&name);
         Refusal::new(&errors::I400IP, &[&name, "is set by the gateway: a `;` may not give it"], "query name after ; set by the gateway")
@@ -581,7 +588,7 @@ fn map_query(api: &Api, query: &[u8], adds: &mut QueryAdds, edits: &mut Edits) -
         let raw_name = parts.next().unwrap_or_default();
         let raw_value = parts.next();
         let name = percent_decode(raw_name, true);
-        if adds.replaced.iter().any(|r| r.as_bytes() == &*name) {
+        if adds.replaces(&name) {
             continue;
         }
         match (mode, declared(api, ParamLocation::Query, &name)) {
