@@ -25,7 +25,7 @@ fn kit(rate_limit_headers: bool) -> Kit {
 
 /// An admitted request held for the rate limit service's answer, and the call the engine sent it.
 fn admitted(kit: &Kit) -> (Outcome, u32, GrpcCall) {
-    let counter = |dim: &str| kit.store.get(&format!("cagate.rl.lim.orders.{dim}")).map(|(v, _)| v);
+    let counter = |dim: &str| kit.store.get(&format!("cagate.rl.lim.orders.RELEASE.{dim}")).map(|(v, _)| v);
     let before = (kit.store.key_count(), counter("API.-"));
     let o = kit.get("/orders", &[("authorization", "APPCODE C")]);
     assert!(!o.forwarded() && o.reply().is_none(), "held for the rate limit service: {:?}", o.reply());
@@ -54,9 +54,9 @@ fn request_decodes_as_envoys_rate_limit_request() {
     assert_eq!(
         shown,
         vec![
-            (e(&[("cagate_plugin", "lim"), ("cagate_api", "orders"), ("cagate_app", "10001")]), 20, 2),
-            (e(&[("cagate_plugin", "lim"), ("cagate_api", "orders"), ("cagate_user", "o-1")]), 50, 2),
-            (e(&[("cagate_plugin", "lim"), ("cagate_api", "orders")]), 100, 2),
+            (e(&[("cagate_plugin", "lim"), ("cagate_api", "orders"), ("cagate_stage", "RELEASE"), ("cagate_app", "10001")]), 20, 2),
+            (e(&[("cagate_plugin", "lim"), ("cagate_api", "orders"), ("cagate_stage", "RELEASE"), ("cagate_user", "o-1")]), 50, 2),
+            (e(&[("cagate_plugin", "lim"), ("cagate_api", "orders"), ("cagate_stage", "RELEASE")]), 100, 2),
         ],
         "one descriptor per dimension, most specific first, each with the plugin's limit (MINUTE = 2)"
     );

@@ -132,3 +132,18 @@ fn limits_are_checked_at_load() {
     assert!(all.contains(&"groupQpsLimit: must be a whole number from 1 to 100000000".to_string()), "{all:?}");
     assert!(all.contains(&"instanceQpsLimit: must be a number, not a string".to_string()), "{all:?}");
 }
+
+#[test]
+fn a_failing_test_backend_does_not_open_the_release_breaker() {
+    let mut cfg = config(Value::Null);
+    cfg["stages"] = json!(["RELEASE", "TEST"]);
+    cfg["apis"][0]["stages"] = json!(["RELEASE", "TEST"]);
+    let kit = Kit::new(&cfg.to_string(), NOW);
+    for _ in 0..2 {
+        let mut o = kit.get("/orders", &[("x-ca-stage", "TEST")]);
+        assert!(o.forwarded());
+        kit.respond(&mut o, 503, &[], "via_upstream", b"");
+    }
+    assert_eq!(refused(&kit.get("/orders", &[("x-ca-stage", "TEST")])), Some((503, "D503CB".into())), "TEST's breaker opened");
+    assert_eq!(refused(&kit.get("/orders", &[])), None, "RELEASE's backend did not fail: its breaker stays closed");
+}

@@ -164,7 +164,7 @@ fn specials_replace_defaults_and_dimensions_are_independent() {
     let r = refusal(&run("C3"));
     assert_eq!((r.0.as_str(), r.2.as_str()), ("T429PR", "Throttled by PLUGIN Flow Control: APP limit 3 per MINUTE"));
     // refusals took nothing: the API counter saw exactly the 7 admitted requests
-    let (v, _) = kit.store.get("cagate.rl.limits.orders.API.-").unwrap();
+    let (v, _) = kit.store.get("cagate.rl.limits.orders.RELEASE.API.-").unwrap();
     assert_eq!(u64::from_le_bytes(v[8..16].try_into().unwrap()), 7);
 }
 
@@ -175,7 +175,7 @@ fn user_limit_refusal_gives_the_app_count_back() {
     assert_eq!(code(&call(&kit, "/orders", &[("authorization", "APPCODE C1")], T0)), "OK");
     let r = call(&kit, "/orders", &[("authorization", "APPCODE C2")], T0);
     assert_eq!(r.message().unwrap(), "Throttled by API Flow Control: USER limit 1 per HOUR");
-    let (v, _) = kit.store.get("cagate.rl.limits.orders.APP.10002").unwrap();
+    let (v, _) = kit.store.get("cagate.rl.limits.orders.RELEASE.APP.10002").unwrap();
     assert_eq!(u64::from_le_bytes(v[8..16].try_into().unwrap()), 0, "the app's count was given back");
 }
 
@@ -215,7 +215,7 @@ fn real_threads_admit_exactly_the_limit() {
             std::thread::spawn(move || {
                 for _ in 0..400 {
                     loop {
-                        match admit(&cfg, 0, "orders", Some(("10001", "owner-a")), T0, &*store) {
+                        match admit(&cfg, 0, "orders", "RELEASE", Some(("10001", "owner-a")), T0, &*store) {
                             Ok(_) => {
                                 admitted.fetch_add(1, Ordering::SeqCst);
                                 break;
@@ -253,8 +253,27 @@ fn fail_open_admits_when_the_counter_stays_contended() {
         }
     }
     let mut cfg = traffic_cfg(&gateway(json!({ "unit": "MINUTE", "apiDefault": 10 }), json!([]), json!([]))).clone();
-    let r = admit(&cfg, 0, "orders", None, T0, &Always).unwrap_err();
+    let r = admit(&cfg, 0, "orders", "RELEASE", None, T0, &Always).unwrap_err();
     assert_eq!((r.error.code, r.message.as_str()), ("T429MR", "Too Many Requests, throttle by `counter contention`"));
     cfg.fail_open = true;
-    assert!(admit(&cfg, 0, "orders", None, T0, &Always).is_ok());
+    assert!(admit(&cfg, 0, "orders", "RELEASE", None, T0, &Always).is_ok());
+}
+
+#[test]
+fn each_stage_an_api_is_published_in_counts_on_its_own() {
+    let cfg = json!({
+        "stages": ["RELEASE", "TEST"],
+        "apps": [ { "appId": 10001, "appKey": "k1", "appSecret": "s1", "appCodes": ["C1"] } ],
+        "plugins": [ { "name": "limits", "type": "trafficControl", "data": { "unit": "MINUTE", "apiDefault": 2, "appDefault": 1 } } ],
+        "groupPlugins": [ { "plugin": "limits" } ],
+        "apis": [ { "name": "orders", "method": "GET", "path": "/orders", "appCodeAuth": "HEADER", "stages": ["RELEASE", "TEST"],
+                    "authorizations": [ { "appId": 10001 }, { "appId": 10001, "stage": "TEST" } ] } ]
+    });
+    let kit = Kit::new(&cfg.to_string(), T0);
+    let test = [("authorization", "APPCODE C1"), ("x-ca-stage", "TEST")];
+    assert_eq!(code(&call(&kit, "/orders", &test, T0)), "OK");
+    assert_eq!(refusal(&call(&kit, "/orders", &test, T0)).0, "T429PA", "TEST's app limit is used up");
+    // RELEASE's counters are its own: TEST's traffic took none of its quota.
+    assert_eq!(code(&call(&kit, "/orders", &[("authorization", "APPCODE C1")], T0)), "OK");
+    assert_eq!(refusal(&call(&kit, "/orders", &[("authorization", "APPCODE C1")], T0)).0, "T429PA");
 }

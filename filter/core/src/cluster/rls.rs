@@ -47,20 +47,20 @@ pub(crate) struct RateLimitCall {
     pub dimensions: Vec<Dimension>,
 }
 
-/// The call for a request: descriptors `cagate_plugin`, `cagate_api` and, for the USER and APP
-/// dimensions, `cagate_user` / `cagate_app`, each with the plugin's limit.
-pub(crate) fn call(domain: &str, cfg: &TrafficConfig, plugin: u32, api: &str, app: Option<(&str, &str)>) -> RateLimitCall {
+/// The call for a request: descriptors `cagate_plugin`, `cagate_api`, `cagate_stage` and, for the USER
+/// and APP dimensions, `cagate_user` / `cagate_app`, each with the plugin's limit.
+pub(crate) fn call(domain: &str, cfg: &TrafficConfig, plugin: u32, api: &str, stage: &str, app: Option<(&str, &str)>) -> RateLimitCall {
     let mut message = Vec::with_capacity(128);
     proto::bytes(&mut message, 1, domain.as_bytes());
     let mut dimensions = Vec::with_capacity(3);
-    for c in counters(cfg, api, app) {
+    for c in counters(cfg, api, stage, app) {
         let who = match c.dim {
             Dim::App => app.map(|(id, _)| ("cagate_app", id)),
             Dim::User => app.map(|(_, owner)| ("cagate_user", owner)),
             Dim::Api => None,
         };
         proto::message(&mut message, 2, |d| {
-            for (k, v) in [("cagate_plugin", cfg.plugin.as_str()), ("cagate_api", api)].into_iter().chain(who) {
+            for (k, v) in [("cagate_plugin", cfg.plugin.as_str()), ("cagate_api", api), ("cagate_stage", stage)].into_iter().chain(who) {
                 proto::message(d, 1, |e| {
                     proto::bytes(e, 1, k.as_bytes());
                     proto::bytes(e, 2, v.as_bytes());

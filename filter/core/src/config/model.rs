@@ -143,9 +143,9 @@ impl Gateway {
     pub fn traffic_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.limits.keys().into_iter().map(str::to_string).collect();
         for api in &self.apis {
-            for (_, bound) in &api.plugins {
+            for (stage, bound) in &api.plugins {
                 if let Some(PluginKind::Traffic(cfg)) = bound.traffic.and_then(|i| self.plugins.get(i.index())).map(|p| &p.kind) {
-                    let key = crate::plugins::traffic_control::api_key(cfg, &api.name);
+                    let key = crate::plugins::traffic_control::api_key(cfg, &api.name, self.stage_name(*stage));
                     if !keys.contains(&key) {
                         keys.push(key);
                     }
@@ -155,6 +155,10 @@ impl Gateway {
         keys
     }
 
+    /// A stage's name ("" for an id no stage has).
+    pub fn stage_name(&self, stage: StageId) -> &str {
+        self.stages.get(stage.index()).map_or("", String::as_str)
+    }
     pub fn stage_index(&self, name: &[u8]) -> Option<StageId> {
         self.stages.iter().position(|s| s.as_bytes() == name).map(|i| StageId(i as u32))
     }

@@ -80,8 +80,10 @@ impl State {
     }
 }
 
-pub fn key(cfg: &BreakerConfig, api: &str) -> String {
-    format!("cagate.cb.{}.{api}", cfg.plugin)
+/// One breaker per API and stage: each stage's backend fails on its own (stage variables may point
+/// TEST at another host), and a failing TEST backend must not open RELEASE's breaker.
+pub fn key(cfg: &BreakerConfig, api: &str, stage: &str) -> String {
+    format!("cagate.cb.{}.{api}.{stage}", cfg.plugin)
 }
 
 /// What a request may do.

@@ -172,10 +172,11 @@ pub struct Counter {
 }
 
 /// The counters for a request: the app's, its owner's, the API's (most specific first, so a request
-/// refused by a narrow limit never touches the wide one).
-pub fn counters(cfg: &TrafficConfig, api: &str, app: Option<(&str, &str)>) -> Vec<Counter> {
+/// refused by a narrow limit never touches the wide one). Each stage an API is published in counts on
+/// its own, as each of Aliyun's bindings does: TEST traffic never takes RELEASE's quota.
+pub fn counters(cfg: &TrafficConfig, api: &str, stage: &str, app: Option<(&str, &str)>) -> Vec<Counter> {
     let mut out = Vec::with_capacity(3);
-    let key = |dim: Dim, id: &str| format!("cagate.rl.{}.{}.{}.{}", cfg.plugin, api, dim.as_str(), id);
+    let key = |dim: Dim, id: &str| format!("cagate.rl.{}.{}.{}.{}.{}", cfg.plugin, api, stage, dim.as_str(), id);
     if let Some((app_id, owner)) = app {
         let special = cfg.app_specials.get(app_id).copied();
         if let Some(limit) = special.or(cfg.app_default) {
@@ -191,8 +192,8 @@ pub fn counters(cfg: &TrafficConfig, api: &str, app: Option<(&str, &str)>) -> Ve
 }
 
 /// The key of the API dimension, which the adapter creates up front (Envoy has no create-if-absent).
-pub fn api_key(cfg: &TrafficConfig, api: &str) -> String {
-    format!("cagate.rl.{}.{}.API.-", cfg.plugin, api)
+pub fn api_key(cfg: &TrafficConfig, api: &str, stage: &str) -> String {
+    format!("cagate.rl.{}.{}.{}.API.-", cfg.plugin, api, stage)
 }
 
 /// What a counter said.
@@ -363,11 +364,12 @@ pub fn admit(
     cfg: &TrafficConfig,
     plugin_idx: u32,
     api: &str,
+    stage: &str,
     app: Option<(&str, &str)>,
     now_ms: i64,
     store: &dyn SharedStore,
 ) -> Result<(Vec<Dim>, Quota), Refusal> {
-    let counters = counters(cfg, api, app);
+    let counters = counters(cfg, api, stage, app);
     let mut taken: Vec<&Counter> = Vec::with_capacity(counters.len());
     let mut quota: Option<Quota> = None;
     for c in &counters {

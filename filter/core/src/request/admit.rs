@@ -79,9 +79,9 @@ pub(crate) fn run_plugins(
             let who = app.map(|a| (a.id.as_str(), a.owner_id.as_str()));
             if let Some(rls) = &gw.cluster_mode.rate_limit_service {
                 // Counted by the rate limit service, after every local check has passed.
-                admission.rate_limit = Some(crate::cluster::rls::call(&rls.domain, cfg, idx.0, &api.name, who));
+                admission.rate_limit = Some(crate::cluster::rls::call(&rls.domain, cfg, idx.0, &api.name, gw.stage_name(identity.stage), who));
             } else {
-                match crate::plugins::traffic_control::admit(cfg, idx.0, &api.name, who, now(), store) {
+                match crate::plugins::traffic_control::admit(cfg, idx.0, &api.name, gw.stage_name(identity.stage), who, now(), store) {
                     Ok((dims, quota)) => admission.traffic = Some((idx, dims, cfg.rate_limit_headers.then_some(quota))),
                     Err(r) => return Err(Refusal { app: identity.app, ..r }),
                 }
@@ -90,7 +90,7 @@ pub(crate) fn run_plugins(
     }
     let mut downgrade = None;
     if let (Some(Plugin { kind: PluginKind::Breaker(cfg), .. }), Some(api)) = (plugin(bound.breaker), gw.api(identity.api)) {
-        let key = crate::plugins::circuit_breaker::key(cfg, &api.name);
+        let key = crate::plugins::circuit_breaker::key(cfg, &api.name, gw.stage_name(identity.stage));
         match crate::plugins::circuit_breaker::admit(cfg, &key, now(), store) {
             Ok(pass) => admission.breaker = bound.breaker.map(|i| (i, key, pass)),
             // Open, with a downgrade: the request goes there, and its outcome is not the backend's.
@@ -191,7 +191,7 @@ pub(crate) fn debug_info(gw: &Gateway, a: &Admission, app_id: &str, elapsed_us: 
     let plugins: Vec<String> =
         b.all().iter().flatten().filter_map(|i| gw.plugins.get(i.index())).map(|p| format!("{}/{}", p.type_name, p.name)).collect();
     let api = gw.api(a.identity.api).map_or("", |x| x.name.as_str());
-    let stage = gw.stages.get(a.identity.stage.index()).map_or("", String::as_str);
+    let stage = gw.stage_name(a.identity.stage);
     let text = format!("api={api};stage={stage};app={app_id};plugins={};filterMicros={elapsed_us}", plugins.join(","));
     header_safe(text.as_bytes())
 }

@@ -81,7 +81,7 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
         }
     }
     let Some(api_idx) = gw.route(req.method, path, stage) else {
-        let stage_name = gw.stages.get(stage.index()).map_or("", String::as_str);
+        let stage_name = gw.stage_name(stage);
         let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(path));
         return Err(Refusal::new(&errors::I404NF, &[&header_safe(reason.as_bytes())], "no api"));
     };
