@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import call
+from harness.backend import EchoBackend
 from harness.envoy import Envoy, free_port, static_cluster
 
 
@@ -173,3 +174,28 @@ def test_an_unknown_field_refuses_the_configuration(backend):
         assert "plugins[0].data (plugin ext).remoteUrl: unknown field" in log
     finally:
         e.stop()
+
+
+def test_a_request_held_for_the_service_goes_to_its_apis_backend_whatever_the_client_sent(backend):
+    """Held for remoteAuth's answer, the request is admitted later, outside its header event: it
+    still reaches the backend the gateway chose (routed on the gateway's edits, not on the route
+    Envoy picked when the headers arrived), and a client's routing header chooses nothing."""
+    routes = [
+        {"match": {"prefix": "/", "headers": [{"name": "x-cagate-cluster", "present_match": True}]},
+         "route": {"cluster_header": "x-cagate-cluster", "timeout": "30s"}, "request_headers_to_remove": ["x-cagate-cluster"]},
+        {"match": {"prefix": "/"}, "route": {"cluster": "backend", "timeout": "30s"}},
+    ]
+    config = {"plugins": [remote_auth("ext", "auth_service")],
+              "apis": [{"name": "orders", "method": "GET", "path": "/orders", "authType": "ANONYMOUS",
+                        "backend": {"type": "HTTP", "cluster": "orders-prod", "path": "/v1/orders"},
+                        "plugins": [{"plugin": "ext"}]}]}
+    with AuthService() as auth, EchoBackend(name="prod") as prod, EchoBackend(name="other") as other:
+        clusters = [static_cluster("auth_service", auth.port), static_cluster("orders-prod", prod.port),
+                    static_cluster("other", other.port)]
+        with Envoy(config, backend.port, concurrency=1, extra_clusters=clusters, routes=routes) as e:
+            for forged in (None, "other", "auth_service"):
+                r = get(e.port, "/orders", "good-routed", {"x-cagate-cluster": forged} if forged else {})
+                assert r.status == 200, (forged, r)
+                seen = r.json()
+                assert (seen["backend"], seen["path"]) == ("prod", "/v1/orders"), (forged, seen)
+                assert "x-cagate-cluster" not in seen["headers"], "the route that applied removed its header"

@@ -142,6 +142,11 @@ impl StreamIo for Io {
     }
 
     fn resume_request(&self) {
+        // Envoy routes inside `continue_decoding`, before this event returns: the edits made while
+        // the request was held (its backend, its path) must be routed on now, not after.
+        if self.edited.replace(false) {
+            self.stream.clear_route_cache();
+        }
         self.stream.continue_decoding();
     }
 
