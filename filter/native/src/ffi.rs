@@ -753,44 +753,78 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *co
     })
 }
 
+/// Which half of the stream an event belongs to: what a panic in it must leave behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The request may be held: a panic answers it (`X500ER`), or it would wait for Envoy's idle timeout.
+    Request,
+    /// The response goes on as it is.
+    Response,
+}
+
 /// Runs one stream event on its filter.
-fn on_filter(envoy: *mut c_void, filter: *const c_void, f: impl FnOnce(&mut crate::http::Filter, FilterHandle) -> cagate_core::Flow) -> u32 {
+fn on_filter(
+    envoy: *mut c_void,
+    filter: *const c_void,
+    phase: Phase,
+    f: impl FnOnce(&mut crate::http::Filter, FilterHandle) -> cagate_core::Flow,
+) -> u32 {
     // The benchmark's floor: Envoy running a dynamic-module filter that does nothing (never shipped).
     if cfg!(feature = "bench-empty") {
         return 0;
     }
-    guard(1, || {
+    let run = || {
         // SAFETY: a pointer `on_http_filter_new` returned for this stream, alive until destroy.
         match unsafe { filter_of(filter) } {
             Some(x) => status(f(x, FilterHandle(envoy))),
             None => 0,
         }
+    };
+    match phase {
+        Phase::Request => guard(None, || Some(run())).unwrap_or_else(|| {
+            refuse_after_panic(envoy, filter);
+            1
+        }),
+        Phase::Response => guard(0, run),
+    }
+}
+
+/// Answers a request whose hook panicked with `X500ER` (and its request id), so that it is not left
+/// held with nothing to resume it.
+fn refuse_after_panic(envoy: *mut c_void, filter: *const c_void) {
+    guard((), || {
+        // SAFETY: as in `on_filter`; only the request id is read.
+        let id = unsafe { filter_of(filter) }.map(|x| x.request_id().to_string()).unwrap_or_default();
+        let refusal = cagate_core::Refusal::new(&cagate_core::errors::X500ER, &[], "internal error");
+        let out = cagate_core::reply_for(&refusal, &id, cagate_core::errors::ErrorContract::Vpc);
+        let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
+        FilterHandle(envoy).send_response(out.status, &headers, out.body.as_bytes());
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(envoy: *mut c_void, filter: *const c_void, end_of_stream: bool) -> u32 {
-    on_filter(envoy, filter, |x, h| x.on_request_headers(h, end_of_stream))
+    on_filter(envoy, filter, Phase::Request, |x, h| x.on_request_headers(h, end_of_stream))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(envoy: *mut c_void, filter: *const c_void, end_of_stream: bool) -> u32 {
-    on_filter(envoy, filter, |x, h| x.on_request_body(h, end_of_stream))
+    on_filter(envoy, filter, Phase::Request, |x, h| x.on_request_body(h, end_of_stream))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(envoy: *mut c_void, filter: *const c_void) -> u32 {
-    on_filter(envoy, filter, |x, h| x.on_request_trailers(h))
+    on_filter(envoy, filter, Phase::Request, |x, h| x.on_request_trailers(h))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(envoy: *mut c_void, filter: *const c_void, end_of_stream: bool) -> u32 {
-    on_filter(envoy, filter, |x, h| x.on_response_headers(h, end_of_stream))
+    on_filter(envoy, filter, Phase::Response, |x, h| x.on_response_headers(h, end_of_stream))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(envoy: *mut c_void, filter: *const c_void, end_of_stream: bool) -> u32 {
-    on_filter(envoy, filter, |x, h| x.on_response_body(h, end_of_stream))
+    on_filter(envoy, filter, Phase::Response, |x, h| x.on_response_body(h, end_of_stream))
 }
 
 #[no_mangle]
@@ -800,7 +834,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_
 
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(envoy: *mut c_void, filter: *const c_void) {
-    on_filter(envoy, filter, |x, h| x.on_stream_complete(h));
+    on_filter(envoy, filter, Phase::Response, |x, h| x.on_stream_complete(h));
 }
 
 // Hooks Envoy requires a module to export, for features this module does not use.
@@ -824,14 +858,16 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     chunks: *const EnvoyBuffer,
     chunks_len: usize,
 ) {
-    guard((), || {
+    guard(None, || {
         // SAFETY: the arrays are valid for this hook (null when empty) and copied into the answer at
         // once; the filter pointer is this stream's, alive until its destroy hook.
         let answer = unsafe { callout_answer(result, headers, headers_len, chunks, chunks_len, cagate_core::MAX_HTTP_ANSWER_BODY) };
         if let Some(x) = unsafe { filter_of(filter) } {
             x.on_callout_done(FilterHandle(envoy), callout_id, &answer);
         }
+        Some(())
     })
+    .unwrap_or_else(|| refuse_after_panic(envoy, filter))
 }
 
 #[no_mangle]

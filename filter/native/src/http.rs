@@ -48,6 +48,11 @@ impl Filter {
         flow
     }
 
+    /// The request's id (what a reply after a panic names).
+    pub(crate) fn request_id(&self) -> &str {
+        self.exchange.request_id()
+    }
+
     pub(crate) fn on_request_headers(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
         self.with(s, |x, e, svc, io| x.on_request_headers(e, svc, io, end_of_stream))
     }
