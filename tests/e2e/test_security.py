@@ -65,6 +65,9 @@ SECURE_CONFIG["apis"] += [
      "authorizations": [{"appId": 10001}, {"appId": "10002"}], "plugins": [{"plugin": "office-only-for-10001"}]},
     {"name": "ip-app-item-local", "method": "GET", "path": "/ip/app-item-local",
      "authorizations": [{"appId": 10001}, {"appId": "10002"}], "plugins": [{"plugin": "office-or-local-for-10001"}]},
+    # A protected path beside an anonymous parameter: spellings of the first must not reach it as the second.
+    {"name": "shop-admin", "method": "GET", "path": "/shop/admin", "authorizations": [{"appId": 10001}]},
+    {"name": "shop-item", "method": "ANY", "path": "/shop/[item]", "authType": "ANONYMOUS"},
 ]
 # Large header maps (hole 5): Envoy's defaults are 100 headers and 60 KiB.
 BIG_HEADERS = {"common_http_protocol_options": {"max_headers_count": 5000}, "max_request_headers_kb": 8192}
@@ -216,6 +219,22 @@ def test_dot_segments_do_not_bypass_authentication(gw):
         r = call(gw.port, "GET", path)
         assert r.status != 200, (path, r)
         assert_refused(r, 400, "I400PA")
+
+
+def test_a_spelling_of_a_protected_path_is_not_served_as_an_anonymous_api(gw):
+    """/shop/admin;x, /shop/ADMIN and HEAD /shop/admin would be routed to the anonymous
+    /shop/[item] while Tomcat, Express or Spring serve /shop/admin: 400 I400PA, nothing forwarded."""
+    r = call(gw.port, "GET", "/shop/item-1")
+    assert r.status == 200 and r.json()["headers"]["x-ca-api-name"] == ["shop-item"], r
+    assert call(gw.port, "GET", "/shop/Item-1").status == 200, "case inside a parameter is the parameter's"
+    upstream = gw.counter("cluster.backend.upstream_rq_total")
+    for method, path in [("GET", "/shop/admin;jsessionid=1"), ("GET", "/shop/admin%3Bx"), ("GET", "/shop/ADMIN"),
+                         ("HEAD", "/shop/admin")]:
+        r = call(gw.port, method, path)
+        assert r.status == 400 and r.header("x-ca-error-code") == "I400PA", (method, path, r)
+    assert gw.counter("cluster.backend.upstream_rq_total") == upstream
+    r = signed_get(gw.port, "/shop/admin")
+    assert r.status == 200 and r.json()["headers"]["x-ca-api-name"] == ["shop-admin"], r
 
 
 @pytest.fixture(scope="module")

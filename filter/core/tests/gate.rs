@@ -324,6 +324,59 @@ fn dot_segments_are_refused_before_routing() {
 }
 
 #[test]
+fn a_path_a_lenient_backend_reads_as_another_apis_is_refused() {
+    // A protected API beside looser ones: a spelling of its path that the gateway routes to a looser
+    // API, and a backend (Tomcat, Spring, Express, ASP.NET) serves from the protected one, is refused.
+    let cfg = r#"{
+      "apps": [ { "appId": 10001, "appKey": "k1", "appSecret": "s1" } ],
+      "apis": [
+        { "name": "admin", "method": "GET", "path": "/api/admin", "authorizations": [ { "appId": 10001 } ] },
+        { "name": "item", "method": "GET", "path": "/api/[id]", "authType": "ANONYMOUS" },
+        { "name": "Report", "method": "GET", "path": "/Reports/Daily", "authType": "ANONYMOUS" },
+        { "name": "report", "method": "GET", "path": "/reports/daily", "authType": "ANONYMOUS" },
+        { "name": "docs-dir", "method": "GET", "path": "/docs/", "authType": "ANONYMOUS" },
+        { "name": "docs", "method": "GET", "path": "/docs", "authType": "ANONYMOUS" },
+        { "name": "head", "method": "HEAD", "path": "/status", "authType": "ANONYMOUS" },
+        { "name": "status", "method": "GET", "path": "/status", "authType": "ANONYMOUS" },
+        { "name": "any", "method": "ANY", "path": "/*", "authType": "ANONYMOUS" }
+      ] }"#;
+    let kit = Kit::new(cfg, NOW);
+    let run = |method: &str, path: &str| kit.send(&Call { method, path, ..Call::default() });
+    for (method, path) in [
+        ("GET", "/api/admin;x"),
+        ("GET", "/api/admin%3Bjsessionid=1"),
+        ("GET", "/api/admin/"),
+        ("GET", "/api//admin"),
+        ("GET", "/api/ADMIN"),
+        ("GET", "/API/Admin;a=b/"),
+        ("HEAD", "/api/admin"),
+    ] {
+        let o = run(method, path);
+        assert_eq!((o.status(), o.code().as_deref()), (400, Some(errors::I400PA.code)), "{method} {path}");
+    }
+    assert!(run("GET", "/api/admin;x").message().unwrap().contains("a backend may read it as another API's path"));
+    // The protected API itself still asks for its credentials; spellings that reach the API they
+    // were routed to, and APIs whose paths differ only in case or a trailing `/`, go on.
+    assert_eq!(code(run("GET", "/api/admin")), errors::A400MA.code);
+    for (method, path, api) in [
+        ("GET", "/api/Item-7", "item"),
+        ("GET", "/api/a;b", "item"),
+        ("GET", "/Other/Path/", "any"),
+        ("HEAD", "/other", "any"),
+        ("GET", "/Reports/Daily", "Report"),
+        ("GET", "/reports/daily", "report"),
+        ("GET", "/docs/", "docs-dir"),
+        ("GET", "/docs", "docs"),
+        ("HEAD", "/status", "head"),
+        ("GET", "/status", "status"),
+    ] {
+        let o = run(method, path);
+        assert!(o.forwarded(), "{method} {path}: {:?}", o.reply());
+        assert_eq!(o.stream.upstream("x-ca-api-name").as_deref(), Some(api), "{method} {path}");
+    }
+}
+
+#[test]
 fn a_capacity_change_keeps_every_live_nonce() {
     use cagate_core::NonceStoreConfig;
     let store = MemoryStore::new();

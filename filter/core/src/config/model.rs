@@ -176,6 +176,11 @@ impl Gateway {
     pub fn route(&self, method: &[u8], decoded_path: &[u8], stage: StageId) -> Option<ApiId> {
         self.router.lookup(method, decoded_path, stage.0).map(ApiId)
     }
+    /// Another API than `routed` that a lenient backend would serve this request from (its path read
+    /// without case, `;` parameters or empty segments; HEAD as GET), if any.
+    pub fn shadowed(&self, method: &[u8], decoded_path: &[u8], stage: StageId, routed: ApiId) -> Option<ApiId> {
+        self.router.lookup_as_backend(method, decoded_path, stage.0, routed.0).map(ApiId).filter(|a| *a != routed)
+    }
     /// The plugins bound to an API in a stage.
     pub fn bound(&self, api: ApiId, stage: StageId) -> Bound {
         self.api(api).and_then(|a| a.plugins.iter().find(|(s, _)| *s == stage)).map(|(_, b)| *b).unwrap_or_default()

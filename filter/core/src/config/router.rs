@@ -108,59 +108,110 @@ struct Node {
     rest: Vec<Route>,
 }
 
-/// The compiled routing table.
+/// The compiled routing table: the templates as written, and the same with their literal segments in
+/// lower case, which is how a lenient backend (Express, ASP.NET) reads a path.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Router {
     root: Node,
+    folded: Node,
 }
 
 /// Ranks candidates: more literal segments, then a complete match over a `/*` rest, then an exact
-/// method over `ANY`, then the earlier API.
-type Score = (u32, bool, bool, std::cmp::Reverse<u32>);
+/// method over `ANY`, then the preferred API, then the earlier API.
+type Score = (u32, bool, bool, bool, std::cmp::Reverse<u32>);
+
+/// What a lookup matches: the request's method and API ranking, and, for the backend's reading, GET's
+/// routes for a HEAD (frameworks answer HEAD with the GET handler) and an API to prefer among equals.
+#[derive(Clone, Copy)]
+struct Query<'m> {
+    method: &'m [u8],
+    head_as_get: bool,
+    bit: u64,
+    prefer: Option<u32>,
+}
 
 impl Router {
     pub(crate) fn insert(&mut self, template: &[Segment], api: u32, method: Method, stages: u64) {
-        let mut node = &mut self.root;
         let route = Route { api, method, stages };
-        for seg in template {
-            match seg {
-                Segment::Literal(l) => node = node.literal.entry(l.clone()).or_default(),
-                Segment::Param(_) => node = node.param.get_or_insert_with(Default::default),
-                Segment::Rest => {
-                    node.rest.push(route);
-                    return;
-                }
-            }
-        }
-        node.end.push(route);
+        insert(&mut self.root, template, route, false);
+        insert(&mut self.folded, template, route, true);
     }
 
     /// The API for a method, a (percent-decoded) path and a stage index, if any.
     pub(crate) fn lookup(&self, method: &[u8], path: &[u8], stage: u32) -> Option<u32> {
-        let rest = path.strip_prefix(b"/")?;
-        let mut best: Option<Score> = None;
         let bit = 1u64.checked_shl(stage)?;
-        walk(&self.root, Some(rest), 0, method, bit, &mut best);
-        best.map(|s| s.3 .0)
+        best(&self.root, path, Query { method, head_as_get: false, bit, prefer: None })
+    }
+
+    /// The API a lenient backend would serve for a path the gateway routed to `routed`: literal
+    /// segments compared without case, `;` path parameters dropped, empty segments (`//`, a trailing
+    /// `/`) ignored, HEAD served by GET. `None` when the path needs no such reading or no API fits it.
+    pub(crate) fn lookup_as_backend(&self, method: &[u8], path: &[u8], stage: u32, routed: u32) -> Option<u32> {
+        let head = method == b"HEAD";
+        if !head && !needs_lenient_reading(path) {
+            return None;
+        }
+        let bit = 1u64.checked_shl(stage)?;
+        let mut canonical = Vec::with_capacity(path.len());
+        for seg in path.split(|&b| b == b'/') {
+            let seg = seg.split(|&b| b == b';').next().unwrap_or_default();
+            if !seg.is_empty() {
+                canonical.push(b'/');
+                canonical.extend(seg.iter().map(u8::to_ascii_lowercase));
+            }
+        }
+        let q = Query { method, head_as_get: head, bit, prefer: Some(routed) };
+        let mut best: Option<Score> = None;
+        // The folded templates have no empty segments either: `/` is the root's own routes.
+        walk(&self.folded, canonical.get(1..).filter(|r| !r.is_empty()), 0, q, &mut best);
+        best.map(|s| s.4 .0)
     }
 }
 
-fn consider(routes: &[Route], literals: u32, complete: bool, method: &[u8], bit: u64, best: &mut Option<Score>) {
+/// A capital letter, a `;`, or an empty segment (`//`, a trailing `/`): spellings backends differ on.
+fn needs_lenient_reading(path: &[u8]) -> bool {
+    path.iter().any(|b| b.is_ascii_uppercase() || *b == b';') || (path.len() > 1 && path.ends_with(b"/")) || path.windows(2).any(|w| w == b"//")
+}
+
+fn insert(mut node: &mut Node, template: &[Segment], route: Route, fold: bool) {
+    for seg in template {
+        match seg {
+            Segment::Literal(l) if fold && l.is_empty() => {}
+            Segment::Literal(l) if fold => node = node.literal.entry(l.to_ascii_lowercase().into()).or_default(),
+            Segment::Literal(l) => node = node.literal.entry(l.clone()).or_default(),
+            Segment::Param(_) => node = node.param.get_or_insert_with(Default::default),
+            Segment::Rest => {
+                node.rest.push(route);
+                return;
+            }
+        }
+    }
+    node.end.push(route);
+}
+
+fn best(root: &Node, path: &[u8], q: Query<'_>) -> Option<u32> {
+    let rest = path.strip_prefix(b"/")?;
+    let mut best: Option<Score> = None;
+    walk(root, Some(rest), 0, q, &mut best);
+    best.map(|s| s.4 .0)
+}
+
+fn consider(routes: &[Route], literals: u32, complete: bool, q: Query<'_>, best: &mut Option<Score>) {
     for r in routes {
-        if r.stages & bit == 0 || !r.method.matches(method) {
+        if r.stages & q.bit == 0 || !(r.method.matches(q.method) || (q.head_as_get && r.method == Method::Get)) {
             continue;
         }
-        let score = (literals, complete, r.method != Method::Any, std::cmp::Reverse(r.api));
+        let score = (literals, complete, r.method != Method::Any, q.prefer == Some(r.api), std::cmp::Reverse(r.api));
         if best.is_none_or(|b| score > b) {
             *best = Some(score);
         }
     }
 }
 
-fn walk(node: &Node, rest: Option<&[u8]>, literals: u32, method: &[u8], bit: u64, best: &mut Option<Score>) {
-    consider(&node.rest, literals, false, method, bit, best);
+fn walk(node: &Node, rest: Option<&[u8]>, literals: u32, q: Query<'_>, best: &mut Option<Score>) {
+    consider(&node.rest, literals, false, q, best);
     let Some(rest) = rest else {
-        consider(&node.end, literals, true, method, bit, best);
+        consider(&node.end, literals, true, q, best);
         return;
     };
     let (seg, next) = match rest.iter().position(|&b| b == b'/') {
@@ -168,11 +219,11 @@ fn walk(node: &Node, rest: Option<&[u8]>, literals: u32, method: &[u8], bit: u64
         None => (rest, None),
     };
     if let Some(child) = node.literal.get(seg) {
-        walk(child, next, literals + 1, method, bit, best);
+        walk(child, next, literals + 1, q, best);
     }
     if let Some(child) = &node.param {
         if !seg.is_empty() {
-            walk(child, next, literals, method, bit, best);
+            walk(child, next, literals, q, best);
         }
     }
 }

@@ -85,6 +85,13 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
         let reason = format!("`{} {}` in stage {stage_name}", String::from_utf8_lossy(req.method), String::from_utf8_lossy(path));
         return Err(Refusal::new(&errors::I404NF, &[&header_safe(reason.as_bytes())], "no api"));
     };
+    // The backend must act on the API checked here: a path it may read as another API's (Express and
+    // ASP.NET ignore case, Tomcat drops `;` parameters, Spring a trailing `/`, every framework answers
+    // HEAD with GET's handler) would reach that API's handler under this API's policy.
+    if gw.shadowed(req.method, path, stage, api_idx).is_some() {
+        let reason = format!("{}: a backend may read it as another API's path", String::from_utf8_lossy(shorten(path)));
+        return Err(Refusal::new(&errors::I400PA, &[&header_safe(reason.as_bytes())], "path shadows another api"));
+    }
     let mut cors = None;
     if let (Some(origin), Some((idx, cfg))) = (origin, cors_of(api_idx)) {
         if !cfg.allows(origin) {
