@@ -377,6 +377,31 @@ fn a_path_a_lenient_backend_reads_as_another_apis_is_refused() {
 }
 
 #[test]
+fn an_escaped_equals_or_ampersand_cannot_make_a_captured_query_sign_as_another() {
+    // Signed over `?dryRun=true&to=bob`: the same StringToSign as a parameter named `dryRun=true`.
+    let signed_over = |path: &str| signed(path, "k1", SECRET, Some("n-amb"), Some(NOW));
+    let w = World::new();
+    let h = signed_over("/orders/1?dryRun=true&to=bob");
+    assert_eq!(code(w.run("GET", "/orders/1?dryRun=true&to=bob", &h, None)), "OK");
+    for path in ["/orders/1?dryRun%3Dtrue&to=bob", "/orders/1?dryRun%3dtrue&to=bob", "/orders/1?dryRun=true&to%26x=bob"] {
+        let w = World::new();
+        let h = signed_over(&path.replace("%3D", "=").replace("%3d", "=").replace("%26", "&"));
+        let o = w.run("GET", path, &h, None);
+        assert_eq!((o.status(), o.code().as_deref()), (400, Some(errors::I400RU.code)), "{path}");
+        assert!(o.message().unwrap().contains("signs as two parameters"), "{path}");
+    }
+    // A value with an escaped `&` (a search for `a&b`) is admitted, unless `signature.strict`.
+    let w = World::new();
+    let h = signed_over("/orders/1?q=a&b");
+    assert_eq!(code(w.run("GET", "/orders/1?q=a%26b", &h, None)), "OK");
+    let strict = CONFIG.replacen("\"maxBodyBytes\": 64,", "\"maxBodyBytes\": 64, \"signature\": { \"strict\": true },", 1);
+    let kit = Kit::new(&strict, NOW);
+    let headers: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let o = kit.send(&Call { method: "GET", path: "/orders/1?q=a%26b", headers: &headers, ..Call::default() });
+    assert_eq!(o.code().as_deref(), Some(errors::I400RU.code));
+}
+
+#[test]
 fn a_capacity_change_keeps_every_live_nonce() {
     use cagate_core::NonceStoreConfig;
     let store = MemoryStore::new();

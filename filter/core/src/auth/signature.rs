@@ -220,6 +220,28 @@ fn repeated_parameter(query: &[u8], form: Option<&[u8]>, strict: bool) -> Option
     found.map(|(name, from_form)| if from_form { Repeated::Form(name) } else { Repeated::Query(name) })
 }
 
+/// A signed parameter whose decoded name holds `=` or `&` (or, under `strict`, whose decoded value
+/// holds `&`), with whether it is the form's. The StringToSign joins decoded names and values with
+/// `=` and `&` unescaped, so such a parameter signs exactly as other parameters do: a captured
+/// `?dryRun=true&to=bob` would verify as `?dryRun%3Dtrue&to=bob`, where a backend reads no `dryRun`.
+/// No SDK sends such a name; values with `&` are common (a search for `a&b`), so only `strict` refuses them.
+pub(crate) fn ambiguous_parameter(query: &[u8], form: Option<&[u8]>, strict: bool) -> Option<(Vec<u8>, bool)> {
+    let find = |src: &[u8], from_form: bool| {
+        // Only an escape can put `=` or `&` inside a name or a value: most requests have none.
+        let escaped = src.windows(3).any(|w| w[0] == b'%' && (w[1..].eq_ignore_ascii_case(b"3d") || w[1..] == *b"26"));
+        if !escaped {
+            return None;
+        }
+        let mut params = Vec::new();
+        crate::wire::url::parse_urlencoded(src, &mut params);
+        let odd = |p: &crate::wire::url::UrlParam<'_>| {
+            p.name.iter().any(|&b| b == b'=' || b == b'&') || (strict && p.value.as_ref().is_some_and(|v| v.contains(&b'&')))
+        };
+        params.iter().find(|p| odd(p)).map(|p| (p.name.to_vec(), from_form))
+    };
+    find(query, false).or_else(|| form.and_then(|f| find(f, true)))
+}
+
 /// Base64 HMAC of a whole StringToSign (client side: the CLI and the tests' known answers).
 pub fn sign(alg: Algorithm, secret: &[u8], string_to_sign: &[u8]) -> String {
     let raw = match alg {

@@ -109,6 +109,12 @@ pub(crate) fn authenticate(
         if let Some(r) = repeated_refusal(&signed, req.query, gw.strict_signature) {
             return Err(r.app(app));
         }
+        if let Some((name, from_form)) = crate::auth::signature::ambiguous_parameter(req.query, form, gw.strict_signature) {
+            let reason = format!("parameter `{}`: an escaped `=` or `&` signs as two parameters", header_safe(&name));
+            let (code, cause) =
+                if from_form { (&errors::I400BD, "ambiguous signed form parameter") } else { (&errors::I400RU, "ambiguous signed query parameter") };
+            return Err(refuse(code, &[&reason], cause));
+        }
         // An unsigned nonce or timestamp could be changed at will on a captured request. Aliyun and
         // some of its SDKs' demos do not sign them; `signature.strict` refuses them.
         for (value, name, shown) in [(nonce, &b"x-ca-nonce"[..], "X-Ca-Nonce"), (timestamp, b"x-ca-timestamp", "X-Ca-Timestamp")] {
