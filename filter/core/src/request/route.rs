@@ -107,11 +107,19 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
         }
     }
     let form = is_form(h.get(b"content-type"));
-    let needs_body = gw.api(api_idx).is_some_and(|api| {
-        h.spellings(b"content-md5").any(|v| !trim(v).is_empty())
-            || (api.auth == AuthType::App && h.contains(b"x-ca-key") && form)
-            || (form && (api.reads_form || crate::request::forward::sets_query(gw, api, stage)))
-    });
+    let reads_form = form
+        && gw.api(api_idx).is_some_and(|api| {
+            (api.auth == AuthType::App && h.contains(b"x-ca-key")) || api.reads_form || crate::request::forward::sets_query(gw, api, stage)
+        });
+    // The gateway checks a form as it reads it: a compressed one (which a backend may inflate and
+    // read) would pass every check unseen. Alibaba's SDKs never compress a request body.
+    if reads_form {
+        if let Some(coding) = h.spellings(b"content-encoding").map(trim).find(|v| !v.is_empty() && !v.eq_ignore_ascii_case(b"identity")) {
+            let reason = format!("a form with Content-Encoding `{}` cannot be checked", header_safe(shorten(coding)));
+            return Err(Refusal::new(&errors::I400BD, &[&reason], "encoded form"));
+        }
+    }
+    let needs_body = reads_form || h.spellings(b"content-md5").any(|v| !trim(v).is_empty());
     if needs_body && h.number(b"content-length").is_some_and(|n| n > gw.max_body_bytes) {
         return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
     }
