@@ -309,6 +309,7 @@ fn a_future_timestamp_keeps_its_nonce_until_it_expires() {
     assert_eq!(run(NOW), "OK");
     assert_eq!(run(NOW + 10_500), "S403NU", "still within timestamp + tolerance");
     assert_eq!(run(NOW + 17_900), "S403NU");
+    assert_eq!(run(NOW + 18_000), "S403NU", "at exactly timestamp + tolerance: the timestamp passes, the nonce is still known");
     assert_eq!(run(NOW + 18_001), "S403TE", "the timestamp itself has expired by then");
 }
 

@@ -189,7 +189,9 @@ impl NonceStore {
         };
         let tag = self.tag(owner);
         let now_s = now_ms.max(0) as u64 / 1000;
-        let expires = (expires_ms.max(0) as u64).div_ceil(1000).clamp(1, u32::MAX as u64) as u32;
+        // Live while `now_ms <= expires_ms` (a timestamp at exactly its tolerance, a token at exactly
+        // `exp` plus the skew, is still accepted): pruned from the second after the one it ends in.
+        let expires = (expires_ms.max(0) as u64 / 1000 + 1).min(u32::MAX as u64) as u32;
         for _ in 0..MAX_ATTEMPTS {
             let (old, cas) = store.get(key).unwrap_or_default();
             let mut next = Packer::with_capacity(old.len() + 2 * CHUNK);
@@ -333,7 +335,10 @@ mod tests {
         assert_eq!(n.record(&mem, b"k", b"n1", 1_000_000, 900_000), Outcome::Fresh);
         assert_eq!(n.record(&mem, b"k", b"n1", 1_500_000, 900_000), Outcome::Replayed);
         assert_eq!(n.record(&mem, b"other-app", b"n1", 1_500_000, 900_000), Outcome::Fresh, "nonces are per app");
-        assert_eq!(n.record(&mem, b"k", b"n1", 1_900_000, 900_000), Outcome::Fresh, "forgotten after its lifetime");
+        assert_eq!(n.record(&mem, b"k", b"n1", 1_900_000, 900_000), Outcome::Replayed, "live at the last millisecond of its lifetime");
+        assert_eq!(n.record(&mem, b"k", b"n2", 1_000_000, 899_999), Outcome::Fresh);
+        assert_eq!(n.record(&mem, b"k", b"n2", 1_899_999, 900_000), Outcome::Replayed, "live at the last millisecond of its lifetime");
+        assert_eq!(n.record(&mem, b"k", b"n1", 1_901_000, 900_000), Outcome::Fresh, "forgotten after its lifetime");
     }
 
     #[test]
@@ -358,7 +363,7 @@ mod tests {
         let replayed = (0..1000).filter(|i| n.record(&mem, b"k", format!("nonce-{i}").as_bytes(), 1_000_001, 900_000) == Outcome::Replayed).count();
         assert_eq!(replayed, 32);
         // Once they expire, room comes back.
-        assert_eq!(n.record(&mem, b"k", b"later", 1_000_000 + 900_001, 900_000), Outcome::Fresh);
+        assert_eq!(n.record(&mem, b"k", b"later", 1_000_000 + 901_000, 900_000), Outcome::Fresh);
     }
 
     #[test]
@@ -458,7 +463,7 @@ mod tests {
             assert_eq!(n.record(&mem, format!("app{}", i % 2).as_bytes(), format!("n{i}").as_bytes(), 1_000_000, 900_000), Outcome::Fresh);
         }
         assert_eq!(n.record(&mem, b"app9", b"n", 1_000_000, 900_000), Outcome::Full);
-        assert_eq!(n.record(&mem, b"flood", b"later", 1_000_000 + 900_001, 900_000), Outcome::Fresh, "room again once they expire");
+        assert_eq!(n.record(&mem, b"flood", b"later", 1_000_000 + 901_000, 900_000), Outcome::Fresh, "room again once they expire");
     }
 
     #[test]
