@@ -217,6 +217,29 @@ fn token_locations_and_bypass() {
 }
 
 #[test]
+fn a_token_given_twice_with_different_values_is_refused_wherever_it_is() {
+    // Only one copy is verified; a backend reading the claims itself may read the other.
+    let v = vectors().into_iter().find(|v| v["alg"] == "EdDSA").unwrap();
+    let t = v["token"].as_str().unwrap();
+    let forged = tamper_payload(t);
+    let repeated = "I400JD JWT Deserialize Failed: `the token is given more than once, with different values`";
+    let mut q = plugin_for(&v);
+    q["parameter"] = json!("token");
+    q["parameterLocation"] = json!("query");
+    assert_eq!(code(&world(q.clone()).call(&format!("/users/1?token={t}&token={forged}"), &[], NOW)), repeated);
+    assert_eq!(code(&world(q).call(&format!("/users/1?token={t}&token={t}"), &[], NOW)), "OK", "the same token twice");
+    let mut c = plugin_for(&v);
+    c["parameter"] = json!("jwt");
+    c["parameterLocation"] = json!("cookie");
+    assert_eq!(code(&world(c.clone()).call("/users/1", &[("cookie", &format!("jwt={t}; jwt={forged}"))], NOW)), repeated);
+    assert_eq!(code(&world(c).call("/users/1", &[("cookie", &format!("jwt={t}")), ("cookie", &format!("jwt={forged}"))], NOW)), repeated);
+    let mut h = plugin_for(&v);
+    h["parameter"] = json!("X-Token");
+    assert_eq!(code(&world(h.clone()).call("/users/1", &[("x-token", t), ("X_Token", &forged)], NOW)), repeated);
+    assert_eq!(code(&world(h).call("/users/1", &[("x-token", t), ("x-token", &format!("Bearer {t}"))], NOW)), "OK");
+}
+
+#[test]
 fn claims_reach_the_backend_and_forged_copies_are_removed() {
     let v = vectors().into_iter().find(|v| v["alg"] == "RS256").unwrap();
     let mut data = plugin_for(&v);

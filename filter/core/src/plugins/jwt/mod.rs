@@ -250,29 +250,54 @@ fn invalid(reason: &str, cause: &'static str) -> Refusal {
 }
 
 /// The token, as the plugin's `parameter` and `parameterLocation` say; `query` is the request's.
-pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, query: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
-    let raw: std::borrow::Cow<'a, [u8]> = match cfg.location {
+/// `Err` when it is given more than once with different values (two headers in any spelling, a
+/// repeated query parameter or cookie): only one copy is verified, and a backend that reads the
+/// token's claims itself may read another (PHP and Django take the last).
+pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, query: &'a [u8]) -> Result<Option<std::borrow::Cow<'a, [u8]>>, TokenRepeated> {
+    use std::borrow::Cow;
+    let mut found: Option<Cow<'a, [u8]>> = None;
+    let mut repeated = false;
+    let mut offer = |v: Cow<'a, [u8]>| match &found {
+        _ if v.is_empty() => {}
+        None => found = Some(v),
+        Some(first) => repeated |= *first != v,
+    };
+    match cfg.location {
         TokenLocation::Header => {
-            let v = trim(h.get(cfg.parameter.as_bytes())?);
-            let v = if starts_with_ignore_case(v, b"bearer ") { trim(v.get(7..)?) } else { v };
-            std::borrow::Cow::Borrowed(v)
+            for v in h.spellings(cfg.parameter.as_bytes()) {
+                let v = trim(v);
+                let v = if starts_with_ignore_case(v, b"bearer ") { v.get(7..).map(trim).unwrap_or_default() } else { v };
+                offer(Cow::Borrowed(v));
+            }
         }
         TokenLocation::Query => {
             let mut ps: Vec<UrlParam<'a>> = Vec::new();
             parse_urlencoded(query, &mut ps);
-            ps.into_iter().find(|p| *p.name == *cfg.parameter.as_bytes())?.value?
+            for v in ps.into_iter().filter(|p| *p.name == *cfg.parameter.as_bytes()).filter_map(|p| p.value) {
+                offer(v);
+            }
         }
         TokenLocation::Cookie => {
-            let cookies = h.get(b"cookie")?;
-            cookies.split(|&b| b == b';').map(trim).find_map(|c| {
-                let eq = c.iter().position(|&b| b == b'=')?;
-                let value = trim(c.get(eq + 1..)?);
-                (c.get(..eq)? == cfg.parameter.as_bytes()).then_some(std::borrow::Cow::Borrowed(value))
-            })?
+            for cookies in h.spellings(b"cookie") {
+                for c in cookies.split(|&b| b == b';').map(trim) {
+                    if let Some(eq) = c.iter().position(|&b| b == b'=') {
+                        if c.get(..eq) == Some(cfg.parameter.as_bytes()) {
+                            offer(Cow::Borrowed(c.get(eq + 1..).map(trim).unwrap_or_default()));
+                        }
+                    }
+                }
+            }
         }
-    };
-    (!raw.is_empty()).then_some(raw)
+    }
+    if repeated {
+        return Err(TokenRepeated);
+    }
+    Ok(found)
 }
+
+/// The token was given more than once, with different values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRepeated;
 
 fn decode_json(part: &[u8]) -> Option<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
@@ -311,7 +336,10 @@ pub fn check(
     now: &mut dyn FnMut() -> i64,
     store: &dyn crate::host::SharedStore,
 ) -> Result<JwtOutcome, Refusal> {
-    let Some(token) = extract(cfg, h, query) else {
+    let Ok(token) = extract(cfg, h, query) else {
+        return Err(refuse(&errors::I400JD, &["the token is given more than once, with different values"], "token repeated"));
+    };
+    let Some(token) = token else {
         if cfg.bypass_empty_token {
             return Ok(JwtOutcome::Bypassed);
         }
