@@ -106,9 +106,18 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
             return Err(Refusal::new(&errors::I403PT, &[if https { "HTTPS" } else { "HTTP" }], "protocol not allowed"));
         }
     }
-    let form = is_form(h.get(b"content-type"));
-    let reads_form = form
-        && gw.api(api_idx).is_some_and(|api| {
+    let needs_body = needs_body(gw, h, api_idx, stage)?;
+    if needs_body && h.number(b"content-length").is_some_and(|n| n > gw.max_body_bytes) {
+        return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
+    }
+    Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+}
+
+/// Whether the decision needs the body: a `Content-MD5` to check, or a urlencoded form the gateway
+/// reads (signed, `FORM` parameters, `Form:` variables, query names the gateway sets).
+fn needs_body(gw: &Gateway, h: &crate::wire::headers::Headers<'_>, api: crate::ids::ApiId, stage: crate::ids::StageId) -> Result<bool, Refusal> {
+    let reads_form = is_form(h.get(b"content-type"))
+        && gw.api(api).is_some_and(|api| {
             (api.auth == AuthType::App && h.contains(b"x-ca-key")) || api.reads_form || crate::request::forward::sets_query(gw, api, stage)
         });
     // The gateway checks a form as it reads it: a compressed one (which a backend may inflate and
@@ -119,11 +128,7 @@ pub(crate) fn route(gw: &Gateway, req: &Request<'_>) -> Result<Routed, Refusal> 
             return Err(Refusal::new(&errors::I400BD, &[&reason], "encoded form"));
         }
     }
-    let needs_body = reads_form || h.spellings(b"content-md5").any(|v| !trim(v).is_empty());
-    if needs_body && h.number(b"content-length").is_some_and(|n| n > gw.max_body_bytes) {
-        return Err(Refusal::new(&errors::I413RL, &[], "content-length over maxBodyBytes"));
-    }
-    Ok(Routed { api: api_idx, stage, needs_body, cors, preflight: false })
+    Ok(reads_form || h.spellings(b"content-md5").any(|v| !trim(v).is_empty()))
 }
 
 /// The methods Aliyun's gateway serves; anything else (TRACE, CONNECT, WebDAV's) is `I405UM`.
