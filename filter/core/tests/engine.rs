@@ -113,9 +113,10 @@ fn a_held_request_is_never_released_by_a_later_callback() {
 }
 
 const ETCD: &str = r#", "cluster": { "oneTimeKeys": { "etcdCluster": "etcd", "timeoutMs": 500 } }"#;
-/// etcd's answers, as protobuf: TxnResponse { succeeded } and an empty LeaseGrantResponse.
+/// etcd's answers, as protobuf: TxnResponse { succeeded }, the same not succeeded with the key read
+/// back (another claim's mark, `x`), and an empty LeaseGrantResponse.
 const CLAIMED: &[u8] = &[0x10, 0x01];
-const TAKEN: &[u8] = &[0x10, 0x00];
+const TAKEN: &[u8] = &[0x10, 0x00, 0x1a, 0x07, 0x0a, 0x05, 0x12, 0x03, 0x2a, 0x01, b'x'];
 const GRANTED: &[u8] = &[];
 
 fn methods(o: &cagate_core::testkit::Outcome) -> Vec<&'static str> {
@@ -143,6 +144,11 @@ fn cluster_claims_grant_the_lease_first_then_claim_and_resume() {
     assert_eq!(methods(&o), ["Txn"]);
     kit.answer(&mut o, 1, &Answer::Ok(TAKEN.to_vec()));
     assert_eq!((o.status(), o.code().as_deref()), (403, Some("S403NU")), "claimed by another Envoy");
+    assert_eq!(kit.stats.count("cluster.etcd.replayed"), 1);
+    // An answer that does not read the key back is no evidence of a replay: the claim failed.
+    let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", "n-3")));
+    kit.answer(&mut o, 1, &Answer::Ok(vec![0x10, 0x00]));
+    assert_eq!((o.status(), o.code().as_deref()), (503, Some("X503BZ")), "{:?}", o.reply());
     assert_eq!(kit.stats.count("cluster.etcd.replayed"), 1);
 }
 

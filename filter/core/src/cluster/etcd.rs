@@ -94,15 +94,17 @@ pub(crate) fn claim(key: &[u8], lease: i64, mark: &[u8]) -> Vec<u8> {
 }
 
 /// Whether a `TxnResponse` says the key is this claim's: put now, or put by an earlier attempt of the
-/// same claim (the value read back is `mark`). `None` if the answer is malformed.
+/// same claim (the value read back is `mark`). `None` if the answer is malformed: a claim that did
+/// not succeed always reads the key back (it exists: that is why the comparison failed), so an answer
+/// without it (an empty body from something between, not etcd) is no evidence of a replay.
 pub(crate) fn claimed(buf: &[u8], mark: &[u8]) -> Option<bool> {
     let txn = proto::fields(buf)?;
     if proto::last_uint(&txn, 2) != 0 {
         return Some(true);
     }
-    let Some(op) = proto::last_bytes(&txn, 3) else { return Some(false) };
-    let Some(range) = proto::last_bytes(&proto::fields(op)?, 1) else { return Some(false) };
-    let Some(kv) = proto::last_bytes(&proto::fields(range)?, 2) else { return Some(false) };
+    let op = proto::last_bytes(&txn, 3)?;
+    let range = proto::last_bytes(&proto::fields(op)?, 1)?;
+    let kv = proto::last_bytes(&proto::fields(range)?, 2)?;
     Some(proto::last_bytes(&proto::fields(kv)?, 5) == Some(mark))
 }
 
@@ -162,7 +164,7 @@ mod tests {
         let txn = claim(&k, 7, b"mark-1");
         assert!(txn.windows(2).any(|w| w == [0x28, 0x00]), "create_revision = 0 written explicitly");
         assert_eq!(claimed(&[0x10, 0x01], b"mark-1"), Some(true));
-        assert_eq!(claimed(&[], b"mark-1"), Some(false));
+        assert_eq!(claimed(&[], b"mark-1"), None, "an empty answer is no evidence of a replay");
         assert_eq!(claimed(&[0x12], b"mark-1"), None);
         // Not put: the key read back (responses[0].response_range.kvs[0].value).
         let read_back = |value: &[u8]| {
