@@ -323,6 +323,44 @@ fn a_queued_claim_whose_lease_etcd_forgot_waits_for_the_lease_to_be_granted_agai
 }
 
 #[test]
+fn a_lease_etcd_forgot_does_not_refuse_the_other_members_of_its_batch() {
+    let kit = Kit::new(&config(ETCD), NOW);
+    kit.engine.enable_batching();
+    let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));
+    kit.answer(&mut a, 1, &Answer::Ok(GRANTED.to_vec()));
+    // b: the known lease; c: a timestamp ten minutes ahead, another lease, which c grants itself.
+    let mut b = kit.get("/orders/1", &refs(&signed("/orders/1", "n-b")));
+    let ahead = NOW + 600_000;
+    let block = format!("x-ca-key:{KEY}\nx-ca-nonce:n-c\nx-ca-timestamp:{ahead}\n");
+    let c_headers = [
+        ("x-ca-key", KEY.to_string()),
+        ("x-ca-nonce", "n-c".to_string()),
+        ("x-ca-timestamp", ahead.to_string()),
+        ("x-ca-signature-headers", "x-ca-key,x-ca-nonce,x-ca-timestamp".to_string()),
+        ("x-ca-signature", sign(Algorithm::HmacSha256, SECRET.as_bytes(), format!("GET\n\n\n\n\n{block}/orders/1").as_bytes())),
+    ];
+    let mut c = kit.get("/orders/1", &refs(&c_headers));
+    assert_eq!(methods(&c), ["LeaseGrant"], "{:?}", c.reply());
+    let grant = last_token(&c);
+    kit.answer(&mut c, grant, &Answer::Ok(GRANTED.to_vec()));
+    let (token, batch) = kit.flush(&mut [&mut b, &mut c]).remove(0);
+    assert_eq!(batch.size(), 2);
+    kit.sent(token, batch);
+    // etcd lost b's lease: the whole transaction is NOT_FOUND. Neither is refused: both ask again.
+    kit.answer_batch(&mut [&mut b, &mut c], token, &Answer::Failed(5));
+    assert!(b.reply().is_none() && c.reply().is_none(), "b: {:?}, c: {:?}", b.reply(), c.reply());
+    let flush = kit.engine.take_batches(NOW);
+    assert_eq!(flush.leases.len(), 2, "each lease granted again");
+    for (lease, _) in &flush.leases {
+        assert!(kit.engine.lease_answered(lease, &Answer::Ok(GRANTED.to_vec()), NOW));
+    }
+    let (token, batch) = kit.flush(&mut [&mut b, &mut c]).remove(0);
+    kit.sent(token, batch);
+    kit.answer_batch(&mut [&mut b, &mut c], token, &Answer::Ok(batch_answer(&[CLAIMED.to_vec(), CLAIMED.to_vec()])));
+    assert!(b.forwarded() && c.forwarded(), "b: {:?}, c: {:?}", b.reply(), c.reply());
+}
+
+#[test]
 fn without_batching_every_claim_goes_alone() {
     let kit = Kit::new(&config(ETCD), NOW);
     let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));

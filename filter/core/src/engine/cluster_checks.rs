@@ -334,7 +334,9 @@ impl ClusterChecks {
             Waiting::Claim { key, lease, regranted, sends, solo } => {
                 // Answered: a retry of this chain may go alone again.
                 drop(solo);
-                if answer.lease_missing() && !regranted {
+                // A batch's transaction fails as a whole when any member's lease is gone: a claim
+                // whose own lease was just granted asks for it again too (bounded by the chain's sends).
+                if answer.lease_missing() && (!regranted || sends < MAX_SENDS) {
                     engine.leases.borrow_mut().forget(&lease);
                     self.send_one_time(engine, svc, io, Waiting::Grant { key, lease, sends });
                 } else if answer.retryable() && sends < MAX_SENDS {
