@@ -149,16 +149,23 @@ impl AliyunPlugin for IpConfig {
 /// `X-Forwarded-For` entry. `None` if it cannot be established.
 pub(crate) fn client_ip(source: Source, peer: Option<&[u8]>, xff: Option<&[u8]>) -> Option<IpAddr> {
     match source {
-        Source::Peer => {
-            let s = std::str::from_utf8(peer?).ok()?;
-            s.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok().or_else(|| s.parse::<IpAddr>().ok())
-        }
+        Source::Peer => address(peer?),
         Source::Xff(n) => {
             let entries: Vec<&[u8]> = xff?.split(|&b| b == b',').map(trim).collect();
             let idx = if n >= 0 { n as usize } else { entries.len().checked_sub(n.unsigned_abs() as usize)? };
-            std::str::from_utf8(entries.get(idx)?).ok()?.parse::<IpAddr>().ok()
+            address(entries.get(idx)?)
         }
     }
+}
+
+/// An address as proxies write it: `192.0.2.1`, `2001:db8::1`, with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`), or an IPv6 address in brackets alone (`[2001:db8::1]`).
+fn address(text: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(text).ok()?;
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok())
+        .or_else(|| s.strip_prefix('[')?.strip_suffix(']')?.parse::<IpAddr>().ok())
 }
 
 /// ALLOW: an app with items of its own is admitted only from its own blocks (Aliyun: the app may call
@@ -249,6 +256,13 @@ mod tests {
         assert_eq!(client_ip(Source::Xff(0), None, None), None);
         assert_eq!(client_ip(Source::Xff(0), None, Some(b"not-an-ip, 1.2.3.4")), None, "malformed entry");
         assert_eq!(client_ip(Source::Xff(-1), None, Some(b"\xff\xfe")), None);
+        // Entries as some proxies write them: with a port, an IPv6 address in brackets.
+        let xff = Some(&b"198.51.100.7:1234, [2001:db8::1], [2001:db8::2]:443, ::ffff:10.1.2.3"[..]);
+        assert_eq!(client_ip(Source::Xff(0), None, xff), ip("198.51.100.7"));
+        assert_eq!(client_ip(Source::Xff(1), None, xff), ip("2001:db8::1"));
+        assert_eq!(client_ip(Source::Xff(2), None, xff), ip("2001:db8::2"));
+        assert_eq!(client_ip(Source::Xff(3), None, xff), ip("::ffff:10.1.2.3"));
+        assert_eq!(client_ip(Source::Xff(0), None, Some(b"[198.51.100.7]x")), None);
         assert_eq!(client_ip(Source::Peer, Some(b"127.0.0.1:5555"), None), ip("127.0.0.1"));
         assert_eq!(client_ip(Source::Peer, Some(b"[::1]:5555"), None), ip("::1"));
         assert_eq!(client_ip(Source::Peer, None, None), None);
