@@ -44,16 +44,21 @@ impl AliyunPlugin for BasicConfig {
         for (i, u) in c.array(o, path, "users").iter().enumerate() {
             let up = format!("{path}.users[{i}]");
             let Some(uo) = c.object(u, &up, &["username", "password"]) else { continue };
-            let name = c.string(uo, &up, "username", true);
+            let name = c.id(uo, &up, "username", true);
             let password = match uo.get("password") {
                 Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+                // Its text is lost in parsing (YAML's `1.50` is 1.5): the user could never log in.
+                Some(Value::Number(_)) => {
+                    c.err(&join(&up, "password"), "a number with a fraction or an exponent must be quoted, as a string");
+                    None
+                }
                 _ => {
                     c.err(&join(&up, "password"), "is required: a string or a number");
                     None
                 }
             };
-            if let (Some(name), Some(password)) = (name, password) {
+            if let (Some(name), Some(password)) = (name.as_deref(), password) {
                 if name.contains(':') {
                     c.err(&join(&up, "username"), "must not contain ':'");
                 }
@@ -139,6 +144,23 @@ mod tests {
         assert!(!format!("{b:?}").contains("s3cret"));
         assert!(b.admits(Some(h("bob:1234").as_bytes()), &|_, _| true), "own users without a dataset");
         assert!(!b.admits(Some(h("carol:pw").as_bytes()), &|_, _| true), "no usersDatasetId: no dataset lookup");
+    }
+
+    #[test]
+    fn numbers_as_yaml_reads_them() {
+        let def = Definition { name: "t", path: "p", app_ids: &[] };
+        let mut c = Validator::default();
+        let b = BasicConfig::parse(&mut c, &serde_json::json!({ "users": [ { "username": 1001, "password": 42 } ] }), &def).unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(b.check(Some(format!("Basic {}", STANDARD.encode("1001:42")).as_bytes())), Some("1001"));
+        // `password: 1.50` would be stored as "1.5": refused at load rather than never matching.
+        let mut c = Validator::default();
+        BasicConfig::parse(&mut c, &serde_json::json!({ "users": [ { "username": "x", "password": 1.5 } ] }), &def);
+        assert!(
+            c.problems[0].to_string().contains("p.users[0].password: a number with a fraction or an exponent must be quoted"),
+            "{:?}",
+            c.problems
+        );
     }
 
     #[test]

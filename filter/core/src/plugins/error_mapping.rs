@@ -38,7 +38,8 @@ pub const DEFAULT_MAX_BODY: u64 = 64 * 1024;
 
 fn mapping(c: &mut Validator, v: &Value, path: &str, need_code: bool) -> Option<Mapping> {
     let o = c.object(v, path, &["code", "statusCode", "errorMessage"])?;
-    let code = if need_code { c.string(o, path, "code", true)?.to_string() } else { String::new() };
+    // Result codes are often numbers (`code: 1001` in YAML): matched as their text.
+    let code = if need_code { c.id(o, path, "code", true)? } else { String::new() };
     let status = c.integer(o, path, "statusCode", 500, 100, 599) as u16;
     let message = c.string(o, path, "errorMessage", false).map(str::to_string);
     Some(Mapping { code, status, message })
@@ -145,6 +146,8 @@ mappings:
   - code: "ROLE_NOT_EXISTS"
     statusCode: 404
     errorMessage: "Role Not Exists, RequestId=${resultId}"
+  - code: 1001
+    statusCode: 409
 defaultMapping:
   statusCode: 500
   errorMessage: "Unknown Error, ${resultCode}, RequestId=${resultId}"
@@ -176,6 +179,8 @@ defaultMapping:
             run(200, serde_json::json!({"result_code": "BOOM", "req_msg_id": 7})),
             Some((500, Some("Unknown Error, BOOM, RequestId=7".into())))
         );
+        assert_eq!(run(200, serde_json::json!({"result_code": 1001})).map(|m| m.0), Some(409), "a numeric code, as pasted from YAML");
+        assert_eq!(run(200, serde_json::json!({"result_code": "1001"})).map(|m| m.0), Some(409));
         assert!(cfg().reads_body());
         assert!(cfg().condition_reads_body);
     }
