@@ -98,6 +98,9 @@ pub(crate) fn parse_variables(c: &mut Validator, o: &Map<String, Value>, path: &
             Ok(l) if response && l.request_only() => c.err(&lp, format!("{text} is not available in the response phase")),
             Ok(l) if !response && l.response_only() => c.err(&lp, format!("{text} is only available in the response phase")),
             Ok(l) => {
+                if l == VarSource::ErrorCode {
+                    c.warn(&lp, crate::plugins::conditions::ERROR_CODE_IS_NULL);
+                }
                 p.names.push(name.clone());
                 p.locations.push(l);
             }

@@ -19,6 +19,8 @@ pub enum VarSource {
     Token(String),
     Xff(i32),
     StatusCode,
+    /// The gateway's own error code: always null, since errorMapping sees only the backend's answers.
+    ErrorCode,
     BodyJsonField(Vec<JsonStep>),
 }
 
@@ -28,11 +30,11 @@ pub enum JsonStep {
     Index(usize),
 }
 
-/// Why `ErrorCode` is refused: Aliyun's location is the gateway's error code in the response phase,
-/// and errorMapping (the only response-phase plugin) maps the backend's responses only; the gateway's
-/// own answers, the only ones with a code, are never mapped. It would always be null.
-const NO_ERROR_CODE: &str =
-    "ErrorCode is never available: it is the gateway's error code, and errorMapping maps only the backend's responses (never the gateway's own answers)";
+/// What a configuration using `ErrorCode` is told: Aliyun's location is the gateway's error code in
+/// the response phase, and errorMapping (the only response-phase plugin) maps the backend's responses
+/// only; the gateway's own answers, the only ones with a code, are never mapped.
+pub(crate) const ERROR_CODE_IS_NULL: &str =
+    "ErrorCode is always null here: it is the gateway's error code, and errorMapping maps only the backend's responses (never the gateway's own answers)";
 
 impl VarSource {
     pub fn parse(s: &str) -> Result<VarSource, String> {
@@ -47,7 +49,7 @@ impl VarSource {
             "Method" => VarSource::Method,
             "Path" => VarSource::Path,
             "StatusCode" => VarSource::StatusCode,
-            "ErrorCode" => return Err(NO_ERROR_CODE.to_string()),
+            "ErrorCode" => VarSource::ErrorCode,
             _ => match s.split_once(':') {
                 Some(("Header", n)) => VarSource::Header(named(n, "Header")?.to_ascii_lowercase()),
                 Some(("Query", n)) => VarSource::Query(named(n, "Query")?),
@@ -67,7 +69,7 @@ impl VarSource {
 
     /// True for locations only the response phase has.
     pub fn response_only(&self) -> bool {
-        matches!(self, VarSource::StatusCode | VarSource::BodyJsonField(_))
+        matches!(self, VarSource::StatusCode | VarSource::ErrorCode | VarSource::BodyJsonField(_))
     }
 
     /// True for locations only the request phase has.
@@ -624,7 +626,7 @@ mod tests {
         assert_eq!(VarSource::parse("System:CaAppId").unwrap(), VarSource::System(SystemValue::AppId));
         assert_eq!(VarSource::parse("System:CaRequestHandleTime").unwrap(), VarSource::System(SystemValue::RequestHandleTime));
         assert!(VarSource::parse("System:Nope").unwrap_err().contains("CaClientIp, CaRequestId"));
-        assert!(VarSource::parse("ErrorCode").unwrap_err().starts_with("ErrorCode is never available"));
+        assert_eq!(VarSource::parse("ErrorCode").unwrap(), VarSource::ErrorCode);
         assert!(VarSource::parse("Cookie:x").is_err());
         assert!(VarSource::parse("Header:").is_err());
         let VarSource::BodyJsonField(p) = VarSource::parse("BodyJsonField:$.data.items[1]['na.me']").unwrap() else { panic!() };

@@ -206,13 +206,18 @@ defaultMapping:
     /// `ErrorCode` would always be null here (errorMapping never sees the gateway's own answers, the
     /// only ones with a code): refused when the configuration loads, with the reason.
     #[test]
-    fn error_code_is_refused_at_load() {
+    fn error_code_loads_with_a_warning_and_is_always_null() {
+        // Pasted Aliyun data loads; the gateway's own code is never on a response errorMapping sees.
         let mut c = Validator::default();
-        let data = serde_json::json!({ "parameters": { "e": "ErrorCode" }, "errorCondition": "$e <> null" });
-        MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] });
-        let shown = c.problems[0].to_string();
-        assert!(shown.contains("m.parameters.e: ErrorCode is never available"), "{shown}");
-        assert!(shown.contains("maps only the backend's responses"), "{shown}");
+        let data = serde_json::json!({ "parameters": { "e": "ErrorCode", "st": "StatusCode" },
+            "errorCondition": "$e <> null or $st = 418", "defaultMapping": { "statusCode": 503 } });
+        let cfg = MappingConfig::parse(&mut c, &data, &Definition { name: "t", path: "m", app_ids: &[] }).unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let shown = c.warnings.join("\n");
+        assert!(shown.contains("m.parameters.e") && shown.contains("ErrorCode is always null here"), "{shown}");
+        let run = |status| apply(&cfg, &Response { status, stream: &crate::host::NoStream, body: None, claims: None, system: &nothing_known() });
+        assert_eq!(run(500).map(|m| m.0), None, "$e is null: no mapping");
+        assert_eq!(run(418).map(|m| m.0), Some(503));
     }
 
     /// `System:CaClientIp`, `CaAppKey`, `CaDomain`, `CaHttpSchema`, `CaClientUa` were accepted and

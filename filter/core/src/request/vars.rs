@@ -112,7 +112,7 @@ impl RequestVars<'_> {
                 ip.map_or(Val::Null, |ip| Val::Str(ip.to_string()))
             }
             VarSource::System(v) => system::value(*v, &known_now(gw, self.identity, req, self.ctx)).map_or(Val::Null, Val::Str),
-            VarSource::StatusCode | VarSource::BodyJsonField(_) => Val::Null,
+            VarSource::StatusCode | VarSource::ErrorCode | VarSource::BodyJsonField(_) => Val::Null,
         }
     }
 }
