@@ -182,6 +182,20 @@ fn response_edits_follow_error_mapping() {
     assert_eq!(o.stream.response_header("x-ca-error-message").as_deref(), Some("gone"));
 }
 
+#[test]
+fn error_mapping_reads_every_json_media_type() {
+    let mut cfg = config(json!({}));
+    cfg["plugins"].as_array_mut().unwrap().push(json!({ "name": "map", "type": "errorMapping",
+        "data": "parameters:\n  code: \"BodyJsonField:$.code\"\nerrorCondition: \"$code <> null\"\nerrorCode: \"code\"\nmappings:\n  - code: \"E1\"\n    statusCode: 404\n" }));
+    cfg["apis"][1]["plugins"].as_array_mut().unwrap().push(json!({ "plugin": "map" }));
+    let kit = Kit::new(&cfg.to_string(), NOW);
+    for (ct, status) in [("application/problem+json", "404"), ("text/json; charset=utf-8", "404"), ("text/plain", "200")] {
+        let mut o = get(&kit, "/public?q=a", &[]);
+        kit.respond(&mut o, 200, &[("content-type", ct)], "via_upstream", br#"{"code":"E1"}"#);
+        assert_eq!(o.stream.response_header(":status").as_deref(), Some(status), "{ct}");
+    }
+}
+
 fn problems(data: Value) -> Vec<String> {
     match compile(config(data).to_string().as_bytes()) {
         Ok(_) => vec![],

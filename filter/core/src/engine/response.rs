@@ -15,7 +15,6 @@ use crate::plugins::circuit_breaker;
 use crate::plugins::error_mapping::{self, MappingConfig};
 use crate::plugins::transformer;
 use crate::wire::headers::Headers;
-use crate::wire::url::{starts_with_ignore_case, trim};
 
 impl Exchange {
     pub fn on_response_headers(&mut self, engine: &Engine, svc: &Services<'_>, io: &dyn StreamIo, end_of_stream: bool) -> Flow {
@@ -65,7 +64,7 @@ impl Exchange {
         let mut mapped_status = None;
         if let (Some(idx), None) = (mapping, gateway_code) {
             if let Some(PluginKind::ErrorMapping(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
-                let json = header("content-type").is_some_and(|ct| starts_with_ignore_case(trim(ct), b"application/json"));
+                let json = crate::wire::url::is_json(header("content-type").as_deref());
                 let fits =
                     header("content-length").and_then(|l| std::str::from_utf8(l).ok()?.parse::<usize>().ok()).is_none_or(|l| l <= cfg.max_body);
                 if cfg.reads_body() && !end_of_stream && json && fits {

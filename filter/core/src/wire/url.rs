@@ -130,6 +130,18 @@ pub fn is_form(content_type: Option<&[u8]>) -> bool {
     content_type.is_some_and(|ct| starts_with_ignore_case(trim(ct), b"application/x-www-form-urlencoded"))
 }
 
+/// True when the content type announces JSON: `application/json`, `text/json`, or a structured
+/// `+json` type (`application/problem+json`, `application/vnd.api+json`), parameters ignored.
+pub(crate) fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(ct) = content_type else { return false };
+    let media = trim(ct.split(|&b| b == b';').next().unwrap_or_default());
+    media.eq_ignore_ascii_case(b"application/json")
+        || media.eq_ignore_ascii_case(b"text/json")
+        || (starts_with_ignore_case(media, b"application/")
+            && media.len() > 17
+            && media.get(media.len() - 5..).is_some_and(|t| t.eq_ignore_ascii_case(b"+json")))
+}
+
 /// Trims ASCII white space at both ends.
 pub fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
@@ -180,6 +192,17 @@ mod tests {
                 None => String::from_utf8_lossy(&p.name).into_owned(),
             })
             .collect()
+    }
+
+    #[test]
+    fn json_media_types() {
+        for ct in ["application/json", "Application/JSON; charset=utf-8", "text/json", "application/problem+json", "application/vnd.api+json;v=1"] {
+            assert!(is_json(Some(ct.as_bytes())), "{ct}");
+        }
+        for ct in ["text/plain", "application/jsonx", "application/+json", "text/html+json", "application/x-www-form-urlencoded"] {
+            assert!(!is_json(Some(ct.as_bytes())), "{ct}");
+        }
+        assert!(!is_json(None));
     }
 
     #[test]
