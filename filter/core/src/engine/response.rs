@@ -64,7 +64,7 @@ impl Exchange {
         let mut mapped_status = None;
         if let (Some(idx), None) = (mapping, gateway_code) {
             if let Some(PluginKind::ErrorMapping(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
-                let json = crate::wire::url::is_json(header("content-type").as_deref());
+                let json = crate::wire::url::is_json(header("content-type"));
                 let fits =
                     header("content-length").and_then(|l| std::str::from_utf8(l).ok()?.parse::<usize>().ok()).is_none_or(|l| l <= cfg.max_body);
                 if cfg.reads_body() && !end_of_stream && json && fits {
