@@ -55,6 +55,26 @@ fn a_signed_request_is_forwarded_with_the_gateways_identity() {
 }
 
 #[test]
+fn a_client_copy_of_a_gateway_header_that_cannot_be_removed_stops_the_request() {
+    use cagate_core::testkit::{Delivery, MemoryStream};
+    let kit = Kit::new(&config(""), NOW);
+    let run = |forged: bool, no_removal: bool| {
+        let mut pairs = vec![(b":method".to_vec(), b"GET".to_vec()), (b":path".to_vec(), b"/orders/1".to_vec())];
+        pairs.extend(signed("/orders/1", &format!("n-{forged}-{no_removal}")).into_iter().map(|(n, v)| (n.as_bytes().to_vec(), v.into_bytes())));
+        if forged {
+            pairs.push((b"x_ca_app_id".to_vec(), b"99999".to_vec()));
+        }
+        kit.run(MemoryStream { request: std::cell::RefCell::new(pairs), no_removal, ..MemoryStream::default() }, Delivery::default())
+    };
+    let o = run(true, true);
+    assert_eq!((o.status(), o.code().as_deref()), (500, Some("X500ER")), "the backend would trust the client's X_Ca_App_Id");
+    assert!(!o.forwarded());
+    assert!(run(false, true).forwarded(), "nothing to remove: nothing fails");
+    let o = run(true, false);
+    assert_eq!((o.stream.upstream_all("x-ca-app-id"), o.stream.upstream_all("x_ca_app_id")), (vec!["10001".to_string()], vec![]));
+}
+
+#[test]
 fn header_edits_are_host_calls_only_for_real_edits() {
     use cagate_core::testkit::{Delivery, MemoryStream};
     let kit = Kit::new(&config(""), NOW);

@@ -504,7 +504,8 @@ impl Exchange {
             .chain([(REQUEST_ID_HEADER.as_bytes(), Some(&rid[..]))])
             .chain(forwarding.iter().map(|(n, v)| (n.as_bytes(), v.as_deref())))
             .collect();
-        edit_upstream_headers(io, head, &edits);
+        // Report-only refuses nothing: a copy that could not be removed is only logged.
+        let _ = edit_upstream_headers(io, head, &edits);
         svc.stats.record(Stat::Allowed);
         self.measure(svc);
         self.record_backend_path(&forwarding);
@@ -556,7 +557,9 @@ impl Exchange {
             .chain([(REQUEST_ID_HEADER.as_bytes(), Some(&rid[..]))])
             .chain(a.edits.iter().map(|(n, v)| (n.as_bytes(), v.as_deref())))
             .collect();
-        edit_upstream_headers(io, head, &edits);
+        if !edit_upstream_headers(io, head, &edits) {
+            return self.refuse_code(gw, svc, io, &errors::X500ER, "client header not removed");
+        }
         svc.stats.record(Stat::Allowed);
         self.measure(svc);
         self.record_backend_path(&a.edits);
@@ -590,10 +593,15 @@ impl Exchange {
 /// Applies the gateway's request header edits: every client spelling of a gateway-owned header goes,
 /// the gateway's values are set. Header by header, a call per real edit: the headers of the gateway's
 /// own are added (the client did not send them), which in Envoy costs far less than replacing the
-/// whole map (which re-adds every header of the request).
-fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_>]) {
+/// whole map (which re-adds every header of the request). `false` when a client's copy of a
+/// gateway-owned header could not be removed: the backend would trust it, so the request must not go.
+fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_>]) -> bool {
+    let mut removed = true;
     for name in owned_spellings(head, edits) {
-        let _ = io.set_request_header(name, None);
+        if !io.set_request_header(name, None) {
+            log::warn!("cagate: a client's request header {} could not be removed", String::from_utf8_lossy(name));
+            removed = false;
+        }
     }
     for (i, (name, value)) in edits.iter().enumerate() {
         // Removing a header the client did not send (and no earlier edit set) would be a host call
@@ -612,4 +620,5 @@ fn edit_upstream_headers(io: &dyn StreamIo, head: &Headers<'_>, edits: &[Edit<'_
             log::warn!("cagate: request header {} not set", String::from_utf8_lossy(name));
         }
     }
+    removed
 }

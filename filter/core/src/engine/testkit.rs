@@ -85,6 +85,8 @@ pub struct MemoryStream {
     pub record: RefCell<Option<String>>,
     /// Single-header edits the engine made (each one a host call).
     pub header_calls: Cell<usize>,
+    /// A host that fails every removal of a request header (`set_request_header(name, None)`).
+    pub no_removal: bool,
 }
 
 impl MemoryStream {
@@ -149,6 +151,9 @@ impl StreamIo for MemoryStream {
 
     fn set_request_header(&self, name: &[u8], value: Option<&[u8]>) -> bool {
         self.header_calls.set(self.header_calls.get() + 1);
+        if value.is_none() && self.no_removal {
+            return false;
+        }
         let mut pairs = self.request.borrow_mut();
         pairs.retain(|(n, _)| n != name);
         if let Some(v) = value {
