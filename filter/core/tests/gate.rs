@@ -496,6 +496,9 @@ fn reference_codes_the_gateway_can_detect() {
     assert_eq!(run("GET", "/open/x", &host("api.example.org:8443")), Ok("OK"));
     assert_eq!(run("GET", "/open/x", &host("a.b.example.com")), Ok("OK"));
     assert_eq!(run("GET", "/open/x", &host("example.com")).unwrap_err().0, "I404DO", "the wildcard needs a subdomain");
+    for other in ["evil.org,a.example.com", "evil.org a.example.com", "evil.org/a.example.com"] {
+        assert_eq!(run("GET", "/open/x", &host(other)).unwrap_err().0, "I404DO", "{other}: not a subdomain");
+    }
     assert_eq!(run("GET", "/open/x", &host("evil.org")).unwrap_err(), ("I404DO", "Invalid Domain `evil.org`".to_string()));
     assert_eq!(run("TRACE", "/open/x", &host("api.example.org")).unwrap_err(), ("I405UM", "Unsupported Method `TRACE`".to_string()));
     assert_eq!(run("GET", "/open/%zz", &host("api.example.org")).unwrap_err().0, "I400PA");

@@ -151,10 +151,16 @@ fn host_of(authority: &[u8]) -> Vec<u8> {
     host.to_ascii_lowercase()
 }
 
-/// `domains` entries: an exact host, or `*.example.org` for any subdomain of it.
+/// `domains` entries: an exact host, or `*.example.org` for any subdomain of it (a host name: a
+/// `Host` of `evil.com,x.example.org` ends like one but names another).
 fn domain_matches(pattern: &str, host: &[u8]) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(parent) => host.len() > parent.len() + 1 && host.ends_with(parent.as_bytes()) && host.get(host.len() - parent.len() - 1) == Some(&b'.'),
+        Some(parent) => {
+            host.len() > parent.len() + 1
+                && host.ends_with(parent.as_bytes())
+                && host.get(host.len() - parent.len() - 1) == Some(&b'.')
+                && host.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
         None => host == pattern.as_bytes(),
     }
 }
