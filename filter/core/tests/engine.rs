@@ -381,6 +381,45 @@ fn a_lease_etcd_forgot_does_not_refuse_the_other_members_of_its_batch() {
 }
 
 #[test]
+fn a_half_open_trial_refused_by_a_later_check_is_given_back() {
+    let cfg = format!(
+        r#"{{ "apps": [ {{ "appId": 10001, "appKey": "{KEY}", "appSecret": "{SECRET}" }} ],
+        "plugins": [ {{ "name": "breaker", "type": "circuitBreaker", "data": "timeoutThreshold: 2\nwindowInSeconds: 30\nopenTimeoutSeconds: 10\n" }} ],
+        "apis": [ {{ "name": "orders", "method": "ANY", "path": "/orders/[id]", "authorizations": [ {{ "appId": 10001 }} ], "plugins": [ {{ "plugin": "breaker" }} ] }} ]
+        {ETCD} }}"#
+    );
+    let kit = Kit::new(&cfg, NOW);
+    let mut nonce = 0;
+    let mut claimed = |answer: &[u8]| {
+        nonce += 1;
+        let mut o = kit.get("/orders/1", &refs(&signed("/orders/1", &format!("n-{nonce}"))));
+        if methods(&o).last() == Some(&"LeaseGrant") {
+            let t = last_token(&o);
+            kit.answer(&mut o, t, &Answer::Ok(GRANTED.to_vec()));
+        }
+        if o.reply().is_none() {
+            let t = last_token(&o);
+            kit.answer(&mut o, t, &Answer::Ok(answer.to_vec()));
+        }
+        o
+    };
+    for _ in 0..2 {
+        let mut o = claimed(CLAIMED);
+        assert!(o.forwarded(), "{:?}", o.reply());
+        kit.respond(&mut o, 503, &[], "via_upstream", b"");
+    }
+    assert_eq!(claimed(CLAIMED).code().as_deref(), Some("D503CB"), "open");
+    kit.clock.0.set(NOW + 11_000);
+    // The half-open trial: refused by etcd (a replay elsewhere), so it never reaches the backend.
+    assert_eq!(claimed(TAKEN).code().as_deref(), Some("S403NU"));
+    // The next request is the trial, not refused for another open period.
+    let mut o = claimed(CLAIMED);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    kit.respond(&mut o, 200, &[], "via_upstream", b"");
+    assert!(claimed(CLAIMED).forwarded(), "the trial succeeded: closed");
+}
+
+#[test]
 fn without_batching_every_claim_goes_alone() {
     let kit = Kit::new(&config(ETCD), NOW);
     let mut a = kit.get("/orders/1", &refs(&signed("/orders/1", "n-a")));

@@ -73,7 +73,7 @@ pub struct Exchange {
     pub(super) debug_info: Option<String>,
     /// Report-only (the gateway's or the API's): a refusal is recorded and counted, and the request
     /// goes on.
-    report_only: bool,
+    pub(super) report_only: bool,
     /// The adapter's id of this stream (`set_stream`): batch answers name it.
     stream: u32,
 }
@@ -329,7 +329,10 @@ impl Exchange {
             return self.finish_cluster_checks(engine, svc, io);
         }
         match forward::mock_reply(gw, &admitted.identity, &admitted.edits) {
-            Some(mock) => self.mock(gw, svc, io, mock),
+            Some(mock) => {
+                give_back_trial(gw, svc, &admitted);
+                self.mock(gw, svc, io, mock)
+            }
             None => self.admit(engine, svc, io, headers, &admitted),
         }
     }
@@ -380,11 +383,13 @@ impl Exchange {
         let gw = &engine.gateway;
         if let Some(r) = &checks.refusal {
             if !self.report_only {
+                give_back_trial(gw, svc, &checks.admission);
                 return self.refuse(gw, svc, io, r);
             }
             self.note_unenforced(svc, r);
         }
         if let Some(mock) = forward::mock_reply(gw, &checks.admission.identity, &checks.admission.edits) {
+            give_back_trial(gw, svc, &checks.admission);
             return self.mock(gw, svc, io, mock);
         }
         let head = io.request_headers();
@@ -586,6 +591,15 @@ impl Exchange {
                 svc.stats.record(Stat::Traffic { plugin: *idx, name, dim: d.as_str(), admitted: true });
             }
             self.quota = *quota;
+        }
+    }
+}
+
+/// The circuit breaker's half-open trial of a request that will not reach the backend, given back.
+pub(super) fn give_back_trial(gw: &Gateway, svc: &Services<'_>, a: &Admission) {
+    if let Some((idx, key, crate::plugins::circuit_breaker::Pass::Trial)) = &a.breaker {
+        if let Some(crate::plugins::binding::PluginKind::Breaker(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
+            crate::plugins::circuit_breaker::give_back(cfg, key, svc.clock.now_ms(), svc.store);
         }
     }
 }

@@ -171,6 +171,24 @@ pub fn record(cfg: &BreakerConfig, key: &str, pass: Pass, failed: bool, now: i64
     false
 }
 
+/// A half-open trial that never reached the backend (refused by a later check, answered by a mock):
+/// the breaker goes back to open with its period over, so that the next request is the trial,
+/// instead of every request being refused for another `openTimeoutSeconds`.
+pub fn give_back(cfg: &BreakerConfig, key: &str, now: i64, store: &dyn SharedStore) {
+    for _ in 0..ATTEMPTS {
+        let (v, cas) = store.get(key).unwrap_or_default();
+        let old = State::decode(&v);
+        if old.mode != 2 {
+            return;
+        }
+        let next = State { mode: 1, opened_at: now.saturating_sub(cfg.open_ms), ..old };
+        match store.set(key, &next.encode(), cas) {
+            Err(SetError::CasMismatch) => continue,
+            _ => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +240,24 @@ mod tests {
         let s = State { mode: 2, opened_at: 0, ..State::default() };
         assert_eq!(before(&c, s, 4_000), Err(1_000));
         assert!(before(&c, s, 5_000).is_ok());
+    }
+
+    #[test]
+    fn a_trial_given_back_lets_the_next_request_be_the_trial() {
+        let (c, store, k) = (cfg(), MemoryStore::new(), "cagate.cb.cb.api");
+        let t = 1_000_000;
+        for i in 0..3 {
+            record(&c, k, Pass::Closed, true, t + i, &store);
+        }
+        assert_eq!(admit(&c, k, t + 6000, &store), Ok(Pass::Trial));
+        assert_eq!(admit(&c, k, t + 6001, &store).unwrap_err().error.code, "D503CB", "one trial at a time");
+        give_back(&c, k, t + 6100, &store);
+        assert_eq!(admit(&c, k, t + 6200, &store), Ok(Pass::Trial), "the trial never reached the backend: the next one is");
+        give_back(&c, k, t + 6300, &store);
+        record(&c, k, Pass::Closed, false, t + 6400, &store);
+        assert_eq!(admit(&c, k, t + 6500, &store), Ok(Pass::Trial));
+        record(&c, k, Pass::Trial, false, t + 6600, &store);
+        give_back(&c, k, t + 6700, &store);
+        assert_eq!(admit(&c, k, t + 6800, &store), Ok(Pass::Closed), "closed by the trial: nothing to give back");
     }
 }
