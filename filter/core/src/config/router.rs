@@ -170,7 +170,14 @@ impl Router {
 
 /// A capital letter, a `;`, or an empty segment (`//`, a trailing `/`): spellings backends differ on.
 fn needs_lenient_reading(path: &[u8]) -> bool {
-    path.iter().any(|b| b.is_ascii_uppercase() || *b == b';') || (path.len() > 1 && path.ends_with(b"/")) || path.windows(2).any(|w| w == b"//")
+    let mut after_slash = false;
+    for &b in path {
+        if b.is_ascii_uppercase() || b == b';' || (b == b'/' && after_slash) {
+            return true;
+        }
+        after_slash = b == b'/';
+    }
+    after_slash && path.len() > 1
 }
 
 fn insert(mut node: &mut Node, template: &[Segment], route: Route, fold: bool) {
@@ -291,6 +298,16 @@ mod tests {
         assert_eq!(r.lookup(b"POST", b"/b/1", 0), Some(1));
         assert_eq!(r.lookup(b"POST", b"/b/", 0), None, "a parameter needs a non-empty segment");
         assert_eq!(r.lookup(b"POST", b"/b/1", 64), None);
+    }
+
+    #[test]
+    fn which_paths_need_the_lenient_reading() {
+        for p in ["/a/B", "/a;x", "/a//b", "/a/", "//"] {
+            assert!(needs_lenient_reading(p.as_bytes()), "{p}");
+        }
+        for p in ["/", "/a/b", "/a-b/c.d", "/%41"] {
+            assert!(!needs_lenient_reading(p.as_bytes()), "{p}");
+        }
     }
 
     #[test]
