@@ -147,3 +147,25 @@ fn a_failing_test_backend_does_not_open_the_release_breaker() {
     assert_eq!(refused(&kit.get("/orders", &[("x-ca-stage", "TEST")])), Some((503, "D503CB".into())), "TEST's breaker opened");
     assert_eq!(refused(&kit.get("/orders", &[])), None, "RELEASE's backend did not fail: its breaker stays closed");
 }
+
+#[test]
+fn a_half_open_trial_that_never_reaches_the_backend_is_given_back() {
+    let mut cfg = config(Value::Null);
+    cfg["apis"][0]["backend"]["constantParameters"] = json!([ { "name": "userId", "value": "gw", "location": "QUERY" } ]);
+    let kit = Kit::new(&cfg.to_string(), NOW);
+    opened(&kit);
+    assert_eq!(refused(&kit.get("/orders", &[])), Some((503, "D503CB".into())));
+    kit.clock.0.set(NOW + 31_000);
+    // The trial refused after the breaker admitted it (a gateway-set query name after a `;`).
+    assert_eq!(refused(&kit.get("/orders?a=1;userId=x", &[])), Some((400, "I400IP".into())));
+    // The next one is the trial: forwarded, and its client leaves before the answer.
+    let mut o = kit.get("/orders", &[]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    kit.end(&mut o);
+    // Again the next one is the trial; its success closes the breaker.
+    let mut o = kit.get("/orders", &[]);
+    assert!(o.forwarded(), "{:?}", o.reply());
+    assert_eq!(refused(&kit.get("/orders", &[])), Some((503, "D503CB".into())), "one trial at a time");
+    kit.respond(&mut o, 200, &[], "via_upstream", b"");
+    assert!(kit.get("/orders", &[]).forwarded(), "closed");
+}

@@ -109,7 +109,7 @@ impl Exchange {
             }
         }
         // The circuit breaker's half-open trial must reach the backend: its answer closes or reopens it.
-        let trial = matches!(a.breaker, Some((_, _, Pass::Trial)));
+        let trial = matches!(a.breaker, Some((_, _, Pass::Trial(_))));
         if !trial && (asks.only_if_cached || !asks.fresh) {
             let found = engine.cache.borrow_mut().get(&key, svc.clock.now_ms());
             if let Some(hit) = found {

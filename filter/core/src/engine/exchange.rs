@@ -11,6 +11,7 @@ use crate::contract::errors::{self, ErrorCode};
 use crate::contract::names::REQUEST_ID_HEADER;
 use crate::contract::refusal::Refusal;
 use crate::contract::reply::refusal as reply_for;
+use crate::plugins::circuit_breaker::Pass;
 use crate::plugins::traffic_control::Quota;
 use crate::request::admit::{debug_info, identity_headers, run_plugins};
 use crate::request::authenticate::{authenticate, claim_nonce, Nonces};
@@ -73,9 +74,12 @@ pub struct Exchange {
     pub(super) debug_info: Option<String>,
     /// Report-only (the gateway's or the API's): a refusal is recorded and counted, and the request
     /// goes on.
-    pub(super) report_only: bool,
+    report_only: bool,
     /// The adapter's id of this stream (`set_stream`): batch answers name it.
     stream: u32,
+    /// The circuit breaker's half-open trial this request holds until it is forwarded: (plugin, key,
+    /// start). Given back if the request ends any other way, so the next request is the trial.
+    trial: Option<(crate::ids::PluginId, String, i64)>,
 }
 
 fn request<'a>(h: &'a Headers<'a>) -> Request<'a> {
@@ -104,6 +108,7 @@ impl Exchange {
             debug_info: None,
             report_only: false,
             stream: 0,
+            trial: None,
         }
     }
 
@@ -127,6 +132,11 @@ impl Exchange {
             return;
         }
         self.concluded = true;
+        if let Some((idx, key, started)) = self.trial.take() {
+            if let Some(crate::plugins::binding::PluginKind::Breaker(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
+                crate::plugins::circuit_breaker::give_back(cfg, &key, started, svc.clock.now_ms(), svc.store);
+            }
+        }
         self.measure(svc);
         self.record.status = status;
         // The code the client got: none when a report-only refusal let the request go on.
@@ -159,6 +169,10 @@ impl Exchange {
             // No decision was made (the body, a check or remoteAuth still awaited): the time until
             // the client left is not the gateway's.
             self.record.filter_us = UNDECIDED;
+        }
+        // Forwarded as the breaker's trial, but no answer will come to report.
+        if let Some((idx, key, Pass::Trial(started))) = self.admitted.as_mut().and_then(|a| a.breaker.take()) {
+            self.trial = Some((idx, key, started));
         }
         self.conclude(&engine.gateway, svc, io, 0);
     }
@@ -313,6 +327,9 @@ impl Exchange {
             Err((r, identity)) if self.report_only => return self.report(gw, svc, io, headers, &r, identity.as_ref()),
             Err((r, _)) => return self.refuse(gw, svc, io, &r),
         };
+        if let Some((idx, key, Pass::Trial(started))) = &admitted.breaker {
+            self.trial = Some((*idx, key.clone(), *started));
+        }
         let admitted = match self.remote_auth(engine, svc, io, req, admitted) {
             Ok(a) => a,
             Err(flow) => return flow,
@@ -329,10 +346,7 @@ impl Exchange {
             return self.finish_cluster_checks(engine, svc, io);
         }
         match forward::mock_reply(gw, &admitted.identity, &admitted.edits) {
-            Some(mock) => {
-                give_back_trial(gw, svc, &admitted);
-                self.mock(gw, svc, io, mock)
-            }
+            Some(mock) => self.mock(gw, svc, io, mock),
             None => self.admit(engine, svc, io, headers, &admitted),
         }
     }
@@ -383,13 +397,11 @@ impl Exchange {
         let gw = &engine.gateway;
         if let Some(r) = &checks.refusal {
             if !self.report_only {
-                give_back_trial(gw, svc, &checks.admission);
                 return self.refuse(gw, svc, io, r);
             }
             self.note_unenforced(svc, r);
         }
         if let Some(mock) = forward::mock_reply(gw, &checks.admission.identity, &checks.admission.edits) {
-            give_back_trial(gw, svc, &checks.admission);
             return self.mock(gw, svc, io, mock);
         }
         let head = io.request_headers();
@@ -565,6 +577,8 @@ impl Exchange {
         if !edit_upstream_headers(io, head, &edits) {
             return self.refuse_code(gw, svc, io, &errors::X500ER, "client header not removed");
         }
+        // Forwarded: the backend's answer reports the trial.
+        self.trial = None;
         svc.stats.record(Stat::Allowed);
         self.measure(svc);
         self.record_backend_path(&a.edits);
@@ -591,15 +605,6 @@ impl Exchange {
                 svc.stats.record(Stat::Traffic { plugin: *idx, name, dim: d.as_str(), admitted: true });
             }
             self.quota = *quota;
-        }
-    }
-}
-
-/// The circuit breaker's half-open trial of a request that will not reach the backend, given back.
-pub(super) fn give_back_trial(gw: &Gateway, svc: &Services<'_>, a: &Admission) {
-    if let Some((idx, key, crate::plugins::circuit_breaker::Pass::Trial)) = &a.breaker {
-        if let Some(crate::plugins::binding::PluginKind::Breaker(cfg)) = gw.plugins.get(idx.index()).map(|p| &p.kind) {
-            crate::plugins::circuit_breaker::give_back(cfg, key, svc.clock.now_ms(), svc.store);
         }
     }
 }

@@ -116,12 +116,7 @@ impl Exchange {
                     None => self.refuse(gw, svc, io, &Refusal::new(&errors::X500ER, &[], "malformed header map from host")),
                 }
             }
-            (Err(r), _) => {
-                if !self.report_only {
-                    super::exchange::give_back_trial(gw, svc, &a);
-                }
-                self.refuse(gw, svc, io, &Refusal { app: a.identity.app, ..r })
-            }
+            (Err(r), _) => self.refuse(gw, svc, io, &Refusal { app: a.identity.app, ..r }),
             (Ok(_), None) => self.refuse(gw, svc, io, &Refusal::new(&errors::X500ER, &[], "remote auth: plugin missing")),
         };
         // Continue: admitted (or report-only); the request was held, so it is resumed here.

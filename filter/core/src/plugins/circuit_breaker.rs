@@ -91,8 +91,8 @@ pub fn key(cfg: &BreakerConfig, api: &str, stage: &str) -> String {
 pub enum Pass {
     /// Closed: go on.
     Closed,
-    /// This request is the half-open trial.
-    Trial,
+    /// This request is the half-open trial, begun at this time (the state's `opened_at` it wrote).
+    Trial(i64),
 }
 
 /// Pure transition before a request: `Ok(None)` pass without a write, `Ok(Some(new))` pass as the
@@ -110,7 +110,7 @@ pub fn before(cfg: &BreakerConfig, s: State, now: i64) -> Result<Option<State>, 
 
 /// Pure transition after a response.
 pub fn after(cfg: &BreakerConfig, s: State, pass: Pass, failed: bool, now: i64) -> State {
-    if pass == Pass::Trial {
+    if matches!(pass, Pass::Trial(_)) {
         return if failed { State { mode: 1, opened_at: now, failures: 0, window_start: now } } else { State::default() };
     }
     if s.mode != 0 || !failed {
@@ -133,7 +133,7 @@ pub fn admit(cfg: &BreakerConfig, key: &str, now: i64, store: &dyn SharedStore) 
         match before(cfg, State::decode(&v), now) {
             Ok(None) => return Ok(Pass::Closed),
             Ok(Some(next)) => match store.set(key, &next.encode(), cas) {
-                Ok(()) => return Ok(Pass::Trial),
+                Ok(()) => return Ok(Pass::Trial(next.opened_at)),
                 Err(SetError::CasMismatch) => continue,
                 Err(SetError::Failed) => break,
             },
@@ -171,14 +171,15 @@ pub fn record(cfg: &BreakerConfig, key: &str, pass: Pass, failed: bool, now: i64
     false
 }
 
-/// A half-open trial that never reached the backend (refused by a later check, answered by a mock):
-/// the breaker goes back to open with its period over, so that the next request is the trial,
-/// instead of every request being refused for another `openTimeoutSeconds`.
-pub fn give_back(cfg: &BreakerConfig, key: &str, now: i64, store: &dyn SharedStore) {
+/// A half-open trial (begun at `started`) that never reached the backend (refused by a later check,
+/// answered by a mock, abandoned by its client): the breaker goes back to open with its period over,
+/// so that the next request is the trial, instead of every request being refused for another
+/// `openTimeoutSeconds`. Only this trial's: a newer one in flight is left alone.
+pub fn give_back(cfg: &BreakerConfig, key: &str, started: i64, now: i64, store: &dyn SharedStore) {
     for _ in 0..ATTEMPTS {
         let (v, cas) = store.get(key).unwrap_or_default();
         let old = State::decode(&v);
-        if old.mode != 2 {
+        if old.mode != 2 || old.opened_at != started {
             return;
         }
         let next = State { mode: 1, opened_at: now.saturating_sub(cfg.open_ms), ..old };
@@ -210,14 +211,14 @@ mod tests {
         let r = admit(&c, k, t + 3000, &store).unwrap_err();
         assert_eq!((r.error.code, r.message.as_str()), ("D503CB", "Backend circuit breaker open, retry in 4s"));
         // half-open: one trial, the others still refused
-        assert_eq!(admit(&c, k, t + 7000, &store), Ok(Pass::Trial));
+        assert!(matches!(admit(&c, k, t + 7000, &store), Ok(Pass::Trial(_))));
         assert_eq!(admit(&c, k, t + 7001, &store).unwrap_err().error.code, "D503CB");
         // the trial fails: open again
-        assert!(record(&c, k, Pass::Trial, true, t + 7100, &store));
+        assert!(record(&c, k, Pass::Trial(t + 7000), true, t + 7100, &store));
         assert_eq!(admit(&c, k, t + 8000, &store).unwrap_err().error.code, "D503CB");
         // next trial succeeds: closed
-        assert_eq!(admit(&c, k, t + 12_200, &store), Ok(Pass::Trial));
-        assert!(!record(&c, k, Pass::Trial, false, t + 12_300, &store));
+        assert!(matches!(admit(&c, k, t + 12_200, &store), Ok(Pass::Trial(_))));
+        assert!(!record(&c, k, Pass::Trial(t + 12_200), false, t + 12_300, &store));
         assert_eq!(admit(&c, k, t + 12_400, &store), Ok(Pass::Closed));
     }
 
@@ -249,15 +250,14 @@ mod tests {
         for i in 0..3 {
             record(&c, k, Pass::Closed, true, t + i, &store);
         }
-        assert_eq!(admit(&c, k, t + 6000, &store), Ok(Pass::Trial));
+        assert_eq!(admit(&c, k, t + 6000, &store), Ok(Pass::Trial(t + 6000)));
         assert_eq!(admit(&c, k, t + 6001, &store).unwrap_err().error.code, "D503CB", "one trial at a time");
-        give_back(&c, k, t + 6100, &store);
-        assert_eq!(admit(&c, k, t + 6200, &store), Ok(Pass::Trial), "the trial never reached the backend: the next one is");
-        give_back(&c, k, t + 6300, &store);
-        record(&c, k, Pass::Closed, false, t + 6400, &store);
-        assert_eq!(admit(&c, k, t + 6500, &store), Ok(Pass::Trial));
-        record(&c, k, Pass::Trial, false, t + 6600, &store);
-        give_back(&c, k, t + 6700, &store);
+        give_back(&c, k, t + 6000, t + 6100, &store);
+        assert_eq!(admit(&c, k, t + 6200, &store), Ok(Pass::Trial(t + 6200)), "the trial never reached the backend: the next one is");
+        give_back(&c, k, t + 6000, t + 6300, &store);
+        assert_eq!(admit(&c, k, t + 6400, &store).unwrap_err().error.code, "D503CB", "an older trial's give-back leaves a newer trial alone");
+        record(&c, k, Pass::Trial(t + 6200), false, t + 6600, &store);
+        give_back(&c, k, t + 6200, t + 6700, &store);
         assert_eq!(admit(&c, k, t + 6800, &store), Ok(Pass::Closed), "closed by the trial: nothing to give back");
     }
 }

@@ -32,6 +32,7 @@ pub(crate) fn run_plugins(
     ctx: &Ctx<'_>,
 ) -> Result<Admission, Refusal> {
     use crate::plugins::binding::{Plugin, PluginKind};
+    use crate::plugins::circuit_breaker::Pass;
     let mut admission = Admission { identity, claims: None, edits: Vec::new(), traffic: None, breaker: None, rate_limit: None, one_time: Vec::new() };
     admission.one_time.extend(identity.nonce);
     let mut query_adds = QueryAdds::default();
@@ -99,11 +100,19 @@ pub(crate) fn run_plugins(
         }
     }
     if let Some(api) = gw.api(identity.api) {
-        match downgrade {
+        let forwarded = match downgrade {
             Some(cfg) => forward::upstream_downgraded(gw, api, &identity, req, ctx, query_adds, &mut admission.edits, cfg),
             None => forward::upstream(gw, api, &identity, req, ctx, query_adds, &mut admission.edits),
+        };
+        if let Err(r) = forwarded {
+            // Refused after the breaker made this request its trial: the next request is.
+            if let (Some(Plugin { kind: PluginKind::Breaker(cfg), .. }), Some((_, key, Pass::Trial(started)))) =
+                (plugin(bound.breaker), &admission.breaker)
+            {
+                crate::plugins::circuit_breaker::give_back(cfg, key, *started, now(), store);
+            }
+            return Err(with_app(r));
         }
-        .map_err(with_app)?;
     }
     if let Some(Plugin { kind: PluginKind::BackendSignature(cfg), .. }) = plugin(bound.backend_signature) {
         // Signed over what the backend will receive: the path after mapping and claims (split and
