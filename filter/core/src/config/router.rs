@@ -114,10 +114,13 @@ struct Node {
 pub(crate) struct Router {
     root: Node,
     folded: Node,
+    /// A template has a capital letter: any request may then be a lenient spelling of it.
+    capitals: bool,
 }
 
-/// Ranks candidates: more literal segments, then a complete match over a `/*` rest, then an exact
-/// method over `ANY`, then the preferred API, then the earlier API.
+/// Ranks candidates: more literal segments, then a complete match over a `/*` rest, then the preferred
+/// API (among equals the API routed is as good a reading as any), then an exact method over `ANY`,
+/// then the earlier API.
 type Score = (u32, bool, bool, bool, std::cmp::Reverse<u32>);
 
 /// What a lookup matches: the request's method and API ranking, and, for the backend's reading, GET's
@@ -133,6 +136,7 @@ struct Query<'m> {
 impl Router {
     pub(crate) fn insert(&mut self, template: &[Segment], api: u32, method: Method, stages: u64) {
         let route = Route { api, method, stages };
+        self.capitals |= template.iter().any(|s| matches!(s, Segment::Literal(l) if l.iter().any(u8::is_ascii_uppercase)));
         insert(&mut self.root, template, route, false);
         insert(&mut self.folded, template, route, true);
     }
@@ -145,10 +149,11 @@ impl Router {
 
     /// The API a lenient backend would serve for a path the gateway routed to `routed`: literal
     /// segments compared without case, `;` path parameters dropped, empty segments (`//`, a trailing
-    /// `/`) ignored, HEAD served by GET. `None` when the path needs no such reading or no API fits it.
+    /// `/`) ignored, HEAD served by GET. `None` when the path needs no such reading (no capital letter,
+    /// `;` or empty segment in it, none in a template, not HEAD) or no API fits it.
     pub(crate) fn lookup_as_backend(&self, method: &[u8], path: &[u8], stage: u32, routed: u32) -> Option<u32> {
         let head = method == b"HEAD";
-        if !head && !needs_lenient_reading(path) {
+        if !head && !self.capitals && !needs_lenient_reading(path) {
             return None;
         }
         let bit = 1u64.checked_shl(stage)?;
@@ -208,7 +213,7 @@ fn consider(routes: &[Route], literals: u32, complete: bool, q: Query<'_>, best:
         if r.stages & q.bit == 0 || !(r.method.matches(q.method) || (q.head_as_get && r.method == Method::Get)) {
             continue;
         }
-        let score = (literals, complete, r.method != Method::Any, q.prefer == Some(r.api), std::cmp::Reverse(r.api));
+        let score = (literals, complete, q.prefer == Some(r.api), r.method != Method::Any, std::cmp::Reverse(r.api));
         if best.is_none_or(|b| score > b) {
             *best = Some(score);
         }
