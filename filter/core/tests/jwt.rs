@@ -217,7 +217,7 @@ fn token_locations_and_bypass() {
 }
 
 #[test]
-fn a_token_given_twice_with_different_values_is_refused_wherever_it_is() {
+fn a_token_given_twice_with_different_values_is_refused_in_headers_and_the_query() {
     // Only one copy is verified; a backend reading the claims itself may read the other.
     let v = vectors().into_iter().find(|v| v["alg"] == "EdDSA").unwrap();
     let t = v["token"].as_str().unwrap();
@@ -231,8 +231,10 @@ fn a_token_given_twice_with_different_values_is_refused_wherever_it_is() {
     let mut c = plugin_for(&v);
     c["parameter"] = json!("jwt");
     c["parameterLocation"] = json!("cookie");
-    assert_eq!(code(&world(c.clone()).call("/users/1", &[("cookie", &format!("jwt={t}; jwt={forged}"))], NOW)), repeated);
-    assert_eq!(code(&world(c).call("/users/1", &[("cookie", &format!("jwt={t}")), ("cookie", &format!("jwt={forged}"))], NOW)), repeated);
+    // Browsers send one name twice for cookies set on different paths: the first is the token.
+    assert_eq!(code(&world(c.clone()).call("/users/1", &[("cookie", &format!("jwt={t}; jwt={forged}"))], NOW)), "OK");
+    assert_eq!(code(&world(c.clone()).call("/users/1", &[("cookie", &format!("jwt={t}")), ("cookie", &format!("jwt={forged}"))], NOW)), "OK");
+    assert!(code(&world(c).call("/users/1", &[("cookie", &format!("jwt={forged}; jwt={t}"))], NOW)).starts_with("A403JT"));
     let mut h = plugin_for(&v);
     h["parameter"] = json!("X-Token");
     assert_eq!(code(&world(h.clone()).call("/users/1", &[("x-token", t), ("X_Token", &forged)], NOW)), repeated);

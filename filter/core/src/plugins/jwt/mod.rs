@@ -251,8 +251,10 @@ fn invalid(reason: &str, cause: &'static str) -> Refusal {
 
 /// The token, as the plugin's `parameter` and `parameterLocation` say; `query` is the request's.
 /// `Err` when it is given more than once with different values (two headers in any spelling, a
-/// repeated query parameter or cookie): only one copy is verified, and a backend that reads the
-/// token's claims itself may read another (PHP and Django take the last).
+/// repeated query parameter): only one copy is verified, and a backend that reads the token's claims
+/// itself may read another (PHP takes a query's last value). A cookie is the first of its name:
+/// browsers send several of one name when they were set for different paths (the most specific
+/// first), so a repeated cookie is no sign of forgery.
 pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, query: &'a [u8]) -> Result<Option<std::borrow::Cow<'a, [u8]>>, TokenRepeated> {
     use std::borrow::Cow;
     let mut found: Option<Cow<'a, [u8]>> = None;
@@ -278,15 +280,11 @@ pub fn extract<'a>(cfg: &JwtConfig, h: &Headers<'a>, query: &'a [u8]) -> Result<
             }
         }
         TokenLocation::Cookie => {
-            for cookies in h.spellings(b"cookie") {
-                for c in cookies.split(|&b| b == b';').map(trim) {
-                    if let Some(eq) = c.iter().position(|&b| b == b'=') {
-                        if c.get(..eq) == Some(cfg.parameter.as_bytes()) {
-                            offer(Cow::Borrowed(c.get(eq + 1..).map(trim).unwrap_or_default()));
-                        }
-                    }
-                }
-            }
+            let first = h.spellings(b"cookie").flat_map(|cookies| cookies.split(|&b| b == b';').map(trim)).find_map(|c| {
+                let eq = c.iter().position(|&b| b == b'=')?;
+                (c.get(..eq)? == cfg.parameter.as_bytes()).then(|| c.get(eq + 1..).map(trim).unwrap_or_default())
+            });
+            offer(Cow::Borrowed(first.unwrap_or_default()));
         }
     }
     if repeated {
