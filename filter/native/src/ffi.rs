@@ -790,11 +790,15 @@ fn on_filter(
 }
 
 /// Answers a request whose hook panicked with `X500ER` (and its request id), so that it is not left
-/// held with nothing to resume it.
+/// held with nothing to resume it; unless it was answered or sent on before the panic.
 fn refuse_after_panic(envoy: *mut c_void, filter: *const c_void) {
     guard((), || {
-        // SAFETY: as in `on_filter`; only the request id is read.
-        let id = unsafe { filter_of(filter) }.map(|x| x.request_id().to_string()).unwrap_or_default();
+        // SAFETY: as in `on_filter`; only the request's id and whether it was decided are read.
+        let x = unsafe { filter_of(filter) };
+        if x.as_ref().is_some_and(|x| x.decided()) {
+            return;
+        }
+        let id = x.map(|x| x.request_id().to_string()).unwrap_or_default();
         let refusal = cagate_core::Refusal::new(&cagate_core::errors::X500ER, &[], "internal error");
         let out = cagate_core::reply_for(&refusal, &id, cagate_core::errors::ErrorContract::Vpc);
         let headers: Vec<(&str, &str)> = out.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();

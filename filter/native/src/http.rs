@@ -53,6 +53,11 @@ impl Filter {
         self.exchange.request_id()
     }
 
+    /// Answered or sent on already: a reply after a panic would be a second answer.
+    pub(crate) fn decided(&self) -> bool {
+        self.exchange.decided()
+    }
+
     pub(crate) fn on_request_headers(&mut self, s: FilterHandle, end_of_stream: bool) -> Flow {
         self.with(s, |x, e, svc, io| x.on_request_headers(e, svc, io, end_of_stream))
     }

@@ -116,6 +116,11 @@ impl Exchange {
         std::str::from_utf8(&self.request_id).unwrap_or("")
     }
 
+    /// The request was answered by the gateway or sent on to the backend: nothing may answer it again.
+    pub fn decided(&self) -> bool {
+        self.replied || self.admitted.is_some()
+    }
+
     /// No valid configuration ever loaded: every request is refused rather than let through unchecked.
     pub fn refuse_unconfigured(request_id: [u8; 36], io: &dyn StreamIo) -> Flow {
         let mut x = Exchange::new(request_id);
