@@ -176,7 +176,7 @@ pub struct Counter {
 /// its own, as each of Aliyun's bindings does: TEST traffic never takes RELEASE's quota.
 pub fn counters(cfg: &TrafficConfig, api: &str, stage: &str, app: Option<(&str, &str)>) -> Vec<Counter> {
     let mut out = Vec::with_capacity(3);
-    let key = |dim: Dim, id: &str| format!("cagate.rl.{}.{}.{}.{}.{}", cfg.plugin, api, stage, dim.as_str(), id);
+    let key = |dim: Dim, id: &str| counter_key(cfg, api, stage, dim, id);
     if let Some((app_id, owner)) = app {
         let special = cfg.app_specials.get(app_id).copied();
         if let Some(limit) = special.or(cfg.app_default) {
@@ -187,13 +187,18 @@ pub fn counters(cfg: &TrafficConfig, api: &str, stage: &str, app: Option<(&str, 
             out.push(Counter { dim: Dim::User, key: key(Dim::User, owner), limit, special: special.is_some() });
         }
     }
-    out.push(Counter { dim: Dim::Api, key: key(Dim::Api, "-"), limit: cfg.api_default, special: false });
+    out.push(Counter { dim: Dim::Api, key: api_key(cfg, api, stage), limit: cfg.api_default, special: false });
     out
 }
 
 /// The key of the API dimension, which the adapter creates up front (Envoy has no create-if-absent).
 pub fn api_key(cfg: &TrafficConfig, api: &str, stage: &str) -> String {
-    format!("cagate.rl.{}.{}.{}.API.-", cfg.plugin, api, stage)
+    counter_key(cfg, api, stage, Dim::Api, "-")
+}
+
+/// The shared-data key of one counter: the plugin's, for an API in a stage, of a dimension's member.
+fn counter_key(cfg: &TrafficConfig, api: &str, stage: &str, dim: Dim, id: &str) -> String {
+    format!("cagate.rl.{}.{}.{}.{}.{}", cfg.plugin, api, stage, dim.as_str(), id)
 }
 
 /// What a counter said.
