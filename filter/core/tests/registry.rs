@@ -105,6 +105,16 @@ fn a_document_with_a_conflict_is_refused_whole() {
     assert!(shown.contains(&"authorizations[1].appId: unknown app 9".to_string()), "{shown:?}");
     assert!(shown.contains(&"authorizations[1].stage: the API is not published in stage TEST".to_string()), "{shown:?}");
     assert!(gw.with_registry(b"{not json").is_err());
+    // A grant given twice in a document, as in the static configuration.
+    let twice = json!([ { "appId": 1, "api": "getOrder" }, { "appId": 1, "api": "getOrder", "authValidTime": "2030-01-01T00:00:00Z" } ]);
+    let shown: Vec<String> = gw.with_registry(&doc(json!([]), twice)).unwrap_err().iter().map(|p| p.to_string()).collect();
+    assert_eq!(shown, ["authorizations[1]: app 1 is already authorized in stage RELEASE"]);
+    // A document that is not an object is refused by position, never quoting what it holds.
+    for bad in [&b"\"super-secret-value\""[..], b"[\"super-secret-value\"]", b"{\"apps\": "] {
+        let shown: Vec<String> = gw.with_registry(bad).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(shown.len() == 1 && shown[0].starts_with("the registry document is not"), "{shown:?}");
+        assert!(!shown[0].contains("super-secret"), "{shown:?}");
+    }
 }
 
 #[test]

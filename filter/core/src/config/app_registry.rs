@@ -48,6 +48,9 @@ pub struct Install {
     done: usize,
     c: Validator,
     api_by_name: HashMap<String, u32>,
+    /// The grants the document made so far: a second of the same app, API and stage is an error, as
+    /// in the static configuration (a document's grant may replace a static one: to extend it).
+    granted: std::collections::HashSet<(u32, u32, u32)>,
 }
 
 /// The byte span of a raw JSON value inside `doc`.
@@ -77,8 +80,11 @@ impl Install {
             return Err(refuse(format!("the registry document is larger than {MAX_DOCUMENT_BYTES} bytes")));
         }
         let text = std::str::from_utf8(&doc).map_err(|_| refuse("the registry document is not UTF-8 JSON".into()))?;
-        let top: HashMap<&str, &RawValue> =
-            serde_json::from_str(text).map_err(|e| refuse(format!("the registry document is not a JSON object: {e}")))?;
+        // serde's text of a type error quotes the value it met, which may be a secret: the position only.
+        let top: HashMap<&str, &RawValue> = serde_json::from_str(text).map_err(|e| {
+            let what = if e.is_data() { "is not a JSON object" } else { "is not valid JSON" };
+            refuse(format!("the registry document {what} (line {}, column {})", e.line(), e.column()))
+        })?;
         let mut c = Validator::default();
         let mut unknown: Vec<&&str> = top.keys().filter(|k| !DOC_FIELDS.contains(k)).collect();
         unknown.sort();
@@ -106,7 +112,7 @@ impl Install {
             Ok(Value::String(s)) => s.parse().ok(),
             _ => None,
         });
-        Ok(Install { gw, doc, apps, grants, done: 0, c, api_by_name })
+        Ok(Install { gw, doc, apps, grants, done: 0, c, api_by_name, granted: Default::default() })
     }
 
     /// Entries in the document (apps, then authorizations), and how many are merged so far.
@@ -182,6 +188,10 @@ impl Install {
             _ => None,
         };
         if let (Some(a), Some(api), Some(s)) = (app_idx, api_idx, stage_idx) {
+            if !self.granted.insert((api, a, s)) {
+                c.err(gp, format!("app {} is already authorized in stage {stage}", app.as_deref().unwrap_or_default()));
+                return;
+            }
             self.gw.grants.insert((crate::ids::ApiId(api), crate::ids::AppId(a), crate::ids::StageId(s)), Grant { expires_ms });
         }
     }
