@@ -3,7 +3,7 @@
 
 use super::diag::{at, Diags};
 use super::swagger::{unknown_extensions, OpSite};
-use super::value::{integer, key_text, s, scalar_text};
+use super::value::{boolean, integer, key_text, s, scalar_text};
 use serde_yaml::{Mapping, Value};
 
 pub(crate) const BACKEND_NAME: &str = "x-aliyun-apigateway-backend-name";
@@ -176,7 +176,8 @@ fn parameter(path: &str, v: &Value, site: &OpSite<'_>, passthrough: bool, multip
     if kind != "STRING" {
         out.insert(s("type"), s(kind));
     }
-    if location == "PATH" || m.get("required").and_then(Value::as_bool) == Some(true) {
+    // Java generators write `required: 'true'`, a string.
+    if location == "PATH" || m.get("required").and_then(boolean) == Some(true) {
         out.insert(s("required"), Value::Bool(true));
     }
     checks(m, path, &mut out, d);
@@ -188,7 +189,11 @@ fn parameter(path: &str, v: &Value, site: &OpSite<'_>, passthrough: bool, multip
 fn kind(m: &Mapping, path: &str, d: &mut Diags) -> Option<&'static str> {
     let format = m.get("format").and_then(Value::as_str).unwrap_or("");
     Some(match m.get("type").and_then(Value::as_str) {
-        None | Some("string") | Some("array") => "STRING",
+        None | Some("string") => "STRING",
+        Some("array") => {
+            d.warn(path, "an array: checked as one string, so a request repeating it (?ids=1&ids=2) is refused (I400IP); leave it out of MAPPING's parameters, or use PASSTHROUGH, to forward every value");
+            "STRING"
+        }
         Some("integer") if format == "int32" => "INT",
         Some("integer") => "LONG",
         Some("number") if format == "float" => "FLOAT",

@@ -267,6 +267,11 @@ fn operation(cx: &mut Ctx<'_>, site: &OpSite<'_>, v: &Value, d: &mut Diags) {
     api.insert(s("method"), s(&method));
     api.insert(s("path"), s(site.gateway_path));
     auth(op, p, &mut api, d);
+    if let Some(protocol) =
+        protocol(op.get("schemes").map(|v| (v, at(p, "schemes"))).or_else(|| cx.root.get("schemes").map(|v| (v, "schemes".to_string()))), d)
+    {
+        api.insert(s("protocol"), s(protocol));
+    }
     api.insert(s("stages"), Value::Sequence(cx.stages.iter().map(|x| s(x)).collect()));
     api.insert(s("requestMode"), s(mode.as_str()));
     if !parameters.is_empty() {
@@ -287,6 +292,29 @@ fn operation(cx: &mut Ctx<'_>, site: &OpSite<'_>, v: &Value, d: &mut Diags) {
     if d.errors.len() == errors {
         cx.out.apis.push(Value::Mapping(api));
         cx.out.origins.push(p.to_string());
+    }
+}
+
+/// Swagger `schemes` (the operation's, else the document's) as the API's `protocol`: an HTTPS-only API
+/// must stay HTTPS-only. `None` for both schemes (the default) or none given.
+fn protocol(schemes: Option<(&Value, String)>, d: &mut Diags) -> Option<&'static str> {
+    let (v, path) = schemes?;
+    let Some(list) = v.as_sequence() else {
+        d.error(&path, "must be a list of schemes");
+        return None;
+    };
+    let (mut http, mut https) = (false, false);
+    for x in list {
+        match x.as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("http") => http = true,
+            Some("https") => https = true,
+            _ => d.warn(&path, "only http and https are served: other schemes ignored"),
+        }
+    }
+    match (http, https) {
+        (true, false) => Some("HTTP"),
+        (false, true) => Some("HTTPS"),
+        _ => None,
     }
 }
 

@@ -500,3 +500,18 @@ fn system_names_match_the_core() {
 }
 
 mod plugins;
+
+#[test]
+fn schemes_string_booleans_and_arrays() {
+    let pp = "      parameters:\n        - {name: orderId, in: path, required: true, type: string}\n        - {name: X-Tenant, in: header, required: 'true', type: string}\n        - {name: ids, in: query, type: array, items: {type: integer}, collectionFormat: multi}\n      responses: {}\n      x-aliyun-apigateway-parameter-handling: MAPPING\n";
+    // An HTTPS-only operation stays HTTPS-only; the document's schemes apply to operations without their own.
+    let (c, d) = ok(&doc(&format!("{pp}      schemes: [https]\n")));
+    let api = &c["apis"][0];
+    assert_eq!(api["protocol"], "HTTPS");
+    assert!(api["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "X-Tenant" && p["required"] == true), "{api}");
+    assert!(has(&d.warnings, "an array: checked as one string"), "{:?}", d.warnings);
+    let text = format!("swagger: '2.0'\nschemes: [http]\ninfo: {{title: t, version: '1'}}\npaths:\n  '/orders/{{orderId}}':\n    get:\n{pp}");
+    assert_eq!(ok(&text).0["apis"][0]["protocol"], "HTTP");
+    let (c, _) = ok(&doc(&format!("{pp}      schemes: [http, https]\n")));
+    assert!(c["apis"][0].get("protocol").is_none(), "both: the default");
+}
