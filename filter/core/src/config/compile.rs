@@ -284,11 +284,16 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
     let protocols = protocols(c, o, &path);
     let stage_bits = api_stages(c, o, &path, scope.stages);
     let grants = grants(c, o, &path, scope, stage_bits);
-    let (Some(name), Some(method), Some(api_path), Some(template)) = (name, method, api_path, template) else { return };
-    check_overlap(c, &path, i, method, api_path, &template, stage_bits, scope.stages, &mut t.shapes);
+    // Every part is checked even when another is bad (every problem is reported), except what needs
+    // the part that is bad: parameters and the backend name the path's `[params]`.
+    if let (Some(method), Some(api_path), Some(template)) = (method, api_path, &template) {
+        check_overlap(c, &path, i, method, api_path, template, stage_bits, scope.stages, &mut t.shapes);
+    }
     let api_list = c.array(o, &path, "plugins");
     let api_bindings = parse_bindings(c, api_list, &join(&path, "plugins"), scope.plugin_by_name, scope.plugin_names, scope.stages);
     let bound = resolve(c, &path, stage_bits, scope.group, &api_bindings, scope.plugins, scope.stages);
+    let request_mode = backend::parse_request_mode(c, o, &path);
+    let Some(template) = template else { return };
     let path_params: Vec<&str> = template
         .iter()
         .filter_map(|s| match s {
@@ -298,13 +303,13 @@ fn api(c: &mut Validator, scope: &Scope<'_>, i: usize, v: &Value, t: &mut ApiTab
         .collect();
     let param_list = c.array(o, &path, "parameters");
     let params = parameters::parse(c, param_list, &join(&path, "parameters"), &path_params);
-    let request_mode = backend::parse_request_mode(c, o, &path);
     let path_aliases: Vec<String> = params.iter().filter(|p| p.location == ParamLocation::Path).filter_map(|p| p.backend_name.clone()).collect();
     let backend = o.get("backend").and_then(|b| {
         let bscope =
             backend::BackendScope { stages: scope.stages, stage_bits, variables: scope.variables, template: &template, path_aliases: &path_aliases };
         backend::parse(c, b, &join(&path, "backend"), &bscope)
     });
+    let (Some(name), Some(method), Some(api_path)) = (name, method, api_path) else { return };
     let reads_form = params.iter().any(|p| p.location == ParamLocation::Form) || bound.iter().any(|(_, b)| reads_form(b, scope.plugins));
     let api_idx = t.apis.len() as u32;
     for ((app, stage), grant) in grants {
@@ -597,5 +602,16 @@ mod tests {
         let problems = compile(doc).unwrap_err();
         let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(shown, vec!["apis[0].method: unknown method FETCH: GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or ANY"]);
+    }
+
+    #[test]
+    fn a_bad_method_does_not_hide_the_apis_other_problems() {
+        let doc = br#"{ "apis": [ { "name": "a", "method": "FETCH", "path": "/a", "requestMode": "BOGUS", "authType": "ANONYMOUS",
+                                   "backend": { "type": "FC" }, "plugins": [ { "plugin": "nope" } ],
+                                   "parameters": [ { "name": "x", "location": "COOKIE" } ] } ] }"#;
+        let shown: Vec<String> = compile(doc).unwrap_err().iter().map(|p| p.to_string()).collect();
+        for part in ["apis[0].method", "apis[0].requestMode", "apis[0].backend.type", "apis[0].plugins[0]", "apis[0].parameters[0].location"] {
+            assert!(shown.iter().any(|p| p.starts_with(part)), "{part}: {shown:#?}");
+        }
     }
 }
