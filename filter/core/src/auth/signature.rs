@@ -203,21 +203,46 @@ fn repeated_parameter(query: &[u8], form: Option<&[u8]>, strict: bool) -> Option
     let mut order: Vec<usize> = (0..params.len()).collect();
     // Stable: of equal names, the query's come first, in the order given.
     order.sort_by(|&a, &b| params.get(a).map(|p| &p.name).cmp(&params.get(b).map(|p| &p.name)));
-    let (mut first, mut found) = (None::<usize>, None);
+    // Per name: its first entry (the query's when it has one), and whether the form's first was seen.
+    let (mut first, mut form_seen, mut found) = (None::<usize>, false, None);
     for &i in &order {
+        let in_form = i >= in_query;
         let (Some(p), Some(f)) = (params.get(i), first.and_then(|f| params.get(f))) else {
-            first = Some(i);
+            (first, form_seen) = (Some(i), in_form);
             continue;
         };
-        let across = first.is_some_and(|f| f < in_query) && i >= in_query;
         if p.name != f.name {
-            first = Some(i);
-        } else if p.value != f.value && (strict || across) {
-            found = Some((p.name.to_vec(), i >= in_query));
-            break;
+            (first, form_seen) = (Some(i), in_form);
+            continue;
         }
+        // The form's first value against the query's: the form's is signed, a backend may read the
+        // query's. Repeats within the query or the form are arrays unless `strict`.
+        let across = in_form && !form_seen && first.is_some_and(|f| f < in_query);
+        form_seen |= in_form;
+        if p.value == f.value || !(strict || across) {
+            continue;
+        }
+        // Alibaba's Python SDK copies the query's text, still encoded, into the form it signs: the same
+        // value, decoded once fewer times.
+        if across && raw_first_value(query, &p.name) == p.value.as_deref() {
+            continue;
+        }
+        found = Some((p.name.to_vec(), in_form));
+        break;
     }
     found.map(|(name, from_form)| if from_form { Repeated::Form(name) } else { Repeated::Query(name) })
+}
+
+/// The first value of `name` in a urlencoded string, as sent (not decoded); `None` if absent or empty.
+fn raw_first_value<'q>(src: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
+    let value = src.split(|&b| b == b'&').filter(|p| !p.is_empty()).find_map(|piece| {
+        let (n, v) = match piece.iter().position(|&b| b == b'=') {
+            Some(eq) => (piece.get(..eq)?, piece.get(eq + 1..)?),
+            None => (piece, &[][..]),
+        };
+        (&*crate::wire::url::percent_decode(n, true) == name).then_some(v)
+    })?;
+    (!value.is_empty()).then_some(value)
 }
 
 /// A signed parameter whose decoded name holds `=` or `&` (or, under `strict`, whose decoded value
@@ -418,5 +443,19 @@ mod tests {
         assert!(content_md5_matches(b"XUFAKrxLKna5cZ2REBfFkg==", b"hello"));
         assert!(!content_md5_matches(b"XUFAKrxLKna5cZ2REBfFkg==", b"hello!"));
         assert_eq!(header_safe("GET\n/a b?x=中%\x01".as_bytes()), "GET#/a b?x=%E4%B8%AD%25%01");
+    }
+
+    #[test]
+    fn a_query_name_in_the_form_is_the_same_value_or_refused() {
+        let form = |q: &str, f: &str, strict: bool| repeated_parameter(q.as_bytes(), Some(f.as_bytes()), strict);
+        assert_eq!(form("q=1", "q=2", false), Some(Repeated::Form(b"q".to_vec())), "the form's value is signed, the query's read");
+        assert_eq!(form("q=1", "x=0&q=1", false), None, "the same value: Python's SDK repeats the query in the form");
+        // Python's SDK copies the query's text, still encoded, into the form: decoded once fewer times.
+        assert_eq!(form("q=a%20b", "x=1&q=a%2520b", false), None);
+        assert_eq!(form("q=a+b", "q=a%2Bb", false), None);
+        assert_eq!(form("q=a%20b", "q=a%2520c", false), Some(Repeated::Form(b"q".to_vec())));
+        // A repeat within the form is an array (refused only under strict), even when the query has the name.
+        assert_eq!(form("a=1", "a=1&a=2", false), None);
+        assert_eq!(form("a=1", "a=1&a=2", true), Some(Repeated::Form(b"a".to_vec())));
     }
 }
