@@ -44,6 +44,12 @@ def test_sign_send_passes_the_real_gateway(gate):
     r = run("sign", "--send", "--key", KEY1, "--secret", "wrong", f"http://127.0.0.1:{gate.port}/orders/5")
     assert r.returncode == 1 and "x-ca-error-code: a403is" in r.stdout.lower()
     assert "s3cr3t-env" not in run("sign", "--help", env=dict(os.environ, CA_APP_SECRET="s3cr3t-env")).stdout
+    # A header the caller asks to sign is signed (a changed value then fails), and its own Host is sent once.
+    r = run("sign", "--send", "-H", "X-User: u1", "-H", "X-Ca-Signature-Headers: X-User", "-H", f"Host: 127.0.0.1:{gate.port}",
+            f"http://127.0.0.1:{gate.port}/orders/5", env=env)
+    assert r.returncode == 0 and r.stdout.startswith("HTTP/1.1 200"), r.stdout + r.stderr
+    seen = json.loads(r.stdout.split("\n\n", 1)[1])["headers"]
+    assert "X-User" in seen["x-ca-signature-headers"][0].split(",") and len(seen["host"]) == 1, seen
 
 
 def test_sign_curl_works(gate):

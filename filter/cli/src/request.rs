@@ -140,7 +140,13 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode, String> {
             set(&mut headers, "content-md5", STANDARD.encode(Md5::digest(body.as_bytes())));
         }
     }
-    let signed: Vec<String> = headers
+    // The X-Ca-* headers, and any other the caller asked to sign with its own X-Ca-Signature-Headers.
+    let asked: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-ca-signature-headers"))
+        .flat_map(|(_, v)| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>())
+        .collect();
+    let mut signed: Vec<String> = headers
         .iter()
         .map(|(n, _)| n.clone())
         .filter(|n| {
@@ -148,6 +154,11 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode, String> {
             l.starts_with("x-ca-") && l != "x-ca-signature" && l != "x-ca-signature-headers"
         })
         .collect();
+    for name in asked {
+        if !signed.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            signed.push(name);
+        }
+    }
     headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-ca-signature-headers") && !n.eq_ignore_ascii_case("x-ca-signature"));
     headers.push(("x-ca-signature-headers".to_string(), signed.join(",")));
     let sts = compute(&a.req.method, &url.target, &headers, a.req.body.as_deref());
@@ -184,7 +195,11 @@ fn raw_url(url: &str) -> Result<Url, String> {
 
 fn send(method: &str, url: &Url, headers: &[(String, String)], body: Option<&str>) -> Result<ExitCode, String> {
     let mut stream = std::net::TcpStream::connect((url.host.as_str(), url.port)).map_err(|e| format!("connect {}:{}: {e}", url.host, url.port))?;
-    let mut req = format!("{method} {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n", url.target, url.host, url.port);
+    let mut req = format!("{method} {} HTTP/1.1\r\nConnection: close\r\n", url.target);
+    // The caller's Host (which it may have signed), else the URL's.
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {}:{}\r\n", url.host, url.port));
+    }
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
