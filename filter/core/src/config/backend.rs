@@ -164,10 +164,8 @@ pub(crate) fn parse(c: &mut Validator, v: &Value, path: &str, scope: &BackendSco
 
 fn http(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &BackendScope<'_>) -> Option<HttpBackend> {
     let cluster = c.string(o, path, "cluster", true);
-    let pieces = match c.string(o, path, "path", false) {
-        Some(p) => Some(path_pieces(c, p, &join(path, "path"), scope)?),
-        None => None,
-    };
+    // A bad path is reported and the other fields are still checked (every problem is reported).
+    let pieces = c.string(o, path, "path", false).map(|p| path_pieces(c, p, &join(path, "path"), scope));
     let method = c.string(o, path, "method", false).map(|m| {
         if crate::config::router::Method::parse(m).is_none() || m == "ANY" {
             c.err(&join(path, "method"), format!("unknown method {m}: GET, POST, PUT, DELETE, PATCH, HEAD or OPTIONS"));
@@ -190,7 +188,11 @@ fn http(c: &mut Validator, o: &Map<String, Value>, path: &str, scope: &BackendSc
         Some(h) => per_stage(c, h, &join(path, "host"), scope, crate::wire::url::is_host, NOT_A_HOST),
         None => Some(Vec::new()),
     };
-    Some(HttpBackend { clusters: clusters?, path: pieces, method, timeout_ms, hosts: hosts?, constants, system })
+    let backend_path = match pieces {
+        Some(p) => Some(p?),
+        None => None,
+    };
+    Some(HttpBackend { clusters: clusters?, path: backend_path, method, timeout_ms, hosts: hosts?, constants, system })
 }
 
 /// A value per published stage, with `#name#` replaced from that stage's variables.

@@ -613,5 +613,28 @@ mod tests {
         for part in ["apis[0].method", "apis[0].requestMode", "apis[0].backend.type", "apis[0].plugins[0]", "apis[0].parameters[0].location"] {
             assert!(shown.iter().any(|p| p.starts_with(part)), "{part}: {shown:#?}");
         }
+        // Within a backend and a parameter too.
+        let doc = br#"{ "apis": [ { "name": "a", "method": "GET", "path": "/a", "authType": "ANONYMOUS",
+                                   "backend": { "cluster": "c", "path": "nope", "timeoutMs": 99999999, "method": "ANY" },
+                                   "parameters": [ { "location": "QUERY", "type": "NUMBER", "regularExpression": "([" } ] } ] }"#;
+        let shown: Vec<String> = compile(doc).unwrap_err().iter().map(|p| p.to_string()).collect();
+        for part in [
+            "apis[0].backend.path",
+            "apis[0].backend.timeoutMs",
+            "apis[0].backend.method",
+            "apis[0].parameters[0].name",
+            "apis[0].parameters[0].type",
+            "apis[0].parameters[0].regularExpression",
+        ] {
+            assert!(shown.iter().any(|p| p.starts_with(part)), "{part}: {shown:#?}");
+        }
+    }
+
+    #[test]
+    fn plugin_data_as_an_object_is_bounded_as_text_is() {
+        let big = "x".repeat(60 * 1024);
+        let doc = serde_json::json!({ "plugins": [ { "name": "p", "type": "cors", "data": { "allowOrigins": big } } ] }).to_string();
+        let shown: Vec<String> = compile(doc.as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(shown.iter().any(|p| p.contains("bytes as JSON; plugin data is at most")), "{shown:#?}");
     }
 }

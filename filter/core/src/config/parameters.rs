@@ -61,35 +61,7 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
         ) else {
             continue;
         };
-        let Some(name) = c.string(o, &p, "name", true) else { continue };
-        let Some(location) = param_location(c, o, &p, "location", true) else { continue };
-        let backend_location = param_location(c, o, &p, "backendLocation", false);
-        let backend_name = c.string(o, &p, "backendName", false).map(|n| {
-            if backend_location.unwrap_or(location) == ParamLocation::Header {
-                n.to_ascii_lowercase()
-            } else {
-                n.to_string()
-            }
-        });
-        if let (Some(n), ParamLocation::Header) = (&backend_name, backend_location.unwrap_or(location)) {
-            c.header_name(&join(&p, "backendName"), n);
-        }
-        if backend_location.is_some_and(|b| b != location && (b == ParamLocation::Path || location == ParamLocation::Path)) {
-            c.err(&join(&p, "backendLocation"), "a PATH parameter stays a PATH parameter");
-        }
-        // The body reaches the backend as the client sent it: nothing is moved into it or renamed in it.
-        if backend_location.unwrap_or(location) == ParamLocation::Form
-            && (location != ParamLocation::Form || backend_name.as_deref().is_some_and(|n| n != name))
-        {
-            let key = if location == ParamLocation::Form { "backendName" } else { "backendLocation" };
-            c.err(
-                &join(&p, key),
-                "the body is forwarded as sent: no parameter is moved into it or renamed in it (a FORM parameter maps to QUERY or HEADER)",
-            );
-        }
-        if location == ParamLocation::Path && !path_params.contains(&name) {
-            c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
-        }
+        // Checked first: a missing name or location does not hide them.
         let kinds = [
             ("STRING", Kind::String),
             ("INT", Kind::Int),
@@ -121,6 +93,36 @@ pub(crate) fn parse(c: &mut Validator, list: &[Value], path: &str, path_params: 
         };
         if default.as_deref().is_some_and(|d| d.chars().any(char::is_control)) {
             c.err(&join(&p, "defaultValue"), "holds a control character");
+        }
+        let name = c.string(o, &p, "name", true);
+        let location = param_location(c, o, &p, "location", true);
+        let (Some(name), Some(location)) = (name, location) else { continue };
+        let backend_location = param_location(c, o, &p, "backendLocation", false);
+        let backend_name = c.string(o, &p, "backendName", false).map(|n| {
+            if backend_location.unwrap_or(location) == ParamLocation::Header {
+                n.to_ascii_lowercase()
+            } else {
+                n.to_string()
+            }
+        });
+        if let (Some(n), ParamLocation::Header) = (&backend_name, backend_location.unwrap_or(location)) {
+            c.header_name(&join(&p, "backendName"), n);
+        }
+        if backend_location.is_some_and(|b| b != location && (b == ParamLocation::Path || location == ParamLocation::Path)) {
+            c.err(&join(&p, "backendLocation"), "a PATH parameter stays a PATH parameter");
+        }
+        // The body reaches the backend as the client sent it: nothing is moved into it or renamed in it.
+        if backend_location.unwrap_or(location) == ParamLocation::Form
+            && (location != ParamLocation::Form || backend_name.as_deref().is_some_and(|n| n != name))
+        {
+            let key = if location == ParamLocation::Form { "backendName" } else { "backendLocation" };
+            c.err(
+                &join(&p, key),
+                "the body is forwarded as sent: no parameter is moved into it or renamed in it (a FORM parameter maps to QUERY or HEADER)",
+            );
+        }
+        if location == ParamLocation::Path && !path_params.contains(&name) {
+            c.err(&join(&p, "name"), format!("no [{name}] segment in the API path"));
         }
         out.push(ApiParameter {
             name: name.to_string(),

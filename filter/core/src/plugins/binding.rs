@@ -133,7 +133,15 @@ impl Bound {
 /// Turns plugin data into a JSON value: an object as is; a string as JSON if it parses, else YAML.
 fn data_value(c: &mut Validator, v: Option<&Value>, path: &str) -> Option<Value> {
     match v {
-        Some(Value::Object(_)) => v.cloned(),
+        Some(Value::Object(_)) => {
+            // The same bound as pasted text, on the object's JSON text.
+            let len = v.map_or(0, |o| o.to_string().len());
+            if len > MAX_DATA_BYTES {
+                c.err(path, format!("is {len} bytes as JSON; plugin data is at most {MAX_DATA_BYTES}"));
+                return None;
+            }
+            v.cloned()
+        }
         Some(Value::String(s)) => {
             if s.len() > MAX_DATA_BYTES {
                 c.err(path, format!("is {} bytes; plugin data is at most {MAX_DATA_BYTES}", s.len()));
