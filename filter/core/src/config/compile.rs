@@ -636,5 +636,9 @@ mod tests {
         let doc = serde_json::json!({ "plugins": [ { "name": "p", "type": "cors", "data": { "allowOrigins": big } } ] }).to_string();
         let shown: Vec<String> = compile(doc.as_bytes()).unwrap_err().iter().map(|p| p.to_string()).collect();
         assert!(shown.iter().any(|p| p.contains("bytes as JSON; plugin data is at most")), "{shown:#?}");
+        // A second plugin of a name is reported even when the first did not parse.
+        let doc = br#"{ "plugins": [ { "name": "p", "type": "bogus", "data": {} }, { "name": "p", "type": "cors", "data": {} } ] }"#;
+        let shown: Vec<String> = compile(doc).unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert!(shown.contains(&"plugins[1].name: duplicate plugin name p".to_string()), "{shown:#?}");
     }
 }

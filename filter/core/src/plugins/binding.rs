@@ -179,6 +179,8 @@ fn parse_as<T: AliyunPlugin>(c: &mut Validator, data: &Value, def: &Definition<'
 pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids: &[&str]) -> (Vec<Plugin>, HashMap<String, u32>) {
     let mut plugins = Vec::new();
     let mut by_name = HashMap::new();
+    // Every name given, whether its plugin parsed or not: a duplicate is a problem of its own.
+    let mut names = std::collections::HashSet::new();
     for (i, v) in c.array(top, "", "plugins").iter().enumerate() {
         let path = format!("plugins[{i}]");
         let Some(o) = c.object(v, &path, &["name", "type", "data", "description"]) else { continue };
@@ -187,7 +189,7 @@ pub(crate) fn parse_plugins(c: &mut Validator, top: &Map<String, Value>, app_ids
         let _ = c.string(o, &path, "description", false);
         let data = data_value(c, o.get("data"), &join(&path, "data"));
         let (Some(name), Some(type_name)) = (name, type_name) else { continue };
-        if by_name.contains_key(name) {
+        if !names.insert(name) {
             c.err(&join(&path, "name"), format!("duplicate plugin name {name}"));
             continue;
         }
