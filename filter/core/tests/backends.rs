@@ -128,6 +128,19 @@ fn mock_answers() {
     let m = gw.mock_reply(cagate_core::ApiId(0)).unwrap();
     assert_eq!((m.status, m.body.as_str()), (201, "{\"ok\":true}"));
     assert_eq!(m.headers, vec![("x-mock".to_string(), "1".to_string())]);
+    assert!(gw.warnings.is_empty(), "{:?}", gw.warnings);
+    // A field of the other backend type is never read: a warning says so.
+    let mut cfg = cfg;
+    cfg["apis"][0]["backend"]["timeoutMs"] = json!(99_999_999);
+    cfg["apis"][0]["backend"]["cluster"] = json!("c");
+    let gw = compile(cfg.to_string().as_bytes()).unwrap();
+    for f in ["timeoutMs", "cluster"] {
+        assert!(
+            gw.warnings.iter().any(|w| w.contains(&format!("apis[0].backend.{f}")) && w.contains("applies to HTTP backends only")),
+            "{:?}",
+            gw.warnings
+        );
+    }
 }
 
 #[test]

@@ -98,6 +98,9 @@ const FIELDS: &[&str] = &[
     "description",
 ];
 
+const HTTP_FIELDS: &[&str] = &["cluster", "path", "method", "timeoutMs", "host", "constantParameters", "systemParameters"];
+const MOCK_FIELDS: &[&str] = &["mockStatusCode", "mockResult", "mockHeaders"];
+
 /// `stageVariables`: stage name -> variable -> value.
 pub(crate) type StageVariables = HashMap<String, HashMap<String, String>>;
 
@@ -152,7 +155,13 @@ pub(crate) struct BackendScope<'a> {
 pub(crate) fn parse(c: &mut Validator, v: &Value, path: &str, scope: &BackendScope<'_>) -> Option<Backend> {
     let o = c.object(v, path, FIELDS)?;
     let _ = c.string(o, path, "description", false);
-    match c.string(o, path, "type", false).unwrap_or("HTTP") {
+    let kind = c.string(o, path, "type", false).unwrap_or("HTTP");
+    // A field of the other type is never read: said, so that a value someone relies on is not lost unseen.
+    let (others, of) = if kind == "MOCK" { (HTTP_FIELDS, "HTTP") } else { (MOCK_FIELDS, "MOCK") };
+    for f in others.iter().filter(|f| o.contains_key(**f)) {
+        c.warn(&join(path, f), format!("applies to {of} backends only: ignored"));
+    }
+    match kind {
         "HTTP" => http(c, o, path, scope).map(|h| Backend::Http(Box::new(h))),
         "MOCK" => mock(c, o, path).map(|m| Backend::Mock(Box::new(m))),
         other => {
