@@ -251,18 +251,18 @@ fn raw_first_value<'q>(src: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
 /// `?dryRun=true&to=bob` would verify as `?dryRun%3Dtrue&to=bob`, where a backend reads no `dryRun`.
 /// No SDK sends such a name; values with `&` are common (a search for `a&b`), so only `strict` refuses them.
 pub(crate) fn ambiguous_parameter(query: &[u8], form: Option<&[u8]>, strict: bool) -> Option<(Vec<u8>, bool)> {
+    // Only an escape puts `=` or `&` inside a decoded name or value: read off the raw text, without
+    // parsing (most requests have no such escape at all).
+    let escapes = |s: &[u8], what: &[&[u8]]| s.windows(3).any(|w| w[0] == b'%' && what.iter().any(|e| w[1..].eq_ignore_ascii_case(e)));
     let find = |src: &[u8], from_form: bool| {
-        // Only an escape can put `=` or `&` inside a name or a value: most requests have none.
-        let escaped = src.windows(3).any(|w| w[0] == b'%' && (w[1..].eq_ignore_ascii_case(b"3d") || w[1..] == *b"26"));
-        if !escaped {
-            return None;
-        }
-        let mut params = Vec::new();
-        crate::wire::url::parse_urlencoded(src, &mut params);
-        let odd = |p: &crate::wire::url::UrlParam<'_>| {
-            p.name.iter().any(|&b| b == b'=' || b == b'&') || (strict && p.value.as_ref().is_some_and(|v| v.contains(&b'&')))
-        };
-        params.iter().find(|p| odd(p)).map(|p| (p.name.to_vec(), from_form))
+        src.split(|&b| b == b'&').find_map(|piece| {
+            let (name, value) = match piece.iter().position(|&b| b == b'=') {
+                Some(eq) => (piece.get(..eq)?, piece.get(eq + 1..)?),
+                None => (piece, &[][..]),
+            };
+            let odd = escapes(name, &[b"3d", b"26"]) || (strict && escapes(value, &[b"26"]));
+            odd.then(|| (crate::wire::url::percent_decode(name, true).into_owned(), from_form))
+        })
     };
     find(query, false).or_else(|| form.and_then(|f| find(f, true)))
 }

@@ -144,7 +144,7 @@ impl Router {
     /// The API for a method, a (percent-decoded) path and a stage index, if any.
     pub(crate) fn lookup(&self, method: &[u8], path: &[u8], stage: u32) -> Option<u32> {
         let bit = 1u64.checked_shl(stage)?;
-        best(&self.root, path, Query { method, head_as_get: false, bit, prefer: None })
+        best(&self.root, Some(path.strip_prefix(b"/")?), Query { method, head_as_get: false, bit, prefer: None })
     }
 
     /// The API a lenient backend would serve for a path the gateway routed to `routed`: literal
@@ -165,11 +165,8 @@ impl Router {
                 canonical.extend(seg.iter().map(u8::to_ascii_lowercase));
             }
         }
-        let q = Query { method, head_as_get: head, bit, prefer: Some(routed) };
-        let mut best: Option<Score> = None;
         // The folded templates have no empty segments either: `/` is the root's own routes.
-        walk(&self.folded, canonical.get(1..).filter(|r| !r.is_empty()), 0, q, &mut best);
-        best.map(|s| s.4 .0)
+        best(&self.folded, canonical.get(1..).filter(|r| !r.is_empty()), Query { method, head_as_get: head, bit, prefer: Some(routed) })
     }
 }
 
@@ -201,10 +198,10 @@ fn insert(mut node: &mut Node, template: &[Segment], route: Route, fold: bool) {
     node.end.push(route);
 }
 
-fn best(root: &Node, path: &[u8], q: Query<'_>) -> Option<u32> {
-    let rest = path.strip_prefix(b"/")?;
+/// The best API for the path after its leading `/` (`None`: nothing after it, in the folded tree).
+fn best(root: &Node, rest: Option<&[u8]>, q: Query<'_>) -> Option<u32> {
     let mut best: Option<Score> = None;
-    walk(root, Some(rest), 0, q, &mut best);
+    walk(root, rest, 0, q, &mut best);
     best.map(|s| s.4 .0)
 }
 
